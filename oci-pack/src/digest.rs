@@ -1,0 +1,156 @@
+//! Content digests (`sha256:<hex>`) and a writer that computes one while bytes stream through it.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+
+/// A `sha256:` digest, the only algorithm the engine writes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::from_hash(Sha256::digest(bytes).into())
+    }
+
+    fn from_hash(hash: [u8; 32]) -> Digest {
+        use fmt::Write as _;
+        let mut hex = String::with_capacity(64);
+        for byte in hash {
+            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+        }
+        Digest { hex }
+    }
+
+    /// The 64 hex digits, which name the blob under `blobs/sha256/`.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Digest, Error> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .filter(|hex| {
+                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+            .ok_or_else(|| Error::InvalidDigest(s.to_owned()))?;
+        Ok(Digest {
+            hex: hex.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Passes bytes through to `inner` while hashing and counting them, so a digest and a size come
+/// out of the same pass that writes the data.
+#[derive(Debug)]
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> DigestWriter<W> {
+    pub fn new(inner: W) -> Self {
+        DigestWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The digest and size of everything written, and the inner writer.
+    pub fn finish(self) -> (Digest, u64, W) {
+        (
+            Digest::from_hash(self.hasher.finalize().into()),
+            self.size,
+            self.inner,
+        )
+    }
+}
+
+impl<W: Write> Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_empty_input_is_the_well_known_one() {
+        assert_eq!(
+            Digest::of(b"").to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn writer_matches_one_shot_digest() {
+        let mut w = DigestWriter::new(Vec::new());
+        w.write_all(b"hello ").unwrap();
+        w.write_all(b"world").unwrap();
+        let (digest, size, inner) = w.finish();
+        assert_eq!(digest, Digest::of(b"hello world"));
+        assert_eq!(size, 11);
+        assert_eq!(inner, b"hello world");
+    }
+
+    #[test]
+    fn parse_rejects_malformed_digests() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert!(good.parse::<Digest>().is_ok());
+        for bad in [
+            "a".repeat(64),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha512:{}", "a".repeat(64)),
+            format!("sha256:../{}", "a".repeat(61)),
+        ] {
+            assert!(bad.parse::<Digest>().is_err(), "{bad} was accepted");
+        }
+    }
+}

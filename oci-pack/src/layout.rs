@@ -1,0 +1,223 @@
+//! The OCI image layout writer: `oci-layout`, `index.json` and `blobs/sha256/`.
+//!
+//! A layout is staged in a fresh directory beside its destination and moved into place only when
+//! complete, so a failed build leaves whatever was there before, never half an image.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::descriptor::Descriptor;
+use crate::error::{Error, Result};
+use crate::index::ImageIndex;
+use crate::reference::Reference;
+use crate::store::BlobStore;
+
+/// Annotation naming an `index.json` entry by its tag, as skopeo, podman and umoci look it up.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation with the full image name, which containerd and podman use to name what they load.
+pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+
+const OCI_LAYOUT_FILE: &str = "oci-layout";
+const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// A layout being written; dropped without [`finish`](StagedLayout::finish), it vanishes.
+#[derive(Debug)]
+pub struct StagedLayout {
+    staging: tempfile::TempDir,
+    store: BlobStore,
+    destination: PathBuf,
+}
+
+impl StagedLayout {
+    /// Starts a layout that will replace `destination` once finished. An existing destination must
+    /// be an OCI layout (or empty): anything else is refused rather than overwritten.
+    pub fn create(destination: &Path) -> Result<StagedLayout> {
+        check_replaceable(destination)?;
+        let parent = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .tempdir_in(parent)
+            .map_err(Error::io("create a staging directory in", parent))?;
+        let store = BlobStore::open(staging.path())?;
+        Ok(StagedLayout {
+            staging,
+            store,
+            destination: destination.to_owned(),
+        })
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Writes `index.json` with one entry per tag, each pointing at `target` (a manifest or an
+    /// index), and moves the layout into place.
+    pub fn finish(self, target: &Descriptor, tags: &[Reference]) -> Result<PathBuf> {
+        let manifests = tags.iter().map(|tag| tagged(target, tag)).collect();
+        let index = ImageIndex::new(manifests, Default::default());
+        let root = self.staging.path();
+        let index_bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
+            what: "index.json",
+            source,
+        })?;
+        write_file(&root.join("index.json"), &index_bytes)?;
+        write_file(&root.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT.as_bytes())?;
+        replace_dir(self.staging, &self.destination)?;
+        Ok(self.destination)
+    }
+}
+
+fn tagged(target: &Descriptor, tag: &Reference) -> Descriptor {
+    let mut entry = target.clone();
+    entry
+        .annotations
+        .insert(REF_NAME.to_owned(), tag.tag.clone());
+    entry
+        .annotations
+        .insert(CONTAINERD_IMAGE_NAME.to_owned(), tag.to_string());
+    entry
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    fs::write(path, bytes).map_err(Error::io("write", path))
+}
+
+fn check_replaceable(destination: &Path) -> Result<()> {
+    let refuse = |why: &str| Error::Io {
+        action: "replace",
+        path: destination.to_owned(),
+        source: std::io::Error::other(format!("{why}; refusing to overwrite it")),
+    };
+    match fs::symlink_metadata(destination) {
+        Err(_) => Ok(()),
+        Ok(meta) if !meta.is_dir() => Err(refuse("it exists and is not a directory")),
+        Ok(_) => {
+            let is_layout = destination.join(OCI_LAYOUT_FILE).is_file();
+            let is_empty = fs::read_dir(destination)
+                .map_err(Error::io("read directory", destination))?
+                .next()
+                .is_none();
+            if is_layout || is_empty {
+                Ok(())
+            } else {
+                Err(refuse("it is a directory that is not an OCI image layout"))
+            }
+        }
+    }
+}
+
+/// Moves the finished `staging` directory to `destination`, replacing an older layout there.
+fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
+    let staged = staging.keep();
+    let result = (|| {
+        if fs::symlink_metadata(destination).is_ok() {
+            let parent = staged.parent().unwrap_or(Path::new("."));
+            let old = tempfile::Builder::new()
+                .prefix(".old-")
+                .tempdir_in(parent)
+                .map_err(Error::io("create a directory in", parent))?;
+            let old_layout = old.path().join("layout");
+            fs::rename(destination, &old_layout).map_err(Error::io("move aside", destination))?;
+            fs::rename(&staged, destination).map_err(Error::io("move into place", destination))?;
+            drop(old);
+        } else {
+            fs::rename(&staged, destination).map_err(Error::io("move into place", destination))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staged);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_type;
+
+    fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {
+        let staged = StagedLayout::create(destination)?;
+        let descriptor = staged.store().put(media_type::OCI_MANIFEST, content)?;
+        staged.finish(
+            &descriptor,
+            &["app:1.0".parse().unwrap(), "app:latest".parse().unwrap()],
+        )
+    }
+
+    #[test]
+    fn writes_a_layout_with_one_entry_per_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app");
+        finish_with_blob(&out, b"{}").unwrap();
+        assert_eq!(
+            fs::read_to_string(out.join("oci-layout")).unwrap(),
+            OCI_LAYOUT_CONTENT
+        );
+        let index: ImageIndex =
+            serde_json::from_slice(&fs::read(out.join("index.json")).unwrap()).unwrap();
+        let names: Vec<(&str, &str)> = index
+            .manifests
+            .iter()
+            .map(|m| {
+                (
+                    m.annotations[REF_NAME].as_str(),
+                    m.annotations[CONTAINERD_IMAGE_NAME].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(names, [("1.0", "app:1.0"), ("latest", "app:latest")]);
+        let entries: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            entries,
+            ["app"],
+            "no staging directory is left beside the output"
+        );
+    }
+
+    #[test]
+    fn replaces_an_old_layout_and_refuses_other_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app");
+        finish_with_blob(&out, b"first").unwrap();
+        finish_with_blob(&out, b"second").unwrap();
+        let blobs: Vec<_> = fs::read_dir(out.join("blobs/sha256")).unwrap().collect();
+        assert_eq!(blobs.len(), 1, "the old layout's blobs are gone");
+
+        let precious = dir.path().join("home");
+        fs::create_dir(&precious).unwrap();
+        fs::write(precious.join("notes.txt"), "keep me").unwrap();
+        assert!(StagedLayout::create(&precious).is_err());
+        assert_eq!(
+            fs::read_to_string(precious.join("notes.txt")).unwrap(),
+            "keep me"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_layout_leaves_the_old_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app");
+        finish_with_blob(&out, b"first").unwrap();
+        let before = fs::read(out.join("index.json")).unwrap();
+        let staged = StagedLayout::create(&out).unwrap();
+        staged
+            .store()
+            .put(media_type::OCI_MANIFEST, b"abandoned")
+            .unwrap();
+        drop(staged);
+        assert_eq!(fs::read(out.join("index.json")).unwrap(), before);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

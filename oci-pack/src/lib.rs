@@ -1,0 +1,25 @@
+//! `oci-pack`: the image engine of `cargo oci`, a library with no knowledge of Cargo.
+//!
+//! Everything is built around a content-addressed [`store::BlobStore`]: layers, configs and
+//! manifests are written into it once, and every output format is a view of it.
+//! The engine never prints, never exits and never reads the environment; the caller passes in
+//! what it needs (such as the `SOURCE_DATE_EPOCH` timestamp) and listens through
+//! [`progress::Progress`].
+
+pub mod config;
+pub mod descriptor;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod index;
+pub mod layer;
+pub mod layout;
+pub mod manifest;
+pub mod media_type;
+pub mod platform;
+pub mod progress;
+pub mod reference;
+pub mod store;
+pub mod timestamp;
+
+pub use error::{Error, Result};

@@ -1,0 +1,36 @@
+//! How the engine tells its caller what it is doing; the engine itself never prints.
+
+use std::path::Path;
+
+use crate::descriptor::Descriptor;
+use crate::layer::Layer;
+use crate::platform::Platform;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A new layer is in the store.
+    LayerWritten {
+        layer: &'a Layer,
+        created_by: &'a str,
+    },
+    /// An image's config and manifest are in the store.
+    ImageWritten {
+        platform: &'a Platform,
+        manifest: &'a Descriptor,
+    },
+    /// An output is complete at `path`.
+    OutputWritten { path: &'a Path },
+}
+
+pub trait Progress {
+    fn on_event(&mut self, event: &Event<'_>);
+}
+
+/// For callers that do not listen, and for tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn on_event(&mut self, _: &Event<'_>) {}
+}

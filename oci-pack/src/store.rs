@@ -1,0 +1,193 @@
+//! A content-addressed blob store on disk: `<root>/blobs/sha256/<hex>`.
+//!
+//! An OCI layout's `blobs/` directory *is* a store. Blobs are written to a temporary file in the
+//! same directory and renamed into place once their digest is known, so a blob path either does
+//! not exist or holds exactly the bytes its name promises. Reads check the digest again.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::descriptor::Descriptor;
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (and creates, if needed) the store whose `blobs/` directory is under `root`.
+    pub fn open(root: &Path) -> Result<BlobStore> {
+        let store = BlobStore {
+            root: root.to_owned(),
+        };
+        let dir = store.blob_dir();
+        fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// Where the blob with this digest lives (whether or not it is there yet).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir().join(digest.hex())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Starts a streamed blob; its digest is known when [`BlobWriter::commit`] is called.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let dir = self.blob_dir();
+        let file = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(&dir)
+            .map_err(Error::io("create a temporary file in", &dir))?;
+        Ok(BlobWriter {
+            inner: DigestWriter::new(BufWriter::new(file)),
+            dir,
+        })
+    }
+
+    /// Stores `bytes` and returns a descriptor of them with `media_type`.
+    pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let mut writer = self.writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(Error::io("write to", &writer.dir))?;
+        let (digest, size) = writer.commit()?;
+        Ok(Descriptor::new(media_type, digest, size))
+    }
+
+    /// Stores `value` as compact JSON (struct fields in declaration order, maps sorted).
+    pub fn put_json<T: Serialize>(
+        &self,
+        media_type: &str,
+        what: &'static str,
+        value: &T,
+    ) -> Result<Descriptor> {
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Json { what, source })?;
+        self.put(media_type, &bytes)
+    }
+
+    /// Reads a whole blob, checking that it has the size and digest the descriptor promises.
+    pub fn read(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let path = self.blob_path(&descriptor.digest);
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(file) => file
+                .take(descriptor.size.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(Error::io("read", &path))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob(descriptor.digest.clone()))
+            }
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
+            return Err(Error::BlobMismatch {
+                digest: descriptor.digest.clone(),
+                expected_size: descriptor.size,
+                actual,
+                actual_size: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// A blob being written; dropped without [`commit`](BlobWriter::commit), it leaves nothing behind.
+#[derive(Debug)]
+pub struct BlobWriter {
+    inner: DigestWriter<BufWriter<tempfile::NamedTempFile>>,
+    dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Flushes the blob to disk and moves it to its content address.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (digest, size, buffered) = self.inner.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io("write to", &self.dir)(e.into_error()))?;
+        let path = self.dir.join(digest.hex());
+        // Same name, same content: a blob already present is kept and the copy dropped.
+        if !path.is_file() {
+            file.persist(&path)
+                .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_type;
+
+    #[test]
+    fn put_then_read_round_trips_and_names_blob_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let descriptor = store.put(media_type::OCI_CONFIG, b"{}").unwrap();
+        assert_eq!(descriptor.digest, Digest::of(b"{}"));
+        assert_eq!(descriptor.size, 2);
+        assert_eq!(
+            fs::read(store.blob_path(&descriptor.digest)).unwrap(),
+            b"{}"
+        );
+        assert_eq!(store.read(&descriptor).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn read_detects_corruption_and_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let descriptor = store.put(media_type::OCI_CONFIG, b"{\"a\":1}").unwrap();
+        fs::write(store.blob_path(&descriptor.digest), b"{\"a\":2}").unwrap();
+        assert!(matches!(
+            store.read(&descriptor),
+            Err(Error::BlobMismatch { .. })
+        ));
+
+        let absent = Descriptor::new(media_type::OCI_CONFIG, Digest::of(b"nope"), 4);
+        assert!(matches!(store.read(&absent), Err(Error::MissingBlob(_))));
+    }
+
+    #[test]
+    fn an_abandoned_writer_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        writer.write_all(b"half a blob").unwrap();
+        drop(writer);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
