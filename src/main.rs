@@ -1,1 +1,53 @@
-fn main() {}
+//! `cargo oci`: a thin command line over `oci-pack`. It parses arguments, runs the subcommand,
+//! and maps errors to an exit code.
+
+mod build;
+mod cargo_build;
+mod metadata;
+mod plan;
+mod shell;
+mod values;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cargo runs us as `cargo-oci oci build …`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo")]
+enum Cli {
+    Oci(Oci),
+}
+
+/// Build OCI and Docker images of Rust crates, described in Cargo.toml
+#[derive(Debug, clap::Args)]
+#[command(version)]
+struct Oci {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the package's binaries and pack them into an OCI image
+    Build(build::BuildArgs),
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Run directly as `cargo-oci build`, behave as `cargo oci build`.
+    if args.get(1).is_some_and(|a| a != "oci") {
+        args.insert(1, "oci".into());
+    }
+    let Cli::Oci(oci) = Cli::parse_from(args);
+    let result = match oci.command {
+        Command::Build(args) => build::exec(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! A layout is staged in a fresh directory beside its destination and moved into place only when
 //! complete, so a failed build leaves whatever was there before, never half an image.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -59,10 +60,15 @@ impl StagedLayout {
     }
 
     /// Writes `index.json` with one entry per tag, each pointing at `target` (a manifest or an
-    /// index), and moves the layout into place.
-    pub fn finish(self, target: &Descriptor, tags: &[Reference]) -> Result<PathBuf> {
+    /// index), and `annotations` on the index itself; then moves the layout into place.
+    pub fn finish(
+        self,
+        target: &Descriptor,
+        tags: &[Reference],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
         let manifests = tags.iter().map(|tag| tagged(target, tag)).collect();
-        let index = ImageIndex::new(manifests, Default::default());
+        let index = ImageIndex::new(manifests, annotations);
         let root = self.staging.path();
         let index_bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
             what: "index.json",
@@ -147,10 +153,8 @@ mod tests {
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {
         let staged = StagedLayout::create(destination)?;
         let descriptor = staged.store().put(media_type::OCI_MANIFEST, content)?;
-        staged.finish(
-            &descriptor,
-            &["app:1.0".parse().unwrap(), "app:latest".parse().unwrap()],
-        )
+        let tags = ["app:1.0".parse().unwrap(), "app:latest".parse().unwrap()];
+        staged.finish(&descriptor, &tags, BTreeMap::new())
     }
 
     #[test]

@@ -1,0 +1,431 @@
+//! Resolution: `[package.metadata.oci]` plus what Cargo knows of the package, turned into a
+//! fully-defaulted, validated plan. Every check that can fail runs here, before cargo builds
+//! anything and before a byte is written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_pack::config::{ConfigChanges, Healthcheck};
+use oci_pack::layer::{image_path, Compression};
+use oci_pack::reference::Reference;
+use oci_pack::timestamp::Timestamp;
+
+use crate::metadata::{CompressionSpec, EnvSpec, KeyError, OciMetadata};
+use crate::values;
+
+/// What Cargo tells us about the package being packed.
+#[derive(Debug, Clone, Default)]
+pub struct PackageFacts {
+    pub name: String,
+    pub version: String,
+    pub authors: Vec<String>,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    pub homepage: Option<String>,
+    pub documentation: Option<String>,
+    /// The directory of the package's `Cargo.toml`; `files` sources are relative to it.
+    pub dir: PathBuf,
+    /// Its `[[bin]]` targets.
+    pub bin_targets: Vec<String>,
+    /// The git commit the package is checked out at, if it is in a git checkout.
+    pub revision: Option<String>,
+}
+
+/// Everything needed to pack one package, defaults applied.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub bins: Vec<String>,
+    pub bin_dir: String,
+    /// `(source on disk, destination in the image)`.
+    pub files: Vec<(PathBuf, String)>,
+    pub tags: Vec<Reference>,
+    pub config: ConfigChanges,
+    pub author: Option<String>,
+    pub comment: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub index_annotations: BTreeMap<String, String>,
+    pub compression: Compression,
+}
+
+const PREFIX: &str = "package.metadata.oci";
+const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
+const DEFAULT_TAG: &str = "{name}:{version}";
+
+fn key_error(key: &str, message: impl Into<String>) -> KeyError {
+    KeyError {
+        path: format!("{PREFIX}.{key}"),
+        message: message.into(),
+    }
+}
+
+pub fn resolve(
+    metadata: OciMetadata,
+    package: &PackageFacts,
+    created: Timestamp,
+) -> Result<Plan, KeyError> {
+    match metadata.base.as_deref() {
+        None | Some("scratch") => {}
+        Some(other) => {
+            return Err(key_error(
+                "base",
+                format!("`{other}`: only \"scratch\" is supported so far; parent images are not supported yet"),
+            ))
+        }
+    }
+
+    let bins = match metadata.bins {
+        Some(bins) => {
+            if let Some(missing) = bins.iter().find(|b| !package.bin_targets.contains(b)) {
+                return Err(key_error(
+                    "bins",
+                    format!(
+                        "`{missing}` is not a binary of package `{}` (it has: {})",
+                        package.name,
+                        list(&package.bin_targets)
+                    ),
+                ));
+            }
+            bins
+        }
+        None => package.bin_targets.clone(),
+    };
+
+    let bin_dir = metadata
+        .bin_dir
+        .unwrap_or_else(|| DEFAULT_BIN_DIR.to_owned());
+    image_path(&bin_dir).map_err(|e| key_error("bin-dir", e.to_string()))?;
+    let bin_dir = bin_dir.trim_end_matches('/').to_owned();
+
+    let mut files = Vec::new();
+    for (i, file) in metadata.files.iter().enumerate() {
+        let source = package.dir.join(&file.src);
+        if std::fs::symlink_metadata(&source).is_err() {
+            return Err(key_error(
+                &format!("files[{i}]"),
+                format!("`src` `{}` does not exist", source.display()),
+            ));
+        }
+        let dest = match file.dest.strip_suffix('/') {
+            // `dest/` means "into this directory", as with `COPY`.
+            Some(dir) => format!(
+                "{dir}/{}",
+                source
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ),
+            None => file.dest.clone(),
+        };
+        image_path(&dest).map_err(|e| key_error(&format!("files[{i}]"), format!("`dest`: {e}")))?;
+        files.push((source, dest));
+    }
+
+    if bins.is_empty() && files.is_empty() {
+        return Err(key_error(
+            "bins",
+            format!(
+                "nothing to pack: package `{}` has no binaries and no `files` are listed",
+                package.name
+            ),
+        ));
+    }
+
+    let tags = metadata
+        .tags
+        .unwrap_or_else(|| vec![DEFAULT_TAG.to_owned()])
+        .iter()
+        .enumerate()
+        .map(|(i, template)| {
+            let tag = template
+                .replace("{name}", &package.name)
+                .replace("{version}", &package.version);
+            tag.parse::<Reference>()
+                .map_err(|e| key_error(&format!("tags[{i}]"), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if tags.is_empty() {
+        return Err(key_error(
+            "tags",
+            "at least one tag is needed to name the image",
+        ));
+    }
+    let mut tag_names = BTreeMap::new();
+    for tag in &tags {
+        if let Some(other) = tag_names.insert(tag.tag.clone(), tag) {
+            if other != tag {
+                return Err(key_error(
+                    "tags",
+                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
+                ));
+            }
+        }
+    }
+    let mut unique_tags = tags.clone();
+    unique_tags.dedup();
+
+    let mut config = config_changes(&metadata.config)?;
+    if config.entrypoint.is_none() {
+        if let [only] = bins.as_slice() {
+            config.entrypoint = Some(vec![format!("{bin_dir}/{only}")]);
+        }
+    }
+
+    let compression = match metadata.compression {
+        None | Some(CompressionSpec::Gzip) => Compression::Gzip,
+        Some(CompressionSpec::None) => Compression::None,
+    };
+    let author = metadata.author.or_else(|| package.authors.first().cloned());
+
+    Ok(Plan {
+        bins,
+        bin_dir,
+        files,
+        tags: unique_tags,
+        config,
+        annotations: annotations(package, author.as_deref(), created, metadata.annotations),
+        author,
+        comment: metadata.comment,
+        index_annotations: metadata.index_annotations,
+        compression,
+    })
+}
+
+fn config_changes(spec: &crate::metadata::ConfigSpec) -> Result<ConfigChanges, KeyError> {
+    let mut env = Vec::new();
+    match &spec.env {
+        None => {}
+        Some(EnvSpec::Table(table)) => {
+            for (name, value) in table {
+                values::env_name(name).map_err(|e| key_error("config.env", e))?;
+                env.push((name.clone(), value.clone()));
+            }
+        }
+        Some(EnvSpec::List(list)) => {
+            for (i, entry) in list.iter().enumerate() {
+                let (name, value) = entry.split_once('=').ok_or_else(|| {
+                    key_error(
+                        &format!("config.env[{i}]"),
+                        format!("`{entry}` is not of the form NAME=value"),
+                    )
+                })?;
+                values::env_name(name).map_err(|e| key_error(&format!("config.env[{i}]"), e))?;
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    let mut exposed_ports = Vec::new();
+    for (i, port) in spec.exposed_ports.iter().enumerate() {
+        let text = port.to_string();
+        exposed_ports.extend(
+            values::exposed_ports(&text)
+                .map_err(|e| key_error(&format!("config.exposed-ports[{i}]"), e))?,
+        );
+    }
+
+    for (i, volume) in spec.volumes.iter().enumerate() {
+        image_path(volume)
+            .map_err(|e| key_error(&format!("config.volumes[{i}]"), e.to_string()))?;
+    }
+    if let Some(dir) = &spec.working_dir {
+        if !dir.starts_with('/') {
+            return Err(key_error(
+                "config.working-dir",
+                format!("`{dir}` must be an absolute path"),
+            ));
+        }
+    }
+    if let Some(signal) = &spec.stop_signal {
+        values::stop_signal(signal).map_err(|e| key_error("config.stop-signal", e))?;
+    }
+    if let Some(user) = &spec.user {
+        if user.is_empty() || user.contains(char::is_whitespace) {
+            return Err(key_error(
+                "config.user",
+                format!("`{user}` is not a user name, uid, or `user:group`"),
+            ));
+        }
+    }
+
+    let healthcheck =
+        match &spec.healthcheck {
+            None => None,
+            Some(check) => {
+                match check.test.first().map(String::as_str) {
+                    Some("NONE") if check.test.len() == 1 => {}
+                    Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
+                    _ => return Err(key_error(
+                        "config.healthcheck.test",
+                        "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] or [\"NONE\"]",
+                    )),
+                }
+                let duration = |key: &str, value: &Option<String>| {
+                    value
+                        .as_deref()
+                        .map(values::duration_ns)
+                        .transpose()
+                        .map_err(|e| key_error(&format!("config.healthcheck.{key}"), e))
+                };
+                Some(Healthcheck {
+                    test: check.test.clone(),
+                    interval: duration("interval", &check.interval)?,
+                    timeout: duration("timeout", &check.timeout)?,
+                    start_period: duration("start-period", &check.start_period)?,
+                    retries: check.retries,
+                    extra: BTreeMap::new(),
+                })
+            }
+        };
+
+    Ok(ConfigChanges {
+        user: spec.user.clone(),
+        exposed_ports,
+        env,
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.cmd.clone(),
+        volumes: spec.volumes.clone(),
+        working_dir: spec.working_dir.clone(),
+        labels: spec.labels.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        healthcheck,
+        memory: spec.memory,
+        memory_swap: spec.memory_swap,
+        cpu_shares: spec.cpu_shares,
+    })
+}
+
+/// The `org.opencontainers.image.*` annotations Cargo knows; the user's own win.
+fn annotations(
+    package: &PackageFacts,
+    author: Option<&str>,
+    created: Timestamp,
+    user: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let authors = if package.authors.is_empty() {
+        author.map(str::to_owned)
+    } else {
+        Some(package.authors.join(", "))
+    };
+    let known = [
+        ("created", Some(created.to_rfc3339())),
+        ("title", Some(package.name.clone())),
+        ("version", Some(package.version.clone())),
+        ("description", package.description.clone()),
+        ("licenses", package.license.clone()),
+        ("source", package.repository.clone()),
+        ("url", package.homepage.clone()),
+        ("documentation", package.documentation.clone()),
+        ("authors", authors),
+        ("revision", package.revision.clone()),
+    ];
+    let mut annotations: BTreeMap<String, String> = known
+        .into_iter()
+        .filter_map(|(key, value)| Some((format!("org.opencontainers.image.{key}"), value?)))
+        .collect();
+    annotations.extend(user);
+    annotations
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn package() -> PackageFacts {
+        PackageFacts {
+            name: "hello".into(),
+            version: "0.1.0".into(),
+            authors: vec!["Ferris <ferris@example.com>".into()],
+            license: Some("MIT".into()),
+            dir: std::env::temp_dir(),
+            bin_targets: vec!["hello".into()],
+            ..PackageFacts::default()
+        }
+    }
+
+    fn plan(metadata: serde_json::Value) -> Result<Plan, String> {
+        let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string())?;
+        resolve(metadata, &package(), Timestamp(0)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_come_from_cargo() {
+        let plan = plan(json!({})).unwrap();
+        assert_eq!(plan.bins, ["hello"]);
+        assert_eq!(plan.tags, ["hello:0.1.0".parse::<Reference>().unwrap()]);
+        assert_eq!(plan.config.entrypoint.unwrap(), ["/usr/local/bin/hello"]);
+        assert_eq!(plan.author.as_deref(), Some("Ferris <ferris@example.com>"));
+        assert_eq!(plan.annotations["org.opencontainers.image.licenses"], "MIT");
+        assert_eq!(
+            plan.annotations["org.opencontainers.image.created"],
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(plan.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn users_annotations_win() {
+        let plan =
+            plan(json!({"annotations": {"org.opencontainers.image.title": "Hello service"}}))
+                .unwrap();
+        assert_eq!(
+            plan.annotations["org.opencontainers.image.title"],
+            "Hello service"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            (json!({"bins": ["nope"]}), "`package.metadata.oci.bins`: `nope` is not a binary of package `hello` (it has: `hello`)"),
+            (json!({"config": {"exposed-ports": [8080, "99999/tcp"]}}), "`package.metadata.oci.config.exposed-ports[1]`: `99999/tcp`: `99999` is not a port number (1-65535)"),
+            (json!({"config": {"env": ["OK=1", "BROKEN"]}}), "`package.metadata.oci.config.env[1]`: `BROKEN` is not of the form NAME=value"),
+            (json!({"config": {"stop-signal": "SIGTERN"}}), "`package.metadata.oci.config.stop-signal`: `SIGTERN` is not a signal name like \"SIGTERM\" or a number from 1 to 64"),
+            (json!({"config": {"healthcheck": {"test": ["CMD", "x"], "interval": "30"}}}), "`package.metadata.oci.config.healthcheck.interval`: `30` is not a duration like \"30s\", \"1m30s\" or \"500ms\""),
+            (json!({"files": [{"src": "does-not-exist-anywhere", "dest": "/x"}]}), "does not exist"),
+            (json!({"tags": ["Hello:1"]}), "`package.metadata.oci.tags[0]`: invalid image reference `Hello:1`"),
+            (json!({"base": "docker://debian"}), "`package.metadata.oci.base`: `docker://debian`: only \"scratch\""),
+            (json!({"bin-dir": "bin"}), "`package.metadata.oci.bin-dir`: invalid image path `bin`: paths in the image must be absolute"),
+        ];
+        for (metadata, expected) in cases {
+            let error = plan(metadata.clone()).unwrap_err();
+            assert!(
+                error.contains(expected),
+                "{metadata}:\n  got {error}\n  expected {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_values_are_normalised() {
+        let plan = plan(json!({"config": {
+            "env": {"RUST_LOG": "info"},
+            "exposed-ports": [8080, "53/udp"],
+            "healthcheck": {"test": ["CMD", "/hello", "--check"], "interval": "1m30s", "retries": 3},
+        }}))
+        .unwrap();
+        assert_eq!(
+            plan.config.env,
+            [("RUST_LOG".to_owned(), "info".to_owned())]
+        );
+        assert_eq!(plan.config.exposed_ports, ["8080/tcp", "53/udp"]);
+        let check = plan.config.healthcheck.unwrap();
+        assert_eq!(
+            (check.interval, check.retries),
+            (Some(90_000_000_000), Some(3))
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! End-to-end tests of `cargo oci build` on fixture crates: what it writes, what it prints, the
+//! errors it gives, and that the same inputs give the same bytes.
+
+mod support;
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use support::{manifest_and_config, read_json, Fixture};
+
+#[test]
+fn writes_a_layout_with_every_tag_and_the_declared_config() {
+    let fixture = Fixture::copy("hello");
+    let stdout = fixture.build_ok(&[]);
+    let layout = fixture.layout();
+    let index = read_json(&layout.join("index.json"));
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    assert_eq!(stdout, format!("oci {digest} {}\n", layout.display()));
+
+    assert_eq!(
+        fs::read_to_string(layout.join("oci-layout")).unwrap(),
+        r#"{"imageLayoutVersion":"1.0.0"}"#
+    );
+    let entries: Vec<(&str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["digest"], digest);
+            assert_eq!(
+                m["platform"],
+                serde_json::json!({"architecture": "amd64", "os": "linux"})
+            );
+            let annotations = &m["annotations"];
+            (
+                annotations["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap(),
+                annotations["io.containerd.image.name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [("0.1.0", "hello:0.1.0"), ("latest", "hello:latest")]
+    );
+    assert_eq!(index["annotations"]["org.example.index"], "yes");
+
+    let (manifest, config) = manifest_and_config(&layout);
+    let annotations = &manifest["annotations"];
+    assert_eq!(annotations["org.opencontainers.image.title"], "hello");
+    assert_eq!(annotations["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(annotations["org.opencontainers.image.licenses"], "MIT");
+    assert_eq!(
+        annotations["org.opencontainers.image.source"],
+        "https://example.com/hello"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.authors"],
+        "Ferris <ferris@example.com>"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.created"],
+        "1970-01-01T00:00:00Z"
+    );
+    assert_eq!(annotations["org.example.team"], "fixtures");
+    assert!(
+        annotations
+            .get("org.opencontainers.image.revision")
+            .is_none(),
+        "the copy is not in git"
+    );
+
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "static files and binaries, one layer each"
+    );
+    assert_eq!(
+        config["config"],
+        serde_json::json!({
+            "User": "65532:65532",
+            "ExposedPorts": {"53/udp": {}, "8080/tcp": {}},
+            "Env": ["GREETING=hi there", "RUST_LOG=info"],
+            "Entrypoint": ["/usr/local/bin/hello"],
+            "Cmd": ["--from-cmd"],
+            "Volumes": {"/data": {}},
+            "WorkingDir": "/srv",
+            "Labels": {"org.example.fixture": "hello"},
+            "StopSignal": "SIGINT",
+            "Healthcheck": {
+                "Test": ["CMD", "/usr/local/bin/hello", "--check"],
+                "Interval": 90_000_000_000u64,
+                "Timeout": 5_000_000_000u64,
+                "StartPeriod": 2_000_000_000u64,
+                "Retries": 3
+            },
+            "Memory": 268_435_456,
+            "MemorySwap": 536_870_912,
+            "CpuShares": 512
+        })
+    );
+    assert_eq!(config["author"], "Ferris <ferris@example.com>");
+    assert_eq!(config["history"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn json_messages_describe_each_output() {
+    let fixture = Fixture::copy("hello");
+    let stdout = fixture.build_ok(&["--message-format", "json", "--output", "image"]);
+    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let layout = fixture.path().join("image");
+    let index = read_json(&layout.join("index.json"));
+    assert_eq!(message["format"], "oci");
+    assert_eq!(message["path"], layout.display().to_string());
+    assert_eq!(message["digest"], index["manifests"][0]["digest"]);
+    assert_eq!(
+        message["tags"],
+        serde_json::json!(["hello:0.1.0", "hello:latest"])
+    );
+    assert_eq!(message["platforms"], serde_json::json!(["linux/amd64"]));
+}
+
+#[test]
+fn the_same_crate_in_two_places_gives_the_same_digests() {
+    let first = Fixture::copy("hello");
+    let second = Fixture::copy("hello");
+    // Different source mtimes must not reach the image.
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for entry in ["src/main.rs", "static/css/site.css", "static/index.html"] {
+        fs::File::options()
+            .write(true)
+            .open(second.path().join(entry))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let a = first.build_ok(&["--quiet"]);
+    let b = second.build_ok(&["--quiet"]);
+    let digest = |stdout: &str| stdout.split(' ').nth(1).unwrap().to_owned();
+    assert_eq!(digest(&a), digest(&b));
+    let (manifest_a, config_a) = manifest_and_config(&first.layout());
+    let (manifest_b, config_b) = manifest_and_config(&second.layout());
+    assert_eq!(manifest_a, manifest_b);
+    assert_eq!(config_a, config_b);
+}
+
+#[test]
+fn source_date_epoch_dates_config_history_annotation_and_files() {
+    let fixture = Fixture::copy("hello");
+    let output = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    support::assert_success(&output, "cargo oci build");
+    let (manifest, config) = manifest_and_config(&fixture.layout());
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    assert!(config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["created"] == "2023-11-14T22:13:20Z"));
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.created"],
+        "2023-11-14T22:13:20Z"
+    );
+
+    let layer_digest = manifest["layers"][1]["digest"].as_str().unwrap();
+    let layer = fs::read(
+        fixture
+            .layout()
+            .join("blobs/sha256")
+            .join(layer_digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(
+            entry.header().mtime().unwrap(),
+            1_700_000_000,
+            "{:?}",
+            entry.path().unwrap()
+        );
+    }
+
+    let bad = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "yesterday")]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid SOURCE_DATE_EPOCH `yesterday`"));
+}
+
+/// Each bad input: the message that must appear on stderr, and nothing written.
+#[test]
+fn bad_metadata_is_a_clear_error_and_writes_nothing() {
+    let cases = [
+        (
+            "[package.metadata.oci.config]\nexposed-port = [8080]\n",
+            "error: invalid `package.metadata.oci.config.exposed-port`: unknown key `exposed-port`\nhelp: a key with a similar name exists: `exposed-ports`\n  --> ",
+        ),
+        (
+            "[package.metadata.oci.config]\nexposed-ports = [\"8080/http\"]\n",
+            "`package.metadata.oci.config.exposed-ports[0]`: `8080/http`: the protocol must be `tcp`, `udp` or `sctp`",
+        ),
+        ("[package.metadata.oci.config]\nmemory = \"1G\"\n", "`package.metadata.oci.config.memory`: invalid type: string \"1G\", expected i64"),
+        ("[package.metadata.oci]\nbins = [\"server\"]\n", "`package.metadata.oci.bins`: `server` is not a binary of package `hello`"),
+        (
+            "[package.metadata.oci]\nfiles = [{ src = \"missing\", dest = \"/srv\" }]\n",
+            "`package.metadata.oci.files[0]`: `src` `",
+        ),
+        ("[package.metadata.oci.config]\nstop-signal = \"SIGSTOPP\"\n", "`package.metadata.oci.config.stop-signal`: `SIGSTOPP` is not a signal"),
+        (
+            "[package.metadata.oci.config]\nhealthcheck = { test = [\"CMD\", \"x\"], interval = \"often\" }\n",
+            "`package.metadata.oci.config.healthcheck.interval`: `often` is not a duration",
+        ),
+        ("[package.metadata.oci.config]\nenv = [\"NOVALUE\"]\n", "`package.metadata.oci.config.env[0]`: `NOVALUE` is not of the form NAME=value"),
+        ("[package.metadata.oci]\ntags = [\"{name}:{version}+build\"]\n", "`package.metadata.oci.tags[0]`: invalid image reference `hello:0.1.0+build`"),
+    ];
+    for (metadata, expected) in cases {
+        let fixture = Fixture::copy("hello");
+        fixture.set_metadata(metadata);
+        let output = fixture.build(&[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{metadata} was accepted");
+        assert!(
+            stderr.contains(expected),
+            "{metadata}\n--- expected\n{expected}\n--- stderr\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&fixture.path().join("Cargo.toml").display().to_string()),
+            "the error names the Cargo.toml:\n{stderr}"
+        );
+        assert!(
+            !fixture.path().join("target").exists(),
+            "{metadata}: something was built or written"
+        );
+    }
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_output() {
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    let index_before = fs::read(fixture.layout().join("index.json")).unwrap();
+
+    fs::write(
+        fixture.path().join("src/main.rs"),
+        "fn main() { this does not compile }",
+    )
+    .unwrap();
+    let output = fixture.build(&["--quiet"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`cargo build` failed"));
+    assert_eq!(
+        fs::read(fixture.layout().join("index.json")).unwrap(),
+        index_before
+    );
+    let leftovers: Vec<_> = fs::read_dir(fixture.path().join("target/oci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["hello"],
+        "no staging directories are left behind"
+    );
+}
+
+#[test]
+fn refuses_to_overwrite_a_directory_that_is_not_a_layout() {
+    let fixture = Fixture::copy("hello");
+    let output = fixture.build(&["--quiet", "--output", "src"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is a directory that is not an OCI image layout; refusing to overwrite it"),
+        "{stderr}"
+    );
+    assert!(fixture.path().join("src/main.rs").is_file());
+}
+
+#[test]
+fn workspace_metadata_gives_defaults() {
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap().replace(
+        "[workspace]\n",
+        "[workspace]\n[workspace.metadata.oci]\nbin-dir = \"/app\"\ncomment = \"from the workspace\"\n",
+    );
+    fs::write(&manifest, text).unwrap();
+    fixture.set_metadata("[package.metadata.oci]\ncomment = \"from the package\"\n");
+    fixture.build_ok(&["--quiet"]);
+    let (_, config) = manifest_and_config(&fixture.layout());
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/app/hello"])
+    );
+    assert_eq!(config["history"][0]["comment"], "from the package");
+}
+
+#[test]
+fn uncompressed_layers_when_asked() {
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata("[package.metadata.oci]\ncompression = \"none\"\n");
+    fixture.build_ok(&["--quiet"]);
+    let (manifest, config) = manifest_and_config(&fixture.layout());
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    assert_eq!(layer["digest"], config["rootfs"]["diff_ids"][0]);
+}

@@ -1,0 +1,168 @@
+//! Helpers shared by the end-to-end tests: fixture copies, running the real `cargo-oci` binary,
+//! reading the layouts it writes, and finding the real tools that judge them.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses its own subset of these helpers"
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+/// A copy of `tests/fixtures/<name>` in a fresh temporary directory, so tests never write into
+/// the source tree and each sees a crate outside any git checkout. The directory name is
+/// lower-case because podman 4.3 names an image pulled from a layout after its path.
+pub struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    pub fn copy(name: &str) -> Fixture {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cargo-oci-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+            &dir,
+        );
+        Fixture { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn layout(&self) -> PathBuf {
+        self.path().join("target/oci/hello")
+    }
+
+    /// Replaces the `[package.metadata.oci]` section (and everything after it) of the fixture.
+    pub fn set_metadata(&self, toml: &str) {
+        let manifest = self.path().join("Cargo.toml");
+        let text = fs::read_to_string(&manifest).unwrap();
+        let head = text.split("[package.metadata.oci]").next().unwrap();
+        fs::write(&manifest, format!("{head}{toml}")).unwrap();
+    }
+
+    /// Runs `cargo oci build ARGS` in the fixture.
+    pub fn build(&self, args: &[&str]) -> Output {
+        self.build_with_env(args, &[])
+    }
+
+    pub fn build_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+        command
+            .arg("oci")
+            .arg("build")
+            .args(args)
+            .current_dir(self.path());
+        for var in [
+            "SOURCE_DATE_EPOCH",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTFLAGS",
+        ] {
+            command.env_remove(var);
+        }
+        command.env("CARGO_TERM_COLOR", "never");
+        command.envs(env.iter().copied());
+        command.output().unwrap()
+    }
+
+    /// Builds and panics with cargo-oci's stderr if it fails; returns stdout.
+    pub fn build_ok(&self, args: &[&str]) -> String {
+        let output = self.build(args);
+        assert_success(&output, "cargo oci build");
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "target" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+/// A blob of a layout, by `sha256:…` digest.
+pub fn blob(layout: &Path, digest: &str) -> Value {
+    read_json(
+        &layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+}
+
+/// The manifest and config the first `index.json` entry points to.
+pub fn manifest_and_config(layout: &Path) -> (Value, Value) {
+    let index = read_json(&layout.join("index.json"));
+    let manifest = blob(layout, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(layout, manifest["config"]["digest"].as_str().unwrap());
+    (manifest, config)
+}
+
+/// Whether `tool` can be run. In CI (`CI` set) or with `CARGO_OCI_REQUIRE_TOOLS` set, a missing
+/// tool fails the test: `.ci/run` installs them all, so a missing one is a broken setup.
+pub fn tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var_os("CARGO_OCI_REQUIRE_TOOLS").is_some();
+        assert!(
+            !required,
+            "`{name}` is not installed; `cargo xtask tools` installs what the tests need"
+        );
+        eprintln!("note: skipping, `{name}` is not installed (`cargo xtask tools` installs it)");
+    }
+    found
+}
+
+/// Runs a tool and returns its stdout, panicking with its stderr if it fails.
+pub fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {command:?}: {e}"));
+    assert_success(&output, &format!("{command:?}"));
+    String::from_utf8(output.stdout).unwrap()
+}
