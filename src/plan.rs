@@ -191,7 +191,7 @@ pub fn resolve(
     })
 }
 
-fn config_changes(spec: &crate::metadata::ConfigSpec) -> Result<ConfigChanges, KeyError> {
+pub(crate) fn config_changes(spec: &crate::metadata::ConfigSpec) -> Result<ConfigChanges, KeyError> {
     let mut env = Vec::new();
     match &spec.env {
         None => {}

@@ -1,1 +1,126 @@
-fn main() {}
+//! The project's own automation: `cargo xtask <task>`. `ci` runs exactly what CI runs.
+
+use std::path::{Path, PathBuf};
+
+use xshell::{cmd, Shell};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci       install the test tools if missing, then fmt, clippy, all tests, docs (what CI runs)
+  tools    install the real tools the end-to-end tests judge images with (Debian packages)
+  example  build the example crate's image with this cargo-oci
+  bench    measure the packing step on the example's binary";
+
+/// The tools the end-to-end tests run, and the Debian package of each.
+const TOOLS: [(&str, &str); 5] = [
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("oci-image-tool", "oci-image-tool"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+];
+
+fn main() -> Result {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match std::env::args().nth(1).as_deref() {
+        Some("ci") => ci(&sh),
+        Some("tools") => tools(&sh),
+        Some("example") => example(&sh).map(drop),
+        Some("bench") => bench(&sh),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn ci(sh: &Shell) -> Result {
+    tools(sh)?;
+    cmd!(sh, "cargo fmt --all --check").run()?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()?;
+    // A missing tool fails the end-to-end tests here instead of skipping them.
+    cmd!(sh, "cargo test --workspace --locked")
+        .env("CARGO_OCI_REQUIRE_TOOLS", "1")
+        .run()?;
+    cmd!(sh, "cargo doc --workspace --no-deps --locked")
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
+    Ok(())
+}
+
+fn tools(sh: &Shell) -> Result {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = cmd!(sh, "id -u").quiet().read()? == "0";
+    if !is_root {
+        return Err(format!(
+            "missing test tools; install them with: sudo apt-get install -y {}",
+            missing.join(" ")
+        )
+        .into());
+    }
+    cmd!(sh, "apt-get update -q")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    cmd!(
+        sh,
+        "apt-get install -y -q --no-install-recommends {missing...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
+    Ok(())
+}
+
+/// Builds `examples/hello-server` into `examples/hello-server/target/oci/hello-server`.
+fn example(sh: &Shell) -> Result<PathBuf> {
+    cmd!(sh, "cargo build --release --locked --bin cargo-oci").run()?;
+    let cargo_oci = project_root().join("target/release/cargo-oci");
+    let example = project_root().join("examples/hello-server");
+    // Run from the example's directory so its `.cargo/config.toml` (static linking) applies.
+    let _dir = sh.push_dir(&example);
+    cmd!(sh, "{cargo_oci} oci build").run()?;
+    let layout = example.join("target/oci/hello-server");
+    eprintln!(
+        "\nRun it with podman:\n  podman run --rm -p 8080:8080 $(podman pull -q oci:{}:0.1.0)",
+        layout.display()
+    );
+    Ok(layout)
+}
+
+fn bench(sh: &Shell) -> Result {
+    example(sh)?;
+    let binary = project_root().join("examples/hello-server/target/release/hello-server");
+    cmd!(
+        sh,
+        "cargo bench --locked -p oci-pack --bench pack -- {binary}"
+    )
+    .run()?;
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
