@@ -23,7 +23,7 @@ use crate::shell::Shell;
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoOptions,
-    /// Write the OCI image layout to this directory [default: <target-dir>/oci/<package>]
+    /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<package>`)
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// How results are printed on stdout

@@ -21,7 +21,7 @@ pub struct CargoOptions {
     /// Build with the release profile (the default)
     #[arg(long, conflicts_with = "profile")]
     pub release: bool,
-    /// Build with the given profile [default: release]
+    /// Build with the given profile (default: release)
     #[arg(long, value_name = "PROFILE-NAME")]
     pub profile: Option<String>,
     /// Space or comma separated list of features to activate

@@ -256,12 +256,16 @@ mod template_tests {
     /// The snippet users copy must stay valid as the schema changes.
     #[test]
     fn the_metadata_template_is_valid() {
-        let document: toml::Table = toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
+        let document: toml::Table =
+            toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
         let metadata = super::load(None, Some(&oci)).unwrap();
         assert_eq!(metadata.files.len(), 2);
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);
-        assert_eq!(config.healthcheck.and_then(|h| h.interval), Some(30_000_000_000));
+        assert_eq!(
+            config.healthcheck.and_then(|h| h.interval),
+            Some(30_000_000_000)
+        );
     }
 }

@@ -191,7 +191,9 @@ pub fn resolve(
     })
 }
 
-pub(crate) fn config_changes(spec: &crate::metadata::ConfigSpec) -> Result<ConfigChanges, KeyError> {
+pub(crate) fn config_changes(
+    spec: &crate::metadata::ConfigSpec,
+) -> Result<ConfigChanges, KeyError> {
     let mut env = Vec::new();
     match &spec.env {
         None => {}

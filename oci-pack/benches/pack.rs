@@ -17,6 +17,10 @@ use oci_pack::timestamp::Timestamp;
 
 const RUNS: usize = 20;
 
+#[expect(
+    clippy::print_stdout,
+    reason = "a benchmark reports its figures on stdout"
+)]
 fn main() {
     let input = std::env::args()
         .skip(1)

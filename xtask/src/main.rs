@@ -77,12 +77,9 @@ fn tools(sh: &Shell) -> Result {
     cmd!(sh, "apt-get update -q")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
-    cmd!(
-        sh,
-        "apt-get install -y -q --no-install-recommends {missing...}"
-    )
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .run()?;
+    cmd!(sh, "apt-get install -y -q {missing...}")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
     Ok(())
 }
 
