@@ -128,12 +128,12 @@ fn workspace_metadata(options: &CargoOptions) -> Result<Metadata> {
     if let Some(path) = &options.manifest_path {
         command.manifest_path(path);
     }
-    let flags: Vec<String> = options
-        .manifest_args()
+    let lock_flags = options
+        .lock_args()
         .into_iter()
-        .filter(|a| a.starts_with("--") && a != "--manifest-path")
-        .collect();
-    command.no_deps().other_options(flags);
+        .map(String::from)
+        .collect::<Vec<_>>();
+    command.no_deps().other_options(lock_flags);
     command
         .exec()
         .context("failed to read the workspace with `cargo metadata`")

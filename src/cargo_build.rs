@@ -48,22 +48,16 @@ pub struct CargoOptions {
 }
 
 impl CargoOptions {
-    /// The flags that select the workspace, for `cargo metadata` as for `cargo build`.
-    pub fn manifest_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(path) = &self.manifest_path {
-            args.extend(["--manifest-path".to_owned(), path.display().to_string()]);
-        }
-        for (on, flag) in [
+    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and `cargo build`.
+    pub fn lock_args(&self) -> Vec<&'static str> {
+        [
             (self.locked, "--locked"),
             (self.offline, "--offline"),
             (self.frozen, "--frozen"),
-        ] {
-            if on {
-                args.push(flag.to_owned());
-            }
-        }
-        args
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect()
     }
 }
 
@@ -87,7 +81,10 @@ pub fn build_bins(
         "--package",
         package_name,
     ]);
-    command.args(options.manifest_args());
+    if let Some(path) = &options.manifest_path {
+        command.arg("--manifest-path").arg(path);
+    }
+    command.args(options.lock_args());
     command.args(["--profile", options.profile.as_deref().unwrap_or("release")]);
     for bin in bins {
         command.args(["--bin", bin]);

@@ -131,38 +131,37 @@ pub fn resolve(
         ));
     }
 
-    let tags = metadata
+    // One `index.json` entry per tag, named by the tag part: a repeated tag is one entry, and two
+    // names sharing a tag part would be ambiguous.
+    let mut tags: Vec<Reference> = Vec::new();
+    let templates = metadata
         .tags
-        .unwrap_or_else(|| vec![DEFAULT_TAG.to_owned()])
-        .iter()
-        .enumerate()
-        .map(|(i, template)| {
-            let tag = template
-                .replace("{name}", &package.name)
-                .replace("{version}", &package.version);
-            tag.parse::<Reference>()
-                .map_err(|e| key_error(&format!("tags[{i}]"), e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .unwrap_or_else(|| vec![DEFAULT_TAG.to_owned()]);
+    for (i, template) in templates.iter().enumerate() {
+        let key = format!("tags[{i}]");
+        let tag = template
+            .replace("{name}", &package.name)
+            .replace("{version}", &package.version);
+        let tag: Reference = tag
+            .parse()
+            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
+        match tags.iter().find(|t| t.tag == tag.tag) {
+            Some(same) if *same == tag => {}
+            Some(other) => {
+                return Err(key_error(
+                    &key,
+                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
+                ))
+            }
+            None => tags.push(tag),
+        }
+    }
     if tags.is_empty() {
         return Err(key_error(
             "tags",
             "at least one tag is needed to name the image",
         ));
     }
-    let mut tag_names = BTreeMap::new();
-    for tag in &tags {
-        if let Some(other) = tag_names.insert(tag.tag.clone(), tag) {
-            if other != tag {
-                return Err(key_error(
-                    "tags",
-                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
-                ));
-            }
-        }
-    }
-    let mut unique_tags = tags.clone();
-    unique_tags.dedup();
 
     let mut config = config_changes(&metadata.config)?;
     if config.entrypoint.is_none() {
@@ -181,7 +180,7 @@ pub fn resolve(
         bins,
         bin_dir,
         files,
-        tags: unique_tags,
+        tags,
         config,
         annotations: annotations(package, author.as_deref(), created, metadata.annotations),
         author,
@@ -409,6 +408,23 @@ mod tests {
                 "{metadata}:\n  got {error}\n  expected {expected}"
             );
         }
+    }
+
+    #[test]
+    fn repeated_tags_make_one_entry_and_clashing_tag_parts_are_refused() {
+        let plan = plan(json!({"tags": ["{name}:1", "{name}:latest", "hello:1"]})).unwrap();
+        let tags: Vec<String> = plan.tags.iter().map(ToString::to_string).collect();
+        assert_eq!(tags, ["hello:1", "hello:latest"]);
+        let error = self::plan(json!({"tags": ["hello:1", "other:1"]})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.tags[1]`: `hello:1` and `other:1` share the tag `1`"
+            ),
+            "{error}"
+        );
+        assert!(self::plan(json!({"tags": []}))
+            .unwrap_err()
+            .contains("at least one tag"));
     }
 
     #[test]

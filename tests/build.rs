@@ -304,3 +304,53 @@ fn uncompressed_layers_when_asked() {
     assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
     assert_eq!(layer["digest"], config["rootfs"]["diff_ids"][0]);
 }
+
+#[test]
+fn a_git_checkout_records_its_commit_as_the_revision() {
+    let fixture = Fixture::copy("hello");
+    let git = |args: &[&str]| {
+        support::run(
+            std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=Test",
+                    "-c",
+                    "user.email=test@example.com",
+                    "-c",
+                    "init.defaultBranch=main",
+                ])
+                .args(args)
+                .current_dir(fixture.path()),
+        )
+    };
+    git(&["init", "--quiet"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "fixture"]);
+    let head = git(&["rev-parse", "HEAD"]).trim().to_owned();
+    fixture.build_ok(&["--quiet"]);
+    let (manifest, _) = manifest_and_config(&fixture.layout());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        head
+    );
+}
+
+#[test]
+fn manifest_path_selects_the_package_from_elsewhere() {
+    let fixture = Fixture::copy("hello");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"))
+        .args(["oci", "build", "--quiet", "--manifest-path"])
+        .arg(fixture.path().join("Cargo.toml"))
+        .current_dir(elsewhere.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    support::assert_success(&output, "cargo oci build --manifest-path");
+    assert!(fixture.layout().join("index.json").is_file());
+    assert_eq!(
+        fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing is written in the working directory"
+    );
+}

@@ -120,29 +120,25 @@ fn check_replaceable(destination: &Path) -> Result<()> {
     }
 }
 
-/// Moves the finished `staging` directory to `destination`, replacing an older layout there.
+/// Moves the finished `staging` directory to `destination`. An older layout there is moved
+/// aside first and deleted only once the new one is in place; if that fails, it is put back.
 fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
-    let staged = staging.keep();
-    let result = (|| {
-        if fs::symlink_metadata(destination).is_ok() {
-            let parent = staged.parent().unwrap_or(Path::new("."));
-            let old = tempfile::Builder::new()
-                .prefix(".old-")
-                .tempdir_in(parent)
-                .map_err(Error::io("create a directory in", parent))?;
-            let old_layout = old.path().join("layout");
-            fs::rename(destination, &old_layout).map_err(Error::io("move aside", destination))?;
-            fs::rename(&staged, destination).map_err(Error::io("move into place", destination))?;
-            drop(old);
-        } else {
-            fs::rename(&staged, destination).map_err(Error::io("move into place", destination))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staged);
+    if fs::symlink_metadata(destination).is_err() {
+        return fs::rename(staging.path(), destination)
+            .map_err(Error::io("move into place", destination));
     }
-    result
+    let parent = staging.path().parent().unwrap_or(Path::new("."));
+    let old = tempfile::Builder::new()
+        .prefix(".old-")
+        .tempdir_in(parent)
+        .map_err(Error::io("create a directory in", parent))?;
+    let aside = old.path().join("layout");
+    fs::rename(destination, &aside).map_err(Error::io("move aside", destination))?;
+    if let Err(error) = fs::rename(staging.path(), destination) {
+        fs::rename(&aside, destination).map_err(Error::io("restore", destination))?;
+        return Err(Error::io("move into place", destination)(error));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -206,6 +202,23 @@ mod tests {
         assert_eq!(
             fs::read_to_string(precious.join("notes.txt")).unwrap(),
             "keep me"
+        );
+    }
+
+    #[test]
+    fn a_failed_swap_puts_the_old_layout_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("app");
+        finish_with_blob(&out, b"first").unwrap();
+        let before = fs::read(out.join("index.json")).unwrap();
+        let vanished = tempfile::tempdir_in(dir.path()).unwrap();
+        fs::remove_dir(vanished.path()).unwrap();
+        assert!(replace_dir(vanished, &out).is_err());
+        assert_eq!(fs::read(out.join("index.json")).unwrap(), before);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing is left beside the output"
         );
     }
 
