@@ -13,6 +13,7 @@ use oci_pack::layer::LayerContents;
 use oci_pack::layout::StagedLayout;
 use oci_pack::platform::Platform;
 use oci_pack::progress::{Event, Progress as _};
+use oci_pack::source::ParentImage;
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::{self, CargoOptions, Verbosity};
@@ -67,6 +68,22 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         ));
     }
 
+    let target_dir = args
+        .cargo
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| workspace.target_directory.clone().into());
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| target_dir.join("oci").join(package.name.as_str()));
+    let output = std::path::absolute(&output)
+        .with_context(|| format!("invalid output path `{}`", output.display()))?;
+    let staged = StagedLayout::create(&output)?;
+
+    // The base is read, and its layers checked, before cargo spends minutes building.
+    let base = open_base(&plan, &platform, &staged, &shell)?;
+
     let executables = if plan.bins.is_empty() {
         Default::default()
     } else {
@@ -80,21 +97,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
 
     shell.status("Packing", format_args!("{} ({platform})", package.name));
-    let request = image_request(&plan, &executables, platform.clone(), created)?;
-    let target_dir = args
-        .cargo
-        .target_dir
-        .clone()
-        .unwrap_or_else(|| workspace.target_directory.clone().into());
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| target_dir.join("oci").join(package.name.as_str()));
-    let output = std::path::absolute(&output)
-        .with_context(|| format!("invalid output path `{}`", output.display()))?;
-
-    let staged = StagedLayout::create(&output)?;
-    let image = build_image(staged.store(), &request, &mut shell)?;
+    let request = image_request(&plan, &executables, platform.clone(), created, base)?;
+    let image = build_image(staged.store(), request, &mut shell)?;
     let path = staged.finish(&image.manifest, &plan.tags, plan.index_annotations.clone())?;
     shell.on_event(&Event::OutputWritten { path: &path });
 
@@ -209,11 +213,37 @@ fn resolve_plan(workspace: &Metadata, package: &Package, created: Timestamp) -> 
     plan::resolve(metadata, &facts, created).map_err(in_manifest)
 }
 
+/// Opens `plan.base` for `platform`, reading its file tree now if anything will be diffed
+/// against it, so a broken or hostile base fails the build before cargo runs.
+fn open_base(
+    plan: &Plan,
+    platform: &Platform,
+    staged: &StagedLayout,
+    shell: &Shell,
+) -> Result<Option<ParentImage>> {
+    let context = || format!("failed to read the base image `{}`", plan.base);
+    let Some(mut parent) =
+        ParentImage::open(&plan.base, platform, staged.store()).with_context(context)?
+    else {
+        return Ok(None);
+    };
+    if !(plan.bins.is_empty() && plan.files.is_empty() && plan.remove.is_empty()) {
+        parent.file_tree().with_context(context)?;
+    }
+    let name = parent.name.clone().unwrap_or_else(|| plan.base.to_string());
+    match &parent.manifest_digest {
+        Some(digest) => shell.status("Base", format_args!("{name} ({digest})")),
+        None => shell.status("Base", name),
+    }
+    Ok(Some(parent))
+}
+
 fn image_request(
     plan: &Plan,
     executables: &std::collections::BTreeMap<String, PathBuf>,
     platform: Platform,
     created: Timestamp,
+    base: Option<ParentImage>,
 ) -> Result<ImageRequest> {
     // Static files change less often than binaries, so they go in the lower layer, where a
     // registry that already has it need not receive it again.
@@ -227,6 +257,8 @@ fn image_request(
     }
     Ok(ImageRequest {
         platform,
+        base,
+        remove: plan.remove.clone(),
         layers: vec![
             NewLayer {
                 contents: files,

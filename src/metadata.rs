@@ -18,6 +18,8 @@ pub struct OciMetadata {
     pub bin_dir: Option<String>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    #[serde(default)]
+    pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
     pub tags: Option<Vec<String>>,
     pub author: Option<String>,

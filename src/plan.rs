@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use oci_pack::config::{ConfigChanges, Healthcheck};
 use oci_pack::layer::{image_path, Compression};
 use oci_pack::reference::Reference;
+use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
 use crate::metadata::{CompressionSpec, EnvSpec, KeyError, OciMetadata};
@@ -35,6 +36,9 @@ pub struct PackageFacts {
 /// Everything needed to pack one package, defaults applied.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub base: ImageSource,
+    /// Paths of the base to delete.
+    pub remove: Vec<String>,
     pub bins: Vec<String>,
     pub bin_dir: String,
     /// `(source on disk, destination in the image)`.
@@ -64,14 +68,19 @@ pub fn resolve(
     package: &PackageFacts,
     created: Timestamp,
 ) -> Result<Plan, KeyError> {
-    match metadata.base.as_deref() {
-        None | Some("scratch") => {}
-        Some(other) => {
+    let base = ImageSource::parse(metadata.base.as_deref().unwrap_or("scratch"), &package.dir)
+        .map_err(|e| key_error("base", e.to_string()))?;
+    let mut remove = Vec::new();
+    for (i, path) in metadata.remove.iter().enumerate() {
+        let key = format!("remove[{i}]");
+        if base == ImageSource::Scratch {
             return Err(key_error(
-                "base",
-                format!("`{other}`: only \"scratch\" is supported so far; parent images are not supported yet"),
-            ))
+                &key,
+                "there is nothing to remove from the `scratch` base",
+            ));
         }
+        image_path(path).map_err(|e| key_error(&key, e.to_string()))?;
+        remove.push(path.clone());
     }
 
     let bins = match metadata.bins {
@@ -121,7 +130,7 @@ pub fn resolve(
         files.push((source, dest));
     }
 
-    if bins.is_empty() && files.is_empty() {
+    if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
         return Err(key_error(
             "bins",
             format!(
@@ -177,6 +186,8 @@ pub fn resolve(
     let author = metadata.author.or_else(|| package.authors.first().cloned());
 
     Ok(Plan {
+        base,
+        remove,
         bins,
         bin_dir,
         files,
@@ -398,7 +409,10 @@ mod tests {
             (json!({"config": {"healthcheck": {"test": ["CMD", "x"], "interval": "30"}}}), "`package.metadata.oci.config.healthcheck.interval`: `30` is not a duration like \"30s\", \"1m30s\" or \"500ms\""),
             (json!({"files": [{"src": "does-not-exist-anywhere", "dest": "/x"}]}), "does not exist"),
             (json!({"tags": ["Hello:1"]}), "`package.metadata.oci.tags[0]`: invalid image reference `Hello:1`"),
-            (json!({"base": "docker://debian"}), "`package.metadata.oci.base`: `docker://debian`: only \"scratch\""),
+            (json!({"base": "docker://debian"}), "`package.metadata.oci.base`: invalid base image `docker://debian`: registries are not supported yet"),
+            (json!({"base": "debian:12"}), "`package.metadata.oci.base`: invalid base image `debian:12`: expected `scratch`, `oci:DIR[:TAG]`"),
+            (json!({"remove": ["/etc/motd"]}), "`package.metadata.oci.remove[0]`: there is nothing to remove from the `scratch` base"),
+            (json!({"base": "oci:base", "remove": ["etc/motd"]}), "`package.metadata.oci.remove[0]`: invalid image path `etc/motd`: paths in the image must be absolute"),
             (json!({"bin-dir": "bin"}), "`package.metadata.oci.bin-dir`: invalid image path `bin`: paths in the image must be absolute"),
         ];
         for (metadata, expected) in cases {

@@ -43,6 +43,8 @@ fn main() {
                 .expect("the input can be staged");
             let request = ImageRequest {
                 platform: Platform::new("linux", "amd64", None),
+                base: None,
+                remove: Vec::new(),
                 layers: vec![NewLayer {
                     contents,
                     created_by: "bench".into(),
@@ -58,7 +60,7 @@ fn main() {
                 compression,
             };
             let staged = StagedLayout::create(&out.path().join("image")).expect("staging");
-            let image = build_image(staged.store(), &request, &mut NoProgress).expect("packing");
+            let image = build_image(staged.store(), request, &mut NoProgress).expect("packing");
             staged
                 .finish(
                     &image.manifest,

@@ -25,6 +25,12 @@ pub enum Error {
         actual: Digest,
         actual_size: u64,
     },
+    #[error("failed to read blob {digest}")]
+    BlobRead {
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("blob {0} is missing from the store")]
     MissingBlob(Digest),
     #[error("invalid image path `{path}`: {reason}")]
@@ -47,6 +53,60 @@ pub enum Error {
     InvalidReference { reference: String, reason: String },
     #[error("an image needs at least one layer; nothing was staged on the `scratch` base")]
     NoLayers,
+    #[error("invalid base image `{source_text}`: {reason}")]
+    InvalidSource { source_text: String, reason: String },
+    #[error("`{source_text}` is not a usable image: {reason}")]
+    NotAnImage { source_text: String, reason: String },
+    #[error("`{source_text}` has no image for {wanted} (it has: {available})")]
+    NoMatchingPlatform {
+        source_text: String,
+        wanted: String,
+        available: String,
+    },
+    #[error("blob {digest} has media type `{media_type}`, which cannot be read")]
+    UnsupportedMediaType { digest: Digest, media_type: String },
+    #[error("image {image} lists {layers} layers but its config has {diff_ids} diff_ids")]
+    LayerCountMismatch {
+        image: Digest,
+        layers: usize,
+        diff_ids: usize,
+    },
+    #[error("malformed JSON in {what}")]
+    MalformedJson {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("archive `{}` has a hostile entry `{entry}`: {reason}", archive.display())]
+    HostileArchiveEntry {
+        archive: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error("archive `{}` has no file `{name}`", archive.display())]
+    ArchiveMissingFile { archive: PathBuf, name: String },
+    #[error("layer {layer} has a hostile entry `{entry}`: {reason}")]
+    HostileLayerEntry {
+        layer: Digest,
+        entry: String,
+        reason: String,
+    },
+    #[error("failed to read layer {layer}")]
+    LayerRead {
+        layer: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {layer} does not match its diff_id: the config says {expected}, the layer's tar is {actual}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("cannot remove `{path}`: the base image has no such path")]
+    RemoveMissing { path: String },
+    #[error("cannot stage `{path}`: {reason}")]
+    ConflictsWithParent { path: String, reason: String },
 }
 
 impl Error {

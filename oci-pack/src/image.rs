@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 
 use crate::config::{ConfigChanges, History, ImageConfig};
 use crate::descriptor::Descriptor;
+use crate::diff;
 use crate::error::{Error, Result};
 use crate::layer::{write_layer, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
 use crate::progress::{Event, Progress};
+use crate::source::ParentImage;
 use crate::store::BlobStore;
 use crate::timestamp::Timestamp;
 
@@ -18,14 +20,19 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
     pub platform: Platform,
-    /// New layers, base first; empty ones are left out.
+    /// The parent image; `None` is `scratch`.
+    pub base: Option<ParentImage>,
+    /// New layers, base first. Each is written as its difference against the parent; empty
+    /// ones are left out.
     pub layers: Vec<NewLayer>,
+    /// Paths of the parent to delete, as whiteouts in the first new layer.
+    pub remove: Vec<String>,
     pub config: ConfigChanges,
     pub author: Option<String>,
     pub comment: Option<String>,
     /// `created` of the config and its history, and the mtime of every new file.
     pub created: Timestamp,
-    /// Manifest annotations.
+    /// Manifest annotations; `org.opencontainers.image.base.*` are added for a parent.
     pub annotations: BTreeMap<String, String>,
     pub compression: Compression,
 }
@@ -43,48 +50,88 @@ pub struct BuiltImage {
     /// The manifest, with the image's platform set, ready to be listed in an index.
     pub manifest: Descriptor,
     pub config: Descriptor,
+    /// The new layers only; the parent's come first in the manifest.
     pub layers: Vec<Layer>,
 }
 
-/// Writes the layers, config and manifest of `request` into `store`.
+const BASE_NAME: &str = "org.opencontainers.image.base.name";
+const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// Writes the layers, config and manifest of `request` into `store`. A parent's layers are
+/// reused byte for byte (linked into `store`), its config inherited with Dockerfile rules.
 pub fn build_image(
     store: &BlobStore,
-    request: &ImageRequest,
+    mut request: ImageRequest,
     progress: &mut dyn Progress,
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
-    let mut config = ImageConfig::scratch(&request.platform);
+    let mut config = match &request.base {
+        Some(parent) => parent.config.clone(),
+        None => ImageConfig::scratch(&request.platform),
+    };
+    set_platform(&mut config, &request.platform);
     config.created = Some(created.clone());
-    config.author.clone_from(&request.author);
+    if request.author.is_some() {
+        config.author.clone_from(&request.author);
+    }
     config
         .config
         .get_or_insert_with(Default::default)
         .apply(&request.config);
 
+    let mut descriptors = Vec::new();
+    if let Some(parent) = &request.base {
+        for layer in &parent.layers {
+            store.import(&parent.store, layer)?;
+            descriptors.push(layer.clone());
+        }
+    }
+
+    let new_layers = new_layer_contents(&mut request)?;
     let mut layers = Vec::new();
-    for new_layer in request.layers.iter().filter(|l| !l.contents.is_empty()) {
-        let layer = write_layer(
-            store,
-            &new_layer.contents,
-            request.compression,
-            request.created,
-        )?;
+    for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
+        let layer = write_layer(store, contents, request.compression, request.created)?;
         progress.on_event(&Event::LayerWritten {
             layer: &layer,
-            created_by: &new_layer.created_by,
+            created_by,
         });
         config.rootfs.diff_ids.push(layer.diff_id.clone());
         config.history.push(History {
             created: Some(created.clone()),
-            created_by: Some(new_layer.created_by.clone()),
+            created_by: Some(created_by.clone()),
             author: request.author.clone(),
             comment: request.comment.clone(),
             empty_layer: false,
         });
+        descriptors.push(layer.descriptor.clone());
         layers.push(layer);
     }
     if layers.is_empty() {
-        return Err(Error::NoLayers);
+        if request.base.is_none() {
+            return Err(Error::NoLayers);
+        }
+        // A config-only image: its history still says what happened.
+        config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some("cargo oci: config".to_owned()),
+            author: request.author.clone(),
+            comment: request.comment.clone(),
+            empty_layer: true,
+        });
+    }
+
+    let mut annotations = request.annotations.clone();
+    if let Some(parent) = &request.base {
+        if let Some(name) = &parent.name {
+            annotations
+                .entry(BASE_NAME.to_owned())
+                .or_insert_with(|| name.clone());
+        }
+        if let Some(digest) = &parent.manifest_digest {
+            annotations
+                .entry(BASE_DIGEST.to_owned())
+                .or_insert_with(|| digest.to_string());
+        }
     }
 
     let config_descriptor = store.put_json(media_type::OCI_CONFIG, "the image config", &config)?;
@@ -92,8 +139,8 @@ pub fn build_image(
         schema_version: 2,
         media_type: media_type::OCI_MANIFEST.to_owned(),
         config: config_descriptor.clone(),
-        layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
-        annotations: request.annotations.clone(),
+        layers: descriptors,
+        annotations,
     };
     let mut manifest_descriptor =
         store.put_json(media_type::OCI_MANIFEST, "the image manifest", &manifest)?;
@@ -107,6 +154,58 @@ pub fn build_image(
         config: config_descriptor,
         layers,
     })
+}
+
+/// The contents of each new layer, as differences against the parent when there is one.
+fn new_layer_contents(request: &mut ImageRequest) -> Result<Vec<(LayerContents, String)>> {
+    if request.layers.is_empty() && !request.remove.is_empty() {
+        request.layers.push(NewLayer {
+            contents: LayerContents::new(),
+            created_by: "cargo oci: remove".into(),
+        });
+    }
+    let nothing_staged =
+        request.layers.iter().all(|l| l.contents.is_empty()) && request.remove.is_empty();
+    let Some(parent) = request.base.as_mut().filter(|_| !nothing_staged) else {
+        if let Some(path) = request.remove.first() {
+            return Err(Error::RemoveMissing { path: path.clone() });
+        }
+        return Ok(request
+            .layers
+            .iter()
+            .map(|l| (l.contents.clone(), l.created_by.clone()))
+            .collect());
+    };
+    let tree = parent.file_tree()?;
+    request
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let remove = if i == 0 {
+                request.remove.as_slice()
+            } else {
+                &[]
+            };
+            Ok((
+                diff::layer_on(tree, &layer.contents, remove)?,
+                layer.created_by.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// The config describes the platform being built, whatever the parent said of itself.
+fn set_platform(config: &mut ImageConfig, platform: &Platform) {
+    config.architecture.clone_from(&platform.architecture);
+    config.os.clone_from(&platform.os);
+    config.variant.clone_from(&platform.variant);
+    if platform.os_version.is_some() {
+        config.os_version.clone_from(&platform.os_version);
+    }
+    if !platform.os_features.is_empty() {
+        config.os_features.clone_from(&platform.os_features);
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +232,8 @@ mod tests {
             .unwrap();
         ImageRequest {
             platform: Platform::new("linux", "amd64", None),
+            base: None,
+            remove: Vec::new(),
             layers: vec![
                 NewLayer {
                     contents: bins,
@@ -171,7 +272,7 @@ mod tests {
     fn golden_image_digests() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let image = build_image(&store, &request(), &mut NoProgress).unwrap();
+        let image = build_image(&store, request(), &mut NoProgress).unwrap();
         let layer_digests: Vec<String> = image
             .layers
             .iter()
@@ -198,7 +299,7 @@ mod tests {
     fn config_records_layers_history_and_settings() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let image = build_image(&store, &request(), &mut NoProgress).unwrap();
+        let image = build_image(&store, request(), &mut NoProgress).unwrap();
         let config: ImageConfig =
             serde_json::from_slice(&store.read(&image.config).unwrap()).unwrap();
         assert_eq!(config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
@@ -241,7 +342,7 @@ mod tests {
         let mut empty = request();
         empty.layers.clear();
         assert!(matches!(
-            build_image(&store, &empty, &mut NoProgress),
+            build_image(&store, empty, &mut NoProgress),
             Err(Error::NoLayers)
         ));
     }

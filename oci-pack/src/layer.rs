@@ -48,9 +48,19 @@ pub const FILE_MODE: u32 = 0o644;
 /// What one path of a layer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    Directory { mode: u32 },
-    File { source: FileSource, mode: u32 },
-    Symlink { target: PathBuf },
+    Directory {
+        mode: u32,
+    },
+    File {
+        source: FileSource,
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// An empty marker file: `.wh.NAME` hides a lower `NAME`, `.wh..wh..opq` hides everything a
+    /// lower layer has in its directory. Stored under its own name.
+    Whiteout,
 }
 
 /// Where a file's bytes come from; files on disk are streamed when the layer is written.
@@ -64,11 +74,31 @@ pub enum FileSource {
 #[derive(Debug, Clone, Default)]
 pub struct LayerContents {
     entries: BTreeMap<PathBuf, Entry>,
+    /// Keep the permission bits found on disk instead of 0755/0644 (for a full root filesystem).
+    preserve_modes: bool,
 }
 
 impl LayerContents {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A layer whose files from disk keep their permission bits, as a root filesystem needs.
+    pub fn preserving_modes() -> Self {
+        LayerContents {
+            preserve_modes: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn get(&self, path: &Path) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Adds an entry as it is, without the directories above it: for a layer that is a
+    /// difference, where those directories come from below.
+    pub(crate) fn insert_exact(&mut self, path: PathBuf, entry: Entry) {
+        self.entries.insert(path, entry);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,25 +128,21 @@ impl LayerContents {
             let target = fs::read_link(source).map_err(Error::io("read link", source))?;
             self.insert(dest, Entry::Symlink { target })
         } else if file_type.is_file() {
-            let mode = if metadata.permissions().mode() & 0o100 != 0 {
-                EXECUTABLE_MODE
-            } else {
-                FILE_MODE
+            let on_disk = metadata.permissions().mode() & 0o7777;
+            let mode = match (self.preserve_modes, on_disk & 0o100 != 0) {
+                (true, _) => on_disk,
+                (false, true) => EXECUTABLE_MODE,
+                (false, false) => FILE_MODE,
             };
-            self.insert(
-                dest,
-                Entry::File {
-                    source: FileSource::Disk(source.to_owned()),
-                    mode,
-                },
-            )
+            let source = FileSource::Disk(source.to_owned());
+            self.insert(dest, Entry::File { source, mode })
         } else if file_type.is_dir() {
-            self.insert(
-                dest.clone(),
-                Entry::Directory {
-                    mode: EXECUTABLE_MODE,
-                },
-            )?;
+            let mode = if self.preserve_modes {
+                metadata.permissions().mode() & 0o7777
+            } else {
+                EXECUTABLE_MODE
+            };
+            self.insert(dest.clone(), Entry::Directory { mode })?;
             for child in fs::read_dir(source).map_err(Error::io("read directory", source))? {
                 let child = child.map_err(Error::io("read directory", source))?;
                 self.add_from_disk(dest.join(child.file_name()), &child.path())?;
@@ -263,6 +289,13 @@ fn append_entry<W: Write>(
             header.set_mode(0o777);
             header.set_size(0);
             tar.append_link(&mut header, path, target).map_err(failed)
+        }
+        Entry::Whiteout => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(FILE_MODE);
+            header.set_size(0);
+            tar.append_data(&mut header, path, io::empty())
+                .map_err(failed)
         }
         Entry::File {
             source: FileSource::Bytes(bytes),

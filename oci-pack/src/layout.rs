@@ -3,13 +3,16 @@
 //! A layout is staged in a fresh directory beside its destination and moved into place only when
 //! complete, so a failed build leaves whatever was there before, never half an image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::Descriptor;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
+use crate::manifest::ImageManifest;
+use crate::media_type;
 use crate::reference::Reference;
 use crate::store::BlobStore;
 
@@ -67,6 +70,7 @@ impl StagedLayout {
         tags: &[Reference],
         annotations: BTreeMap<String, String>,
     ) -> Result<PathBuf> {
+        self.store.retain(&reachable(&self.store, target)?)?;
         let manifests = tags.iter().map(|tag| tagged(target, tag)).collect();
         let index = ImageIndex::new(manifests, annotations);
         let root = self.staging.path();
@@ -79,6 +83,40 @@ impl StagedLayout {
         replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)
     }
+}
+
+/// Every blob `target` needs, each checked to be in the store: a layout holds exactly these.
+fn reachable(store: &BlobStore, target: &Descriptor) -> Result<BTreeSet<Digest>> {
+    let mut keep = BTreeSet::new();
+    let mut todo = vec![target.clone()];
+    while let Some(descriptor) = todo.pop() {
+        if !store.contains(&descriptor.digest) {
+            return Err(Error::MissingBlob(descriptor.digest));
+        }
+        if !keep.insert(descriptor.digest.clone()) {
+            continue;
+        }
+        let what = || format!("blob {}", descriptor.digest);
+        if media_type::is_index(&descriptor.media_type) {
+            let index: ImageIndex =
+                serde_json::from_slice(&store.read(&descriptor)?).map_err(|source| {
+                    Error::MalformedJson {
+                        what: what(),
+                        source,
+                    }
+                })?;
+            todo.extend(index.manifests);
+        } else if media_type::is_manifest(&descriptor.media_type) {
+            let manifest: ImageManifest = serde_json::from_slice(&store.read(&descriptor)?)
+                .map_err(|source| Error::MalformedJson {
+                    what: what(),
+                    source,
+                })?;
+            todo.push(manifest.config);
+            todo.extend(manifest.layers);
+        }
+    }
+    Ok(keep)
 }
 
 fn tagged(target: &Descriptor, tag: &Reference) -> Descriptor {
@@ -144,11 +182,10 @@ fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media_type;
 
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {
         let staged = StagedLayout::create(destination)?;
-        let descriptor = staged.store().put(media_type::OCI_MANIFEST, content)?;
+        let descriptor = staged.store().put(media_type::OCI_CONFIG, content)?;
         let tags = ["app:1.0".parse().unwrap(), "app:latest".parse().unwrap()];
         staged.finish(&descriptor, &tags, BTreeMap::new())
     }

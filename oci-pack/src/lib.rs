@@ -6,8 +6,10 @@
 //! what it needs (such as the `SOURCE_DATE_EPOCH` timestamp) and listens through
 //! [`progress::Progress`].
 
+pub mod archive;
 pub mod config;
 pub mod descriptor;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod image;
@@ -19,7 +21,11 @@ pub mod media_type;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod source;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod timestamp;
+pub mod tree;
 
 pub use error::{Error, Result};

@@ -43,6 +43,33 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// How well an image for `self` runs where `wanted` is asked for: `None` if it does not,
+    /// else a rank where lower is better (an exact variant first, then the usual fallbacks:
+    /// arm64 with or without `v8`, arm v7 → v6 → v5, amd64 without a variant or `v1`).
+    pub fn fit(&self, wanted: &Platform) -> Option<u8> {
+        if self.os != wanted.os || self.architecture != wanted.architecture {
+            return None;
+        }
+        let have = self.variant.as_deref();
+        let want = wanted.variant.as_deref();
+        if have == want {
+            return Some(0);
+        }
+        match (self.architecture.as_str(), want, have) {
+            ("arm64", None | Some("v8"), None | Some("v8")) => Some(1),
+            ("amd64", None | Some("v1"), None | Some("v1")) => Some(1),
+            ("arm", Some(want), Some(have)) => {
+                let level = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u8>().ok());
+                let (want, have) = (level(want)?, level(have)?);
+                (have < want && have >= 5).then(|| want - have)
+            }
+            ("arm", None, Some(_)) | ("arm", Some(_), None) => Some(9),
+            _ => None,
+        }
+    }
+}
+
 /// `linux/arm64/v8` style, as `docker --platform` spells it.
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,6 +169,30 @@ mod tests {
         ] {
             assert_eq!(Platform::from_rust_target(triple), None, "{triple}");
         }
+    }
+
+    #[test]
+    fn fallbacks_pick_the_nearest_variant() {
+        let p = |os, arch, variant| Platform::new(os, arch, variant);
+        let arm64 = p("linux", "arm64", None);
+        assert_eq!(p("linux", "arm64", Some("v8")).fit(&arm64), Some(1));
+        assert_eq!(p("linux", "arm64", None).fit(&arm64), Some(0));
+        let armv7 = p("linux", "arm", Some("v7"));
+        assert_eq!(p("linux", "arm", Some("v7")).fit(&armv7), Some(0));
+        assert!(
+            p("linux", "arm", Some("v6")).fit(&armv7) < p("linux", "arm", Some("v5")).fit(&armv7)
+        );
+        assert_eq!(
+            p("linux", "arm", Some("v7")).fit(&p("linux", "arm", Some("v6"))),
+            None,
+            "v7 does not run on v6"
+        );
+        assert_eq!(p("linux", "amd64", None).fit(&arm64), None);
+        assert_eq!(p("windows", "arm64", None).fit(&arm64), None);
+        assert_eq!(
+            p("linux", "amd64", Some("v3")).fit(&p("linux", "amd64", None)),
+            None
+        );
     }
 
     #[test]

@@ -30,6 +30,13 @@ impl BlobStore {
         Ok(store)
     }
 
+    /// Opens the store under an existing layout or directory without creating anything in it.
+    pub fn existing(root: &Path) -> BlobStore {
+        BlobStore {
+            root: root.to_owned(),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -105,6 +112,122 @@ impl BlobStore {
             });
         }
         Ok(bytes)
+    }
+
+    /// Streams a blob; the reader fails at the end if the bytes do not match the descriptor, so
+    /// nothing read from it is trusted before the last byte is checked.
+    pub fn reader(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
+        let path = self.blob_path(&descriptor.digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob(descriptor.digest.clone()))
+            }
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        Ok(VerifiedReader {
+            inner: io::BufReader::new(file).take(descriptor.size.saturating_add(1)),
+            hasher: Some(DigestWriter::new(io::sink())),
+            expected: descriptor.clone(),
+        })
+    }
+
+    /// Makes the blob `descriptor` of `source` part of this store: a hard link where the
+    /// filesystem allows, else a verified copy.
+    pub fn import(&self, source: &BlobStore, descriptor: &Descriptor) -> Result<()> {
+        let to = self.blob_path(&descriptor.digest);
+        if to.is_file() {
+            return Ok(());
+        }
+        let from = source.blob_path(&descriptor.digest);
+        let size = fs::metadata(&from)
+            .map_err(|_| Error::MissingBlob(descriptor.digest.clone()))?
+            .len();
+        if size != descriptor.size {
+            return Err(Error::BlobMismatch {
+                digest: descriptor.digest.clone(),
+                expected_size: descriptor.size,
+                actual: descriptor.digest.clone(),
+                actual_size: size,
+            });
+        }
+        if fs::hard_link(&from, &to).is_ok() {
+            return Ok(());
+        }
+        let mut reader = source.reader(descriptor)?;
+        let mut writer = self.writer()?;
+        io::copy(&mut reader, &mut writer).map_err(|e| reader.error(e))?;
+        writer.commit()?;
+        Ok(())
+    }
+
+    /// Deletes every blob not in `keep`.
+    pub fn retain(&self, keep: &std::collections::BTreeSet<Digest>) -> Result<()> {
+        let dir = self.blob_dir();
+        for entry in fs::read_dir(&dir).map_err(Error::io("read directory", &dir))? {
+            let entry = entry.map_err(Error::io("read directory", &dir))?;
+            let name = entry.file_name();
+            let wanted = name
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+            if !wanted.is_some_and(|digest| keep.contains(&digest)) {
+                fs::remove_file(entry.path()).map_err(Error::io("remove", entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a blob while hashing it; at the end, a mismatch is an `InvalidData` error that
+/// [`VerifiedReader::error`] turns back into [`Error::BlobMismatch`].
+#[derive(Debug)]
+pub struct VerifiedReader {
+    inner: io::Take<io::BufReader<File>>,
+    /// `None` once the end was reached and checked.
+    hasher: Option<DigestWriter<io::Sink>>,
+    expected: Descriptor,
+}
+
+impl VerifiedReader {
+    /// Turns an error met while reading this blob (or data decoded from it) into the engine's
+    /// error about this blob.
+    pub fn error(&self, error: io::Error) -> Error {
+        if error.get_ref().is_some_and(|e| e.is::<Error>()) {
+            if let Ok(inner) = error
+                .into_inner()
+                .expect("checked above")
+                .downcast::<Error>()
+            {
+                return *inner;
+            }
+            unreachable!("checked above");
+        }
+        Error::BlobRead {
+            digest: self.expected.digest.clone(),
+            source: error,
+        }
+    }
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.write_all(&buf[..n])?;
+            if n == 0 && !buf.is_empty() {
+                let (actual, actual_size, _) = self.hasher.take().expect("present").finish();
+                if actual != self.expected.digest || actual_size != self.expected.size {
+                    let mismatch = Error::BlobMismatch {
+                        digest: self.expected.digest.clone(),
+                        expected_size: self.expected.size,
+                        actual,
+                        actual_size,
+                    };
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, mismatch));
+                }
+            }
+        }
+        Ok(n)
     }
 }
 

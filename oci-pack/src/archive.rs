@@ -1,0 +1,146 @@
+//! Image archives (`oci-archive`, `docker-archive`) read in one pass: every regular file of the
+//! tar is streamed into the blob store, addressed by its digest, and the archive's names are
+//! kept as a map to those digests. Nothing is written under a name taken from the archive.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::descriptor::Descriptor;
+use crate::error::{Error, Result};
+use crate::store::BlobStore;
+
+/// The files of an archive, by their normalised names.
+#[derive(Debug)]
+pub struct ArchiveFiles {
+    archive: PathBuf,
+    files: BTreeMap<String, Descriptor>,
+}
+
+/// How deep a chain of links inside an archive may go (docker save links repeated layers).
+const MAX_LINK_DEPTH: usize = 8;
+
+impl ArchiveFiles {
+    /// Streams every file of the tar at `path` (plain or gzip-compressed) into `store`.
+    pub fn import(path: &Path, store: &BlobStore) -> Result<ArchiveFiles> {
+        let hostile = |entry: &str, reason: &str| Error::HostileArchiveEntry {
+            archive: path.to_owned(),
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let read_error = |source| Error::Io {
+            action: "read archive",
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(Error::io("open", path))?;
+        let mut buffered = BufReader::new(file);
+        let is_gzip = buffered
+            .fill_buf()
+            .map_err(read_error)?
+            .starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read> = if is_gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+
+        let mut files = BTreeMap::new();
+        let mut links = BTreeMap::new();
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(read_error)? {
+            let mut entry = entry.map_err(read_error)?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = normalise(Path::new(&raw))
+                .ok_or_else(|| hostile(&raw, "the name leaves the archive"))?;
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut writer = store.writer()?;
+                    io::copy(&mut entry, &mut writer).map_err(read_error)?;
+                    let (digest, size) = writer.commit()?;
+                    files.insert(name, Descriptor::new("", digest, size));
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name()
+                        .map_err(read_error)?
+                        .unwrap_or_default()
+                        .into_owned();
+                    let target = if entry.header().entry_type() == tar::EntryType::Symlink {
+                        Path::new(&name)
+                            .parent()
+                            .unwrap_or(Path::new(""))
+                            .join(target)
+                    } else {
+                        target
+                    };
+                    let target = normalise(&target)
+                        .ok_or_else(|| hostile(&raw, "the link points outside the archive"))?;
+                    links.insert(name, target);
+                }
+                // Directories and metadata entries carry nothing we read.
+                _ => {}
+            }
+        }
+        // A link resolves to the file at the end of its chain (docker save links repeated layers).
+        for name in links.keys() {
+            let mut current = name;
+            for _ in 0..MAX_LINK_DEPTH {
+                match links.get(current) {
+                    Some(target) => current = target,
+                    None => break,
+                }
+            }
+            if let Some(descriptor) = files.get(current).cloned() {
+                files.insert(name.clone(), descriptor);
+            }
+        }
+        Ok(ArchiveFiles {
+            archive: path.to_owned(),
+            files,
+        })
+    }
+
+    /// The blob that holds the archive's file `name`.
+    pub fn get(&self, name: &str) -> Result<&Descriptor> {
+        let normalised = normalise(Path::new(name));
+        normalised
+            .and_then(|n| self.files.get(&n))
+            .ok_or_else(|| Error::ArchiveMissingFile {
+                archive: self.archive.clone(),
+                name: name.to_owned(),
+            })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_ok()
+    }
+
+    /// Parses the archive's file `name` as JSON.
+    pub fn read_json<T: DeserializeOwned>(&self, store: &BlobStore, name: &str) -> Result<T> {
+        let bytes = store.read(self.get(name)?)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
+            what: format!("`{name}` in `{}`", self.archive.display()),
+            source,
+        })
+    }
+}
+
+/// `./a/b` → `a/b`; `None` if the path climbs out or is absolute.
+fn normalise(path: &Path) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::Normal(part) => parts.push(part.to_str()?),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.join("/"))
+}

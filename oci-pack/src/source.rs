@@ -1,0 +1,504 @@
+//! Parent images read from disk: an OCI layout (`oci:DIR[:TAG|@DIGEST]`), an OCI archive
+//! (`oci-archive:FILE[:TAG]`), a Docker archive (`docker-archive:FILE[:NAME:TAG]`, classic or
+//! Docker ≥ 25), or `scratch`. An image index is resolved to the platform being built.
+//!
+//! Every blob is verified as it is read; archives are streamed once into the caller's store.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::archive::ArchiveFiles;
+use crate::config::ImageConfig;
+use crate::descriptor::Descriptor;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::index::ImageIndex;
+use crate::layout::{CONTAINERD_IMAGE_NAME, REF_NAME};
+use crate::manifest::ImageManifest;
+use crate::media_type;
+use crate::platform::Platform;
+use crate::store::BlobStore;
+use crate::tree::FileTree;
+
+/// Where a parent image comes from, as skopeo names transports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    Scratch,
+    OciLayout {
+        dir: PathBuf,
+        selector: Selector,
+    },
+    OciArchive {
+        file: PathBuf,
+        selector: Selector,
+    },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+}
+
+/// Which entry of an OCI layout's `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The only entry.
+    Only,
+    /// The entry whose `org.opencontainers.image.ref.name` is this.
+    Tag(String),
+    Digest(Digest),
+}
+
+impl ImageSource {
+    /// Parses a `base` value; relative paths are taken from `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<ImageSource> {
+        let invalid = |reason: &str| Error::InvalidSource {
+            source_text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (transport, rest) = text.split_once(':').unwrap_or((text, ""));
+        let path = |p: &str| -> Result<PathBuf> {
+            if p.is_empty() {
+                Err(invalid("a path is needed after the transport"))
+            } else {
+                Ok(dir.join(p))
+            }
+        };
+        let selector = |rest: &str| -> Result<(PathBuf, Selector)> {
+            if let Some((p, digest)) = rest.split_once('@') {
+                return Ok((path(p)?, Selector::Digest(digest.parse()?)));
+            }
+            match rest.split_once(':') {
+                Some((p, tag)) if !tag.is_empty() => Ok((path(p)?, Selector::Tag(tag.to_owned()))),
+                Some(_) => Err(invalid("the tag after `:` is empty")),
+                None => Ok((path(rest)?, Selector::Only)),
+            }
+        };
+        match transport {
+            "scratch" if rest.is_empty() => Ok(ImageSource::Scratch),
+            "oci" => selector(rest).map(|(dir, selector)| ImageSource::OciLayout { dir, selector }),
+            "oci-archive" => selector(rest).map(|(file, selector)| ImageSource::OciArchive { file, selector }),
+            "docker-archive" => {
+                let (file, reference) = match rest.split_once(':') {
+                    Some((file, reference)) => (file, Some(reference.to_owned())),
+                    None => (rest, None),
+                };
+                Ok(ImageSource::DockerArchive { file: path(file)?, reference })
+            }
+            "docker" => Err(invalid("registries are not supported yet; use a local `oci:`, `oci-archive:` or `docker-archive:` copy")),
+            _ => Err(invalid(
+                "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME:TAG]`",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with_selector =
+            |f: &mut fmt::Formatter<'_>, transport: &str, path: &Path, selector: &Selector| {
+                write!(f, "{transport}:{}", path.display())?;
+                match selector {
+                    Selector::Only => Ok(()),
+                    Selector::Tag(tag) => write!(f, ":{tag}"),
+                    Selector::Digest(digest) => write!(f, "@{digest}"),
+                }
+            };
+        match self {
+            ImageSource::Scratch => f.write_str("scratch"),
+            ImageSource::OciLayout { dir, selector } => with_selector(f, "oci", dir, selector),
+            ImageSource::OciArchive { file, selector } => {
+                with_selector(f, "oci-archive", file, selector)
+            }
+            ImageSource::DockerArchive { file, reference } => {
+                write!(f, "docker-archive:{}", file.display())?;
+                reference.as_ref().map_or(Ok(()), |r| write!(f, ":{r}"))
+            }
+        }
+    }
+}
+
+/// A parent image for one platform: its config and layers, and the store that holds its blobs.
+#[derive(Debug, Clone)]
+pub struct ParentImage {
+    /// For `org.opencontainers.image.base.name`, when the source names the image.
+    pub name: Option<String>,
+    /// For `org.opencontainers.image.base.digest`: the manifest digest, when there is a manifest.
+    pub manifest_digest: Option<Digest>,
+    pub config: ImageConfig,
+    /// Base first, with OCI media types (the bytes and digests are the parent's own).
+    pub layers: Vec<Descriptor>,
+    pub store: BlobStore,
+    /// The parent's file tree, read on demand (see [`ParentImage::file_tree`]).
+    tree: Option<FileTree>,
+}
+
+impl ParentImage {
+    /// Opens the image `source` names, for `platform`. Archives are imported into `scratch`,
+    /// which should be the store the new image is written to: their blobs are needed there anyway.
+    pub fn open(
+        source: &ImageSource,
+        platform: &Platform,
+        scratch: &BlobStore,
+    ) -> Result<Option<ParentImage>> {
+        let parent = match source {
+            ImageSource::Scratch => return Ok(None),
+            ImageSource::OciLayout { dir, selector } => {
+                if !dir.join("index.json").is_file() {
+                    return Err(Error::NotAnImage {
+                        source_text: source.to_string(),
+                        reason: "it has no `index.json`".into(),
+                    });
+                }
+                let store = BlobStore::existing(dir);
+                let index: ImageIndex = parse_json(
+                    &std::fs::read(dir.join("index.json"))
+                        .map_err(Error::io("read", dir.join("index.json")))?,
+                    || format!("`index.json` of `{}`", dir.display()),
+                )?;
+                from_index(source, &index, selector, platform, store)?
+            }
+            ImageSource::OciArchive { file, selector } => {
+                let files = ArchiveFiles::import(file, scratch)?;
+                let index: ImageIndex = files.read_json(scratch, "index.json")?;
+                if !files.contains("oci-layout") {
+                    return Err(Error::NotAnImage {
+                        source_text: source.to_string(),
+                        reason: "it has no `oci-layout`".into(),
+                    });
+                }
+                from_index(source, &index, selector, platform, scratch.clone())?
+            }
+            ImageSource::DockerArchive { file, reference } => {
+                from_docker_archive(source, file, reference.as_deref(), scratch)?
+            }
+        };
+        check_platform(source, &parent.config, platform)?;
+        Ok(Some(parent))
+    }
+
+    /// The parent's file tree, read from its layers once and kept.
+    pub fn file_tree(&mut self) -> Result<&FileTree> {
+        if self.tree.is_none() {
+            let tree =
+                FileTree::read_layers(&self.store, &self.layers, &self.config.rootfs.diff_ids)?;
+            self.tree = Some(tree);
+        }
+        Ok(self.tree.as_ref().expect("just read"))
+    }
+}
+
+fn from_index(
+    source: &ImageSource,
+    index: &ImageIndex,
+    selector: &Selector,
+    platform: &Platform,
+    store: BlobStore,
+) -> Result<ParentImage> {
+    let entry = match selector {
+        Selector::Only => match index.manifests.as_slice() {
+            [only] => only,
+            [] => {
+                return Err(Error::NotAnImage {
+                    source_text: source.to_string(),
+                    reason: "its `index.json` lists no image".into(),
+                })
+            }
+            _ => {
+                let tags: Vec<&str> = index
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.annotations.get(REF_NAME).map(String::as_str))
+                    .collect();
+                return Err(Error::NotAnImage {
+                    source_text: source.to_string(),
+                    reason: format!(
+                        "it holds {} images; name one with `:TAG` (tags: {})",
+                        index.manifests.len(),
+                        tags.join(", ")
+                    ),
+                });
+            }
+        },
+        Selector::Tag(tag) => index
+            .manifests
+            .iter()
+            .find(|m| m.annotations.get(REF_NAME) == Some(tag))
+            .ok_or_else(|| Error::NotAnImage {
+                source_text: source.to_string(),
+                reason: format!("no image is tagged `{tag}`"),
+            })?,
+        Selector::Digest(digest) => index
+            .manifests
+            .iter()
+            .find(|m| &m.digest == digest)
+            .ok_or_else(|| Error::NotAnImage {
+                source_text: source.to_string(),
+                reason: format!("no image has digest {digest}"),
+            })?,
+    };
+    let name = entry
+        .annotations
+        .get(CONTAINERD_IMAGE_NAME)
+        .or_else(|| entry.annotations.get(REF_NAME))
+        .cloned();
+    let manifest_descriptor = resolve_platform(source, &store, entry, platform)?;
+    let manifest: ImageManifest = read_blob_json(&store, &manifest_descriptor, "manifest")?;
+    let config: ImageConfig = read_blob_json(&store, &manifest.config, "config")?;
+    let layers = manifest
+        .layers
+        .iter()
+        .map(oci_layer)
+        .collect::<Result<Vec<_>>>()?;
+    check_layer_count(&config, layers.len(), &manifest_descriptor.digest)?;
+    Ok(ParentImage {
+        name,
+        manifest_digest: Some(manifest_descriptor.digest),
+        config,
+        layers,
+        store,
+        tree: None,
+    })
+}
+
+/// Follows an index entry down to the manifest for `platform`.
+fn resolve_platform(
+    source: &ImageSource,
+    store: &BlobStore,
+    entry: &Descriptor,
+    platform: &Platform,
+) -> Result<Descriptor> {
+    if media_type::is_manifest(&entry.media_type) {
+        return Ok(entry.clone());
+    }
+    if !media_type::is_index(&entry.media_type) {
+        return Err(Error::UnsupportedMediaType {
+            digest: entry.digest.clone(),
+            media_type: entry.media_type.clone(),
+        });
+    }
+    let index: ImageIndex = read_blob_json(store, entry, "image index")?;
+    let best = index
+        .manifests
+        .iter()
+        .filter(|m| media_type::is_manifest(&m.media_type))
+        .filter_map(|m| Some((m.platform.as_ref()?.fit(platform)?, m)))
+        .min_by_key(|(rank, _)| *rank);
+    match best {
+        Some((_, manifest)) => Ok(manifest.clone()),
+        None => {
+            let available: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                .collect();
+            Err(Error::NoMatchingPlatform {
+                source_text: source.to_string(),
+                wanted: platform.to_string(),
+                available: if available.is_empty() {
+                    "none".into()
+                } else {
+                    available.join(", ")
+                },
+            })
+        }
+    }
+}
+
+/// One image of a `docker save` archive's `manifest.json`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerArchiveImage {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn from_docker_archive(
+    source: &ImageSource,
+    file: &Path,
+    reference: Option<&str>,
+    store: &BlobStore,
+) -> Result<ParentImage> {
+    let files = ArchiveFiles::import(file, store)?;
+    let images: Vec<DockerArchiveImage> = files.read_json(store, "manifest.json")?;
+    let image = match reference {
+        Some(reference) => images
+            .iter()
+            .find(|i| {
+                i.repo_tags.iter().flatten().any(|t| {
+                    t == reference || t.strip_prefix("docker.io/library/") == Some(reference)
+                })
+            })
+            .ok_or_else(|| Error::NotAnImage {
+                source_text: source.to_string(),
+                reason: format!("no image is tagged `{reference}`"),
+            })?,
+        None => match images.as_slice() {
+            [only] => only,
+            _ => {
+                return Err(Error::NotAnImage {
+                    source_text: source.to_string(),
+                    reason: format!(
+                        "it holds {} images; name one with `:NAME:TAG`",
+                        images.len()
+                    ),
+                })
+            }
+        },
+    };
+    let config: ImageConfig = files.read_json(store, &image.config)?;
+    let mut layers = Vec::new();
+    for name in &image.layers {
+        let blob = files.get(name)?;
+        // The classic format stores layers as plain tars, Docker ≥ 25 as they were pulled: sniff.
+        let mut head = [0u8; 2];
+        let is_gzip = {
+            use std::io::Read as _;
+            let mut reader = store.reader(blob)?;
+            reader.read(&mut head).map_err(|e| reader.error(e))? == 2 && head == [0x1f, 0x8b]
+        };
+        let media = if is_gzip {
+            media_type::OCI_LAYER_GZIP
+        } else {
+            media_type::OCI_LAYER_TAR
+        };
+        layers.push(Descriptor::new(media, blob.digest.clone(), blob.size));
+    }
+    check_layer_count(&config, layers.len(), &files.get(&image.config)?.digest)?;
+    Ok(ParentImage {
+        name: reference
+            .map(str::to_owned)
+            .or_else(|| image.repo_tags.iter().flatten().next().cloned()),
+        manifest_digest: None,
+        config,
+        layers,
+        store: store.clone(),
+        tree: None,
+    })
+}
+
+fn oci_layer(layer: &Descriptor) -> Result<Descriptor> {
+    let media =
+        media_type::oci_layer(&layer.media_type).ok_or_else(|| Error::UnsupportedMediaType {
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+        })?;
+    let mut layer = layer.clone();
+    layer.media_type = media.to_owned();
+    Ok(layer)
+}
+
+fn check_layer_count(config: &ImageConfig, layers: usize, image: &Digest) -> Result<()> {
+    if config.rootfs.diff_ids.len() == layers {
+        Ok(())
+    } else {
+        Err(Error::LayerCountMismatch {
+            image: image.clone(),
+            layers,
+            diff_ids: config.rootfs.diff_ids.len(),
+        })
+    }
+}
+
+fn check_platform(source: &ImageSource, config: &ImageConfig, platform: &Platform) -> Result<()> {
+    let found = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+    if found.fit(platform).is_some() {
+        Ok(())
+    } else {
+        Err(Error::NoMatchingPlatform {
+            source_text: source.to_string(),
+            wanted: platform.to_string(),
+            available: found.to_string(),
+        })
+    }
+}
+
+fn read_blob_json<T: DeserializeOwned>(
+    store: &BlobStore,
+    descriptor: &Descriptor,
+    what: &str,
+) -> Result<T> {
+    parse_json(&store.read(descriptor)?, || {
+        format!("{what} {}", descriptor.digest)
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::MalformedJson {
+        what: what(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_transport() {
+        let dir = Path::new("/pkg");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let cases = [
+            ("scratch", ImageSource::Scratch),
+            (
+                "oci:base",
+                ImageSource::OciLayout {
+                    dir: "/pkg/base".into(),
+                    selector: Selector::Only,
+                },
+            ),
+            (
+                "oci:base:1.0",
+                ImageSource::OciLayout {
+                    dir: "/pkg/base".into(),
+                    selector: Selector::Tag("1.0".into()),
+                },
+            ),
+            (
+                &*format!("oci:/abs/base@{digest}"),
+                ImageSource::OciLayout {
+                    dir: "/abs/base".into(),
+                    selector: Selector::Digest(digest.parse().unwrap()),
+                },
+            ),
+            (
+                "oci-archive:base.tar:latest",
+                ImageSource::OciArchive {
+                    file: "/pkg/base.tar".into(),
+                    selector: Selector::Tag("latest".into()),
+                },
+            ),
+            (
+                "docker-archive:base.tar",
+                ImageSource::DockerArchive {
+                    file: "/pkg/base.tar".into(),
+                    reference: None,
+                },
+            ),
+            (
+                "docker-archive:base.tar:busybox:1.36",
+                ImageSource::DockerArchive {
+                    file: "/pkg/base.tar".into(),
+                    reference: Some("busybox:1.36".into()),
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(ImageSource::parse(text, dir).unwrap(), expected, "{text}");
+        }
+        for bad in [
+            "debian:12",
+            "oci:",
+            "oci:dir:",
+            "docker://debian",
+            "scratch:x",
+            "oci:x@sha256:zz",
+        ] {
+            assert!(ImageSource::parse(bad, dir).is_err(), "{bad} accepted");
+        }
+    }
+}
