@@ -262,7 +262,7 @@ fn image_request(
         layers: vec![
             NewLayer {
                 contents: files,
-                created_by: "cargo oci: files".to_owned(),
+                created_by: first_layer_history(plan),
             },
             NewLayer {
                 contents: bins,
@@ -276,6 +276,15 @@ fn image_request(
         annotations: plan.annotations.clone(),
         compression: plan.compression,
     })
+}
+
+/// The `created_by` of the first layer, which also carries the whiteouts of `remove`.
+fn first_layer_history(plan: &Plan) -> String {
+    match (plan.files.is_empty(), plan.remove.is_empty()) {
+        (_, true) => "cargo oci: files".to_owned(),
+        (true, false) => format!("cargo oci: remove {}", plan.remove.join(" ")),
+        (false, false) => format!("cargo oci: files, remove {}", plan.remove.join(" ")),
+    }
 }
 
 /// `SOURCE_DATE_EPOCH`, the reproducible-builds convention; without it, the fixed default.

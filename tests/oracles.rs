@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use support::{manifest_and_config, read_json, run, tool, Fixture};
+use support::{manifest_and_config, read_json, run, tool, Fixture, Podman};
 
 fn built_fixture() -> Fixture {
     let fixture = Fixture::copy("hello");
@@ -126,54 +126,18 @@ fn umoci_unpacks_files_where_they_belong_with_modes_and_owner() {
 
 #[test]
 fn podman_runs_the_entrypoint_with_the_config_applied() {
-    if !tool("podman") || !tool("runc") {
-        return;
-    }
+    let Some(podman) = Podman::new() else { return };
     let fixture = built_fixture();
-    let conf = fixture.path().join("containers.conf");
-    fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
-    )
-    .unwrap();
-    let podman = |args: &[&str]| {
-        let mut command = Command::new("podman");
-        command.env("CONTAINERS_CONF", &conf).args(args);
-        command
-    };
-    let source = format!("oci:{}:0.1.0", fixture.layout().display());
-    let id = run(&mut podman(&["pull", "--quiet", &source]))
-        .trim()
-        .to_owned();
-    let _cleanup = Cleanup(podman(&["rmi", "--force", &id]));
-
-    let with_args = run(&mut podman(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &id,
-        "one",
-        "two",
-    ]));
+    let image = podman.pull(&fixture.layout(), "0.1.0");
     assert_eq!(
-        with_args,
+        image.run(&["one", "two"]),
         "args=[\"one\", \"two\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\nasset=body { color: rebeccapurple; }\n"
     );
-    let with_cmd = run(&mut podman(&["run", "--rm", "--network", "none", &id]));
+    let with_cmd = image.run(&[]);
     assert!(
         with_cmd.starts_with("args=[\"--from-cmd\"]\n"),
         "{with_cmd}"
     );
-}
-
-/// Runs its command when dropped, so a failing test still removes what it loaded.
-struct Cleanup(Command);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.output();
-    }
 }
 
 fn walk(root: &Path) -> Vec<String> {

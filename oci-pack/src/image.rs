@@ -137,7 +137,7 @@ pub fn build_image(
     let config_descriptor = store.put_json(media_type::OCI_CONFIG, "the image config", &config)?;
     let manifest = ImageManifest {
         schema_version: 2,
-        media_type: media_type::OCI_MANIFEST.to_owned(),
+        media_type: Some(media_type::OCI_MANIFEST.to_owned()),
         config: config_descriptor.clone(),
         layers: descriptors,
         annotations,

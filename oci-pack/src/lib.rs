@@ -23,8 +23,8 @@ pub mod progress;
 pub mod reference;
 pub mod source;
 pub mod store;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod timestamp;
 pub mod tree;
 

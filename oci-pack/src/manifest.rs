@@ -10,7 +10,9 @@ use crate::descriptor::Descriptor;
 #[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
     pub schema_version: u32,
-    pub media_type: String,
+    /// Optional in the spec (umoci leaves it out); we always write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
     pub config: Descriptor,
     /// Base layer first.
     pub layers: Vec<Descriptor>,

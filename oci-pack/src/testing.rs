@@ -1,4 +1,4 @@
-//! Test helpers: layers crafted entry by entry, including the hostile ones no honest tool
+//! Test helpers (the `testing` feature): layers crafted entry by entry, including the hostile ones no honest tool
 //! writes, stored as blobs the way a parent image would hold them.
 
 use std::io::Write;
@@ -11,6 +11,7 @@ use crate::media_type;
 use crate::store::BlobStore;
 
 /// One raw tar entry: its name is written as given, `..` and all.
+#[derive(Debug)]
 pub enum Raw<'a> {
     Dir(&'a str, u32),
     File(&'a str, &'a [u8], u32),

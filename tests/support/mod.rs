@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+pub mod parents;
+
 /// A copy of `tests/fixtures/<name>` in a fresh temporary directory, so tests never write into
 /// the source tree and each sees a crate outside any git checkout. The directory name is
 /// lower-case because podman 4.3 names an image pulled from a layout after its path.
@@ -100,7 +102,8 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a directory tree, leaving out `target` directories.
+pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -165,4 +168,84 @@ pub fn run(command: &mut Command) -> String {
         .unwrap_or_else(|e| panic!("failed to run {command:?}: {e}"));
     assert_success(&output, &format!("{command:?}"));
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// podman set up as `shared/docs/oracles.md` says works on these machines.
+pub struct Podman {
+    conf: tempfile::NamedTempFile,
+}
+
+/// An image pulled into podman's store, removed again when dropped (even when a test fails).
+pub struct Pulled<'a> {
+    podman: &'a Podman,
+    pub id: String,
+}
+
+impl Podman {
+    /// `None` when podman or runc is missing outside CI.
+    pub fn new() -> Option<Podman> {
+        if !tool("podman") || !tool("runc") {
+            return None;
+        }
+        let mut conf = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut conf,
+            b"[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
+        )
+        .unwrap();
+        Some(Podman { conf })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("podman");
+        command.env("CONTAINERS_CONF", self.conf.path()).args(args);
+        command
+    }
+
+    /// Pulls `oci:LAYOUT:TAG` (podman 4.3 cannot `load` a layout directory).
+    pub fn pull(&self, layout: &Path, tag: &str) -> Pulled<'_> {
+        let source = format!("oci:{}:{tag}", layout.display());
+        let id = run(&mut self.command(&["pull", "--quiet", &source]))
+            .trim()
+            .to_owned();
+        Pulled { podman: self, id }
+    }
+}
+
+impl Pulled<'_> {
+    /// `podman run --rm --network none IMAGE ARGS…`, returning stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let mut command = self
+            .podman
+            .command(&["run", "--rm", "--network", "none", &self.id]);
+        command.args(args);
+        run(&mut command)
+    }
+}
+
+impl Drop for Pulled<'_> {
+    fn drop(&mut self) {
+        let _ = self.podman.command(&["rmi", "--force", &self.id]).output();
+    }
+}
+
+/// The paths of a layer blob's tar entries, in order.
+pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
+    let blob = fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let reader: Box<dyn std::io::Read> = if blob.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(blob.as_slice()))
+    } else {
+        Box::new(blob.as_slice())
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
 }

@@ -16,7 +16,8 @@ tasks:
   bench    measure the packing step on the example's binary";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 5] = [
+const TOOLS: [(&str, &str); 6] = [
+    ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("oci-image-tool", "oci-image-tool"),
