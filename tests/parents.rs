@@ -304,3 +304,52 @@ fn an_index_parent_resolves_to_the_platform_being_built() {
     );
     assert!(!fixture.layout().exists());
 }
+
+/// Docker ≥ 25 saves an OCI layout plus a `manifest.json` pointing into `blobs/sha256/`, with the
+/// layers as pulled (gzip). Debian's docker 20.10 cannot write one, so it is assembled here from
+/// skopeo's OCI archive exactly as Docker 25 lays it out.
+#[test]
+fn a_docker_25_archive_parent_is_read_through_its_manifest_json() {
+    let Some(parents) = parents() else { return };
+    let fixture = Fixture::copy("hello");
+    let (manifest, _) = parent_image(&parents.layout, "latest");
+    let path_of = |d: &Value| {
+        format!(
+            "blobs/sha256/{}",
+            d["digest"].as_str().unwrap().trim_start_matches("sha256:")
+        )
+    };
+    let docker_manifest = json!([{
+        "Config": path_of(&manifest["config"]),
+        "RepoTags": ["busybox:25"],
+        "Layers": manifest["layers"].as_array().unwrap().iter().map(path_of).collect::<Vec<_>>(),
+    }]);
+    let unpacked = fixture.path().join("docker25");
+    support::copy_dir(&parents.layout, &unpacked);
+    std::fs::write(
+        unpacked.join("manifest.json"),
+        serde_json::to_vec(&docker_manifest).unwrap(),
+    )
+    .unwrap();
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(fixture.path().join("docker25.tar"))
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("."));
+
+    fixture.set_metadata(
+        "[package.metadata.oci]\nbase = \"docker-archive:docker25.tar:busybox:25\"\n",
+    );
+    fixture.build_ok(&["--quiet"]);
+    let (ours, _) = manifest_and_config(&fixture.layout());
+    assert_eq!(
+        &ours["layers"].as_array().unwrap()[..2],
+        manifest["layers"].as_array().unwrap().as_slice(),
+        "gzip layers kept as they are"
+    );
+    assert_eq!(
+        ours["annotations"]["org.opencontainers.image.base.name"],
+        "busybox:25"
+    );
+}
