@@ -1,7 +1,6 @@
 //! `cargo oci build`: resolve the package's image metadata, build its binaries with cargo, pack
 //! them with oci-pack, and report each output on stdout.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -17,6 +16,7 @@ use oci_pack::source::ParentImage;
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::{self, CargoOptions, Verbosity};
+use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::plan::{self, PackageFacts, Plan};
 use crate::shell::Shell;
 
@@ -27,6 +27,12 @@ pub struct BuildArgs {
     /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<package>`)
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
+    #[arg(long = "format", value_enum, value_name = "FORMAT")]
+    pub formats: Vec<Format>,
+    /// Stream the image into `docker load` or `podman load`, writing no tar file
+    #[arg(long, value_enum, value_name = "LOADER", num_args = 0..=1, require_equals = true, default_missing_value = "docker")]
+    pub load: Option<Loader>,
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -36,14 +42,6 @@ pub struct BuildArgs {
     /// Also print each layer and manifest as it is written
     #[arg(short, long)]
     pub verbose: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MessageFormat {
-    /// One line per output: format, digest, path
-    Human,
-    /// One JSON object per output
-    Json,
 }
 
 pub fn exec(args: BuildArgs) -> Result<()> {
@@ -99,16 +97,26 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     shell.status("Packing", format_args!("{} ({platform})", package.name));
     let request = image_request(&plan, &executables, platform.clone(), created, base)?;
     let image = build_image(staged.store(), request, &mut shell)?;
-    let path = staged.finish(&image.manifest, &plan.tags, plan.index_annotations.clone())?;
-    shell.on_event(&Event::OutputWritten { path: &path });
-
-    report(
-        args.message_format,
-        &path,
-        &image.manifest.digest.to_string(),
-        &plan,
-        &platform,
-    )?;
+    let sealed = staged.seal(&image.manifest, &plan.tags, plan.index_annotations.clone())?;
+    let formats = if args.formats.is_empty() {
+        &plan.formats
+    } else {
+        &args.formats
+    };
+    let (written, loaded) = outputs::write(sealed, formats, args.load, created)?;
+    for output in &written {
+        shell.on_event(&Event::OutputWritten { path: &output.path });
+    }
+    if let Some(message) = &loaded {
+        shell.status("Loaded", message);
+    }
+    let summary = ImageSummary {
+        digest: image.manifest.digest.to_string(),
+        config: image.config.digest.to_string(),
+        tags: plan.tags.iter().map(ToString::to_string).collect(),
+        platforms: vec![platform.to_string()],
+    };
+    outputs::report(args.message_format, &summary, &written, args.load)?;
     shell.status(
         "Finished",
         format_args!(
@@ -323,28 +331,4 @@ fn host_platform() -> Result<Platform> {
         .ok_or_else(|| anyhow!("`rustc -vV` did not name the host target"))?;
     Platform::from_rust_target(host)
         .ok_or_else(|| anyhow!("no container platform is known for the host target `{host}`"))
-}
-
-fn report(
-    format: MessageFormat,
-    path: &Path,
-    digest: &str,
-    plan: &Plan,
-    platform: &Platform,
-) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        MessageFormat::Human => writeln!(stdout, "oci {digest} {}", path.display()),
-        MessageFormat::Json => {
-            let message = serde_json::json!({
-                "format": "oci",
-                "path": path,
-                "digest": digest,
-                "tags": plan.tags.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "platforms": [platform.to_string()],
-            });
-            writeln!(stdout, "{message}")
-        }
-    }
-    .context("failed to write to stdout")
 }

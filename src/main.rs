@@ -4,6 +4,7 @@
 mod build;
 mod cargo_build;
 mod metadata;
+mod outputs;
 mod plan;
 mod shell;
 mod values;

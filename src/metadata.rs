@@ -21,6 +21,7 @@ pub struct OciMetadata {
     #[serde(default)]
     pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
+    pub formats: Option<Vec<crate::outputs::Format>>,
     pub tags: Option<Vec<String>>,
     pub author: Option<String>,
     pub comment: Option<String>,

@@ -12,6 +12,7 @@ use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
 use crate::metadata::{CompressionSpec, EnvSpec, KeyError, OciMetadata};
+use crate::outputs::Format;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -50,6 +51,8 @@ pub struct Plan {
     pub annotations: BTreeMap<String, String>,
     pub index_annotations: BTreeMap<String, String>,
     pub compression: Compression,
+    /// Sorted, each once; at least one.
+    pub formats: Vec<Format>,
 }
 
 const PREFIX: &str = "package.metadata.oci";
@@ -184,6 +187,15 @@ pub fn resolve(
         Some(CompressionSpec::None) => Compression::None,
     };
     let author = metadata.author.or_else(|| package.authors.first().cloned());
+    let mut formats = metadata.formats.unwrap_or_else(|| vec![Format::Oci]);
+    formats.sort();
+    formats.dedup();
+    if formats.is_empty() {
+        return Err(key_error(
+            "formats",
+            "at least one output format is needed: \"oci\", \"oci-archive\" or \"docker\"",
+        ));
+    }
 
     Ok(Plan {
         base,
@@ -198,6 +210,7 @@ pub fn resolve(
         comment: metadata.comment,
         index_annotations: metadata.index_annotations,
         compression,
+        formats,
     })
 }
 

@@ -1,17 +1,24 @@
-//! Image archives (`oci-archive`, `docker-archive`) read in one pass: every regular file of the
-//! tar is streamed into the blob store, addressed by its digest, and the archive's names are
-//! kept as a map to those digests. Nothing is written under a name taken from the archive.
+//! Image archives (`oci-archive`, `docker-archive`): one tar holding an image layout.
+//!
+//! Reading is one pass: every regular file of the tar is streamed into the blob store, addressed
+//! by its digest, and the archive's names are kept as a map to those digests. Nothing is written
+//! under a name taken from the archive. Writing serializes a sealed layout, deterministically.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
 use crate::descriptor::Descriptor;
+use crate::docker;
 use crate::error::{Error, Result};
+use crate::layer::{write_tar, LayerContents, FILE_MODE};
+use crate::layout::SealedLayout;
+use crate::media_type;
 use crate::store::BlobStore;
+use crate::timestamp::Timestamp;
 
 /// The files of an archive, by their normalised names.
 #[derive(Debug)]
@@ -143,4 +150,91 @@ fn normalise(path: &Path) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+/// Which archive a sealed layout is written as.
+///
+/// Both carry the OCI layout, and, for a single-platform image, Docker's `manifest.json` and
+/// `repositories` pointing into its `blobs/` (the spec allows extra files): moby's classic
+/// `docker load` reads only `manifest.json`, containerd-backed loaders read the layout, and
+/// podman 4.3 needs `manifest.json` once a layout has several tags. One set of blobs serves all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `oci-archive`: the layout as one tar; an index of several platforms stays one archive.
+    Oci,
+    /// `docker-archive`: one platform's image, which every loader takes.
+    Docker,
+}
+
+/// Streams `layout` as a deterministic tar (sorted, 0:0, every entry dated `mtime`) into `out`.
+pub fn write_archive<W: Write>(
+    layout: &SealedLayout,
+    format: ArchiveFormat,
+    out: W,
+    mtime: Timestamp,
+) -> Result<W> {
+    let root = layout.root();
+    let mut contents = LayerContents::new();
+    for name in ["oci-layout", "index.json", "blobs"] {
+        contents.add_path(&format!("/{name}"), &root.join(name))?;
+    }
+    if format == ArchiveFormat::Docker || media_type::is_manifest(&layout.target.media_type) {
+        let (manifest, repositories) =
+            docker::archive_manifest(layout.store(), &layout.target, &layout.tags)?;
+        contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;
+        contents.add_bytes("/repositories", repositories, FILE_MODE)?;
+    }
+    write_tar(&contents, out, mtime)
+}
+
+/// An archive written beside its destination; [`StagedArchive::persist`] renames it into place,
+/// and dropped without that, it vanishes.
+#[derive(Debug)]
+pub struct StagedArchive {
+    file: tempfile::NamedTempFile,
+    destination: PathBuf,
+}
+
+impl StagedArchive {
+    pub fn write(
+        layout: &SealedLayout,
+        format: ArchiveFormat,
+        destination: &Path,
+        mtime: Timestamp,
+    ) -> Result<StagedArchive> {
+        let dir = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .tempfile_in(dir)
+            .map_err(Error::io("create a temporary file in", dir))?;
+        let buffered = write_archive(layout, format, io::BufWriter::new(file), mtime)
+            .map_err(|e| e.for_destination("write", destination))?;
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io("write", destination)(e.into_error()))?;
+        // A temporary file is private (0600); an output is an ordinary file.
+        let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        std::fs::set_permissions(file.path(), readable)
+            .map_err(Error::io("set permissions of", destination))?;
+        Ok(StagedArchive {
+            file,
+            destination: destination.to_owned(),
+        })
+    }
+
+    /// Moves the archive to its destination, atomically replacing an older one.
+    pub fn persist(self) -> Result<PathBuf> {
+        self.file
+            .persist(&self.destination)
+            .map_err(|e| Error::io("rename into place", &self.destination)(e.error))?;
+        Ok(self.destination)
+    }
 }

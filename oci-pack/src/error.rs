@@ -105,11 +105,29 @@ pub enum Error {
     },
     #[error("cannot remove `{path}`: the base image has no such path")]
     RemoveMissing { path: String },
+    #[error("a Docker archive holds one image per platform; this image is an index of several")]
+    DockerArchiveNeedsOneImage,
     #[error("cannot stage `{path}`: {reason}")]
     ConflictsWithParent { path: String, reason: String },
 }
 
 impl Error {
+    /// Names `path` in an I/O error that did not know where it was writing.
+    pub(crate) fn for_destination(self, action: &'static str, path: &std::path::Path) -> Error {
+        match self {
+            Error::Io {
+                path: unnamed,
+                source,
+                ..
+            } if unnamed.as_os_str().is_empty() => Error::Io {
+                action,
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -243,13 +243,8 @@ pub fn write_layer(
         ),
         Compression::None => Sink::Plain(blob),
     };
-    let mut tar = tar::Builder::new(DigestWriter::new(sink));
-    for (path, entry) in contents.entries() {
-        append_entry(&mut tar, path, entry, mtime)?;
-    }
-    let tar_out = tar
-        .into_inner()
-        .map_err(Error::io("write a layer to", store.root()))?;
+    let tar_out = write_tar(contents, DigestWriter::new(sink), mtime)
+        .map_err(|e| e.for_destination("write a layer to", store.root()))?;
     let (diff_id, _, sink) = tar_out.finish();
     let blob = sink
         .finish()
@@ -258,6 +253,20 @@ pub fn write_layer(
     Ok(Layer {
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
+    })
+}
+
+/// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and
+/// image archives are both written this way.
+pub fn write_tar<W: Write>(contents: &LayerContents, out: W, mtime: Timestamp) -> Result<W> {
+    let mut tar = tar::Builder::new(out);
+    for (path, entry) in contents.entries() {
+        append_entry(&mut tar, path, entry, mtime)?;
+    }
+    tar.into_inner().map_err(|source| Error::Io {
+        action: "finish a tar stream",
+        path: PathBuf::new(),
+        source,
     })
 }
 

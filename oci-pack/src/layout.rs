@@ -70,6 +70,18 @@ impl StagedLayout {
         tags: &[Reference],
         annotations: BTreeMap<String, String>,
     ) -> Result<PathBuf> {
+        self.seal(target, tags, annotations)?.persist()
+    }
+
+    /// Completes the layout in its staging directory: only the blobs `target` reaches are kept,
+    /// and `index.json` and `oci-layout` are written. Archives are written from a sealed layout;
+    /// [`SealedLayout::persist`] moves it into place.
+    pub fn seal(
+        self,
+        target: &Descriptor,
+        tags: &[Reference],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<SealedLayout> {
         self.store.retain(&reachable(&self.store, target)?)?;
         let manifests = tags.iter().map(|tag| tagged(target, tag)).collect();
         let index = ImageIndex::new(manifests, annotations);
@@ -80,6 +92,45 @@ impl StagedLayout {
         })?;
         write_file(&root.join("index.json"), &index_bytes)?;
         write_file(&root.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT.as_bytes())?;
+        Ok(SealedLayout {
+            staging: self.staging,
+            store: self.store,
+            destination: self.destination,
+            target: target.clone(),
+            tags: tags.to_vec(),
+        })
+    }
+}
+
+/// A complete layout, still in its staging directory; dropped without
+/// [`persist`](SealedLayout::persist), it vanishes.
+#[derive(Debug)]
+pub struct SealedLayout {
+    staging: tempfile::TempDir,
+    store: BlobStore,
+    destination: PathBuf,
+    /// What `index.json` points at for every tag.
+    pub target: Descriptor,
+    pub tags: Vec<Reference>,
+}
+
+impl SealedLayout {
+    /// The layout's directory (`oci-layout`, `index.json`, `blobs/`).
+    pub fn root(&self) -> &Path {
+        self.staging.path()
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Where [`persist`](SealedLayout::persist) will put it.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Moves the layout to its destination, replacing an older layout there.
+    pub fn persist(self) -> Result<PathBuf> {
         replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod descriptor;
 pub mod diff;
 pub mod digest;
+pub mod docker;
 pub mod error;
 pub mod image;
 pub mod index;

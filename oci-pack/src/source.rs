@@ -8,12 +8,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::archive::ArchiveFiles;
 use crate::config::ImageConfig;
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
+use crate::docker::DockerArchiveImage;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
 use crate::layout::{CONTAINERD_IMAGE_NAME, REF_NAME};
@@ -305,16 +305,6 @@ fn resolve_platform(
             })
         }
     }
-}
-
-/// One image of a `docker save` archive's `manifest.json`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DockerArchiveImage {
-    config: String,
-    #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
 }
 
 fn from_docker_archive(

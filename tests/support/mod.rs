@@ -196,10 +196,28 @@ impl Podman {
         Some(Podman { conf })
     }
 
+    pub fn conf_path(&self) -> &Path {
+        self.conf.path()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("podman");
         command.env("CONTAINERS_CONF", self.conf.path()).args(args);
         command
+    }
+
+    /// `podman ARGS…` with this configuration.
+    pub fn run(&self, args: &[&str]) -> String {
+        run(&mut self.command(args))
+    }
+
+    /// `podman load -i ARCHIVE`; the loaded tags are removed again when the result is dropped.
+    pub fn load(&self, archive: &Path, tags: &[&str]) -> Loaded<'_> {
+        run(&mut self.command(&["load", "-i", &archive.display().to_string()]));
+        Loaded {
+            podman: self,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
     }
 
     /// Pulls `oci:LAYOUT:TAG` (podman 4.3 cannot `load` a layout directory).
@@ -209,6 +227,30 @@ impl Podman {
             .trim()
             .to_owned();
         Pulled { podman: self, id }
+    }
+}
+
+/// Tags loaded into podman, removed when dropped.
+pub struct Loaded<'a> {
+    podman: &'a Podman,
+    pub tags: Vec<String>,
+}
+
+impl<'a> Loaded<'a> {
+    /// For tags something else loaded: removed when the result is dropped.
+    pub fn forget_later(podman: &'a Podman, tags: &[&str]) -> Loaded<'a> {
+        Loaded {
+            podman,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+impl Drop for Loaded<'_> {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            let _ = self.podman.command(&["rmi", "--force", tag]).output();
+        }
     }
 }
 
@@ -248,4 +290,83 @@ pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect()
+}
+
+/// A private dockerd (moby's classic store, vfs driver, no bridge or iptables) on a unix
+/// socket in a temporary directory, as `shared/docs/oracles.md` runs it; stopped when dropped.
+pub struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    /// `None` when dockerd is missing outside CI.
+    pub fn start() -> Option<Dockerd> {
+        if !tool("dockerd") || !tool("docker") {
+            return None;
+        }
+        // Short: a unix socket path must fit in 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("dk")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        let log = fs::File::create(d.join("log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--storage-driver=vfs", "--iptables=false", "--bridge=none"])
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd starts");
+        let daemon = Dockerd { dir, child };
+        for _ in 0..120 {
+            if daemon
+                .docker(&["version"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return Some(daemon);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!(
+            "dockerd did not answer within 60 s:\n{}",
+            fs::read_to_string(daemon.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    /// `DOCKER_HOST` for this daemon.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    /// A `docker` command talking to this daemon (Debian's client, as oracles.md advises).
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let client = if Path::new("/usr/bin/docker").is_file() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
+        let mut command = Command::new(client);
+        command.env("DOCKER_HOST", self.host()).args(args);
+        command
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop the containerd it started.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }

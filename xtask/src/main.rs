@@ -16,8 +16,9 @@ tasks:
   bench    measure the packing step on the example's binary";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 6] = [
+const TOOLS: [(&str, &str); 7] = [
     ("busybox", "busybox-static"),
+    ("dockerd", "docker.io"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("oci-image-tool", "oci-image-tool"),

@@ -1,0 +1,77 @@
+//! Docker's archive format (`docker save` / `docker load`): `manifest.json` and `repositories`.
+//! We read both the classic layout and Docker ≥ 25's, and write the latter: an OCI layout
+//! plus a `manifest.json` whose paths point into `blobs/sha256/`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::descriptor::Descriptor;
+use crate::error::{Error, Result};
+use crate::manifest::ImageManifest;
+use crate::media_type;
+use crate::reference::Reference;
+use crate::store::BlobStore;
+
+/// One image of `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerArchiveImage {
+    pub config: String,
+    #[serde(default)]
+    pub repo_tags: Option<Vec<String>>,
+    pub layers: Vec<String>,
+}
+
+/// The `manifest.json` and `repositories` of a Docker archive of the image `target`.
+pub fn archive_manifest(
+    store: &BlobStore,
+    target: &Descriptor,
+    tags: &[Reference],
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    if !media_type::is_manifest(&target.media_type) {
+        return Err(Error::DockerArchiveNeedsOneImage);
+    }
+    let manifest: ImageManifest =
+        serde_json::from_slice(&store.read(target)?).map_err(|source| Error::MalformedJson {
+            what: format!("manifest {}", target.digest),
+            source,
+        })?;
+    for layer in &manifest.layers {
+        // moby's loader takes plain and gzip tars; anything else would fail inside `docker load`.
+        if media_type::oci_layer(&layer.media_type).is_none() {
+            return Err(Error::UnsupportedMediaType {
+                digest: layer.digest.clone(),
+                media_type: layer.media_type.clone(),
+            });
+        }
+    }
+    let blob_path = |d: &Descriptor| format!("blobs/sha256/{}", d.digest.hex());
+    let image = DockerArchiveImage {
+        config: blob_path(&manifest.config),
+        repo_tags: Some(tags.iter().map(ToString::to_string).collect()),
+        layers: manifest.layers.iter().map(blob_path).collect(),
+    };
+    // `repositories` maps each name's tags to the top layer, as `docker save` writes it.
+    let top = manifest
+        .layers
+        .last()
+        .map(|l| l.digest.hex().to_owned())
+        .unwrap_or_default();
+    let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for tag in tags {
+        repositories
+            .entry(&tag.name)
+            .or_default()
+            .insert(&tag.tag, &top);
+    }
+    let manifest_json = serde_json::to_vec(&[image]).map_err(|source| Error::Json {
+        what: "manifest.json",
+        source,
+    })?;
+    let repositories_json = serde_json::to_vec(&repositories).map_err(|source| Error::Json {
+        what: "repositories",
+        source,
+    })?;
+    Ok((manifest_json, repositories_json))
+}

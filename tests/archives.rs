@@ -1,0 +1,360 @@
+//! Archives for `docker load` and `podman load`: written beside the layout, read by skopeo,
+//! loaded and run by a private dockerd (moby 20.10, classic store) and by podman, streamed
+//! straight into either with `--load`, and taken back as a base.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
+
+/// The hello fixture under its own tags, so tests loading into the same store do not collide.
+fn tagged_fixture(name: &str) -> Fixture {
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let old = "tags = [\"{name}:{version}\", \"hello:latest\"]";
+    assert!(text.contains(old));
+    fs::write(
+        &manifest,
+        text.replace(old, &format!("tags = [\"{name}:1.0\", \"{name}:latest\"]")),
+    )
+    .unwrap();
+    fixture
+}
+
+fn archives(fixture: &Fixture) -> (std::path::PathBuf, std::path::PathBuf) {
+    let oci = fixture.path().join("target/oci");
+    (oci.join("hello.oci.tar"), oci.join("hello.docker.tar"))
+}
+
+fn tar_listing(path: &Path) -> Vec<(String, u32, u64, u64)> {
+    let file = fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(file);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().display().to_string(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.mtime().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn archives_sit_beside_the_layout_and_are_reproducible() {
+    let first = tagged_fixture("repro");
+    let second = tagged_fixture("repro");
+    let args = [
+        "--format",
+        "oci",
+        "--format",
+        "oci-archive",
+        "--format",
+        "docker",
+    ];
+    let stdout = first.build_ok(&args);
+    second.build_ok(&args);
+    let layout = first.layout();
+    let digest = read_json(&layout.join("index.json"))["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (oci, docker) = archives(&first);
+    assert_eq!(
+        stdout,
+        format!(
+            "oci {digest} {}\noci-archive {digest} {}\ndocker {digest} {}\n",
+            layout.display(),
+            oci.display(),
+            docker.display()
+        )
+    );
+    let (oci2, docker2) = archives(&second);
+    assert_eq!(
+        fs::read(&oci).unwrap(),
+        fs::read(oci2).unwrap(),
+        "the same inputs give the same archive bytes"
+    );
+    assert_eq!(fs::read(&docker).unwrap(), fs::read(docker2).unwrap());
+    assert_eq!(
+        fs::metadata(&docker).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+
+    let listing = tar_listing(&docker);
+    let names: Vec<&str> = listing.iter().map(|e| e.0.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "entries are sorted");
+    assert!(listing
+        .iter()
+        .all(|(_, mode, uid, mtime)| (*mode == 0o644 || *mode == 0o755)
+            && *uid == 0
+            && *mtime == 0));
+    for name in ["oci-layout", "index.json", "manifest.json", "repositories"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+
+    let manifest_json: serde_json::Value = {
+        let mut archive = tar::Archive::new(fs::File::open(&docker).unwrap());
+        let entry = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap() == Path::new("manifest.json"))
+            .unwrap();
+        serde_json::from_reader(entry).unwrap()
+    };
+    let (manifest, _) = manifest_and_config(&layout);
+    assert_eq!(
+        manifest_json[0]["RepoTags"],
+        serde_json::json!(["repro:1.0", "repro:latest"])
+    );
+    let layer_paths: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "blobs/sha256/{}",
+                l["digest"].as_str().unwrap().trim_start_matches("sha256:")
+            )
+        })
+        .collect();
+    assert_eq!(
+        manifest_json[0]["Layers"],
+        serde_json::json!(layer_paths),
+        "layers point at the shared gzip blobs"
+    );
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn skopeo_reads_both_archives() {
+    if !tool("skopeo") {
+        return;
+    }
+    let fixture = tagged_fixture("skopeo");
+    fixture.build_ok(&["--quiet", "--format", "oci-archive", "--format", "docker"]);
+    let (oci, docker) = archives(&fixture);
+    assert!(
+        !fixture.layout().exists(),
+        "no layout directory unless `oci` is asked for"
+    );
+    for reference in [
+        format!("docker-archive:{}", docker.display()),
+        format!("oci-archive:{}:1.0", oci.display()),
+    ] {
+        let inspect: serde_json::Value = serde_json::from_str(&run(std::process::Command::new(
+            "skopeo",
+        )
+        .args(["inspect", &reference])))
+        .unwrap();
+        assert_eq!(inspect["Architecture"], "amd64", "{reference}");
+        assert_eq!(
+            inspect["Env"],
+            serde_json::json!(["GREETING=hi there", "RUST_LOG=info"]),
+            "{reference}"
+        );
+        assert_eq!(
+            inspect["Layers"].as_array().unwrap().len(),
+            2,
+            "{reference}"
+        );
+    }
+}
+
+#[test]
+fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
+    let Some(podman) = Podman::new() else { return };
+    let fixture = tagged_fixture("podman-archive");
+    fixture.build_ok(&["--quiet", "--format", "oci-archive", "--format", "docker"]);
+    let (oci, docker) = archives(&fixture);
+    for archive in [&docker, &oci] {
+        let loaded = podman.load(
+            archive,
+            &[
+                "localhost/podman-archive:1.0",
+                "localhost/podman-archive:latest",
+            ],
+        );
+        let images = podman.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        for tag in &loaded.tags {
+            assert!(
+                images.contains(tag.as_str()),
+                "{} did not load as {tag}:\n{images}",
+                archive.display()
+            );
+        }
+        let output = podman.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "podman-archive:1.0",
+            "x",
+        ]);
+        assert!(
+            output.starts_with("args=[\"x\"]\ngreeting=hi there\n"),
+            "{output}"
+        );
+    }
+
+    let streamed = tagged_fixture("podman-load");
+    let output = streamed.build_with_env(
+        &["--load=podman"],
+        &[("CONTAINERS_CONF", &podman_conf(&podman))],
+    );
+    support::assert_success(&output, "cargo oci build --load=podman");
+    let _loaded = support::Loaded::forget_later(
+        &podman,
+        &["localhost/podman-load:1.0", "localhost/podman-load:latest"],
+    );
+    let images = podman.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains("localhost/podman-load:1.0"), "{images}");
+    let written: Vec<_> = fs::read_dir(streamed.path().join("target/oci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        written,
+        ["hello"],
+        "the layout only: the archive was streamed, never written"
+    );
+}
+
+fn podman_conf(podman: &Podman) -> String {
+    podman.conf_path().display().to_string()
+}
+
+#[test]
+fn docker_loads_runs_and_inspects_both_archives_and_a_streamed_load() {
+    let Some(dockerd) = Dockerd::start() else {
+        return;
+    };
+    let fixture = tagged_fixture("docker-archive");
+    fixture.build_ok(&["--quiet", "--format", "oci-archive", "--format", "docker"]);
+    let (oci, docker) = archives(&fixture);
+    for archive in [&docker, &oci] {
+        let loaded = run(&mut dockerd.docker(&["load", "-i", &archive.display().to_string()]));
+        assert_eq!(
+            loaded,
+            "Loaded image: docker-archive:1.0\nLoaded image: docker-archive:latest\n",
+            "{}",
+            archive.display()
+        );
+        let images = run(&mut dockerd.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+        assert!(
+            images.contains("docker-archive:1.0\n") && images.contains("docker-archive:latest\n"),
+            "{images}"
+        );
+        let output = run(&mut dockerd.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "docker-archive:1.0",
+            "x",
+        ]));
+        assert_eq!(output, "args=[\"x\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\nasset=body { color: rebeccapurple; }\n");
+        let health = run(&mut dockerd.docker(&[
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck}}",
+            "docker-archive:1.0",
+        ]));
+        assert_eq!(
+            health.trim(),
+            r#"{"Test":["CMD","/usr/local/bin/hello","--check"],"Interval":90000000000,"Timeout":5000000000,"StartPeriod":2000000000,"Retries":3}"#
+        );
+        run(&mut dockerd.docker(&["rmi", "docker-archive:1.0", "docker-archive:latest"]));
+    }
+
+    let streamed = tagged_fixture("docker-load");
+    let output = streamed.build_with_env(&["--load"], &[("DOCKER_HOST", &dockerd.host())]);
+    support::assert_success(&output, "cargo oci build --load");
+    let images = run(&mut dockerd.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(images.contains("docker-load:1.0\n"), "{images}");
+    let written: Vec<_> = fs::read_dir(streamed.path().join("target/oci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        written,
+        ["hello"],
+        "the layout only: the archive was streamed, never written"
+    );
+
+    // A loader that fails: its own message, and no output moved into place.
+    let broken = tagged_fixture("docker-broken");
+    let output = broken.build_with_env(
+        &["--load=docker"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("`docker load` failed") && stderr.contains("/nonexistent/docker.sock"),
+        "{stderr}"
+    );
+    assert!(!broken.layout().exists());
+}
+
+#[test]
+fn a_docker_archive_we_wrote_is_a_base_for_the_next_build() {
+    let first = tagged_fixture("roundtrip");
+    first.build_ok(&["--quiet", "--format", "docker"]);
+    let (_, docker) = archives(&first);
+    let second = Fixture::copy("hello");
+    second.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"docker-archive:{}:roundtrip:1.0\"\nbins = []\n[package.metadata.oci.config]\nuser = \"7\"\n",
+        docker.display()
+    ));
+    second.build_ok(&["--quiet"]);
+    let (manifest, config) = manifest_and_config(&second.layout());
+    let first_manifest: serde_json::Value = {
+        let mut archive = tar::Archive::new(fs::File::open(&docker).unwrap());
+        let index = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap() == Path::new("manifest.json"))
+            .unwrap();
+        serde_json::from_reader(index).unwrap()
+    };
+    let reused: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "blobs/sha256/{}",
+                l["digest"].as_str().unwrap().trim_start_matches("sha256:")
+            )
+        })
+        .collect();
+    assert_eq!(
+        first_manifest[0]["Layers"],
+        serde_json::json!(reused),
+        "the same gzip blobs, not recompressed"
+    );
+    assert_eq!(config["config"]["User"], "7");
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!(["GREETING=hi there", "RUST_LOG=info"]),
+        "inherited"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        "roundtrip:1.0"
+    );
+}
