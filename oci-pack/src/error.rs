@@ -107,6 +107,8 @@ pub enum Error {
     RemoveMissing { path: String },
     #[error("a Docker archive holds one image per platform; this image is an index of several")]
     DockerArchiveNeedsOneImage,
+    #[error("`{}` is not a valid ELF file: {reason}", path.display())]
+    InvalidElf { path: PathBuf, reason: String },
     #[error("cannot stage `{path}`: {reason}")]
     ConflictsWithParent { path: String, reason: String },
 }

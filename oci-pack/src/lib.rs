@@ -12,6 +12,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod digest;
 pub mod docker;
+pub mod elf;
 pub mod error;
 pub mod image;
 pub mod index;

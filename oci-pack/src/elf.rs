@@ -1,0 +1,562 @@
+//! What an ELF binary is and needs, read from its headers: machine, class and byte order, the
+//! dynamic loader (`PT_INTERP`) and the libraries (`DT_NEEDED`). Enough to catch, at build time,
+//! a binary of the wrong architecture or one whose loader or libraries the image lacks.
+//!
+//! Hand-written on purpose: a few fixed-offset fields, each read with bounds checks, instead of
+//! a general object-file crate.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::layer::{Entry, LayerContents};
+use crate::platform::Platform;
+use crate::tree::{FileTree, NodeKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Elf32,
+    Elf64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endian {
+    Little,
+    Big,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    pub class: Class,
+    pub endian: Endian,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `PT_INTERP`: the dynamic loader, e.g. `/lib64/ld-linux-x86-64.so.2`.
+    pub interpreter: Option<String>,
+    /// `DT_NEEDED`: the libraries it links, e.g. `libc.so.6`.
+    pub needed: Vec<String>,
+}
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const DT_NEEDED: u64 = 1;
+const DT_STRTAB: u64 = 5;
+/// Bounds on what we read from a file that may be hostile or simply not what it claims.
+const MAX_PROGRAM_HEADERS: u64 = 4096;
+const MAX_SECTION_BYTES: u64 = 1 << 20;
+
+/// Reads the ELF headers of `path`; `None` if it is not an ELF file (a script, say).
+pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
+    let mut file = File::open(path).map_err(Error::io("open", path))?;
+    let mut ident = [0u8; 64];
+    let n = read_up_to(&mut file, &mut ident).map_err(Error::io("read", path))?;
+    if n < 52 || &ident[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    let invalid = |reason: &str| Error::InvalidElf {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let class = match ident[4] {
+        1 => Class::Elf32,
+        2 if n >= 64 => Class::Elf64,
+        _ => return Err(invalid("unknown ELF class")),
+    };
+    let endian = match ident[5] {
+        1 => Endian::Little,
+        2 => Endian::Big,
+        _ => return Err(invalid("unknown byte order")),
+    };
+    let r = Reader { endian, class };
+    let machine = r.u16(&ident, 18);
+    let (phoff, phentsize, phnum) = match class {
+        Class::Elf32 => (
+            u64::from(r.u32(&ident, 28)),
+            u64::from(r.u16(&ident, 42)),
+            u64::from(r.u16(&ident, 44)),
+        ),
+        Class::Elf64 => (
+            r.u64(&ident, 32),
+            u64::from(r.u16(&ident, 54)),
+            u64::from(r.u16(&ident, 56)),
+        ),
+    };
+    let min_phentsize = if class == Class::Elf64 { 56 } else { 32 };
+    if phnum > MAX_PROGRAM_HEADERS || (phnum > 0 && phentsize < min_phentsize) {
+        return Err(invalid("implausible program headers"));
+    }
+    let segments: Vec<Segment> = if phnum == 0 {
+        Vec::new() // an object file, or a binary with nothing to load: nothing more to read
+    } else {
+        let headers = read_at(&mut file, phoff, phentsize * phnum)
+            .ok()
+            .filter(|h| h.len() as u64 == phentsize * phnum)
+            .ok_or_else(|| invalid("truncated program headers"))?;
+        headers
+            .chunks_exact(phentsize as usize)
+            .map(|h| r.segment(h))
+            .collect()
+    };
+
+    let mut interpreter = None;
+    if let Some(interp) = segments.iter().find(|s| s.kind == PT_INTERP) {
+        let bytes = read_at(&mut file, interp.offset, interp.filesz.min(4096))
+            .map_err(|_| invalid("truncated PT_INTERP"))?;
+        interpreter = Some(
+            String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
+                .into_owned(),
+        );
+    }
+    let mut needed = Vec::new();
+    if let Some(dynamic) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
+        let bytes = read_at(
+            &mut file,
+            dynamic.offset,
+            dynamic.filesz.min(MAX_SECTION_BYTES),
+        )
+        .map_err(|_| invalid("truncated PT_DYNAMIC"))?;
+        let entry_size = if class == Class::Elf64 { 16 } else { 8 };
+        let entries: Vec<(u64, u64)> = bytes
+            .chunks_exact(entry_size)
+            .map(|e| r.dyn_entry(e))
+            .take_while(|(tag, _)| *tag != 0)
+            .collect();
+        let strtab = entries
+            .iter()
+            .find(|(tag, _)| *tag == DT_STRTAB)
+            .map(|(_, addr)| *addr);
+        let strtab = strtab.and_then(|addr| file_offset(&segments, addr));
+        for (_, name_offset) in entries.iter().filter(|(tag, _)| *tag == DT_NEEDED) {
+            let strtab = strtab.ok_or_else(|| invalid("DT_NEEDED without a string table"))?;
+            let name = read_at(&mut file, strtab + name_offset, 256)
+                .map_err(|_| invalid("truncated string table"))?;
+            needed.push(
+                String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or_default())
+                    .into_owned(),
+            );
+        }
+    }
+    Ok(Some(ElfInfo {
+        class,
+        endian,
+        machine,
+        interpreter,
+        needed,
+    }))
+}
+
+struct Segment {
+    kind: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+}
+
+/// The file offset of a virtual address, through the `PT_LOAD` segment that maps it.
+fn file_offset(segments: &[Segment], vaddr: u64) -> Option<u64> {
+    segments
+        .iter()
+        .filter(|s| s.kind == PT_LOAD)
+        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
+        .map(|s| vaddr - s.vaddr + s.offset)
+}
+
+struct Reader {
+    endian: Endian,
+    class: Class,
+}
+
+impl Reader {
+    fn u16(&self, b: &[u8], at: usize) -> u16 {
+        let bytes = [b[at], b[at + 1]];
+        match self.endian {
+            Endian::Little => u16::from_le_bytes(bytes),
+            Endian::Big => u16::from_be_bytes(bytes),
+        }
+    }
+
+    fn u32(&self, b: &[u8], at: usize) -> u32 {
+        let bytes = b[at..at + 4].try_into().expect("4 bytes");
+        match self.endian {
+            Endian::Little => u32::from_le_bytes(bytes),
+            Endian::Big => u32::from_be_bytes(bytes),
+        }
+    }
+
+    fn u64(&self, b: &[u8], at: usize) -> u64 {
+        let bytes = b[at..at + 8].try_into().expect("8 bytes");
+        match self.endian {
+            Endian::Little => u64::from_le_bytes(bytes),
+            Endian::Big => u64::from_be_bytes(bytes),
+        }
+    }
+
+    /// A word: 4 bytes in ELF32, 8 in ELF64.
+    fn word(&self, b: &[u8], at32: usize, at64: usize) -> u64 {
+        match self.class {
+            Class::Elf32 => u64::from(self.u32(b, at32)),
+            Class::Elf64 => self.u64(b, at64),
+        }
+    }
+
+    fn segment(&self, h: &[u8]) -> Segment {
+        Segment {
+            kind: self.u32(h, 0),
+            offset: self.word(h, 4, 8),
+            vaddr: self.word(h, 8, 16),
+            filesz: self.word(h, 16, 32),
+        }
+    }
+
+    fn dyn_entry(&self, e: &[u8]) -> (u64, u64) {
+        (self.word(e, 0, 0), self.word(e, 4, 8))
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Up to `len` bytes at `offset`; an error if there are none at all.
+fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.take(len).read_to_end(&mut buf)?;
+    if buf.is_empty() && len > 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
+}
+
+/// What an ELF binary of `platform` must be: `(e_machine, class, byte order, name)`.
+pub fn expected_for(platform: &Platform) -> Option<(u16, Class, Endian)> {
+    use Class::*;
+    use Endian::*;
+    Some(match platform.architecture.as_str() {
+        "amd64" => (62, Elf64, Little),
+        "arm64" => (183, Elf64, Little),
+        "arm" => (40, Elf32, Little),
+        "386" => (3, Elf32, Little),
+        "ppc64le" => (21, Elf64, Little),
+        "ppc64" => (21, Elf64, Big),
+        "ppc" => (20, Elf32, Big),
+        "s390x" => (22, Elf64, Big),
+        "riscv64" => (243, Elf64, Little),
+        "loong64" => (258, Elf64, Little),
+        "mips64le" => (8, Elf64, Little),
+        "mips64" => (8, Elf64, Big),
+        "mipsle" => (8, Elf32, Little),
+        "mips" => (8, Elf32, Big),
+        _ => return None,
+    })
+}
+
+/// A readable name for an ELF machine.
+pub fn describe(info: &ElfInfo) -> String {
+    let machine = match info.machine {
+        62 => "x86-64",
+        183 => "AArch64",
+        40 => "ARM",
+        3 => "i386",
+        21 => "PowerPC64",
+        20 => "PowerPC",
+        22 => "S/390",
+        243 => "RISC-V",
+        258 => "LoongArch",
+        8 => "MIPS",
+        _ => "machine",
+    };
+    let bits = if info.class == Class::Elf64 { 64 } else { 32 };
+    let order = if info.endian == Endian::Little {
+        "little-endian"
+    } else {
+        "big-endian"
+    };
+    format!("{machine} ({bits}-bit {order}, e_machine {})", info.machine)
+}
+
+/// Something wrong with a binary for the image it is staged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    WrongMachine { found: String, platform: String },
+    MissingInterpreter { interpreter: String },
+    MissingLibrary { library: String },
+}
+
+/// The image's final file tree, as a binary sees it: the parent's, under the new layers.
+#[derive(Debug)]
+pub struct ImageFiles<'a> {
+    pub parent: Option<&'a FileTree>,
+    /// Top layer last.
+    pub layers: Vec<&'a LayerContents>,
+}
+
+/// Everything wrong with `info` as a binary of `platform` in `image`.
+pub fn check(info: &ElfInfo, platform: &Platform, image: &ImageFiles<'_>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some((machine, class, endian)) = expected_for(platform) {
+        if (info.machine, info.class, info.endian) != (machine, class, endian) {
+            problems.push(Problem::WrongMachine {
+                found: describe(info),
+                platform: platform.to_string(),
+            });
+            return problems;
+        }
+    }
+    if let Some(interpreter) = &info.interpreter {
+        if !image.exists(Path::new(interpreter)) {
+            problems.push(Problem::MissingInterpreter {
+                interpreter: interpreter.clone(),
+            });
+        }
+    }
+    let dirs = library_dirs(platform);
+    for library in &info.needed {
+        let found = if library.contains('/') {
+            image.exists(Path::new(library))
+        } else {
+            dirs.iter()
+                .any(|dir| image.exists(&Path::new(dir).join(library)))
+        };
+        if !found {
+            problems.push(Problem::MissingLibrary {
+                library: library.clone(),
+            });
+        }
+    }
+    problems
+}
+
+/// Where the dynamic loader looks by default, with Debian's multiarch directories.
+fn library_dirs(platform: &Platform) -> Vec<String> {
+    let mut dirs: Vec<String> = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib"]
+        .map(String::from)
+        .to_vec();
+    let multiarch = match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("amd64", _) => "x86_64-linux-gnu",
+        ("arm64", _) => "aarch64-linux-gnu",
+        ("arm", Some("v5")) => "arm-linux-gnueabi",
+        ("arm", _) => "arm-linux-gnueabihf",
+        ("386", _) => "i386-linux-gnu",
+        ("ppc64le", _) => "powerpc64le-linux-gnu",
+        ("s390x", _) => "s390x-linux-gnu",
+        ("riscv64", _) => "riscv64-linux-gnu",
+        _ => return dirs,
+    };
+    dirs.extend([format!("/lib/{multiarch}"), format!("/usr/lib/{multiarch}")]);
+    dirs
+}
+
+/// How many symbolic links a path may pass through, as the kernel's limit.
+const MAX_SYMLINKS: usize = 40;
+
+impl ImageFiles<'_> {
+    /// Whether `path` names something in the image, following symbolic links inside the root.
+    pub fn exists(&self, path: &Path) -> bool {
+        let mut resolved = PathBuf::new();
+        let mut queue: Vec<std::ffi::OsString> = components(path);
+        queue.reverse();
+        let mut hops = 0;
+        while let Some(part) = queue.pop() {
+            if part == ".." {
+                resolved.pop();
+                continue;
+            }
+            resolved.push(&part);
+            match self.lookup(&resolved) {
+                None => return false,
+                Some(Lookup::Link(target)) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINKS {
+                        return false;
+                    }
+                    resolved.pop();
+                    if target.is_absolute() {
+                        resolved = PathBuf::new();
+                    }
+                    let mut more = components(&target);
+                    more.reverse();
+                    queue.extend(more);
+                }
+                Some(Lookup::Other) => {}
+            }
+        }
+        true
+    }
+
+    fn lookup(&self, path: &Path) -> Option<Lookup> {
+        for layer in self.layers.iter().rev() {
+            if let Some(entry) = layer.get(path) {
+                return match entry {
+                    Entry::Symlink { target } => Some(Lookup::Link(target.clone())),
+                    Entry::Whiteout => None,
+                    _ => Some(Lookup::Other),
+                };
+            }
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if layer
+                .get(&path.with_file_name(format!(".wh.{name}")))
+                .is_some()
+            {
+                return None;
+            }
+        }
+        match &self.parent?.get(path)?.kind {
+            NodeKind::Symlink { target } => Some(Lookup::Link(target.clone())),
+            _ => Some(Lookup::Other),
+        }
+    }
+}
+
+enum Lookup {
+    Link(PathBuf),
+    Other,
+}
+
+fn components(path: &Path) -> Vec<std::ffi::OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{EXECUTABLE_MODE, FILE_MODE};
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+    fn reads_this_test_binary() {
+        let info = read(&std::env::current_exe().unwrap())
+            .unwrap()
+            .expect("an ELF file");
+        assert_eq!(
+            (info.machine, info.class, info.endian),
+            (62, Class::Elf64, Endian::Little)
+        );
+        assert_eq!(
+            info.interpreter.as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        assert!(
+            info.needed.iter().any(|l| l == "libc.so.6"),
+            "{:?}",
+            info.needed
+        );
+    }
+
+    #[test]
+    fn reads_a_foreign_header_and_ignores_non_elf_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[4] = 2; // 64-bit
+        header[5] = 1; // little-endian
+        header[18..20].copy_from_slice(&183u16.to_le_bytes()); // AArch64
+        let path = dir.path().join("arm64");
+        std::fs::write(&path, &header).unwrap();
+        let info = read(&path).unwrap().unwrap();
+        assert_eq!(info.machine, 183);
+        assert_eq!(info.interpreter, None);
+        let problems = check(
+            &info,
+            &Platform::new("linux", "amd64", None),
+            &ImageFiles {
+                parent: None,
+                layers: vec![],
+            },
+        );
+        assert_eq!(
+            problems,
+            [Problem::WrongMachine {
+                found: "AArch64 (64-bit little-endian, e_machine 183)".into(),
+                platform: "linux/amd64".into()
+            }]
+        );
+        assert!(check(
+            &info,
+            &Platform::new("linux", "arm64", None),
+            &ImageFiles {
+                parent: None,
+                layers: vec![]
+            }
+        )
+        .is_empty());
+
+        std::fs::write(dir.path().join("script"), "#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(read(&dir.path().join("script")).unwrap(), None);
+        header[4] = 9;
+        std::fs::write(&path, &header).unwrap();
+        assert!(read(&path).is_err());
+    }
+
+    #[test]
+    fn the_loader_and_libraries_are_found_through_links_in_every_layer() {
+        let mut lower = LayerContents::new();
+        lower
+            .add_bytes(
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                vec![1],
+                EXECUTABLE_MODE,
+            )
+            .unwrap();
+        lower
+            .add_bytes("/usr/lib/x86_64-linux-gnu/libc.so.6", vec![1], FILE_MODE)
+            .unwrap();
+        lower.add_symlink("/lib", "usr/lib").unwrap();
+        lower
+            .add_symlink("/lib64", "/usr/lib/x86_64-linux-gnu")
+            .unwrap();
+        let mut upper = LayerContents::new();
+        upper
+            .add_bytes("/usr/local/lib/libapp.so", vec![1], FILE_MODE)
+            .unwrap();
+        let image = ImageFiles {
+            parent: None,
+            layers: vec![&lower, &upper],
+        };
+        let info = ElfInfo {
+            class: Class::Elf64,
+            endian: Endian::Little,
+            machine: 62,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libc.so.6".into(), "libapp.so".into(), "libssl.so.3".into()],
+        };
+        let amd64 = Platform::new("linux", "amd64", None);
+        assert_eq!(
+            check(&info, &amd64, &image),
+            [Problem::MissingLibrary {
+                library: "libssl.so.3".into()
+            }]
+        );
+        assert!(image.exists(Path::new(
+            "/lib/x86_64-linux-gnu/../x86_64-linux-gnu/libc.so.6"
+        )));
+
+        let empty = ImageFiles {
+            parent: None,
+            layers: vec![&upper],
+        };
+        assert!(
+            check(&info, &amd64, &empty).contains(&Problem::MissingInterpreter {
+                interpreter: "/lib64/ld-linux-x86-64.so.2".into()
+            })
+        );
+    }
+}
