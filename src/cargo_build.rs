@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
@@ -42,6 +42,9 @@ pub struct CargoOptions {
     /// Equivalent to specifying both --locked and --offline
     #[arg(long)]
     pub frozen: bool,
+    /// Build for the target triple, one image each (repeatable; default: `targets` in Cargo.toml, else the host)
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<String>,
     /// Directory for all generated artifacts
     #[arg(long, value_name = "DIRECTORY")]
     pub target_dir: Option<PathBuf>,
@@ -66,17 +69,63 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// Builds `bins` of `package` and returns the path of each executable, by binary name.
-pub fn build_bins(
-    options: &CargoOptions,
-    package: &PackageId,
-    package_name: &str,
-    bins: &[String],
-    verbosity: Verbosity,
-) -> Result<BTreeMap<String, PathBuf>> {
-    let mut command = cargo();
+/// What runs the build. All of them take `cargo build`'s arguments and print its JSON messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Builder {
+    Cargo,
+    /// `cross build`, for cross-compiling in containers.
+    Cross,
+    /// `cargo zigbuild`, for cross-compiling with zig as the linker.
+    Zigbuild,
+    /// A command given in full, e.g. `["cross", "build"]`.
+    Command(Vec<String>),
+}
+
+impl Builder {
+    fn command(&self) -> Command {
+        match self {
+            Builder::Cargo => with_args(cargo(), ["build"]),
+            Builder::Cross => with_args(Command::new("cross"), ["build"]),
+            Builder::Zigbuild => with_args(cargo(), ["zigbuild"]),
+            Builder::Command(command) => with_args(Command::new(&command[0]), &command[1..]),
+        }
+    }
+}
+
+fn with_args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+    mut command: Command,
+    args: I,
+) -> Command {
+    command.args(args);
+    command
+}
+
+/// One build of `bins` of a package.
+#[derive(Debug)]
+pub struct BuildRequest<'a> {
+    pub options: &'a CargoOptions,
+    pub package: &'a PackageId,
+    pub package_name: &'a str,
+    pub bins: &'a [String],
+    /// `--target`; `None` builds for the host, as plain `cargo build` does.
+    pub target: Option<&'a str>,
+    pub builder: &'a Builder,
+    pub verbosity: Verbosity,
+}
+
+/// Builds the binaries and returns the path of each executable, by binary name.
+pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
+    let BuildRequest {
+        options,
+        package,
+        package_name,
+        bins,
+        target,
+        builder,
+        verbosity,
+    } = *request;
+    let mut command = builder.command();
     command.args([
-        "build",
         "--message-format=json-render-diagnostics",
         "--package",
         package_name,
@@ -85,7 +134,10 @@ pub fn build_bins(
         command.arg("--manifest-path").arg(path);
     }
     command.args(options.lock_args());
-    command.args(["--profile", options.profile.as_deref().unwrap_or("release")]);
+    command.args(["--profile", profile(options)]);
+    if let Some(target) = target {
+        command.args(["--target", target]);
+    }
     for bin in bins {
         command.args(["--bin", bin]);
     }
@@ -107,8 +159,11 @@ pub fn build_bins(
         Verbosity::Verbose => command.arg("--verbose"),
     };
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let shown = format!("{:?}", command.get_program());
 
-    let mut child = command.spawn().context("failed to run `cargo build`")?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("failed to run the builder {shown}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut executables = BTreeMap::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
@@ -131,6 +186,43 @@ pub fn build_bins(
         bail!("`cargo build` reported no executable for binary `{missing}`");
     }
     Ok(executables)
+}
+
+/// `--no-build`: binaries an earlier build left where cargo puts them,
+/// `<target-dir>/[<triple>/]<profile>/<bin>`.
+pub fn prebuilt_bins(
+    options: &CargoOptions,
+    target_dir: &Path,
+    target: Option<&str>,
+    bins: &[String],
+) -> Result<BTreeMap<String, PathBuf>> {
+    // Cargo's directory names for its built-in profiles; a custom profile uses its own name.
+    let dir = match profile(options) {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    };
+    let dir = target.map_or_else(
+        || target_dir.join(dir),
+        |triple| target_dir.join(triple).join(dir),
+    );
+    bins.iter()
+        .map(|bin| {
+            let path = dir.join(bin);
+            if path.is_file() {
+                Ok((bin.clone(), path))
+            } else {
+                bail!(
+                    "--no-build: binary `{bin}` is not at `{}`; build it first, or drop --no-build",
+                    path.display()
+                )
+            }
+        })
+        .collect()
+}
+
+fn profile(options: &CargoOptions) -> &str {
+    options.profile.as_deref().unwrap_or("release")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

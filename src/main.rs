@@ -5,9 +5,11 @@ mod build;
 mod cargo_build;
 mod metadata;
 mod outputs;
+mod pack;
 mod plan;
 mod shell;
 mod values;
+mod workspace;
 
 use std::process::ExitCode;
 

@@ -29,9 +29,73 @@ pub struct OciMetadata {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub index_annotations: BTreeMap<String, String>,
+    /// Rust target triples to build, one image each (default: the host).
+    pub targets: Option<Vec<String>>,
+    /// Always join the images in an image index, even for one target.
+    pub index: Option<bool>,
+    /// Overrides per target triple; any key but those that name the whole set of images.
+    #[serde(default)]
+    pub target: BTreeMap<String, Value>,
+    pub builder: Option<BuilderSpec>,
+    /// Platform fields, for a triple we cannot map or to be more precise than the triple.
+    pub os: Option<String>,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+    pub os_version: Option<String>,
+    pub os_features: Option<Vec<String>>,
+    pub elf_check: Option<ElfCheck>,
     #[serde(default)]
     pub config: ConfigSpec,
 }
+
+/// What builds the binaries: `"cargo"`, `"cross"`, `"zigbuild"`, or a command given as a list
+/// that takes `cargo build`'s arguments (e.g. `["cross", "build"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "\"cargo\", \"cross\", \"zigbuild\" or a command as a list of strings"
+)]
+pub enum BuilderSpec {
+    Named(String),
+    Command(Vec<String>),
+}
+
+/// What a failed ELF check of a staged binary does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ElfCheck {
+    /// Fail the build
+    Deny,
+    /// Print a warning and build anyway
+    Warn,
+}
+
+/// The metadata of every image: the package's (workspace defaults merged in), and for each
+/// `[package.metadata.oci.target.<triple>]` the same with that table merged over it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub package: OciMetadata,
+    pub targets: BTreeMap<String, OciMetadata>,
+}
+
+impl Loaded {
+    /// The metadata for `triple` (the package's own when it has no table).
+    pub fn for_target(&self, triple: Option<&str>) -> &OciMetadata {
+        triple
+            .and_then(|t| self.targets.get(t))
+            .unwrap_or(&self.package)
+    }
+}
+
+/// Keys that describe the whole set of images, and so cannot differ per target.
+const NOT_PER_TARGET: [&str; 6] = [
+    "tags",
+    "formats",
+    "index-annotations",
+    "targets",
+    "target",
+    "index",
+];
 
 /// Extra content copied into the image: `src` relative to the package, `dest` absolute.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,14 +186,38 @@ impl fmt::Display for KeyError {
 
 /// Reads the workspace defaults and the package's table, each checked on its own so an error
 /// names the table it is in, then merged (package keys win; tables merge key by key).
-pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<OciMetadata, KeyError> {
+pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Loaded, KeyError> {
     let workspace = workspace.cloned().unwrap_or(Value::Null);
     let package = package.cloned().unwrap_or(Value::Null);
     check(&workspace, "workspace.metadata.oci")?;
     check(&package, "package.metadata.oci")?;
     let mut merged = workspace;
     merge(&mut merged, package);
-    parse(merged, "package.metadata.oci")
+    let metadata = parse(merged.clone(), "package.metadata.oci")?;
+
+    let mut targets = BTreeMap::new();
+    for (triple, table) in &metadata.target {
+        let prefix = format!("package.metadata.oci.target.{triple}");
+        check(table, &prefix)?;
+        if let Some(key) = NOT_PER_TARGET.iter().find(|k| table.get(**k).is_some()) {
+            return Err(KeyError {
+                path: format!("{prefix}.{key}"),
+                message: format!(
+                    "`{key}` describes every image together and cannot be set per target"
+                ),
+            });
+        }
+        let mut for_target = merged.clone();
+        if let Some(map) = for_target.as_object_mut() {
+            map.remove("target");
+        }
+        merge(&mut for_target, table.clone());
+        targets.insert(triple.clone(), parse(for_target, &prefix)?);
+    }
+    Ok(Loaded {
+        package: metadata,
+        targets,
+    })
 }
 
 fn check(value: &Value, prefix: &str) -> Result<(), KeyError> {
@@ -240,10 +328,33 @@ mod tests {
     }
 
     #[test]
+    fn target_tables_override_the_package_and_name_their_triple_in_errors() {
+        let package = json!({"base": "scratch", "config": {"user": "1", "env": {"A": "1"}},
+            "target": {"aarch64-unknown-linux-gnu": {"variant": "v8", "config": {"env": {"B": "2"}}}}});
+        let loaded = load(None, Some(&package)).unwrap();
+        let arm = loaded.for_target(Some("aarch64-unknown-linux-gnu"));
+        assert_eq!(arm.variant.as_deref(), Some("v8"));
+        assert_eq!(arm.config.user.as_deref(), Some("1"));
+        assert!(matches!(&arm.config.env, Some(EnvSpec::Table(t)) if t.len() == 2));
+        assert_eq!(
+            loaded.for_target(Some("x86_64-unknown-linux-gnu")).variant,
+            None
+        );
+
+        let typo = json!({"target": {"aarch64-unknown-linux-gnu": {"varaint": "v8"}}});
+        assert!(error_of(typo).starts_with("`package.metadata.oci.target.aarch64-unknown-linux-gnu.varaint`: unknown key `varaint`"));
+        let tags = json!({"target": {"aarch64-unknown-linux-gnu": {"tags": ["x:1"]}}});
+        assert_eq!(
+            error_of(tags),
+            "`package.metadata.oci.target.aarch64-unknown-linux-gnu.tags`: `tags` describes every image together and cannot be set per target"
+        );
+    }
+
+    #[test]
     fn package_keys_override_workspace_defaults_and_tables_merge() {
         let workspace = json!({"bin-dir": "/opt/bin", "author": "infra", "config": {"user": "1000", "labels": {"team": "infra", "tier": "2"}}});
         let package = json!({"author": "me", "config": {"labels": {"tier": "1"}}});
-        let metadata = load(Some(&workspace), Some(&package)).unwrap();
+        let metadata = load(Some(&workspace), Some(&package)).unwrap().package;
         assert_eq!(metadata.bin_dir.as_deref(), Some("/opt/bin"));
         assert_eq!(metadata.author.as_deref(), Some("me"));
         assert_eq!(metadata.config.user.as_deref(), Some("1000"));
@@ -262,7 +373,7 @@ mod template_tests {
         let document: toml::Table =
             toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
-        let metadata = super::load(None, Some(&oci)).unwrap();
+        let metadata = super::load(None, Some(&oci)).unwrap().package;
         assert_eq!(metadata.files.len(), 2);
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);

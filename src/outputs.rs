@@ -165,8 +165,8 @@ pub enum MessageFormat {
 pub struct ImageSummary {
     /// What `index.json` points at.
     pub digest: String,
-    /// The config digest: Docker's and podman's image ID.
-    pub config: String,
+    /// The config digest, Docker's and podman's image ID; `None` for an index of several.
+    pub config: Option<String>,
     pub tags: Vec<String>,
     pub platforms: Vec<String>,
 }

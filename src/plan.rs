@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
 use oci_pack::layer::{image_path, Compression};
+use oci_pack::platform::Platform;
 use oci_pack::reference::Reference;
 use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
-use crate::metadata::{CompressionSpec, EnvSpec, KeyError, OciMetadata};
+use crate::cargo_build::Builder;
+use crate::metadata::{BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, KeyError, OciMetadata};
 use crate::outputs::Format;
 use crate::values;
 
@@ -37,6 +39,11 @@ pub struct PackageFacts {
 /// Everything needed to pack one package, defaults applied.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub platform: Platform,
+    pub builder: Builder,
+    pub elf_check: ElfCheck,
+    /// Join the images in an index even when there is one.
+    pub index: bool,
     pub base: ImageSource,
     /// Paths of the base to delete.
     pub remove: Vec<String>,
@@ -66,11 +73,39 @@ fn key_error(key: &str, message: impl Into<String>) -> KeyError {
     }
 }
 
+/// The plan of the image for `triple` (the Rust target it is built for).
 pub fn resolve(
     metadata: OciMetadata,
     package: &PackageFacts,
     created: Timestamp,
+    triple: &str,
 ) -> Result<Plan, KeyError> {
+    let platform = platform(&metadata, triple)?;
+    let builder = match &metadata.builder {
+        None => Builder::Cargo,
+        Some(BuilderSpec::Named(name)) => match name.as_str() {
+            "cargo" => Builder::Cargo,
+            "cross" => Builder::Cross,
+            "zigbuild" => Builder::Zigbuild,
+            other => {
+                return Err(key_error(
+                    "builder",
+                    format!("`{other}` is not a builder: use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"),
+                ))
+            }
+        },
+        Some(BuilderSpec::Command(command)) if command.is_empty() => {
+            return Err(key_error("builder", "the command is empty"))
+        }
+        Some(BuilderSpec::Command(command)) => {
+            // A relative program path is the package's, like every other path in the metadata.
+            let mut command = command.clone();
+            if command[0].contains('/') {
+                command[0] = package.dir.join(&command[0]).display().to_string();
+            }
+            Builder::Command(command)
+        }
+    };
     let base = ImageSource::parse(metadata.base.as_deref().unwrap_or("scratch"), &package.dir)
         .map_err(|e| key_error("base", e.to_string()))?;
     let mut remove = Vec::new();
@@ -198,6 +233,10 @@ pub fn resolve(
     }
 
     Ok(Plan {
+        platform,
+        builder,
+        elf_check: metadata.elf_check.unwrap_or(ElfCheck::Deny),
+        index: metadata.index.unwrap_or(false),
         base,
         remove,
         bins,
@@ -212,6 +251,33 @@ pub fn resolve(
         compression,
         formats,
     })
+}
+
+/// The platform of `triple`, with the metadata's platform keys over it.
+fn platform(metadata: &OciMetadata, triple: &str) -> Result<Platform, KeyError> {
+    let mapped = Platform::from_rust_target(triple);
+    let mut platform = match (&mapped, &metadata.os, &metadata.architecture) {
+        (_, Some(os), Some(architecture)) => Platform::new(os, architecture, None),
+        (Some(mapped), None, None) => mapped.clone(),
+        (Some(mapped), os, architecture) => Platform::new(
+            os.as_deref().unwrap_or(&mapped.os),
+            architecture.as_deref().unwrap_or(&mapped.architecture),
+            None,
+        ),
+        (None, _, _) => {
+            return Err(key_error(
+                &format!("target.{triple}"),
+                format!("no container platform is known for the target `{triple}`; set `os` and `architecture` in this table"),
+            ))
+        }
+    };
+    platform.variant = metadata
+        .variant
+        .clone()
+        .or_else(|| mapped.and_then(|m| m.variant));
+    platform.os_version.clone_from(&metadata.os_version);
+    platform.os_features = metadata.os_features.clone().unwrap_or_default();
+    Ok(platform)
 }
 
 pub(crate) fn config_changes(
@@ -383,7 +449,13 @@ mod tests {
 
     fn plan(metadata: serde_json::Value) -> Result<Plan, String> {
         let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string())?;
-        resolve(metadata, &package(), Timestamp(0)).map_err(|e| e.to_string())
+        resolve(
+            metadata.package,
+            &package(),
+            Timestamp(0),
+            "x86_64-unknown-linux-gnu",
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -452,6 +524,53 @@ mod tests {
         assert!(self::plan(json!({"tags": []}))
             .unwrap_err()
             .contains("at least one tag"));
+    }
+
+    #[test]
+    fn platforms_come_from_the_triple_and_the_platform_keys() {
+        let arm = |metadata: serde_json::Value, triple: &str| {
+            let loaded = crate::metadata::load(None, Some(&metadata)).unwrap();
+            resolve(
+                loaded.for_target(Some(triple)).clone(),
+                &package(),
+                Timestamp(0),
+                triple,
+            )
+            .map(|p| p.platform.to_string())
+        };
+        assert_eq!(
+            arm(json!({}), "aarch64-unknown-linux-gnu").unwrap(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            arm(
+                json!({"target": {"aarch64-unknown-linux-gnu": {"variant": "v8"}}}),
+                "aarch64-unknown-linux-gnu"
+            )
+            .unwrap(),
+            "linux/arm64/v8"
+        );
+        assert_eq!(
+            arm(json!({}), "armv7-unknown-linux-gnueabihf").unwrap(),
+            "linux/arm/v7"
+        );
+        let unknown = arm(json!({}), "sparc64-unknown-linux-gnu")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains(
+                "no container platform is known for the target `sparc64-unknown-linux-gnu`"
+            ),
+            "{unknown}"
+        );
+        let explicit = json!({"target": {"sparc64-unknown-linux-gnu": {"os": "linux", "architecture": "sparc64"}}});
+        assert_eq!(
+            arm(explicit, "sparc64-unknown-linux-gnu").unwrap(),
+            "linux/sparc64"
+        );
+        assert!(plan(json!({"builder": "docker"}))
+            .unwrap_err()
+            .contains("`docker` is not a builder"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use oci_pack::progress::{Event, Progress};
 
 use crate::cargo_build::Verbosity;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Shell {
     verbosity: Verbosity,
     color: bool,

@@ -335,18 +335,44 @@ fn a_git_checkout_records_its_commit_as_the_revision() {
     );
 }
 
+/// From another directory the fixture's `.cargo/config.toml` (static linking) does not apply, as
+/// with cargo itself: the binary is dynamic, and the ELF check refuses it on `scratch`.
 #[test]
 fn manifest_path_selects_the_package_from_elsewhere() {
     let fixture = Fixture::copy("hello");
     let elsewhere = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"))
-        .args(["oci", "build", "--quiet", "--manifest-path"])
-        .arg(fixture.path().join("Cargo.toml"))
-        .current_dir(elsewhere.path())
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .unwrap();
-    support::assert_success(&output, "cargo oci build --manifest-path");
+    let build = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"))
+            .args(["oci", "build", "--quiet", "--manifest-path"])
+            .arg(fixture.path().join("Cargo.toml"))
+            .args(extra)
+            .current_dir(elsewhere.path())
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap()
+    };
+    let refused = build(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("error: the linux/amd64 image would not run its binaries:\n  - binary `hello` is dynamically linked and needs the loader `/lib64/ld-linux-x86-64.so.2`, which the image does not have\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  - binary `hello` needs `libc.so.6`, which the image does not have\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: link statically"), "{stderr}");
+    assert!(!fixture.layout().exists());
+
+    let output = build(&["--elf-check", "warn"]);
+    support::assert_success(&output, "cargo oci build --manifest-path --elf-check warn");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: binary `hello` is dynamically linked"),
+        "{stderr}"
+    );
     assert!(fixture.layout().join("index.json").is_file());
     assert_eq!(
         fs::read_dir(elsewhere.path()).unwrap().count(),

@@ -1,0 +1,176 @@
+//! One image per target, from plan to store: its base opened and checked, its layers staged,
+//! its binaries checked against the platform and the image's files, and all of them packed in
+//! parallel (each image is independent, so the bytes do not depend on the order).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use oci_pack::elf::{self, ImageFiles, Problem};
+use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
+use oci_pack::layer::LayerContents;
+use oci_pack::layout::StagedLayout;
+use oci_pack::source::ParentImage;
+use oci_pack::store::BlobStore;
+use oci_pack::timestamp::Timestamp;
+
+use crate::metadata::ElfCheck;
+use crate::plan::Plan;
+use crate::shell::Shell;
+
+/// Opens `plan.base` for `platform`, reading its file tree now if anything will be diffed
+/// against it, so a broken or hostile base fails the build before cargo runs.
+pub fn open_base(plan: &Plan, staged: &StagedLayout, shell: &Shell) -> Result<Option<ParentImage>> {
+    let platform = &plan.platform;
+    let context = || format!("failed to read the base image `{}`", plan.base);
+    let Some(mut parent) =
+        ParentImage::open(&plan.base, platform, staged.store()).with_context(context)?
+    else {
+        return Ok(None);
+    };
+    if !(plan.bins.is_empty() && plan.files.is_empty() && plan.remove.is_empty()) {
+        parent.file_tree().with_context(context)?;
+    }
+    let name = parent.name.clone().unwrap_or_else(|| plan.base.to_string());
+    match &parent.manifest_digest {
+        Some(digest) => shell.status("Base", format_args!("{name} ({digest})")),
+        None => shell.status("Base", name),
+    }
+    Ok(Some(parent))
+}
+
+/// The engine's request for one image: the files layer, the binaries layer, and the config.
+pub fn image_request(
+    plan: &Plan,
+    executables: &BTreeMap<String, PathBuf>,
+    created: Timestamp,
+    base: Option<ParentImage>,
+) -> Result<ImageRequest> {
+    // Static files change less often than binaries, so they go in the lower layer, where a
+    // registry that already has it need not receive it again.
+    let mut files = LayerContents::new();
+    for (source, dest) in &plan.files {
+        files.add_path(dest, source)?;
+    }
+    let mut bins = LayerContents::new();
+    for name in &plan.bins {
+        bins.add_path(&format!("{}/{name}", plan.bin_dir), &executables[name])?;
+    }
+    Ok(ImageRequest {
+        platform: plan.platform.clone(),
+        base,
+        remove: plan.remove.clone(),
+        layers: vec![
+            NewLayer {
+                contents: files,
+                created_by: first_layer_history(plan),
+            },
+            NewLayer {
+                contents: bins,
+                created_by: format!("cargo oci: bins {}", plan.bins.join(" ")),
+            },
+        ],
+        config: plan.config.clone(),
+        author: plan.author.clone(),
+        comment: plan.comment.clone(),
+        created,
+        annotations: plan.annotations.clone(),
+        compression: plan.compression,
+    })
+}
+
+/// The `created_by` of the first layer, which also carries the whiteouts of `remove`.
+fn first_layer_history(plan: &Plan) -> String {
+    match (plan.files.is_empty(), plan.remove.is_empty()) {
+        (_, true) => "cargo oci: files".to_owned(),
+        (true, false) => format!("cargo oci: remove {}", plan.remove.join(" ")),
+        (false, false) => format!("cargo oci: files, remove {}", plan.remove.join(" ")),
+    }
+}
+
+/// Checks every staged binary: an ELF of the image's platform, whose loader and libraries the
+/// image's final file tree holds. With `elf-check = "warn"`, problems are warnings.
+pub fn check_binaries(
+    request: &mut ImageRequest,
+    plan: &Plan,
+    executables: &BTreeMap<String, PathBuf>,
+    shell: &Shell,
+) -> Result<()> {
+    let parent = match request.base.as_mut() {
+        Some(parent) => Some(
+            parent
+                .file_tree()
+                .context("failed to read the base image")?,
+        ),
+        None => None,
+    };
+    let image = ImageFiles {
+        parent,
+        layers: request.layers.iter().map(|l| &l.contents).collect(),
+    };
+    let mut problems = Vec::new();
+    for name in &plan.bins {
+        let path = &executables[name];
+        let Some(info) = elf::read(path)? else {
+            continue;
+        };
+        for problem in elf::check(&info, &request.platform, &image) {
+            problems.push(match problem {
+                Problem::WrongMachine { found, platform } => format!(
+                    "binary `{name}` (`{}`) is {found}, which does not run on {platform}",
+                    path.display()
+                ),
+                Problem::MissingInterpreter { interpreter } => format!(
+                    "binary `{name}` is dynamically linked and needs the loader `{interpreter}`, which the image does not have"
+                ),
+                Problem::MissingLibrary { library } => {
+                    format!("binary `{name}` needs `{library}`, which the image does not have")
+                }
+            });
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let help = "help: link statically (`-C target-feature=+crt-static` on a gnu target, or a `*-linux-musl` target), \
+        use a `base` that has them, or set `elf-check = \"warn\"` to build anyway";
+    match plan.elf_check {
+        ElfCheck::Warn => {
+            for problem in &problems {
+                shell.warn(problem);
+            }
+            Ok(())
+        }
+        ElfCheck::Deny => bail!(
+            "the {} image would not run its binaries:\n  - {}\n{help}",
+            request.platform,
+            problems.join("\n  - ")
+        ),
+    }
+}
+
+/// Packs every image into `store`, one thread each.
+pub fn pack_all(
+    store: &BlobStore,
+    requests: Vec<ImageRequest>,
+    shell: &Shell,
+) -> Result<Vec<BuiltImage>> {
+    std::thread::scope(|scope| {
+        let packing: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let mut shell = shell.clone();
+                scope.spawn(move || build_image(store, request, &mut shell))
+            })
+            .collect();
+        packing
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .expect("a packing thread panicked")
+                    .map_err(Into::into)
+            })
+            .collect()
+    })
+}
