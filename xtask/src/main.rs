@@ -16,7 +16,9 @@ tasks:
   bench    measure the packing step on the example's binary";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 7] = [
+const TOOLS: [(&str, &str); 9] = [
+    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ("qemu-aarch64-static", "qemu-user-static"),
     ("busybox", "busybox-static"),
     ("dockerd", "docker.io"),
     ("skopeo", "skopeo"),
