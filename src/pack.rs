@@ -126,6 +126,9 @@ pub fn check_binaries(
                 Problem::MissingLibrary { library } => {
                     format!("binary `{name}` needs `{library}`, which the image does not have")
                 }
+                Problem::GlibcTooOld { needed, provided } => format!(
+                    "binary `{name}` needs {needed}, but the image's C library provides only up to {provided}"
+                ),
             });
         }
     }

@@ -241,16 +241,9 @@ fn an_unmapped_triple_needs_its_platform_spelled_out() {
     );
 }
 
-/// A parent holding the host's dynamic loader and the libraries Rust binaries link, built by
-/// umoci from the host's own files; on it, a dynamically linked binary passes the checks and runs.
-#[test]
-fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
-    if !tool("umoci") {
-        return;
-    }
-    let fixture = Fixture::copy("hello");
-    fs::remove_file(fixture.path().join(".cargo/config.toml")).unwrap(); // dynamic, this time
-    let root = fixture.path().join("glibc-base");
+/// An OCI layout at `<fixture>/glibc-base`, made by umoci: the host's dynamic loader and the
+/// libraries Rust binaries link, with `libc` as the C library.
+fn glibc_base(fixture: &Fixture, libc: &Path) -> PathBuf {
     let umoci = |args: &[&str]| run(Command::new("umoci").args(args).current_dir(fixture.path()));
     umoci(&["init", "--layout", "glibc-base"]);
     umoci(&["new", "--image", "glibc-base:latest"]);
@@ -264,18 +257,14 @@ fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
     let rootfs = fixture.path().join("bundle/rootfs");
     let libdir = rootfs.join("lib/x86_64-linux-gnu");
     fs::create_dir_all(&libdir).unwrap();
-    for library in [
-        "ld-linux-x86-64.so.2",
-        "libc.so.6",
-        "libgcc_s.so.1",
-        "libm.so.6",
-    ] {
+    for library in ["ld-linux-x86-64.so.2", "libgcc_s.so.1", "libm.so.6"] {
         fs::copy(
             Path::new("/lib/x86_64-linux-gnu").join(library),
             libdir.join(library),
         )
         .unwrap();
     }
+    fs::copy(libc, libdir.join("libc.so.6")).unwrap();
     fs::create_dir_all(rootfs.join("lib64")).unwrap();
     std::os::unix::fs::symlink(
         "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
@@ -283,7 +272,13 @@ fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
     )
     .unwrap();
     umoci(&["repack", "--image", "glibc-base:latest", "bundle"]);
+    fs::remove_dir_all(fixture.path().join("bundle")).unwrap();
+    fixture.path().join("glibc-base")
+}
 
+/// The hello fixture, dynamically linked this time, on `base`.
+fn dynamic_on(fixture: &Fixture, base: &Path) {
+    fs::remove_file(fixture.path().join(".cargo/config.toml")).unwrap();
     let text = fs::read_to_string(fixture.path().join("Cargo.toml")).unwrap();
     fs::write(
         fixture.path().join("Cargo.toml"),
@@ -291,11 +286,23 @@ fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
             "[package.metadata.oci]\n",
             &format!(
                 "[package.metadata.oci]\nbase = \"oci:{}:latest\"\n",
-                root.display()
+                base.display()
             ),
         ),
     )
     .unwrap();
+}
+
+/// On a parent holding the host's loader and libraries, a dynamically linked binary passes the
+/// checks, and podman runs it.
+#[test]
+fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
+    if !tool("umoci") {
+        return;
+    }
+    let fixture = Fixture::copy("hello");
+    let base = glibc_base(&fixture, Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+    dynamic_on(&fixture, &base);
     let output = fixture.build(&["--quiet"]);
     support::assert_success(
         &output,
@@ -309,4 +316,48 @@ fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
         let output = podman.pull(&fixture.layout(), "0.1.0").run(&["dyn"]);
         assert!(output.starts_with("args=[\"dyn\"]\n"), "{output}");
     }
+}
+
+/// A parent whose C library is older than the binary needs: a real shared library, built by gcc
+/// with a version script, that calls itself `libc.so.6` and defines only `GLIBC_2.2.5`.
+#[test]
+fn a_binary_needing_a_newer_glibc_than_the_parent_has_is_refused() {
+    if !tool("umoci") || !tool("cc") {
+        return;
+    }
+    let fixture = Fixture::copy("hello");
+    let old = fixture.path().join("old-libc");
+    fs::create_dir_all(&old).unwrap();
+    fs::write(old.join("libc.c"), "int old_symbol(void) { return 0; }\n").unwrap();
+    fs::write(
+        old.join("libc.map"),
+        "GLIBC_2.2.5 { global: old_symbol; local: *; };\n",
+    )
+    .unwrap();
+    run(Command::new("cc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-Wl,-soname,libc.so.6",
+            "-Wl,--version-script=libc.map",
+            "-o",
+            "libc.so.6",
+            "libc.c",
+        ])
+        .current_dir(&old));
+    let base = glibc_base(&fixture, &old.join("libc.so.6"));
+    dynamic_on(&fixture, &base);
+    let output = fixture.build(&["--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("  - binary `hello` needs GLIBC_2."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(", but the image's C library provides only up to GLIBC_2.2.5"),
+        "{stderr}"
+    );
+    assert!(!fixture.layout().exists());
 }

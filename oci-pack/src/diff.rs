@@ -110,7 +110,7 @@ fn same_as_parent(node: Option<&Node>, entry: &Entry) -> Result<bool> {
         (Entry::Symlink { target }, NodeKind::Symlink { target: theirs }) => {
             owned_by_root && target == theirs
         }
-        (Entry::File { source, mode }, NodeKind::File { size, digest }) => {
+        (Entry::File { source, mode }, NodeKind::File { size, digest, .. }) => {
             owned_by_root
                 && *mode == node.mode
                 && content_digest(source, *size)?.as_ref() == Some(digest)

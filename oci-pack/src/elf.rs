@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::layer::{Entry, LayerContents};
+use crate::layer::{Entry, FileSource, LayerContents};
 use crate::platform::Platform;
 use crate::tree::{FileTree, NodeKind};
 
@@ -36,6 +36,40 @@ pub struct ElfInfo {
     pub interpreter: Option<String>,
     /// `DT_NEEDED`: the libraries it links, e.g. `libc.so.6`.
     pub needed: Vec<String>,
+    /// `DT_VERNEED`: the symbol versions it needs, e.g. `GLIBC_2.34`.
+    pub versions_needed: Vec<String>,
+    /// `DT_VERDEF`: the symbol versions it defines (a libc defines its `GLIBC_*`).
+    pub versions_defined: Vec<String>,
+}
+
+/// A glibc symbol version, `GLIBC_2.34` → `[2, 34]`, ordered as versions are.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GlibcVersion(Vec<u32>);
+
+impl GlibcVersion {
+    pub fn parse(name: &str) -> Option<GlibcVersion> {
+        let numbers = name.strip_prefix("GLIBC_")?;
+        numbers
+            .split('.')
+            .map(|n| n.parse().ok())
+            .collect::<Option<Vec<u32>>>()
+            .map(GlibcVersion)
+    }
+
+    /// The newest of the `GLIBC_*` names among `names`.
+    pub fn newest<'a>(names: impl IntoIterator<Item = &'a String>) -> Option<GlibcVersion> {
+        names
+            .into_iter()
+            .filter_map(|n| GlibcVersion::parse(n))
+            .max()
+    }
+}
+
+impl std::fmt::Display for GlibcVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        write!(f, "GLIBC_{}", parts.join("."))
+    }
 }
 
 const PT_LOAD: u32 = 1;
@@ -43,6 +77,11 @@ const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
 const DT_NEEDED: u64 = 1;
 const DT_STRTAB: u64 = 5;
+const DT_VERDEF: u64 = 0x6fff_fffc;
+const DT_VERDEFNUM: u64 = 0x6fff_fffd;
+const DT_VERNEED: u64 = 0x6fff_fffe;
+const DT_VERNEEDNUM: u64 = 0x6fff_ffff;
+const MAX_VERSION_ENTRIES: u64 = 1024;
 /// Bounds on what we read from a file that may be hostile or simply not what it claims.
 const MAX_PROGRAM_HEADERS: u64 = 4096;
 const MAX_SECTION_BYTES: u64 = 1 << 20;
@@ -50,8 +89,17 @@ const MAX_SECTION_BYTES: u64 = 1 << 20;
 /// Reads the ELF headers of `path`; `None` if it is not an ELF file (a script, say).
 pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
     let mut file = File::open(path).map_err(Error::io("open", path))?;
+    read_from(&mut file, path)
+}
+
+/// The same, from bytes already in memory (a file inside a layer); `origin` names it in errors.
+pub fn read_bytes(bytes: &[u8], origin: &Path) -> Result<Option<ElfInfo>> {
+    read_from(&mut std::io::Cursor::new(bytes), origin)
+}
+
+fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo>> {
     let mut ident = [0u8; 64];
-    let n = read_up_to(&mut file, &mut ident).map_err(Error::io("read", path))?;
+    let n = read_up_to(file, &mut ident).map_err(Error::io("read", path))?;
     if n < 52 || &ident[..4] != b"\x7fELF" {
         return Ok(None);
     }
@@ -90,7 +138,7 @@ pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
     let segments: Vec<Segment> = if phnum == 0 {
         Vec::new() // an object file, or a binary with nothing to load: nothing more to read
     } else {
-        let headers = read_at(&mut file, phoff, phentsize * phnum)
+        let headers = read_at(file, phoff, phentsize * phnum)
             .ok()
             .filter(|h| h.len() as u64 == phentsize * phnum)
             .ok_or_else(|| invalid("truncated program headers"))?;
@@ -102,7 +150,7 @@ pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
 
     let mut interpreter = None;
     if let Some(interp) = segments.iter().find(|s| s.kind == PT_INTERP) {
-        let bytes = read_at(&mut file, interp.offset, interp.filesz.min(4096))
+        let bytes = read_at(file, interp.offset, interp.filesz.min(4096))
             .map_err(|_| invalid("truncated PT_INTERP"))?;
         interpreter = Some(
             String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
@@ -110,13 +158,11 @@ pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
         );
     }
     let mut needed = Vec::new();
+    let mut versions_needed = Vec::new();
+    let mut versions_defined = Vec::new();
     if let Some(dynamic) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
-        let bytes = read_at(
-            &mut file,
-            dynamic.offset,
-            dynamic.filesz.min(MAX_SECTION_BYTES),
-        )
-        .map_err(|_| invalid("truncated PT_DYNAMIC"))?;
+        let bytes = read_at(file, dynamic.offset, dynamic.filesz.min(MAX_SECTION_BYTES))
+            .map_err(|_| invalid("truncated PT_DYNAMIC"))?;
         let entry_size = if class == Class::Elf64 { 16 } else { 8 };
         let entries: Vec<(u64, u64)> = bytes
             .chunks_exact(entry_size)
@@ -130,12 +176,72 @@ pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
         let strtab = strtab.and_then(|addr| file_offset(&segments, addr));
         for (_, name_offset) in entries.iter().filter(|(tag, _)| *tag == DT_NEEDED) {
             let strtab = strtab.ok_or_else(|| invalid("DT_NEEDED without a string table"))?;
-            let name = read_at(&mut file, strtab + name_offset, 256)
+            let name = read_at(file, strtab + name_offset, 256)
                 .map_err(|_| invalid("truncated string table"))?;
             needed.push(
                 String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or_default())
                     .into_owned(),
             );
+        }
+        let tag = |wanted: u64| entries.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
+        let string = |file: &mut F, offset: u64| -> Result<String> {
+            let strtab = strtab.ok_or_else(|| invalid("symbol versions without a string table"))?;
+            let bytes = read_at(file, strtab + offset, 256)
+                .map_err(|_| invalid("truncated string table"))?;
+            Ok(
+                String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
+                    .into_owned(),
+            )
+        };
+        // Verneed/Vernaux and Verdef/Verdaux have the same layout in ELF32 and ELF64.
+        if let (Some(addr), Some(count)) = (tag(DT_VERNEED), tag(DT_VERNEEDNUM)) {
+            let mut at = file_offset(&segments, addr)
+                .ok_or_else(|| invalid("DT_VERNEED outside the file"))?;
+            for _ in 0..count.min(MAX_VERSION_ENTRIES) {
+                let need = read_at(file, at, 16).map_err(|_| invalid("truncated DT_VERNEED"))?;
+                if need.len() < 16 {
+                    return Err(invalid("truncated DT_VERNEED"));
+                }
+                let (aux_count, aux, next) = (r.u16(&need, 2), r.u32(&need, 8), r.u32(&need, 12));
+                let mut aux_at = at + u64::from(aux);
+                for _ in 0..aux_count.min(MAX_VERSION_ENTRIES as u16) {
+                    let entry =
+                        read_at(file, aux_at, 16).map_err(|_| invalid("truncated DT_VERNEED"))?;
+                    if entry.len() < 16 {
+                        return Err(invalid("truncated DT_VERNEED"));
+                    }
+                    versions_needed.push(string(file, u64::from(r.u32(&entry, 8)))?);
+                    match r.u32(&entry, 12) {
+                        0 => break,
+                        step => aux_at += u64::from(step),
+                    }
+                }
+                match next {
+                    0 => break,
+                    step => at += u64::from(step),
+                }
+            }
+        }
+        if let (Some(addr), Some(count)) = (tag(DT_VERDEF), tag(DT_VERDEFNUM)) {
+            let mut at = file_offset(&segments, addr)
+                .ok_or_else(|| invalid("DT_VERDEF outside the file"))?;
+            for _ in 0..count.min(MAX_VERSION_ENTRIES) {
+                let def = read_at(file, at, 20).map_err(|_| invalid("truncated DT_VERDEF"))?;
+                if def.len() < 20 {
+                    return Err(invalid("truncated DT_VERDEF"));
+                }
+                let (aux, next) = (r.u32(&def, 12), r.u32(&def, 16));
+                let first = read_at(file, at + u64::from(aux), 8)
+                    .map_err(|_| invalid("truncated DT_VERDEF"))?;
+                if first.len() < 8 {
+                    return Err(invalid("truncated DT_VERDEF"));
+                }
+                versions_defined.push(string(file, u64::from(r.u32(&first, 0)))?);
+                match next {
+                    0 => break,
+                    step => at += u64::from(step),
+                }
+            }
         }
     }
     Ok(Some(ElfInfo {
@@ -144,6 +250,8 @@ pub fn read(path: &Path) -> Result<Option<ElfInfo>> {
         machine,
         interpreter,
         needed,
+        versions_needed,
+        versions_defined,
     }))
 }
 
@@ -215,7 +323,7 @@ impl Reader {
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..])? {
@@ -227,7 +335,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Up to `len` bytes at `offset`; an error if there are none at all.
-fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+fn read_at<F: Read + Seek>(file: &mut F, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
     file.take(len).read_to_end(&mut buf)?;
@@ -287,9 +395,21 @@ pub fn describe(info: &ElfInfo) -> String {
 /// Something wrong with a binary for the image it is staged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    WrongMachine { found: String, platform: String },
-    MissingInterpreter { interpreter: String },
-    MissingLibrary { library: String },
+    WrongMachine {
+        found: String,
+        platform: String,
+    },
+    MissingInterpreter {
+        interpreter: String,
+    },
+    MissingLibrary {
+        library: String,
+    },
+    /// The image's C library is older than the binary needs.
+    GlibcTooOld {
+        needed: String,
+        provided: String,
+    },
 }
 
 /// The image's final file tree, as a binary sees it: the parent's, under the new layers.
@@ -320,16 +440,33 @@ pub fn check(info: &ElfInfo, platform: &Platform, image: &ImageFiles<'_>) -> Vec
         }
     }
     let dirs = library_dirs(platform);
-    for library in &info.needed {
-        let found = if library.contains('/') {
-            image.exists(Path::new(library))
+    let locate = |library: &str| -> Option<PathBuf> {
+        if library.contains('/') {
+            Some(PathBuf::from(library)).filter(|p| image.exists(p))
         } else {
             dirs.iter()
-                .any(|dir| image.exists(&Path::new(dir).join(library)))
-        };
-        if !found {
+                .map(|dir| Path::new(dir).join(library))
+                .find(|p| image.exists(p))
+        }
+    };
+    for library in &info.needed {
+        if locate(library).is_none() {
             problems.push(Problem::MissingLibrary {
                 library: library.clone(),
+            });
+        }
+    }
+    // The C library the loader will pick must define every glibc version the binary needs.
+    if let Some(needed) = GlibcVersion::newest(&info.versions_needed) {
+        let provided = info
+            .needed
+            .iter()
+            .filter(|l| l.starts_with("libc.so"))
+            .find_map(|l| image.glibc_at(&locate(l)?));
+        if let Some(provided) = provided.filter(|provided| *provided < needed) {
+            problems.push(Problem::GlibcTooOld {
+                needed: needed.to_string(),
+                provided: provided.to_string(),
             });
         }
     }
@@ -362,22 +499,27 @@ const MAX_SYMLINKS: usize = 40;
 impl ImageFiles<'_> {
     /// Whether `path` names something in the image, following symbolic links inside the root.
     pub fn exists(&self, path: &Path) -> bool {
+        self.resolve(path).is_some()
+    }
+
+    /// What `path` names, after following symbolic links inside the root.
+    fn resolve(&self, path: &Path) -> Option<Found<'_>> {
         let mut resolved = PathBuf::new();
         let mut queue: Vec<std::ffi::OsString> = components(path);
         queue.reverse();
         let mut hops = 0;
+        let mut found = None;
         while let Some(part) = queue.pop() {
             if part == ".." {
                 resolved.pop();
                 continue;
             }
             resolved.push(&part);
-            match self.lookup(&resolved) {
-                None => return false,
-                Some(Lookup::Link(target)) => {
+            match self.lookup(&resolved)? {
+                Lookup::Link(target) => {
                     hops += 1;
                     if hops > MAX_SYMLINKS {
-                        return false;
+                        return None;
                     }
                     resolved.pop();
                     if target.is_absolute() {
@@ -387,19 +529,38 @@ impl ImageFiles<'_> {
                     more.reverse();
                     queue.extend(more);
                 }
-                Some(Lookup::Other) => {}
+                Lookup::Found(item) => found = Some(item),
             }
         }
-        true
+        found
     }
 
-    fn lookup(&self, path: &Path) -> Option<Lookup> {
+    /// The newest `GLIBC_*` version the C library at `path` defines, when it can be read.
+    fn glibc_at(&self, path: &Path) -> Option<GlibcVersion> {
+        match self.resolve(path)? {
+            Found::Parent(node) => match &node.kind {
+                NodeKind::File { glibc, .. } => glibc.clone(),
+                _ => None,
+            },
+            Found::Layer(Entry::File {
+                source: FileSource::Disk(file),
+                ..
+            }) => GlibcVersion::newest(&read(file).ok()??.versions_defined),
+            Found::Layer(Entry::File {
+                source: FileSource::Bytes(bytes),
+                ..
+            }) => GlibcVersion::newest(&read_bytes(bytes, path).ok()??.versions_defined),
+            Found::Layer(_) => None,
+        }
+    }
+
+    fn lookup(&self, path: &Path) -> Option<Lookup<'_>> {
         for layer in self.layers.iter().rev() {
             if let Some(entry) = layer.get(path) {
                 return match entry {
                     Entry::Symlink { target } => Some(Lookup::Link(target.clone())),
                     Entry::Whiteout => None,
-                    _ => Some(Lookup::Other),
+                    _ => Some(Lookup::Found(Found::Layer(entry))),
                 };
             }
             let name = path
@@ -413,16 +574,23 @@ impl ImageFiles<'_> {
                 return None;
             }
         }
-        match &self.parent?.get(path)?.kind {
+        let node = self.parent?.get(path)?;
+        match &node.kind {
             NodeKind::Symlink { target } => Some(Lookup::Link(target.clone())),
-            _ => Some(Lookup::Other),
+            _ => Some(Lookup::Found(Found::Parent(node))),
         }
     }
 }
 
-enum Lookup {
+enum Lookup<'a> {
     Link(PathBuf),
-    Other,
+    Found(Found<'a>),
+}
+
+/// Where a path of the image ends up: in a new layer, or in the parent.
+enum Found<'a> {
+    Layer(&'a Entry),
+    Parent(&'a crate::tree::Node),
 }
 
 fn components(path: &Path) -> Vec<std::ffi::OsString> {
@@ -458,6 +626,62 @@ mod tests {
             info.needed.iter().any(|l| l == "libc.so.6"),
             "{:?}",
             info.needed
+        );
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+    fn glibc_versions_are_read_from_binaries_and_the_c_library() {
+        let binary = read(&std::env::current_exe().unwrap()).unwrap().unwrap();
+        let needed =
+            GlibcVersion::newest(&binary.versions_needed).expect("a gnu binary needs GLIBC_*");
+        let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+        let defined = GlibcVersion::newest(&read(libc).unwrap().unwrap().versions_defined).unwrap();
+        assert!(
+            needed <= defined,
+            "{needed} built here runs on this libc, {defined}"
+        );
+
+        let mut layer = LayerContents::new();
+        layer
+            .add_path("/lib/x86_64-linux-gnu/libc.so.6", libc)
+            .unwrap();
+        let image = ImageFiles {
+            parent: None,
+            layers: vec![&layer],
+        };
+        assert_eq!(
+            image.glibc_at(Path::new("/lib/x86_64-linux-gnu/libc.so.6")),
+            Some(defined.clone())
+        );
+        let too_new = ElfInfo {
+            versions_needed: vec!["GLIBC_99.1".into()],
+            ..binary.clone()
+        };
+        let problems = check(&too_new, &Platform::new("linux", "amd64", None), &image);
+        assert!(
+            problems.contains(&Problem::GlibcTooOld {
+                needed: "GLIBC_99.1".into(),
+                provided: defined.to_string()
+            }),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn glibc_versions_order_numerically() {
+        let v = |s: &str| GlibcVersion::parse(s).unwrap();
+        assert!(v("GLIBC_2.2.5") < v("GLIBC_2.17"));
+        assert!(v("GLIBC_2.17") < v("GLIBC_2.34"));
+        assert_eq!(GlibcVersion::parse("GCC_3.0"), None);
+        let names = [
+            "GLIBC_2.2.5".to_owned(),
+            "GLIBC_2.34".to_owned(),
+            "GLIBC_PRIVATE".to_owned(),
+        ];
+        assert_eq!(
+            GlibcVersion::newest(&names).unwrap().to_string(),
+            "GLIBC_2.34"
         );
     }
 
@@ -537,6 +761,8 @@ mod tests {
             machine: 62,
             interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
             needed: vec!["libc.so.6".into(), "libapp.so".into(), "libssl.so.3".into()],
+            versions_needed: Vec::new(),
+            versions_defined: Vec::new(),
         };
         let amd64 = Platform::new("linux", "amd64", None);
         assert_eq!(

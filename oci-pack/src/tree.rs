@@ -6,11 +6,12 @@
 //! names, links out of the root, device nodes, duplicate paths).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
+use crate::elf::{self, GlibcVersion};
 use crate::error::{Error, Result};
 use crate::media_type;
 use crate::store::BlobStore;
@@ -29,6 +30,8 @@ pub enum NodeKind {
     File {
         size: u64,
         digest: Digest,
+        /// For a C library (`libc.so.6`, `libc-2.31.so`): the newest `GLIBC_*` it defines.
+        glibc: Option<GlibcVersion>,
     },
     Symlink {
         target: PathBuf,
@@ -44,6 +47,8 @@ pub struct FileTree {
 }
 
 const WHITEOUT_PREFIX: &str = ".wh.";
+/// A C library larger than this is not read for its glibc version.
+const MAX_LIBC_BYTES: u64 = 64 << 20;
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 impl FileTree {
@@ -159,9 +164,27 @@ impl FileTree {
                     tar::EntryType::Directory => NodeKind::Directory,
                     tar::EntryType::Regular | tar::EntryType::Continuous => {
                         let mut content = DigestWriter::new(io::sink());
-                        io::copy(&mut entry, &mut content).map_err(layer_error)?;
+                        let is_libc = name == "libc.so.6"
+                            || (name.starts_with("libc-") && name.ends_with(".so"));
+                        let glibc = if is_libc
+                            && entry.header().size().map_err(layer_error)? <= MAX_LIBC_BYTES
+                        {
+                            // Kept in memory just long enough to read which glibc it is.
+                            let mut bytes = Vec::new();
+                            entry.read_to_end(&mut bytes).map_err(layer_error)?;
+                            content.write_all(&bytes).map_err(layer_error)?;
+                            let info = elf::read_bytes(&bytes, &path).ok().flatten();
+                            info.and_then(|info| GlibcVersion::newest(&info.versions_defined))
+                        } else {
+                            io::copy(&mut entry, &mut content).map_err(layer_error)?;
+                            None
+                        };
                         let (digest, size, _) = content.finish();
-                        NodeKind::File { size, digest }
+                        NodeKind::File {
+                            size,
+                            digest,
+                            glibc,
+                        }
                     }
                     tar::EntryType::Symlink => {
                         let target = entry
@@ -370,7 +393,8 @@ mod tests {
             passwd.kind,
             NodeKind::File {
                 size: 4,
-                digest: Digest::of(b"root")
+                digest: Digest::of(b"root"),
+                glibc: None
             }
         );
     }
