@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
@@ -27,6 +28,29 @@ fn tagged_fixture(name: &str) -> Fixture {
 fn archives(fixture: &Fixture) -> (std::path::PathBuf, std::path::PathBuf) {
     let oci = fixture.path().join("target/oci");
     (oci.join("hello.oci.tar"), oci.join("hello.docker.tar"))
+}
+
+/// The `manifest.json` of a Docker archive.
+fn docker_manifest(archive: &Path) -> serde_json::Value {
+    let mut tar = tar::Archive::new(fs::File::open(archive).unwrap());
+    let entry = tar
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap() == Path::new("manifest.json"));
+    serde_json::from_reader(entry.expect("manifest.json in the archive")).unwrap()
+}
+
+/// `blobs/sha256/<hex>` of each layer of `manifest`, as `manifest.json` names them.
+fn blob_paths(manifest: &serde_json::Value) -> Vec<String> {
+    let digests = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap());
+    digests
+        .map(|d| format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+        .collect()
 }
 
 fn tar_listing(path: &Path) -> Vec<(String, u32, u64, u64)> {
@@ -103,40 +127,19 @@ fn archives_sit_beside_the_layout_and_are_reproducible() {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
 
-    let manifest_json: serde_json::Value = {
-        let mut archive = tar::Archive::new(fs::File::open(&docker).unwrap());
-        let entry = archive
-            .entries()
-            .unwrap()
-            .map(Result::unwrap)
-            .find(|e| e.path().unwrap() == Path::new("manifest.json"))
-            .unwrap();
-        serde_json::from_reader(entry).unwrap()
-    };
+    let manifest_json = docker_manifest(&docker);
     let (manifest, _) = manifest_and_config(&layout);
     assert_eq!(
         manifest_json[0]["RepoTags"],
         serde_json::json!(["repro:1.0", "repro:latest"])
     );
-    let layer_paths: Vec<String> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            format!(
-                "blobs/sha256/{}",
-                l["digest"].as_str().unwrap().trim_start_matches("sha256:")
-            )
-        })
-        .collect();
+    let layer_paths = blob_paths(&manifest);
     assert_eq!(
         manifest_json[0]["Layers"],
         serde_json::json!(layer_paths),
         "layers point at the shared gzip blobs"
     );
 }
-
-use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn skopeo_reads_both_archives() {
@@ -321,27 +324,8 @@ fn a_docker_archive_we_wrote_is_a_base_for_the_next_build() {
     ));
     second.build_ok(&["--quiet"]);
     let (manifest, config) = manifest_and_config(&second.layout());
-    let first_manifest: serde_json::Value = {
-        let mut archive = tar::Archive::new(fs::File::open(&docker).unwrap());
-        let index = archive
-            .entries()
-            .unwrap()
-            .map(Result::unwrap)
-            .find(|e| e.path().unwrap() == Path::new("manifest.json"))
-            .unwrap();
-        serde_json::from_reader(index).unwrap()
-    };
-    let reused: Vec<String> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            format!(
-                "blobs/sha256/{}",
-                l["digest"].as_str().unwrap().trim_start_matches("sha256:")
-            )
-        })
-        .collect();
+    let first_manifest = docker_manifest(&docker);
+    let reused = blob_paths(&manifest);
     assert_eq!(
         first_manifest[0]["Layers"],
         serde_json::json!(reused),

@@ -15,7 +15,7 @@ use crate::descriptor::Descriptor;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::layer::{write_tar, LayerContents, FILE_MODE};
-use crate::layout::SealedLayout;
+use crate::layout::{self, SealedLayout};
 use crate::media_type;
 use crate::store::BlobStore;
 use crate::timestamp::Timestamp;
@@ -202,19 +202,11 @@ impl StagedArchive {
         destination: &Path,
         mtime: Timestamp,
     ) -> Result<StagedArchive> {
-        let dir = destination
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let name = destination
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, prefix) = layout::beside(destination)?;
         let file = tempfile::Builder::new()
-            .prefix(&format!(".{name}.partial-"))
-            .tempfile_in(dir)
-            .map_err(Error::io("create a temporary file in", dir))?;
+            .prefix(&prefix)
+            .tempfile_in(&dir)
+            .map_err(Error::io("create a temporary file in", &dir))?;
         let buffered = write_archive(layout, format, io::BufWriter::new(file), mtime)
             .map_err(|e| e.for_destination("write", destination))?;
         let file = buffered

@@ -37,19 +37,11 @@ impl StagedLayout {
     /// be an OCI layout (or empty): anything else is refused rather than overwritten.
     pub fn create(destination: &Path) -> Result<StagedLayout> {
         check_replaceable(destination)?;
-        let parent = destination
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
-        let name = destination
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (parent, prefix) = beside(destination)?;
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.partial-"))
-            .tempdir_in(parent)
-            .map_err(Error::io("create a staging directory in", parent))?;
+            .prefix(&prefix)
+            .tempdir_in(&parent)
+            .map_err(Error::io("create a staging directory in", &parent))?;
         let store = BlobStore::open(staging.path())?;
         Ok(StagedLayout {
             staging,
@@ -134,6 +126,21 @@ impl SealedLayout {
         replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)
     }
+}
+
+/// Where to write `destination` in full before renaming it into place: its directory (created
+/// if missing, and on the same filesystem, so the rename is atomic) and a `.NAME.partial-` prefix.
+pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
+    let dir = destination
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+    let name = destination
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((dir.to_owned(), format!(".{name}.partial-")))
 }
 
 /// Every blob `target` needs, each checked to be in the store: a layout holds exactly these.
