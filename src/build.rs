@@ -8,7 +8,6 @@ use anyhow::{Context as _, Result};
 use oci_pack::index::ImageIndex;
 use oci_pack::layout::StagedLayout;
 use oci_pack::media_type;
-use oci_pack::progress::{Event, Progress as _};
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
 use crate::metadata::ElfCheck;
@@ -151,9 +150,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         &args.formats
     };
     let (written, loaded) = outputs::write(sealed, formats, args.load, created)?;
-    let mut shell = shell;
     for output in &written {
-        shell.on_event(&Event::OutputWritten { path: &output.path });
+        shell.status("Writing", output.path.display());
     }
     if let Some(message) = &loaded {
         shell.status("Loaded", message);

@@ -96,6 +96,9 @@ pub fn check_binaries(
     executables: &BTreeMap<String, PathBuf>,
     shell: &Shell,
 ) -> Result<()> {
+    if plan.bins.is_empty() {
+        return Ok(());
+    }
     let parent = match request.base.as_mut() {
         Some(parent) => Some(
             parent

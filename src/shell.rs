@@ -69,7 +69,6 @@ impl Progress for Shell {
             Event::ImageWritten { platform, manifest } => {
                 self.detail("Manifest", format_args!("{} ({platform})", manifest.digest))
             }
-            Event::OutputWritten { path } => self.status("Writing", path.display()),
             _ => {}
         }
     }

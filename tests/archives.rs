@@ -342,3 +342,22 @@ fn a_docker_archive_we_wrote_is_a_base_for_the_next_build() {
         "roundtrip:1.0"
     );
 }
+
+#[test]
+fn a_directory_in_the_way_of_an_archive_is_refused_before_anything_moves() {
+    let fixture = tagged_fixture("in-the-way");
+    let (_, docker) = archives(&fixture);
+    fs::create_dir_all(docker.join("keep")).unwrap();
+    let output = fixture.build(&["--quiet", "--format", "oci", "--format", "docker"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("is a directory; refusing to overwrite it"),
+        "{stderr}"
+    );
+    assert!(docker.join("keep").is_dir());
+    assert!(
+        !fixture.layout().exists(),
+        "the layout is not moved into place either"
+    );
+}

@@ -104,7 +104,14 @@ fn snapshot(dir: &Path) -> BTreeSet<PathBuf> {
 /// Builds the fixture on the crafted parent at `parent/`, expecting an error that contains
 /// every one of `expected`, no output, and nothing new outside the output directory.
 fn assert_refused(fixture: &Fixture, base: &str, expected: &[String]) {
-    fixture.set_metadata(&format!("[package.metadata.oci]\nbase = \"{base}\"\n"));
+    assert_refused_with(fixture, base, "", expected);
+}
+
+/// The same, with `extra` metadata lines after `base`.
+fn assert_refused_with(fixture: &Fixture, base: &str, extra: &str, expected: &[String]) {
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{base}\"\n{extra}"
+    ));
     let before = snapshot(fixture.path());
     let output = fixture.build(&["--quiet"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -230,6 +237,21 @@ fn broken_blobs_and_json_are_refused_naming_the_blob() {
     assert_refused(
         &fixture,
         "oci:parent:latest",
+        &[format!("blob {} is corrupt", digests[0])],
+    );
+
+    // One byte changed, the size kept, and nothing staged: the parent's layers are not diffed,
+    // but are still verified before they are linked into the output.
+    fs::remove_dir_all(&parent).unwrap();
+    let digests = craft(&parent, &[good()], None, |_| {});
+    let path = parent.join("blobs/sha256").join(digests[0].hex());
+    let mut bytes = fs::read(&path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    assert_refused_with(
+        &fixture,
+        "oci:parent:latest",
+        "bins = []\n",
         &[format!("blob {} is corrupt", digests[0])],
     );
 

@@ -202,6 +202,13 @@ impl StagedArchive {
         destination: &Path,
         mtime: Timestamp,
     ) -> Result<StagedArchive> {
+        if destination.is_dir() {
+            return Err(Error::Io {
+                action: "replace",
+                path: destination.to_owned(),
+                source: io::Error::other("it is a directory; refusing to overwrite it"),
+            });
+        }
         let (dir, prefix) = layout::beside(destination)?;
         let file = tempfile::Builder::new()
             .prefix(&prefix)

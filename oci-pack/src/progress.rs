@@ -1,7 +1,5 @@
 //! How the engine tells its caller what it is doing; the engine itself never prints.
 
-use std::path::Path;
-
 use crate::descriptor::Descriptor;
 use crate::layer::Layer;
 use crate::platform::Platform;
@@ -19,8 +17,6 @@ pub enum Event<'a> {
         platform: &'a Platform,
         manifest: &'a Descriptor,
     },
-    /// An output is complete at `path`.
-    OutputWritten { path: &'a Path },
 }
 
 pub trait Progress {

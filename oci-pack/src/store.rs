@@ -133,28 +133,21 @@ impl BlobStore {
     }
 
     /// Makes the blob `descriptor` of `source` part of this store: a hard link where the
-    /// filesystem allows, else a verified copy.
+    /// filesystem allows, else a copy. Either way it is read once and checked against its digest
+    /// and size, so a tampered parent blob never reaches an output, even one that stages nothing.
     pub fn import(&self, source: &BlobStore, descriptor: &Descriptor) -> Result<()> {
         let to = self.blob_path(&descriptor.digest);
         if to.is_file() {
             return Ok(());
         }
-        let from = source.blob_path(&descriptor.digest);
-        let size = fs::metadata(&from)
-            .map_err(|_| Error::MissingBlob(descriptor.digest.clone()))?
-            .len();
-        if size != descriptor.size {
-            return Err(Error::BlobMismatch {
-                digest: descriptor.digest.clone(),
-                expected_size: descriptor.size,
-                actual: descriptor.digest.clone(),
-                actual_size: size,
-            });
-        }
-        if fs::hard_link(&from, &to).is_ok() {
+        let mut reader = source.reader(descriptor)?;
+        if fs::hard_link(source.blob_path(&descriptor.digest), &to).is_ok() {
+            if let Err(error) = io::copy(&mut reader, &mut io::sink()) {
+                let _ = fs::remove_file(&to);
+                return Err(reader.error(error));
+            }
             return Ok(());
         }
-        let mut reader = source.reader(descriptor)?;
         let mut writer = self.writer()?;
         io::copy(&mut reader, &mut writer).map_err(|e| reader.error(e))?;
         writer.commit()?;
@@ -297,6 +290,29 @@ mod tests {
 
         let absent = Descriptor::new(media_type::OCI_CONFIG, Digest::of(b"nope"), 4);
         assert!(matches!(store.read(&absent), Err(Error::MissingBlob(_))));
+    }
+
+    #[test]
+    fn import_links_verified_blobs_and_refuses_tampered_ones() {
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (from, to) = (
+            BlobStore::open(from_dir.path()).unwrap(),
+            BlobStore::open(to_dir.path()).unwrap(),
+        );
+        let good = from.put(media_type::OCI_LAYER_TAR, b"layer").unwrap();
+        to.import(&from, &good).unwrap();
+        assert_eq!(to.read(&good).unwrap(), b"layer");
+
+        let bad = from.put(media_type::OCI_LAYER_TAR, b"other").unwrap();
+        fs::write(from.blob_path(&bad.digest), b"evil!").unwrap();
+        assert!(matches!(
+            to.import(&from, &bad),
+            Err(Error::BlobMismatch { .. })
+        ));
+        assert!(
+            !to.contains(&bad.digest),
+            "nothing of a tampered blob is kept"
+        );
     }
 
     #[test]
