@@ -144,12 +144,14 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
 
     let sealed = staged.seal(&target, &shared.tags, shared.index_annotations.clone())?;
-    let formats = if args.formats.is_empty() {
-        &shared.formats
+    let mut formats = if args.formats.is_empty() {
+        shared.formats.clone()
     } else {
-        &args.formats
+        args.formats.clone()
     };
-    let (written, loaded) = outputs::write(sealed, formats, args.load, created)?;
+    formats.sort();
+    formats.dedup();
+    let (written, loaded) = outputs::write(sealed, &formats, args.load, created)?;
     for output in &written {
         shell.status("Writing", output.path.display());
     }
