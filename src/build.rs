@@ -35,6 +35,12 @@ pub struct BuildArgs {
     /// Stream the image into `docker load` or `podman load`, writing no tar file
     #[arg(long, value_enum, value_name = "LOADER", num_args = 0..=1, require_equals = true, default_missing_value = "docker")]
     pub load: Option<Loader>,
+    /// Push the image to this repository (`HOST[:PORT]/NAME`) under each tag
+    #[arg(long, value_name = "REPOSITORY")]
+    pub push: Option<String>,
+    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -75,6 +81,12 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     }
     // Tags, formats and index annotations cannot differ per target: the first plan's are all's.
     let shared = images[0].plan.clone();
+    // The push destination and its credentials are checked before anything is built.
+    let push = args
+        .push
+        .as_deref()
+        .map(|repository| outputs::push_target(repository, &args.insecure_registry))
+        .transpose()?;
 
     let target_dir = args
         .cargo
@@ -151,12 +163,22 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
     formats.sort();
     formats.dedup();
-    let (written, loaded) = outputs::write(sealed, &formats, args.load, created)?;
+    let (written, loaded, pushed) =
+        outputs::write(sealed, &formats, args.load, push.as_ref(), created)?;
     for output in &written {
         shell.status("Writing", output.path.display());
     }
     if let Some(message) = &loaded {
         shell.status("Loaded", message);
+    }
+    if let Some(pushed) = &pushed {
+        shell.status(
+            "Pushed",
+            format_args!(
+                "{} ({} blobs sent, {} already there)",
+                pushed.reference, pushed.uploaded, pushed.skipped
+            ),
+        );
     }
     let summary = ImageSummary {
         digest: target.digest.to_string(),
@@ -164,7 +186,13 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         tags: shared.tags.iter().map(ToString::to_string).collect(),
         platforms,
     };
-    outputs::report(args.message_format, &summary, &written, args.load)?;
+    outputs::report(
+        args.message_format,
+        &summary,
+        &written,
+        args.load,
+        pushed.as_ref(),
+    )?;
     shell.status(
         "Finished",
         format_args!(

@@ -3,6 +3,7 @@
 
 mod build;
 mod cargo_build;
+mod credentials;
 mod metadata;
 mod outputs;
 mod pack;

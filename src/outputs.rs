@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::layout::SealedLayout;
+use oci_pack::push::{Credentials, Pushed, Repository};
 use oci_pack::timestamp::Timestamp;
 
 /// An output format, as `formats = [...]` and `--format` name it.
@@ -70,14 +71,36 @@ pub struct Output {
     pub path: PathBuf,
 }
 
-/// Writes every format of `formats` from the sealed layout, streams it into `load` if asked,
-/// and only then moves everything into place: a failure anywhere leaves no new output.
+/// A registry repository to push to, with its credentials.
+#[derive(Debug)]
+pub struct PushTarget {
+    repository: Repository,
+    credentials: Credentials,
+    plain_http: bool,
+}
+
+/// Resolves `--push REPOSITORY`: its credentials, and whether plain HTTP is allowed.
+pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> {
+    let repository = Repository::parse(repository)?;
+    let credentials = crate::credentials::for_registry(&repository.registry)?;
+    let plain_http = repository.is_loopback() || insecure.contains(&repository.registry);
+    Ok(PushTarget {
+        repository,
+        credentials,
+        plain_http,
+    })
+}
+
+/// Writes every format of `formats` from the sealed layout, streams it into `load` and pushes
+/// it if asked, and only then moves everything into place: a failure anywhere leaves no new
+/// output.
 pub fn write(
     sealed: SealedLayout,
     formats: &[Format],
     load: Option<Loader>,
+    push: Option<&PushTarget>,
     mtime: Timestamp,
-) -> Result<(Vec<Output>, Option<String>)> {
+) -> Result<(Vec<Output>, Option<String>, Option<Pushed>)> {
     let layout = sealed.destination().to_owned();
     let mut archives = Vec::new();
     for &format in formats {
@@ -99,6 +122,16 @@ pub fn write(
     let loaded = load
         .map(|loader| stream_into(loader, &sealed, mtime))
         .transpose()?;
+    let pushed = push
+        .map(|target| {
+            let PushTarget {
+                repository,
+                credentials,
+                plain_http,
+            } = target;
+            oci_pack::push::push(&sealed, repository, credentials, *plain_http)
+        })
+        .transpose()?;
 
     let mut outputs = Vec::new();
     if formats.contains(&Format::Oci) {
@@ -113,7 +146,7 @@ pub fn write(
             path: staged.persist()?,
         });
     }
-    Ok((outputs, loaded))
+    Ok((outputs, loaded, pushed))
 }
 
 /// Pipes the Docker archive into `docker load` / `podman load`; no tar touches the disk.
@@ -177,17 +210,13 @@ pub fn report(
     image: &ImageSummary,
     outputs: &[Output],
     loaded: Option<Loader>,
+    pushed: Option<&Pushed>,
 ) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let mut line = |kind: &str, path: Option<&Path>, loader: Option<&str>| -> std::io::Result<()> {
+    // Each line names where the image went: a path, a loader, or a registry reference.
+    let mut line = |kind: &str, place: (&str, String)| -> std::io::Result<()> {
         match format {
-            MessageFormat::Human => {
-                let place = path
-                    .map(|p| p.display().to_string())
-                    .or(loader.map(str::to_owned))
-                    .unwrap_or_default();
-                writeln!(stdout, "{kind} {} {place}", image.digest)
-            }
+            MessageFormat::Human => writeln!(stdout, "{kind} {} {}", image.digest, place.1),
             MessageFormat::Json => {
                 let mut message = serde_json::json!({
                     "format": kind,
@@ -196,21 +225,22 @@ pub fn report(
                     "tags": image.tags,
                     "platforms": image.platforms,
                 });
-                if let Some(path) = path {
-                    message["path"] = serde_json::json!(path);
-                }
-                if let Some(loader) = loader {
-                    message["loader"] = serde_json::json!(loader);
-                }
+                message[place.0] = serde_json::json!(place.1);
                 writeln!(stdout, "{message}")
             }
         }
     };
     for output in outputs {
-        line(output.format.name(), Some(&output.path), None)?;
+        line(
+            output.format.name(),
+            ("path", output.path.display().to_string()),
+        )?;
     }
     if let Some(loader) = loaded {
-        line("load", None, Some(loader.program()))?;
+        line("load", ("loader", loader.program().to_owned()))?;
+    }
+    if let Some(pushed) = pushed {
+        line("push", ("reference", pushed.reference.clone()))?;
     }
     Ok(())
 }

@@ -109,6 +109,12 @@ pub enum Error {
     DockerArchiveNeedsOneImage,
     #[error("`{}` is not a valid ELF file: {reason}", path.display())]
     InvalidElf { path: PathBuf, reason: String },
+    #[error("failed to {action} registry `{registry}`: {message}")]
+    Registry {
+        registry: String,
+        action: String,
+        message: String,
+    },
     #[error("cannot stage `{path}`: {reason}")]
     ConflictsWithParent { path: String, reason: String },
 }

@@ -22,6 +22,8 @@ pub mod manifest;
 pub mod media_type;
 pub mod platform;
 pub mod progress;
+#[cfg(feature = "registry")]
+pub mod push;
 pub mod reference;
 pub mod source;
 pub mod store;

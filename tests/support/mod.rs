@@ -370,3 +370,101 @@ impl Drop for Dockerd {
         let _ = self.child.wait();
     }
 }
+
+/// A private registry (distribution, Debian's `docker-registry`) on a free loopback port,
+/// optionally with htpasswd Basic auth; stopped when dropped.
+pub struct Registry {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    auth: Option<(String, String)>,
+}
+
+impl Registry {
+    /// `None` when the registry is missing outside CI.
+    pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
+        if !tool("docker-registry") || (auth.is_some() && !tool("htpasswd")) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            let htpasswd = run(Command::new("htpasswd").args(["-Bbn", user, password]));
+            fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd: {{ realm: test, path: {} }}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        fs::write(dir.path().join("registry.yml"), config).unwrap();
+        let mut registry = Registry {
+            dir,
+            child: None,
+            host,
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        };
+        registry.resume();
+        Some(registry)
+    }
+
+    /// Starts the registry process (again, after [`Registry::stop`]), with the same storage.
+    pub fn resume(&mut self) {
+        let log = fs::File::create(self.dir.path().join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("registry.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&self.host).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the registry did not listen on {}", self.host);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `skopeo inspect --raw docker://HOST/NAME`, with this registry's credentials.
+    pub fn raw_manifest(&self, name: &str) -> Vec<u8> {
+        let mut command = Command::new("skopeo");
+        command.args(["inspect", "--raw", "--tls-verify=false"]);
+        if let Some((user, password)) = &self.auth {
+            command.arg("--creds").arg(format!("{user}:{password}"));
+        }
+        let output = command
+            .arg(format!("docker://{}/{name}", self.host))
+            .output()
+            .unwrap();
+        assert_success(
+            &output,
+            &format!("skopeo inspect --raw docker://{}/{name}", self.host),
+        );
+        output.stdout
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

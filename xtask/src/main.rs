@@ -16,8 +16,10 @@ tasks:
   bench    measure the packing step on the example's binary";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 11] = [
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ("docker-registry", "docker-registry"),
+    ("htpasswd", "apache2-utils"),
     ("qemu-aarch64-static", "qemu-user-static"),
     ("busybox", "busybox-static"),
     ("dockerd", "docker.io"),
