@@ -101,10 +101,15 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         .with_context(|| format!("invalid output path `{}`", output.display()))?;
     let staged = StagedLayout::create(&output)?;
 
+    let registries = pack::RegistryOptions {
+        insecure: args.insecure_registry.clone(),
+        cache: target_dir.join("oci").join(".cache"),
+        offline: args.cargo.offline || args.cargo.frozen,
+    };
     // Every base is read, and its layers checked, before cargo spends minutes building.
     let bases = images
         .iter()
-        .map(|image| pack::open_base(&image.plan, &staged, &shell))
+        .map(|image| pack::open_base(&image.plan, &staged, &shell, &registries))
         .collect::<Result<Vec<_>>>()?;
 
     let mut requests = Vec::new();

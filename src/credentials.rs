@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 use base64::Engine as _;
-use oci_pack::push::Credentials;
+use oci_pack::registry::Credentials;
 use serde::Deserialize;
 
 /// `CARGO_OCI_REGISTRY_USERNAME` / `CARGO_OCI_REGISTRY_PASSWORD`, for CI secrets.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::layout::SealedLayout;
-use oci_pack::push::{Credentials, Pushed, Repository};
+use oci_pack::registry::{Credentials, Pushed, Repository};
 use oci_pack::timestamp::Timestamp;
 
 /// An output format, as `formats = [...]` and `--format` name it.
@@ -83,7 +83,7 @@ pub struct PushTarget {
 pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> {
     let repository = Repository::parse(repository)?;
     let credentials = crate::credentials::for_registry(&repository.registry)?;
-    let plain_http = repository.is_loopback() || insecure.contains(&repository.registry);
+    let plain_http = repository.allows_plain_http(insecure);
     Ok(PushTarget {
         repository,
         credentials,
@@ -129,7 +129,7 @@ pub fn write(
                 credentials,
                 plain_http,
             } = target;
-            oci_pack::push::push(&sealed, repository, credentials, *plain_http)
+            oci_pack::registry::push(&sealed, repository, credentials, *plain_http)
         })
         .transpose()?;
 

@@ -10,7 +10,8 @@ use oci_pack::elf::{self, ImageFiles, Problem};
 use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
 use oci_pack::layer::LayerContents;
 use oci_pack::layout::StagedLayout;
-use oci_pack::source::ParentImage;
+use oci_pack::registry::{RegistryAccess, Repository};
+use oci_pack::source::{ImageSource, ParentImage};
 use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
 
@@ -18,14 +19,21 @@ use crate::metadata::ElfCheck;
 use crate::plan::Plan;
 use crate::shell::Shell;
 
-/// Opens `plan.base` for `platform`, reading its file tree now if anything will be diffed
+/// Opens `plan.base` for its platform, reading its file tree now if anything will be diffed
 /// against it, so a broken or hostile base fails the build before cargo runs.
-pub fn open_base(plan: &Plan, staged: &StagedLayout, shell: &Shell) -> Result<Option<ParentImage>> {
-    let platform = &plan.platform;
+pub fn open_base(
+    plan: &Plan,
+    staged: &StagedLayout,
+    shell: &Shell,
+    registries: &RegistryOptions,
+) -> Result<Option<ParentImage>> {
     let context = || format!("failed to read the base image `{}`", plan.base);
-    let Some(mut parent) =
-        ParentImage::open(&plan.base, platform, staged.store()).with_context(context)?
-    else {
+    let access = match &plan.base {
+        ImageSource::Registry(image) => Some(registries.access(&image.repository)?),
+        _ => None,
+    };
+    let opened = ParentImage::open(&plan.base, &plan.platform, staged.store(), access.as_ref());
+    let Some(mut parent) = opened.with_context(context)? else {
         return Ok(None);
     };
     if !(plan.bins.is_empty() && plan.files.is_empty() && plan.remove.is_empty()) {
@@ -37,6 +45,28 @@ pub fn open_base(plan: &Plan, staged: &StagedLayout, shell: &Shell) -> Result<Op
         None => shell.status("Base", name),
     }
     Ok(Some(parent))
+}
+
+/// How bases in registries are reached.
+#[derive(Debug)]
+pub struct RegistryOptions {
+    /// Registries that may be reached over plain HTTP (loopback ones always may).
+    pub insecure: Vec<String>,
+    /// Where fetched blobs are kept between builds.
+    pub cache: PathBuf,
+    /// Use only the cache (`--offline`, `--frozen`).
+    pub offline: bool,
+}
+
+impl RegistryOptions {
+    fn access(&self, repository: &Repository) -> Result<RegistryAccess> {
+        Ok(RegistryAccess {
+            credentials: crate::credentials::for_registry(&repository.registry)?,
+            plain_http: repository.allows_plain_http(&self.insecure),
+            cache: BlobStore::open(&self.cache)?,
+            offline: self.offline,
+        })
+    }
 }
 
 /// The engine's request for one image: the files layer, the binaries layer, and the config.

@@ -22,9 +22,8 @@ pub mod manifest;
 pub mod media_type;
 pub mod platform;
 pub mod progress;
-#[cfg(feature = "registry")]
-pub mod push;
 pub mod reference;
+pub mod registry;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

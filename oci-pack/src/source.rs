@@ -20,6 +20,7 @@ use crate::layout::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
+use crate::registry::{RegistryAccess, RemoteImage};
 use crate::store::BlobStore;
 use crate::tree::FileTree;
 
@@ -39,6 +40,8 @@ pub enum ImageSource {
         file: PathBuf,
         reference: Option<String>,
     },
+    /// `docker://HOST/REPO:TAG`, `…@sha256:…`, or a bare reference (`debian:bookworm`).
+    Registry(RemoteImage),
 }
 
 /// Which entry of an OCI layout's `index.json`.
@@ -87,10 +90,13 @@ impl ImageSource {
                 };
                 Ok(ImageSource::DockerArchive { file: path(file)?, reference })
             }
-            "docker" => Err(invalid("registries are not supported yet; use a local `oci:`, `oci-archive:` or `docker-archive:` copy")),
-            _ => Err(invalid(
-                "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME:TAG]`",
+            "scratch" => Err(invalid("`scratch` is the empty image and takes no tag")),
+            "docker" => RemoteImage::parse(text).map(ImageSource::Registry),
+            // A path after the colon is a misspelt transport, not a registry image.
+            _ if !looks_like_host(transport) && (rest.contains('/') || rest.ends_with(".tar")) => Err(invalid(
+                "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]` or an image reference like `docker://HOST/REPO:TAG`",
             )),
+            _ => RemoteImage::parse(text).map(ImageSource::Registry).map_err(|e| invalid(&e.to_string())),
         }
     }
 }
@@ -116,6 +122,7 @@ impl fmt::Display for ImageSource {
                 write!(f, "docker-archive:{}", file.display())?;
                 reference.as_ref().map_or(Ok(()), |r| write!(f, ":{r}"))
             }
+            ImageSource::Registry(image) => write!(f, "docker://{image}"),
         }
     }
 }
@@ -138,10 +145,13 @@ pub struct ParentImage {
 impl ParentImage {
     /// Opens the image `source` names, for `platform`. Archives are imported into `scratch`,
     /// which should be the store the new image is written to: their blobs are needed there anyway.
+    ///
+    /// A registry image needs `registry`: its blobs are fetched into (and read from) its cache.
     pub fn open(
         source: &ImageSource,
         platform: &Platform,
         scratch: &BlobStore,
+        registry: Option<&RegistryAccess>,
     ) -> Result<Option<ParentImage>> {
         let parent = match source {
             ImageSource::Scratch => return Ok(None),
@@ -173,6 +183,14 @@ impl ParentImage {
             }
             ImageSource::DockerArchive { file, reference } => {
                 from_docker_archive(source, file, reference.as_deref(), scratch)?
+            }
+            ImageSource::Registry(image) => {
+                let access = registry.ok_or_else(|| Error::NotAnImage {
+                    source_text: source.to_string(),
+                    reason: "a registry image needs registry access (credentials and a cache)"
+                        .into(),
+                })?;
+                from_registry(source, image, platform, access)?
             }
         };
         check_platform(source, &parent.config, platform)?;
@@ -371,6 +389,49 @@ fn from_docker_archive(
     })
 }
 
+/// `registry.example.com` or `localhost`: what comes before a `:PORT`, not a transport name.
+fn looks_like_host(text: &str) -> bool {
+    text.contains('.') || text == "localhost"
+}
+
+/// A registry image for `platform`: the tag resolved once, then only the manifest, config and
+/// layers of that platform fetched, each verified, into the cache the image is read from.
+fn from_registry(
+    source: &ImageSource,
+    image: &RemoteImage,
+    platform: &Platform,
+    access: &RegistryAccess,
+) -> Result<ParentImage> {
+    let top = access.resolve(image)?;
+    let manifest_descriptor = resolve_platform(source, &access.cache, &top, platform)?;
+    access.fetch(image, &manifest_descriptor)?;
+    let manifest: ImageManifest = read_blob_json(&access.cache, &manifest_descriptor, "manifest")?;
+    access.fetch(image, &manifest.config)?;
+    for layer in &manifest.layers {
+        access.fetch(image, layer)?;
+    }
+    let config: ImageConfig = read_blob_json(&access.cache, &manifest.config, "config")?;
+    let layers = manifest
+        .layers
+        .iter()
+        .map(oci_layer)
+        .collect::<Result<Vec<_>>>()?;
+    check_layer_count(&config, layers.len(), &manifest_descriptor.digest)?;
+    let name = RemoteImage {
+        digest: None,
+        ..image.clone()
+    }
+    .to_string();
+    Ok(ParentImage {
+        name: Some(name),
+        manifest_digest: Some(manifest_descriptor.digest),
+        config,
+        layers,
+        store: access.cache.clone(),
+        tree: None,
+    })
+}
+
 fn oci_layer(layer: &Descriptor) -> Result<Descriptor> {
     let media =
         media_type::oci_layer(&layer.media_type).ok_or_else(|| Error::UnsupportedMediaType {
@@ -480,13 +541,36 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(ImageSource::parse(text, dir).unwrap(), expected, "{text}");
         }
+        assert_eq!(
+            ImageSource::parse("debian:12", dir).unwrap().to_string(),
+            "docker://docker.io/library/debian:12"
+        );
+        assert_eq!(
+            ImageSource::parse("docker://127.0.0.1:5000/team/app", dir)
+                .unwrap()
+                .to_string(),
+            "docker://127.0.0.1:5000/team/app:latest"
+        );
+        assert_eq!(
+            ImageSource::parse(
+                &format!("127.0.0.1:5000/team/app:1@sha256:{}", "a".repeat(64)),
+                dir
+            )
+            .unwrap()
+            .to_string(),
+            format!(
+                "docker://127.0.0.1:5000/team/app:1@sha256:{}",
+                "a".repeat(64)
+            )
+        );
         for bad in [
-            "debian:12",
             "oci:",
             "oci:dir:",
-            "docker://debian",
+            "oci-achive:base.tar",
+            "ocidir:./x",
             "scratch:x",
             "oci:x@sha256:zz",
+            "docker://UPPER/x",
         ] {
             assert!(ImageSource::parse(bad, dir).is_err(), "{bad} accepted");
         }

@@ -1,0 +1,588 @@
+//! Registries (the OCI distribution API), through `oci-client`: pulling what a base image needs
+//! into a content-addressed cache, and pushing a layout: every blob the registry lacks, then the
+//! manifests and index by digest, then the tags last, so a failure never leaves a tag pointing at
+//! something incomplete. Transient failures (connection errors, 5xx) are retried with back-off.
+
+use std::collections::BTreeSet;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::descriptor::Descriptor;
+use crate::error::{Error, Result};
+use crate::index::ImageIndex;
+use crate::layout::SealedLayout;
+use crate::manifest::ImageManifest;
+use crate::media_type;
+use crate::store::BlobStore;
+
+/// Where to push: `host[:port]/repository`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub registry: String,
+    pub name: String,
+}
+
+impl Repository {
+    /// `127.0.0.1:5000/team/app`; the registry part is required (we do not guess Docker Hub).
+    pub fn parse(text: &str) -> Result<Repository> {
+        let invalid = |reason: &str| Error::InvalidReference {
+            reference: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (registry, name) = text
+            .split_once('/')
+            .ok_or_else(|| invalid("expected `HOST[:PORT]/REPOSITORY`"))?;
+        if !(registry.contains(['.', ':']) || registry == "localhost") {
+            return Err(invalid(
+                "the first part must be a registry host, as in `registry.example.com/app`",
+            ));
+        }
+        // Reuse the tag grammar check on `name:tag`.
+        format!("{registry}/{name}:x").parse::<crate::reference::Reference>()?;
+        Ok(Repository {
+            registry: registry.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Whether plain HTTP may be used: to a loopback registry (as Docker allows unasked), or to
+    /// one the user named in `insecure` (`--insecure-registry`).
+    pub fn allows_plain_http(&self, insecure: &[String]) -> bool {
+        let host = self
+            .registry
+            .rsplit_once(':')
+            .map_or(self.registry.as_str(), |(h, _)| h);
+        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        loopback || insecure.contains(&self.registry)
+    }
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+/// How to authenticate; secrets are never shown by `Debug` or in errors.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Anonymous,
+    Basic { username: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `REPO@sha256:…` of what every tag points at.
+    pub reference: String,
+    pub tags: Vec<String>,
+    /// Blobs sent, and blobs the registry already had.
+    pub uploaded: usize,
+    pub skipped: usize,
+}
+
+/// Pushes `layout` to `repository` under the tag part of each of its tags. `plain_http` allows
+/// unencrypted HTTP to this registry (loopback registries, or `--insecure-registry`).
+pub fn push(
+    layout: &SealedLayout,
+    repository: &Repository,
+    credentials: &Credentials,
+    plain_http: bool,
+) -> Result<Pushed> {
+    let tags: Vec<String> = layout.tags.iter().map(|t| t.tag.clone()).collect();
+    Session::connect(repository, credentials, plain_http)?.push(
+        layout.store(),
+        &layout.target,
+        &tags,
+    )
+}
+
+/// How many times a transient failure is tried again, and the first pause (doubled each time).
+const RETRIES: u32 = 3;
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A connection to one repository of a registry.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    auth: RegistryAuth,
+    repository: Repository,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("repository", &self.repository)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn connect(
+        repository: &Repository,
+        credentials: &Credentials,
+        plain_http: bool,
+    ) -> Result<Session> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::io(
+                "start the registry client for",
+                repository.to_string(),
+            ))?;
+        let protocol = if plain_http {
+            ClientProtocol::HttpsExcept(vec![repository.registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = Client::new(ClientConfig {
+            protocol,
+            ..Default::default()
+        });
+        let auth = match credentials {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.clone())
+            }
+        };
+        Ok(Session {
+            runtime,
+            client,
+            auth,
+            repository: repository.clone(),
+        })
+    }
+
+    fn at_digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(
+            self.repository.registry.clone(),
+            self.repository.name.clone(),
+            digest.to_owned(),
+        )
+    }
+
+    fn at_tag(&self, tag: &str) -> Reference {
+        Reference::with_tag(
+            self.repository.registry.clone(),
+            self.repository.name.clone(),
+            tag.to_owned(),
+        )
+    }
+
+    fn failed(
+        &self,
+        action: &str,
+    ) -> impl Fn(oci_client::errors::OciDistributionError) -> Error + '_ {
+        let action = action.to_owned();
+        move |error| Error::Registry {
+            registry: self.repository.registry.clone(),
+            action: action.clone(),
+            message: describe(&error),
+        }
+    }
+
+    /// Runs `operation` until it succeeds, fails for good, or has been retried [`RETRIES`] times.
+    fn retrying<T, F, Fut>(&self, action: &str, mut operation: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<
+            Output = std::result::Result<T, oci_client::errors::OciDistributionError>,
+        >,
+    {
+        let mut pause = FIRST_PAUSE;
+        for attempt in 0.. {
+            match self.runtime.block_on(operation()) {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt < RETRIES && is_transient(&error) => {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                Err(error) => return Err(self.failed(action)(error)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The manifest or index a tag (or a `sha256:` digest) names now: stored in `store`, and
+    /// described.
+    pub fn resolve(&self, tag_or_digest: &str, store: &BlobStore) -> Result<Descriptor> {
+        let tag = tag_or_digest;
+        let reference = if tag.starts_with("sha256:") {
+            self.at_digest(tag)
+        } else {
+            self.at_tag(tag)
+        };
+        let (bytes, digest) = self.retrying("fetch a manifest from", || {
+            self.client
+                .pull_manifest_raw(&reference, &self.auth, ACCEPTED_MANIFESTS)
+        })?;
+        let media_type = media_type_of(&bytes).ok_or_else(|| Error::NotAnImage {
+            source_text: format!("{}:{tag}", self.repository),
+            reason: "the registry answered with something that is not a manifest or an index"
+                .into(),
+        })?;
+        let descriptor = store.put(&media_type, &bytes)?;
+        if descriptor.digest.to_string() != digest && !digest.is_empty() {
+            return Err(Error::Registry {
+                registry: self.repository.registry.clone(),
+                action: "fetch a manifest from".into(),
+                message: format!(
+                    "it named the manifest {digest}, but its bytes hash to {}",
+                    descriptor.digest
+                ),
+            });
+        }
+        Ok(descriptor)
+    }
+
+    /// Fetches `descriptor` (a manifest, an index or a blob) into `store`, verified against its
+    /// digest and size; nothing if `store` already has it.
+    pub fn fetch(&self, descriptor: &Descriptor, store: &BlobStore) -> Result<()> {
+        if store.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        let digest = descriptor.digest.to_string();
+        let reference = self.at_digest(&digest);
+        let bytes = if media_type::is_manifest(&descriptor.media_type)
+            || media_type::is_index(&descriptor.media_type)
+        {
+            self.retrying("fetch a manifest from", || {
+                self.client
+                    .pull_manifest_raw(&reference, &self.auth, ACCEPTED_MANIFESTS)
+            })?
+            .0
+            .to_vec()
+        } else {
+            self.retrying("fetch a blob from", || async {
+                self.client
+                    .auth(&reference, &self.auth, RegistryOperation::Pull)
+                    .await?;
+                let mut bytes = Vec::new();
+                self.client
+                    .pull_blob(&reference, digest.as_str(), &mut bytes)
+                    .await?;
+                Ok(bytes)
+            })?
+        };
+        let stored = store.put(&descriptor.media_type, &bytes)?;
+        if stored.digest != descriptor.digest || stored.size != descriptor.size {
+            return Err(Error::BlobMismatch {
+                digest: descriptor.digest.clone(),
+                expected_size: descriptor.size,
+                actual: stored.digest,
+                actual_size: stored.size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pushes everything `target` needs from `store`, then `target` under each of `tags`.
+    pub fn push(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Pushed> {
+        let first = self.at_digest(&target.digest.to_string());
+        self.retrying("log in to", || {
+            self.client
+                .auth(&first, &self.auth, RegistryOperation::Push)
+        })?;
+        let (blobs, manifests) = plan(store, target)?;
+        let (mut uploaded, mut skipped) = (0, 0);
+        for blob in &blobs {
+            let digest = blob.digest.to_string();
+            let reference = self.at_digest(&digest);
+            if self.retrying("check a blob at", || {
+                self.client.blob_exists(&reference, &digest)
+            })? {
+                skipped += 1;
+                continue;
+            }
+            let bytes = store.read(blob)?;
+            self.retrying("upload a blob to", || {
+                self.client.push_blob(&reference, bytes.clone(), &digest)
+            })?;
+            uploaded += 1;
+        }
+        for manifest in &manifests {
+            self.put_manifest(
+                &self.at_digest(&manifest.digest.to_string()),
+                store,
+                manifest,
+            )?;
+        }
+        // Tags last: each only once everything it points at is there.
+        let mut pushed_tags = Vec::new();
+        for tag in tags.iter().collect::<BTreeSet<_>>() {
+            self.put_manifest(&self.at_tag(tag), store, target)?;
+            pushed_tags.push(format!("{}:{tag}", self.repository));
+        }
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, target.digest),
+            tags: pushed_tags,
+            uploaded,
+            skipped,
+        })
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &Reference,
+        store: &BlobStore,
+        manifest: &Descriptor,
+    ) -> Result<()> {
+        let bytes = store.read(manifest)?;
+        let content_type: http::HeaderValue =
+            manifest
+                .media_type
+                .parse()
+                .map_err(|_| Error::UnsupportedMediaType {
+                    digest: manifest.digest.clone(),
+                    media_type: manifest.media_type.clone(),
+                })?;
+        self.retrying("push a manifest to", || {
+            self.client
+                .push_manifest_raw(reference, bytes.clone(), content_type.clone())
+        })?;
+        Ok(())
+    }
+}
+
+/// What we ask a registry for when fetching by tag or digest.
+const ACCEPTED_MANIFESTS: &[&str] = &[
+    media_type::OCI_MANIFEST,
+    media_type::OCI_INDEX,
+    media_type::DOCKER_MANIFEST,
+    media_type::DOCKER_MANIFEST_LIST,
+];
+
+/// A manifest's media type, from its own `mediaType` or, failing that, its shape.
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    match value.get("mediaType").and_then(|m| m.as_str()) {
+        Some(media) => Some(media.to_owned()),
+        None if value.get("manifests").is_some() => Some(media_type::OCI_INDEX.to_owned()),
+        None if value.get("layers").is_some() => Some(media_type::OCI_MANIFEST.to_owned()),
+        None => None,
+    }
+}
+
+/// Connection failures and 5xx answers are worth another try; anything else is not.
+fn is_transient(error: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    match error {
+        E::RequestError(request) => {
+            request.is_connect()
+                || request.is_timeout()
+                || request.status().is_some_and(|s| s.is_server_error())
+        }
+        E::ServerError { code, .. } => *code >= 500,
+        _ => false,
+    }
+}
+
+/// The blobs (configs and layers) and then the manifests (children before their index) that
+/// `target` needs, each once.
+fn plan(store: &BlobStore, target: &Descriptor) -> Result<(Vec<Descriptor>, Vec<Descriptor>)> {
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut manifests: Vec<Descriptor> = Vec::new();
+    let json = |descriptor: &Descriptor| -> Result<Vec<u8>> { store.read(descriptor) };
+    let malformed = |descriptor: &Descriptor, source| Error::MalformedJson {
+        what: format!("blob {}", descriptor.digest),
+        source,
+    };
+    let mut visit = vec![(target.clone(), false)];
+    while let Some((descriptor, children_done)) = visit.pop() {
+        if manifests.iter().any(|m| m.digest == descriptor.digest) {
+            continue;
+        }
+        if media_type::is_index(&descriptor.media_type) && !children_done {
+            let index: ImageIndex = serde_json::from_slice(&json(&descriptor)?)
+                .map_err(|e| malformed(&descriptor, e))?;
+            visit.push((descriptor, true));
+            visit.extend(index.manifests.into_iter().rev().map(|m| (m, false)));
+        } else if media_type::is_manifest(&descriptor.media_type) {
+            let manifest: ImageManifest = serde_json::from_slice(&json(&descriptor)?)
+                .map_err(|e| malformed(&descriptor, e))?;
+            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(blob);
+                }
+            }
+            manifests.push(descriptor);
+        } else {
+            manifests.push(descriptor);
+        }
+    }
+    Ok((blobs, manifests))
+}
+
+/// The registry's own words, without anything that could hold a secret.
+fn describe(error: &oci_client::errors::OciDistributionError) -> String {
+    use oci_client::errors::OciDistributionError as E;
+    let denied = "authentication failed: check the credentials for this registry";
+    match error {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => denied.to_owned(),
+        E::RequestError(request)
+            if request
+                .status()
+                .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+        {
+            format!("{denied} ({})", request.status().expect("checked"))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An image in a registry, as a `base` names it: `docker://HOST/REPO:TAG`, `…@sha256:…`, or the
+/// same without `docker://`, with Docker Hub's names normalised as Docker does
+/// (`debian:bookworm` → `docker.io/library/debian:bookworm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteImage {
+    pub repository: Repository,
+    pub tag: Option<String>,
+    pub digest: Option<crate::digest::Digest>,
+}
+
+impl RemoteImage {
+    pub fn parse(text: &str) -> Result<RemoteImage> {
+        let bare = text.strip_prefix("docker://").unwrap_or(text);
+        let (name_tag, digest) = match bare.split_once('@') {
+            Some((name_tag, digest)) => (name_tag, Some(digest.parse()?)),
+            None => (bare, None),
+        };
+        let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(name_tag[last_slash + i + 1..].to_owned()),
+            ),
+            None => (name_tag, None),
+        };
+        let first = name.split('/').next().unwrap_or_default();
+        let full = if name.contains('/') && (first.contains(['.', ':']) || first == "localhost") {
+            name.to_owned()
+        } else if name.contains('/') {
+            format!("docker.io/{name}")
+        } else {
+            format!("docker.io/library/{name}")
+        };
+        let tag = tag.or_else(|| digest.is_none().then(|| "latest".to_owned()));
+        // The whole reference must still follow Docker's grammar.
+        format!("{full}:{}", tag.as_deref().unwrap_or("x"))
+            .parse::<crate::reference::Reference>()?;
+        let repository = Repository::parse(&full)?;
+        Ok(RemoteImage {
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+impl std::fmt::Display for RemoteImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What pulling a base needs: how to reach its registry, and where fetched blobs are kept.
+#[derive(Debug, Clone)]
+pub struct RegistryAccess {
+    pub credentials: Credentials,
+    pub plain_http: bool,
+    /// Every fetched manifest and blob, by digest; with the tags last resolved under `refs/`.
+    pub cache: BlobStore,
+    /// Use only what the cache holds.
+    pub offline: bool,
+}
+
+impl RegistryAccess {
+    fn ref_file(&self, image: &RemoteImage, tag: &str) -> std::path::PathBuf {
+        let key = crate::digest::Digest::of(format!("{}:{tag}", image.repository).as_bytes());
+        self.cache.root().join("refs").join(key.hex())
+    }
+
+    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
+    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
+    pub fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+        let session = || Session::connect(&image.repository, &self.credentials, self.plain_http);
+        let offline_miss = |what: String| Error::NotAnImage {
+            source_text: image.to_string(),
+            reason: format!("{what} is not in the cache, and the build is offline"),
+        };
+        if let Some(digest) = &image.digest {
+            if let Some(descriptor) = self.cached_manifest(digest)? {
+                return Ok(descriptor);
+            }
+            if self.offline {
+                return Err(offline_miss(format!("manifest {digest}")));
+            }
+            return session()?.resolve(&digest.to_string(), &self.cache);
+        }
+        let tag = image.tag.as_deref().unwrap_or("latest");
+        let ref_file = self.ref_file(image, tag);
+        if self.offline {
+            let recorded = std::fs::read_to_string(&ref_file)
+                .map_err(|_| offline_miss(format!("the tag `{tag}`")))?;
+            let digest: crate::digest::Digest = recorded.trim().parse()?;
+            return self
+                .cached_manifest(&digest)?
+                .ok_or_else(|| offline_miss(format!("manifest {digest}")));
+        }
+        let descriptor = session()?.resolve(tag, &self.cache)?;
+        let refs = ref_file.parent().expect("under refs/");
+        std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
+        std::fs::write(&ref_file, descriptor.digest.to_string())
+            .map_err(Error::io("write", &ref_file))?;
+        Ok(descriptor)
+    }
+
+    /// A manifest or index already in the cache, described from its own bytes.
+    fn cached_manifest(&self, digest: &crate::digest::Digest) -> Result<Option<Descriptor>> {
+        let path = self.cache.blob_path(digest);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(None);
+        };
+        let descriptor = Descriptor::new(
+            &media_type_of(&bytes).unwrap_or_default(),
+            digest.clone(),
+            bytes.len() as u64,
+        );
+        // Verified like any read: a cache entry that does not match is not trusted.
+        self.cache.read(&descriptor)?;
+        Ok(Some(descriptor))
+    }
+
+    /// Makes `descriptor` of `image`'s repository available in the cache.
+    pub fn fetch(&self, image: &RemoteImage, descriptor: &Descriptor) -> Result<()> {
+        if self.cache.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        if self.offline {
+            return Err(Error::NotAnImage {
+                source_text: image.to_string(),
+                reason: format!(
+                    "blob {} is not in the cache, and the build is offline",
+                    descriptor.digest
+                ),
+            });
+        }
+        Session::connect(&image.repository, &self.credentials, self.plain_http)?
+            .fetch(descriptor, &self.cache)
+    }
+}
