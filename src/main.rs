@@ -4,10 +4,12 @@
 mod build;
 mod cargo_build;
 mod credentials;
+mod index;
 mod metadata;
 mod outputs;
 mod pack;
 mod plan;
+mod push;
 mod shell;
 mod values;
 mod workspace;
@@ -35,6 +37,10 @@ struct Oci {
 enum Command {
     /// Build the package's binaries and pack them into an OCI image
     Build(build::BuildArgs),
+    /// Push an OCI layout already built to a registry, under its tags
+    Push(push::PushArgs),
+    /// Join per-architecture images already pushed by digest into one multi-platform tag
+    Index(index::IndexArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
     let Cli::Oci(oci) = Cli::parse_from(args);
     let result = match oci.command {
         Command::Build(args) => build::exec(args),
+        Command::Push(args) => push::exec(args),
+        Command::Index(args) => index::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

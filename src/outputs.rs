@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::layout::SealedLayout;
-use oci_pack::registry::{Credentials, Pushed, Repository};
+use oci_pack::registry::{Credentials, Pushed, Repository, Session};
 use oci_pack::timestamp::Timestamp;
 
 /// An output format, as `formats = [...]` and `--format` name it.
@@ -79,6 +79,17 @@ pub struct PushTarget {
     plain_http: bool,
 }
 
+impl PushTarget {
+    /// A connection to the repository, with its credentials.
+    pub fn session(&self) -> Result<Session> {
+        Ok(Session::connect(
+            &self.repository,
+            &self.credentials,
+            self.plain_http,
+        )?)
+    }
+}
+
 /// Resolves `--push REPOSITORY`: its credentials, and whether plain HTTP is allowed.
 pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> {
     let repository = Repository::parse(repository)?;
@@ -124,12 +135,12 @@ pub fn write(
         .transpose()?;
     let pushed = push
         .map(|target| {
-            let PushTarget {
-                repository,
-                credentials,
-                plain_http,
-            } = target;
-            oci_pack::registry::push(&sealed, repository, credentials, *plain_http)
+            let tags: Vec<String> = sealed.tags.iter().map(|t| t.tag.clone()).collect();
+            anyhow::Ok(
+                target
+                    .session()?
+                    .push(sealed.store(), &sealed.target, &tags)?,
+            )
         })
         .transpose()?;
 

@@ -151,3 +151,173 @@ fn a_push_needs_a_registry_host() {
         "refused before building"
     );
 }
+
+#[test]
+fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
+    let Some(mut registry) = Registry::start(None) else {
+        return;
+    };
+    let Some(parents) = support::parents::parents() else {
+        return;
+    };
+    support::run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:latest", parents.layout.display()))
+            .arg(format!("docker://{}/busybox:1.36", registry.host)),
+    );
+    let registry_digest = sha256(&registry.raw_manifest("busybox:1.36"));
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",
+        registry.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let (manifest, _) = support::manifest_and_config(&fixture.layout());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        registry_digest
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        format!("{}/busybox:1.36", registry.host)
+    );
+    let parent_index = read_json(&parents.layout.join("index.json"));
+    let parent_manifest = support::blob(
+        &parents.layout,
+        parent_index["manifests"][0]["digest"].as_str().unwrap(),
+    );
+    assert_eq!(
+        &manifest["layers"].as_array().unwrap()[..2],
+        parent_manifest["layers"].as_array().unwrap().as_slice()
+    );
+    let first = index_digest(&fixture);
+
+    // With the registry gone, --offline builds from the cache alone, to the same bytes...
+    registry.stop();
+    fixture.build_ok(&["--quiet", "--offline"]);
+    assert_eq!(index_digest(&fixture), first);
+    // ...and without it, the unreachable registry is named.
+    let output = fixture.build(&["--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "failed to fetch a manifest from registry `{}`",
+            registry.host
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cargo_oci_push_sends_a_layout_built_earlier() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    let repository = format!("{}/pushed", registry.host);
+    let output = fixture.cargo_oci(&["push", &repository]);
+    support::assert_success(&output, "cargo oci push");
+    let digest = index_digest(&fixture);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("push {digest} {repository}@{digest}\n")
+    );
+    if tool("skopeo") {
+        assert_eq!(sha256(&registry.raw_manifest("pushed:latest")), digest);
+    }
+}
+
+/// The distributed build: each architecture pushed by digest on its own, then one index.
+#[test]
+fn per_architecture_pushes_are_assembled_into_one_tag() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    if !tool("aarch64-linux-gnu-gcc") || !tool("skopeo") {
+        return;
+    }
+    let repository = format!("{}/multi", registry.host);
+    let pushed_digest = |stdout: &str| -> String {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("\"format\":\"push\""))
+            .expect("a push line");
+        let message: serde_json::Value = serde_json::from_str(line).unwrap();
+        message["digest"].as_str().unwrap().to_owned()
+    };
+    let amd64 = Fixture::copy("hello");
+    let amd64_digest = pushed_digest(&amd64.build_ok(&[
+        "--quiet",
+        "--push",
+        &repository,
+        "--message-format",
+        "json",
+    ]));
+
+    let arm64 = Fixture::copy("hello");
+    let program = arm64
+        .path()
+        .join("target/aarch64-unknown-linux-gnu/release/hello");
+    fs::create_dir_all(program.parent().unwrap()).unwrap();
+    fs::write(
+        arm64.path().join("hello.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"arm64\"); return 0; }\n",
+    )
+    .unwrap();
+    support::run(
+        std::process::Command::new("aarch64-linux-gnu-gcc")
+            .arg("-static")
+            .arg("-o")
+            .arg(&program)
+            .arg(arm64.path().join("hello.c")),
+    );
+    let args = [
+        "--quiet",
+        "--no-build",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        "--push",
+        &repository,
+        "--message-format",
+        "json",
+    ];
+    let arm64_digest = pushed_digest(&arm64.build_ok(&args));
+
+    let output = amd64.cargo_oci(&[
+        "index",
+        "--tag",
+        &format!("{repository}:1.0"),
+        &format!("{repository}@{amd64_digest}"),
+        &format!("{repository}@{arm64_digest}"),
+    ]);
+    support::assert_success(&output, "cargo oci index");
+    let raw = registry.raw_manifest("multi:1.0");
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let entries: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["digest"].as_str().unwrap().to_owned(),
+                m["platform"]["architecture"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (amd64_digest, "amd64".to_owned()),
+            (arm64_digest, "arm64".to_owned())
+        ]
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, format!("push {0} {repository}@{0}\n", sha256(&raw)));
+}

@@ -12,7 +12,6 @@ use oci_client::{Client, Reference, RegistryOperation};
 use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layout::SealedLayout;
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::store::BlobStore;
@@ -90,22 +89,6 @@ pub struct Pushed {
     /// Blobs sent, and blobs the registry already had.
     pub uploaded: usize,
     pub skipped: usize,
-}
-
-/// Pushes `layout` to `repository` under the tag part of each of its tags. `plain_http` allows
-/// unencrypted HTTP to this registry (loopback registries, or `--insecure-registry`).
-pub fn push(
-    layout: &SealedLayout,
-    repository: &Repository,
-    credentials: &Credentials,
-    plain_http: bool,
-) -> Result<Pushed> {
-    let tags: Vec<String> = layout.tags.iter().map(|t| t.tag.clone()).collect();
-    Session::connect(repository, credentials, plain_http)?.push(
-        layout.store(),
-        &layout.target,
-        &tags,
-    )
 }
 
 /// How many times a transient failure is tried again, and the first pause (doubled each time).
@@ -329,6 +312,33 @@ impl Session {
             tags: pushed_tags,
             uploaded,
             skipped,
+        })
+    }
+
+    /// Pushes the index `index` from `store` by digest and under each of `tags`; the manifests
+    /// it lists must already be in this repository, so no layer moves.
+    pub fn push_index(
+        &self,
+        store: &BlobStore,
+        index: &Descriptor,
+        tags: &[String],
+    ) -> Result<Pushed> {
+        let first = self.at_digest(&index.digest.to_string());
+        self.retrying("log in to", || {
+            self.client
+                .auth(&first, &self.auth, RegistryOperation::Push)
+        })?;
+        self.put_manifest(&first, store, index)?;
+        let mut pushed_tags = Vec::new();
+        for tag in tags.iter().collect::<BTreeSet<_>>() {
+            self.put_manifest(&self.at_tag(tag), store, index)?;
+            pushed_tags.push(format!("{}:{tag}", self.repository));
+        }
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, index.digest),
+            tags: pushed_tags,
+            uploaded: 0,
+            skipped: 0,
         })
     }
 

@@ -78,6 +78,17 @@ impl Fixture {
         command.output().unwrap()
     }
 
+    /// Runs `cargo oci ARGS` (any subcommand) in the fixture.
+    pub fn cargo_oci(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+        command
+            .arg("oci")
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("CARGO_TARGET_DIR");
+        command.output().unwrap()
+    }
+
     /// Builds and panics with cargo-oci's stderr if it fails; returns stdout.
     pub fn build_ok(&self, args: &[&str]) -> String {
         let output = self.build(args);

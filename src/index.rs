@@ -1,0 +1,107 @@
+//! `cargo oci index --tag REPO:TAG REPO@sha256:… …`: joins per-architecture images that are
+//! already pushed (each CI runner pushing its own, by digest) into one image index under a tag.
+//! Only manifests and configs are read; no layer is downloaded or uploaded.
+
+use anyhow::{bail, Context as _, Result};
+use oci_pack::config::ImageConfig;
+use oci_pack::index::ImageIndex;
+use oci_pack::manifest::ImageManifest;
+use oci_pack::media_type;
+use oci_pack::platform::Platform;
+use oci_pack::registry::RemoteImage;
+use oci_pack::store::BlobStore;
+
+use crate::outputs::{self, ImageSummary, MessageFormat};
+use crate::shell::Shell;
+
+#[derive(Debug, clap::Args)]
+pub struct IndexArgs {
+    /// The images to join, each `HOST[:PORT]/NAME@sha256:…`, all in the same repository
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+    /// The tag to push the index under, `HOST[:PORT]/NAME:TAG` (repeatable)
+    #[arg(long = "tag", value_name = "REFERENCE", required = true)]
+    pub tags: Vec<String>,
+    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// How results are printed on stdout
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+pub fn exec(args: IndexArgs) -> Result<()> {
+    let shell = Shell::new(crate::cargo_build::Verbosity::Normal);
+    let images = args
+        .images
+        .iter()
+        .map(|i| RemoteImage::parse(i).map_err(Into::into))
+        .collect::<Result<Vec<_>>>()?;
+    let repository = images[0].repository.clone();
+    let mut tags = Vec::new();
+    for tag in &args.tags {
+        let tagged = RemoteImage::parse(tag)?;
+        match (
+            &tagged.tag,
+            tagged.digest.is_none() && tagged.repository == repository,
+        ) {
+            (Some(name), true) => tags.push(name.clone()),
+            _ => bail!("`--tag {tag}` must be a tag of `{repository}`, like `{repository}:1.0`"),
+        }
+    }
+
+    let destination = outputs::push_target(&repository.to_string(), &args.insecure_registry)?;
+    let session = destination.session()?;
+    let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+    let store = BlobStore::open(scratch.path())?;
+    let mut manifests = Vec::new();
+    for image in &images {
+        let (Some(digest), true) = (&image.digest, image.repository == repository) else {
+            bail!("`{image}` must be an image of `{repository}` named by digest, like `{repository}@sha256:…`");
+        };
+        let mut descriptor = session.resolve(&digest.to_string(), &store)?;
+        if !media_type::is_manifest(&descriptor.media_type) {
+            bail!("`{image}` is an index already; join single-platform images");
+        }
+        let manifest: ImageManifest = serde_json::from_slice(&store.read(&descriptor)?)
+            .with_context(|| format!("the manifest of `{image}` is not valid JSON"))?;
+        session.fetch(&manifest.config, &store)?;
+        let config: ImageConfig = serde_json::from_slice(&store.read(&manifest.config)?)
+            .with_context(|| format!("the config of `{image}` is not valid JSON"))?;
+        let mut platform =
+            Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        platform.os_version = config.os_version.clone();
+        platform.os_features = config.os_features.clone();
+        if let Some(twin) = manifests
+            .iter()
+            .find(|m: &&oci_pack::descriptor::Descriptor| m.platform.as_ref() == Some(&platform))
+        {
+            bail!(
+                "`{image}` and {} are both {platform}; an index holds one image per platform",
+                twin.digest
+            );
+        }
+        descriptor.platform = Some(platform);
+        manifests.push(descriptor);
+    }
+    let index = store.put_json(
+        media_type::OCI_INDEX,
+        "the image index",
+        &ImageIndex::new(manifests.clone(), Default::default()),
+    )?;
+    let pushed = session.push_index(&store, &index, &tags)?;
+    shell.status(
+        "Pushed",
+        format_args!("{} for {} platforms", pushed.reference, manifests.len()),
+    );
+    let summary = ImageSummary {
+        digest: index.digest.to_string(),
+        config: None,
+        tags: pushed.tags.clone(),
+        platforms: manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+            .collect(),
+    };
+    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+}

@@ -1,0 +1,96 @@
+//! `cargo oci push REPOSITORY`: pushes an OCI layout that `cargo oci build` already wrote, under
+//! the tags its `index.json` names, by digest and tags last (as `build --push` does).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use oci_pack::descriptor::Descriptor;
+use oci_pack::index::ImageIndex;
+use oci_pack::layout::REF_NAME;
+use oci_pack::store::BlobStore;
+
+use crate::cargo_build::CargoOptions;
+use crate::outputs::{self, ImageSummary, MessageFormat};
+use crate::shell::Shell;
+use crate::workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// Where to push: `HOST[:PORT]/NAME`
+    #[arg(value_name = "REPOSITORY")]
+    pub repository: String,
+    /// The OCI layout to push (default: the package's, `<target-dir>/oci/<package>`)
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<PathBuf>,
+    #[command(flatten)]
+    pub cargo: CargoOptions,
+    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// How results are printed on stdout
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+pub fn exec(args: PushArgs) -> Result<()> {
+    let shell = Shell::new(crate::cargo_build::Verbosity::Normal);
+    let layout = match args.layout.clone() {
+        Some(layout) => layout,
+        None => {
+            let metadata = workspace::metadata(&args.cargo)?;
+            let package = workspace::select_package(&metadata, args.cargo.package.as_deref())?;
+            let target_dir = args
+                .cargo
+                .target_dir
+                .clone()
+                .unwrap_or_else(|| metadata.target_directory.clone().into());
+            target_dir.join("oci").join(package.name.as_str())
+        }
+    };
+    let index_path = layout.join("index.json");
+    let index: ImageIndex =
+        serde_json::from_slice(&std::fs::read(&index_path).with_context(|| {
+            format!(
+                "failed to read `{}`; build the image first",
+                index_path.display()
+            )
+        })?)
+        .with_context(|| format!("failed to parse `{}`", index_path.display()))?;
+    let Some(first) = index.manifests.first() else {
+        bail!("`{}` names no image", index_path.display())
+    };
+    let target = Descriptor {
+        annotations: Default::default(),
+        platform: None,
+        ..first.clone()
+    };
+    if index.manifests.iter().any(|m| m.digest != target.digest) {
+        bail!(
+            "`{}` names several images; push them one layout at a time",
+            index_path.display()
+        );
+    }
+    let tags: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|m| m.annotations.get(REF_NAME).cloned())
+        .collect();
+
+    let destination = outputs::push_target(&args.repository, &args.insecure_registry)?;
+    let session = destination.session()?;
+    let pushed = session.push(&BlobStore::existing(&layout), &target, &tags)?;
+    shell.status(
+        "Pushed",
+        format_args!(
+            "{} ({} blobs sent, {} already there)",
+            pushed.reference, pushed.uploaded, pushed.skipped
+        ),
+    );
+    let summary = ImageSummary {
+        digest: target.digest.to_string(),
+        config: None,
+        tags: pushed.tags.clone(),
+        platforms: Vec::new(),
+    };
+    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+}
