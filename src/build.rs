@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use oci_pack::index::ImageIndex;
 use oci_pack::layout::StagedLayout;
 use oci_pack::media_type;
+use oci_pack::source::ImageSource;
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
 use crate::metadata::ElfCheck;
@@ -82,11 +83,14 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     // Tags, formats and index annotations cannot differ per target: the first plan's are all's.
     let shared = images[0].plan.clone();
     // The push destination and its credentials are checked before anything is built.
-    let push = args
+    let mut push = args
         .push
         .as_deref()
         .map(|repository| outputs::push_target(repository, &args.insecure_registry))
         .transpose()?;
+    if let (Some(push), ImageSource::Registry(base)) = (push.as_mut(), &shared.base) {
+        push.mount_from = Some(base.repository.clone());
+    }
 
     let target_dir = args
         .cargo
@@ -180,8 +184,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         shell.status(
             "Pushed",
             format_args!(
-                "{} ({} blobs sent, {} already there)",
-                pushed.reference, pushed.uploaded, pushed.skipped
+                "{} ({} blobs sent, {} already there, {} mounted)",
+                pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
             ),
         );
     }

@@ -77,6 +77,8 @@ pub struct PushTarget {
     repository: Repository,
     credentials: Credentials,
     plain_http: bool,
+    /// A repository of the same registry that may hold our blobs already (the base's).
+    pub mount_from: Option<Repository>,
 }
 
 impl PushTarget {
@@ -99,6 +101,7 @@ pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> 
         repository,
         credentials,
         plain_http,
+        mount_from: None,
     })
 }
 
@@ -136,11 +139,12 @@ pub fn write(
     let pushed = push
         .map(|target| {
             let tags: Vec<String> = sealed.tags.iter().map(|t| t.tag.clone()).collect();
-            anyhow::Ok(
-                target
-                    .session()?
-                    .push(sealed.store(), &sealed.target, &tags)?,
-            )
+            anyhow::Ok(target.session()?.push(
+                sealed.store(),
+                &sealed.target,
+                &tags,
+                target.mount_from.as_ref(),
+            )?)
         })
         .transpose()?;
 

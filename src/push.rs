@@ -78,12 +78,12 @@ pub fn exec(args: PushArgs) -> Result<()> {
 
     let destination = outputs::push_target(&args.repository, &args.insecure_registry)?;
     let session = destination.session()?;
-    let pushed = session.push(&BlobStore::existing(&layout), &target, &tags)?;
+    let pushed = session.push(&BlobStore::existing(&layout), &target, &tags, None)?;
     shell.status(
         "Pushed",
         format_args!(
-            "{} ({} blobs sent, {} already there)",
-            pushed.reference, pushed.uploaded, pushed.skipped
+            "{} ({} blobs sent, {} already there, {} mounted)",
+            pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
         ),
     );
     let summary = ImageSummary {

@@ -50,7 +50,7 @@ fn a_push_is_by_digest_with_every_tag_and_skips_what_is_there() {
     support::assert_success(&again, "a second push");
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
-        stderr.contains("(0 blobs sent, 3 already there)"),
+        stderr.contains("(0 blobs sent, 3 already there, 0 mounted)"),
         "{stderr}"
     );
 }
@@ -192,6 +192,15 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
         parent_manifest["layers"].as_array().unwrap().as_slice()
     );
     let first = index_digest(&fixture);
+
+    // Pushed to another repository of the same registry, the base's layers are mounted, not sent.
+    let output = fixture.build(&["--push", &format!("{}/team/app", registry.host)]);
+    support::assert_success(&output, "a push next to the base");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("(2 blobs sent, 0 already there, 2 mounted)"),
+        "{stderr}"
+    );
 
     // With the registry gone, --offline builds from the cache alone, to the same bytes...
     registry.stop();

@@ -86,9 +86,46 @@ pub struct Pushed {
     /// `REPO@sha256:…` of what every tag points at.
     pub reference: String,
     pub tags: Vec<String>,
-    /// Blobs sent, and blobs the registry already had.
+    /// Blobs sent, blobs the registry already had, and blobs mounted from another repository.
     pub uploaded: usize,
     pub skipped: usize,
+    pub mounted: usize,
+}
+
+/// How much of a blob goes up in one request of a streamed upload.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// A blob from the store as a stream of chunks, verified against its digest as it is read: a
+/// blob that changed on disk fails the upload instead of reaching the registry.
+struct Chunks {
+    reader: Option<crate::store::VerifiedReader>,
+}
+
+impl Iterator for Chunks {
+    type Item = std::result::Result<bytes::Bytes, oci_client::errors::OciDistributionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::Read as _;
+        let reader = self.reader.as_mut()?;
+        let mut chunk = vec![0; CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < CHUNK_BYTES {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => {
+                    self.reader = None;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(error) => {
+                    let error = reader.error(error);
+                    self.reader = None;
+                    return Some(Err(std::io::Error::other(error.to_string()).into()));
+                }
+            }
+        }
+        chunk.truncate(filled);
+        (filled > 0).then(|| Ok(chunk.into()))
+    }
 }
 
 /// How many times a transient failure is tried again, and the first pause (doubled each time).
@@ -270,15 +307,25 @@ impl Session {
         Ok(())
     }
 
-    /// Pushes everything `target` needs from `store`, then `target` under each of `tags`.
-    pub fn push(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Pushed> {
+    /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
+    /// the registry lacks is mounted from `mount_from` (another repository of the same registry,
+    /// such as the base's) when it is there, else streamed from disk.
+    pub fn push(
+        &self,
+        store: &BlobStore,
+        target: &Descriptor,
+        tags: &[String],
+        mount_from: Option<&Repository>,
+    ) -> Result<Pushed> {
         let first = self.at_digest(&target.digest.to_string());
         self.retrying("log in to", || {
             self.client
                 .auth(&first, &self.auth, RegistryOperation::Push)
         })?;
         let (blobs, manifests) = plan(store, target)?;
-        let (mut uploaded, mut skipped) = (0, 0);
+        let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
+        let mount_from =
+            mount_from.filter(|r| r.registry == self.repository.registry && **r != self.repository);
         for blob in &blobs {
             let digest = blob.digest.to_string();
             let reference = self.at_digest(&digest);
@@ -288,9 +335,39 @@ impl Session {
                 skipped += 1;
                 continue;
             }
-            let bytes = store.read(blob)?;
+            if let Some(source) = mount_from {
+                let from = Reference::with_digest(
+                    source.registry.clone(),
+                    source.name.clone(),
+                    digest.clone(),
+                );
+                // A registry that lacks the blob there answers 202, which oci-client reports
+                // as an error: then it is uploaded like any other.
+                if self
+                    .runtime
+                    .block_on(self.client.mount_blob(&reference, &from, &digest))
+                    .is_ok()
+                {
+                    mounted += 1;
+                    continue;
+                }
+            }
             self.retrying("upload a blob to", || {
-                self.client.push_blob(&reference, bytes.clone(), &digest)
+                let chunks = store.reader(blob).map(|reader| Chunks {
+                    reader: Some(reader),
+                });
+                let (reference, digest) = (&reference, &digest);
+                async move {
+                    let chunks = chunks.map_err(|e| std::io::Error::other(e.to_string()))?;
+                    self.client
+                        .push_blob_stream(
+                            reference,
+                            futures_util::stream::iter(chunks),
+                            digest,
+                            Some(blob.size),
+                        )
+                        .await
+                }
             })?;
             uploaded += 1;
         }
@@ -312,6 +389,7 @@ impl Session {
             tags: pushed_tags,
             uploaded,
             skipped,
+            mounted,
         })
     }
 
@@ -339,6 +417,7 @@ impl Session {
             tags: pushed_tags,
             uploaded: 0,
             skipped: 0,
+            mounted: 0,
         })
     }
 
