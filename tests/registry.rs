@@ -330,3 +330,137 @@ fn per_architecture_pushes_are_assembled_into_one_tag() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout, format!("push {0} {repository}@{0}\n", sha256(&raw)));
 }
+
+/// Each place Docker and podman keep credentials, against a registry that requires them.
+#[test]
+fn credentials_come_from_the_environment_a_helper_or_podman() {
+    let Some(registry) = Registry::start(Some(("ferris", "s3cret-pass"))) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    let repository = format!("{}/creds", registry.host);
+    let empty_docker_config = fixture.path().join("empty-docker-config");
+    fs::create_dir_all(&empty_docker_config).unwrap();
+    let push = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+        command
+            .args(["oci", "push", &repository])
+            .current_dir(fixture.path())
+            .env_remove("CARGO_TARGET_DIR");
+        for var in [
+            "CARGO_OCI_REGISTRY_USERNAME",
+            "CARGO_OCI_REGISTRY_PASSWORD",
+            "REGISTRY_AUTH_FILE",
+            "XDG_RUNTIME_DIR",
+        ] {
+            command.env_remove(var);
+        }
+        command
+            .env("DOCKER_CONFIG", &empty_docker_config)
+            .envs(env.iter().copied());
+        command.output().unwrap()
+    };
+
+    let env = push(&[
+        ("CARGO_OCI_REGISTRY_USERNAME", "ferris"),
+        ("CARGO_OCI_REGISTRY_PASSWORD", "s3cret-pass"),
+    ]);
+    support::assert_success(&env, "a push with credentials from the environment");
+
+    // A credential helper, as `credHelpers` names it: `docker-credential-NAME get`.
+    let helpers = fixture.path().join("helpers");
+    fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-fake");
+    fs::write(&helper, "#!/bin/sh\nread registry\necho \"{\\\"Username\\\":\\\"ferris\\\",\\\"Secret\\\":\\\"s3cret-pass\\\"}\"\n").unwrap();
+    fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helper_config = fixture.path().join("helper-config");
+    fs::create_dir_all(&helper_config).unwrap();
+    fs::write(
+        helper_config.join("config.json"),
+        serde_json::json!({"credHelpers": {registry.host.clone(): "fake"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        helpers.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let helped = push(&[
+        ("DOCKER_CONFIG", helper_config.to_str().unwrap()),
+        ("PATH", &path),
+    ]);
+    support::assert_success(&helped, "a push with credentials from a credential helper");
+
+    // podman's auth.json.
+    let auth_file = fixture.path().join("auth.json");
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("ferris:s3cret-pass")
+    };
+    fs::write(
+        &auth_file,
+        serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let podman = push(&[("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap())]);
+    support::assert_success(&podman, "a push with credentials from podman's auth.json");
+
+    let none = push(&[]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("authentication failed"));
+}
+
+/// The registry goes away while a large layer is being uploaded: a clear error, no tag left on
+/// an incomplete image, and the same push succeeds once the registry is back.
+#[test]
+fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_redone() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    // 8 MiB that gzip cannot shrink, so the upload is long enough to be cut in its middle.
+    let mut noise = Vec::with_capacity(8 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 8 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(fixture.path().join("static/noise.bin"), &noise).unwrap();
+    fixture.build_ok(&["--quiet"]);
+
+    let proxy = support::CuttingProxy::start(&registry.host, 2 << 20);
+    let repository = format!("{}/big", proxy.host);
+    let cut = fixture.cargo_oci(&["push", &repository]);
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        !cut.status.success(),
+        "the push went through a cut connection"
+    );
+    assert!(
+        stderr.contains(&format!("registry `{}`", proxy.host)),
+        "{stderr}"
+    );
+    if tool("skopeo") {
+        let tag = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/big:0.1.0", registry.host))
+            .output()
+            .unwrap();
+        assert!(
+            !tag.status.success(),
+            "no tag may point at the half-pushed image"
+        );
+    }
+
+    proxy.resume();
+    let redone = fixture.cargo_oci(&["push", &repository]);
+    support::assert_success(&redone, "the same push, with the registry back");
+    if tool("skopeo") {
+        assert_eq!(
+            sha256(&registry.raw_manifest("big:0.1.0")),
+            index_digest(&fixture)
+        );
+    }
+}

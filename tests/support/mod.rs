@@ -479,3 +479,106 @@ impl Drop for Registry {
         self.stop();
     }
 }
+
+/// A TCP proxy in front of a registry that cuts every connection, mid-transfer, once a number
+/// of bytes has gone through, and refuses new ones until [`CuttingProxy::resume`]: a registry
+/// that goes away in the middle of a push, deterministically.
+pub struct CuttingProxy {
+    /// `127.0.0.1:PORT` to talk to instead of the registry.
+    pub host: String,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+}
+
+struct ProxyState {
+    open: bool,
+    cut_after: Option<u64>,
+    forwarded: u64,
+    streams: Vec<std::net::TcpStream>,
+    stopped: bool,
+}
+
+impl CuttingProxy {
+    pub fn start(upstream: &str, cut_after: u64) -> CuttingProxy {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(ProxyState {
+            open: true,
+            cut_after: Some(cut_after),
+            forwarded: 0,
+            streams: Vec::new(),
+            stopped: false,
+        }));
+        let upstream = upstream.to_owned();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let mut guard = shared.lock().unwrap();
+                if guard.stopped {
+                    return;
+                }
+                if !guard.open {
+                    continue; // dropped: the connection is refused
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                guard
+                    .streams
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                drop(guard);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counting = shared.clone();
+                std::thread::spawn(move || Self::pump(client, server, Some(counting)));
+                std::thread::spawn(move || Self::pump(s2, c2, None));
+            }
+        });
+        CuttingProxy { host, state }
+    }
+
+    /// Copies `from` to `to`; counting the bytes towards the cut when `counting` is given.
+    fn pump(
+        mut from: std::net::TcpStream,
+        mut to: std::net::TcpStream,
+        counting: Option<std::sync::Arc<std::sync::Mutex<ProxyState>>>,
+    ) {
+        use std::io::{Read, Write};
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(state) = &counting {
+                let mut state = state.lock().unwrap();
+                state.forwarded += n as u64;
+                if state.cut_after.is_some_and(|limit| state.forwarded > limit) {
+                    state.open = false;
+                    for stream in state.streams.drain(..) {
+                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                    }
+                    return;
+                }
+            }
+            if to.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Lets connections through again, with no further cut.
+    pub fn resume(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.open = true;
+        state.cut_after = None;
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.state.lock().unwrap().stopped = true;
+        let _ = std::net::TcpStream::connect(&self.host); // wakes the accept loop to end it
+    }
+}
