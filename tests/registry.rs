@@ -464,3 +464,27 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
         );
     }
 }
+
+/// A connection reset that passes: the upload is retried after a pause, and one push succeeds.
+#[test]
+fn a_transient_failure_is_retried() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    // Cut while the binary layer is on its way, for less time than the first retry waits.
+    let proxy = support::CuttingProxy::start_transient(
+        &registry.host,
+        64 << 10,
+        std::time::Duration::from_millis(200),
+    );
+    let output = fixture.cargo_oci(&["push", &format!("{}/retried", proxy.host)]);
+    support::assert_success(&output, "a push through a connection reset");
+    if tool("skopeo") {
+        assert_eq!(
+            sha256(&registry.raw_manifest("retried:0.1.0")),
+            index_digest(&fixture)
+        );
+    }
+}

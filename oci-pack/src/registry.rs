@@ -463,12 +463,16 @@ fn media_type_of(bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// Connection failures and 5xx answers are worth another try; anything else is not.
+/// Connection failures (refused, reset, timed out) and 5xx answers are worth another try;
+/// anything else (4xx, bad data) is not.
 fn is_transient(error: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::OciDistributionError as E;
     match error {
         E::RequestError(request) => {
+            // A refused or reset connection (while sending, too) and a timeout: worth another try.
             request.is_connect()
+                || request.is_request()
+                || request.is_body()
                 || request.is_timeout()
                 || request.status().is_some_and(|s| s.is_server_error())
         }

@@ -491,6 +491,8 @@ pub struct CuttingProxy {
 
 struct ProxyState {
     open: bool,
+    /// After a cut, let connections through again this much later.
+    reopen_after: Option<std::time::Duration>,
     cut_after: Option<u64>,
     forwarded: u64,
     streams: Vec<std::net::TcpStream>,
@@ -504,6 +506,7 @@ impl CuttingProxy {
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(ProxyState {
             open: true,
+            reopen_after: None,
             cut_after: Some(cut_after),
             forwarded: 0,
             streams: Vec::new(),
@@ -550,13 +553,22 @@ impl CuttingProxy {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some(state) = &counting {
-                let mut state = state.lock().unwrap();
+            if let Some(state_arc) = &counting {
+                let mut state = state_arc.lock().unwrap();
                 state.forwarded += n as u64;
                 if state.cut_after.is_some_and(|limit| state.forwarded > limit) {
                     state.open = false;
                     for stream in state.streams.drain(..) {
                         let _ = stream.shutdown(std::net::Shutdown::Both);
+                    }
+                    if let Some(pause) = state.reopen_after {
+                        let shared = state_arc.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(pause);
+                            let mut state = shared.lock().unwrap();
+                            state.open = true;
+                            state.cut_after = None;
+                        });
                     }
                     return;
                 }
@@ -566,6 +578,17 @@ impl CuttingProxy {
             }
         }
         let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Like [`CuttingProxy::start`], but a cut lasts only `pause`: a transient failure.
+    pub fn start_transient(
+        upstream: &str,
+        cut_after: u64,
+        pause: std::time::Duration,
+    ) -> CuttingProxy {
+        let proxy = CuttingProxy::start(upstream, cut_after);
+        proxy.state.lock().unwrap().reopen_after = Some(pause);
+        proxy
     }
 
     /// Lets connections through again, with no further cut.
