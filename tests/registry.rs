@@ -488,3 +488,49 @@ fn a_transient_failure_is_retried() {
         );
     }
 }
+
+/// The Bearer flow: the registry's challenge names a token server, which takes the Basic
+/// credentials from config.json and answers with a token scoped to the repository.
+#[test]
+fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
+    if !tool("openssl") {
+        return;
+    }
+    let fixture = Fixture::copy("hello");
+    let tokens = support::TokenServer::start(fixture.path(), "bearer", "ferris", "s3cret-pass");
+    let Some(registry) = Registry::start_with_tokens(&tokens, ("ferris", "s3cret-pass")) else {
+        return;
+    };
+    fixture.build_ok(&["--quiet"]);
+    let docker_config = fixture.path().join("docker-config");
+    fs::create_dir_all(&docker_config).unwrap();
+    let write_config = |password: &str| {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ferris:{password}"));
+        fs::write(
+            docker_config.join("config.json"),
+            serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string(),
+        )
+        .unwrap();
+    };
+    let push = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+        command
+            .args(["oci", "push", &format!("{}/bearer", registry.host)])
+            .current_dir(fixture.path());
+        command
+            .env("DOCKER_CONFIG", &docker_config)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap()
+    };
+    write_config("s3cret-pass");
+    support::assert_success(&push(), "a push with a Bearer token");
+
+    write_config("wrong-pass");
+    let refused = push();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("wrong-pass"), "{stderr}");
+}

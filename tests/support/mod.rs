@@ -395,6 +395,15 @@ pub struct Registry {
 impl Registry {
     /// `None` when the registry is missing outside CI.
     pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
+        Registry::start_with(auth, None)
+    }
+
+    /// A registry that sends clients to `token` for a Bearer token (`auth: token`).
+    pub fn start_with_tokens(token: &TokenServer, credentials: (&str, &str)) -> Option<Registry> {
+        Registry::start_with(Some(credentials), Some(token))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, token: Option<&TokenServer>) -> Option<Registry> {
         if !tool("docker-registry") || (auth.is_some() && !tool("htpasswd")) {
             return None;
         }
@@ -409,7 +418,15 @@ impl Registry {
             "version: 0.1\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: {host}\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = auth {
+        if let Some(token) = token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm,
+                TokenServer::SERVICE,
+                TokenServer::ISSUER,
+                token.certificate.display()
+            ));
+        } else if let Some((user, password)) = auth {
             let htpasswd = run(Command::new("htpasswd").args(["-Bbn", user, password]));
             fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
             config.push_str(&format!(
@@ -603,5 +620,112 @@ impl Drop for CuttingProxy {
     fn drop(&mut self) {
         self.state.lock().unwrap().stopped = true;
         let _ = std::net::TcpStream::connect(&self.host); // wakes the accept loop to end it
+    }
+}
+
+/// A token server for a registry with `auth: token`: it checks HTTP Basic credentials and answers
+/// with a JWT (RS256, signed by `openssl`, its certificate in `x5c`) granting pull and push on
+/// one repository, as Docker Hub and most hosted registries do. Runs until the test ends.
+pub struct TokenServer {
+    /// `http://127.0.0.1:PORT/token`
+    pub realm: String,
+    /// The certificate the registry trusts (`rootcertbundle`).
+    pub certificate: PathBuf,
+}
+
+impl TokenServer {
+    pub const SERVICE: &'static str = "test-registry";
+    pub const ISSUER: &'static str = "test-issuer";
+
+    pub fn start(dir: &Path, repository: &str, user: &str, password: &str) -> TokenServer {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let key = dir.join("token.key");
+        let certificate = dir.join("token.crt");
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate));
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&certificate)
+            .output()
+            .unwrap()
+            .stdout;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)]});
+        let claims = serde_json::json!({
+            "iss": Self::ISSUER, "sub": user, "aud": Self::SERVICE, "jti": "test",
+            "iat": now, "nbf": now - 60, "exp": now + 3600,
+            "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}]
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let input_file = dir.join("token.input");
+        fs::write(&input_file, &signing_input).unwrap();
+        let signature = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&key)
+            .arg(&input_file)
+            .output()
+            .unwrap()
+            .stdout;
+        let token = format!("{signing_input}.{}", b64(&signature));
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            use std::io::{BufRead, BufReader, Write};
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut authorized = false;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some((name, value)) = line.split_once(':') {
+                        authorized |=
+                            name.eq_ignore_ascii_case("authorization") && value.trim() == expected;
+                    }
+                    line.clear();
+                }
+                let (status, body) = if authorized {
+                    (
+                        "200 OK",
+                        serde_json::json!({"token": token, "access_token": token}).to_string(),
+                    )
+                } else {
+                    ("401 Unauthorized", "{}".to_owned())
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer { realm, certificate }
     }
 }

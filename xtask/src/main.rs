@@ -16,7 +16,8 @@ tasks:
   bench    measure the packing step on the example's binary";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 11] = [
+const TOOLS: [(&str, &str); 12] = [
+    ("openssl", "openssl"),
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
     ("docker-registry", "docker-registry"),
     ("htpasswd", "apache2-utils"),
