@@ -679,3 +679,62 @@ impl RegistryAccess {
             .fetch(descriptor, &self.cache)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_normalised_as_docker_does() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        for (text, expected) in [
+            ("debian:bookworm", "docker.io/library/debian:bookworm"),
+            ("debian", "docker.io/library/debian:latest"),
+            ("docker://team/app", "docker.io/team/app:latest"),
+            ("ghcr.io/org/app:1.2", "ghcr.io/org/app:1.2"),
+            ("localhost:5000/app", "localhost:5000/app:latest"),
+            (
+                &format!("127.0.0.1:5000/app@{digest}"),
+                &format!("127.0.0.1:5000/app@{digest}"),
+            ),
+            (
+                &format!("quay.io/a/b:1@{digest}"),
+                &format!("quay.io/a/b:1@{digest}"),
+            ),
+        ] {
+            assert_eq!(
+                RemoteImage::parse(text).unwrap().to_string(),
+                expected,
+                "{text}"
+            );
+        }
+        for bad in ["Debian", "app:-x", "app@sha256:nope", "docker://"] {
+            assert!(RemoteImage::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_and_named_registries_only() {
+        let at = |text: &str| Repository::parse(text).unwrap();
+        assert!(at("127.0.0.1:5000/app").allows_plain_http(&[]));
+        assert!(at("localhost:5000/app").allows_plain_http(&[]));
+        assert!(!at("registry.example.com/app").allows_plain_http(&[]));
+        assert!(
+            at("registry.internal:5000/app").allows_plain_http(&["registry.internal:5000".into()])
+        );
+        assert!(!at("registry.internal:5000/app").allows_plain_http(&["registry.internal".into()]));
+        assert!(
+            Repository::parse("team/app").is_err(),
+            "a registry host is needed"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let credentials = Credentials::Basic {
+            username: "ferris".into(),
+            password: "hunter2".into(),
+        };
+        assert_eq!(format!("{credentials:?}"), "Basic(ferris, ***)");
+    }
+}
