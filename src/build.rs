@@ -181,13 +181,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         shell.status("Loaded", message);
     }
     if let Some(pushed) = &pushed {
-        shell.status(
-            "Pushed",
-            format_args!(
-                "{} ({} blobs sent, {} already there, {} mounted)",
-                pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
-            ),
-        );
+        shell.status("Pushed", outputs::push_status(pushed));
     }
     let summary = ImageSummary {
         digest: target.digest.to_string(),

@@ -199,6 +199,14 @@ fn stream_into(loader: Loader, sealed: &SealedLayout, mtime: Timestamp) -> Resul
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// The status line of a push: where it went, and what had to travel.
+pub fn push_status(pushed: &Pushed) -> String {
+    format!(
+        "{} ({} blobs sent, {} already there, {} mounted)",
+        pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
+    )
+}
+
 /// How results are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MessageFormat {

@@ -79,13 +79,7 @@ pub fn exec(args: PushArgs) -> Result<()> {
     let destination = outputs::push_target(&args.repository, &args.insecure_registry)?;
     let session = destination.session()?;
     let pushed = session.push(&BlobStore::existing(&layout), &target, &tags, None)?;
-    shell.status(
-        "Pushed",
-        format_args!(
-            "{} ({} blobs sent, {} already there, {} mounted)",
-            pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
-        ),
-    );
+    shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
         digest: target.digest.to_string(),
         config: None,

@@ -107,6 +107,12 @@ fn an_oci_layout_parent_is_reused_inherited_and_runs_in_podman() {
         manifest["annotations"]["org.opencontainers.image.base.digest"],
         parent_manifest_digest(&parents.layout)
     );
+    assert!(
+        manifest["annotations"]
+            .get("org.opencontainers.image.base.name")
+            .is_none(),
+        "umoci's layout names its image only by a bare tag, which is no reference"
+    );
 
     assert_eq!(
         layer_paths(&layout, layers[2]["digest"].as_str().unwrap()),

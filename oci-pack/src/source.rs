@@ -257,28 +257,10 @@ fn from_index(
                 reason: format!("no image has digest {digest}"),
             })?,
     };
-    let name = entry
-        .annotations
-        .get(CONTAINERD_IMAGE_NAME)
-        .or_else(|| entry.annotations.get(REF_NAME))
-        .cloned();
+    // Only a full name is a reference; a layout's bare tag names nothing outside it.
+    let name = entry.annotations.get(CONTAINERD_IMAGE_NAME).cloned();
     let manifest_descriptor = resolve_platform(source, &store, entry, platform)?;
-    let manifest: ImageManifest = read_blob_json(&store, &manifest_descriptor, "manifest")?;
-    let config: ImageConfig = read_blob_json(&store, &manifest.config, "config")?;
-    let layers = manifest
-        .layers
-        .iter()
-        .map(oci_layer)
-        .collect::<Result<Vec<_>>>()?;
-    check_layer_count(&config, layers.len(), &manifest_descriptor.digest)?;
-    Ok(ParentImage {
-        name,
-        manifest_digest: Some(manifest_descriptor.digest),
-        config,
-        layers,
-        store,
-        tree: None,
-    })
+    parent_from_manifest(store, &manifest_descriptor, name)
 }
 
 /// Follows an index entry down to the manifest for `platform`.
@@ -406,28 +388,37 @@ fn from_registry(
     let manifest_descriptor = resolve_platform(source, &access.cache, &top, platform)?;
     access.fetch(image, &manifest_descriptor)?;
     let manifest: ImageManifest = read_blob_json(&access.cache, &manifest_descriptor, "manifest")?;
-    access.fetch(image, &manifest.config)?;
-    for layer in &manifest.layers {
-        access.fetch(image, layer)?;
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        access.fetch(image, blob)?;
     }
-    let config: ImageConfig = read_blob_json(&access.cache, &manifest.config, "config")?;
+    let name = RemoteImage {
+        digest: None,
+        ..image.clone()
+    }
+    .to_string();
+    parent_from_manifest(access.cache.clone(), &manifest_descriptor, Some(name))
+}
+
+/// The parent an image manifest in `store` describes: its config, and its layers with OCI types.
+fn parent_from_manifest(
+    store: BlobStore,
+    manifest_descriptor: &Descriptor,
+    name: Option<String>,
+) -> Result<ParentImage> {
+    let manifest: ImageManifest = read_blob_json(&store, manifest_descriptor, "manifest")?;
+    let config: ImageConfig = read_blob_json(&store, &manifest.config, "config")?;
     let layers = manifest
         .layers
         .iter()
         .map(oci_layer)
         .collect::<Result<Vec<_>>>()?;
     check_layer_count(&config, layers.len(), &manifest_descriptor.digest)?;
-    let name = RemoteImage {
-        digest: None,
-        ..image.clone()
-    }
-    .to_string();
     Ok(ParentImage {
-        name: Some(name),
-        manifest_digest: Some(manifest_descriptor.digest),
+        name,
+        manifest_digest: Some(manifest_descriptor.digest.clone()),
         config,
         layers,
-        store: access.cache.clone(),
+        store,
         tree: None,
     })
 }
