@@ -156,6 +156,55 @@ pub fn build_image(
     })
 }
 
+/// What `target` (a manifest or an index in `store`) is made of: its blobs (configs and layers),
+/// and its manifests with each index after the manifests it lists, `target` last; each once.
+/// The order is the one a registry accepts them in.
+pub fn contents(
+    store: &BlobStore,
+    target: &Descriptor,
+) -> Result<(Vec<Descriptor>, Vec<Descriptor>)> {
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut manifests: Vec<Descriptor> = Vec::new();
+    let parse = |descriptor: &Descriptor| -> Result<serde_json::Value> {
+        serde_json::from_slice(&store.read(descriptor)?).map_err(|source| Error::MalformedJson {
+            what: format!("blob {}", descriptor.digest),
+            source,
+        })
+    };
+    let mut visit = vec![(target.clone(), false)];
+    while let Some((descriptor, children_done)) = visit.pop() {
+        if manifests.iter().any(|m| m.digest == descriptor.digest) {
+            continue;
+        }
+        if media_type::is_index(&descriptor.media_type) && !children_done {
+            let index: crate::index::ImageIndex = serde_json::from_value(parse(&descriptor)?)
+                .map_err(|source| Error::MalformedJson {
+                    what: format!("index {}", descriptor.digest),
+                    source,
+                })?;
+            visit.push((descriptor, true));
+            visit.extend(index.manifests.into_iter().rev().map(|m| (m, false)));
+            continue;
+        }
+        if media_type::is_manifest(&descriptor.media_type) {
+            let manifest: ImageManifest =
+                serde_json::from_value(parse(&descriptor)?).map_err(|source| {
+                    Error::MalformedJson {
+                        what: format!("manifest {}", descriptor.digest),
+                        source,
+                    }
+                })?;
+            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(blob);
+                }
+            }
+        }
+        manifests.push(descriptor);
+    }
+    Ok((blobs, manifests))
+}
+
 /// The contents of each new layer, as differences against the parent when there is one.
 fn new_layer_contents(request: &mut ImageRequest) -> Result<Vec<(LayerContents, String)>> {
     if request.layers.is_empty() && !request.remove.is_empty() {

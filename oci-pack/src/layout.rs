@@ -11,8 +11,6 @@ use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::manifest::ImageManifest;
-use crate::media_type;
 use crate::reference::Reference;
 use crate::store::BlobStore;
 
@@ -145,34 +143,13 @@ pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
 
 /// Every blob `target` needs, each checked to be in the store: a layout holds exactly these.
 fn reachable(store: &BlobStore, target: &Descriptor) -> Result<BTreeSet<Digest>> {
+    let (blobs, manifests) = crate::image::contents(store, target)?;
     let mut keep = BTreeSet::new();
-    let mut todo = vec![target.clone()];
-    while let Some(descriptor) = todo.pop() {
+    for descriptor in blobs.into_iter().chain(manifests) {
         if !store.contains(&descriptor.digest) {
             return Err(Error::MissingBlob(descriptor.digest));
         }
-        if !keep.insert(descriptor.digest.clone()) {
-            continue;
-        }
-        let what = || format!("blob {}", descriptor.digest);
-        if media_type::is_index(&descriptor.media_type) {
-            let index: ImageIndex =
-                serde_json::from_slice(&store.read(&descriptor)?).map_err(|source| {
-                    Error::MalformedJson {
-                        what: what(),
-                        source,
-                    }
-                })?;
-            todo.extend(index.manifests);
-        } else if media_type::is_manifest(&descriptor.media_type) {
-            let manifest: ImageManifest = serde_json::from_slice(&store.read(&descriptor)?)
-                .map_err(|source| Error::MalformedJson {
-                    what: what(),
-                    source,
-                })?;
-            todo.push(manifest.config);
-            todo.extend(manifest.layers);
-        }
+        keep.insert(descriptor.digest);
     }
     Ok(keep)
 }
@@ -240,6 +217,7 @@ fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media_type;
 
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {
         let staged = StagedLayout::create(destination)?;

@@ -11,8 +11,6 @@ use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
-use crate::index::ImageIndex;
-use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::store::BlobStore;
 
@@ -322,7 +320,7 @@ impl Session {
             self.client
                 .auth(&first, &self.auth, RegistryOperation::Push)
         })?;
-        let (blobs, manifests) = plan(store, target)?;
+        let (blobs, manifests) = crate::image::contents(store, target)?;
         let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
         let mount_from =
             mount_from.filter(|r| r.registry == self.repository.registry && **r != self.repository);
@@ -479,42 +477,6 @@ fn is_transient(error: &oci_client::errors::OciDistributionError) -> bool {
         E::ServerError { code, .. } => *code >= 500,
         _ => false,
     }
-}
-
-/// The blobs (configs and layers) and then the manifests (children before their index) that
-/// `target` needs, each once.
-fn plan(store: &BlobStore, target: &Descriptor) -> Result<(Vec<Descriptor>, Vec<Descriptor>)> {
-    let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut manifests: Vec<Descriptor> = Vec::new();
-    let json = |descriptor: &Descriptor| -> Result<Vec<u8>> { store.read(descriptor) };
-    let malformed = |descriptor: &Descriptor, source| Error::MalformedJson {
-        what: format!("blob {}", descriptor.digest),
-        source,
-    };
-    let mut visit = vec![(target.clone(), false)];
-    while let Some((descriptor, children_done)) = visit.pop() {
-        if manifests.iter().any(|m| m.digest == descriptor.digest) {
-            continue;
-        }
-        if media_type::is_index(&descriptor.media_type) && !children_done {
-            let index: ImageIndex = serde_json::from_slice(&json(&descriptor)?)
-                .map_err(|e| malformed(&descriptor, e))?;
-            visit.push((descriptor, true));
-            visit.extend(index.manifests.into_iter().rev().map(|m| (m, false)));
-        } else if media_type::is_manifest(&descriptor.media_type) {
-            let manifest: ImageManifest = serde_json::from_slice(&json(&descriptor)?)
-                .map_err(|e| malformed(&descriptor, e))?;
-            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
-                if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    blobs.push(blob);
-                }
-            }
-            manifests.push(descriptor);
-        } else {
-            manifests.push(descriptor);
-        }
-    }
-    Ok((blobs, manifests))
 }
 
 /// The registry's own words, without anything that could hold a secret.
