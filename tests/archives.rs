@@ -53,6 +53,19 @@ fn blob_paths(manifest: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// `--load` streams the archive: `target/oci` holds the layout and nothing else.
+fn assert_only_the_layout_was_written(fixture: &Fixture) {
+    let written: Vec<_> = fs::read_dir(fixture.path().join("target/oci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        written,
+        ["hello"],
+        "the layout only: the archive was streamed, never written"
+    );
+}
+
 fn tar_listing(path: &Path) -> Vec<(String, u32, u64, u64)> {
     let file = fs::File::open(path).unwrap();
     let mut archive = tar::Archive::new(file);
@@ -224,15 +237,7 @@ fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
     );
     let images = podman.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(images.contains("localhost/podman-load:1.0"), "{images}");
-    let written: Vec<_> = fs::read_dir(streamed.path().join("target/oci"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        written,
-        ["hello"],
-        "the layout only: the archive was streamed, never written"
-    );
+    assert_only_the_layout_was_written(&streamed);
 }
 
 fn podman_conf(podman: &Podman) -> String {
@@ -287,15 +292,7 @@ fn docker_loads_runs_and_inspects_both_archives_and_a_streamed_load() {
     support::assert_success(&output, "cargo oci build --load");
     let images = run(&mut dockerd.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert!(images.contains("docker-load:1.0\n"), "{images}");
-    let written: Vec<_> = fs::read_dir(streamed.path().join("target/oci"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        written,
-        ["hello"],
-        "the layout only: the archive was streamed, never written"
-    );
+    assert_only_the_layout_was_written(&streamed);
 
     // A loader that fails: its own message, and no output moved into place.
     let broken = tagged_fixture("docker-broken");

@@ -14,6 +14,26 @@ fn index_digest(fixture: &Fixture) -> String {
         .to_owned()
 }
 
+/// The registry (read by skopeo) serves `name` with exactly the manifest `digest`.
+fn assert_registry_serves(registry: &Registry, name: &str, digest: &str) {
+    if tool("skopeo") {
+        assert_eq!(sha256(&registry.raw_manifest(name)), digest, "{name}");
+    }
+}
+
+/// A Docker config directory whose `config.json` holds `user:password` for `registry`.
+fn docker_config(dir: &std::path::Path, registry: &str, user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    fs::create_dir_all(dir).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    dir.display().to_string()
+}
+
 fn sha256(bytes: &[u8]) -> String {
     oci_pack::digest::Digest::of(bytes).to_string()
 }
@@ -62,15 +82,10 @@ fn basic_auth_comes_from_docker_config_and_a_wrong_password_is_a_clear_error() {
     };
     let fixture = Fixture::copy("hello");
     let repository = format!("{}/hello", registry.host);
-    let docker_config = fixture.path().join("docker-config");
-    fs::create_dir_all(&docker_config).unwrap();
-    let write_config = |password: &str| {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ferris:{password}"));
-        let config = serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}});
-        fs::write(docker_config.join("config.json"), config.to_string()).unwrap();
-    };
-    let config_dir = docker_config.display().to_string();
+    let docker_dir = fixture.path().join("docker-config");
+    let write_config =
+        |password: &str| docker_config(&docker_dir, &registry.host, "ferris", password);
+    let config_dir = docker_dir.display().to_string();
 
     write_config("s3cret-pass");
     let output = fixture.build_with_env(
@@ -78,12 +93,7 @@ fn basic_auth_comes_from_docker_config_and_a_wrong_password_is_a_clear_error() {
         &[("DOCKER_CONFIG", &config_dir)],
     );
     support::assert_success(&output, "a push with credentials from config.json");
-    if tool("skopeo") {
-        assert_eq!(
-            sha256(&registry.raw_manifest("hello:0.1.0")),
-            index_digest(&fixture)
-        );
-    }
+    assert_registry_serves(&registry, "hello:0.1.0", &index_digest(&fixture));
 
     write_config("wrong-pass");
     let output = fixture.build_with_env(
@@ -234,9 +244,7 @@ fn cargo_oci_push_sends_a_layout_built_earlier() {
         String::from_utf8_lossy(&output.stdout),
         format!("push {digest} {repository}@{digest}\n")
     );
-    if tool("skopeo") {
-        assert_eq!(sha256(&registry.raw_manifest("pushed:latest")), digest);
-    }
+    assert_registry_serves(&registry, "pushed:latest", &digest);
 }
 
 /// The distributed build: each architecture pushed by digest on its own, then one index.
@@ -393,16 +401,10 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
     support::assert_success(&helped, "a push with credentials from a credential helper");
 
     // podman's auth.json.
-    let auth_file = fixture.path().join("auth.json");
-    let auth = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode("ferris:s3cret-pass")
-    };
-    fs::write(
-        &auth_file,
-        serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    // The same JSON format as Docker's `auths`, under the name podman gives it.
+    let podman_dir = fixture.path().join("podman-auth");
+    docker_config(&podman_dir, &registry.host, "ferris", "s3cret-pass");
+    let auth_file = podman_dir.join("config.json");
     let podman = push(&[("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap())]);
     support::assert_success(&podman, "a push with credentials from podman's auth.json");
 
@@ -457,12 +459,7 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
     proxy.resume();
     let redone = fixture.cargo_oci(&["push", &repository]);
     support::assert_success(&redone, "the same push, with the registry back");
-    if tool("skopeo") {
-        assert_eq!(
-            sha256(&registry.raw_manifest("big:0.1.0")),
-            index_digest(&fixture)
-        );
-    }
+    assert_registry_serves(&registry, "big:0.1.0", &index_digest(&fixture));
 }
 
 /// A connection reset that passes: the upload is retried after a pause, and one push succeeds.
@@ -481,12 +478,7 @@ fn a_transient_failure_is_retried() {
     );
     let output = fixture.cargo_oci(&["push", &format!("{}/retried", proxy.host)]);
     support::assert_success(&output, "a push through a connection reset");
-    if tool("skopeo") {
-        assert_eq!(
-            sha256(&registry.raw_manifest("retried:0.1.0")),
-            index_digest(&fixture)
-        );
-    }
+    assert_registry_serves(&registry, "retried:0.1.0", &index_digest(&fixture));
 }
 
 /// The Bearer flow: the registry's challenge names a token server, which takes the Basic
@@ -502,24 +494,16 @@ fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
         return;
     };
     fixture.build_ok(&["--quiet"]);
-    let docker_config = fixture.path().join("docker-config");
-    fs::create_dir_all(&docker_config).unwrap();
-    let write_config = |password: &str| {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ferris:{password}"));
-        fs::write(
-            docker_config.join("config.json"),
-            serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string(),
-        )
-        .unwrap();
-    };
+    let docker_dir = fixture.path().join("docker-config");
+    let write_config =
+        |password: &str| docker_config(&docker_dir, &registry.host, "ferris", password);
     let push = || {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
         command
             .args(["oci", "push", &format!("{}/bearer", registry.host)])
             .current_dir(fixture.path());
         command
-            .env("DOCKER_CONFIG", &docker_config)
+            .env("DOCKER_CONFIG", &docker_dir)
             .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap()
