@@ -62,8 +62,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
     let shell = Shell::new(verbosity);
 
-    let metadata = workspace::metadata(&args.cargo)?;
-    let package = workspace::select_package(&metadata, args.cargo.package.as_deref())?;
+    let metadata = workspace::metadata(&args.cargo.workspace)?;
+    let package = workspace::select_package(&metadata, args.cargo.workspace.package.as_deref())?;
     let created = workspace::source_date_epoch()?;
     let host = workspace::host_triple()?;
     let mut images = workspace::plans(&metadata, package, created, &args.cargo.targets, &host)?;
@@ -94,6 +94,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
 
     let target_dir = args
         .cargo
+        .workspace
         .target_dir
         .clone()
         .unwrap_or_else(|| metadata.target_directory.clone().into());
@@ -108,7 +109,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let registries = pack::RegistryOptions {
         insecure: args.insecure_registry.clone(),
         cache: target_dir.join("oci").join(".cache"),
-        offline: args.cargo.offline || args.cargo.frozen,
+        offline: args.cargo.workspace.offline || args.cargo.workspace.frozen,
     };
     // Every base is read, and its layers checked, before cargo spends minutes building.
     let bases = images

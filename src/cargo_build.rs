@@ -9,15 +9,49 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use cargo_metadata::{Message, PackageId};
 
-/// Cargo's own flags, passed through with the meaning they have for cargo.
+/// The flags that find the workspace, the package and its target directory, as cargo names
+/// them: what every subcommand needs.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct CargoOptions {
-    /// Package to build and pack
+pub struct WorkspaceOptions {
+    /// The package (default: the one in the current directory)
     #[arg(short = 'p', long = "package", value_name = "SPEC")]
     pub package: Option<String>,
     /// Path to Cargo.toml
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long)]
+    pub locked: bool,
+    /// Run without accessing the network (registry bases come from the cache)
+    #[arg(long)]
+    pub offline: bool,
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long)]
+    pub frozen: bool,
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY")]
+    pub target_dir: Option<PathBuf>,
+}
+
+impl WorkspaceOptions {
+    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and `cargo build`.
+    pub fn lock_args(&self) -> Vec<&'static str> {
+        [
+            (self.locked, "--locked"),
+            (self.offline, "--offline"),
+            (self.frozen, "--frozen"),
+        ]
+        .into_iter()
+        .filter_map(|(on, flag)| on.then_some(flag))
+        .collect()
+    }
+}
+
+/// Cargo's own flags for `cargo oci build`, passed through with the meaning they have for cargo.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CargoOptions {
+    #[command(flatten)]
+    pub workspace: WorkspaceOptions,
     /// Build with the release profile (the default)
     #[arg(long, conflicts_with = "profile")]
     pub release: bool,
@@ -33,35 +67,9 @@ pub struct CargoOptions {
     /// Do not activate the `default` feature
     #[arg(long)]
     pub no_default_features: bool,
-    /// Assert that `Cargo.lock` will remain unchanged
-    #[arg(long)]
-    pub locked: bool,
-    /// Run without accessing the network
-    #[arg(long)]
-    pub offline: bool,
-    /// Equivalent to specifying both --locked and --offline
-    #[arg(long)]
-    pub frozen: bool,
     /// Build for the target triple, one image each (repeatable; default: `targets` in Cargo.toml, else the host)
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<String>,
-    /// Directory for all generated artifacts
-    #[arg(long, value_name = "DIRECTORY")]
-    pub target_dir: Option<PathBuf>,
-}
-
-impl CargoOptions {
-    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and `cargo build`.
-    pub fn lock_args(&self) -> Vec<&'static str> {
-        [
-            (self.locked, "--locked"),
-            (self.offline, "--offline"),
-            (self.frozen, "--frozen"),
-        ]
-        .into_iter()
-        .filter_map(|(on, flag)| on.then_some(flag))
-        .collect()
-    }
 }
 
 /// The cargo that invoked us (`$CARGO`), so `cargo +nightly oci build` builds with nightly.
@@ -130,10 +138,10 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf
         "--package",
         package_name,
     ]);
-    if let Some(path) = &options.manifest_path {
+    if let Some(path) = &options.workspace.manifest_path {
         command.arg("--manifest-path").arg(path);
     }
-    command.args(options.lock_args());
+    command.args(options.workspace.lock_args());
     command.args(["--profile", profile(options)]);
     if let Some(target) = target {
         command.args(["--target", target]);
@@ -150,7 +158,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf
     if options.no_default_features {
         command.arg("--no-default-features");
     }
-    if let Some(dir) = &options.target_dir {
+    if let Some(dir) = &options.workspace.target_dir {
         command.arg("--target-dir").arg(dir);
     }
     match verbosity {

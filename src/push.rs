@@ -9,7 +9,7 @@ use oci_pack::index::ImageIndex;
 use oci_pack::layout::REF_NAME;
 use oci_pack::store::BlobStore;
 
-use crate::cargo_build::CargoOptions;
+use crate::cargo_build::WorkspaceOptions;
 use crate::outputs::{self, ImageSummary, MessageFormat};
 use crate::shell::Shell;
 use crate::workspace;
@@ -23,7 +23,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "DIR")]
     pub layout: Option<PathBuf>,
     #[command(flatten)]
-    pub cargo: CargoOptions,
+    pub cargo: WorkspaceOptions,
     /// Allow plain HTTP to this registry (loopback registries always are), repeatable
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,

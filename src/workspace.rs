@@ -8,11 +8,11 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use cargo_metadata::{Metadata, MetadataCommand, Package};
 use oci_pack::timestamp::Timestamp;
 
-use crate::cargo_build::CargoOptions;
+use crate::cargo_build::WorkspaceOptions;
 use crate::plan::{self, PackageFacts, Plan};
 
 /// `cargo metadata --no-deps` for the workspace the options select.
-pub fn metadata(options: &CargoOptions) -> Result<Metadata> {
+pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
     let mut command = MetadataCommand::new();
     if let Some(cargo) = std::env::var_os("CARGO") {
         command.cargo_path(cargo);
