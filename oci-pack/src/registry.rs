@@ -377,14 +377,9 @@ impl Session {
             )?;
         }
         // Tags last: each only once everything it points at is there.
-        let mut pushed_tags = Vec::new();
-        for tag in tags.iter().collect::<BTreeSet<_>>() {
-            self.put_manifest(&self.at_tag(tag), store, target)?;
-            pushed_tags.push(format!("{}:{tag}", self.repository));
-        }
         Ok(Pushed {
             reference: format!("{}@{}", self.repository, target.digest),
-            tags: pushed_tags,
+            tags: self.tag(store, target, tags)?,
             uploaded,
             skipped,
             mounted,
@@ -405,18 +400,24 @@ impl Session {
                 .auth(&first, &self.auth, RegistryOperation::Push)
         })?;
         self.put_manifest(&first, store, index)?;
-        let mut pushed_tags = Vec::new();
-        for tag in tags.iter().collect::<BTreeSet<_>>() {
-            self.put_manifest(&self.at_tag(tag), store, index)?;
-            pushed_tags.push(format!("{}:{tag}", self.repository));
-        }
         Ok(Pushed {
             reference: format!("{}@{}", self.repository, index.digest),
-            tags: pushed_tags,
+            tags: self.tag(store, index, tags)?,
             uploaded: 0,
             skipped: 0,
             mounted: 0,
         })
+    }
+
+    /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
+    /// them as `REPOSITORY:TAG`.
+    fn tag(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Vec<String>> {
+        let mut pushed = Vec::new();
+        for tag in tags.iter().collect::<BTreeSet<_>>() {
+            self.put_manifest(&self.at_tag(tag), store, target)?;
+            pushed.push(format!("{}:{tag}", self.repository));
+        }
+        Ok(pushed)
     }
 
     fn put_manifest(
