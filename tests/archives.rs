@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use oci_pack::testing::list_tar;
 use support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
 
 /// The hello fixture under its own tags, so tests loading into the same store do not collide.
@@ -66,25 +67,6 @@ fn assert_only_the_layout_was_written(fixture: &Fixture) {
     );
 }
 
-fn tar_listing(path: &Path) -> Vec<(String, u32, u64, u64)> {
-    let file = fs::File::open(path).unwrap();
-    let mut archive = tar::Archive::new(file);
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            (
-                e.path().unwrap().display().to_string(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.mtime().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn archives_sit_beside_the_layout_and_are_reproducible() {
     let first = tagged_fixture("repro");
@@ -126,16 +108,14 @@ fn archives_sit_beside_the_layout_and_are_reproducible() {
         0o644
     );
 
-    let listing = tar_listing(&docker);
-    let names: Vec<&str> = listing.iter().map(|e| e.0.as_str()).collect();
+    let listing = list_tar(fs::File::open(&docker).unwrap());
+    let names: Vec<&str> = listing.iter().map(|e| e.path.as_str()).collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "entries are sorted");
     assert!(listing
         .iter()
-        .all(|(_, mode, uid, mtime)| (*mode == 0o644 || *mode == 0o755)
-            && *uid == 0
-            && *mtime == 0));
+        .all(|e| (e.mode == 0o644 || e.mode == 0o755) && e.uid == 0 && e.mtime == 0));
     for name in ["oci-layout", "index.json", "manifest.json", "repositories"] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }

@@ -170,15 +170,8 @@ fn source_date_epoch_dates_config_history_annotation_and_files() {
             .join(layer_digest.trim_start_matches("sha256:")),
     )
     .unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
-    for entry in archive.entries().unwrap() {
-        let entry = entry.unwrap();
-        assert_eq!(
-            entry.header().mtime().unwrap(),
-            1_700_000_000,
-            "{:?}",
-            entry.path().unwrap()
-        );
+    for entry in oci_pack::testing::list_tar(flate2::read::GzDecoder::new(layer.as_slice())) {
+        assert_eq!(entry.mtime, 1_700_000_000, "{}", entry.path);
     }
 
     let bad = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "yesterday")]);

@@ -424,6 +424,7 @@ fn display(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{list_tar, Listed};
     use flate2::read::GzDecoder;
 
     fn sample() -> LayerContents {
@@ -444,26 +445,6 @@ mod tests {
         contents
     }
 
-    fn entries_of(tar_bytes: &[u8]) -> Vec<(String, u32, u64, u64, u64, tar::EntryType)> {
-        let mut archive = tar::Archive::new(tar_bytes);
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let h = e.header();
-                (
-                    e.path().unwrap().display().to_string(),
-                    h.mode().unwrap(),
-                    h.uid().unwrap(),
-                    h.gid().unwrap(),
-                    h.mtime().unwrap(),
-                    h.entry_type(),
-                )
-            })
-            .collect()
-    }
-
     #[test]
     fn entries_are_sorted_with_parents_owned_by_root_and_dated_by_the_caller() {
         let dir = tempfile::tempdir().unwrap();
@@ -480,8 +461,8 @@ mod tests {
             "an uncompressed blob is its own tar"
         );
         let tar_bytes = store.read(&layer.descriptor).unwrap();
-        let entries = entries_of(&tar_bytes);
-        let paths: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        let entries = list_tar(tar_bytes.as_slice());
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -496,7 +477,15 @@ mod tests {
                 "usr/local/bin/app"
             ]
         );
-        for (path, mode, uid, gid, mtime, kind) in entries {
+        for Listed {
+            path,
+            mode,
+            uid,
+            gid,
+            mtime,
+            kind,
+        } in entries
+        {
             assert_eq!((uid, gid, mtime), (0, 0, 1_700_000_000), "{path}");
             let expected_mode = match path.as_str() {
                 "etc/app/config.toml" => FILE_MODE,
@@ -646,9 +635,10 @@ mod tests {
         let mut contents = LayerContents::new();
         contents.add_bytes(&long, b"x".to_vec(), FILE_MODE).unwrap();
         let layer = write_layer(&store, &contents, Compression::None, Timestamp::DEFAULT).unwrap();
-        let paths: Vec<String> = entries_of(&store.read(&layer.descriptor).unwrap())
+        let blob = store.read(&layer.descriptor).unwrap();
+        let paths: Vec<String> = list_tar(blob.as_slice())
             .into_iter()
-            .map(|e| e.0)
+            .map(|e| e.path)
             .collect();
         assert_eq!(paths.last().map(|p| format!("/{p}")), Some(long));
     }

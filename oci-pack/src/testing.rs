@@ -67,3 +67,34 @@ pub fn gzip_layer(store: &BlobStore, entries: &[Raw<'_>]) -> (Descriptor, Digest
         Digest::of(&tar),
     )
 }
+
+/// One entry of a tar stream, as tests look at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub path: String,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub kind: tar::EntryType,
+}
+
+/// Every entry of the tar stream `reader`, in order.
+pub fn list_tar(reader: impl std::io::Read) -> Vec<Listed> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().expect("a tar stream");
+    entries
+        .map(|entry| {
+            let entry = entry.expect("a tar entry");
+            let header = entry.header();
+            Listed {
+                path: entry.path().expect("a path").display().to_string(),
+                mode: header.mode().expect("a mode"),
+                uid: header.uid().expect("a uid"),
+                gid: header.gid().expect("a gid"),
+                mtime: header.mtime().expect("an mtime"),
+                kind: header.entry_type(),
+            }
+        })
+        .collect()
+}

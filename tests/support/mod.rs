@@ -290,17 +290,12 @@ pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
             .join(digest.trim_start_matches("sha256:")),
     )
     .unwrap();
-    let reader: Box<dyn std::io::Read> = if blob.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(blob.as_slice()))
+    let listing = if blob.starts_with(&[0x1f, 0x8b]) {
+        oci_pack::testing::list_tar(flate2::read::GzDecoder::new(blob.as_slice()))
     } else {
-        Box::new(blob.as_slice())
+        oci_pack::testing::list_tar(blob.as_slice())
     };
-    let mut archive = tar::Archive::new(reader);
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().display().to_string())
-        .collect()
+    listing.into_iter().map(|e| e.path).collect()
 }
 
 /// A private dockerd (moby's classic store, vfs driver, no bridge or iptables) on a unix
