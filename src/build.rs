@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use oci_pack::index::ImageIndex;
+use oci_pack::image::join_index;
 use oci_pack::layout::StagedLayout;
-use oci_pack::media_type;
 use oci_pack::source::ImageSource;
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
 use crate::metadata::ElfCheck;
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
+use crate::plan::Overrides;
 use crate::shell::Shell;
 use crate::workspace;
 
@@ -66,29 +66,29 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let package = workspace::select_package(&metadata, args.cargo.workspace.package.as_deref())?;
     let created = workspace::source_date_epoch()?;
     let host = workspace::host_triple()?;
-    let mut images = workspace::plans(&metadata, package, created, &args.cargo.targets, &host)?;
-    for image in &mut images {
-        if let Some(level) = args.elf_check {
-            image.plan.elf_check = level;
-        }
-        if image.plan.config.entrypoint.is_none() && image.plan.bins.len() > 1 {
+    let overrides = Overrides {
+        targets: args.cargo.targets.clone(),
+        formats: args.formats.clone(),
+        elf_check: args.elf_check,
+    };
+    let plan = workspace::build_plan(&metadata, package, created, &overrides, &host)?;
+    for image in &plan.images {
+        if image.config.entrypoint.is_none() && image.bins.len() > 1 {
             shell.warn(format_args!(
                 "package `{}` stages {} binaries and sets no `config.entrypoint`; the {} image will have none",
                 package.name,
-                image.plan.bins.len(),
-                image.plan.platform
+                image.bins.len(),
+                image.platform
             ));
         }
     }
-    // Tags, formats and index annotations cannot differ per target: the first plan's are all's.
-    let shared = images[0].plan.clone();
     // The push destination and its credentials are checked before anything is built.
     let mut push = args
         .push
         .as_deref()
         .map(|repository| outputs::push_target(repository, &args.insecure_registry))
         .transpose()?;
-    if let (Some(push), ImageSource::Registry(base)) = (push.as_mut(), &shared.base) {
+    if let (Some(push), ImageSource::Registry(base)) = (push.as_mut(), &plan.images[0].base) {
         push.mount_from = Some(base.repository.clone());
     }
 
@@ -112,69 +112,59 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         offline: args.cargo.workspace.offline || args.cargo.workspace.frozen,
     };
     // Every base is read, and its layers checked, before cargo spends minutes building.
-    let bases = images
+    let bases = plan
+        .images
         .iter()
-        .map(|image| pack::open_base(&image.plan, &staged, &shell, &registries))
+        .map(|image| pack::open_base(image, &staged, &shell, &registries))
         .collect::<Result<Vec<_>>>()?;
 
     let mut requests = Vec::new();
-    for (image, base) in images.iter().zip(bases) {
-        let plan = &image.plan;
-        let executables = if plan.bins.is_empty() {
+    for (image, base) in plan.images.iter().zip(bases) {
+        let executables = if image.bins.is_empty() {
             Default::default()
         } else if args.no_build {
             cargo_build::prebuilt_bins(
                 &args.cargo,
                 &target_dir,
                 image.triple.as_deref(),
-                &plan.bins,
+                &image.bins,
             )?
         } else {
             cargo_build::build_bins(&BuildRequest {
                 options: &args.cargo,
                 package: &package.id,
                 package_name: &package.name,
-                bins: &plan.bins,
+                bins: &image.bins,
                 target: image.triple.as_deref(),
-                builder: &plan.builder,
+                builder: &image.builder,
                 verbosity: shell.verbosity(),
             })?
         };
-        let mut request = pack::image_request(plan, &executables, created, base)?;
-        pack::check_binaries(&mut request, plan, &executables, &shell)?;
+        let mut request = pack::image_request(image, &executables, created, base)?;
+        pack::check_binaries(&mut request, image, &executables, &shell)?;
         requests.push(request);
     }
 
-    let platforms: Vec<String> = images.iter().map(|i| i.plan.platform.to_string()).collect();
+    let platforms: Vec<String> = plan.images.iter().map(|i| i.platform.to_string()).collect();
     shell.status(
         "Packing",
         format_args!("{} ({})", package.name, platforms.join(", ")),
     );
     let built = pack::pack_all(staged.store(), requests, &shell)?;
     let (target, config) = match built.as_slice() {
-        [only] if !shared.index => (only.manifest.clone(), Some(only.config.digest.to_string())),
+        [only] if !plan.writes_index() => {
+            (only.manifest.clone(), Some(only.config.digest.to_string()))
+        }
         _ => {
             let manifests = built.iter().map(|b| b.manifest.clone()).collect();
-            let index = ImageIndex::new(manifests, shared.index_annotations.clone());
-            (
-                staged
-                    .store()
-                    .put_json(media_type::OCI_INDEX, "the image index", &index)?,
-                None,
-            )
+            let index = join_index(staged.store(), manifests, plan.index_annotations.clone())?;
+            (index, None)
         }
     };
 
-    let sealed = staged.seal(&target, &shared.tags, shared.index_annotations.clone())?;
-    let mut formats = if args.formats.is_empty() {
-        shared.formats.clone()
-    } else {
-        args.formats.clone()
-    };
-    formats.sort();
-    formats.dedup();
+    let sealed = staged.seal(&target, &plan.tags, plan.index_annotations.clone())?;
     let (written, loaded, pushed) =
-        outputs::write(sealed, &formats, args.load, push.as_ref(), created)?;
+        outputs::write(sealed, &plan.formats, args.load, push.as_ref(), created)?;
     for output in &written {
         shell.status("Writing", output.path.display());
     }
@@ -187,7 +177,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let summary = ImageSummary {
         digest: target.digest.to_string(),
         config,
-        tags: shared.tags.iter().map(ToString::to_string).collect(),
+        tags: plan.tags.iter().map(ToString::to_string).collect(),
         platforms,
     };
     outputs::report(

@@ -4,10 +4,9 @@
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::config::ImageConfig;
-use oci_pack::index::ImageIndex;
+use oci_pack::image::join_index;
 use oci_pack::manifest::ImageManifest;
 use oci_pack::media_type;
-use oci_pack::platform::Platform;
 use oci_pack::registry::RemoteImage;
 use oci_pack::store::BlobStore;
 
@@ -68,27 +67,10 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         session.fetch(&manifest.config, &store)?;
         let config: ImageConfig = serde_json::from_slice(&store.read(&manifest.config)?)
             .with_context(|| format!("the config of `{image}` is not valid JSON"))?;
-        let mut platform =
-            Platform::new(&config.os, &config.architecture, config.variant.as_deref());
-        platform.os_version = config.os_version.clone();
-        platform.os_features = config.os_features.clone();
-        if let Some(twin) = manifests
-            .iter()
-            .find(|m: &&oci_pack::descriptor::Descriptor| m.platform.as_ref() == Some(&platform))
-        {
-            bail!(
-                "`{image}` and {} are both {platform}; an index holds one image per platform",
-                twin.digest
-            );
-        }
-        descriptor.platform = Some(platform);
+        descriptor.platform = Some(config.platform());
         manifests.push(descriptor);
     }
-    let index = store.put_json(
-        media_type::OCI_INDEX,
-        "the image index",
-        &ImageIndex::new(manifests.clone(), Default::default()),
-    )?;
+    let index = join_index(&store, manifests.clone(), Default::default())?;
     let pushed = session.push_index(&store, &index, &tags)?;
     shell.status(
         "Pushed",

@@ -1,6 +1,10 @@
 //! The `[package.metadata.oci]` schema, as users write it in `Cargo.toml`, and its loading:
 //! `[workspace.metadata.oci]` gives defaults, the package's own table overrides them key by key.
 //!
+//! The table holds two kinds of keys, and the types say which is which: [`SetMetadata`] for
+//! what describes every image of the package together (tags, formats, targets, the index), and
+//! [`ImageMetadata`] for what one image is, which a `target.<triple>` table may override.
+//!
 //! Every table rejects unknown keys: a misspelt key is an error naming its whole path and the
 //! nearest known key, never a silently ignored setting.
 
@@ -8,11 +12,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+/// What one image is: the keys a `target.<triple>` table may override.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct OciMetadata {
+pub struct ImageMetadata {
     pub base: Option<String>,
     pub bins: Option<Vec<String>>,
     pub bin_dir: Option<String>,
@@ -21,21 +26,10 @@ pub struct OciMetadata {
     #[serde(default)]
     pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
-    pub formats: Option<Vec<crate::outputs::Format>>,
-    pub tags: Option<Vec<String>>,
     pub author: Option<String>,
     pub comment: Option<String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    pub index_annotations: BTreeMap<String, String>,
-    /// Rust target triples to build, one image each (default: the host).
-    pub targets: Option<Vec<String>>,
-    /// Always join the images in an image index, even for one target.
-    pub index: Option<bool>,
-    /// Overrides per target triple; any key but those that name the whole set of images.
-    #[serde(default)]
-    pub target: BTreeMap<String, Value>,
     pub builder: Option<BuilderSpec>,
     /// Platform fields, for a triple we cannot map or to be more precise than the triple.
     pub os: Option<String>,
@@ -46,6 +40,35 @@ pub struct OciMetadata {
     pub elf_check: Option<ElfCheck>,
     #[serde(default)]
     pub config: ConfigSpec,
+}
+
+/// What describes every image of the package together, and so cannot differ per target.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SetMetadata {
+    pub formats: Option<Vec<crate::outputs::Format>>,
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub index_annotations: BTreeMap<String, String>,
+    /// Rust target triples to build, one image each (default: the host).
+    pub targets: Option<Vec<String>>,
+    /// Always join the images in an image index, even for one target.
+    pub index: Option<bool>,
+    /// Overrides per target triple, each an [`ImageMetadata`] table.
+    #[serde(default)]
+    pub target: BTreeMap<String, Value>,
+}
+
+impl SetMetadata {
+    /// The keys of this table, as users spell them.
+    const KEYS: [&'static str; 6] = [
+        "formats",
+        "tags",
+        "index-annotations",
+        "targets",
+        "index",
+        "target",
+    ];
 }
 
 /// What builds the binaries: `"cargo"`, `"cross"`, `"zigbuild"`, or a command given as a list
@@ -70,32 +93,23 @@ pub enum ElfCheck {
     Warn,
 }
 
-/// The metadata of every image: the package's (workspace defaults merged in), and for each
-/// `[package.metadata.oci.target.<triple>]` the same with that table merged over it.
+/// The package's metadata, workspace defaults merged in: the set-wide keys, the image keys, and
+/// for each `[package.metadata.oci.target.<triple>]` the image keys with that table merged over.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub package: OciMetadata,
-    pub targets: BTreeMap<String, OciMetadata>,
+    pub set: SetMetadata,
+    pub image: ImageMetadata,
+    pub targets: BTreeMap<String, ImageMetadata>,
 }
 
 impl Loaded {
-    /// The metadata for `triple` (the package's own when it has no table).
-    pub fn for_target(&self, triple: Option<&str>) -> &OciMetadata {
+    /// The image keys for `triple` (the package's own when it has no table).
+    pub fn for_target(&self, triple: Option<&str>) -> &ImageMetadata {
         triple
             .and_then(|t| self.targets.get(t))
-            .unwrap_or(&self.package)
+            .unwrap_or(&self.image)
     }
 }
-
-/// Keys that describe the whole set of images, and so cannot differ per target.
-const NOT_PER_TARGET: [&str; 6] = [
-    "tags",
-    "formats",
-    "index-annotations",
-    "targets",
-    "target",
-    "index",
-];
 
 /// Extra content copied into the image: `src` relative to the package, `dest` absolute.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,17 +203,16 @@ impl fmt::Display for KeyError {
 pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Loaded, KeyError> {
     let workspace = workspace.cloned().unwrap_or(Value::Null);
     let package = package.cloned().unwrap_or(Value::Null);
-    check(&workspace, "workspace.metadata.oci")?;
-    check(&package, "package.metadata.oci")?;
+    split(&workspace, "workspace.metadata.oci")?;
+    split(&package, "package.metadata.oci")?;
     let mut merged = workspace;
     merge(&mut merged, package);
-    let metadata = parse(merged.clone(), "package.metadata.oci")?;
+    let (set, image_keys) = split(&merged, "package.metadata.oci")?;
 
     let mut targets = BTreeMap::new();
-    for (triple, table) in &metadata.target {
+    for (triple, table) in &set.target {
         let prefix = format!("package.metadata.oci.target.{triple}");
-        check(table, &prefix)?;
-        if let Some(key) = NOT_PER_TARGET.iter().find(|k| table.get(**k).is_some()) {
+        if let Some(key) = SetMetadata::KEYS.iter().find(|k| table.get(**k).is_some()) {
             return Err(KeyError {
                 path: format!("{prefix}.{key}"),
                 message: format!(
@@ -207,49 +220,80 @@ pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Loaded
                 ),
             });
         }
-        let mut for_target = merged.clone();
-        if let Some(map) = for_target.as_object_mut() {
-            map.remove("target");
-        }
+        parse::<ImageMetadata>(table.clone(), &prefix)?;
+        let mut for_target = image_keys.clone();
         merge(&mut for_target, table.clone());
         targets.insert(triple.clone(), parse(for_target, &prefix)?);
     }
     Ok(Loaded {
-        package: metadata,
+        set,
+        image: parse(image_keys, "package.metadata.oci")?,
         targets,
     })
 }
 
-fn check(value: &Value, prefix: &str) -> Result<(), KeyError> {
-    parse(value.clone(), prefix).map(drop)
+/// Checks a whole table: its set-wide keys, and the rest as image keys. Returns the first parsed
+/// and the second as it is, for merging.
+fn split(value: &Value, prefix: &str) -> Result<(SetMetadata, Value), KeyError> {
+    let table = match value {
+        Value::Null => Map::new(),
+        Value::Object(table) => table.clone(),
+        other => {
+            // Let serde say what was expected instead of a table.
+            parse::<ImageMetadata>(other.clone(), prefix)?;
+            unreachable!("only a table parses as a table")
+        }
+    };
+    let (set, image): (Map<String, Value>, Map<String, Value>) = table
+        .into_iter()
+        .partition(|(key, _)| SetMetadata::KEYS.contains(&key.as_str()));
+    let image = Value::Object(image);
+    // A misspelt set-wide key lands among the image keys: suggest from both.
+    parse_with::<ImageMetadata>(image.clone(), prefix, &SetMetadata::KEYS)?;
+    Ok((parse(Value::Object(set), prefix)?, image))
 }
 
-fn parse(value: Value, prefix: &str) -> Result<OciMetadata, KeyError> {
+fn parse<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, KeyError> {
+    parse_with(value, prefix, &[])
+}
+
+/// Parses `value`; an unknown key directly in it is compared with serde's known keys and
+/// `also_known` for the "did you mean".
+fn parse_with<T: serde::de::DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    also_known: &[&str],
+) -> Result<T, KeyError> {
     let value = if value.is_null() {
         Value::Object(Default::default())
     } else {
         value
     };
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = match error.path().to_string().as_str() {
+        let inner = error.path().to_string();
+        let top_level = !inner.contains(['.', '[']);
+        let path = match inner.as_str() {
             "." => prefix.to_owned(),
             inner => format!("{prefix}.{inner}"),
         };
+        let also_known = if top_level { also_known } else { &[] };
         KeyError {
             path,
-            message: explain(&error.inner().to_string()),
+            message: explain(&error.inner().to_string(), also_known),
         }
     })
 }
 
 /// Adds "did you mean" to serde's `unknown field `x`, expected one of `a`, `b``.
-fn explain(message: &str) -> String {
+fn explain(message: &str, also_known: &[&str]) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else {
         return message.to_owned();
     };
     let mut quoted = rest.split('`').step_by(2);
     let unknown = quoted.next().unwrap_or_default();
-    let nearest = quoted
+    let mut known: Vec<&str> = quoted.chain(also_known.iter().copied()).collect();
+    let nearest = known
+        .iter()
         .map(|known| (strsim::jaro_winkler(unknown, known), known))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));
@@ -257,11 +301,15 @@ fn explain(message: &str) -> String {
         Some((_, known)) => {
             format!("unknown key `{unknown}`\nhelp: a key with a similar name exists: `{known}`")
         }
-        None => format!(
-            "unknown key `{unknown}`{}",
-            rest.split_once(',')
-                .map_or(String::new(), |(_, r)| format!(",{r}"))
-        ),
+        None if known.is_empty() => format!("unknown key `{unknown}`"),
+        None => {
+            known.sort_unstable();
+            let listed: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            format!(
+                "unknown key `{unknown}`, expected one of {}",
+                listed.join(", ")
+            )
+        }
     }
 }
 
@@ -299,6 +347,11 @@ mod tests {
         );
         assert!(error_of(json!({"zzz": 1}))
             .starts_with("`package.metadata.oci.zzz`: unknown key `zzz`, expected one of"));
+        // A set-wide key is suggested too, though it lives in another table type.
+        assert_eq!(
+            error_of(json!({"tag": ["x:1"]})),
+            "`package.metadata.oci.tag`: unknown key `tag`\nhelp: a key with a similar name exists: `tags`"
+        );
     }
 
     #[test]
@@ -354,7 +407,7 @@ mod tests {
     fn package_keys_override_workspace_defaults_and_tables_merge() {
         let workspace = json!({"bin-dir": "/opt/bin", "author": "infra", "config": {"user": "1000", "labels": {"team": "infra", "tier": "2"}}});
         let package = json!({"author": "me", "config": {"labels": {"tier": "1"}}});
-        let metadata = load(Some(&workspace), Some(&package)).unwrap().package;
+        let metadata = load(Some(&workspace), Some(&package)).unwrap().image;
         assert_eq!(metadata.bin_dir.as_deref(), Some("/opt/bin"));
         assert_eq!(metadata.author.as_deref(), Some("me"));
         assert_eq!(metadata.config.user.as_deref(), Some("1000"));
@@ -373,7 +426,7 @@ mod template_tests {
         let document: toml::Table =
             toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
-        let metadata = super::load(None, Some(&oci)).unwrap().package;
+        let metadata = super::load(None, Some(&oci)).unwrap().image;
         assert_eq!(metadata.files.len(), 2);
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);

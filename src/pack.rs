@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::elf::{self, ImageFiles, Problem};
+use oci_pack::check::{self, ImageFiles, Problem};
+use oci_pack::elf;
 use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
 use oci_pack::layer::LayerContents;
 use oci_pack::layout::StagedLayout;
@@ -16,13 +17,13 @@ use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
 
 use crate::metadata::ElfCheck;
-use crate::plan::Plan;
+use crate::plan::ImagePlan;
 use crate::shell::Shell;
 
 /// Opens `plan.base` for its platform, reading its file tree now if anything will be diffed
 /// against it, so a broken or hostile base fails the build before cargo runs.
 pub fn open_base(
-    plan: &Plan,
+    plan: &ImagePlan,
     staged: &StagedLayout,
     shell: &Shell,
     registries: &RegistryOptions,
@@ -71,7 +72,7 @@ impl RegistryOptions {
 
 /// The engine's request for one image: the files layer, the binaries layer, and the config.
 pub fn image_request(
-    plan: &Plan,
+    plan: &ImagePlan,
     executables: &BTreeMap<String, PathBuf>,
     created: Timestamp,
     base: Option<ParentImage>,
@@ -89,18 +90,20 @@ pub fn image_request(
     Ok(ImageRequest {
         platform: plan.platform.clone(),
         base,
-        remove: plan.remove.clone(),
         layers: vec![
             NewLayer {
                 contents: files,
+                remove: plan.remove.clone(),
                 created_by: first_layer_history(plan),
             },
             NewLayer {
                 contents: bins,
+                remove: Vec::new(),
                 created_by: format!("cargo oci: bins {}", plan.bins.join(" ")),
             },
         ],
         config: plan.config.clone(),
+        config_created_by: "cargo oci: config".to_owned(),
         author: plan.author.clone(),
         comment: plan.comment.clone(),
         created,
@@ -110,7 +113,7 @@ pub fn image_request(
 }
 
 /// The `created_by` of the first layer, which also carries the whiteouts of `remove`.
-fn first_layer_history(plan: &Plan) -> String {
+fn first_layer_history(plan: &ImagePlan) -> String {
     match (plan.files.is_empty(), plan.remove.is_empty()) {
         (_, true) => "cargo oci: files".to_owned(),
         (true, false) => format!("cargo oci: remove {}", plan.remove.join(" ")),
@@ -122,7 +125,7 @@ fn first_layer_history(plan: &Plan) -> String {
 /// image's final file tree holds. With `elf-check = "warn"`, problems are warnings.
 pub fn check_binaries(
     request: &mut ImageRequest,
-    plan: &Plan,
+    plan: &ImagePlan,
     executables: &BTreeMap<String, PathBuf>,
     shell: &Shell,
 ) -> Result<()> {
@@ -147,7 +150,7 @@ pub fn check_binaries(
         let Some(info) = elf::read(path)? else {
             continue;
         };
-        for problem in elf::check(&info, &request.platform, &image) {
+        for problem in check::check(&info, &request.platform, &image) {
             problems.push(match problem {
                 Problem::WrongMachine { found, platform } => format!(
                     "binary `{name}` (`{}`) is {found}, which does not run on {platform}",

@@ -6,14 +6,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
-use oci_pack::layer::{image_path, Compression};
+use oci_pack::layer::Compression;
+use oci_pack::path::image_path;
 use oci_pack::platform::Platform;
 use oci_pack::reference::Reference;
 use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::Builder;
-use crate::metadata::{BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, KeyError, OciMetadata};
+use crate::metadata::{
+    BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, ImageMetadata, KeyError, Loaded,
+};
 use crate::outputs::Format;
 use crate::values;
 
@@ -36,14 +39,35 @@ pub struct PackageFacts {
     pub revision: Option<String>,
 }
 
-/// Everything needed to pack one package, defaults applied.
+/// Everything `cargo oci build` does for a package, defaults applied and every value checked:
+/// the settings of the whole set of images once, and one plan per image.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct BuildPlan {
+    /// One image per target, in the order the targets were given.
+    pub images: Vec<ImagePlan>,
+    pub tags: Vec<Reference>,
+    /// Sorted, each once; at least one.
+    pub formats: Vec<Format>,
+    /// Join the images in an index even when there is one.
+    pub index: bool,
+    pub index_annotations: BTreeMap<String, String>,
+}
+
+impl BuildPlan {
+    /// Whether the images are joined in an image index (several, or `index = true`).
+    pub fn writes_index(&self) -> bool {
+        self.index || self.images.len() > 1
+    }
+}
+
+/// One image: the platform it is for and everything it is made of.
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    /// The `--target` passed to the builder; `None` builds for the host, as plain `cargo build`.
+    pub triple: Option<String>,
     pub platform: Platform,
     pub builder: Builder,
     pub elf_check: ElfCheck,
-    /// Join the images in an index even when there is one.
-    pub index: bool,
     pub base: ImageSource,
     /// Paths of the base to delete.
     pub remove: Vec<String>,
@@ -51,16 +75,60 @@ pub struct Plan {
     pub bin_dir: String,
     /// `(source on disk, destination in the image)`.
     pub files: Vec<(PathBuf, String)>,
-    pub tags: Vec<Reference>,
     pub config: ConfigChanges,
     pub author: Option<String>,
     pub comment: Option<String>,
     pub annotations: BTreeMap<String, String>,
-    pub index_annotations: BTreeMap<String, String>,
     pub compression: Compression,
-    /// Sorted, each once; at least one.
-    pub formats: Vec<Format>,
 }
+
+/// What the command line sets over the metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--target`, repeatable; replaces `targets`.
+    pub targets: Vec<String>,
+    /// `--format`, repeatable; replaces `formats`.
+    pub formats: Vec<Format>,
+    /// `--elf-check`; replaces every image's `elf-check`.
+    pub elf_check: Option<ElfCheck>,
+}
+
+/// Why a package's metadata cannot be built.
+#[derive(Debug)]
+pub enum PlanError {
+    /// A key has a value that is wrong.
+    Key(KeyError),
+    /// Two targets build the same platform, which an index cannot hold twice.
+    SamePlatform {
+        first: String,
+        second: String,
+        platform: String,
+    },
+}
+
+impl From<KeyError> for PlanError {
+    fn from(error: KeyError) -> PlanError {
+        PlanError::Key(error)
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::Key(error) => write!(f, "invalid {error}"),
+            PlanError::SamePlatform {
+                first,
+                second,
+                platform,
+            } => write!(
+                f,
+                "targets `{first}` and `{second}` both build {platform}; an image index holds one image per platform"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
 
 const PREFIX: &str = "package.metadata.oci";
 const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
@@ -73,13 +141,116 @@ fn key_error(key: &str, message: impl Into<String>) -> KeyError {
     }
 }
 
-/// The plan of the image for `triple` (the Rust target it is built for).
+/// The plan of every image of the package: one per `--target` (else per `targets`, else the
+/// host's), with the command line's overrides applied.
 pub fn resolve(
-    metadata: OciMetadata,
+    metadata: &Loaded,
+    package: &PackageFacts,
+    created: Timestamp,
+    overrides: &Overrides,
+    host: &str,
+) -> Result<BuildPlan, PlanError> {
+    let set = &metadata.set;
+    let triples: Vec<Option<String>> = match (overrides.targets.as_slice(), &set.targets) {
+        ([], None) => vec![None],
+        ([], Some(targets)) if targets.is_empty() => {
+            return Err(key_error("targets", "the list is empty").into())
+        }
+        ([], Some(targets)) => targets.iter().cloned().map(Some).collect(),
+        (cli, _) => cli.iter().cloned().map(Some).collect(),
+    };
+    let mut images: Vec<ImagePlan> = Vec::new();
+    for triple in triples {
+        if images.iter().any(|p| p.triple == triple) {
+            continue;
+        }
+        let for_target = metadata.for_target(triple.as_deref());
+        let image = resolve_image(
+            for_target,
+            package,
+            created,
+            triple.as_deref().unwrap_or(host),
+        )?;
+        let image = ImagePlan {
+            triple,
+            elf_check: overrides.elf_check.unwrap_or(image.elf_check),
+            ..image
+        };
+        if let Some(other) = images.iter().find(|p| p.platform == image.platform) {
+            return Err(PlanError::SamePlatform {
+                first: other.triple.as_deref().unwrap_or(host).to_owned(),
+                second: image.triple.as_deref().unwrap_or(host).to_owned(),
+                platform: image.platform.to_string(),
+            });
+        }
+        images.push(image);
+    }
+
+    let mut formats = if overrides.formats.is_empty() {
+        set.formats.clone().unwrap_or_else(|| vec![Format::Oci])
+    } else {
+        overrides.formats.clone()
+    };
+    formats.sort();
+    formats.dedup();
+    if formats.is_empty() {
+        return Err(key_error(
+            "formats",
+            "at least one output format is needed: \"oci\", \"oci-archive\" or \"docker\"",
+        )
+        .into());
+    }
+    Ok(BuildPlan {
+        images,
+        tags: tags(set.tags.as_deref(), package)?,
+        formats,
+        index: set.index.unwrap_or(false),
+        index_annotations: set.index_annotations.clone(),
+    })
+}
+
+/// The image tags: one `index.json` entry each, named by the tag part; a repeated tag is one
+/// entry, and two names sharing a tag part would be ambiguous.
+fn tags(templates: Option<&[String]>, package: &PackageFacts) -> Result<Vec<Reference>, KeyError> {
+    let mut tags: Vec<Reference> = Vec::new();
+    let default = [DEFAULT_TAG.to_owned()];
+    for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
+        let key = format!("tags[{i}]");
+        let tag = template
+            .replace("{name}", &package.name)
+            .replace("{version}", &package.version);
+        let tag: Reference = tag
+            .parse()
+            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
+        match tags.iter().find(|t| t.tag == tag.tag) {
+            Some(same) if *same == tag => {}
+            Some(other) => {
+                return Err(key_error(
+                    &key,
+                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
+                ))
+            }
+            None => tags.push(tag),
+        }
+    }
+    if tags.is_empty() {
+        return Err(key_error(
+            "tags",
+            "at least one tag is needed to name the image",
+        ));
+    }
+    Ok(tags)
+}
+
+/// The plan of the image for `triple` (the Rust target it is built for, the host's when no
+/// `--target` is given); its `triple` field is left for the caller.
+fn resolve_image(
+    metadata: &ImageMetadata,
     package: &PackageFacts,
     created: Timestamp,
     triple: &str,
-) -> Result<Plan, KeyError> {
+) -> Result<ImagePlan, KeyError> {
+    let metadata = metadata.clone();
     let platform = platform(&metadata, triple)?;
     let builder = match &metadata.builder {
         None => Builder::Cargo,
@@ -178,38 +349,6 @@ pub fn resolve(
         ));
     }
 
-    // One `index.json` entry per tag, named by the tag part: a repeated tag is one entry, and two
-    // names sharing a tag part would be ambiguous.
-    let mut tags: Vec<Reference> = Vec::new();
-    let templates = metadata
-        .tags
-        .unwrap_or_else(|| vec![DEFAULT_TAG.to_owned()]);
-    for (i, template) in templates.iter().enumerate() {
-        let key = format!("tags[{i}]");
-        let tag = template
-            .replace("{name}", &package.name)
-            .replace("{version}", &package.version);
-        let tag: Reference = tag
-            .parse()
-            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
-        match tags.iter().find(|t| t.tag == tag.tag) {
-            Some(same) if *same == tag => {}
-            Some(other) => {
-                return Err(key_error(
-                    &key,
-                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
-                ))
-            }
-            None => tags.push(tag),
-        }
-    }
-    if tags.is_empty() {
-        return Err(key_error(
-            "tags",
-            "at least one tag is needed to name the image",
-        ));
-    }
-
     let mut config = config_changes(&metadata.config)?;
     if config.entrypoint.is_none() {
         if let [only] = bins.as_slice() {
@@ -222,39 +361,26 @@ pub fn resolve(
         Some(CompressionSpec::None) => Compression::None,
     };
     let author = metadata.author.or_else(|| package.authors.first().cloned());
-    let mut formats = metadata.formats.unwrap_or_else(|| vec![Format::Oci]);
-    formats.sort();
-    formats.dedup();
-    if formats.is_empty() {
-        return Err(key_error(
-            "formats",
-            "at least one output format is needed: \"oci\", \"oci-archive\" or \"docker\"",
-        ));
-    }
-
-    Ok(Plan {
+    Ok(ImagePlan {
+        triple: None,
         platform,
         builder,
         elf_check: metadata.elf_check.unwrap_or(ElfCheck::Deny),
-        index: metadata.index.unwrap_or(false),
         base,
         remove,
         bins,
         bin_dir,
         files,
-        tags,
         config,
         annotations: annotations(package, author.as_deref(), created, metadata.annotations),
         author,
         comment: metadata.comment,
-        index_annotations: metadata.index_annotations,
         compression,
-        formats,
     })
 }
 
 /// The platform of `triple`, with the metadata's platform keys over it.
-fn platform(metadata: &OciMetadata, triple: &str) -> Result<Platform, KeyError> {
+fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError> {
     let mapped = Platform::from_rust_target(triple);
     let mut platform = match (&mapped, &metadata.os, &metadata.architecture) {
         (_, Some(os), Some(architecture)) => Platform::new(os, architecture, None),
@@ -447,22 +573,42 @@ mod tests {
         }
     }
 
-    fn plan(metadata: serde_json::Value) -> Result<Plan, String> {
+    fn build_on(metadata: serde_json::Value, triples: &[&str]) -> Result<BuildPlan, String> {
         let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string())?;
+        let overrides = Overrides {
+            targets: triples.iter().map(|t| t.to_string()).collect(),
+            ..Overrides::default()
+        };
         resolve(
-            metadata.package,
+            &metadata,
             &package(),
             Timestamp(0),
+            &overrides,
             "x86_64-unknown-linux-gnu",
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e {
+            PlanError::Key(key) => key.to_string(),
+            other => other.to_string(),
+        })
+    }
+
+    fn build(metadata: serde_json::Value) -> Result<BuildPlan, String> {
+        build_on(metadata, &[])
+    }
+
+    /// The plan of the host's image.
+    fn plan(metadata: serde_json::Value) -> Result<ImagePlan, String> {
+        build(metadata).map(|mut plan| plan.images.remove(0))
     }
 
     #[test]
     fn defaults_come_from_cargo() {
+        let set = build(json!({})).unwrap();
+        assert_eq!(set.tags, ["hello:0.1.0".parse::<Reference>().unwrap()]);
+        assert_eq!(set.formats, [Format::Oci]);
+        assert!(!set.writes_index());
         let plan = plan(json!({})).unwrap();
         assert_eq!(plan.bins, ["hello"]);
-        assert_eq!(plan.tags, ["hello:0.1.0".parse::<Reference>().unwrap()]);
         assert_eq!(plan.config.entrypoint.unwrap(), ["/usr/local/bin/hello"]);
         assert_eq!(plan.author.as_deref(), Some("Ferris <ferris@example.com>"));
         assert_eq!(plan.annotations["org.opencontainers.image.licenses"], "MIT");
@@ -511,17 +657,17 @@ mod tests {
 
     #[test]
     fn repeated_tags_make_one_entry_and_clashing_tag_parts_are_refused() {
-        let plan = plan(json!({"tags": ["{name}:1", "{name}:latest", "hello:1"]})).unwrap();
+        let plan = build(json!({"tags": ["{name}:1", "{name}:latest", "hello:1"]})).unwrap();
         let tags: Vec<String> = plan.tags.iter().map(ToString::to_string).collect();
         assert_eq!(tags, ["hello:1", "hello:latest"]);
-        let error = self::plan(json!({"tags": ["hello:1", "other:1"]})).unwrap_err();
+        let error = build(json!({"tags": ["hello:1", "other:1"]})).unwrap_err();
         assert!(
             error.starts_with(
                 "`package.metadata.oci.tags[1]`: `hello:1` and `other:1` share the tag `1`"
             ),
             "{error}"
         );
-        assert!(self::plan(json!({"tags": []}))
+        assert!(build(json!({"tags": []}))
             .unwrap_err()
             .contains("at least one tag"));
     }
@@ -529,14 +675,7 @@ mod tests {
     #[test]
     fn platforms_come_from_the_triple_and_the_platform_keys() {
         let arm = |metadata: serde_json::Value, triple: &str| {
-            let loaded = crate::metadata::load(None, Some(&metadata)).unwrap();
-            resolve(
-                loaded.for_target(Some(triple)).clone(),
-                &package(),
-                Timestamp(0),
-                triple,
-            )
-            .map(|p| p.platform.to_string())
+            build_on(metadata, &[triple]).map(|p| p.images[0].platform.to_string())
         };
         assert_eq!(
             arm(json!({}), "aarch64-unknown-linux-gnu").unwrap(),
@@ -571,6 +710,48 @@ mod tests {
         assert!(plan(json!({"builder": "docker"}))
             .unwrap_err()
             .contains("`docker` is not a builder"));
+    }
+
+    #[test]
+    fn the_command_line_overrides_targets_formats_and_checks() {
+        let metadata = json!({"targets": ["aarch64-unknown-linux-gnu"], "formats": ["docker"],
+            "elf-check": "warn"});
+        let from_metadata = build(metadata.clone()).unwrap();
+        assert_eq!(from_metadata.images[0].platform.to_string(), "linux/arm64");
+        assert_eq!(from_metadata.formats, [Format::Docker]);
+        assert_eq!(from_metadata.images[0].elf_check, ElfCheck::Warn);
+
+        let loaded = crate::metadata::load(None, Some(&metadata)).unwrap();
+        let overrides = Overrides {
+            targets: vec![
+                "x86_64-unknown-linux-gnu".into(),
+                "armv7-unknown-linux-gnueabihf".into(),
+            ],
+            formats: vec![Format::OciArchive, Format::Oci, Format::Oci],
+            elf_check: Some(ElfCheck::Deny),
+        };
+        let plan = resolve(
+            &loaded,
+            &package(),
+            Timestamp(0),
+            &overrides,
+            "x86_64-unknown-linux-gnu",
+        )
+        .unwrap();
+        let platforms: Vec<String> = plan.images.iter().map(|i| i.platform.to_string()).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm/v7"]);
+        assert!(plan.writes_index());
+        assert_eq!(plan.formats, [Format::Oci, Format::OciArchive]);
+        assert!(plan.images.iter().all(|i| i.elf_check == ElfCheck::Deny));
+
+        let twice = build_on(
+            json!({}),
+            &["x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl"],
+        );
+        assert!(twice.unwrap_err().contains("both build linux/amd64"));
+        assert!(build(json!({"targets": []}))
+            .unwrap_err()
+            .contains("the list is empty"));
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
+use oci_pack::annotation::REF_NAME;
 use oci_pack::descriptor::Descriptor;
 use oci_pack::index::ImageIndex;
-use oci_pack::layout::REF_NAME;
 use oci_pack::store::BlobStore;
 
 use crate::cargo_build::WorkspaceOptions;

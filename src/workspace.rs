@@ -1,5 +1,5 @@
 //! What Cargo says about the package being packed: the workspace (`cargo metadata`), the package
-//! chosen, its `[package.metadata.oci]` resolved into one plan per target, and the host target.
+//! chosen, its `[package.metadata.oci]` resolved into a build plan, and the host target.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +9,8 @@ use cargo_metadata::{Metadata, MetadataCommand, Package};
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::WorkspaceOptions;
-use crate::plan::{self, PackageFacts, Plan};
+use crate::metadata::KeyError;
+use crate::plan::{self, BuildPlan, Overrides, PackageFacts, PlanError};
 
 /// `cargo metadata --no-deps` for the workspace the options select.
 pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
@@ -62,22 +63,16 @@ pub fn select_package<'a>(workspace: &'a Metadata, spec: Option<&str>) -> Result
     }
 }
 
-/// One image to build: the `--target` to pass to cargo (`None` for the host) and its plan.
-#[derive(Debug)]
-pub struct TargetPlan {
-    pub triple: Option<String>,
-    pub plan: Plan,
-}
-
-/// The plan of every image: one per `--target` (or `targets` in the metadata), else the host's.
-pub fn plans(
+/// The package's `[package.metadata.oci]` (with `[workspace.metadata.oci]` defaults) resolved
+/// into a plan of every image; an error names the `Cargo.toml` it is about.
+pub fn build_plan(
     workspace: &Metadata,
     package: &Package,
     created: Timestamp,
-    cli_targets: &[String],
+    overrides: &Overrides,
     host: &str,
-) -> Result<Vec<TargetPlan>> {
-    let in_manifest = |error: crate::metadata::KeyError| {
+) -> Result<BuildPlan> {
+    let in_manifest = |error: KeyError| {
         let manifest = if error.path.starts_with("workspace.") {
             workspace.workspace_root.join("Cargo.toml")
         } else {
@@ -90,37 +85,12 @@ pub fn plans(
         package.metadata.get("oci"),
     )
     .map_err(in_manifest)?;
-    let facts = package_facts(package);
-    let triples: Vec<Option<String>> = match (cli_targets, &loaded.package.targets) {
-        ([], None) => vec![None],
-        ([], Some(targets)) => targets.iter().cloned().map(Some).collect(),
-        (cli, _) => cli.iter().cloned().map(Some).collect(),
-    };
-    if triples.is_empty() {
-        bail!(
-            "invalid `package.metadata.oci.targets`: the list is empty\n  --> {}",
-            package.manifest_path
-        );
-    }
-    let mut plans: Vec<TargetPlan> = Vec::new();
-    for triple in triples {
-        if plans.iter().any(|p| p.triple == triple) {
-            continue;
+    plan::resolve(&loaded, &package_facts(package), created, overrides, host).map_err(|error| {
+        match error {
+            PlanError::Key(error) => in_manifest(error),
+            other => anyhow!(other),
         }
-        let metadata = loaded.for_target(triple.as_deref()).clone();
-        let plan = plan::resolve(metadata, &facts, created, triple.as_deref().unwrap_or(host))
-            .map_err(in_manifest)?;
-        if let Some(other) = plans.iter().find(|p| p.plan.platform == plan.platform) {
-            bail!(
-                "targets `{}` and `{}` both build {}; an image index holds one image per platform",
-                other.triple.as_deref().unwrap_or(host),
-                triple.as_deref().unwrap_or(host),
-                plan.platform
-            );
-        }
-        plans.push(TargetPlan { triple, plan });
-    }
-    Ok(plans)
+    })
 }
 
 fn package_facts(package: &Package) -> PackageFacts {

@@ -44,9 +44,9 @@ fn main() {
             let request = ImageRequest {
                 platform: Platform::new("linux", "amd64", None),
                 base: None,
-                remove: Vec::new(),
                 layers: vec![NewLayer {
                     contents,
+                    remove: Vec::new(),
                     created_by: "bench".into(),
                 }],
                 config: ConfigChanges {
@@ -58,6 +58,7 @@ fn main() {
                 created: Timestamp::DEFAULT,
                 annotations: Default::default(),
                 compression,
+                config_created_by: "bench".into(),
             };
             let staged = StagedLayout::create(&out.path().join("image")).expect("staging");
             let image = build_image(staged.store(), request, &mut NoProgress).expect("packing");

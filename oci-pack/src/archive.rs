@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -16,7 +16,9 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::layer::{write_tar, LayerContents, FILE_MODE};
 use crate::layout::{self, SealedLayout};
+use crate::manifest::ImageManifest;
 use crate::media_type;
+use crate::path::archive_name;
 use crate::store::BlobStore;
 use crate::timestamp::Timestamp;
 
@@ -61,7 +63,7 @@ impl ArchiveFiles {
         for entry in archive.entries().map_err(read_error)? {
             let mut entry = entry.map_err(read_error)?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = normalise(Path::new(&raw))
+            let name = archive_name(Path::new(&raw))
                 .ok_or_else(|| hostile(&raw, "the name leaves the archive"))?;
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -84,7 +86,7 @@ impl ArchiveFiles {
                     } else {
                         target
                     };
-                    let target = normalise(&target)
+                    let target = archive_name(&target)
                         .ok_or_else(|| hostile(&raw, "the link points outside the archive"))?;
                     links.insert(name, target);
                 }
@@ -113,7 +115,7 @@ impl ArchiveFiles {
 
     /// The blob that holds the archive's file `name`.
     pub fn get(&self, name: &str) -> Result<&Descriptor> {
-        let normalised = normalise(Path::new(name));
+        let normalised = archive_name(Path::new(name));
         normalised
             .and_then(|n| self.files.get(&n))
             .ok_or_else(|| Error::ArchiveMissingFile {
@@ -134,22 +136,6 @@ impl ArchiveFiles {
             source,
         })
     }
-}
-
-/// `./a/b` → `a/b`; `None` if the path climbs out or is absolute.
-fn normalise(path: &Path) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::Normal(part) => parts.push(part.to_str()?),
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(parts.join("/"))
 }
 
 /// Which archive a sealed layout is written as.
@@ -179,8 +165,15 @@ pub fn write_archive<W: Write>(
         contents.add_path(&format!("/{name}"), &root.join(name))?;
     }
     if format == ArchiveFormat::Docker || media_type::is_manifest(&layout.target.media_type) {
-        let (manifest, repositories) =
-            docker::archive_manifest(layout.store(), &layout.target, &layout.tags)?;
+        if !media_type::is_manifest(&layout.target.media_type) {
+            return Err(Error::DockerArchiveNeedsOneImage);
+        }
+        let manifest: ImageManifest = serde_json::from_slice(&layout.store().read(&layout.target)?)
+            .map_err(|source| Error::MalformedJson {
+                what: format!("manifest {}", layout.target.digest),
+                source,
+            })?;
+        let (manifest, repositories) = docker::archive_manifest(&manifest, &layout.tags)?;
         contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;
         contents.add_bytes("/repositories", repositories, FILE_MODE)?;
     }
@@ -203,10 +196,9 @@ impl StagedArchive {
         mtime: Timestamp,
     ) -> Result<StagedArchive> {
         if destination.is_dir() {
-            return Err(Error::Io {
-                action: "replace",
+            return Err(Error::RefuseToReplace {
                 path: destination.to_owned(),
-                source: io::Error::other("it is a directory; refusing to overwrite it"),
+                reason: "it is a directory",
             });
         }
         let (dir, prefix) = layout::beside(destination)?;

@@ -59,6 +59,28 @@ impl ImageConfig {
             extra: BTreeMap::new(),
         }
     }
+
+    /// The platform this config says it is for.
+    pub fn platform(&self) -> Platform {
+        let mut platform = Platform::new(&self.os, &self.architecture, self.variant.as_deref());
+        platform.os_version.clone_from(&self.os_version);
+        platform.os_features.clone_from(&self.os_features);
+        platform
+    }
+
+    /// Makes the config describe `platform`, whatever it said before; an OS version or
+    /// features the platform leaves unset keep the config's own.
+    pub fn set_platform(&mut self, platform: &Platform) {
+        self.architecture.clone_from(&platform.architecture);
+        self.os.clone_from(&platform.os);
+        self.variant.clone_from(&platform.variant);
+        if platform.os_version.is_some() {
+            self.os_version.clone_from(&platform.os_version);
+        }
+        if !platform.os_features.is_empty() {
+            self.os_features.clone_from(&platform.os_features);
+        }
+    }
 }
 
 /// The container's runtime defaults, in the names Docker gave them.

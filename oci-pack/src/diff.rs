@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
-use crate::layer::{image_path, Entry, FileSource, LayerContents};
+use crate::layer::{Entry, FileSource, LayerContents};
+use crate::path::{absolute, image_path, opaque_whiteout_in, whiteout_of};
 use crate::tree::{FileTree, Node, NodeKind};
 
 /// `contents` staged on top of `parent`:
@@ -90,7 +91,7 @@ pub fn rootfs_diff(parent: &FileTree, rootfs: &Path) -> Result<LayerContents> {
         }
         let all_children_gone = parent.children(dir).all(|c| desired.get(c).is_none());
         if all_children_gone && !dir.as_os_str().is_empty() {
-            layer.insert_exact(dir.join(".wh..wh..opq"), Entry::Whiteout);
+            layer.insert_exact(opaque_whiteout_in(dir), Entry::Whiteout);
             gone.push(dir.to_owned());
         } else {
             layer.insert_exact(whiteout_of(path), Entry::Whiteout);
@@ -138,18 +139,6 @@ fn content_digest(source: &FileSource, size: u64) -> Result<Option<Digest>> {
             Ok(Some(hasher.finish().0))
         }
     }
-}
-
-fn whiteout_of(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    path.with_file_name(format!(".wh.{name}"))
-}
-
-fn absolute(path: &Path) -> String {
-    format!("/{}", path.display())
 }
 
 #[cfg(test)]

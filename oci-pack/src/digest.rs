@@ -6,8 +6,6 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::Error;
-
 /// A `sha256:` digest, the only algorithm the engine writes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest {
@@ -34,16 +32,33 @@ impl Digest {
     }
 }
 
-impl FromStr for Digest {
-    type Err = Error;
+/// A string that is not a `sha256:` digest; it sits here, below the engine's error type, so
+/// that digests depend on nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestError(pub String);
 
-    fn from_str(s: &str) -> Result<Digest, Error> {
+impl fmt::Display for DigestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid digest `{}`: expected `sha256:` and 64 lower-case hex digits",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DigestError {}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Digest, DigestError> {
         let hex = s
             .strip_prefix("sha256:")
             .filter(|hex| {
                 hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             })
-            .ok_or_else(|| Error::InvalidDigest(s.to_owned()))?;
+            .ok_or_else(|| DigestError(s.to_owned()))?;
         Ok(Digest {
             hex: hex.to_owned(),
         })

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::reference::Reference;
-use crate::store::BlobStore;
 
 /// One image of `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,20 +22,12 @@ pub struct DockerArchiveImage {
     pub layers: Vec<String>,
 }
 
-/// The `manifest.json` and `repositories` of a Docker archive of the image `target`.
+/// The `manifest.json` and `repositories` of a Docker archive of the image `manifest`, whose
+/// blobs sit under `blobs/sha256/` beside them.
 pub fn archive_manifest(
-    store: &BlobStore,
-    target: &Descriptor,
+    manifest: &ImageManifest,
     tags: &[Reference],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    if !media_type::is_manifest(&target.media_type) {
-        return Err(Error::DockerArchiveNeedsOneImage);
-    }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&store.read(target)?).map_err(|source| Error::MalformedJson {
-            what: format!("manifest {}", target.digest),
-            source,
-        })?;
     for layer in &manifest.layers {
         // moby's loader takes plain and gzip tars; anything else would fail inside `docker load`.
         if media_type::oci_layer(&layer.media_type).is_none() {

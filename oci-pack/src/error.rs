@@ -16,8 +16,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid digest `{0}`: expected `sha256:` and 64 lower-case hex digits")]
-    InvalidDigest(String),
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::digest::DigestError),
     #[error("blob {digest} is corrupt: expected {expected_size} bytes with that digest, found {actual_size} bytes hashing to {actual}")]
     BlobMismatch {
         digest: Digest,
@@ -109,11 +109,26 @@ pub enum Error {
     DockerArchiveNeedsOneImage,
     #[error("`{}` is not a valid ELF file: {reason}", path.display())]
     InvalidElf { path: PathBuf, reason: String },
-    #[error("failed to {action} registry `{registry}`: {message}")]
+    #[error("failed to {action} registry `{registry}`")]
     Registry {
         registry: String,
-        action: String,
-        message: String,
+        action: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("`{image}` needs {what}, which is not in the cache, and the build is offline")]
+    OfflineCacheMiss { image: String, what: String },
+    #[error("failed to replace `{}`: {reason}; refusing to overwrite it", path.display())]
+    RefuseToReplace { path: PathBuf, reason: &'static str },
+    #[error("manifest {manifest} names no platform, which an image index needs")]
+    NoPlatform { manifest: Digest },
+    #[error(
+        "manifests {first} and {second} are both {platform}; an index holds one image per platform"
+    )]
+    DuplicatePlatform {
+        platform: String,
+        first: Digest,
+        second: Digest,
     },
     #[error("cannot stage `{path}`: {reason}")]
     ConflictsWithParent { path: String, reason: String },

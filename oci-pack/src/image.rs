@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotation::{BASE_DIGEST, BASE_NAME};
 use crate::config::{ConfigChanges, History, ImageConfig};
 use crate::descriptor::Descriptor;
 use crate::diff;
 use crate::error::{Error, Result};
+use crate::index::ImageIndex;
 use crate::layer::{write_layer, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
@@ -25,9 +27,9 @@ pub struct ImageRequest {
     /// New layers, base first. Each is written as its difference against the parent; empty
     /// ones are left out.
     pub layers: Vec<NewLayer>,
-    /// Paths of the parent to delete, as whiteouts in the first new layer.
-    pub remove: Vec<String>,
     pub config: ConfigChanges,
+    /// What made the image when it adds no layer, for its `empty_layer` history entry.
+    pub config_created_by: String,
     pub author: Option<String>,
     pub comment: Option<String>,
     /// `created` of the config and its history, and the mtime of every new file.
@@ -40,6 +42,8 @@ pub struct ImageRequest {
 #[derive(Debug, Clone)]
 pub struct NewLayer {
     pub contents: LayerContents,
+    /// Absolute paths of the parent to delete, as whiteouts in this layer.
+    pub remove: Vec<String>,
     /// What made the layer, for its history entry (`created_by`).
     pub created_by: String,
 }
@@ -54,9 +58,6 @@ pub struct BuiltImage {
     pub layers: Vec<Layer>,
 }
 
-const BASE_NAME: &str = "org.opencontainers.image.base.name";
-const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
 /// Writes the layers, config and manifest of `request` into `store`. A parent's layers are
 /// reused byte for byte (linked into `store`), its config inherited with Dockerfile rules.
 pub fn build_image(
@@ -69,7 +70,7 @@ pub fn build_image(
         Some(parent) => parent.config.clone(),
         None => ImageConfig::scratch(&request.platform),
     };
-    set_platform(&mut config, &request.platform);
+    config.set_platform(&request.platform);
     config.created = Some(created.clone());
     if request.author.is_some() {
         config.author.clone_from(&request.author);
@@ -113,7 +114,7 @@ pub fn build_image(
         // A config-only image: its history still says what happened.
         config.history.push(History {
             created: Some(created.clone()),
-            created_by: Some("cargo oci: config".to_owned()),
+            created_by: Some(request.config_created_by.clone()),
             author: request.author.clone(),
             comment: request.comment.clone(),
             empty_layer: true,
@@ -156,67 +157,24 @@ pub fn build_image(
     })
 }
 
-/// What `target` (a manifest or an index in `store`) is made of: its blobs (configs and layers),
-/// and its manifests with each index after the manifests it lists, `target` last; each once.
-/// The order is the one a registry accepts them in.
-pub fn contents(
+/// Joins one image per platform into an image index in `store` (see [`ImageIndex::join`]).
+pub fn join_index(
     store: &BlobStore,
-    target: &Descriptor,
-) -> Result<(Vec<Descriptor>, Vec<Descriptor>)> {
-    let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut manifests: Vec<Descriptor> = Vec::new();
-    let parse = |descriptor: &Descriptor| -> Result<serde_json::Value> {
-        serde_json::from_slice(&store.read(descriptor)?).map_err(|source| Error::MalformedJson {
-            what: format!("blob {}", descriptor.digest),
-            source,
-        })
-    };
-    let mut visit = vec![(target.clone(), false)];
-    while let Some((descriptor, children_done)) = visit.pop() {
-        if manifests.iter().any(|m| m.digest == descriptor.digest) {
-            continue;
-        }
-        if media_type::is_index(&descriptor.media_type) && !children_done {
-            let index: crate::index::ImageIndex = serde_json::from_value(parse(&descriptor)?)
-                .map_err(|source| Error::MalformedJson {
-                    what: format!("index {}", descriptor.digest),
-                    source,
-                })?;
-            visit.push((descriptor, true));
-            visit.extend(index.manifests.into_iter().rev().map(|m| (m, false)));
-            continue;
-        }
-        if media_type::is_manifest(&descriptor.media_type) {
-            let manifest: ImageManifest =
-                serde_json::from_value(parse(&descriptor)?).map_err(|source| {
-                    Error::MalformedJson {
-                        what: format!("manifest {}", descriptor.digest),
-                        source,
-                    }
-                })?;
-            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
-                if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    blobs.push(blob);
-                }
-            }
-        }
-        manifests.push(descriptor);
-    }
-    Ok((blobs, manifests))
+    manifests: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Descriptor> {
+    let index = ImageIndex::join(manifests, annotations)?;
+    store.put_json(media_type::OCI_INDEX, "the image index", &index)
 }
 
 /// The contents of each new layer, as differences against the parent when there is one.
 fn new_layer_contents(request: &mut ImageRequest) -> Result<Vec<(LayerContents, String)>> {
-    if request.layers.is_empty() && !request.remove.is_empty() {
-        request.layers.push(NewLayer {
-            contents: LayerContents::new(),
-            created_by: "cargo oci: remove".into(),
-        });
-    }
-    let nothing_staged =
-        request.layers.iter().all(|l| l.contents.is_empty()) && request.remove.is_empty();
+    let nothing_staged = request
+        .layers
+        .iter()
+        .all(|l| l.contents.is_empty() && l.remove.is_empty());
     let Some(parent) = request.base.as_mut().filter(|_| !nothing_staged) else {
-        if let Some(path) = request.remove.first() {
+        if let Some(path) = request.layers.iter().flat_map(|l| &l.remove).next() {
             return Err(Error::RemoveMissing { path: path.clone() });
         }
         return Ok(request
@@ -229,32 +187,13 @@ fn new_layer_contents(request: &mut ImageRequest) -> Result<Vec<(LayerContents, 
     request
         .layers
         .iter()
-        .enumerate()
-        .map(|(i, layer)| {
-            let remove = if i == 0 {
-                request.remove.as_slice()
-            } else {
-                &[]
-            };
+        .map(|layer| {
             Ok((
-                diff::layer_on(tree, &layer.contents, remove)?,
+                diff::layer_on(tree, &layer.contents, &layer.remove)?,
                 layer.created_by.clone(),
             ))
         })
         .collect()
-}
-
-/// The config describes the platform being built, whatever the parent said of itself.
-fn set_platform(config: &mut ImageConfig, platform: &Platform) {
-    config.architecture.clone_from(&platform.architecture);
-    config.os.clone_from(&platform.os);
-    config.variant.clone_from(&platform.variant);
-    if platform.os_version.is_some() {
-        config.os_version.clone_from(&platform.os_version);
-    }
-    if !platform.os_features.is_empty() {
-        config.os_features.clone_from(&platform.os_features);
-    }
 }
 
 #[cfg(test)]
@@ -282,18 +221,20 @@ mod tests {
         ImageRequest {
             platform: Platform::new("linux", "amd64", None),
             base: None,
-            remove: Vec::new(),
             layers: vec![
                 NewLayer {
                     contents: bins,
+                    remove: Vec::new(),
                     created_by: "cargo oci: bins hello".into(),
                 },
                 NewLayer {
                     contents: LayerContents::new(),
+                    remove: Vec::new(),
                     created_by: "nothing".into(),
                 },
                 NewLayer {
                     contents: files,
+                    remove: Vec::new(),
                     created_by: "cargo oci: files".into(),
                 },
             ],
@@ -312,6 +253,7 @@ mod tests {
                 "hello".into(),
             )]),
             compression: Compression::Gzip,
+            config_created_by: "config".into(),
         }
     }
 

@@ -14,11 +14,6 @@ use crate::index::ImageIndex;
 use crate::reference::Reference;
 use crate::store::BlobStore;
 
-/// Annotation naming an `index.json` entry by its tag, as skopeo, podman and umoci look it up.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Annotation with the full image name, which containerd and podman use to name what they load.
-pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
-
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -73,8 +68,7 @@ impl StagedLayout {
         annotations: BTreeMap<String, String>,
     ) -> Result<SealedLayout> {
         self.store.retain(&reachable(&self.store, target)?)?;
-        let manifests = tags.iter().map(|tag| tagged(target, tag)).collect();
-        let index = ImageIndex::new(manifests, annotations);
+        let index = ImageIndex::of_tags(target, tags, annotations);
         let root = self.staging.path();
         let index_bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
             what: "index.json",
@@ -143,9 +137,9 @@ pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
 
 /// Every blob `target` needs, each checked to be in the store: a layout holds exactly these.
 fn reachable(store: &BlobStore, target: &Descriptor) -> Result<BTreeSet<Digest>> {
-    let (blobs, manifests) = crate::image::contents(store, target)?;
+    let graph = crate::graph::walk(store, target)?;
     let mut keep = BTreeSet::new();
-    for descriptor in blobs.into_iter().chain(manifests) {
+    for descriptor in graph.blobs.into_iter().chain(graph.manifests) {
         if !store.contains(&descriptor.digest) {
             return Err(Error::MissingBlob(descriptor.digest));
         }
@@ -154,26 +148,14 @@ fn reachable(store: &BlobStore, target: &Descriptor) -> Result<BTreeSet<Digest>>
     Ok(keep)
 }
 
-fn tagged(target: &Descriptor, tag: &Reference) -> Descriptor {
-    let mut entry = target.clone();
-    entry
-        .annotations
-        .insert(REF_NAME.to_owned(), tag.tag.clone());
-    entry
-        .annotations
-        .insert(CONTAINERD_IMAGE_NAME.to_owned(), tag.to_string());
-    entry
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(Error::io("write", path))
 }
 
 fn check_replaceable(destination: &Path) -> Result<()> {
-    let refuse = |why: &str| Error::Io {
-        action: "replace",
+    let refuse = |reason: &'static str| Error::RefuseToReplace {
         path: destination.to_owned(),
-        source: std::io::Error::other(format!("{why}; refusing to overwrite it")),
+        reason,
     };
     match fs::symlink_metadata(destination) {
         Err(_) => Ok(()),
@@ -217,6 +199,7 @@ fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
     use crate::media_type;
 
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {

@@ -6,7 +6,9 @@
 //! what it needs (such as the `SOURCE_DATE_EPOCH` timestamp) and listens through
 //! [`progress::Progress`].
 
+pub mod annotation;
 pub mod archive;
+pub mod check;
 pub mod config;
 pub mod descriptor;
 pub mod diff;
@@ -14,12 +16,14 @@ pub mod digest;
 pub mod docker;
 pub mod elf;
 pub mod error;
+pub mod graph;
 pub mod image;
 pub mod index;
 pub mod layer;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
+pub mod path;
 pub mod platform;
 pub mod progress;
 pub mod reference;

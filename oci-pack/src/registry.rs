@@ -200,18 +200,17 @@ impl Session {
 
     fn failed(
         &self,
-        action: &str,
+        action: &'static str,
     ) -> impl Fn(oci_client::errors::OciDistributionError) -> Error + '_ {
-        let action = action.to_owned();
         move |error| Error::Registry {
             registry: self.repository.registry.clone(),
-            action: action.clone(),
-            message: describe(&error),
+            action,
+            source: describe(error),
         }
     }
 
     /// Runs `operation` until it succeeds, fails for good, or has been retried [`RETRIES`] times.
-    fn retrying<T, F, Fut>(&self, action: &str, mut operation: F) -> Result<T>
+    fn retrying<T, F, Fut>(&self, action: &'static str, mut operation: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<
@@ -254,11 +253,12 @@ impl Session {
         if descriptor.digest.to_string() != digest && !digest.is_empty() {
             return Err(Error::Registry {
                 registry: self.repository.registry.clone(),
-                action: "fetch a manifest from".into(),
-                message: format!(
+                action: "fetch a manifest from",
+                source: format!(
                     "it named the manifest {digest}, but its bytes hash to {}",
                     descriptor.digest
-                ),
+                )
+                .into(),
             });
         }
         Ok(descriptor)
@@ -320,7 +320,7 @@ impl Session {
             self.client
                 .auth(&first, &self.auth, RegistryOperation::Push)
         })?;
-        let (blobs, manifests) = crate::image::contents(store, target)?;
+        let crate::graph::ImageGraph { blobs, manifests } = crate::graph::walk(store, target)?;
         let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
         let mount_from =
             mount_from.filter(|r| r.registry == self.repository.registry && **r != self.repository);
@@ -480,22 +480,46 @@ fn is_transient(error: &oci_client::errors::OciDistributionError) -> bool {
     }
 }
 
-/// The registry's own words, without anything that could hold a secret.
-fn describe(error: &oci_client::errors::OciDistributionError) -> String {
+/// The registry's answer as an error cause: its own, except for a refused login, which is
+/// told without anything that could hold a secret.
+fn describe(
+    error: oci_client::errors::OciDistributionError,
+) -> Box<dyn std::error::Error + Send + Sync> {
     use oci_client::errors::OciDistributionError as E;
-    let denied = "authentication failed: check the credentials for this registry";
-    match error {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => denied.to_owned(),
+    match &error {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+            Box::new(AuthenticationFailed { status: None })
+        }
         E::RequestError(request)
             if request
                 .status()
                 .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
         {
-            format!("{denied} ({})", request.status().expect("checked"))
+            Box::new(AuthenticationFailed {
+                status: request.status(),
+            })
         }
-        other => other.to_string(),
+        _ => Box::new(error),
     }
 }
+
+/// A registry refused our credentials; nothing of them is kept.
+#[derive(Debug)]
+struct AuthenticationFailed {
+    status: Option<http::StatusCode>,
+}
+
+impl std::fmt::Display for AuthenticationFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("authentication failed: check the credentials for this registry")?;
+        match self.status {
+            Some(status) => write!(f, " ({status})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for AuthenticationFailed {}
 
 /// An image in a registry, as a `base` names it: `docker://HOST/REPO:TAG`, `…@sha256:…`, or the
 /// same without `docker://`, with Docker Hub's names normalised as Docker does
@@ -577,9 +601,9 @@ impl RegistryAccess {
     /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
     pub fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
         let session = || Session::connect(&image.repository, &self.credentials, self.plain_http);
-        let offline_miss = |what: String| Error::NotAnImage {
-            source_text: image.to_string(),
-            reason: format!("{what} is not in the cache, and the build is offline"),
+        let offline_miss = |what: String| Error::OfflineCacheMiss {
+            image: image.to_string(),
+            what,
         };
         if let Some(digest) = &image.digest {
             if let Some(descriptor) = self.cached_manifest(digest)? {
@@ -630,12 +654,9 @@ impl RegistryAccess {
             return Ok(());
         }
         if self.offline {
-            return Err(Error::NotAnImage {
-                source_text: image.to_string(),
-                reason: format!(
-                    "blob {} is not in the cache, and the build is offline",
-                    descriptor.digest
-                ),
+            return Err(Error::OfflineCacheMiss {
+                image: image.to_string(),
+                what: format!("blob {}", descriptor.digest),
             });
         }
         Session::connect(&image.repository, &self.credentials, self.plain_http)?

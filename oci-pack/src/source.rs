@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use crate::archive::ArchiveFiles;
 use crate::config::ImageConfig;
 use crate::descriptor::Descriptor;
@@ -16,7 +17,6 @@ use crate::digest::Digest;
 use crate::docker::DockerArchiveImage;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layout::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -447,7 +447,7 @@ fn check_layer_count(config: &ImageConfig, layers: usize, image: &Digest) -> Res
 }
 
 fn check_platform(source: &ImageSource, config: &ImageConfig, platform: &Platform) -> Result<()> {
-    let found = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+    let found = config.platform();
     if found.fit(platform).is_some() {
         Ok(())
     } else {

@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::elf::{self, GlibcVersion};
 use crate::error::{Error, Result};
 use crate::media_type;
+use crate::path::{entry_path, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::store::BlobStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +47,8 @@ pub struct FileTree {
     nodes: BTreeMap<PathBuf, Node>,
 }
 
-const WHITEOUT_PREFIX: &str = ".wh.";
 /// A C library larger than this is not read for its glibc version.
 const MAX_LIBC_BYTES: u64 = 64 << 20;
-const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 impl FileTree {
     /// Applies `layers` (base first) to an empty tree, checking each against its digest and
@@ -265,25 +264,6 @@ impl FileTree {
         }
         Ok(())
     }
-}
-
-/// `./usr/bin/` → `usr/bin`; refuses absolute names and `..`.
-fn entry_path(raw: &str) -> std::result::Result<PathBuf, &'static str> {
-    if raw.starts_with('/') {
-        return Err("absolute paths are not allowed in an image layer");
-    }
-    let mut path = PathBuf::new();
-    for component in Path::new(raw).components() {
-        match component {
-            Component::CurDir => {}
-            Component::Normal(part) => path.push(part),
-            Component::ParentDir => return Err("`..` is not allowed in an image layer"),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute paths are not allowed in an image layer")
-            }
-        }
-    }
-    Ok(path)
 }
 
 /// A layer blob, decompressed as its media type says.

@@ -1,0 +1,11 @@
+//! The annotation keys the engine reads and writes, in one place.
+
+/// Names an `index.json` entry by its tag, as skopeo, podman and umoci look it up.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The full image name of an `index.json` entry, which containerd and podman use to name what
+/// they load.
+pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+/// The parent image's name, on a manifest built on it.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// The parent manifest's digest, on a manifest built on it.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
