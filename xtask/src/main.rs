@@ -18,10 +18,10 @@ tasks:
 /// The tools the end-to-end tests run, and the Debian package of each.
 const TOOLS: [(&str, &str); 12] = [
     ("openssl", "openssl"),
-    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    FOREIGN_GCC,
     ("docker-registry", "docker-registry"),
     ("htpasswd", "apache2-utils"),
-    ("qemu-aarch64-static", "qemu-user-static"),
+    FOREIGN_QEMU,
     ("busybox", "busybox-static"),
     ("dockerd", "docker.io"),
     ("skopeo", "skopeo"),
@@ -30,6 +30,17 @@ const TOOLS: [(&str, &str); 12] = [
     ("podman", "podman"),
     ("runc", "runc"),
 ];
+
+/// The cross compiler and emulator for the one foreign architecture the tests pack a real
+/// program for (see `tests/e2e/support/host.rs`).
+#[cfg(not(target_arch = "aarch64"))]
+const FOREIGN_GCC: (&str, &str) = ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu");
+#[cfg(not(target_arch = "aarch64"))]
+const FOREIGN_QEMU: (&str, &str) = ("qemu-aarch64-static", "qemu-user-static");
+#[cfg(target_arch = "aarch64")]
+const FOREIGN_GCC: (&str, &str) = ("x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu");
+#[cfg(target_arch = "aarch64")]
+const FOREIGN_QEMU: (&str, &str) = ("qemu-x86_64-static", "qemu-user-static");
 
 fn main() -> Result {
     let sh = Shell::new()?;

@@ -1,11 +1,10 @@
 //! Pushing to a real registry (distribution, started on loopback by the test): by digest, tags
 //! last, what is there skipped, Basic auth from a Docker `config.json`, and clear errors.
 
-mod support;
-
 use std::fs;
 
-use support::{read_json, tool, Fixture, Registry};
+use crate::support::host::{FOREIGN, HOST};
+use crate::support::{read_json, tool, Fixture, Registry};
 
 fn index_digest(fixture: &Fixture) -> String {
     read_json(&fixture.layout().join("index.json"))["manifests"][0]["digest"]
@@ -67,7 +66,7 @@ fn a_push_is_by_digest_with_every_tag_and_skips_what_is_there() {
     );
 
     let again = fixture.build(&["--push", &repository]);
-    support::assert_success(&again, "a second push");
+    crate::support::assert_success(&again, "a second push");
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
         stderr.contains("(0 blobs sent, 3 already there, 0 mounted)"),
@@ -92,7 +91,7 @@ fn basic_auth_comes_from_docker_config_and_a_wrong_password_is_a_clear_error() {
         &["--quiet", "--push", &repository],
         &[("DOCKER_CONFIG", &config_dir)],
     );
-    support::assert_success(&output, "a push with credentials from config.json");
+    crate::support::assert_success(&output, "a push with credentials from config.json");
     assert_registry_serves(&registry, "hello:0.1.0", &index_digest(&fixture));
 
     write_config("wrong-pass");
@@ -167,10 +166,10 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
     let Some(mut registry) = Registry::start(None) else {
         return;
     };
-    let Some(parents) = support::parents::parents() else {
+    let Some(parents) = crate::support::parents::parents() else {
         return;
     };
-    support::run(
+    crate::support::run(
         std::process::Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:latest", parents.layout.display()))
@@ -183,7 +182,7 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
         registry.host
     ));
     fixture.build_ok(&["--quiet"]);
-    let (manifest, _) = support::manifest_and_config(&fixture.layout());
+    let (manifest, _) = crate::support::manifest_and_config(&fixture.layout());
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.base.digest"],
         registry_digest
@@ -193,7 +192,7 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
         format!("{}/busybox:1.36", registry.host)
     );
     let parent_index = read_json(&parents.layout.join("index.json"));
-    let parent_manifest = support::blob(
+    let parent_manifest = crate::support::blob(
         &parents.layout,
         parent_index["manifests"][0]["digest"].as_str().unwrap(),
     );
@@ -205,7 +204,7 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
 
     // Pushed to another repository of the same registry, the base's layers are mounted, not sent.
     let output = fixture.build(&["--push", &format!("{}/team/app", registry.host)]);
-    support::assert_success(&output, "a push next to the base");
+    crate::support::assert_success(&output, "a push next to the base");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("(2 blobs sent, 0 already there, 2 mounted)"),
@@ -238,7 +237,7 @@ fn cargo_oci_push_sends_a_layout_built_earlier() {
     fixture.build_ok(&["--quiet"]);
     let repository = format!("{}/pushed", registry.host);
     let output = fixture.cargo_oci(&["push", &repository]);
-    support::assert_success(&output, "cargo oci push");
+    crate::support::assert_success(&output, "cargo oci push");
     let digest = index_digest(&fixture);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
@@ -253,7 +252,7 @@ fn per_architecture_pushes_are_assembled_into_one_tag() {
     let Some(registry) = Registry::start(None) else {
         return;
     };
-    if !tool("aarch64-linux-gnu-gcc") || !tool("skopeo") {
+    if !tool(FOREIGN.gcc) || !tool("skopeo") {
         return;
     }
     let repository = format!("{}/multi", registry.host);
@@ -265,8 +264,8 @@ fn per_architecture_pushes_are_assembled_into_one_tag() {
         let message: serde_json::Value = serde_json::from_str(line).unwrap();
         message["digest"].as_str().unwrap().to_owned()
     };
-    let amd64 = Fixture::copy("hello");
-    let amd64_digest = pushed_digest(&amd64.build_ok(&[
+    let host = Fixture::copy("hello");
+    let host_digest = pushed_digest(&host.build_ok(&[
         "--quiet",
         "--push",
         &repository,
@@ -274,43 +273,34 @@ fn per_architecture_pushes_are_assembled_into_one_tag() {
         "json",
     ]));
 
-    let arm64 = Fixture::copy("hello");
-    let program = arm64
-        .path()
-        .join("target/aarch64-unknown-linux-gnu/release/hello");
-    fs::create_dir_all(program.parent().unwrap()).unwrap();
-    fs::write(
-        arm64.path().join("hello.c"),
-        "#include <stdio.h>\nint main(void) { puts(\"arm64\"); return 0; }\n",
-    )
-    .unwrap();
-    support::run(
-        std::process::Command::new("aarch64-linux-gnu-gcc")
-            .arg("-static")
-            .arg("-o")
-            .arg(&program)
-            .arg(arm64.path().join("hello.c")),
+    let foreign = Fixture::copy("hello");
+    crate::targets::foreign_program(
+        &foreign
+            .path()
+            .join("target")
+            .join(FOREIGN.triple)
+            .join("release/hello"),
     );
     let args = [
         "--quiet",
         "--no-build",
         "--target",
-        "aarch64-unknown-linux-gnu",
+        FOREIGN.triple,
         "--push",
         &repository,
         "--message-format",
         "json",
     ];
-    let arm64_digest = pushed_digest(&arm64.build_ok(&args));
+    let foreign_digest = pushed_digest(&foreign.build_ok(&args));
 
-    let output = amd64.cargo_oci(&[
+    let output = host.cargo_oci(&[
         "index",
         "--tag",
         &format!("{repository}:1.0"),
-        &format!("{repository}@{amd64_digest}"),
-        &format!("{repository}@{arm64_digest}"),
+        &format!("{repository}@{host_digest}"),
+        &format!("{repository}@{foreign_digest}"),
     ]);
-    support::assert_success(&output, "cargo oci index");
+    crate::support::assert_success(&output, "cargo oci index");
     let raw = registry.raw_manifest("multi:1.0");
     let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
@@ -331,8 +321,8 @@ fn per_architecture_pushes_are_assembled_into_one_tag() {
     assert_eq!(
         entries,
         [
-            (amd64_digest, "amd64".to_owned()),
-            (arm64_digest, "arm64".to_owned())
+            (host_digest, HOST.go.to_owned()),
+            (foreign_digest, FOREIGN.go.to_owned())
         ]
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -374,7 +364,7 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
         ("CARGO_OCI_REGISTRY_USERNAME", "ferris"),
         ("CARGO_OCI_REGISTRY_PASSWORD", "s3cret-pass"),
     ]);
-    support::assert_success(&env, "a push with credentials from the environment");
+    crate::support::assert_success(&env, "a push with credentials from the environment");
 
     // A credential helper, as `credHelpers` names it: `docker-credential-NAME get`.
     let helpers = fixture.path().join("helpers");
@@ -398,7 +388,7 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
         ("DOCKER_CONFIG", helper_config.to_str().unwrap()),
         ("PATH", &path),
     ]);
-    support::assert_success(&helped, "a push with credentials from a credential helper");
+    crate::support::assert_success(&helped, "a push with credentials from a credential helper");
 
     // podman's auth.json.
     // The same JSON format as Docker's `auths`, under the name podman gives it.
@@ -406,7 +396,7 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
     docker_config(&podman_dir, &registry.host, "ferris", "s3cret-pass");
     let auth_file = podman_dir.join("config.json");
     let podman = push(&[("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap())]);
-    support::assert_success(&podman, "a push with credentials from podman's auth.json");
+    crate::support::assert_success(&podman, "a push with credentials from podman's auth.json");
 
     let none = push(&[]);
     assert!(String::from_utf8_lossy(&none.stderr).contains("authentication failed"));
@@ -432,7 +422,7 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
     fs::write(fixture.path().join("static/noise.bin"), &noise).unwrap();
     fixture.build_ok(&["--quiet"]);
 
-    let proxy = support::CuttingProxy::start(&registry.host, 2 << 20);
+    let proxy = crate::support::CuttingProxy::start(&registry.host, 2 << 20);
     let repository = format!("{}/big", proxy.host);
     let cut = fixture.cargo_oci(&["push", &repository]);
     let stderr = String::from_utf8_lossy(&cut.stderr);
@@ -458,7 +448,7 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
 
     proxy.resume();
     let redone = fixture.cargo_oci(&["push", &repository]);
-    support::assert_success(&redone, "the same push, with the registry back");
+    crate::support::assert_success(&redone, "the same push, with the registry back");
     assert_registry_serves(&registry, "big:0.1.0", &index_digest(&fixture));
 }
 
@@ -471,13 +461,13 @@ fn a_transient_failure_is_retried() {
     let fixture = Fixture::copy("hello");
     fixture.build_ok(&["--quiet"]);
     // Cut while the binary layer is on its way, for less time than the first retry waits.
-    let proxy = support::CuttingProxy::start_transient(
+    let proxy = crate::support::CuttingProxy::start_transient(
         &registry.host,
         64 << 10,
         std::time::Duration::from_millis(200),
     );
     let output = fixture.cargo_oci(&["push", &format!("{}/retried", proxy.host)]);
-    support::assert_success(&output, "a push through a connection reset");
+    crate::support::assert_success(&output, "a push through a connection reset");
     assert_registry_serves(&registry, "retried:0.1.0", &index_digest(&fixture));
 }
 
@@ -489,7 +479,8 @@ fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
         return;
     }
     let fixture = Fixture::copy("hello");
-    let tokens = support::TokenServer::start(fixture.path(), "bearer", "ferris", "s3cret-pass");
+    let tokens =
+        crate::support::TokenServer::start(fixture.path(), "bearer", "ferris", "s3cret-pass");
     let Some(registry) = Registry::start_with_tokens(&tokens, ("ferris", "s3cret-pass")) else {
         return;
     };
@@ -509,7 +500,7 @@ fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
             .unwrap()
     };
     write_config("s3cret-pass");
-    support::assert_success(&push(), "a push with a Bearer token");
+    crate::support::assert_success(&push(), "a push with a Bearer token");
 
     write_config("wrong-pass");
     let refused = push();

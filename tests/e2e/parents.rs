@@ -2,14 +2,15 @@
 //! inherited with Dockerfile rules, whiteouts honoured, and the result run by podman on the
 //! parent's own shell.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::host::{FOREIGN, HOST};
+use crate::support::parents::parents;
+use crate::support::{
+    blob, layer_paths, manifest_and_config, read_json, run, tool, Fixture, Podman,
+};
 use serde_json::{json, Value};
-use support::parents::parents;
-use support::{blob, layer_paths, manifest_and_config, read_json, run, tool, Fixture, Podman};
 
 /// The hello fixture on `base`, with `extra` metadata lines.
 fn on_base(base: &str, extra: &str) -> Fixture {
@@ -20,7 +21,7 @@ fn on_base(base: &str, extra: &str) -> Fixture {
     fixture
 }
 
-/// The manifest and config of a parent layout's image `tag` (following an index to amd64).
+/// The manifest and config of a parent layout's image `tag` (following an index to the host's).
 fn parent_image(layout: &Path, tag: &str) -> (Value, Value) {
     let index = read_json(&layout.join("index.json"));
     let entry = index["manifests"]
@@ -31,12 +32,12 @@ fn parent_image(layout: &Path, tag: &str) -> (Value, Value) {
         .unwrap();
     let mut manifest = blob(layout, entry["digest"].as_str().unwrap());
     if manifest["manifests"].is_array() {
-        let amd64 = manifest["manifests"]
+        let host = manifest["manifests"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["platform"]["architecture"] == "amd64");
-        manifest = blob(layout, amd64.unwrap()["digest"].as_str().unwrap());
+            .find(|m| m["platform"]["architecture"] == HOST.go);
+        manifest = blob(layout, host.unwrap()["digest"].as_str().unwrap());
     }
     let config = blob(layout, manifest["config"]["digest"].as_str().unwrap());
     (manifest, config)
@@ -295,17 +296,24 @@ fn an_index_parent_resolves_to_the_platform_being_built() {
     let fixture = on_base(&format!("oci:{}:latest", parents.multi.display()), "");
     fixture.build_ok(&["--quiet"]);
     let (manifest, _) = manifest_and_config(&fixture.layout());
-    let (amd64, _) = parent_image(&parents.multi, "latest");
+    let (host, _) = parent_image(&parents.multi, "latest");
     assert_eq!(
         &manifest["layers"].as_array().unwrap()[..2],
-        amd64["layers"].as_array().unwrap().as_slice()
+        host["layers"].as_array().unwrap().as_slice()
     );
 
-    let fixture = on_base(&format!("oci:{}:latest", parents.arm64_only.display()), "");
+    let fixture = on_base(
+        &format!("oci:{}:latest", parents.foreign_only.display()),
+        "",
+    );
     let output = fixture.build(&["--quiet"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("has no image for linux/amd64 (it has: linux/arm64)"),
+        stderr.contains(&format!(
+            "has no image for {} (it has: {})",
+            HOST.platform(),
+            FOREIGN.platform()
+        )),
         "{stderr}"
     );
     assert!(!fixture.layout().exists());
@@ -331,7 +339,7 @@ fn a_docker_25_archive_parent_is_read_through_its_manifest_json() {
         "Layers": manifest["layers"].as_array().unwrap().iter().map(path_of).collect::<Vec<_>>(),
     }]);
     let unpacked = fixture.path().join("docker25");
-    support::copy_dir(&parents.layout, &unpacked);
+    crate::support::copy_dir(&parents.layout, &unpacked);
     std::fs::write(
         unpacked.join("manifest.json"),
         serde_json::to_vec(&docker_manifest).unwrap(),

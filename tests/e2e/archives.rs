@@ -2,14 +2,13 @@
 //! loaded and run by a private dockerd (moby 20.10, classic store) and by podman, streamed
 //! straight into either with `--load`, and taken back as a base.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::support::host::HOST;
+use crate::support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
 use oci_pack::testing::list_tar;
-use support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
 
 /// The hello fixture under its own tags, so tests loading into the same store do not collide.
 fn tagged_fixture(name: &str) -> Fixture {
@@ -155,7 +154,7 @@ fn skopeo_reads_both_archives() {
         )
         .args(["inspect", &reference])))
         .unwrap();
-        assert_eq!(inspect["Architecture"], "amd64", "{reference}");
+        assert_eq!(inspect["Architecture"], HOST.go, "{reference}");
         assert_eq!(
             inspect["Env"],
             serde_json::json!(["GREETING=hi there", "RUST_LOG=info"]),
@@ -210,8 +209,8 @@ fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
         &["--load=podman"],
         &[("CONTAINERS_CONF", &podman_conf(&podman))],
     );
-    support::assert_success(&output, "cargo oci build --load=podman");
-    let _loaded = support::Loaded::forget_later(
+    crate::support::assert_success(&output, "cargo oci build --load=podman");
+    let _loaded = crate::support::Loaded::forget_later(
         &podman,
         &["localhost/podman-load:1.0", "localhost/podman-load:latest"],
     );
@@ -269,7 +268,7 @@ fn docker_loads_runs_and_inspects_both_archives_and_a_streamed_load() {
 
     let streamed = tagged_fixture("docker-load");
     let output = streamed.build_with_env(&["--load"], &[("DOCKER_HOST", &dockerd.host())]);
-    support::assert_success(&output, "cargo oci build --load");
+    crate::support::assert_success(&output, "cargo oci build --load");
     let images = run(&mut dockerd.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert!(images.contains("docker-load:1.0\n"), "{images}");
     assert_only_the_layout_was_written(&streamed);

@@ -1,11 +1,6 @@
 //! Helpers shared by the end-to-end tests: fixture copies, running the real `cargo-oci` binary,
 //! reading the layouts it writes, and finding the real tools that judge them.
 
-#![allow(
-    dead_code,
-    reason = "each test file uses its own subset of these helpers"
-)]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+pub mod host;
 pub mod parents;
 
 /// A copy of `tests/fixtures/<name>` in a fresh temporary directory, so tests never write into

@@ -1,12 +1,11 @@
 //! End-to-end tests of `cargo oci build` on fixture crates: what it writes, what it prints, the
 //! errors it gives, and that the same inputs give the same bytes.
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use support::{manifest_and_config, read_json, Fixture};
+use crate::support::host::HOST;
+use crate::support::{manifest_and_config, read_json, Fixture};
 
 #[test]
 fn writes_a_layout_with_every_tag_and_the_declared_config() {
@@ -29,7 +28,7 @@ fn writes_a_layout_with_every_tag_and_the_declared_config() {
             assert_eq!(m["digest"], digest);
             assert_eq!(
                 m["platform"],
-                serde_json::json!({"architecture": "amd64", "os": "linux"})
+                serde_json::json!({"architecture": HOST.go, "os": "linux"})
             );
             let annotations = &m["annotations"];
             (
@@ -118,7 +117,7 @@ fn json_messages_describe_each_output() {
         message["tags"],
         serde_json::json!(["hello:0.1.0", "hello:latest"])
     );
-    assert_eq!(message["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(message["platforms"], serde_json::json!([HOST.platform()]));
 }
 
 #[test]
@@ -149,7 +148,7 @@ fn the_same_crate_in_two_places_gives_the_same_digests() {
 fn source_date_epoch_dates_config_history_annotation_and_files() {
     let fixture = Fixture::copy("hello");
     let output = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "1700000000")]);
-    support::assert_success(&output, "cargo oci build");
+    crate::support::assert_success(&output, "cargo oci build");
     let (manifest, config) = manifest_and_config(&fixture.layout());
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
     assert!(config["history"]
@@ -302,7 +301,7 @@ fn uncompressed_layers_when_asked() {
 fn a_git_checkout_records_its_commit_as_the_revision() {
     let fixture = Fixture::copy("hello");
     let git = |args: &[&str]| {
-        support::run(
+        crate::support::run(
             std::process::Command::new("git")
                 .args([
                     "-c",
@@ -349,7 +348,7 @@ fn manifest_path_selects_the_package_from_elsewhere() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains("error: the linux/amd64 image would not run its binaries:\n  - binary `hello` is dynamically linked and needs the loader `/lib64/ld-linux-x86-64.so.2`, which the image does not have\n"),
+        stderr.contains(&format!("error: the {} image would not run its binaries:\n  - binary `hello` is dynamically linked and needs the loader `{}`, which the image does not have\n", HOST.platform(), HOST.loader)),
         "{stderr}"
     );
     assert!(
@@ -360,7 +359,7 @@ fn manifest_path_selects_the_package_from_elsewhere() {
     assert!(!fixture.layout().exists());
 
     let output = build(&["--elf-check", "warn"]);
-    support::assert_success(&output, "cargo oci build --manifest-path --elf-check warn");
+    crate::support::assert_success(&output, "cargo oci build --manifest-path --elf-check warn");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("warning: binary `hello` is dynamically linked"),

@@ -2,14 +2,13 @@
 //! (the spec's schemas), skopeo (containers/image), umoci (unpacking) and podman (running).
 //! `shared/docs/oracles.md` says how each runs on these machines; `cargo xtask tools` installs them.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use support::{manifest_and_config, read_json, run, tool, Fixture, Podman};
+use crate::support::host::HOST;
+use crate::support::{manifest_and_config, read_json, run, tool, Fixture, Podman};
 
 fn built_fixture() -> Fixture {
     let fixture = Fixture::copy("hello");
@@ -52,7 +51,7 @@ fn skopeo_reads_the_manifest_and_every_config_field() {
             serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &reference])))
                 .unwrap();
         assert_eq!(inspect["Digest"], index["manifests"][0]["digest"], "{tag}");
-        assert_eq!(inspect["Architecture"], "amd64");
+        assert_eq!(inspect["Architecture"], HOST.go);
         assert_eq!(inspect["Os"], "linux");
         assert_eq!(
             inspect["Env"],

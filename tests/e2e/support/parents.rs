@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::json;
 
+use super::host::{FOREIGN, HOST};
 use super::{copy_dir, read_json, run};
 
 pub struct Parents {
@@ -19,10 +20,11 @@ pub struct Parents {
     pub docker_archive: PathBuf,
     /// The same image as `oci-archive`, tag `latest`.
     pub oci_archive: PathBuf,
-    /// An OCI layout whose `latest` is an index of linux/amd64 (busybox) and linux/arm64.
+    /// An OCI layout whose `latest` is an index of the host's platform (busybox) and a foreign
+    /// one.
     pub multi: PathBuf,
-    /// An OCI layout whose `latest` is an index of linux/arm64 only.
-    pub arm64_only: PathBuf,
+    /// An OCI layout whose `latest` is an index of the foreign platform only.
+    pub foreign_only: PathBuf,
 }
 
 /// Builds the parents the first time it is called; `None` (the test skips) when the tools are
@@ -96,32 +98,32 @@ fn build() -> Parents {
         "oci-archive:base-oci.tar:latest",
     ]);
 
-    // Two platforms: the amd64 busybox image and an arm64 one, joined by an index.
-    skopeo(&["copy", "--quiet", "oci:base:latest", "oci:multi:amd64"]);
-    umoci(&["new", "--image", "multi:arm64"]);
-    umoci(&["unpack", "--rootless", "--image", "multi:arm64", "bundle"]);
-    fs::write(bundle.join("rootfs/ARM64"), "arm64\n").unwrap();
-    umoci(&["repack", "--image", "multi:arm64", "bundle"]);
+    // Two platforms: the host's busybox image and a foreign one, joined by an index.
+    skopeo(&["copy", "--quiet", "oci:base:latest", "oci:multi:host"]);
+    umoci(&["new", "--image", "multi:foreign"]);
+    umoci(&["unpack", "--rootless", "--image", "multi:foreign", "bundle"]);
+    fs::write(bundle.join("rootfs/FOREIGN"), "foreign\n").unwrap();
+    umoci(&["repack", "--image", "multi:foreign", "bundle"]);
     umoci(&[
         "config",
         "--image",
-        "multi:arm64",
+        "multi:foreign",
         "--architecture",
-        "arm64",
+        FOREIGN.go,
     ]);
     fs::remove_dir_all(&bundle).unwrap();
     let multi = root.join("multi");
-    let arm64_only = root.join("arm64-only");
-    copy_dir(&multi, &arm64_only);
-    index_of(&multi, &[("amd64", "amd64"), ("arm64", "arm64")]);
-    index_of(&arm64_only, &[("arm64", "arm64")]);
+    let foreign_only = root.join("foreign-only");
+    copy_dir(&multi, &foreign_only);
+    index_of(&multi, &[("host", HOST.go), ("foreign", FOREIGN.go)]);
+    index_of(&foreign_only, &[("foreign", FOREIGN.go)]);
 
     Parents {
         layout: root.join("base"),
         docker_archive: root.join("base-docker.tar"),
         oci_archive: root.join("base-oci.tar"),
         multi,
-        arm64_only,
+        foreign_only,
     }
 }
 

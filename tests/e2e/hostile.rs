@@ -2,16 +2,15 @@
 //! (or, for a link that merely points out of the root, accepted and never followed), leaves no
 //! output, and writes nothing outside the output directory.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::support::host::HOST;
+use crate::support::Fixture;
 use oci_pack::digest::Digest;
 use oci_pack::testing::{tar_of, Raw};
 use serde_json::json;
-use support::Fixture;
 
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
@@ -55,7 +54,7 @@ fn craft(
     .unwrap();
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
     let default_config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}
+        "architecture": HOST.go, "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}
     }))
     .unwrap();
     let config = config.unwrap_or(&default_config);
@@ -323,7 +322,7 @@ fn broken_blobs_and_json_are_refused_naming_the_blob() {
 
     // More layers than diff_ids.
     fs::remove_dir_all(&parent).unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+    let config = serde_json::to_vec(&json!({"architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
     craft(&parent, &[good()], Some(&config), |_| {});
     assert_refused(
         &fixture,
@@ -382,8 +381,8 @@ fn hostile_archives_are_refused() {
         &["malformed JSON in `config.json`".to_owned()],
     );
 
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config = json!({"architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let config = config.as_bytes();
     archive(
         "missing.tar",
         &[

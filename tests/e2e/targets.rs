@@ -1,29 +1,29 @@
 //! Several architectures: one image per target joined in an index, the builder setting, and the
 //! ELF checks. Rust's standard library exists only for the host here, so the foreign binary is a
-//! C program from `aarch64-linux-gnu-gcc -static`, packed with `--no-build` and run by qemu.
-
-mod support;
+//! static C program from a cross gcc (`support::host::FOREIGN`), packed with `--no-build` and
+//! run by qemu.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::host::{FOREIGN, HOST};
+use crate::support::{blob, read_json, run, tool, Fixture, Podman};
 use serde_json::{json, Value};
-use support::{blob, read_json, run, tool, Fixture, Podman};
 
-const HOST: &str = "x86_64-unknown-linux-gnu";
-const ARM64: &str = "aarch64-unknown-linux-gnu";
-
-/// A static arm64 program at `path` that prints `hello from arm64`.
-fn arm64_program(path: &Path) {
+/// A static program of the foreign architecture at `path`, printing `hello from <arch>`.
+pub fn foreign_program(path: &Path) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let source = path.with_extension("c");
     fs::write(
         &source,
-        "#include <stdio.h>\nint main(void) { puts(\"hello from arm64\"); return 0; }\n",
+        format!(
+            "#include <stdio.h>\nint main(void) {{ puts(\"hello from {}\"); return 0; }}\n",
+            FOREIGN.go
+        ),
     )
     .unwrap();
-    run(Command::new("aarch64-linux-gnu-gcc")
+    run(Command::new(FOREIGN.gcc)
         .arg("-static")
         .arg("-O2")
         .arg("-o")
@@ -34,7 +34,7 @@ fn arm64_program(path: &Path) {
 /// `cargo build --release --target HOST` in the fixture, as a CI job would before `--no-build`.
 fn host_build(fixture: &Fixture) {
     run(Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "--target", HOST])
+        .args(["build", "--quiet", "--release", "--target", HOST.triple])
         .current_dir(fixture.path())
         .env_remove("CARGO_TARGET_DIR"));
 }
@@ -44,8 +44,8 @@ fn release_dir(fixture: &Fixture, triple: &str) -> PathBuf {
 }
 
 #[test]
-fn an_arm64_program_and_a_host_build_make_one_index() {
-    if !tool("aarch64-linux-gnu-gcc") {
+fn a_foreign_program_and_a_host_build_make_one_index() {
+    if !tool(FOREIGN.gcc) {
         return;
     }
     let fixture = Fixture::copy("hello");
@@ -53,26 +53,24 @@ fn an_arm64_program_and_a_host_build_make_one_index() {
     let text = fs::read_to_string(&manifest).unwrap();
     fs::write(
         &manifest,
-        format!("{text}\n[package.metadata.oci.target.{ARM64}]\nvariant = \"v8\"\nconfig = {{ env = {{ GREETING = \"hi from arm\" }} }}\n"),
+        format!("{text}\n[package.metadata.oci.target.{}]\nvariant = \"{}\"\nconfig = {{ env = {{ GREETING = \"hi from abroad\" }} }}\n", FOREIGN.triple, FOREIGN.variant),
     )
     .unwrap();
     host_build(&fixture);
-    arm64_program(&release_dir(&fixture, ARM64).join("hello"));
+    foreign_program(&release_dir(&fixture, FOREIGN.triple).join("hello"));
     let stdout = fixture.build_ok(&[
         "--quiet",
         "--no-build",
         "--target",
-        HOST,
+        HOST.triple,
         "--target",
-        ARM64,
+        FOREIGN.triple,
         "--message-format",
         "json",
     ]);
     let message: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(
-        message["platforms"],
-        json!(["linux/amd64", "linux/arm64/v8"])
-    );
+    let foreign = format!("{}/{}", FOREIGN.platform(), FOREIGN.variant);
+    assert_eq!(message["platforms"], json!([HOST.platform(), foreign]));
 
     let layout = fixture.layout();
     let top = read_json(&layout.join("index.json"));
@@ -92,8 +90,8 @@ fn an_arm64_program_and_a_host_build_make_one_index() {
     assert_eq!(
         platforms,
         [
-            &json!({"architecture": "amd64", "os": "linux"}),
-            &json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+            &json!({"architecture": HOST.go, "os": "linux"}),
+            &json!({"architecture": FOREIGN.go, "os": "linux", "variant": FOREIGN.variant})
         ]
     );
     let arm_manifest = blob(&layout, index["manifests"][1]["digest"].as_str().unwrap());
@@ -103,11 +101,11 @@ fn an_arm64_program_and_a_host_build_make_one_index() {
             arm_config["architecture"].as_str(),
             arm_config["variant"].as_str()
         ),
-        (Some("arm64"), Some("v8"))
+        (Some(FOREIGN.go), Some(FOREIGN.variant))
     );
     assert_eq!(
         arm_config["config"]["Env"],
-        json!(["GREETING=hi from arm", "RUST_LOG=info"]),
+        json!(["GREETING=hi from abroad", "RUST_LOG=info"]),
         "the per-target table wins"
     );
 
@@ -120,31 +118,31 @@ fn an_arm64_program_and_a_host_build_make_one_index() {
         let reference = format!("oci:{}:0.1.0", layout.display());
         let arm: Value = serde_json::from_str(&run(Command::new("skopeo").args([
             "--override-arch",
-            "arm64",
+            FOREIGN.go,
             "inspect",
             &reference,
         ])))
         .unwrap();
-        assert_eq!(arm["Architecture"], "arm64");
+        assert_eq!(arm["Architecture"], FOREIGN.go);
         let host: Value =
             serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &reference])))
                 .unwrap();
-        assert_eq!(host["Architecture"], "amd64");
+        assert_eq!(host["Architecture"], HOST.go);
 
-        if tool("umoci") && tool("qemu-aarch64-static") {
-            let single = fixture.path().join("arm64-only");
+        if tool("umoci") && tool(FOREIGN.qemu) {
+            let single = fixture.path().join("foreign-only");
             run(Command::new("skopeo")
-                .args(["--override-arch", "arm64", "copy", "--quiet", &reference])
-                .arg(format!("oci:{}:arm64", single.display())));
+                .args(["--override-arch", FOREIGN.go, "copy", "--quiet", &reference])
+                .arg(format!("oci:{}:foreign", single.display())));
             let bundle = fixture.path().join("bundle");
             run(Command::new("umoci")
                 .args(["unpack", "--rootless", "--image"])
-                .arg(format!("{}:arm64", single.display()))
+                .arg(format!("{}:foreign", single.display()))
                 .arg(&bundle));
             let program = bundle.join("rootfs/usr/local/bin/hello");
             assert_eq!(
-                run(Command::new("qemu-aarch64-static").arg(&program)),
-                "hello from arm64\n"
+                run(Command::new(FOREIGN.qemu).arg(&program)),
+                format!("hello from {}\n", FOREIGN.go)
             );
         }
     }
@@ -161,9 +159,9 @@ fn an_arm64_program_and_a_host_build_make_one_index() {
         "--quiet",
         "--no-build",
         "--target",
-        HOST,
+        HOST.triple,
         "--target",
-        ARM64,
+        FOREIGN.triple,
         "--format",
         "docker",
     ]);
@@ -196,33 +194,35 @@ fn the_builder_setting_runs_a_stand_in_for_cross() {
         ),
     )
     .unwrap();
-    fixture.build_ok(&["--quiet", "--target", HOST]);
+    fixture.build_ok(&["--quiet", "--target", HOST.triple]);
     let args = fs::read_to_string(fixture.path().join("builder-args.txt")).unwrap();
     assert_eq!(
         args.trim(),
-        format!("build --message-format=json-render-diagnostics --package hello --profile release --target {HOST} --bin hello --quiet")
+        format!("build --message-format=json-render-diagnostics --package hello --profile release --target {} --bin hello --quiet", HOST.triple)
     );
     assert!(
-        release_dir(&fixture, HOST).join("hello").is_file(),
+        release_dir(&fixture, HOST.triple).join("hello").is_file(),
         "the artifact path came from cargo's messages"
     );
 }
 
 #[test]
 fn a_binary_of_the_wrong_architecture_is_refused() {
-    if !tool("aarch64-linux-gnu-gcc") {
+    if !tool(FOREIGN.gcc) {
         return;
     }
     let fixture = Fixture::copy("hello");
-    let misplaced = release_dir(&fixture, HOST).join("hello");
-    arm64_program(&misplaced);
-    let output = fixture.build(&["--quiet", "--no-build", "--target", HOST]);
+    let misplaced = release_dir(&fixture, HOST.triple).join("hello");
+    foreign_program(&misplaced);
+    let output = fixture.build(&["--quiet", "--no-build", "--target", HOST.triple]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
         stderr.contains(&format!(
-            "binary `hello` (`{}`) is AArch64 (64-bit little-endian, e_machine 183), which does not run on linux/amd64",
-            misplaced.display()
+            "binary `hello` (`{}`) is {}, which does not run on {}",
+            misplaced.display(),
+            FOREIGN.elf,
+            HOST.platform()
         )),
         "{stderr}"
     );
@@ -255,22 +255,19 @@ fn glibc_base(fixture: &Fixture, libc: &Path) -> PathBuf {
         "bundle",
     ]);
     let rootfs = fixture.path().join("bundle/rootfs");
-    let libdir = rootfs.join("lib/x86_64-linux-gnu");
+    let libdir = rootfs.join("lib").join(HOST.multiarch);
     fs::create_dir_all(&libdir).unwrap();
-    for library in ["ld-linux-x86-64.so.2", "libgcc_s.so.1", "libm.so.6"] {
-        fs::copy(
-            Path::new("/lib/x86_64-linux-gnu").join(library),
-            libdir.join(library),
-        )
-        .unwrap();
+    let loader = Path::new(HOST.loader).file_name().unwrap();
+    for library in [loader, "libgcc_s.so.1".as_ref(), "libm.so.6".as_ref()] {
+        fs::copy(HOST.libdir().join(library), libdir.join(library)).unwrap();
     }
     fs::copy(libc, libdir.join("libc.so.6")).unwrap();
-    fs::create_dir_all(rootfs.join("lib64")).unwrap();
-    std::os::unix::fs::symlink(
-        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-        rootfs.join("lib64/ld-linux-x86-64.so.2"),
-    )
-    .unwrap();
+    // Where the binary looks for its loader, a link to where Debian keeps it.
+    let interp = rootfs.join(HOST.loader.trim_start_matches('/'));
+    if !interp.exists() {
+        fs::create_dir_all(interp.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(HOST.libdir().join(loader), interp).unwrap();
+    }
     umoci(&["repack", "--image", "glibc-base:latest", "bundle"]);
     fs::remove_dir_all(fixture.path().join("bundle")).unwrap();
     fixture.path().join("glibc-base")
@@ -301,10 +298,10 @@ fn a_dynamic_binary_on_a_parent_with_its_loader_and_libraries_runs() {
         return;
     }
     let fixture = Fixture::copy("hello");
-    let base = glibc_base(&fixture, Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+    let base = glibc_base(&fixture, &HOST.libdir().join("libc.so.6"));
     dynamic_on(&fixture, &base);
     let output = fixture.build(&["--quiet"]);
-    support::assert_success(
+    crate::support::assert_success(
         &output,
         "cargo oci build of a dynamic binary on a glibc base",
     );

@@ -1,0 +1,13 @@
+//! The end-to-end tests: the real `cargo-oci` binary on fixture crates, its images judged by the
+//! real tools people load them with. One test binary, so fixtures and parent images are built
+//! once and linking is paid once.
+
+mod support;
+
+mod archives;
+mod build;
+mod hostile;
+mod oracles;
+mod parents;
+mod registry;
+mod targets;
