@@ -34,7 +34,14 @@ pub struct BuildArgs {
     #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
     /// Stream the image into `docker load` or `podman load`, writing no tar file
-    #[arg(long, value_enum, value_name = "LOADER", num_args = 0..=1, require_equals = true, default_missing_value = "docker")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "LOADER",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "docker"
+    )]
     pub load: Option<Loader>,
     /// Push the image to this repository (`HOST[:PORT]/NAME`) under each tag
     #[arg(long, value_name = "REPOSITORY")]
@@ -75,7 +82,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     for image in &plan.images {
         if image.config.entrypoint.is_none() && image.bins.len() > 1 {
             shell.warn(format_args!(
-                "package `{}` stages {} binaries and sets no `config.entrypoint`; the {} image will have none",
+                "package `{}` stages {} binaries and sets no `config.entrypoint`; \
+                 the {} image will have none",
                 package.name,
                 image.bins.len(),
                 image.platform

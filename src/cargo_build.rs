@@ -34,7 +34,8 @@ pub struct WorkspaceOptions {
 }
 
 impl WorkspaceOptions {
-    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and `cargo build`.
+    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and
+    /// `cargo build`.
     pub fn lock_args(&self) -> Vec<&'static str> {
         [
             (self.locked, "--locked"),
@@ -67,7 +68,8 @@ pub struct CargoOptions {
     /// Do not activate the `default` feature
     #[arg(long)]
     pub no_default_features: bool,
-    /// Build for the target triple, one image each (repeatable; default: `targets` in Cargo.toml, else the host)
+    /// Build for the target triple, one image each (repeatable; default: `targets` in Cargo.toml,
+    /// else the host)
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<String>,
 }

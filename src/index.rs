@@ -56,7 +56,10 @@ pub fn exec(args: IndexArgs) -> Result<()> {
     let mut manifests = Vec::new();
     for image in &images {
         let (Some(digest), true) = (&image.digest, image.repository == repository) else {
-            bail!("`{image}` must be an image of `{repository}` named by digest, like `{repository}@sha256:…`");
+            bail!(
+                "`{image}` must be an image of `{repository}` named by digest, \
+                 like `{repository}@sha256:…`"
+            );
         };
         let mut descriptor = session.resolve(&digest.to_string(), &store)?;
         if !media_type::is_manifest(&descriptor.media_type) {

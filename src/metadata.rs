@@ -339,18 +339,21 @@ mod tests {
     fn misspelt_keys_name_their_path_and_the_near_key() {
         assert_eq!(
             error_of(json!({"config": {"exposed-port": [8080]}})),
-            "`package.metadata.oci.config.exposed-port`: unknown key `exposed-port`\nhelp: a key with a similar name exists: `exposed-ports`"
+            "`package.metadata.oci.config.exposed-port`: unknown key `exposed-port`\n\
+             help: a key with a similar name exists: `exposed-ports`"
         );
         assert_eq!(
             error_of(json!({"bin-dirs": "/bin"})),
-            "`package.metadata.oci.bin-dirs`: unknown key `bin-dirs`\nhelp: a key with a similar name exists: `bin-dir`"
+            "`package.metadata.oci.bin-dirs`: unknown key `bin-dirs`\n\
+             help: a key with a similar name exists: `bin-dir`"
         );
         assert!(error_of(json!({"zzz": 1}))
             .starts_with("`package.metadata.oci.zzz`: unknown key `zzz`, expected one of"));
         // A set-wide key is suggested too, though it lives in another table type.
         assert_eq!(
             error_of(json!({"tag": ["x:1"]})),
-            "`package.metadata.oci.tag`: unknown key `tag`\nhelp: a key with a similar name exists: `tags`"
+            "`package.metadata.oci.tag`: unknown key `tag`\n\
+             help: a key with a similar name exists: `tags`"
         );
     }
 
@@ -366,7 +369,8 @@ mod tests {
         );
         assert_eq!(
             error_of(json!({"config": {"env": 3}})),
-            "`package.metadata.oci.config.env`: a table of `NAME = \"value\"` or a list of \"NAME=value\" strings"
+            "`package.metadata.oci.config.env`: a table of `NAME = \"value\"` \
+             or a list of \"NAME=value\" strings"
         );
     }
 
@@ -383,7 +387,9 @@ mod tests {
     #[test]
     fn target_tables_override_the_package_and_name_their_triple_in_errors() {
         let package = json!({"base": "scratch", "config": {"user": "1", "env": {"A": "1"}},
-            "target": {"aarch64-unknown-linux-gnu": {"variant": "v8", "config": {"env": {"B": "2"}}}}});
+        "target": {
+            "aarch64-unknown-linux-gnu": {"variant": "v8", "config": {"env": {"B": "2"}}}
+        }});
         let loaded = load(None, Some(&package)).unwrap();
         let arm = loaded.for_target(Some("aarch64-unknown-linux-gnu"));
         assert_eq!(arm.variant.as_deref(), Some("v8"));
@@ -395,17 +401,25 @@ mod tests {
         );
 
         let typo = json!({"target": {"aarch64-unknown-linux-gnu": {"varaint": "v8"}}});
-        assert!(error_of(typo).starts_with("`package.metadata.oci.target.aarch64-unknown-linux-gnu.varaint`: unknown key `varaint`"));
+        assert!(error_of(typo).starts_with(
+            "`package.metadata.oci.target.aarch64-unknown-linux-gnu.varaint`: \
+             unknown key `varaint`"
+        ));
         let tags = json!({"target": {"aarch64-unknown-linux-gnu": {"tags": ["x:1"]}}});
         assert_eq!(
             error_of(tags),
-            "`package.metadata.oci.target.aarch64-unknown-linux-gnu.tags`: `tags` describes every image together and cannot be set per target"
+            "`package.metadata.oci.target.aarch64-unknown-linux-gnu.tags`: \
+             `tags` describes every image together and cannot be set per target"
         );
     }
 
     #[test]
     fn package_keys_override_workspace_defaults_and_tables_merge() {
-        let workspace = json!({"bin-dir": "/opt/bin", "author": "infra", "config": {"user": "1000", "labels": {"team": "infra", "tier": "2"}}});
+        let workspace = json!({
+            "bin-dir": "/opt/bin",
+            "author": "infra",
+            "config": {"user": "1000", "labels": {"team": "infra", "tier": "2"}}
+        });
         let package = json!({"author": "me", "config": {"labels": {"tier": "1"}}});
         let metadata = load(Some(&workspace), Some(&package)).unwrap().image;
         assert_eq!(metadata.bin_dir.as_deref(), Some("/opt/bin"));

@@ -157,13 +157,15 @@ pub fn check_binaries(
                     path.display()
                 ),
                 Problem::MissingInterpreter { interpreter } => format!(
-                    "binary `{name}` is dynamically linked and needs the loader `{interpreter}`, which the image does not have"
+                    "binary `{name}` is dynamically linked and needs the loader `{interpreter}`, \
+                     which the image does not have"
                 ),
                 Problem::MissingLibrary { library } => {
                     format!("binary `{name}` needs `{library}`, which the image does not have")
                 }
                 Problem::GlibcTooOld { needed, provided } => format!(
-                    "binary `{name}` needs {needed}, but the image's C library provides only up to {provided}"
+                    "binary `{name}` needs {needed}, \
+                     but the image's C library provides only up to {provided}"
                 ),
             });
         }
@@ -171,8 +173,9 @@ pub fn check_binaries(
     if problems.is_empty() {
         return Ok(());
     }
-    let help = "help: link statically (`-C target-feature=+crt-static` on a gnu target, or a `*-linux-musl` target), \
-        use a `base` that has them, or set `elf-check = \"warn\"` to build anyway";
+    let help = "help: link statically (`-C target-feature=+crt-static` on a gnu target, \
+        or a `*-linux-musl` target), use a `base` that has them, \
+        or set `elf-check = \"warn\"` to build anyway";
     match plan.elf_check {
         ElfCheck::Warn => {
             for problem in &problems {

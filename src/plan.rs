@@ -122,7 +122,8 @@ impl std::fmt::Display for PlanError {
                 platform,
             } => write!(
                 f,
-                "targets `{first}` and `{second}` both build {platform}; an image index holds one image per platform"
+                "targets `{first}` and `{second}` both build {platform}; \
+                 an image index holds one image per platform"
             ),
         }
     }
@@ -227,7 +228,11 @@ fn tags(templates: Option<&[String]>, package: &PackageFacts) -> Result<Vec<Refe
             Some(other) => {
                 return Err(key_error(
                     &key,
-                    format!("`{other}` and `{tag}` share the tag `{}`, which names an image in an OCI layout", tag.tag),
+                    format!(
+                        "`{other}` and `{tag}` share the tag `{}`, \
+                         which names an image in an OCI layout",
+                        tag.tag
+                    ),
                 ))
             }
             None => tags.push(tag),
@@ -261,7 +266,10 @@ fn resolve_image(
             other => {
                 return Err(key_error(
                     "builder",
-                    format!("`{other}` is not a builder: use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"),
+                    format!(
+                        "`{other}` is not a builder: \
+                         use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"
+                    ),
                 ))
             }
         },
@@ -393,7 +401,10 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
         (None, _, _) => {
             return Err(key_error(
                 &format!("target.{triple}"),
-                format!("no container platform is known for the target `{triple}`; set `os` and `architecture` in this table"),
+                format!(
+                    "no container platform is known for the target `{triple}`; \
+                     set `os` and `architecture` in this table"
+                ),
             ))
         }
     };
@@ -465,35 +476,37 @@ pub(crate) fn config_changes(
         }
     }
 
-    let healthcheck =
-        match &spec.healthcheck {
-            None => None,
-            Some(check) => {
-                match check.test.first().map(String::as_str) {
-                    Some("NONE") if check.test.len() == 1 => {}
-                    Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
-                    _ => return Err(key_error(
+    let healthcheck = match &spec.healthcheck {
+        None => None,
+        Some(check) => {
+            match check.test.first().map(String::as_str) {
+                Some("NONE") if check.test.len() == 1 => {}
+                Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
+                _ => {
+                    return Err(key_error(
                         "config.healthcheck.test",
-                        "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] or [\"NONE\"]",
-                    )),
+                        "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
+                         or [\"NONE\"]",
+                    ))
                 }
-                let duration = |key: &str, value: &Option<String>| {
-                    value
-                        .as_deref()
-                        .map(values::duration_ns)
-                        .transpose()
-                        .map_err(|e| key_error(&format!("config.healthcheck.{key}"), e))
-                };
-                Some(Healthcheck {
-                    test: check.test.clone(),
-                    interval: duration("interval", &check.interval)?,
-                    timeout: duration("timeout", &check.timeout)?,
-                    start_period: duration("start-period", &check.start_period)?,
-                    retries: check.retries,
-                    extra: BTreeMap::new(),
-                })
             }
-        };
+            let duration = |key: &str, value: &Option<String>| {
+                value
+                    .as_deref()
+                    .map(values::duration_ns)
+                    .transpose()
+                    .map_err(|e| key_error(&format!("config.healthcheck.{key}"), e))
+            };
+            Some(Healthcheck {
+                test: check.test.clone(),
+                interval: duration("interval", &check.interval)?,
+                timeout: duration("timeout", &check.timeout)?,
+                start_period: duration("start-period", &check.start_period)?,
+                retries: check.retries,
+                extra: BTreeMap::new(),
+            })
+        }
+    };
 
     Ok(ConfigChanges {
         user: spec.user.clone(),
@@ -633,18 +646,63 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         let cases = [
-            (json!({"bins": ["nope"]}), "`package.metadata.oci.bins`: `nope` is not a binary of package `hello` (it has: `hello`)"),
-            (json!({"config": {"exposed-ports": [8080, "99999/tcp"]}}), "`package.metadata.oci.config.exposed-ports[1]`: `99999/tcp`: `99999` is not a port number (1-65535)"),
-            (json!({"config": {"env": ["OK=1", "BROKEN"]}}), "`package.metadata.oci.config.env[1]`: `BROKEN` is not of the form NAME=value"),
-            (json!({"config": {"stop-signal": "SIGTERN"}}), "`package.metadata.oci.config.stop-signal`: `SIGTERN` is not a signal name like \"SIGTERM\" or a number from 1 to 64"),
-            (json!({"config": {"healthcheck": {"test": ["CMD", "x"], "interval": "30"}}}), "`package.metadata.oci.config.healthcheck.interval`: `30` is not a duration like \"30s\", \"1m30s\" or \"500ms\""),
-            (json!({"files": [{"src": "does-not-exist-anywhere", "dest": "/x"}]}), "does not exist"),
-            (json!({"tags": ["Hello:1"]}), "`package.metadata.oci.tags[0]`: invalid image reference `Hello:1`"),
-            (json!({"base": "docker://Debian"}), "`package.metadata.oci.base`: invalid image reference `docker.io/library/Debian:latest`"),
-            (json!({"base": "oci-achive:base.tar"}), "`package.metadata.oci.base`: invalid base image `oci-achive:base.tar`: expected `scratch`, `oci:DIR[:TAG]`"),
-            (json!({"remove": ["/etc/motd"]}), "`package.metadata.oci.remove[0]`: there is nothing to remove from the `scratch` base"),
-            (json!({"base": "oci:base", "remove": ["etc/motd"]}), "`package.metadata.oci.remove[0]`: invalid image path `etc/motd`: paths in the image must be absolute"),
-            (json!({"bin-dir": "bin"}), "`package.metadata.oci.bin-dir`: invalid image path `bin`: paths in the image must be absolute"),
+            (
+                json!({"bins": ["nope"]}),
+                "`package.metadata.oci.bins`: `nope` is not a binary of package `hello` \
+                 (it has: `hello`)",
+            ),
+            (
+                json!({"config": {"exposed-ports": [8080, "99999/tcp"]}}),
+                "`package.metadata.oci.config.exposed-ports[1]`: `99999/tcp`: \
+                 `99999` is not a port number (1-65535)",
+            ),
+            (
+                json!({"config": {"env": ["OK=1", "BROKEN"]}}),
+                "`package.metadata.oci.config.env[1]`: `BROKEN` is not of the form NAME=value",
+            ),
+            (
+                json!({"config": {"stop-signal": "SIGTERN"}}),
+                "`package.metadata.oci.config.stop-signal`: \
+                 `SIGTERN` is not a signal name like \"SIGTERM\" or a number from 1 to 64",
+            ),
+            (
+                json!({"config": {"healthcheck": {"test": ["CMD", "x"], "interval": "30"}}}),
+                "`package.metadata.oci.config.healthcheck.interval`: \
+                 `30` is not a duration like \"30s\", \"1m30s\" or \"500ms\"",
+            ),
+            (
+                json!({"files": [{"src": "does-not-exist-anywhere", "dest": "/x"}]}),
+                "does not exist",
+            ),
+            (
+                json!({"tags": ["Hello:1"]}),
+                "`package.metadata.oci.tags[0]`: invalid image reference `Hello:1`",
+            ),
+            (
+                json!({"base": "docker://Debian"}),
+                "`package.metadata.oci.base`: \
+                 invalid image reference `docker.io/library/Debian:latest`",
+            ),
+            (
+                json!({"base": "oci-achive:base.tar"}),
+                "`package.metadata.oci.base`: invalid base image `oci-achive:base.tar`: \
+                 expected `scratch`, `oci:DIR[:TAG]`",
+            ),
+            (
+                json!({"remove": ["/etc/motd"]}),
+                "`package.metadata.oci.remove[0]`: \
+                 there is nothing to remove from the `scratch` base",
+            ),
+            (
+                json!({"base": "oci:base", "remove": ["etc/motd"]}),
+                "`package.metadata.oci.remove[0]`: invalid image path `etc/motd`: \
+                 paths in the image must be absolute",
+            ),
+            (
+                json!({"bin-dir": "bin"}),
+                "`package.metadata.oci.bin-dir`: invalid image path `bin`: \
+                 paths in the image must be absolute",
+            ),
         ];
         for (metadata, expected) in cases {
             let error = plan(metadata.clone()).unwrap_err();
@@ -702,7 +760,9 @@ mod tests {
             ),
             "{unknown}"
         );
-        let explicit = json!({"target": {"sparc64-unknown-linux-gnu": {"os": "linux", "architecture": "sparc64"}}});
+        let explicit = json!({
+            "target": {"sparc64-unknown-linux-gnu": {"os": "linux", "architecture": "sparc64"}}
+        });
         assert_eq!(
             arm(explicit, "sparc64-unknown-linux-gnu").unwrap(),
             "linux/sparc64"
@@ -759,7 +819,9 @@ mod tests {
         let plan = plan(json!({"config": {
             "env": {"RUST_LOG": "info"},
             "exposed-ports": [8080, "53/udp"],
-            "healthcheck": {"test": ["CMD", "/hello", "--check"], "interval": "1m30s", "retries": 3},
+            "healthcheck": {
+                "test": ["CMD", "/hello", "--check"], "interval": "1m30s", "retries": 3
+            },
         }}))
         .unwrap();
         assert_eq!(

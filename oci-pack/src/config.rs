@@ -105,7 +105,8 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    /// Docker extensions, reserved by the OCI spec under these names and kept with their Docker meaning.
+    /// Docker extensions, reserved by the OCI spec under these names and kept with their Docker
+    /// meaning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +236,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {
-        let json = r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Shell":["/bin/sh","-c"],"OnBuild":null},"rootfs":{"type":"layers","diff_ids":[]},"moby.buildkit.buildinfo.v1":"e30="}"#;
+        let json = concat!(
+            r#"{"architecture":"amd64","os":"linux","#,
+            r#""config":{"Env":["PATH=/bin"],"Shell":["/bin/sh","-c"],"OnBuild":null},"#,
+            r#""rootfs":{"type":"layers","diff_ids":[]},"moby.buildkit.buildinfo.v1":"e30="}"#
+        );
         let config: ImageConfig = serde_json::from_str(json).unwrap();
         let again = serde_json::to_string(&config).unwrap();
         let back: Value = serde_json::from_str(&again).unwrap();

@@ -1,5 +1,6 @@
-//! A new layer as a difference against its parent's file tree (the seed's semantics): what the
-//! parent already has is not written again, and what must vanish becomes a whiteout.
+//! A new layer as a difference against its parent's file tree, as BuildStream's oci element
+//! computes it: what the parent already has is not written again, and what must vanish becomes
+//! a whiteout.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -59,10 +60,11 @@ pub fn layer_on(
     Ok(layer)
 }
 
-/// The seed's full-root-filesystem mode: given the complete desired root filesystem in `rootfs`,
-/// the layer that turns `parent` into it. New and changed entries are written (with the modes
-/// found on disk, owned by root); what vanished gets a whiteout at the highest vanished level;
-/// a directory that kept none of the parent's children gets one opaque whiteout instead.
+/// The full-root-filesystem mode of BuildStream's oci element: given the complete desired root
+/// filesystem in `rootfs`, the layer that turns `parent` into it. New and changed entries are
+/// written (with the modes found on disk, owned by root); what vanished gets a whiteout at the
+/// highest vanished level; a directory that kept none of the parent's children gets one opaque
+/// whiteout instead.
 pub fn rootfs_diff(parent: &FileTree, rootfs: &Path) -> Result<LayerContents> {
     let mut desired = LayerContents::preserving_modes();
     let read_dir = |dir: &Path| std::fs::read_dir(dir).map_err(Error::io("read directory", dir));
@@ -230,7 +232,8 @@ mod tests {
         let error = layer_on(&parent(), &staged, &[]).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "cannot stage `/lib`: it is a symbolic link to `usr/lib` in the base image; stage under the real directory instead"
+            "cannot stage `/lib`: it is a symbolic link to `usr/lib` in the base image; \
+             stage under the real directory instead"
         );
     }
 

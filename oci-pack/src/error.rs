@@ -18,7 +18,10 @@ pub enum Error {
     },
     #[error(transparent)]
     InvalidDigest(#[from] crate::digest::DigestError),
-    #[error("blob {digest} is corrupt: expected {expected_size} bytes with that digest, found {actual_size} bytes hashing to {actual}")]
+    #[error(
+        "blob {digest} is corrupt: expected {expected_size} bytes with that digest, \
+         found {actual_size} bytes hashing to {actual}"
+    )]
     BlobMismatch {
         digest: Digest,
         expected_size: u64,
@@ -39,7 +42,10 @@ pub enum Error {
     DuplicatePath { path: String },
     #[error("`{path}` is needed as a directory in the image, but is also added as a file or link")]
     NotADirectory { path: String },
-    #[error("unsupported file type at `{}`: only files, directories and symbolic links can be packed", path.display())]
+    #[error(
+        "unsupported file type at `{}`: only files, directories and symbolic links can be packed",
+        path.display()
+    )]
     UnsupportedFileType { path: PathBuf },
     #[error("`{}` changed size while it was being packed", path.display())]
     FileChanged { path: PathBuf },
@@ -97,7 +103,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("layer {layer} does not match its diff_id: the config says {expected}, the layer's tar is {actual}")]
+    #[error(
+        "layer {layer} does not match its diff_id: the config says {expected}, \
+         the layer's tar is {actual}"
+    )]
     DiffIdMismatch {
         layer: Digest,
         expected: Digest,

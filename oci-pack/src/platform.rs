@@ -202,7 +202,10 @@ mod tests {
         platform.os_features = vec!["win32k".into()];
         assert_eq!(
             serde_json::to_string(&platform).unwrap(),
-            r#"{"architecture":"amd64","os":"windows","os.version":"10.0.20348.1","os.features":["win32k"]}"#
+            concat!(
+                r#"{"architecture":"amd64","os":"windows","#,
+                r#""os.version":"10.0.20348.1","os.features":["win32k"]}"#
+            )
         );
     }
 }

@@ -42,7 +42,8 @@ impl FromStr for Reference {
         }
         if !components.iter().all(|c| valid_path_component(c)) {
             return Err(invalid(
-                "a repository name is lower-case letters and digits, separated by `/`, `.`, `_`, `__` or `-`",
+                "a repository name is lower-case letters and digits, \
+                 separated by `/`, `.`, `_`, `__` or `-`",
             ));
         }
         if name.len() > 255 {

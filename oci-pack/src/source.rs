@@ -82,21 +82,32 @@ impl ImageSource {
         match transport {
             "scratch" if rest.is_empty() => Ok(ImageSource::Scratch),
             "oci" => selector(rest).map(|(dir, selector)| ImageSource::OciLayout { dir, selector }),
-            "oci-archive" => selector(rest).map(|(file, selector)| ImageSource::OciArchive { file, selector }),
+            "oci-archive" => {
+                selector(rest).map(|(file, selector)| ImageSource::OciArchive { file, selector })
+            }
             "docker-archive" => {
                 let (file, reference) = match rest.split_once(':') {
                     Some((file, reference)) => (file, Some(reference.to_owned())),
                     None => (rest, None),
                 };
-                Ok(ImageSource::DockerArchive { file: path(file)?, reference })
+                Ok(ImageSource::DockerArchive {
+                    file: path(file)?,
+                    reference,
+                })
             }
             "scratch" => Err(invalid("`scratch` is the empty image and takes no tag")),
             "docker" => RemoteImage::parse(text).map(ImageSource::Registry),
             // A path after the colon is a misspelt transport, not a registry image.
-            _ if !looks_like_host(transport) && (rest.contains('/') || rest.ends_with(".tar")) => Err(invalid(
-                "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]` or an image reference like `docker://HOST/REPO:TAG`",
-            )),
-            _ => RemoteImage::parse(text).map(ImageSource::Registry).map_err(|e| invalid(&e.to_string())),
+            _ if !looks_like_host(transport) && (rest.contains('/') || rest.ends_with(".tar")) => {
+                Err(invalid(
+                    "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, \
+                     `docker-archive:FILE[:NAME:TAG]` \
+                     or an image reference like `docker://HOST/REPO:TAG`",
+                ))
+            }
+            _ => RemoteImage::parse(text)
+                .map(ImageSource::Registry)
+                .map_err(|e| invalid(&e.to_string())),
         }
     }
 }

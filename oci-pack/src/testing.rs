@@ -1,5 +1,5 @@
-//! Test helpers (the `testing` feature): layers crafted entry by entry, including the hostile ones no honest tool
-//! writes, stored as blobs the way a parent image would hold them.
+//! Test helpers (the `testing` feature): layers crafted entry by entry, including the hostile ones
+//! no honest tool writes, stored as blobs the way a parent image would hold them.
 
 use std::io::Write;
 

@@ -202,8 +202,19 @@ impl FileTree {
                         let target = entry_path(&target_raw)
                             .map_err(|_| hostile(&raw, "the hard link points outside the root"))?;
                         match self.nodes.get(&target) {
-                            Some(Node { kind: kind @ NodeKind::File { .. }, .. }) => kind.clone(),
-                            _ => return Err(hostile(&raw, &format!("the hard link's target `{target_raw}` is not a file of the image"))),
+                            Some(Node {
+                                kind: kind @ NodeKind::File { .. },
+                                ..
+                            }) => kind.clone(),
+                            _ => {
+                                return Err(hostile(
+                                    &raw,
+                                    &format!(
+                                        "the hard link's target `{target_raw}` \
+                                         is not a file of the image"
+                                    ),
+                                ))
+                            }
                         }
                     }
                     tar::EntryType::Fifo => NodeKind::Fifo,
@@ -244,7 +255,8 @@ impl FileTree {
                 );
             }
         }
-        // The end-of-archive padding is part of the diff_id; the rest of the blob is part of its digest.
+        // The end-of-archive padding is part of the diff_id; the rest of the blob is part of its
+        // digest.
         io::copy(
             &mut Tee {
                 inner: &mut decoded,

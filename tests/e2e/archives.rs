@@ -252,7 +252,11 @@ fn docker_loads_runs_and_inspects_both_archives_and_a_streamed_load() {
             "docker-archive:1.0",
             "x",
         ]));
-        assert_eq!(output, "args=[\"x\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\nasset=body { color: rebeccapurple; }\n");
+        assert_eq!(
+            output,
+            "args=[\"x\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\n\
+             asset=body { color: rebeccapurple; }\n"
+        );
         let health = run(&mut dockerd.docker(&[
             "inspect",
             "--format",
@@ -261,7 +265,10 @@ fn docker_loads_runs_and_inspects_both_archives_and_a_streamed_load() {
         ]));
         assert_eq!(
             health.trim(),
-            r#"{"Test":["CMD","/usr/local/bin/hello","--check"],"Interval":90000000000,"Timeout":5000000000,"StartPeriod":2000000000,"Retries":3}"#
+            concat!(
+                r#"{"Test":["CMD","/usr/local/bin/hello","--check"],"Interval":90000000000,"#,
+                r#""Timeout":5000000000,"StartPeriod":2000000000,"Retries":3}"#
+            )
         );
         run(&mut dockerd.docker(&["rmi", "docker-archive:1.0", "docker-archive:latest"]));
     }
@@ -295,7 +302,8 @@ fn a_docker_archive_we_wrote_is_a_base_for_the_next_build() {
     let (_, docker) = archives(&first);
     let second = Fixture::copy("hello");
     second.set_metadata(&format!(
-        "[package.metadata.oci]\nbase = \"docker-archive:{}:roundtrip:1.0\"\nbins = []\n[package.metadata.oci.config]\nuser = \"7\"\n",
+        "[package.metadata.oci]\nbase = \"docker-archive:{}:roundtrip:1.0\"\nbins = []\n\
+         [package.metadata.oci.config]\nuser = \"7\"\n",
         docker.display()
     ));
     second.build_ok(&["--quiet"]);

@@ -184,25 +184,44 @@ fn bad_metadata_is_a_clear_error_and_writes_nothing() {
     let cases = [
         (
             "[package.metadata.oci.config]\nexposed-port = [8080]\n",
-            "error: invalid `package.metadata.oci.config.exposed-port`: unknown key `exposed-port`\nhelp: a key with a similar name exists: `exposed-ports`\n  --> ",
+            "error: invalid `package.metadata.oci.config.exposed-port`: \
+             unknown key `exposed-port`\n\
+             help: a key with a similar name exists: `exposed-ports`\n  --> ",
         ),
         (
             "[package.metadata.oci.config]\nexposed-ports = [\"8080/http\"]\n",
-            "`package.metadata.oci.config.exposed-ports[0]`: `8080/http`: the protocol must be `tcp`, `udp` or `sctp`",
+            "`package.metadata.oci.config.exposed-ports[0]`: `8080/http`: \
+             the protocol must be `tcp`, `udp` or `sctp`",
         ),
-        ("[package.metadata.oci.config]\nmemory = \"1G\"\n", "`package.metadata.oci.config.memory`: invalid type: string \"1G\", expected i64"),
-        ("[package.metadata.oci]\nbins = [\"server\"]\n", "`package.metadata.oci.bins`: `server` is not a binary of package `hello`"),
+        (
+            "[package.metadata.oci.config]\nmemory = \"1G\"\n",
+            "`package.metadata.oci.config.memory`: invalid type: string \"1G\", expected i64",
+        ),
+        (
+            "[package.metadata.oci]\nbins = [\"server\"]\n",
+            "`package.metadata.oci.bins`: `server` is not a binary of package `hello`",
+        ),
         (
             "[package.metadata.oci]\nfiles = [{ src = \"missing\", dest = \"/srv\" }]\n",
             "`package.metadata.oci.files[0]`: `src` `",
         ),
-        ("[package.metadata.oci.config]\nstop-signal = \"SIGSTOPP\"\n", "`package.metadata.oci.config.stop-signal`: `SIGSTOPP` is not a signal"),
         (
-            "[package.metadata.oci.config]\nhealthcheck = { test = [\"CMD\", \"x\"], interval = \"often\" }\n",
+            "[package.metadata.oci.config]\nstop-signal = \"SIGSTOPP\"\n",
+            "`package.metadata.oci.config.stop-signal`: `SIGSTOPP` is not a signal",
+        ),
+        (
+            "[package.metadata.oci.config]\n\
+             healthcheck = { test = [\"CMD\", \"x\"], interval = \"often\" }\n",
             "`package.metadata.oci.config.healthcheck.interval`: `often` is not a duration",
         ),
-        ("[package.metadata.oci.config]\nenv = [\"NOVALUE\"]\n", "`package.metadata.oci.config.env[0]`: `NOVALUE` is not of the form NAME=value"),
-        ("[package.metadata.oci]\ntags = [\"{name}:{version}+build\"]\n", "`package.metadata.oci.tags[0]`: invalid image reference `hello:0.1.0+build`"),
+        (
+            "[package.metadata.oci.config]\nenv = [\"NOVALUE\"]\n",
+            "`package.metadata.oci.config.env[0]`: `NOVALUE` is not of the form NAME=value",
+        ),
+        (
+            "[package.metadata.oci]\ntags = [\"{name}:{version}+build\"]\n",
+            "`package.metadata.oci.tags[0]`: invalid image reference `hello:0.1.0+build`",
+        ),
     ];
     for (metadata, expected) in cases {
         let fixture = Fixture::copy("hello");
@@ -273,7 +292,8 @@ fn workspace_metadata_gives_defaults() {
     let manifest = fixture.path().join("Cargo.toml");
     let text = fs::read_to_string(&manifest).unwrap().replace(
         "[workspace]\n",
-        "[workspace]\n[workspace.metadata.oci]\nbin-dir = \"/app\"\ncomment = \"from the workspace\"\n",
+        "[workspace]\n[workspace.metadata.oci]\nbin-dir = \"/app\"\n\
+         comment = \"from the workspace\"\n",
     );
     fs::write(&manifest, text).unwrap();
     fixture.set_metadata("[package.metadata.oci]\ncomment = \"from the package\"\n");
@@ -348,7 +368,12 @@ fn manifest_path_selects_the_package_from_elsewhere() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains(&format!("error: the {} image would not run its binaries:\n  - binary `hello` is dynamically linked and needs the loader `{}`, which the image does not have\n", HOST.platform(), HOST.loader)),
+        stderr.contains(&format!(
+            "error: the {} image would not run its binaries:\n  - binary `hello` \
+             is dynamically linked and needs the loader `{}`, which the image does not have\n",
+            HOST.platform(),
+            HOST.loader
+        )),
         "{stderr}"
     );
     assert!(

@@ -54,7 +54,8 @@ fn craft(
     .unwrap();
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
     let default_config = serde_json::to_vec(&json!({
-        "architecture": HOST.go, "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}
+        "architecture": HOST.go, "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
     }))
     .unwrap();
     let config = config.unwrap_or(&default_config);
@@ -63,14 +64,25 @@ fn craft(
     let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": layers.iter().zip(&digests).map(|(l, d)| json!({"mediaType": l.media_type, "digest": d.to_string(), "size": l.blob.len()})).collect::<Vec<_>>(),
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len()
+        },
+        "layers": layers
+            .iter()
+            .zip(&digests)
+            .map(|(l, d)| {
+                json!({"mediaType": l.media_type, "digest": d.to_string(), "size": l.blob.len()})
+            })
+            .collect::<Vec<_>>(),
     });
     edit(&mut manifest);
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let manifest_digest = put(layout, &manifest);
     let index = json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest.to_string(),
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest.to_string(),
         "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "latest"}
     }]});
     fs::write(
@@ -322,7 +334,10 @@ fn broken_blobs_and_json_are_refused_naming_the_blob() {
 
     // More layers than diff_ids.
     fs::remove_dir_all(&parent).unwrap();
-    let config = serde_json::to_vec(&json!({"architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}
+    }))
+    .unwrap();
     craft(&parent, &[good()], Some(&config), |_| {});
     assert_refused(
         &fixture,
@@ -334,7 +349,10 @@ fn broken_blobs_and_json_are_refused_naming_the_blob() {
     fs::remove_dir_all(&parent).unwrap();
     craft(&parent, &[good()], None, |_| {});
     let absent = Digest::of(b"no such manifest");
-    let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": absent.to_string(), "size": 10, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": absent.to_string(),
+        "size": 10, "annotations": {"org.opencontainers.image.ref.name": "latest"}
+    }]});
     fs::write(
         parent.join("index.json"),
         serde_json::to_vec(&index).unwrap(),
@@ -381,7 +399,10 @@ fn hostile_archives_are_refused() {
         &["malformed JSON in `config.json`".to_owned()],
     );
 
-    let config = json!({"architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let config = json!({
+        "architecture": HOST.go, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}
+    })
+    .to_string();
     let config = config.as_bytes();
     archive(
         "missing.tar",

@@ -1,6 +1,7 @@
 //! The images `cargo oci build` writes, judged by tools we did not write: oci-image-tool
 //! (the spec's schemas), skopeo (containers/image), umoci (unpacking) and podman (running).
-//! `shared/docs/oracles.md` says how each runs on these machines; `cargo xtask tools` installs them.
+//! `cargo xtask tools` installs them; `support` runs each as it works on a Debian host without
+//! a login session (podman with cgroupfs and runc, dockerd with the vfs driver).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -130,7 +131,8 @@ fn podman_runs_the_entrypoint_with_the_config_applied() {
     let image = podman.pull(&fixture.layout(), "0.1.0");
     assert_eq!(
         image.run(&["one", "two"]),
-        "args=[\"one\", \"two\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\nasset=body { color: rebeccapurple; }\n"
+        "args=[\"one\", \"two\"]\ngreeting=hi there\ncwd=/srv\nuid=65532\n\
+         asset=body { color: rebeccapurple; }\n"
     );
     let with_cmd = image.run(&[]);
     assert!(

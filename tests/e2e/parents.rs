@@ -43,11 +43,14 @@ fn parent_image(layout: &Path, tag: &str) -> (Value, Value) {
     (manifest, config)
 }
 
-const SHELL_ENTRYPOINT: &str = r#"
+const SHELL_ENTRYPOINT: &str = concat!(
+    r#"
 [package.metadata.oci.config]
-entrypoint = ["/bin/sh", "-c", "echo PATH=$PATH; pwd; test -e /etc/motd || echo motd-gone; exec /usr/local/bin/hello \"$@\"", "sh"]
+entrypoint = ["/bin/sh", "-c", "echo PATH=$PATH; pwd; test -e /etc/motd || echo motd-gone; "#,
+    r#"exec /usr/local/bin/hello \"$@\"", "sh"]
 env = { GREETING = "on busybox" }
-"#;
+"#
+);
 
 #[test]
 fn an_oci_layout_parent_is_reused_inherited_and_runs_in_podman() {
@@ -155,7 +158,8 @@ fn an_oci_layout_parent_is_reused_inherited_and_runs_in_podman() {
         let output = podman.pull(&layout, "0.1.0").run(&["x"]);
         assert_eq!(
             output,
-            "PATH=/bin:/usr/bin\n/work\nmotd-gone\nargs=[\"x\"]\ngreeting=on busybox\ncwd=/work\nuid=0\nasset=\n"
+            "PATH=/bin:/usr/bin\n/work\nmotd-gone\nargs=[\"x\"]\ngreeting=on busybox\n\
+             cwd=/work\nuid=0\nasset=\n"
         );
     }
 }
@@ -250,7 +254,8 @@ fn identical_files_are_left_out_and_parent_directories_keep_their_attributes() {
     let Some(parents) = parents() else { return };
     let fixture = on_base(
         &format!("oci:{}:latest", parents.layout.display()),
-        "files = [{ src = \"etc/hostname\", dest = \"/etc/hostname\" }, { src = \"etc/app.conf\", dest = \"/etc/app.conf\" }]\n",
+        "files = [{ src = \"etc/hostname\", dest = \"/etc/hostname\" }, \
+         { src = \"etc/app.conf\", dest = \"/etc/app.conf\" }]\n",
     );
     std::fs::create_dir_all(fixture.path().join("etc")).unwrap();
     std::fs::write(fixture.path().join("etc/hostname"), "base\n").unwrap();

@@ -370,7 +370,12 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
     let helpers = fixture.path().join("helpers");
     fs::create_dir_all(&helpers).unwrap();
     let helper = helpers.join("docker-credential-fake");
-    fs::write(&helper, "#!/bin/sh\nread registry\necho \"{\\\"Username\\\":\\\"ferris\\\",\\\"Secret\\\":\\\"s3cret-pass\\\"}\"\n").unwrap();
+    fs::write(
+        &helper,
+        "#!/bin/sh\nread registry\n\
+         echo \"{\\\"Username\\\":\\\"ferris\\\",\\\"Secret\\\":\\\"s3cret-pass\\\"}\"\n",
+    )
+    .unwrap();
     fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let helper_config = fixture.path().join("helper-config");
     fs::create_dir_all(&helper_config).unwrap();

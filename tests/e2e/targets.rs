@@ -53,7 +53,11 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
     let text = fs::read_to_string(&manifest).unwrap();
     fs::write(
         &manifest,
-        format!("{text}\n[package.metadata.oci.target.{}]\nvariant = \"{}\"\nconfig = {{ env = {{ GREETING = \"hi from abroad\" }} }}\n", FOREIGN.triple, FOREIGN.variant),
+        format!(
+            "{text}\n[package.metadata.oci.target.{}]\nvariant = \"{}\"\n\
+             config = {{ env = {{ GREETING = \"hi from abroad\" }} }}\n",
+            FOREIGN.triple, FOREIGN.variant
+        ),
     )
     .unwrap();
     host_build(&fixture);
@@ -198,7 +202,11 @@ fn the_builder_setting_runs_a_stand_in_for_cross() {
     let args = fs::read_to_string(fixture.path().join("builder-args.txt")).unwrap();
     assert_eq!(
         args.trim(),
-        format!("build --message-format=json-render-diagnostics --package hello --profile release --target {} --bin hello --quiet", HOST.triple)
+        format!(
+            "build --message-format=json-render-diagnostics --package hello --profile release \
+             --target {} --bin hello --quiet",
+            HOST.triple
+        )
     );
     assert!(
         release_dir(&fixture, HOST.triple).join("hello").is_file(),
@@ -234,7 +242,13 @@ fn an_unmapped_triple_needs_its_platform_spelled_out() {
     let fixture = Fixture::copy("hello");
     let output = fixture.build(&["--quiet", "--target", "sparc64-unknown-linux-gnu"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no container platform is known for the target `sparc64-unknown-linux-gnu`; set `os` and `architecture`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no container platform is known for the target `sparc64-unknown-linux-gnu`; \
+             set `os` and `architecture`"
+        ),
+        "{stderr}"
+    );
     assert!(
         !fixture.path().join("target").exists(),
         "refused before building"

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use xshell::{cmd, Shell};
 
+#[cfg(test)]
+mod tidy;
+
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str = "\

@@ -12,7 +12,11 @@ fn main() -> std::io::Result<()> {
         let mut request_line = String::new();
         BufReader::new(&stream).read_line(&mut request_line)?;
         let body = "hello from cargo oci\n";
-        write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{body}", body.len())?;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{body}",
+            body.len()
+        )?;
     }
     Ok(())
 }

@@ -177,7 +177,9 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// podman set up as `shared/docs/oracles.md` says works on these machines.
+/// podman set up to work as root without a login session or systemd: a `CONTAINERS_CONF` of
+/// its own with raised ulimits (the defaults fail with `setrlimit RLIMIT_NOFILE`), runc, and
+/// the cgroupfs manager (crun refuses the hybrid cgroup layout of these machines).
 pub struct Podman {
     conf: tempfile::NamedTempFile,
 }
@@ -197,7 +199,8 @@ impl Podman {
         let mut conf = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(
             &mut conf,
-            b"[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
+            b"[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
+              [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
         )
         .unwrap();
         Some(Podman { conf })
@@ -295,7 +298,8 @@ pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
 }
 
 /// A private dockerd (moby's classic store, vfs driver, no bridge or iptables) on a unix
-/// socket in a temporary directory, as `shared/docs/oracles.md` runs it; stopped when dropped.
+/// socket in a temporary directory, so it needs no bridge and touches no host network; stopped
+/// when dropped.
 pub struct Dockerd {
     dir: tempfile::TempDir,
     child: std::process::Child,
@@ -350,7 +354,8 @@ impl Dockerd {
         format!("unix://{}", self.dir.path().join("docker.sock").display())
     }
 
-    /// A `docker` command talking to this daemon (Debian's client, as oracles.md advises).
+    /// A `docker` command talking to this daemon, with Debian's client, which matches the daemon
+    /// (a newer client on PATH may speak an API version it refuses).
     pub fn docker(&self, args: &[&str]) -> Command {
         let client = if Path::new("/usr/bin/docker").is_file() {
             "/usr/bin/docker"
@@ -406,12 +411,14 @@ impl Registry {
             .port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nstorage:\n  filesystem: {{ rootdirectory: {} }}\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nstorage:\n  filesystem: {{ rootdirectory: {} }}\n\
+             http:\n  addr: {host}\n",
             dir.path().join("data").display()
         );
         if let Some(token) = token {
             config.push_str(&format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+                 rootcertbundle: {}\n",
                 token.realm,
                 TokenServer::SERVICE,
                 TokenServer::ISSUER,
@@ -712,7 +719,8 @@ impl TokenServer {
                 let mut stream = stream;
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }

@@ -147,13 +147,17 @@ fn index_of(layout: &Path, images: &[(&str, &str)]) {
         })
         .collect();
     let bytes = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
     }))
     .unwrap();
     let digest = oci_pack::digest::Digest::of(&bytes);
     fs::write(layout.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
     let top = json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest.to_string(), "size": bytes.len(),
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest.to_string(),
+        "size": bytes.len(),
         "annotations": {"org.opencontainers.image.ref.name": "latest"}
     }]});
     fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();

@@ -1,0 +1,298 @@
+//! Tidy checks: rules of this repository that no compiler enforces, run as plain tests
+//! (`cargo test -p xtask`, part of `cargo xtask ci`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::project_root;
+
+/// rustfmt's `max_width`; it does not break string literals, so this checks what it cannot.
+const MAX_WIDTH: usize = 100;
+
+/// Every file git tracks, relative to the project root.
+fn tracked_files() -> Vec<PathBuf> {
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(project_root())
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "`git ls-files` failed");
+    output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| PathBuf::from(String::from_utf8_lossy(name).into_owned()))
+        .collect()
+}
+
+fn tracked_rust_files() -> Vec<PathBuf> {
+    tracked_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(project_root().join(path))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn no_build_output_is_tracked() {
+    let outputs: Vec<PathBuf> = tracked_files()
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "target"))
+        .collect();
+    assert!(
+        outputs.is_empty(),
+        "build outputs are tracked by git; remove them (`target/` is ignored at any depth):\n{}",
+        list(&outputs)
+    );
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc_comment() {
+    let undocumented: Vec<PathBuf> = tracked_rust_files()
+        .into_iter()
+        .filter(|p| !read(p).starts_with("//!"))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "these files do not start with a `//!` line saying what they are for:\n{}",
+        list(&undocumented)
+    );
+}
+
+#[test]
+fn no_line_is_wider_than_rustfmt_allows() {
+    let mut wide = Vec::new();
+    for path in tracked_rust_files() {
+        for (number, line) in read(&path).lines().enumerate() {
+            if line.chars().count() > MAX_WIDTH {
+                wide.push(format!("{}:{}", path.display(), number + 1));
+            }
+        }
+    }
+    assert!(
+        wide.is_empty(),
+        "lines wider than {MAX_WIDTH} characters (rustfmt gives up on long string literals; \
+         split them with `\\` continuations):\n  {}",
+        wide.join("\n  ")
+    );
+}
+
+/// A comment that names a file of this repository (`support/host.rs`, `templates/metadata.toml`)
+/// must name one that exists: a clone has nothing else.
+#[test]
+fn comments_name_only_files_that_exist() {
+    let root = project_root();
+    let mut dangling = Vec::new();
+    for path in tracked_rust_files() {
+        let dir = root.join(&path).parent().unwrap().to_owned();
+        let crate_dir = crate_dir_of(&root.join(&path));
+        for (number, line) in read(&path).lines().enumerate() {
+            let Some((_, comment)) = line.split_once("//") else {
+                continue;
+            };
+            for name in file_names(comment) {
+                let exists = [&root, &dir, &crate_dir]
+                    .iter()
+                    .any(|base| base.join(&name).exists());
+                if !exists {
+                    dangling.push(format!("{}:{}: `{name}`", path.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        dangling.is_empty(),
+        "comments name files that are not in the repository:\n  {}",
+        dangling.join("\n  ")
+    );
+}
+
+/// The nearest directory above `file` holding a `Cargo.toml`.
+fn crate_dir_of(file: &Path) -> PathBuf {
+    file.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("Cargo.toml").is_file())
+        .unwrap_or(file)
+        .to_owned()
+}
+
+/// Relative paths with a directory and a source-file extension, as comments name files:
+/// `tests/e2e/support/host.rs`, `.cargo/config.toml`. Absolute paths, paths in the user's home
+/// or under a placeholder (`<target-dir>/…`, `$DOCKER_CONFIG/…`) name no file of ours.
+fn file_names(comment: &str) -> Vec<String> {
+    const EXTENSIONS: [&str; 6] = [".rs", ".md", ".toml", ".sh", ".yml", ".yaml"];
+    comment
+        .split(|c: char| c.is_whitespace() || matches!(c, '`' | '(' | ')' | ',' | ';' | '"'))
+        .map(|word| word.trim_end_matches([':', '.']))
+        .filter(|word| word.contains('/') && EXTENSIONS.iter().any(|e| word.ends_with(e)))
+        .filter(|word| {
+            !word.starts_with(['/', '~', '$', '<', '.'])
+                || word.starts_with("./")
+                || word.starts_with(".cargo/")
+        })
+        .filter(|word| !word.contains(['<', '…', '*', '{', ':']))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("  {}", p.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ARCHITECTURE.md's "Layers" block: for each crate's source directory, its modules in layers,
+/// lowest first.
+fn layers() -> BTreeMap<String, Vec<BTreeSet<String>>> {
+    let architecture = read(Path::new("ARCHITECTURE.md"));
+    let section = architecture
+        .split("\n## Layers\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a `## Layers` section");
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("the Layers section has a code block");
+    let mut crates: BTreeMap<String, Vec<BTreeSet<String>>> = BTreeMap::new();
+    let mut current = None;
+    for line in block.lines().skip(1) {
+        let line = line.split('#').next().unwrap_or_default().trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            let dir = line.trim_end_matches(':').to_owned();
+            crates.insert(dir.clone(), Vec::new());
+            current = Some(dir);
+            continue;
+        }
+        let dir = current.as_ref().expect("a crate line comes first");
+        let layer = line.split_whitespace().map(str::to_owned).collect();
+        crates.get_mut(dir).unwrap().push(layer);
+    }
+    crates
+}
+
+/// The modules a file uses through `crate::NAME`, outside its tests and comments.
+fn uses(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .split("#[cfg(test)]\nmod tests")
+        .next()
+        .unwrap_or(text)
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // `crate::{a::B, c}`: the first name of each item at the top level.
+            let mut depth = 0;
+            let mut item_start = true;
+            let mut name = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        if !name.is_empty() {
+                            found.insert(std::mem::take(&mut name));
+                        }
+                        item_start = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if item_start && (c.is_alphanumeric() || c == '_') {
+                    name.push(c);
+                } else if item_start && !name.is_empty() {
+                    found.insert(std::mem::take(&mut name));
+                    item_start = false;
+                }
+            }
+            if !name.is_empty() {
+                found.insert(name);
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.insert(name);
+        }
+    }
+    found
+}
+
+/// Each module may use only the modules on the layers above its own, so the import graph has no
+/// circle and the layering in ARCHITECTURE.md is the code's.
+#[test]
+fn modules_use_only_the_layers_below_them() {
+    let root = project_root();
+    let mut problems = Vec::new();
+    for (dir, layers) in layers() {
+        let level_of: BTreeMap<&str, usize> = layers
+            .iter()
+            .enumerate()
+            .flat_map(|(level, modules)| modules.iter().map(move |m| (m.as_str(), level)))
+            .collect();
+        let on_disk: BTreeSet<String> = fs::read_dir(root.join(&dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .filter(|m| !matches!(m.as_str(), "lib" | "main"))
+            .collect();
+        for module in &on_disk {
+            if !level_of.contains_key(module.as_str()) {
+                problems.push(format!("{dir}/{module}.rs is in no layer"));
+            }
+        }
+        for module in level_of.keys() {
+            if !on_disk.contains(*module) {
+                problems.push(format!(
+                    "{dir}/{module}.rs is in a layer but does not exist"
+                ));
+            }
+        }
+        for module in &on_disk {
+            let Some(&level) = level_of.get(module.as_str()) else {
+                continue;
+            };
+            let text = read(&Path::new(&dir).join(format!("{module}.rs")));
+            for used in uses(&text) {
+                match level_of.get(used.as_str()) {
+                    Some(&other) if other < level => {}
+                    Some(_) if used == *module => {}
+                    Some(_) => problems.push(format!(
+                        "{dir}/{module}.rs uses `{used}`, which is not on a layer below it"
+                    )),
+                    None => {}
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the layers in ARCHITECTURE.md and the code disagree:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn uses_reads_single_and_grouped_imports() {
+    let text = "use crate::a::B;\nuse crate::{c::D, e, f::{G, H}};\nfn x() { crate::i::j(); }\n\
+                /// See [`crate::z`].\n#[cfg(test)]\nmod tests {\n    use crate::k;\n}\n";
+    let found: Vec<String> = uses(text).into_iter().collect();
+    assert_eq!(found, ["a", "c", "e", "f", "i"]);
+}
