@@ -129,6 +129,19 @@ pub fn source_date_epoch() -> Result<Timestamp> {
     }
 }
 
+/// The rustc that cargo uses: `$RUSTC`, else the one beside the cargo that runs us (`$CARGO`,
+/// the toolchain's own binary), which spares a start of rustup's proxy; else `rustc`.
+fn rustc() -> std::ffi::OsString {
+    if let Some(rustc) = std::env::var_os("RUSTC") {
+        return rustc;
+    }
+    let beside_cargo = std::env::var_os("CARGO")
+        .map(std::path::PathBuf::from)
+        .and_then(|cargo| Some(cargo.parent()?.join("rustc")))
+        .filter(|rustc| rustc.is_file());
+    beside_cargo.map_or_else(|| "rustc".into(), Into::into)
+}
+
 /// The commit the package is checked out at; `None` outside a git checkout or without git.
 fn git_revision(dir: &Path) -> Option<String> {
     let output = Command::new("git")
@@ -141,10 +154,19 @@ fn git_revision(dir: &Path) -> Option<String> {
     (output.status.success() && !revision.is_empty()).then_some(revision)
 }
 
+/// `cargo metadata` and the host target, asked at the same time: each is a process start.
+pub fn metadata_and_host(options: &WorkspaceOptions) -> Result<(Metadata, String)> {
+    std::thread::scope(|scope| {
+        let host = scope.spawn(host_triple);
+        let metadata = metadata(options);
+        let host = host.join().expect("the thread asking rustc does not panic");
+        Ok((metadata?, host?))
+    })
+}
+
 /// The target rustc builds for when no `--target` is given.
 pub fn host_triple() -> Result<String> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(&rustc)
+    let output = Command::new(rustc())
         .arg("-vV")
         .output()
         .context("failed to run `rustc -vV`")?;
