@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
+use oci_pack::cache::BuildCache;
 use oci_pack::image::join_index;
-use oci_pack::layout::StagedLayout;
+use oci_pack::layout::{self, Tagged};
 use oci_pack::source::ImageSource;
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
-use crate::metadata::ElfCheck;
+use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
 use crate::plan::Overrides;
@@ -30,6 +31,9 @@ pub struct BuildArgs {
     /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub elf_check: Option<ElfCheck>,
+    /// How new layers are compressed, overriding `compression` in Cargo.toml
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub compression: Option<CompressionSpec>,
     /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
     #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
@@ -69,14 +73,14 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
     let shell = Shell::new(verbosity);
 
-    let metadata = workspace::metadata(&args.cargo.workspace)?;
-    let package = workspace::select_package(&metadata, args.cargo.workspace.package.as_deref())?;
     let created = workspace::source_date_epoch()?;
-    let host = workspace::host_triple()?;
+    let (metadata, host) = workspace::metadata_and_host(&args.cargo.workspace)?;
+    let package = workspace::select_package(&metadata, args.cargo.workspace.package.as_deref())?;
     let overrides = Overrides {
         targets: args.cargo.targets.clone(),
         formats: args.formats.clone(),
         elf_check: args.elf_check,
+        compression: args.compression,
     };
     let plan = workspace::build_plan(&metadata, package, created, &overrides, &host)?;
     for image in &plan.images {
@@ -112,18 +116,20 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         .unwrap_or_else(|| target_dir.join("oci").join(package.name.as_str()));
     let output = std::path::absolute(&output)
         .with_context(|| format!("invalid output path `{}`", output.display()))?;
-    let staged = StagedLayout::create(&output)?;
+    if plan.formats.contains(&Format::Oci) {
+        layout::check_destination(&output)?;
+    }
+    let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
 
     let registries = pack::RegistryOptions {
         insecure: args.insecure_registry.clone(),
-        cache: target_dir.join("oci").join(".cache"),
         offline: args.cargo.workspace.offline || args.cargo.workspace.frozen,
     };
     // Every base is read, and its layers checked, before cargo spends minutes building.
     let bases = plan
         .images
         .iter()
-        .map(|image| pack::open_base(image, &staged, &shell, &registries))
+        .map(|image| pack::open_base(image, &cache, &shell, &registries))
         .collect::<Result<Vec<_>>>()?;
 
     let mut requests = Vec::new();
@@ -158,23 +164,39 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         "Packing",
         format_args!("{} ({})", package.name, platforms.join(", ")),
     );
-    let built = pack::pack_all(staged.store(), requests, &shell)?;
+    let built = pack::pack_all(&cache, requests, &shell)?;
     let (target, config) = match built.as_slice() {
         [only] if !plan.writes_index() => {
             (only.manifest.clone(), Some(only.config.digest.to_string()))
         }
         _ => {
             let manifests = built.iter().map(|b| b.manifest.clone()).collect();
-            let index = join_index(staged.store(), manifests, plan.index_annotations.clone())?;
+            let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
             (index, None)
         }
     };
 
-    let sealed = staged.seal(&target, &plan.tags, plan.index_annotations.clone())?;
-    let (written, loaded, pushed) =
-        outputs::write(sealed, &plan.formats, args.load, push.as_ref(), created)?;
+    let image = Tagged {
+        store: cache.store().clone(),
+        target: target.clone(),
+        tags: plan.tags.clone(),
+        annotations: plan.index_annotations.clone(),
+    };
+    let destinations = outputs::Destinations {
+        layout: &output,
+        formats: &plan.formats,
+        load: args.load,
+        push: push.as_ref(),
+        mtime: created,
+    };
+    let written = outputs::write(&image, &destinations, &cache);
+    for warning in cache.take_warnings() {
+        shell.warn(warning);
+    }
+    let (written, loaded, pushed) = written?;
     for output in &written {
-        shell.status("Writing", output.path.display());
+        let verb = if output.fresh { "Fresh" } else { "Writing" };
+        shell.status(verb, output.path.display());
     }
     if let Some(message) = &loaded {
         shell.status("Loaded", message);

@@ -119,10 +119,15 @@ pub struct FileSpec {
     pub dest: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How new layers are compressed, as `compression` and `--compression` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompressionSpec {
+    /// gzip, which every tool reads
     Gzip,
+    /// zstd: smaller and faster; OCI only (not for `docker load`)
+    Zstd,
+    /// Plain tar
     None,
 }
 

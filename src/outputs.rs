@@ -8,8 +8,11 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
-use oci_pack::layout::SealedLayout;
+use oci_pack::cache::BuildCache;
+use oci_pack::digest::Digest;
+use oci_pack::layout::{StagedLayout, Tagged};
 use oci_pack::registry::{Credentials, Pushed, Repository, Session};
+use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
 
 /// An output format, as `formats = [...]` and `--format` name it.
@@ -69,6 +72,8 @@ impl Loader {
 pub struct Output {
     pub format: Format,
     pub path: PathBuf,
+    /// It already held this image, and was left untouched.
+    pub fresh: bool,
 }
 
 /// A registry repository to push to, with its credentials.
@@ -105,68 +110,129 @@ pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> 
     })
 }
 
-/// Writes every format of `formats` from the sealed layout, streams it into `load` and pushes
-/// it if asked, and only then moves everything into place: a failure anywhere leaves no new
-/// output.
+/// Where and how the image goes.
+#[derive(Debug)]
+pub struct Destinations<'a> {
+    /// The layout's path; archives sit beside it.
+    pub layout: &'a Path,
+    pub formats: &'a [Format],
+    pub load: Option<Loader>,
+    pub push: Option<&'a PushTarget>,
+    /// Every archive entry's mtime.
+    pub mtime: Timestamp,
+}
+
+/// Writes every format from `image`, streams it into a loader and pushes it if asked, and only
+/// then moves everything into place: a failure anywhere leaves no new output. An output that
+/// already holds this very image is left untouched.
 pub fn write(
-    sealed: SealedLayout,
-    formats: &[Format],
-    load: Option<Loader>,
-    push: Option<&PushTarget>,
-    mtime: Timestamp,
+    image: &Tagged,
+    to: &Destinations<'_>,
+    cache: &BuildCache,
 ) -> Result<(Vec<Output>, Option<String>, Option<Pushed>)> {
-    let layout = sealed.destination().to_owned();
+    let mut layout = None;
     let mut archives = Vec::new();
-    for &format in formats {
+    let mut outputs = Vec::new();
+    for &format in to.formats {
+        let path = format.path(to.layout);
         let kind = match format {
-            Format::Oci => continue,
+            Format::Oci => {
+                if layout_holds(&path, image)? {
+                    outputs.push(Output {
+                        format,
+                        path,
+                        fresh: true,
+                    });
+                } else {
+                    layout = Some(StagedLayout::create(&path)?.seal_from(image)?);
+                }
+                continue;
+            }
             Format::OciArchive => ArchiveFormat::Oci,
             Format::Docker => ArchiveFormat::Docker,
         };
-        let path = format.path(&layout);
-        let staged = StagedArchive::write(&sealed, kind, &path, mtime).with_context(|| {
+        let key = archive_key(image, format, to.mtime)?;
+        if cache.output_is_fresh(&path, &key) {
+            outputs.push(Output {
+                format,
+                path,
+                fresh: true,
+            });
+            continue;
+        }
+        let staged = StagedArchive::write(image, kind, &path, to.mtime).with_context(|| {
             format!(
                 "failed to write the {} archive `{}`",
                 format.name(),
                 path.display()
             )
         })?;
-        archives.push((format, staged));
+        archives.push((format, staged, key));
     }
-    let loaded = load
-        .map(|loader| stream_into(loader, &sealed, mtime))
+    let loaded = to
+        .load
+        .map(|loader| stream_into(loader, image, to.mtime))
         .transpose()?;
-    let pushed = push
+    let pushed = to
+        .push
         .map(|target| {
-            let tags: Vec<String> = sealed.tags.iter().map(|t| t.tag.clone()).collect();
+            let tags: Vec<String> = image.tags.iter().map(|t| t.tag.clone()).collect();
             anyhow::Ok(target.session()?.push(
-                sealed.store(),
-                &sealed.target,
+                &image.store,
+                &image.target,
                 &tags,
                 target.mount_from.as_ref(),
             )?)
         })
         .transpose()?;
 
-    let mut outputs = Vec::new();
-    if formats.contains(&Format::Oci) {
+    if let Some(layout) = layout {
         outputs.push(Output {
             format: Format::Oci,
-            path: sealed.persist()?,
+            path: layout.persist()?,
+            fresh: false,
         });
     }
-    for (format, staged) in archives {
+    for (format, staged, key) in archives {
+        let path = staged.persist()?;
+        cache.record_output(&path, &key);
         outputs.push(Output {
             format,
-            path: staged.persist()?,
+            path,
+            fresh: false,
         });
     }
+    outputs.sort_by_key(|o| o.format);
     Ok((outputs, loaded, pushed))
+}
+
+/// Whether the layout at `path` holds `image` already: the same `index.json`, and every blob
+/// there with its size.
+fn layout_holds(path: &Path, image: &Tagged) -> Result<bool> {
+    let Ok(index) = std::fs::read(path.join("index.json")) else {
+        return Ok(false);
+    };
+    if index != image.layout_index()? || !path.join("oci-layout").is_file() {
+        return Ok(false);
+    }
+    let blobs = BlobStore::existing(path);
+    Ok(image.blobs()?.iter().all(|blob| {
+        std::fs::symlink_metadata(blobs.blob_path(&blob.digest))
+            .is_ok_and(|m| m.is_file() && m.len() == blob.size)
+    }))
+}
+
+/// What an archive's bytes are made of: its format, the layout index (the image, its tags and
+/// annotations) and the entries' mtime. The same key, the same bytes.
+fn archive_key(image: &Tagged, format: Format, mtime: Timestamp) -> Result<Digest> {
+    let mut key = format!("{} {} ", format.name(), mtime.0).into_bytes();
+    key.extend(image.layout_index()?);
+    Ok(Digest::of(&key))
 }
 
 /// Pipes the Docker archive into `docker load` / `podman load`; no tar touches the disk.
 /// Returns what the loader printed.
-fn stream_into(loader: Loader, sealed: &SealedLayout, mtime: Timestamp) -> Result<String> {
+fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<String> {
     let program = loader.program();
     let mut child = Command::new(program)
         .arg("load")
@@ -177,7 +243,7 @@ fn stream_into(loader: Loader, sealed: &SealedLayout, mtime: Timestamp) -> Resul
         .with_context(|| format!("failed to run `{program} load`; is {program} installed?"))?;
     let stdin = BufWriter::new(child.stdin.take().expect("stdin is piped"));
     // A loader that dies early closes the pipe; its own message, below, says why.
-    let streamed = write_archive(sealed, ArchiveFormat::Docker, stdin, mtime).and_then(|mut w| {
+    let streamed = write_archive(image, ArchiveFormat::Docker, stdin, mtime).and_then(|mut w| {
         w.flush().map_err(|source| oci_pack::Error::Io {
             action: "write to",
             path: program.into(),

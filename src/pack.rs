@@ -6,40 +6,38 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
+use oci_pack::cache::BuildCache;
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
 use oci_pack::layer::LayerContents;
-use oci_pack::layout::StagedLayout;
 use oci_pack::registry::{RegistryAccess, Repository};
 use oci_pack::source::{ImageSource, ParentImage};
-use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
 
 use crate::metadata::ElfCheck;
 use crate::plan::ImagePlan;
 use crate::shell::Shell;
 
-/// Opens `plan.base` for its platform, reading its file tree now if anything will be diffed
-/// against it, so a broken or hostile base fails the build before cargo runs.
+/// Opens `plan.base` for its platform and reads its file tree, which checks every layer (from
+/// the cache, after the first build), so a broken or hostile base fails the build before cargo
+/// runs.
 pub fn open_base(
     plan: &ImagePlan,
-    staged: &StagedLayout,
+    cache: &BuildCache,
     shell: &Shell,
     registries: &RegistryOptions,
 ) -> Result<Option<ParentImage>> {
     let context = || format!("failed to read the base image `{}`", plan.base);
     let access = match &plan.base {
-        ImageSource::Registry(image) => Some(registries.access(&image.repository)?),
+        ImageSource::Registry(image) => Some(registries.access(&image.repository, cache)?),
         _ => None,
     };
-    let opened = ParentImage::open(&plan.base, &plan.platform, staged.store(), access.as_ref());
+    let opened = ParentImage::open(&plan.base, &plan.platform, cache, access.as_ref());
     let Some(mut parent) = opened.with_context(context)? else {
         return Ok(None);
     };
-    if !(plan.bins.is_empty() && plan.files.is_empty() && plan.remove.is_empty()) {
-        parent.file_tree().with_context(context)?;
-    }
+    parent.file_tree().with_context(context)?;
     let name = parent.name.clone().unwrap_or_else(|| plan.base.to_string());
     match &parent.manifest_digest {
         Some(digest) => shell.status("Base", format_args!("{name} ({digest})")),
@@ -53,18 +51,17 @@ pub fn open_base(
 pub struct RegistryOptions {
     /// Registries that may be reached over plain HTTP (loopback ones always may).
     pub insecure: Vec<String>,
-    /// Where fetched blobs are kept between builds.
-    pub cache: PathBuf,
     /// Use only the cache (`--offline`, `--frozen`).
     pub offline: bool,
 }
 
 impl RegistryOptions {
-    fn access(&self, repository: &Repository) -> Result<RegistryAccess> {
+    /// Fetched blobs go to the build cache's store.
+    fn access(&self, repository: &Repository, cache: &BuildCache) -> Result<RegistryAccess> {
         Ok(RegistryAccess {
             credentials: crate::credentials::for_registry(&repository.registry)?,
             plain_http: repository.allows_plain_http(&self.insecure),
-            cache: BlobStore::open(&self.cache)?,
+            cache: cache.store().clone(),
             offline: self.offline,
         })
     }
@@ -191,9 +188,10 @@ pub fn check_binaries(
     }
 }
 
-/// Packs every image into `store`, one thread each.
+/// Packs every image into the cache's store, one thread each; a layer compressed by an earlier
+/// build is taken from the cache.
 pub fn pack_all(
-    store: &BlobStore,
+    cache: &BuildCache,
     requests: Vec<ImageRequest>,
     shell: &Shell,
 ) -> Result<Vec<BuiltImage>> {
@@ -202,7 +200,7 @@ pub fn pack_all(
             .into_iter()
             .map(|request| {
                 let mut shell = shell.clone();
-                scope.spawn(move || build_image(store, request, &mut shell))
+                scope.spawn(move || build_image(cache.store(), request, Some(cache), &mut shell))
             })
             .collect();
         packing

@@ -91,6 +91,8 @@ pub struct Overrides {
     pub formats: Vec<Format>,
     /// `--elf-check`; replaces every image's `elf-check`.
     pub elf_check: Option<ElfCheck>,
+    /// `--compression`; replaces every image's `compression`.
+    pub compression: Option<CompressionSpec>,
 }
 
 /// Why a package's metadata cannot be built.
@@ -175,6 +177,7 @@ pub fn resolve(
         let image = ImagePlan {
             triple,
             elf_check: overrides.elf_check.unwrap_or(image.elf_check),
+            compression: overrides.compression.map_or(image.compression, compression),
             ..image
         };
         if let Some(other) = images.iter().find(|p| p.platform == image.platform) {
@@ -364,10 +367,7 @@ fn resolve_image(
         }
     }
 
-    let compression = match metadata.compression {
-        None | Some(CompressionSpec::Gzip) => Compression::Gzip,
-        Some(CompressionSpec::None) => Compression::None,
-    };
+    let compression = compression(metadata.compression.unwrap_or(CompressionSpec::Gzip));
     let author = metadata.author.or_else(|| package.authors.first().cloned());
     Ok(ImagePlan {
         triple: None,
@@ -385,6 +385,14 @@ fn resolve_image(
         comment: metadata.comment,
         compression,
     })
+}
+
+fn compression(spec: CompressionSpec) -> Compression {
+    match spec {
+        CompressionSpec::Gzip => Compression::Gzip,
+        CompressionSpec::Zstd => Compression::Zstd,
+        CompressionSpec::None => Compression::None,
+    }
 }
 
 /// The platform of `triple`, with the metadata's platform keys over it.
@@ -789,6 +797,7 @@ mod tests {
             ],
             formats: vec![Format::OciArchive, Format::Oci, Format::Oci],
             elf_check: Some(ElfCheck::Deny),
+            compression: Some(CompressionSpec::Zstd),
         };
         let plan = resolve(
             &loaded,
@@ -803,6 +812,10 @@ mod tests {
         assert!(plan.writes_index());
         assert_eq!(plan.formats, [Format::Oci, Format::OciArchive]);
         assert!(plan.images.iter().all(|i| i.elf_check == ElfCheck::Deny));
+        assert!(plan
+            .images
+            .iter()
+            .all(|i| i.compression == Compression::Zstd));
 
         let twice = build_on(
             json!({}),

@@ -61,7 +61,8 @@ fn main() {
                 config_created_by: "bench".into(),
             };
             let staged = StagedLayout::create(&out.path().join("image")).expect("staging");
-            let image = build_image(staged.store(), request, &mut NoProgress).expect("packing");
+            let image =
+                build_image(staged.store(), request, None, &mut NoProgress).expect("packing");
             staged
                 .finish(
                     &image.manifest,

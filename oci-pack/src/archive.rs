@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use crate::descriptor::Descriptor;
 use crate::docker;
 use crate::error::{Error, Result};
-use crate::layer::{write_tar, LayerContents, FILE_MODE};
-use crate::layout::{self, SealedLayout};
+use crate::layer::{write_tar, LayerContents, EXECUTABLE_MODE, FILE_MODE};
+use crate::layout::{self, Tagged, OCI_LAYOUT_CONTENT};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::path::archive_name;
@@ -152,28 +152,40 @@ pub enum ArchiveFormat {
     Docker,
 }
 
-/// Streams `layout` as a deterministic tar (sorted, 0:0, every entry dated `mtime`) into `out`.
+/// Streams `image` as a deterministic tar (sorted, 0:0, every entry dated `mtime`) into `out`:
+/// an OCI layout of it, and Docker's `manifest.json` and `repositories` when it is one
+/// platform's image. Blobs are read straight from the image's store.
 pub fn write_archive<W: Write>(
-    layout: &SealedLayout,
+    image: &Tagged,
     format: ArchiveFormat,
     out: W,
     mtime: Timestamp,
 ) -> Result<W> {
-    let root = layout.root();
     let mut contents = LayerContents::new();
-    for name in ["oci-layout", "index.json", "blobs"] {
-        contents.add_path(&format!("/{name}"), &root.join(name))?;
+    contents.add_bytes(
+        "/oci-layout",
+        OCI_LAYOUT_CONTENT.as_bytes().to_vec(),
+        FILE_MODE,
+    )?;
+    contents.add_bytes("/index.json", image.layout_index()?, FILE_MODE)?;
+    contents.add_directory("/blobs/sha256", EXECUTABLE_MODE)?;
+    for blob in image.blobs()? {
+        let path = format!("/blobs/sha256/{}", blob.digest.hex());
+        contents.add_file(&path, image.store.blob_path(&blob.digest), FILE_MODE)?;
     }
-    if format == ArchiveFormat::Docker || media_type::is_manifest(&layout.target.media_type) {
-        if !media_type::is_manifest(&layout.target.media_type) {
+    let target = &image.target;
+    if format == ArchiveFormat::Docker || media_type::is_manifest(&target.media_type) {
+        if !media_type::is_manifest(&target.media_type) {
             return Err(Error::DockerArchiveNeedsOneImage);
         }
-        let manifest: ImageManifest = serde_json::from_slice(&layout.store().read(&layout.target)?)
-            .map_err(|source| Error::MalformedJson {
-                what: format!("manifest {}", layout.target.digest),
-                source,
+        let manifest: ImageManifest =
+            serde_json::from_slice(&image.store.read(target)?).map_err(|source| {
+                Error::MalformedJson {
+                    what: format!("manifest {}", target.digest),
+                    source,
+                }
             })?;
-        let (manifest, repositories) = docker::archive_manifest(&manifest, &layout.tags)?;
+        let (manifest, repositories) = docker::archive_manifest(&manifest, &image.tags)?;
         contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;
         contents.add_bytes("/repositories", repositories, FILE_MODE)?;
     }
@@ -190,7 +202,7 @@ pub struct StagedArchive {
 
 impl StagedArchive {
     pub fn write(
-        layout: &SealedLayout,
+        image: &Tagged,
         format: ArchiveFormat,
         destination: &Path,
         mtime: Timestamp,
@@ -206,7 +218,7 @@ impl StagedArchive {
             .prefix(&prefix)
             .tempfile_in(&dir)
             .map_err(Error::io("create a temporary file in", &dir))?;
-        let buffered = write_archive(layout, format, io::BufWriter::new(file), mtime)
+        let buffered = write_archive(image, format, io::BufWriter::new(file), mtime)
             .map_err(|e| e.for_destination("write", destination))?;
         let file = buffered
             .into_inner()

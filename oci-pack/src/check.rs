@@ -156,7 +156,7 @@ impl ImageFiles<'_> {
     fn glibc_at(&self, path: &Path) -> Option<GlibcVersion> {
         match self.resolve(path)? {
             Found::Parent(node) => match &node.kind {
-                NodeKind::File { glibc, .. } => glibc.clone(),
+                NodeKind::File { glibc, .. } => glibc.as_deref().cloned(),
                 _ => None,
             },
             Found::Layer(Entry::File {

@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-/// A `sha256:` digest, the only algorithm the engine writes.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A `sha256:` digest, the only algorithm the engine writes. Ordered as its hex spelling is.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest {
-    hex: String,
+    hash: [u8; 32],
 }
 
 impl Digest {
@@ -17,18 +17,23 @@ impl Digest {
         Digest::from_hash(Sha256::digest(bytes).into())
     }
 
-    fn from_hash(hash: [u8; 32]) -> Digest {
-        use fmt::Write as _;
-        let mut hex = String::with_capacity(64);
-        for byte in hash {
-            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
-        }
-        Digest { hex }
+    pub fn from_hash(hash: [u8; 32]) -> Digest {
+        Digest { hash }
+    }
+
+    /// The 32 bytes of the hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.hash
     }
 
     /// The 64 hex digits, which name the blob under `blobs/sha256/`.
-    pub fn hex(&self) -> &str {
-        &self.hex
+    pub fn hex(&self) -> String {
+        use fmt::Write as _;
+        let mut hex = String::with_capacity(64);
+        for byte in self.hash {
+            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+        }
+        hex
     }
 }
 
@@ -59,15 +64,21 @@ impl FromStr for Digest {
                 hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             })
             .ok_or_else(|| DigestError(s.to_owned()))?;
-        Ok(Digest {
-            hex: hex.to_owned(),
-        })
+        let mut hash = [0u8; 32];
+        for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let nibble = |c: u8| match c {
+                b'0'..=b'9' => c - b'0',
+                _ => c - b'a' + 10,
+            };
+            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
+        }
+        Ok(Digest { hash })
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        write!(f, "sha256:{}", self.hex())
     }
 }
 
@@ -152,6 +163,16 @@ mod tests {
         assert_eq!(digest, Digest::of(b"hello world"));
         assert_eq!(size, 11);
         assert_eq!(inner, b"hello world");
+    }
+
+    #[test]
+    fn parsing_and_printing_round_trip() {
+        let digest = Digest::of(b"round trip");
+        let text = digest.to_string();
+        assert_eq!(text.parse::<Digest>().unwrap(), digest);
+        assert_eq!(format!("sha256:{}", digest.hex()), text);
+        let (low, high) = (Digest::of(b"a"), Digest::of(b"b"));
+        assert_eq!(low.cmp(&high), low.to_string().cmp(&high.to_string()));
     }
 
     #[test]

@@ -30,9 +30,9 @@ pub fn archive_manifest(
 ) -> Result<(Vec<u8>, Vec<u8>)> {
     for layer in &manifest.layers {
         // moby's loader takes plain and gzip tars; anything else would fail inside `docker load`.
-        if media_type::oci_layer(&layer.media_type).is_none() {
-            return Err(Error::UnsupportedMediaType {
-                digest: layer.digest.clone(),
+        if !media_type::docker_loads(&layer.media_type) {
+            return Err(Error::NotForDockerLoad {
+                layer: layer.digest,
                 media_type: layer.media_type.clone(),
             });
         }

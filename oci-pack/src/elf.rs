@@ -46,6 +46,15 @@ pub struct ElfInfo {
 pub struct GlibcVersion(Vec<u32>);
 
 impl GlibcVersion {
+    /// `[2, 34]` for `GLIBC_2.34`.
+    pub fn from_parts(parts: Vec<u32>) -> GlibcVersion {
+        GlibcVersion(parts)
+    }
+
+    pub fn parts(&self) -> &[u32] {
+        &self.0
+    }
+
     pub fn parse(name: &str) -> Option<GlibcVersion> {
         let numbers = name.strip_prefix("GLIBC_")?;
         numbers

@@ -49,6 +49,8 @@ pub enum Error {
     UnsupportedFileType { path: PathBuf },
     #[error("`{}` changed size while it was being packed", path.display())]
     FileChanged { path: PathBuf },
+    #[error("a file changed while its layer was being written; build again")]
+    ContentsChanged,
     #[error("failed to encode {what} as JSON")]
     Json {
         what: &'static str,
@@ -114,6 +116,11 @@ pub enum Error {
     },
     #[error("cannot remove `{path}`: the base image has no such path")]
     RemoveMissing { path: String },
+    #[error(
+        "layer {layer} is `{media_type}`, which `docker load` cannot read: a Docker archive \
+         holds plain and gzip layers only; write `oci` or `oci-archive`, or use gzip"
+    )]
+    NotForDockerLoad { layer: Digest, media_type: String },
     #[error("a Docker archive holds one image per platform; this image is an index of several")]
     DockerArchiveNeedsOneImage,
     #[error("`{}` is not a valid ELF file: {reason}", path.display())]

@@ -41,12 +41,12 @@ pub fn walk(store: &BlobStore, target: &Descriptor) -> Result<ImageGraph> {
         if media_type::is_manifest(&descriptor.media_type) {
             let manifest: ImageManifest = parse(store, &descriptor, "manifest")?;
             for blob in std::iter::once(manifest.config).chain(manifest.layers) {
-                if seen_blobs.insert(blob.digest.clone()) {
+                if seen_blobs.insert(blob.digest) {
                     graph.blobs.push(blob);
                 }
             }
         }
-        seen_manifests.insert(descriptor.digest.clone());
+        seen_manifests.insert(descriptor.digest);
         graph.manifests.push(descriptor);
     }
     Ok(graph)

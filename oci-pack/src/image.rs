@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use crate::annotation::{BASE_DIGEST, BASE_NAME};
+use crate::cache::BuildCache;
 use crate::config::{ConfigChanges, History, ImageConfig};
 use crate::descriptor::Descriptor;
 use crate::diff;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layer::{write_layer, Compression, Layer, LayerContents};
+use crate::layer::{diff_id, write_layer, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -60,9 +62,13 @@ pub struct BuiltImage {
 
 /// Writes the layers, config and manifest of `request` into `store`. A parent's layers are
 /// reused byte for byte (linked into `store`), its config inherited with Dockerfile rules.
+///
+/// With a `cache`, a new layer whose tar an earlier build already compressed with the same
+/// settings is not compressed again: its blob is taken from the cache.
 pub fn build_image(
     store: &BlobStore,
     mut request: ImageRequest,
+    cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
@@ -80,23 +86,52 @@ pub fn build_image(
         .get_or_insert_with(Default::default)
         .apply(&request.config);
 
+    // Reading the parent's tree (to write the difference) checks its layers on the way.
+    let new_layers = new_layer_contents(&mut request)?;
     let mut descriptors = Vec::new();
     if let Some(parent) = &request.base {
         for layer in &parent.layers {
-            store.import(&parent.store, layer)?;
+            store.import(&parent.store, layer, parent.layers_verified())?;
             descriptors.push(layer.clone());
         }
     }
 
-    let new_layers = new_layer_contents(&mut request)?;
     let mut layers = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
-        let layer = write_layer(store, contents, request.compression, request.created)?;
-        progress.on_event(&Event::LayerWritten {
-            layer: &layer,
-            created_by,
-        });
-        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        let (compression, mtime) = (request.compression, request.created);
+        let layer = match cache {
+            Some(cache) => match reusable(store, cache, contents, compression, mtime)? {
+                Ok(layer) => {
+                    progress.on_event(&Event::LayerReused {
+                        layer: &layer,
+                        created_by,
+                    });
+                    layer
+                }
+                Err(diff_id) => {
+                    let layer = write_layer(store, contents, compression, mtime)?;
+                    if layer.diff_id != diff_id {
+                        return Err(Error::ContentsChanged);
+                    }
+                    cache.store().import(store, &layer.descriptor, true)?;
+                    cache.record_layer(&layer, compression);
+                    progress.on_event(&Event::LayerWritten {
+                        layer: &layer,
+                        created_by,
+                    });
+                    layer
+                }
+            },
+            None => {
+                let layer = write_layer(store, contents, compression, mtime)?;
+                progress.on_event(&Event::LayerWritten {
+                    layer: &layer,
+                    created_by,
+                });
+                layer
+            }
+        };
+        config.rootfs.diff_ids.push(layer.diff_id);
         config.history.push(History {
             created: Some(created.clone()),
             created_by: Some(created_by.clone()),
@@ -155,6 +190,25 @@ pub fn build_image(
         config: config_descriptor,
         layers,
     })
+}
+
+/// The layer `contents` compressed by an earlier build, linked into `store`; else the diff_id
+/// of `contents`, found in one pass that compresses nothing.
+fn reusable(
+    store: &BlobStore,
+    cache: &BuildCache,
+    contents: &LayerContents,
+    compression: Compression,
+    mtime: Timestamp,
+) -> Result<std::result::Result<Layer, Digest>> {
+    let diff_id = diff_id(contents, mtime)?;
+    match cache.reusable_layer(&diff_id, compression) {
+        Some(layer) => {
+            store.import(cache.store(), &layer.descriptor, true)?;
+            Ok(Ok(layer))
+        }
+        None => Ok(Err(diff_id)),
+    }
 }
 
 /// Joins one image per platform into an image index in `store` (see [`ImageIndex::join`]).
@@ -263,7 +317,7 @@ mod tests {
     fn golden_image_digests() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let image = build_image(&store, request(), &mut NoProgress).unwrap();
+        let image = build_image(&store, request(), None, &mut NoProgress).unwrap();
         let layer_digests: Vec<String> = image
             .layers
             .iter()
@@ -272,8 +326,8 @@ mod tests {
         assert_eq!(
             layer_digests,
             [
-                "sha256:51c2931ab57515a93f173d88c221f3d5dd5cb48dddef12eaad57303955309fd9",
-                "sha256:41c07c5322b7e5688bc104309515178a1f6e59da8f20d24f564b4d0d2b3fa1bc"
+                "sha256:2f6e2e37c5585b6af3180c71747cbaa67f0ce9cd26fd6a4e54389cdb67617f4c",
+                "sha256:11af9fdba4969aaefadcec52497674047ef7ee2982e9611918efa651a95eae09"
             ]
         );
         assert_eq!(
@@ -282,7 +336,7 @@ mod tests {
         );
         assert_eq!(
             image.manifest.digest.to_string(),
-            "sha256:3b0f16860b874cec33bef63b2dd44caa52bec54febb58f8585ad23dc68764ac5"
+            "sha256:d8f4924627977d0d951ba79917db31e161a0650f4333ca698b199f60aa1cf5ec"
         );
     }
 
@@ -290,17 +344,13 @@ mod tests {
     fn config_records_layers_history_and_settings() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let image = build_image(&store, request(), &mut NoProgress).unwrap();
+        let image = build_image(&store, request(), None, &mut NoProgress).unwrap();
         let config: ImageConfig =
             serde_json::from_slice(&store.read(&image.config).unwrap()).unwrap();
         assert_eq!(config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
         assert_eq!(
             config.rootfs.diff_ids,
-            image
-                .layers
-                .iter()
-                .map(|l| l.diff_id.clone())
-                .collect::<Vec<_>>()
+            image.layers.iter().map(|l| l.diff_id).collect::<Vec<_>>()
         );
         assert_eq!(config.history.len(), 2, "the empty layer is left out");
         assert!(config
@@ -333,7 +383,7 @@ mod tests {
         let mut empty = request();
         empty.layers.clear();
         assert!(matches!(
-            build_image(&store, empty, &mut NoProgress),
+            build_image(&store, empty, None, &mut NoProgress),
             Err(Error::NoLayers)
         ));
     }

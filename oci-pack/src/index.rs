@@ -41,7 +41,7 @@ impl ImageIndex {
         for (i, manifest) in manifests.iter().enumerate() {
             let Some(platform) = &manifest.platform else {
                 return Err(Error::NoPlatform {
-                    manifest: manifest.digest.clone(),
+                    manifest: manifest.digest,
                 });
             };
             if let Some(twin) = manifests[..i]
@@ -50,8 +50,8 @@ impl ImageIndex {
             {
                 return Err(Error::DuplicatePlatform {
                     platform: platform.to_string(),
-                    first: twin.digest.clone(),
-                    second: manifest.digest.clone(),
+                    first: twin.digest,
+                    second: manifest.digest,
                 });
             }
         }

@@ -11,36 +11,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-
+pub use crate::compress::Compression;
+use crate::compress::Encoder;
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
-use crate::media_type;
 use crate::path::{absolute, image_path};
-use crate::store::{BlobStore, BlobWriter};
+use crate::store::BlobStore;
 use crate::timestamp::Timestamp;
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    #[default]
-    Gzip,
-    None,
-}
-
-impl Compression {
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Compression::Gzip => media_type::OCI_LAYER_GZIP,
-            Compression::None => media_type::OCI_LAYER_TAR,
-        }
-    }
-}
-
-/// The deflate level of every gzip layer. Part of the byte-for-byte contract: changing it
-/// changes every digest (the golden tests say so).
-const GZIP_LEVEL: u32 = 6;
 
 /// Mode of directories and executables; other files get [`FILE_MODE`].
 pub const EXECUTABLE_MODE: u32 = 0o755;
@@ -166,6 +144,17 @@ impl LayerContents {
         )
     }
 
+    /// Adds the file at `source` on disk (read when the layer is written) with `mode`.
+    pub fn add_file(&mut self, dest: &str, source: PathBuf, mode: u32) -> Result<()> {
+        self.insert(
+            image_path(dest)?,
+            Entry::File {
+                source: FileSource::Disk(source),
+                mode,
+            },
+        )
+    }
+
     pub fn add_symlink(&mut self, dest: &str, target: &str) -> Result<()> {
         self.insert(
             image_path(dest)?,
@@ -234,20 +223,11 @@ pub fn write_layer(
     compression: Compression,
     mtime: Timestamp,
 ) -> Result<Layer> {
-    let blob = store.writer()?;
-    let sink = match compression {
-        Compression::Gzip => Sink::Gzip(
-            flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(blob, flate2::Compression::new(GZIP_LEVEL)),
-        ),
-        Compression::None => Sink::Plain(blob),
-    };
-    let tar_out = write_tar(contents, DigestWriter::new(sink), mtime)
+    let blob = Encoder::new(store.writer()?, compression);
+    let tar_out = write_tar(contents, DigestWriter::new(blob), mtime)
         .map_err(|e| e.for_destination("write a layer to", store.root()))?;
-    let (diff_id, _, sink) = tar_out.finish();
-    let blob = sink
+    let (diff_id, _, blob) = tar_out.finish();
+    let blob = blob
         .finish()
         .map_err(Error::io("write a layer to", store.root()))?;
     let (digest, size) = blob.commit()?;
@@ -255,6 +235,13 @@ pub fn write_layer(
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
     })
+}
+
+/// The diff_id `contents` would have as a layer: the digest of its tar, in one pass that
+/// writes nothing.
+pub fn diff_id(contents: &LayerContents, mtime: Timestamp) -> Result<Digest> {
+    let hashed = write_tar(contents, DigestWriter::new(io::sink()), mtime)?;
+    Ok(hashed.finish().0)
 }
 
 /// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and
@@ -344,37 +331,6 @@ fn append_entry<W: Write>(
     }
 }
 
-/// The compressor between the tar stream and the blob file.
-enum Sink {
-    Gzip(GzEncoder<BlobWriter>),
-    Plain(BlobWriter),
-}
-
-impl Sink {
-    fn finish(self) -> io::Result<BlobWriter> {
-        match self {
-            Sink::Gzip(encoder) => encoder.finish(),
-            Sink::Plain(blob) => Ok(blob),
-        }
-    }
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::Gzip(encoder) => encoder.write(buf),
-            Sink::Plain(blob) => blob.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Gzip(encoder) => encoder.flush(),
-            Sink::Plain(blob) => blob.flush(),
-        }
-    }
-}
-
 /// Yields exactly the size written in the tar header, or fails: a file that shrank while being
 /// packed must not produce an archive whose header lies.
 struct ExactSize<R> {
@@ -396,8 +352,9 @@ impl<R: Read> Read for ExactSize<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media_type;
     use crate::testing::{list_tar, Listed};
-    use flate2::read::GzDecoder;
+    use flate2::read::MultiGzDecoder;
 
     fn sample() -> LayerContents {
         let mut contents = LayerContents::new();
@@ -481,7 +438,7 @@ mod tests {
         assert_eq!(layer.descriptor.media_type, media_type::OCI_LAYER_GZIP);
         let blob = store.read(&layer.descriptor).unwrap();
         let mut tar_bytes = Vec::new();
-        GzDecoder::new(blob.as_slice())
+        MultiGzDecoder::new(blob.as_slice())
             .read_to_end(&mut tar_bytes)
             .unwrap();
         assert_eq!(Digest::of(&tar_bytes), layer.diff_id);
@@ -490,34 +447,52 @@ mod tests {
         assert_eq!(blob[9], 255);
     }
 
-    /// The bytes of a layer are a contract: a change of tar headers, deflate backend or level
-    /// shows up here first. Update these digests only on purpose, and say why in the commit.
+    /// The bytes of a layer are a contract: a change of tar headers, of the compressors, their
+    /// levels or chunk sizes shows up here first. Update these digests only on purpose, with
+    /// `Compression::settings`, and say why in the commit.
     #[test]
     fn golden_layer_digests() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let plain = write_layer(
-            &store,
-            &sample(),
-            Compression::None,
-            Timestamp(1_700_000_000),
-        )
-        .unwrap();
-        let gzip = write_layer(
-            &store,
-            &sample(),
-            Compression::Gzip,
-            Timestamp(1_700_000_000),
-        )
-        .unwrap();
-        assert_eq!(plain.diff_id, gzip.diff_id);
+        let digests = |contents: &LayerContents| -> Vec<String> {
+            let layers: Vec<Layer> = [Compression::None, Compression::Gzip, Compression::Zstd]
+                .into_iter()
+                .map(|c| write_layer(&store, contents, c, Timestamp(1_700_000_000)).unwrap())
+                .collect();
+            assert!(layers.iter().all(|l| l.diff_id == layers[0].diff_id));
+            layers
+                .iter()
+                .map(|l| l.descriptor.digest.to_string())
+                .collect()
+        };
         assert_eq!(
-            plain.diff_id.to_string(),
-            "sha256:fa4941c76a86be7ab0504f6b63b5454b17e0900f8ad7d47b7fc833d1fe1749be"
+            digests(&sample()),
+            [
+                "sha256:fa4941c76a86be7ab0504f6b63b5454b17e0900f8ad7d47b7fc833d1fe1749be",
+                "sha256:f6b7f10c4f49d74ed62d037b4fd66bb038a723fe8d37aa0221887153b807150b",
+                "sha256:5c4081f8d95966fdc111dbf5fc625a8b090d8e3c230b20dc65fed95203ddbee8",
+            ]
         );
+        // Several chunks: nine gzip members and a tenth, three zstd frames.
+        let mut large = LayerContents::new();
+        let mut bytes = Vec::new();
+        let mut state = 1u64;
+        while bytes.len() < 9 << 20 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            bytes.extend_from_slice(format!("{:x} ", state >> 50).as_bytes());
+        }
+        large
+            .add_bytes("/usr/local/bin/large", bytes, EXECUTABLE_MODE)
+            .unwrap();
         assert_eq!(
-            gzip.descriptor.digest.to_string(),
-            "sha256:6fd5d1f99a57236df1d27b041844b62539b328b5f906fa56fb6df9751eca7ae0"
+            digests(&large),
+            [
+                "sha256:446ec1ffc555291d64ba35f024f93a07d171d9a2e1191d5555a543cadcac92fe",
+                "sha256:5c9e9f6d3b13fba5d1838c0cbc8f8a8780c13377c2f38f319691f227c1a80e1e",
+                "sha256:d44ada499b93a041027f1ed794cd1c4ede54902b4bb6e7256f119e15e22d217d",
+            ]
         );
     }
 

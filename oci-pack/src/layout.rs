@@ -3,19 +3,53 @@
 //! A layout is staged in a fresh directory beside its destination and moved into place only when
 //! complete, so a failed build leaves whatever was there before, never half an image.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::Descriptor;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
 use crate::reference::Reference;
 use crate::store::BlobStore;
 
 const OCI_LAYOUT_FILE: &str = "oci-layout";
-const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The `oci-layout` file of every layout and archive.
+pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An image ready to be written anywhere: a store holding everything `target` reaches, the
+/// tags that name it, and the annotations of its `index.json`. Layouts, archives and pushes
+/// are each written from one.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub store: BlobStore,
+    /// What every tag points at: a manifest, or an index of several.
+    pub target: Descriptor,
+    pub tags: Vec<Reference>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Tagged {
+    /// The `index.json` of every layout and archive of this image: one entry per tag.
+    pub fn layout_index(&self) -> Result<Vec<u8>> {
+        let index = ImageIndex::of_tags(&self.target, &self.tags, self.annotations.clone());
+        serde_json::to_vec(&index).map_err(|source| Error::Json {
+            what: "index.json",
+            source,
+        })
+    }
+
+    /// Every blob the image reaches (configs, layers, manifests, indexes), each checked to be
+    /// in the store.
+    pub fn blobs(&self) -> Result<Vec<Descriptor>> {
+        let graph = crate::graph::walk(&self.store, &self.target)?;
+        let blobs: Vec<Descriptor> = graph.blobs.into_iter().chain(graph.manifests).collect();
+        if let Some(missing) = blobs.iter().find(|b| !self.store.contains(&b.digest)) {
+            return Err(Error::MissingBlob(missing.digest));
+        }
+        Ok(blobs)
+    }
+}
 
 /// A layout being written; dropped without [`finish`](StagedLayout::finish), it vanishes.
 #[derive(Debug)]
@@ -29,7 +63,7 @@ impl StagedLayout {
     /// Starts a layout that will replace `destination` once finished. An existing destination must
     /// be an OCI layout (or empty): anything else is refused rather than overwritten.
     pub fn create(destination: &Path) -> Result<StagedLayout> {
-        check_replaceable(destination)?;
+        check_destination(destination)?;
         let (parent, prefix) = beside(destination)?;
         let staging = tempfile::Builder::new()
             .prefix(&prefix)
@@ -43,6 +77,7 @@ impl StagedLayout {
         })
     }
 
+    /// The layout's own store, for images written straight into it.
     pub fn store(&self) -> &BlobStore {
         &self.store
     }
@@ -58,30 +93,47 @@ impl StagedLayout {
         self.seal(target, tags, annotations)?.persist()
     }
 
-    /// Completes the layout in its staging directory: only the blobs `target` reaches are kept,
-    /// and `index.json` and `oci-layout` are written. Archives are written from a sealed layout;
-    /// [`SealedLayout::persist`] moves it into place.
+    /// Completes the layout from blobs written into its own store: only those `target` reaches
+    /// are kept, and `index.json` and `oci-layout` are written. [`SealedLayout::persist`]
+    /// moves it into place.
     pub fn seal(
         self,
         target: &Descriptor,
         tags: &[Reference],
         annotations: BTreeMap<String, String>,
     ) -> Result<SealedLayout> {
-        self.store.retain(&reachable(&self.store, target)?)?;
-        let index = ImageIndex::of_tags(target, tags, annotations);
+        let image = Tagged {
+            store: self.store.clone(),
+            target: target.clone(),
+            tags: tags.to_vec(),
+            annotations,
+        };
+        let keep = image.blobs()?.into_iter().map(|b| b.digest).collect();
+        self.store.retain(&keep)?;
+        self.write_index(image)
+    }
+
+    /// Completes the layout with `image`, whose blobs are in another store (a build cache):
+    /// each is linked in where the filesystem allows, else copied, and none is written twice.
+    pub fn seal_from(self, image: &Tagged) -> Result<SealedLayout> {
+        for blob in image.blobs()? {
+            self.store.import(&image.store, &blob, true)?;
+        }
+        let store = self.store.clone();
+        self.write_index(Tagged {
+            store,
+            ..image.clone()
+        })
+    }
+
+    fn write_index(self, image: Tagged) -> Result<SealedLayout> {
         let root = self.staging.path();
-        let index_bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
-            what: "index.json",
-            source,
-        })?;
-        write_file(&root.join("index.json"), &index_bytes)?;
+        write_file(&root.join("index.json"), &image.layout_index()?)?;
         write_file(&root.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT.as_bytes())?;
         Ok(SealedLayout {
             staging: self.staging,
-            store: self.store,
             destination: self.destination,
-            target: target.clone(),
-            tags: tags.to_vec(),
+            image,
         })
     }
 }
@@ -91,11 +143,9 @@ impl StagedLayout {
 #[derive(Debug)]
 pub struct SealedLayout {
     staging: tempfile::TempDir,
-    store: BlobStore,
     destination: PathBuf,
-    /// What `index.json` points at for every tag.
-    pub target: Descriptor,
-    pub tags: Vec<Reference>,
+    /// The image, its store the layout's own.
+    image: Tagged,
 }
 
 impl SealedLayout {
@@ -104,8 +154,13 @@ impl SealedLayout {
         self.staging.path()
     }
 
+    /// The image the layout holds, from the layout's own blobs.
+    pub fn image(&self) -> &Tagged {
+        &self.image
+    }
+
     pub fn store(&self) -> &BlobStore {
-        &self.store
+        &self.image.store
     }
 
     /// Where [`persist`](SealedLayout::persist) will put it.
@@ -135,24 +190,13 @@ pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
     Ok((dir.to_owned(), format!(".{name}.partial-")))
 }
 
-/// Every blob `target` needs, each checked to be in the store: a layout holds exactly these.
-fn reachable(store: &BlobStore, target: &Descriptor) -> Result<BTreeSet<Digest>> {
-    let graph = crate::graph::walk(store, target)?;
-    let mut keep = BTreeSet::new();
-    for descriptor in graph.blobs.into_iter().chain(graph.manifests) {
-        if !store.contains(&descriptor.digest) {
-            return Err(Error::MissingBlob(descriptor.digest));
-        }
-        keep.insert(descriptor.digest);
-    }
-    Ok(keep)
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(Error::io("write", path))
 }
 
-fn check_replaceable(destination: &Path) -> Result<()> {
+/// Checks that a layout may be written at `destination`: nothing is there, or an OCI layout or
+/// an empty directory, which a new layout replaces. Anything else is refused, untouched.
+pub fn check_destination(destination: &Path) -> Result<()> {
     let refuse = |reason: &'static str| Error::RefuseToReplace {
         path: destination.to_owned(),
         reason,

@@ -8,7 +8,9 @@
 
 pub mod annotation;
 pub mod archive;
+pub mod cache;
 pub mod check;
+pub mod compress;
 pub mod config;
 pub mod descriptor;
 pub mod diff;

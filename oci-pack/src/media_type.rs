@@ -26,6 +26,12 @@ pub fn oci_layer(media_type: &str) -> Option<&'static str> {
     match media_type {
         OCI_LAYER_TAR => Some(OCI_LAYER_TAR),
         OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(OCI_LAYER_GZIP),
+        OCI_LAYER_ZSTD => Some(OCI_LAYER_ZSTD),
         _ => None,
     }
+}
+
+/// Whether moby's classic `docker load` reads layers of this type: plain and gzip tars only.
+pub fn docker_loads(media_type: &str) -> bool {
+    matches!(oci_layer(media_type), Some(OCI_LAYER_TAR | OCI_LAYER_GZIP))
 }

@@ -68,10 +68,10 @@ pub fn image_path(path: &str) -> Result<PathBuf> {
     Ok(parts.iter().collect())
 }
 
-/// `./usr/bin/` → `usr/bin`: a layer's tar entry name as a relative path; refuses absolute
-/// names and `..`, with the reason.
-pub fn entry_path(raw: &str) -> std::result::Result<PathBuf, &'static str> {
-    if raw.starts_with('/') {
+/// `./usr/bin/` → `usr/bin`: a layer's tar entry name (any bytes) as a relative path; refuses
+/// absolute names and `..`, with the reason.
+pub fn entry_path(raw: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'static str> {
+    if raw.as_encoded_bytes().starts_with(b"/") {
         return Err("absolute paths are not allowed in an image layer");
     }
     match components(Path::new(raw), false, false) {
@@ -125,11 +125,12 @@ mod tests {
 
     #[test]
     fn entry_paths_refuse_what_escapes() {
-        assert_eq!(entry_path("./usr/bin/").unwrap(), PathBuf::from("usr/bin"));
-        assert_eq!(entry_path(".").unwrap(), PathBuf::new());
-        assert!(entry_path("/etc/passwd").unwrap_err().contains("absolute"));
-        assert!(entry_path("a/../../b").unwrap_err().contains("`..`"));
-        assert!(entry_path("a/../b").unwrap_err().contains("`..`"));
+        let entry = |raw: &str| entry_path(std::ffi::OsStr::new(raw));
+        assert_eq!(entry("./usr/bin/").unwrap(), PathBuf::from("usr/bin"));
+        assert_eq!(entry(".").unwrap(), PathBuf::new());
+        assert!(entry("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(entry("a/../../b").unwrap_err().contains("`..`"));
+        assert!(entry("a/../b").unwrap_err().contains("`..`"));
     }
 
     #[test]

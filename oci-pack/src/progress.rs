@@ -12,6 +12,11 @@ pub enum Event<'a> {
         layer: &'a Layer,
         created_by: &'a str,
     },
+    /// A new layer's tar was compressed by an earlier build, whose blob is used again.
+    LayerReused {
+        layer: &'a Layer,
+        created_by: &'a str,
+    },
     /// An image's config and manifest are in the store.
     ImageWritten {
         platform: &'a Platform,

@@ -296,7 +296,7 @@ impl Session {
         let stored = store.put(&descriptor.media_type, &bytes)?;
         if stored.digest != descriptor.digest || stored.size != descriptor.size {
             return Err(Error::BlobMismatch {
-                digest: descriptor.digest.clone(),
+                digest: descriptor.digest,
                 expected_size: descriptor.size,
                 actual: stored.digest,
                 actual_size: stored.size,
@@ -432,7 +432,7 @@ impl Session {
                 .media_type
                 .parse()
                 .map_err(|_| Error::UnsupportedMediaType {
-                    digest: manifest.digest.clone(),
+                    digest: manifest.digest,
                     media_type: manifest.media_type.clone(),
                 })?;
         self.retrying("push a manifest to", || {
@@ -640,7 +640,7 @@ impl RegistryAccess {
         };
         let descriptor = Descriptor::new(
             &media_type_of(&bytes).unwrap_or_default(),
-            digest.clone(),
+            *digest,
             bytes.len() as u64,
         );
         // Verified like any read: a cache entry that does not match is not trusted.

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use crate::archive::ArchiveFiles;
+use crate::cache::BuildCache;
 use crate::config::ImageConfig;
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
@@ -149,21 +150,25 @@ pub struct ParentImage {
     /// Base first, with OCI media types (the bytes and digests are the parent's own).
     pub layers: Vec<Descriptor>,
     pub store: BlobStore,
-    /// The parent's file tree, read on demand (see [`ParentImage::file_tree`]).
+    /// Where its layers' changes are kept between builds.
+    cache: BuildCache,
+    /// The parent's file tree, read on demand (see [`ParentImage::file_tree`]); once read, every
+    /// layer has been checked against its digest and diff_id.
     tree: Option<FileTree>,
 }
 
 impl ParentImage {
-    /// Opens the image `source` names, for `platform`. Archives are imported into `scratch`,
-    /// which should be the store the new image is written to: their blobs are needed there anyway.
+    /// Opens the image `source` names, for `platform`. Archives are imported into the cache's
+    /// store, where the new image is written too: their blobs are needed there anyway.
     ///
     /// A registry image needs `registry`: its blobs are fetched into (and read from) its cache.
     pub fn open(
         source: &ImageSource,
         platform: &Platform,
-        scratch: &BlobStore,
+        cache: &BuildCache,
         registry: Option<&RegistryAccess>,
     ) -> Result<Option<ParentImage>> {
+        let scratch = cache.store();
         let parent = match source {
             ImageSource::Scratch => return Ok(None),
             ImageSource::OciLayout { dir, selector } => {
@@ -205,18 +210,50 @@ impl ParentImage {
             }
         };
         check_platform(source, &parent.config, platform)?;
-        Ok(Some(parent))
+        let Opened {
+            name,
+            manifest_digest,
+            config,
+            layers,
+            store,
+        } = parent;
+        Ok(Some(ParentImage {
+            name,
+            manifest_digest,
+            config,
+            layers,
+            store,
+            cache: cache.clone(),
+            tree: None,
+        }))
     }
 
-    /// The parent's file tree, read from its layers once and kept.
+    /// The parent's file tree, from its layers' changes (read from the cache when they were
+    /// read before, else from the layers), every layer checked against its digest and diff_id.
     pub fn file_tree(&mut self) -> Result<&FileTree> {
         if self.tree.is_none() {
-            let tree =
-                FileTree::read_layers(&self.store, &self.layers, &self.config.rootfs.diff_ids)?;
+            let mut tree = FileTree::default();
+            for (layer, diff_id) in self.layers.iter().zip(&self.config.rootfs.diff_ids) {
+                tree.apply(&self.cache.layer_changes(&self.store, layer, diff_id)?)?;
+            }
             self.tree = Some(tree);
         }
         Ok(self.tree.as_ref().expect("just read"))
     }
+
+    /// Whether every layer blob has been checked against its digest (by [`Self::file_tree`]).
+    pub fn layers_verified(&self) -> bool {
+        self.tree.is_some()
+    }
+}
+
+/// A parent as its transport found it, before its file tree is read.
+struct Opened {
+    name: Option<String>,
+    manifest_digest: Option<Digest>,
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+    store: BlobStore,
 }
 
 fn from_index(
@@ -225,7 +262,7 @@ fn from_index(
     selector: &Selector,
     platform: &Platform,
     store: BlobStore,
-) -> Result<ParentImage> {
+) -> Result<Opened> {
     let entry = match selector {
         Selector::Only => match index.manifests.as_slice() {
             [only] => only,
@@ -286,7 +323,7 @@ fn resolve_platform(
     }
     if !media_type::is_index(&entry.media_type) {
         return Err(Error::UnsupportedMediaType {
-            digest: entry.digest.clone(),
+            digest: entry.digest,
             media_type: entry.media_type.clone(),
         });
     }
@@ -323,7 +360,7 @@ fn from_docker_archive(
     file: &Path,
     reference: Option<&str>,
     store: &BlobStore,
-) -> Result<ParentImage> {
+) -> Result<Opened> {
     let files = ArchiveFiles::import(file, store)?;
     let images: Vec<DockerArchiveImage> = files.read_json(store, "manifest.json")?;
     let image = match reference {
@@ -367,10 +404,10 @@ fn from_docker_archive(
         } else {
             media_type::OCI_LAYER_TAR
         };
-        layers.push(Descriptor::new(media, blob.digest.clone(), blob.size));
+        layers.push(Descriptor::new(media, blob.digest, blob.size));
     }
     check_layer_count(&config, layers.len(), &files.get(&image.config)?.digest)?;
-    Ok(ParentImage {
+    Ok(Opened {
         name: reference
             .map(str::to_owned)
             .or_else(|| image.repo_tags.iter().flatten().next().cloned()),
@@ -378,7 +415,6 @@ fn from_docker_archive(
         config,
         layers,
         store: store.clone(),
-        tree: None,
     })
 }
 
@@ -394,7 +430,7 @@ fn from_registry(
     image: &RemoteImage,
     platform: &Platform,
     access: &RegistryAccess,
-) -> Result<ParentImage> {
+) -> Result<Opened> {
     let top = access.resolve(image)?;
     let manifest_descriptor = resolve_platform(source, &access.cache, &top, platform)?;
     access.fetch(image, &manifest_descriptor)?;
@@ -415,7 +451,7 @@ fn parent_from_manifest(
     store: BlobStore,
     manifest_descriptor: &Descriptor,
     name: Option<String>,
-) -> Result<ParentImage> {
+) -> Result<Opened> {
     let manifest: ImageManifest = read_blob_json(&store, manifest_descriptor, "manifest")?;
     let config: ImageConfig = read_blob_json(&store, &manifest.config, "config")?;
     let layers = manifest
@@ -424,20 +460,19 @@ fn parent_from_manifest(
         .map(oci_layer)
         .collect::<Result<Vec<_>>>()?;
     check_layer_count(&config, layers.len(), &manifest_descriptor.digest)?;
-    Ok(ParentImage {
+    Ok(Opened {
         name,
-        manifest_digest: Some(manifest_descriptor.digest.clone()),
+        manifest_digest: Some(manifest_descriptor.digest),
         config,
         layers,
         store,
-        tree: None,
     })
 }
 
 fn oci_layer(layer: &Descriptor) -> Result<Descriptor> {
     let media =
         media_type::oci_layer(&layer.media_type).ok_or_else(|| Error::UnsupportedMediaType {
-            digest: layer.digest.clone(),
+            digest: layer.digest,
             media_type: layer.media_type.clone(),
         })?;
     let mut layer = layer.clone();
@@ -450,7 +485,7 @@ fn check_layer_count(config: &ImageConfig, layers: usize, image: &Digest) -> Res
         Ok(())
     } else {
         Err(Error::LayerCountMismatch {
-            image: image.clone(),
+            image: *image,
             layers,
             diff_ids: config.rootfs.diff_ids.len(),
         })

@@ -98,14 +98,14 @@ impl BlobStore {
                 .read_to_end(&mut bytes)
                 .map_err(Error::io("read", &path))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::MissingBlob(descriptor.digest.clone()))
+                return Err(Error::MissingBlob(descriptor.digest))
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         let actual = Digest::of(&bytes);
         if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
             return Err(Error::BlobMismatch {
-                digest: descriptor.digest.clone(),
+                digest: descriptor.digest,
                 expected_size: descriptor.size,
                 actual,
                 actual_size: bytes.len() as u64,
@@ -121,7 +121,7 @@ impl BlobStore {
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::MissingBlob(descriptor.digest.clone()))
+                return Err(Error::MissingBlob(descriptor.digest))
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
@@ -133,21 +133,34 @@ impl BlobStore {
     }
 
     /// Makes the blob `descriptor` of `source` part of this store: a hard link where the
-    /// filesystem allows, else a copy. Either way it is read once and checked against its digest
-    /// and size, so a tampered parent blob never reaches an output, even one that stages nothing.
-    pub fn import(&self, source: &BlobStore, descriptor: &Descriptor) -> Result<()> {
+    /// filesystem allows, else a copy. Unless the caller has `verified` it, it is read once and
+    /// checked against its digest and size, so a tampered parent blob never reaches an output,
+    /// even one that stages nothing. A blob that is a symbolic link is never linked: its bytes
+    /// are copied, checked, so an output never points at a file outside it.
+    pub fn import(
+        &self,
+        source: &BlobStore,
+        descriptor: &Descriptor,
+        verified: bool,
+    ) -> Result<()> {
         let to = self.blob_path(&descriptor.digest);
         if to.is_file() {
             return Ok(());
         }
-        let mut reader = source.reader(descriptor)?;
-        if fs::hard_link(source.blob_path(&descriptor.digest), &to).is_ok() {
+        let from = source.blob_path(&descriptor.digest);
+        let is_file = fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
+        if is_file && fs::hard_link(&from, &to).is_ok() {
+            if verified {
+                return Ok(());
+            }
+            let mut reader = source.reader(descriptor)?;
             if let Err(error) = io::copy(&mut reader, &mut io::sink()) {
                 let _ = fs::remove_file(&to);
                 return Err(reader.error(error));
             }
             return Ok(());
         }
+        let mut reader = source.reader(descriptor)?;
         let mut writer = self.writer()?;
         io::copy(&mut reader, &mut writer).map_err(|e| reader.error(e))?;
         writer.commit()?;
@@ -196,7 +209,7 @@ impl VerifiedReader {
             unreachable!("checked above");
         }
         Error::BlobRead {
-            digest: self.expected.digest.clone(),
+            digest: self.expected.digest,
             source: error,
         }
     }
@@ -211,7 +224,7 @@ impl Read for VerifiedReader {
                 let (actual, actual_size, _) = self.hasher.take().expect("present").finish();
                 if actual != self.expected.digest || actual_size != self.expected.size {
                     let mismatch = Error::BlobMismatch {
-                        digest: self.expected.digest.clone(),
+                        digest: self.expected.digest,
                         expected_size: self.expected.size,
                         actual,
                         actual_size,
@@ -300,18 +313,40 @@ mod tests {
             BlobStore::open(to_dir.path()).unwrap(),
         );
         let good = from.put(media_type::OCI_LAYER_TAR, b"layer").unwrap();
-        to.import(&from, &good).unwrap();
+        to.import(&from, &good, false).unwrap();
         assert_eq!(to.read(&good).unwrap(), b"layer");
 
         let bad = from.put(media_type::OCI_LAYER_TAR, b"other").unwrap();
         fs::write(from.blob_path(&bad.digest), b"evil!").unwrap();
         assert!(matches!(
-            to.import(&from, &bad),
+            to.import(&from, &bad, false),
             Err(Error::BlobMismatch { .. })
         ));
         assert!(
             !to.contains(&bad.digest),
             "nothing of a tampered blob is kept"
+        );
+    }
+
+    #[test]
+    fn a_blob_that_is_a_link_is_copied_never_linked() {
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (from, to) = (
+            BlobStore::open(from_dir.path()).unwrap(),
+            BlobStore::open(to_dir.path()).unwrap(),
+        );
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        fs::write(outside.path(), b"host file").unwrap();
+        let descriptor = Descriptor::new(media_type::OCI_LAYER_TAR, Digest::of(b"host file"), 9);
+        std::os::unix::fs::symlink(outside.path(), from.blob_path(&descriptor.digest)).unwrap();
+        to.import(&from, &descriptor, true).unwrap();
+        let imported = to.blob_path(&descriptor.digest);
+        assert!(fs::symlink_metadata(&imported).unwrap().is_file());
+        fs::write(outside.path(), b"changed!!").unwrap();
+        assert_eq!(
+            fs::read(&imported).unwrap(),
+            b"host file",
+            "a copy, not a link"
         );
     }
 

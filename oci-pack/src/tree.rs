@@ -1,19 +1,24 @@
 //! A parent image's file tree, known from its layers' tar headers and content hashes, with
 //! whiteouts applied in order, in memory: nothing of the parent is extracted to disk.
 //!
-//! Reading a layer also checks it: the blob against its digest, the tar against its diff_id,
-//! and every entry against what a hostile image could use to escape or confuse (`..`, absolute
-//! names, links out of the root, device nodes, duplicate paths).
+//! A layer is read once into its [`LayerChanges`]: what it adds, replaces and hides, in the
+//! order its tar lists them. Reading checks it: the blob against its digest, the tar against
+//! its diff_id, and every entry against what a hostile image could use to escape or confuse
+//! (`..`, absolute names, device nodes, duplicate paths). The changes are what
+//! [`crate::cache`] keeps, so a parent's layers are decompressed once, ever; applying them
+//! checks what depends on the layers below (hard links).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::compress::Decoder;
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::elf::{self, GlibcVersion};
 use crate::error::{Error, Result};
-use crate::media_type;
 use crate::path::{entry_path, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::store::BlobStore;
 
@@ -32,7 +37,7 @@ pub enum NodeKind {
         size: u64,
         digest: Digest,
         /// For a C library (`libc.so.6`, `libc-2.31.so`): the newest `GLIBC_*` it defines.
-        glibc: Option<GlibcVersion>,
+        glibc: Option<Box<GlibcVersion>>,
     },
     Symlink {
         target: PathBuf,
@@ -45,6 +50,27 @@ pub enum NodeKind {
 #[derive(Debug, Clone, Default)]
 pub struct FileTree {
     nodes: BTreeMap<PathBuf, Node>,
+}
+
+/// What one layer does to the tree below it, in the order its tar lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerChanges {
+    /// The layer blob these were read from, and the digest of its tar.
+    pub layer: Digest,
+    pub diff_id: Digest,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    /// `.wh..wh..opq`: everything lower layers have in the directory goes.
+    Opaque(PathBuf),
+    /// `.wh.NAME`: a lower `NAME` goes, with everything under it.
+    Whiteout(PathBuf),
+    /// An entry, replacing what was there.
+    Put(PathBuf, Node),
+    /// A hard link: the file at `target` (in the tree as it is by then) again at `path`.
+    HardLink { path: PathBuf, target: PathBuf },
 }
 
 /// A C library larger than this is not read for its glibc version.
@@ -60,13 +86,22 @@ impl FileTree {
     ) -> Result<FileTree> {
         let mut tree = FileTree::default();
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            tree.apply_layer(store, layer, diff_id)?;
+            tree.apply(&LayerChanges::read(store, layer, diff_id)?)?;
         }
         Ok(tree)
     }
 
     pub fn get(&self, path: &Path) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// How many paths the tree holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     /// Every path, sorted, parents before children.
@@ -100,59 +135,142 @@ impl FileTree {
         }
     }
 
-    fn apply_layer(
-        &mut self,
-        store: &BlobStore,
-        layer: &Descriptor,
-        diff_id: &Digest,
-    ) -> Result<()> {
-        let blob = store.reader(layer)?;
-        let mut decoded = Decoded::new(layer, blob)?;
-        let mut hashed = DigestWriter::new(io::sink());
-        let layer_error = |source: io::Error| Error::LayerRead {
-            layer: layer.digest.clone(),
-            source,
-        };
-        let hostile = |entry: &str, reason: &str| Error::HostileLayerEntry {
-            layer: layer.digest.clone(),
-            entry: entry.to_owned(),
-            reason: reason.to_owned(),
-        };
-        {
-            let mut archive = tar::Archive::new(Tee {
-                inner: &mut decoded,
-                copy: &mut hashed,
-            });
-            // Paths this layer wrote: a whiteout in the same layer only hides lower layers.
-            let mut own: BTreeSet<PathBuf> = BTreeSet::new();
-            for entry in archive.entries().map_err(layer_error)? {
-                let mut entry = entry.map_err(layer_error)?;
-                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                let path = entry_path(&raw).map_err(|reason| hostile(&raw, reason))?;
-                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned)
-                else {
-                    continue; // the root itself
-                };
-                let dir = path.parent().unwrap_or(Path::new("")).to_owned();
-                if name == OPAQUE_WHITEOUT {
+    /// Applies one layer's changes on top of the tree. A whiteout hides only what lower layers
+    /// have, never an entry of its own layer.
+    pub fn apply(&mut self, layer: &LayerChanges) -> Result<()> {
+        let mut own: BTreeSet<PathBuf> = BTreeSet::new();
+        for change in &layer.changes {
+            match change {
+                Change::Opaque(dir) => {
                     let lower: Vec<PathBuf> = self
-                        .children(&dir)
+                        .children(dir)
                         .filter(|c| !own.contains(*c))
                         .map(Path::to_owned)
                         .collect();
                     for child in lower {
                         self.remove_tree(&child, &own);
                     }
+                }
+                Change::Whiteout(path) => self.remove_tree(path, &own),
+                Change::Put(path, node) => {
+                    own.insert(path.clone());
+                    self.put(path, node.clone(), &own);
+                }
+                Change::HardLink { path, target } => {
+                    let node = match self.nodes.get(target) {
+                        Some(
+                            node @ Node {
+                                kind: NodeKind::File { .. },
+                                ..
+                            },
+                        ) => node.clone(),
+                        _ => {
+                            return Err(Error::HostileLayerEntry {
+                                layer: layer.layer,
+                                entry: path.display().to_string(),
+                                reason: format!(
+                                    "the hard link's target `{}` is not a file of the image",
+                                    target.display()
+                                ),
+                            })
+                        }
+                    };
+                    own.insert(path.clone());
+                    self.put(path, node, &own);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A non-directory replaces whatever was at `path`, with everything under it; a directory
+    /// over a directory keeps what is under it.
+    fn put(&mut self, path: &Path, node: Node, own: &BTreeSet<PathBuf>) {
+        let directory_over_directory = node.kind == NodeKind::Directory
+            && matches!(
+                self.nodes.get(path),
+                Some(Node {
+                    kind: NodeKind::Directory,
+                    ..
+                })
+            );
+        if !directory_over_directory {
+            self.remove_tree(path, own);
+        }
+        self.nodes.insert(path.to_owned(), node);
+    }
+}
+
+impl LayerChanges {
+    /// Reads the layer `layer` of `store`, checking the blob against its digest, the tar
+    /// against `diff_id` and every entry against the rules of a layer. A blob that cannot be
+    /// decoded is first checked against its digest, so the error names the cause: a corrupt
+    /// blob, rather than what its corruption did to the decoder.
+    pub fn read(store: &BlobStore, layer: &Descriptor, diff_id: &Digest) -> Result<LayerChanges> {
+        match LayerChanges::read_entries(store, layer, diff_id) {
+            Err(error @ Error::LayerRead { .. }) => {
+                let mut blob = store.reader(layer)?;
+                io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
+                Err(error)
+            }
+            read => read,
+        }
+    }
+
+    fn read_entries(
+        store: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<LayerChanges> {
+        let blob = store.reader(layer)?;
+        let mut decoded = Decoder::for_media_type(&layer.media_type, blob)
+            .ok_or_else(|| Error::UnsupportedMediaType {
+                digest: layer.digest,
+                media_type: layer.media_type.clone(),
+            })?
+            .map_err(|source| Error::LayerRead {
+                layer: layer.digest,
+                source,
+            })?;
+        let mut hashed = DigestWriter::new(io::sink());
+        let layer_error = |source: io::Error| Error::LayerRead {
+            layer: layer.digest,
+            source,
+        };
+        let hostile = |entry: &str, reason: &str| Error::HostileLayerEntry {
+            layer: layer.digest,
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut changes = Vec::new();
+        {
+            let mut archive = tar::Archive::new(Tee {
+                inner: &mut decoded,
+                copy: &mut hashed,
+            });
+            let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+            for entry in archive.entries().map_err(layer_error)? {
+                let mut entry = entry.map_err(layer_error)?;
+                let raw_bytes = entry.path_bytes().into_owned();
+                let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
+                let path = entry_path(OsStr::from_bytes(&raw_bytes))
+                    .map_err(|reason| hostile(&raw, reason))?;
+                let Some(name) = path.file_name().map(|n| n.as_bytes().to_owned()) else {
+                    continue; // the root itself
+                };
+                let dir = path.parent().unwrap_or(Path::new("")).to_owned();
+                if name == OPAQUE_WHITEOUT.as_bytes() {
+                    changes.push(Change::Opaque(dir));
                     continue;
                 }
-                if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-                    if hidden.is_empty() || hidden == "." || hidden == ".." {
+                if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                    if matches!(hidden, b"" | b"." | b"..") {
                         return Err(hostile(&raw, "a whiteout must name an entry"));
                     }
-                    self.remove_tree(&dir.join(hidden), &own);
+                    changes.push(Change::Whiteout(dir.join(OsStr::from_bytes(hidden))));
                     continue;
                 }
-                if !own.insert(path.clone()) {
+                if !seen.insert(path.clone()) {
                     return Err(hostile(&raw, "the path appears twice in the layer"));
                 }
                 let header = entry.header();
@@ -162,60 +280,25 @@ impl FileTree {
                 let kind = match header.entry_type() {
                     tar::EntryType::Directory => NodeKind::Directory,
                     tar::EntryType::Regular | tar::EntryType::Continuous => {
-                        let mut content = DigestWriter::new(io::sink());
-                        let is_libc = name == "libc.so.6"
-                            || (name.starts_with("libc-") && name.ends_with(".so"));
-                        let glibc = if is_libc
-                            && entry.header().size().map_err(layer_error)? <= MAX_LIBC_BYTES
-                        {
-                            // Kept in memory just long enough to read which glibc it is.
-                            let mut bytes = Vec::new();
-                            entry.read_to_end(&mut bytes).map_err(layer_error)?;
-                            content.write_all(&bytes).map_err(layer_error)?;
-                            let info = elf::read_bytes(&bytes, &path).ok().flatten();
-                            info.and_then(|info| GlibcVersion::newest(&info.versions_defined))
-                        } else {
-                            io::copy(&mut entry, &mut content).map_err(layer_error)?;
-                            None
-                        };
-                        let (digest, size, _) = content.finish();
-                        NodeKind::File {
-                            size,
-                            digest,
-                            glibc,
-                        }
+                        let size = header.size().map_err(layer_error)?;
+                        file_node(&mut entry, size, &name, &path).map_err(layer_error)?
                     }
                     tar::EntryType::Symlink => {
                         let target = entry
-                            .link_name()
-                            .map_err(layer_error)?
-                            .unwrap_or_default()
-                            .into_owned();
+                            .link_name_bytes()
+                            .map(|t| PathBuf::from(OsStr::from_bytes(&t)))
+                            .unwrap_or_default();
                         if target.as_os_str().is_empty() {
                             return Err(hostile(&raw, "the symbolic link has no target"));
                         }
                         NodeKind::Symlink { target }
                     }
                     tar::EntryType::Link => {
-                        let target = entry.link_name().map_err(layer_error)?.unwrap_or_default();
-                        let target_raw = target.to_string_lossy().into_owned();
-                        let target = entry_path(&target_raw)
+                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                        let target = entry_path(OsStr::from_bytes(&target))
                             .map_err(|_| hostile(&raw, "the hard link points outside the root"))?;
-                        match self.nodes.get(&target) {
-                            Some(Node {
-                                kind: kind @ NodeKind::File { .. },
-                                ..
-                            }) => kind.clone(),
-                            _ => {
-                                return Err(hostile(
-                                    &raw,
-                                    &format!(
-                                        "the hard link's target `{target_raw}` \
-                                         is not a file of the image"
-                                    ),
-                                ))
-                            }
-                        }
+                        changes.push(Change::HardLink { path, target });
+                        continue;
                     }
                     tar::EntryType::Fifo => NodeKind::Fifo,
                     tar::EntryType::Char | tar::EntryType::Block => {
@@ -232,31 +315,17 @@ impl FileTree {
                         ))
                     }
                 };
-                // A non-directory replaces whatever was there, with everything under it.
-                if kind != NodeKind::Directory
-                    || !matches!(
-                        self.nodes.get(&path),
-                        Some(Node {
-                            kind: NodeKind::Directory,
-                            ..
-                        })
-                    )
-                {
-                    self.remove_tree(&path, &own);
-                }
-                self.nodes.insert(
-                    path,
-                    Node {
-                        kind,
-                        mode,
-                        uid,
-                        gid,
-                    },
-                );
+                let node = Node {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                };
+                changes.push(Change::Put(path, node));
             }
         }
-        // The end-of-archive padding is part of the diff_id; the rest of the blob is part of its
-        // digest.
+        // The end-of-archive padding is part of the diff_id; the rest of the blob is part of
+        // its digest.
         io::copy(
             &mut Tee {
                 inner: &mut decoded,
@@ -265,57 +334,45 @@ impl FileTree {
             &mut io::sink(),
         )
         .map_err(layer_error)?;
-        decoded.finish()?;
+        let mut blob = decoded.into_inner();
+        io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
         let (actual, _, _) = hashed.finish();
         if &actual != diff_id {
             return Err(Error::DiffIdMismatch {
-                layer: layer.digest.clone(),
-                expected: diff_id.clone(),
+                layer: layer.digest,
+                expected: *diff_id,
                 actual,
             });
         }
-        Ok(())
+        Ok(LayerChanges {
+            layer: layer.digest,
+            diff_id: *diff_id,
+            changes,
+        })
     }
 }
 
-/// A layer blob, decompressed as its media type says.
-enum Decoded {
-    Plain(crate::store::VerifiedReader),
-    Gzip(flate2::read::MultiGzDecoder<crate::store::VerifiedReader>),
-}
-
-impl Decoded {
-    fn new(layer: &Descriptor, blob: crate::store::VerifiedReader) -> Result<Decoded> {
-        match media_type::oci_layer(&layer.media_type) {
-            Some(media_type::OCI_LAYER_TAR) => Ok(Decoded::Plain(blob)),
-            Some(media_type::OCI_LAYER_GZIP) => {
-                Ok(Decoded::Gzip(flate2::read::MultiGzDecoder::new(blob)))
-            }
-            _ => Err(Error::UnsupportedMediaType {
-                digest: layer.digest.clone(),
-                media_type: layer.media_type.clone(),
-            }),
-        }
-    }
-
-    /// Reads what is left of the blob itself, so its digest is checked to the last byte.
-    fn finish(self) -> Result<()> {
-        let mut blob = match self {
-            Decoded::Plain(blob) => blob,
-            Decoded::Gzip(decoder) => decoder.into_inner(),
-        };
-        io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
-        Ok(())
-    }
-}
-
-impl Read for Decoded {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Decoded::Plain(blob) => blob.read(buf),
-            Decoded::Gzip(decoder) => decoder.read(buf),
-        }
-    }
+/// A regular file's node: its size and content digest, and for a C library, the newest glibc
+/// version it defines (read from its bytes in memory while they are hashed).
+fn file_node(entry: &mut impl Read, size: u64, name: &[u8], path: &Path) -> io::Result<NodeKind> {
+    let mut content = DigestWriter::new(io::sink());
+    let is_libc = name == b"libc.so.6" || (name.starts_with(b"libc-") && name.ends_with(b".so"));
+    let glibc = if is_libc && size <= MAX_LIBC_BYTES {
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes)?;
+        content.write_all(&bytes)?;
+        let info = elf::read_bytes(&bytes, path).ok().flatten();
+        info.and_then(|info| GlibcVersion::newest(&info.versions_defined))
+    } else {
+        io::copy(entry, &mut content)?;
+        None
+    };
+    let (digest, size, _) = content.finish();
+    Ok(NodeKind::File {
+        size,
+        digest,
+        glibc: glibc.map(Box::new),
+    })
 }
 
 /// Reads from `inner` and writes what it read to `copy`.
@@ -332,9 +389,188 @@ impl<R: Read, W: io::Write> Read for Tee<'_, R, W> {
     }
 }
 
+/// The encoding of [`LayerChanges`] in the cache: a version line, then fixed-width integers
+/// (little-endian) and length-prefixed byte strings. A cache entry also carries the sha256 of
+/// these bytes, so a torn or tampered entry is dropped, never trusted.
+const ENCODING: &[u8] = b"cargo-oci layer changes 1\n";
+
+impl LayerChanges {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Encoded(ENCODING.to_vec());
+        out.bytes(self.layer.as_bytes());
+        out.bytes(self.diff_id.as_bytes());
+        out.u64(self.changes.len() as u64);
+        for change in &self.changes {
+            match change {
+                Change::Opaque(dir) => {
+                    out.u8(0);
+                    out.path(dir);
+                }
+                Change::Whiteout(path) => {
+                    out.u8(1);
+                    out.path(path);
+                }
+                Change::Put(path, node) => {
+                    out.u8(2);
+                    out.path(path);
+                    out.u32(node.mode);
+                    out.u64(node.uid);
+                    out.u64(node.gid);
+                    match &node.kind {
+                        NodeKind::Directory => out.u8(0),
+                        NodeKind::Fifo => out.u8(1),
+                        NodeKind::Symlink { target } => {
+                            out.u8(2);
+                            out.path(target);
+                        }
+                        NodeKind::File {
+                            size,
+                            digest,
+                            glibc,
+                        } => {
+                            out.u8(3);
+                            out.u64(*size);
+                            out.bytes(digest.as_bytes());
+                            let parts = glibc.as_deref().map_or(&[][..], |g| g.parts());
+                            out.u64(parts.len() as u64);
+                            for part in parts {
+                                out.u32(*part);
+                            }
+                        }
+                    }
+                }
+                Change::HardLink { path, target } => {
+                    out.u8(3);
+                    out.path(path);
+                    out.path(target);
+                }
+            }
+        }
+        out.0
+    }
+
+    /// The changes `encode` wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<LayerChanges> {
+        let mut input = Decoding(bytes.strip_prefix(ENCODING)?);
+        let layer = Digest::from_hash(input.array()?);
+        let diff_id = Digest::from_hash(input.array()?);
+        let count = input.u64()?;
+        // Each change takes at least a few bytes: a count larger than the input is a lie.
+        if count > bytes.len() as u64 {
+            return None;
+        }
+        let mut changes = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            changes.push(match input.u8()? {
+                0 => Change::Opaque(input.path()?),
+                1 => Change::Whiteout(input.path()?),
+                2 => {
+                    let path = input.path()?;
+                    let (mode, uid, gid) = (input.u32()?, input.u64()?, input.u64()?);
+                    let kind = match input.u8()? {
+                        0 => NodeKind::Directory,
+                        1 => NodeKind::Fifo,
+                        2 => NodeKind::Symlink {
+                            target: input.path()?,
+                        },
+                        3 => {
+                            let size = input.u64()?;
+                            let digest = Digest::from_hash(input.array()?);
+                            let parts = input.u64()?;
+                            if parts > 16 {
+                                return None;
+                            }
+                            let parts: Option<Vec<u32>> = (0..parts).map(|_| input.u32()).collect();
+                            let parts = parts?;
+                            NodeKind::File {
+                                size,
+                                digest,
+                                glibc: (!parts.is_empty())
+                                    .then(|| Box::new(GlibcVersion::from_parts(parts))),
+                            }
+                        }
+                        _ => return None,
+                    };
+                    Change::Put(
+                        path,
+                        Node {
+                            kind,
+                            mode,
+                            uid,
+                            gid,
+                        },
+                    )
+                }
+                3 => Change::HardLink {
+                    path: input.path()?,
+                    target: input.path()?,
+                },
+                _ => return None,
+            });
+        }
+        input.0.is_empty().then_some(LayerChanges {
+            layer,
+            diff_id,
+            changes,
+        })
+    }
+}
+
+struct Encoded(Vec<u8>);
+
+impl Encoded {
+    fn u8(&mut self, value: u8) {
+        self.0.push(value);
+    }
+    fn u32(&mut self, value: u32) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+    fn u64(&mut self, value: u64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+    fn bytes(&mut self, value: &[u8]) {
+        self.0.extend_from_slice(value);
+    }
+    fn path(&mut self, path: &Path) {
+        let bytes = path.as_os_str().as_bytes();
+        self.u64(bytes.len() as u64);
+        self.bytes(bytes);
+    }
+}
+
+struct Decoding<'a>(&'a [u8]);
+
+impl Decoding<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (taken, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(taken)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
+    }
+    fn path(&mut self) -> Option<PathBuf> {
+        let len = usize::try_from(self.u64()?).ok()?;
+        Some(PathBuf::from(OsStr::from_bytes(self.take(len)?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media_type;
     use crate::testing::{gzip_layer, tar_of, Raw};
 
     fn store() -> (tempfile::TempDir, BlobStore) {
@@ -478,12 +714,78 @@ mod tests {
             "{error}"
         );
 
-        let mut zstd = layer.clone();
-        zstd.media_type = media_type::OCI_LAYER_ZSTD.into();
-        let error = FileTree::read_layers(&store, &[zstd], &[diff_id]).unwrap_err();
+        let mut unknown = layer.clone();
+        unknown.media_type = "application/vnd.example.layer.v1.tar+lz4".into();
+        let error = FileTree::read_layers(&store, &[unknown], &[diff_id]).unwrap_err();
         assert!(
             matches!(error, Error::UnsupportedMediaType { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn zstd_layers_are_read_like_gzip_ones() {
+        let (_dir, store) = store();
+        let entries = [Raw::Dir("etc/", 0o755), Raw::File("etc/motd", b"hi", 0o644)];
+        let tar = tar_of(&entries);
+        let blob = zstd::bulk::compress(&tar, 3).unwrap();
+        let layer = store.put(media_type::OCI_LAYER_ZSTD, &blob).unwrap();
+        let tree = FileTree::read_layers(&store, std::slice::from_ref(&layer), &[Digest::of(&tar)])
+            .unwrap();
+        assert_eq!(paths(&tree), ["etc", "etc/motd"]);
+
+        let mut mislabelled = store.put(media_type::OCI_LAYER_GZIP, &blob).unwrap();
+        mislabelled.media_type = media_type::OCI_LAYER_GZIP.into();
+        let error = FileTree::read_layers(&store, &[mislabelled], &[Digest::of(&tar)]);
+        assert!(matches!(error, Err(Error::LayerRead { .. })), "{error:?}");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_distinct() {
+        let (_dir, store) = store();
+        let tar = {
+            let mut builder = tar::Builder::new(Vec::new());
+            for name in [&b"caf\xe9"[..], &b"caf\xe8"[..]] {
+                let mut header = tar::Header::new_gnu();
+                header.as_old_mut().name[..name.len()].copy_from_slice(name);
+                header.set_size(0);
+                header.set_mode(0o644);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_mtime(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_cksum();
+                builder.append(&header, io::empty()).unwrap();
+            }
+            builder.into_inner().unwrap()
+        };
+        let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
+        let tree = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap();
+        assert_eq!(tree.len(), 2);
+    }
+
+    #[test]
+    fn changes_survive_their_encoding_and_refuse_a_damaged_one() {
+        let (_dir, store) = store();
+        let (layer, diff_id) = gzip_layer(
+            &store,
+            &[
+                Raw::Dir("lib/", 0o755),
+                Raw::File("lib/libc.so.6", b"not really", 0o755),
+                Raw::Symlink("lib64", "lib"),
+                Raw::HardLink("lib/libc-again", "lib/libc.so.6"),
+                Raw::File("lib/.wh.old", b"", 0o644),
+                Raw::File("var/.wh..wh..opq", b"", 0o644),
+            ],
+        );
+        let changes = LayerChanges::read(&store, &layer, &diff_id).unwrap();
+        let encoded = changes.encode();
+        assert_eq!(LayerChanges::decode(&encoded), Some(changes));
+        for cut in [0, 10, encoded.len() / 2, encoded.len() - 1] {
+            assert_eq!(LayerChanges::decode(&encoded[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = encoded.clone();
+        longer.push(0);
+        assert_eq!(LayerChanges::decode(&longer), None);
     }
 }

@@ -55,10 +55,7 @@ fn blob_paths(manifest: &serde_json::Value) -> Vec<String> {
 
 /// `--load` streams the archive: `target/oci` holds the layout and nothing else.
 fn assert_only_the_layout_was_written(fixture: &Fixture) {
-    let written: Vec<_> = fs::read_dir(fixture.path().join("target/oci"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let written = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert_eq!(
         written,
         ["hello"],

@@ -138,10 +138,7 @@ fn assert_refused_with(fixture: &Fixture, base: &str, extra: &str, expected: &[S
         before,
         "{base}: files appeared outside the output directory"
     );
-    let oci = fixture.path().join("target/oci");
-    let leftovers: Vec<_> = fs::read_dir(&oci)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
+    let leftovers = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert!(leftovers.is_empty(), "{base}: left behind {leftovers:?}");
 }
 

@@ -83,7 +83,8 @@ fn no_line_is_wider_than_rustfmt_allows() {
     );
 }
 
-/// A comment that names a file of this repository (`support/host.rs`, `templates/metadata.toml`)
+/// A comment that names a file of this repository (`tests/e2e/support/host.rs`,
+/// `templates/metadata.toml`)
 /// must name one that exists: a clone has nothing else.
 #[test]
 fn comments_name_only_files_that_exist() {

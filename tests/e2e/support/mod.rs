@@ -281,6 +281,16 @@ impl Drop for Pulled<'_> {
     }
 }
 
+/// What `dir` (a `target/oci`) holds besides the build cache, `.cache`, which is not an output.
+pub fn outputs_in(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    names.retain(|name| name != ".cache");
+    names.sort();
+    names
+}
+
 /// The paths of a layer blob's tar entries, in order.
 pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
     let blob = fs::read(
@@ -290,7 +300,7 @@ pub fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
     )
     .unwrap();
     let listing = if blob.starts_with(&[0x1f, 0x8b]) {
-        oci_pack::testing::list_tar(flate2::read::GzDecoder::new(blob.as_slice()))
+        oci_pack::testing::list_tar(flate2::read::MultiGzDecoder::new(blob.as_slice()))
     } else {
         oci_pack::testing::list_tar(blob.as_slice())
     };

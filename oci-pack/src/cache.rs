@@ -1,0 +1,461 @@
+//! What one build keeps for the next, in a directory of its own (`cargo oci` uses
+//! `<target-dir>/oci/.cache/`), so that nothing is done twice:
+//!
+//! - `blobs/sha256/`: a [`BlobStore`] of every blob a build fetched or made. Outputs are views of
+//!   it: a layout links its blobs, an archive streams them.
+//! - `changes/<diff_id>`: each parent layer's [`LayerChanges`], so a parent's layers are
+//!   decompressed once, ever.
+//! - `layers/<key>`: the blob a layer's tar was compressed to, by its diff_id and the
+//!   compression settings, so an unchanged layer is not compressed again.
+//! - `outputs/<path>`: what each archive written was made of, so one that would be written
+//!   again, byte for byte, is left as it is.
+//! - `verified/<device>-<inode>`: which file was found to hash to which digest, and its size and
+//!   modification time then; while they stay the same, the file is not hashed again. As git
+//!   does for its index, a file modified less than [`SETTLED`] before it was hashed is not
+//!   recorded: a change within the same clock tick would not show in its modification time.
+//!
+//! Nothing here is trusted blindly: every entry carries the sha256 of its contents, and one that
+//! does not match, or does not parse, is dropped (with a warning) and rebuilt.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::compress::Compression;
+use crate::descriptor::Descriptor;
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::store::BlobStore;
+use crate::tree::LayerChanges;
+
+/// How long ago a file must have been modified for its stamp to vouch for its content later.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A build cache in a directory; clones share what this process learnt.
+#[derive(Debug, Clone)]
+pub struct BuildCache {
+    root: PathBuf,
+    store: BlobStore,
+    /// Files hashed by this process: (device, inode) → what they were found to be.
+    verified: Arc<Mutex<HashMap<(u64, u64), Stamp>>>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a file was when it was found to hash to `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    digest: Digest,
+    size: u64,
+    modified: (i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &fs::Metadata, digest: Digest) -> Stamp {
+        Stamp {
+            digest,
+            size: metadata.len(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+        }
+    }
+}
+
+impl BuildCache {
+    /// Opens (and creates, if needed) the cache in `root`.
+    pub fn open(root: &Path) -> Result<BuildCache> {
+        Ok(BuildCache {
+            root: root.to_owned(),
+            store: BlobStore::open(root)?,
+            verified: Arc::default(),
+            warnings: Arc::default(),
+        })
+    }
+
+    /// The cache's blob store.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// The directory of the cache.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What went wrong with cache entries since the last call (each was dropped and rebuilt).
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.warnings.lock().expect("not poisoned"))
+    }
+
+    fn warn(&self, warning: String) {
+        self.warnings.lock().expect("not poisoned").push(warning);
+    }
+
+    /// Whether the blob `descriptor` of `store` is known to hash to its digest: it was hashed
+    /// (by this process or an earlier one) and its file has not changed since. A symbolic link
+    /// is never trusted.
+    pub fn is_verified(&self, store: &BlobStore, descriptor: &Descriptor) -> bool {
+        let path = store.blob_path(&descriptor.digest);
+        let Ok(metadata) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        if !metadata.is_file() || metadata.len() != descriptor.size {
+            return false;
+        }
+        let key = (metadata.dev(), metadata.ino());
+        let now = Stamp::of(&metadata, descriptor.digest);
+        if self.verified.lock().expect("not poisoned").get(&key) == Some(&now) {
+            return true;
+        }
+        let recorded = self.read_entry(&self.stamp_path(key)).and_then(|bytes| {
+            let text = String::from_utf8(bytes).ok()?;
+            let mut fields = text.split(' ');
+            let stamp = Stamp {
+                digest: fields.next()?.parse().ok()?,
+                size: fields.next()?.parse().ok()?,
+                modified: (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?),
+            };
+            fields.next().is_none().then_some(stamp)
+        });
+        if recorded == Some(now) {
+            self.verified.lock().expect("not poisoned").insert(key, now);
+            return true;
+        }
+        false
+    }
+
+    /// Checks the blob `descriptor` of `store` against its digest, unless it is known to match
+    /// ([`BuildCache::is_verified`]); a blob that matches is remembered.
+    pub fn verify(&self, store: &BlobStore, descriptor: &Descriptor) -> Result<()> {
+        if self.is_verified(store, descriptor) {
+            return Ok(());
+        }
+        let mut reader = store.reader(descriptor)?;
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| reader.error(e))?;
+        self.remember(store, descriptor);
+        Ok(())
+    }
+
+    /// Records that the blob `descriptor` of `store` was just found to hash to its digest: for
+    /// this process, and for later ones once the file has settled.
+    pub fn remember(&self, store: &BlobStore, descriptor: &Descriptor) {
+        let path = store.blob_path(&descriptor.digest);
+        let Ok(metadata) = fs::symlink_metadata(&path) else {
+            return;
+        };
+        if !metadata.is_file() {
+            return;
+        }
+        let key = (metadata.dev(), metadata.ino());
+        let stamp = Stamp::of(&metadata, descriptor.digest);
+        self.verified
+            .lock()
+            .expect("not poisoned")
+            .insert(key, stamp);
+        let settled = metadata
+            .modified()
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= SETTLED);
+        if !settled {
+            return;
+        }
+        let text = format!(
+            "{} {} {} {}",
+            stamp.digest, stamp.size, stamp.modified.0, stamp.modified.1
+        );
+        self.write_entry(&self.stamp_path(key), text.as_bytes());
+    }
+
+    fn stamp_path(&self, (device, inode): (u64, u64)) -> PathBuf {
+        self.root
+            .join("verified")
+            .join(format!("{device:x}-{inode:x}"))
+    }
+
+    /// The changes of the layer `layer` of `store`, whose tar should be `diff_id`: from the
+    /// cache when an intact entry for `diff_id` says it was read from this very blob and the
+    /// blob is verified; else read from the blob, every check done again, and kept.
+    pub fn layer_changes(
+        &self,
+        store: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<LayerChanges> {
+        let path = self.root.join("changes").join(diff_id.hex());
+        if let Some(bytes) = self.read_entry(&path) {
+            match LayerChanges::decode(&bytes) {
+                Some(changes) if changes.layer == layer.digest && changes.diff_id == *diff_id => {
+                    self.verify(store, layer)?;
+                    return Ok(changes);
+                }
+                // Another blob with the same tar (compressed otherwise): read this one.
+                Some(_) => {}
+                None => self.warn(format!(
+                    "dropped the cache entry `{}`: it does not parse; reading the layer again",
+                    path.display()
+                )),
+            }
+        }
+        let changes = LayerChanges::read(store, layer, diff_id)?;
+        self.remember(store, layer);
+        self.write_entry(&path, &changes.encode());
+        Ok(changes)
+    }
+
+    /// A blob of this cache's store that an earlier build compressed the tar `diff_id` to,
+    /// with these settings, and that still hashes to its digest.
+    pub fn reusable_layer(&self, diff_id: &Digest, compression: Compression) -> Option<Layer> {
+        let path = self.layer_record(diff_id, compression);
+        let bytes = self.read_entry(&path)?;
+        let descriptor: Option<Descriptor> = serde_json::from_slice(&bytes).ok();
+        let Some(descriptor) = descriptor.filter(|d| d.media_type == compression.media_type())
+        else {
+            self.warn(format!(
+                "dropped the cache entry `{}`: it does not parse",
+                path.display()
+            ));
+            let _ = fs::remove_file(&path);
+            return None;
+        };
+        match self.verify(&self.store, &descriptor) {
+            Ok(()) => Some(Layer {
+                descriptor,
+                diff_id: *diff_id,
+            }),
+            Err(Error::MissingBlob(_)) => None,
+            Err(error) => {
+                self.warn(format!(
+                    "dropped the cached layer {}: {error}; compressing it again",
+                    descriptor.digest
+                ));
+                let _ = fs::remove_file(self.store.blob_path(&descriptor.digest));
+                let _ = fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Records that `layer` (in this cache's store) is the tar `layer.diff_id` compressed with
+    /// `compression`.
+    pub fn record_layer(&self, layer: &Layer, compression: Compression) {
+        let bytes = serde_json::to_vec(&layer.descriptor).expect("a descriptor serializes");
+        self.write_entry(&self.layer_record(&layer.diff_id, compression), &bytes);
+    }
+
+    /// Whether the file at `path` is still the one written for `key` (the digest of everything
+    /// its bytes depend on): same inode, size and modification time as when it was recorded.
+    pub fn output_is_fresh(&self, path: &Path, key: &Digest) -> bool {
+        let Ok(metadata) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        metadata.is_file()
+            && self.read_entry(&self.output_record(path))
+                == Some(output_stamp(&metadata, key).into_bytes())
+    }
+
+    /// Records that the file at `path` was just written for `key`.
+    pub fn record_output(&self, path: &Path, key: &Digest) {
+        if let Ok(metadata) = fs::symlink_metadata(path) {
+            let stamp = output_stamp(&metadata, key);
+            self.write_entry(&self.output_record(path), stamp.as_bytes());
+        }
+    }
+
+    fn output_record(&self, path: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let name = Digest::of(path.as_os_str().as_bytes());
+        self.root.join("outputs").join(name.hex())
+    }
+
+    fn layer_record(&self, diff_id: &Digest, compression: Compression) -> PathBuf {
+        let key = Digest::of(format!("{diff_id} {}", compression.settings()).as_bytes());
+        self.root.join("layers").join(key.hex())
+    }
+
+    /// An entry's contents, if the file is there, not too large, and its trailing sha256
+    /// matches; a damaged entry is removed with a warning.
+    fn read_entry(&self, path: &Path) -> Option<Vec<u8>> {
+        /// Entries are small; a parent layer of a million files encodes to tens of MB.
+        const MAX_ENTRY_BYTES: u64 = 1 << 30;
+        let file = fs::File::open(path).ok()?;
+        let mut bytes = Vec::new();
+        file.take(MAX_ENTRY_BYTES).read_to_end(&mut bytes).ok()?;
+        let intact = bytes.len() >= 32 && {
+            let (body, sum) = bytes.split_at(bytes.len() - 32);
+            Digest::of(body).as_bytes() == sum
+        };
+        if !intact {
+            self.warn(format!(
+                "dropped the damaged cache entry `{}`",
+                path.display()
+            ));
+            let _ = fs::remove_file(path);
+            return None;
+        }
+        bytes.truncate(bytes.len() - 32);
+        Some(bytes)
+    }
+
+    /// Writes an entry with its sha256 after it, atomically; a cache that cannot be written to
+    /// only makes the next build slower, so failures are not errors.
+    fn write_entry(&self, path: &Path, body: &[u8]) {
+        let write = || -> io::Result<()> {
+            let dir = path.parent().expect("entries are in a directory");
+            fs::create_dir_all(dir)?;
+            let mut file = tempfile::NamedTempFile::new_in(dir)?;
+            let mut hashed = DigestWriter::new(&mut file);
+            io::Write::write_all(&mut hashed, body)?;
+            let (sum, _, _) = hashed.finish();
+            io::Write::write_all(&mut file, sum.as_bytes())?;
+            file.persist(path)?;
+            Ok(())
+        };
+        if let Err(error) = write() {
+            self.warn(format!(
+                "could not write the cache entry `{}`: {error}",
+                path.display()
+            ));
+        }
+    }
+}
+
+fn output_stamp(metadata: &fs::Metadata, key: &Digest) -> String {
+    format!(
+        "{key} {} {} {} {} {}",
+        metadata.dev(),
+        metadata.ino(),
+        metadata.len(),
+        metadata.mtime(),
+        metadata.mtime_nsec()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_type;
+    use crate::testing::{gzip_layer, Raw};
+
+    fn cache() -> (tempfile::TempDir, BuildCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BuildCache::open(dir.path()).unwrap();
+        (dir, cache)
+    }
+
+    #[test]
+    fn a_layer_is_read_once_and_a_damaged_entry_is_read_again() {
+        let (_dir, cache) = cache();
+        let parent = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(parent.path()).unwrap();
+        let (layer, diff_id) = gzip_layer(&store, &[Raw::File("etc/motd", b"hi", 0o644)]);
+        age(&store.blob_path(&layer.digest), 10);
+        let first = cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        assert!(BuildCache::open(cache.root())
+            .unwrap()
+            .is_verified(&store, &layer));
+
+        // The blob is no longer needed to know the layer: a cached read does not open it...
+        let entry = cache.root().join("changes").join(diff_id.hex());
+        assert!(entry.is_file());
+        assert_eq!(
+            cache.layer_changes(&store, &layer, &diff_id).unwrap(),
+            first
+        );
+
+        // ...but a blob that changed is read again, and refused.
+        fs::write(store.blob_path(&layer.digest), b"tampered").unwrap();
+        assert!(!cache.is_verified(&store, &layer));
+        assert!(cache.layer_changes(&store, &layer, &diff_id).is_err());
+
+        // A damaged entry is dropped with a warning and rebuilt from a good blob.
+        let (layer, diff_id) = gzip_layer(&store, &[Raw::File("etc/issue", b"x", 0o644)]);
+        cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        let entry = cache.root().join("changes").join(diff_id.hex());
+        let mut bytes = fs::read(&entry).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        fs::write(&entry, &bytes).unwrap();
+        cache.take_warnings();
+        cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        let warnings = cache.take_warnings();
+        assert!(
+            warnings[0].contains("dropped the damaged cache entry"),
+            "{warnings:?}"
+        );
+        assert!(cache.read_entry(&entry).is_some(), "rebuilt");
+    }
+
+    /// Sets a file's modification time `seconds` into the past.
+    fn age(path: &Path, seconds: u64) {
+        let file = fs::File::options().write(true).open(path).unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds);
+        file.set_modified(then).unwrap();
+    }
+
+    #[test]
+    fn a_verified_file_is_not_trusted_once_it_changes_or_is_a_link() {
+        let (_dir, cache) = cache();
+        let blob = cache
+            .store()
+            .put(media_type::OCI_LAYER_TAR, b"content")
+            .unwrap();
+        let path = cache.store().blob_path(&blob.digest);
+        assert!(!cache.is_verified(cache.store(), &blob), "not hashed yet");
+        cache.verify(cache.store(), &blob).unwrap();
+        assert!(cache.is_verified(cache.store(), &blob));
+        // Just written, the file is not vouched for beyond this process...
+        let again = BuildCache::open(cache.root()).unwrap();
+        assert!(!again.is_verified(again.store(), &blob));
+        // ...until it has settled; then a new process reads the record from disk.
+        age(&path, 10);
+        cache.verify(cache.store(), &blob).unwrap();
+        let again = BuildCache::open(cache.root()).unwrap();
+        assert!(again.is_verified(again.store(), &blob));
+
+        fs::write(&path, b"CONTENT").unwrap();
+        assert!(!again.is_verified(again.store(), &blob));
+        assert!(again.verify(again.store(), &blob).is_err());
+
+        let elsewhere = tempfile::NamedTempFile::new().unwrap();
+        fs::write(elsewhere.path(), b"content").unwrap();
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), &path).unwrap();
+        assert!(!again.is_verified(again.store(), &blob));
+    }
+
+    #[test]
+    fn a_layer_is_reused_only_with_the_same_settings_and_intact() {
+        let (_dir, cache) = cache();
+        let mut contents = crate::layer::LayerContents::new();
+        contents
+            .add_bytes("/app", b"binary".to_vec(), 0o755)
+            .unwrap();
+        let layer = crate::layer::write_layer(
+            cache.store(),
+            &contents,
+            Compression::Gzip,
+            crate::timestamp::Timestamp(0),
+        )
+        .unwrap();
+        cache.record_layer(&layer, Compression::Gzip);
+        assert_eq!(
+            cache.reusable_layer(&layer.diff_id, Compression::Gzip),
+            Some(layer.clone())
+        );
+        assert_eq!(
+            cache.reusable_layer(&layer.diff_id, Compression::Zstd),
+            None
+        );
+
+        fs::write(cache.store().blob_path(&layer.descriptor.digest), b"junk").unwrap();
+        assert_eq!(
+            cache.reusable_layer(&layer.diff_id, Compression::Gzip),
+            None
+        );
+        assert!(cache.take_warnings()[0].contains("compressing it again"));
+        assert!(!cache.store().contains(&layer.descriptor.digest));
+    }
+}
