@@ -190,6 +190,14 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         mtime: created,
     };
     let written = outputs::write(&image, &destinations, &cache);
+    if written.is_ok() {
+        // What no build has used for two weeks goes; outputs keep their own links.
+        match cache.sweep(oci_pack::cache::UNUSED_FOR) {
+            Ok(0) => {}
+            Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),
+            Err(error) => shell.warn(format_args!("could not sweep the build cache: {error}")),
+        }
+    }
     for warning in cache.take_warnings() {
         shell.warn(warning);
     }

@@ -6,16 +6,23 @@
 //! - `changes/<diff_id>`: each parent layer's [`LayerChanges`], so a parent's layers are
 //!   decompressed once, ever.
 //! - `layers/<key>`: the blob a layer's tar was compressed to, by its diff_id and the
-//!   compression settings, so an unchanged layer is not compressed again.
+//!   compression settings, so an unchanged layer is not compressed again; and
+//!   `stamps/<stamp>`: the diff_id of a layer by its stamp
+//!   ([`crate::layer::LayerContents::stamp`]), so an unchanged layer is not even read again.
 //! - `outputs/<path>`: what each archive written was made of, so one that would be written
 //!   again, byte for byte, is left as it is.
 //! - `verified/<device>-<inode>`: which file was found to hash to which digest, and its size and
 //!   modification time then; while they stay the same, the file is not hashed again. As git
-//!   does for its index, a file modified less than [`SETTLED`] before it was hashed is not
-//!   recorded: a change within the same clock tick would not show in its modification time.
+//!   does for its index, a file that has not [`settled`] when it is hashed is not recorded: a
+//!   change within the same clock tick would not show in its modification time.
 //!
 //! Nothing here is trusted blindly: every entry carries the sha256 of its contents, and one that
 //! does not match, or does not parse, is dropped (with a warning) and rebuilt.
+//!
+//! The cache does not grow without end: what no build has used for [`UNUSED_FOR`] is forgotten
+//! ([`BuildCache::sweep`]). Outputs hold their own links to blobs, so none loses anything; a
+//! build that wants a forgotten layer again compresses it again. Builds share the cache under a
+//! shared lock on `lock`; a sweep runs only when no other build holds it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -29,17 +36,20 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::store::BlobStore;
+use crate::store::{settled, BlobStore};
 use crate::tree::LayerChanges;
 
-/// How long ago a file must have been modified for its stamp to vouch for its content later.
-const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long an entry nobody used is kept, and how often the cache is swept of them.
+pub const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A build cache in a directory; clones share what this process learnt.
 #[derive(Debug, Clone)]
 pub struct BuildCache {
     root: PathBuf,
     store: BlobStore,
+    /// Held shared while this build runs, so that no other build sweeps the cache under it.
+    lock: Arc<fs::File>,
     /// Files hashed by this process: (device, inode) → what they were found to be.
     verified: Arc<Mutex<HashMap<(u64, u64), Stamp>>>,
     warnings: Arc<Mutex<Vec<String>>>,
@@ -66,9 +76,19 @@ impl Stamp {
 impl BuildCache {
     /// Opens (and creates, if needed) the cache in `root`.
     pub fn open(root: &Path) -> Result<BuildCache> {
+        let store = BlobStore::open(root)?;
+        let lock_path = root.join("lock");
+        let lock = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open", &lock_path))?;
+        lock.lock_shared().map_err(Error::io("lock", &lock_path))?;
         Ok(BuildCache {
             root: root.to_owned(),
-            store: BlobStore::open(root)?,
+            store,
+            lock: Arc::new(lock),
             verified: Arc::default(),
             warnings: Arc::default(),
         })
@@ -154,12 +174,7 @@ impl BuildCache {
             .lock()
             .expect("not poisoned")
             .insert(key, stamp);
-        let settled = metadata
-            .modified()
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age >= SETTLED);
-        if !settled {
+        if !settled(&metadata) {
             return;
         }
         let text = format!(
@@ -167,6 +182,77 @@ impl BuildCache {
             stamp.digest, stamp.size, stamp.modified.0, stamp.modified.1
         );
         self.write_entry(&self.stamp_path(key), text.as_bytes());
+    }
+
+    /// Makes the blob `descriptor` of `source` part of the cache's store: one already there is
+    /// kept only while it is verified (a damaged one is replaced, with a warning); one brought
+    /// in is checked unless the caller has `verified` its source.
+    pub fn adopt(&self, source: &BlobStore, descriptor: &Descriptor, verified: bool) -> Result<()> {
+        let here = self.store.blob_path(&descriptor.digest);
+        if fs::symlink_metadata(&here).is_ok() {
+            if self.verify(&self.store, descriptor).is_ok() {
+                return Ok(());
+            }
+            self.warn(format!(
+                "dropped the cached blob {}: it does not match its digest",
+                descriptor.digest
+            ));
+            fs::remove_file(&here).map_err(Error::io("remove", &here))?;
+        }
+        self.store.import(source, descriptor, verified)?;
+        if verified {
+            self.remember(&self.store, descriptor);
+        }
+        Ok(())
+    }
+
+    /// Forgets what no build has used for `unused_for`: compressed layers (their records and
+    /// blobs), stamps, parent layers' changes and hashing records. Runs at most once a day, and
+    /// only when no other build holds the cache; returns how many entries went.
+    pub fn sweep(&self, unused_for: std::time::Duration) -> Result<usize> {
+        let marker = self.root.join("swept");
+        let due = fs::metadata(&marker)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|swept| swept.elapsed().ok())
+            .is_none_or(|since| since >= SWEEP_EVERY);
+        // Our shared lock becomes exclusive only if no other build holds one.
+        if !due || self.lock.try_lock().is_err() {
+            return Ok(0);
+        }
+        let old = |path: &Path| {
+            fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= unused_for)
+        };
+        let mut swept = 0;
+        for dir in ["layers", "stamps", "changes", "verified", "outputs"] {
+            for entry in fs::read_dir(self.root.join(dir)).into_iter().flatten() {
+                let Ok(entry) = entry else { continue };
+                let path = entry.path();
+                if !old(&path) {
+                    continue;
+                }
+                if dir == "layers" {
+                    let blob = self
+                        .read_entry(&path)
+                        .and_then(|b| serde_json::from_slice::<Descriptor>(&b).ok());
+                    if let Some(blob) = blob {
+                        let _ = fs::remove_file(self.store.blob_path(&blob.digest));
+                    }
+                }
+                if fs::remove_file(&path).is_ok() {
+                    swept += 1;
+                }
+            }
+        }
+        let _ = fs::write(&marker, b"");
+        self.lock
+            .lock_shared()
+            .map_err(Error::io("lock", self.root.join("lock")))?;
+        Ok(swept)
     }
 
     fn stamp_path(&self, (device, inode): (u64, u64)) -> PathBuf {
@@ -268,6 +354,20 @@ impl BuildCache {
         use std::os::unix::ffi::OsStrExt;
         let name = Digest::of(path.as_os_str().as_bytes());
         self.root.join("outputs").join(name.hex())
+    }
+
+    /// The layer made of `contents` by an earlier build, found by its stamp without reading
+    /// it: the tar the stamp was recorded for, compressed with these settings, still intact.
+    pub fn layer_by_stamp(&self, stamp: &Digest, compression: Compression) -> Option<Layer> {
+        let bytes = self.read_entry(&self.root.join("stamps").join(stamp.hex()))?;
+        let diff_id: Digest = std::str::from_utf8(&bytes).ok()?.parse().ok()?;
+        self.reusable_layer(&diff_id, compression)
+    }
+
+    /// Records that the layer contents stamped `stamp` make the tar `diff_id`.
+    pub fn record_stamp(&self, stamp: &Digest, diff_id: &Digest) {
+        let path = self.root.join("stamps").join(stamp.hex());
+        self.write_entry(&path, diff_id.to_string().as_bytes());
     }
 
     fn layer_record(&self, diff_id: &Digest, compression: Compression) -> PathBuf {
@@ -404,9 +504,13 @@ mod tests {
             .unwrap();
         let path = cache.store().blob_path(&blob.digest);
         assert!(!cache.is_verified(cache.store(), &blob), "not hashed yet");
+        // Modified "now" (in the future, so however slow this test runs)...
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        file.set_modified(soon).unwrap();
         cache.verify(cache.store(), &blob).unwrap();
         assert!(cache.is_verified(cache.store(), &blob));
-        // Just written, the file is not vouched for beyond this process...
+        // ...the file is not vouched for beyond this process...
         let again = BuildCache::open(cache.root()).unwrap();
         assert!(!again.is_verified(again.store(), &blob));
         // ...until it has settled; then a new process reads the record from disk.
@@ -424,6 +528,42 @@ mod tests {
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), &path).unwrap();
         assert!(!again.is_verified(again.store(), &blob));
+    }
+
+    #[test]
+    fn a_sweep_forgets_what_nobody_used_and_waits_for_other_builds() {
+        let (dir, cache) = cache();
+        let mut contents = crate::layer::LayerContents::new();
+        contents.add_bytes("/old", b"old".to_vec(), 0o644).unwrap();
+        let mtime = crate::timestamp::Timestamp(0);
+        let old =
+            crate::layer::write_layer(cache.store(), &contents, Compression::Gzip, mtime).unwrap();
+        cache.record_layer(&old, Compression::Gzip);
+        contents.add_bytes("/new", b"new".to_vec(), 0o644).unwrap();
+        let new =
+            crate::layer::write_layer(cache.store(), &contents, Compression::Gzip, mtime).unwrap();
+        cache.record_layer(&new, Compression::Gzip);
+        for record in fs::read_dir(dir.path().join("layers")).unwrap() {
+            let path = record.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            if String::from_utf8_lossy(&bytes).contains(&old.descriptor.digest.to_string()) {
+                age(&path, 30 * 24 * 3600);
+            }
+        }
+
+        // Another build holds the cache: nothing is swept.
+        let other = BuildCache::open(dir.path()).unwrap();
+        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 0);
+        drop(other);
+        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 1);
+        assert!(!cache.store().contains(&old.descriptor.digest));
+        assert!(cache.store().contains(&new.descriptor.digest));
+        assert_eq!(
+            cache.reusable_layer(&new.diff_id, Compression::Gzip),
+            Some(new)
+        );
+        // Once a day at most.
+        assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 0);
     }
 
     #[test]

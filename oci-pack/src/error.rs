@@ -49,8 +49,6 @@ pub enum Error {
     UnsupportedFileType { path: PathBuf },
     #[error("`{}` changed size while it was being packed", path.display())]
     FileChanged { path: PathBuf },
-    #[error("a file changed while its layer was being written; build again")]
-    ContentsChanged,
     #[error("failed to encode {what} as JSON")]
     Json {
         what: &'static str,

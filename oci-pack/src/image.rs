@@ -8,10 +8,9 @@ use crate::cache::BuildCache;
 use crate::config::{ConfigChanges, History, ImageConfig};
 use crate::descriptor::Descriptor;
 use crate::diff;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layer::{diff_id, write_layer, Compression, Layer, LayerContents};
+use crate::layer::{write_layer, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -90,8 +89,12 @@ pub fn build_image(
     let new_layers = new_layer_contents(&mut request)?;
     let mut descriptors = Vec::new();
     if let Some(parent) = &request.base {
+        let into_cache = cache.filter(|c| c.store().root() == store.root());
         for layer in &parent.layers {
-            store.import(&parent.store, layer, parent.layers_verified())?;
+            match into_cache {
+                Some(cache) => cache.adopt(&parent.store, layer, parent.layers_verified())?,
+                None => store.import(&parent.store, layer, parent.layers_verified())?,
+            }
             descriptors.push(layer.clone());
         }
     }
@@ -100,28 +103,38 @@ pub fn build_image(
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
         let (compression, mtime) = (request.compression, request.created);
         let layer = match cache {
-            Some(cache) => match reusable(store, cache, contents, compression, mtime)? {
-                Ok(layer) => {
-                    progress.on_event(&Event::LayerReused {
-                        layer: &layer,
-                        created_by,
-                    });
-                    layer
-                }
-                Err(diff_id) => {
-                    let layer = write_layer(store, contents, compression, mtime)?;
-                    if layer.diff_id != diff_id {
-                        return Err(Error::ContentsChanged);
+            Some(cache) => {
+                let stamp = contents.stamp(mtime);
+                let reused = stamp
+                    .as_ref()
+                    .and_then(|stamp| cache.layer_by_stamp(stamp, compression));
+                let layer = match reused {
+                    Some(layer) => {
+                        store.import(cache.store(), &layer.descriptor, true)?;
+                        progress.on_event(&Event::LayerReused {
+                            layer: &layer,
+                            created_by,
+                        });
+                        layer
                     }
-                    cache.store().import(store, &layer.descriptor, true)?;
-                    cache.record_layer(&layer, compression);
-                    progress.on_event(&Event::LayerWritten {
-                        layer: &layer,
-                        created_by,
-                    });
-                    layer
+                    None => {
+                        let layer = write_layer(store, contents, compression, mtime)?;
+                        progress.on_event(&Event::LayerWritten {
+                            layer: &layer,
+                            created_by,
+                        });
+                        layer
+                    }
+                };
+                cache.store().import(store, &layer.descriptor, true)?;
+                cache.record_layer(&layer, compression);
+                // Only a stamp that held from before the layer was read until after says which
+                // tar it is.
+                if let Some(stamp) = stamp.filter(|s| contents.stamp(mtime).as_ref() == Some(s)) {
+                    cache.record_stamp(&stamp, &layer.diff_id);
                 }
-            },
+                layer
+            }
             None => {
                 let layer = write_layer(store, contents, compression, mtime)?;
                 progress.on_event(&Event::LayerWritten {
@@ -190,25 +203,6 @@ pub fn build_image(
         config: config_descriptor,
         layers,
     })
-}
-
-/// The layer `contents` compressed by an earlier build, linked into `store`; else the diff_id
-/// of `contents`, found in one pass that compresses nothing.
-fn reusable(
-    store: &BlobStore,
-    cache: &BuildCache,
-    contents: &LayerContents,
-    compression: Compression,
-    mtime: Timestamp,
-) -> Result<std::result::Result<Layer, Digest>> {
-    let diff_id = diff_id(contents, mtime)?;
-    match cache.reusable_layer(&diff_id, compression) {
-        Some(layer) => {
-            store.import(cache.store(), &layer.descriptor, true)?;
-            Ok(Ok(layer))
-        }
-        None => Ok(Err(diff_id)),
-    }
 }
 
 /// Joins one image per platform into an image index in `store` (see [`ImageIndex::join`]).
@@ -326,8 +320,8 @@ mod tests {
         assert_eq!(
             layer_digests,
             [
-                "sha256:2f6e2e37c5585b6af3180c71747cbaa67f0ce9cd26fd6a4e54389cdb67617f4c",
-                "sha256:11af9fdba4969aaefadcec52497674047ef7ee2982e9611918efa651a95eae09"
+                "sha256:a8dddf82bd9e8d27479955406b0ce57d24fc0a410d2a55ff262b5750e030bec9",
+                "sha256:b72ed022baf2e247edfed6489163218368bd3972c8169daae7562b9b47a8aa6a"
             ]
         );
         assert_eq!(
@@ -336,7 +330,7 @@ mod tests {
         );
         assert_eq!(
             image.manifest.digest.to_string(),
-            "sha256:d8f4924627977d0d951ba79917db31e161a0650f4333ca698b199f60aa1cf5ec"
+            "sha256:ed797570cd343c830938283625600be87ecabd408e2c4123d15ff584231127f5"
         );
     }
 
@@ -374,6 +368,73 @@ mod tests {
                 .as_deref(),
             Some("linux/amd64")
         );
+    }
+
+    /// Records which layers were written and which reused.
+    #[derive(Default)]
+    struct Recorder(Vec<&'static str>);
+
+    impl Progress for Recorder {
+        fn on_event(&mut self, event: &Event<'_>) {
+            match event {
+                Event::LayerWritten { .. } => self.0.push("written"),
+                Event::LayerReused { .. } => self.0.push("reused"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn an_unchanged_layer_is_taken_from_the_cache_and_a_changed_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BuildCache::open(&dir.path().join("cache")).unwrap();
+        let binary = dir.path().join("app");
+        std::fs::write(&binary, b"version one").unwrap();
+        let settle = || {
+            let file = std::fs::File::options().write(true).open(&binary).unwrap();
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+            file.set_modified(then).unwrap();
+        };
+        settle();
+        let request = || {
+            let mut contents = LayerContents::new();
+            contents.add_path("/app", &binary).unwrap();
+            ImageRequest {
+                layers: vec![NewLayer {
+                    contents,
+                    remove: Vec::new(),
+                    created_by: "app".into(),
+                }],
+                ..request()
+            }
+        };
+        let build = || {
+            let mut recorder = Recorder::default();
+            let image = build_image(cache.store(), request(), Some(&cache), &mut recorder);
+            (image.unwrap(), recorder.0)
+        };
+        let (first, events) = build();
+        assert_eq!(events, ["written"]);
+        let (again, events) = build();
+        assert_eq!(events, ["reused"]);
+        assert_eq!(again, first, "the same image, byte for byte");
+
+        // The same size, new content: the stamp changes, and the layer is written anew.
+        std::fs::write(&binary, b"version two").unwrap();
+        let (changed, events) = build();
+        assert_eq!(events, ["written"]);
+        assert_ne!(changed.manifest.digest, first.manifest.digest);
+        // Settled again, a later build takes it from the cache.
+        settle();
+        let (_, events) = build();
+        assert_eq!(
+            events,
+            ["written"],
+            "not stamped while unsettled: read once more"
+        );
+        let (last, events) = build();
+        assert_eq!(events, ["reused"]);
+        assert_eq!(last.layers, changed.layers);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::path::{absolute, image_path};
-use crate::store::BlobStore;
+use crate::store::{BlobStore, IO_BUFFER};
 use crate::timestamp::Timestamp;
 
 /// Mode of directories and executables; other files get [`FILE_MODE`].
@@ -82,6 +82,50 @@ impl LayerContents {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// A digest of what the layer's tar is made of, found without reading a file: every
+    /// entry's path, kind and mode, the bytes given, and for each file on disk its device,
+    /// inode, size and modification time; and `mtime`, every entry's date. The same stamp, the
+    /// same tar, as long as nobody rewrites a file keeping its size and modification time.
+    /// `None` while a file on disk has not [`settled`](crate::store::settled).
+    pub fn stamp(&self, mtime: Timestamp) -> Option<Digest> {
+        use std::os::unix::fs::MetadataExt;
+        let mut stamp = format!("cargo-oci tar 1\n{}\n", mtime.0).into_bytes();
+        for (path, entry) in &self.entries {
+            stamp.extend_from_slice(path.as_os_str().as_encoded_bytes());
+            let line = match entry {
+                Entry::Directory { mode } => format!("\0dir {mode}\n"),
+                Entry::Whiteout => "\0whiteout\n".to_owned(),
+                Entry::Symlink { target } => {
+                    let target = target.as_os_str().as_encoded_bytes();
+                    format!("\0link {}\n", Digest::of(target))
+                }
+                Entry::File {
+                    source: FileSource::Bytes(bytes),
+                    mode,
+                } => format!("\0bytes {mode} {}\n", Digest::of(bytes)),
+                Entry::File {
+                    source: FileSource::Disk(source),
+                    mode,
+                } => {
+                    let metadata = fs::metadata(source).ok()?;
+                    if !crate::store::settled(&metadata) {
+                        return None;
+                    }
+                    format!(
+                        "\0file {mode} {} {} {} {} {}\n",
+                        metadata.dev(),
+                        metadata.ino(),
+                        metadata.len(),
+                        metadata.mtime(),
+                        metadata.mtime_nsec()
+                    )
+                }
+            };
+            stamp.extend_from_slice(line.as_bytes());
+        }
+        Some(Digest::of(&stamp))
     }
 
     /// Every entry, sorted, parent directories included.
@@ -237,13 +281,6 @@ pub fn write_layer(
     })
 }
 
-/// The diff_id `contents` would have as a layer: the digest of its tar, in one pass that
-/// writes nothing.
-pub fn diff_id(contents: &LayerContents, mtime: Timestamp) -> Result<Digest> {
-    let hashed = write_tar(contents, DigestWriter::new(io::sink()), mtime)?;
-    Ok(hashed.finish().0)
-}
-
 /// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and
 /// image archives are both written this way.
 pub fn write_tar<W: Write>(contents: &LayerContents, out: W, mtime: Timestamp) -> Result<W> {
@@ -316,8 +353,9 @@ fn append_entry<W: Write>(
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(*mode);
             header.set_size(size);
+            let buffer = usize::try_from(size).map_or(IO_BUFFER, |s| s.clamp(1, IO_BUFFER));
             let exact = ExactSize {
-                inner: file.take(size),
+                inner: io::BufReader::with_capacity(buffer, file.take(size)),
                 remaining: size,
             };
             tar.append_data(&mut header, path, exact)
@@ -469,7 +507,7 @@ mod tests {
             digests(&sample()),
             [
                 "sha256:fa4941c76a86be7ab0504f6b63b5454b17e0900f8ad7d47b7fc833d1fe1749be",
-                "sha256:f6b7f10c4f49d74ed62d037b4fd66bb038a723fe8d37aa0221887153b807150b",
+                "sha256:4f5cdeec7bf38496143c0c139f10fd547c7e73d96429cc8b3c1a34965cf7830e",
                 "sha256:5c4081f8d95966fdc111dbf5fc625a8b090d8e3c230b20dc65fed95203ddbee8",
             ]
         );
@@ -490,7 +528,7 @@ mod tests {
             digests(&large),
             [
                 "sha256:446ec1ffc555291d64ba35f024f93a07d171d9a2e1191d5555a543cadcac92fe",
-                "sha256:5c9e9f6d3b13fba5d1838c0cbc8f8a8780c13377c2f38f319691f227c1a80e1e",
+                "sha256:79600a7e01f82c1e164b914cda1c0d8775aa77842a11c3a527b52b16680901f6",
                 "sha256:d44ada499b93a041027f1ed794cd1c4ede54902b4bb6e7256f119e15e22d217d",
             ]
         );

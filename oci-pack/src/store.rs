@@ -14,6 +14,28 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 
+/// How much is read or written at a time: large, since blobs are large and a system call per
+/// 8 KiB is what a layer of tens of MB would otherwise pay for.
+pub(crate) const IO_BUFFER: usize = 1 << 20;
+
+/// Whether a file's modification time now vouches for its content: a file modified within the
+/// current clock tick could be modified again without its time changing (git's "racy" entries).
+/// With nanosecond times the kernel's tick is a few milliseconds; a filesystem that keeps
+/// whole seconds (the nanoseconds are zero) needs two.
+pub fn settled(metadata: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let window = if metadata.mtime_nsec() == 0 {
+        std::time::Duration::from_secs(2)
+    } else {
+        std::time::Duration::from_millis(50)
+    };
+    metadata
+        .modified()
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age >= window)
+}
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
@@ -62,7 +84,7 @@ impl BlobStore {
             .tempfile_in(&dir)
             .map_err(Error::io("create a temporary file in", &dir))?;
         Ok(BlobWriter {
-            inner: DigestWriter::new(BufWriter::new(file)),
+            inner: DigestWriter::new(BufWriter::with_capacity(IO_BUFFER, file)),
             dir,
         })
     }
@@ -126,7 +148,8 @@ impl BlobStore {
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
         Ok(VerifiedReader {
-            inner: io::BufReader::new(file).take(descriptor.size.saturating_add(1)),
+            inner: io::BufReader::with_capacity(IO_BUFFER, file)
+                .take(descriptor.size.saturating_add(1)),
             hasher: Some(DigestWriter::new(io::sink())),
             expected: descriptor.clone(),
         })
@@ -137,6 +160,9 @@ impl BlobStore {
     /// checked against its digest and size, so a tampered parent blob never reaches an output,
     /// even one that stages nothing. A blob that is a symbolic link is never linked: its bytes
     /// are copied, checked, so an output never points at a file outside it.
+    ///
+    /// A blob already here is kept if it has the right size; checking more is the caller's
+    /// (see [`crate::cache::BuildCache::adopt`]).
     pub fn import(
         &self,
         source: &BlobStore,
@@ -144,8 +170,12 @@ impl BlobStore {
         verified: bool,
     ) -> Result<()> {
         let to = self.blob_path(&descriptor.digest);
-        if to.is_file() {
-            return Ok(());
+        match fs::symlink_metadata(&to) {
+            Ok(existing) if existing.is_file() && existing.len() == descriptor.size => {
+                return Ok(())
+            }
+            Ok(_) => fs::remove_file(&to).map_err(Error::io("remove", &to))?,
+            Err(_) => {}
         }
         let from = source.blob_path(&descriptor.digest);
         let is_file = fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
@@ -252,11 +282,9 @@ impl BlobWriter {
             .into_inner()
             .map_err(|e| Error::io("write to", &self.dir)(e.into_error()))?;
         let path = self.dir.join(digest.hex());
-        // Same name, same content: a blob already present is kept and the copy dropped.
-        if !path.is_file() {
-            file.persist(&path)
-                .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
-        }
+        // The bytes just hashed replace whatever has the name: a damaged copy never survives.
+        file.persist(&path)
+            .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
         Ok((digest, size))
     }
 }

@@ -6,6 +6,8 @@ mod support;
 
 mod archives;
 mod build;
+mod cache;
+mod compression;
 mod hostile;
 mod oracles;
 mod parents;

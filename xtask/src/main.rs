@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use xshell::{cmd, Shell};
 
+mod bench;
+
 #[cfg(test)]
 mod tidy;
 
@@ -16,11 +18,12 @@ tasks:
   ci       install the test tools if missing, then fmt, clippy, all tests, docs (what CI runs)
   tools    install the real tools the end-to-end tests judge images with (Debian packages)
   example  build the example crate's image with this cargo-oci
-  bench    measure the packing step on the example's binary";
+  bench    cargo oci against umoci and podman on the same workloads, paired";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 12] = [
+const TOOLS: [(&str, &str); 13] = [
     ("openssl", "openssl"),
+    ("zstd", "zstd"),
     FOREIGN_GCC,
     ("docker-registry", "docker-registry"),
     ("htpasswd", "apache2-utils"),
@@ -52,7 +55,7 @@ fn main() -> Result {
         Some("ci") => ci(&sh),
         Some("tools") => tools(&sh),
         Some("example") => example(&sh).map(drop),
-        Some("bench") => bench(&sh),
+        Some("bench") => bench::run(&sh),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2)
@@ -120,20 +123,24 @@ fn example(sh: &Shell) -> Result<PathBuf> {
     Ok(layout)
 }
 
-fn bench(sh: &Shell) -> Result {
-    example(sh)?;
-    let binary = project_root().join("examples/hello-server/target/release/hello-server");
-    cmd!(
-        sh,
-        "cargo bench --locked -p oci-pack --bench pack -- {binary}"
-    )
-    .run()?;
-    Ok(())
-}
-
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Copies a directory tree of files and directories.
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn project_root() -> PathBuf {
