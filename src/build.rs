@@ -74,15 +74,16 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let shell = Shell::new(verbosity);
 
     let created = workspace::source_date_epoch()?;
-    let (metadata, host) = workspace::metadata_and_host(&args.cargo.workspace)?;
-    let package = workspace::select_package(&metadata, args.cargo.workspace.package.as_deref())?;
+    let facts = workspace::Facts::gather(&args.cargo.workspace)?;
+    let metadata = &facts.metadata;
+    let package = workspace::select_package(metadata, args.cargo.workspace.package.as_deref())?;
     let overrides = Overrides {
         targets: args.cargo.targets.clone(),
         formats: args.formats.clone(),
         elf_check: args.elf_check,
         compression: args.compression,
     };
-    let plan = workspace::build_plan(&metadata, package, created, &overrides, &host)?;
+    let plan = workspace::build_plan(&facts, package, created, &overrides)?;
     for image in &plan.images {
         if image.config.entrypoint.is_none() && image.bins.len() > 1 {
             shell.warn(format_args!(

@@ -66,12 +66,12 @@ pub fn select_package<'a>(workspace: &'a Metadata, spec: Option<&str>) -> Result
 /// The package's `[package.metadata.oci]` (with `[workspace.metadata.oci]` defaults) resolved
 /// into a plan of every image; an error names the `Cargo.toml` it is about.
 pub fn build_plan(
-    workspace: &Metadata,
+    facts: &Facts,
     package: &Package,
     created: Timestamp,
     overrides: &Overrides,
-    host: &str,
 ) -> Result<BuildPlan> {
+    let workspace = &facts.metadata;
     let in_manifest = |error: KeyError| {
         let manifest = if error.path.starts_with("workspace.") {
             workspace.workspace_root.join("Cargo.toml")
@@ -85,7 +85,8 @@ pub fn build_plan(
         package.metadata.get("oci"),
     )
     .map_err(in_manifest)?;
-    plan::resolve(&loaded, &package_facts(package), created, overrides, host).map_err(|error| {
+    let package_facts = package_facts(package, facts);
+    plan::resolve(&loaded, &package_facts, created, overrides, &facts.host).map_err(|error| {
         match error {
             PlanError::Key(error) => in_manifest(error),
             other => anyhow!(other),
@@ -93,7 +94,7 @@ pub fn build_plan(
     })
 }
 
-fn package_facts(package: &Package) -> PackageFacts {
+fn package_facts(package: &Package, facts: &Facts) -> PackageFacts {
     let dir = package
         .manifest_path
         .parent()
@@ -114,7 +115,9 @@ fn package_facts(package: &Package) -> PackageFacts {
             .filter(|t| t.kind.iter().any(|k| k.to_string() == "bin"))
             .map(|t| t.name.clone())
             .collect(),
-        revision: git_revision(&dir),
+        revision: std::fs::canonicalize(&dir)
+            .ok()
+            .and_then(|dir| facts.revision(&dir)),
         dir,
     }
 }
@@ -142,26 +145,69 @@ fn rustc() -> std::ffi::OsString {
     beside_cargo.map_or_else(|| "rustc".into(), Into::into)
 }
 
-/// The commit the package is checked out at; `None` outside a git checkout or without git.
-fn git_revision(dir: &Path) -> Option<String> {
+/// What the build asks of other programs before it starts: the workspace (`cargo metadata`),
+/// the host target (`rustc -vV`) and the git checkout, asked at the same time, since each is a
+/// process start.
+#[derive(Debug)]
+pub struct Facts {
+    pub metadata: Metadata,
+    pub host: String,
+    checkout: Option<Checkout>,
+}
+
+/// The git checkout the command runs in: its top directory and the commit checked out.
+#[derive(Debug)]
+struct Checkout {
+    toplevel: std::path::PathBuf,
+    head: String,
+}
+
+impl Facts {
+    pub fn gather(options: &WorkspaceOptions) -> Result<Facts> {
+        let start = options
+            .manifest_path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        std::thread::scope(|scope| {
+            let host = scope.spawn(host_triple);
+            let checkout = scope.spawn(|| checkout(&start));
+            let metadata = metadata(options);
+            let host = host.join().expect("the thread asking rustc does not panic");
+            let checkout = checkout.join().expect("the thread asking git does not panic");
+            Ok(Facts {
+                metadata: metadata?,
+                host: host?,
+                checkout,
+            })
+        })
+    }
+
+    /// The commit `dir` is checked out at, from the checkout found at the start when `dir` is
+    /// in it.
+    fn revision(&self, dir: &Path) -> Option<String> {
+        match &self.checkout {
+            Some(checkout) if dir.starts_with(&checkout.toplevel) => Some(checkout.head.clone()),
+            _ => checkout(dir).map(|c| c.head),
+        }
+    }
+}
+
+/// The git checkout `dir` is in; `None` outside one or without git.
+fn checkout(dir: &Path) -> Option<Checkout> {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["rev-parse", "HEAD"])
+        .args(["rev-parse", "--show-toplevel", "HEAD"])
         .output()
         .ok()?;
-    let revision = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (output.status.success() && !revision.is_empty()).then_some(revision)
-}
-
-/// `cargo metadata` and the host target, asked at the same time: each is a process start.
-pub fn metadata_and_host(options: &WorkspaceOptions) -> Result<(Metadata, String)> {
-    std::thread::scope(|scope| {
-        let host = scope.spawn(host_triple);
-        let metadata = metadata(options);
-        let host = host.join().expect("the thread asking rustc does not panic");
-        Ok((metadata?, host?))
-    })
+    let text = String::from_utf8(output.stdout).ok()?;
+    let mut lines = text.lines();
+    let toplevel = std::fs::canonicalize(lines.next()?).ok()?;
+    let head = lines.next()?.trim().to_owned();
+    (output.status.success() && !head.is_empty()).then_some(Checkout { toplevel, head })
 }
 
 /// The target rustc builds for when no `--target` is given.
