@@ -117,6 +117,9 @@ impl Loaded {
 pub struct FileSpec {
     pub src: String,
     pub dest: String,
+    /// `src` may be outside the package (it must be said: `/etc/shadow` is never a typo away).
+    #[serde(default, rename = "allow-outside")]
+    pub allow_outside: bool,
 }
 
 /// How new layers are compressed, as `compression` and `--compression` name it.

@@ -3,7 +3,7 @@
 //! anything and before a byte is written.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
 use oci_pack::layer::Compression;
@@ -335,6 +335,16 @@ fn resolve_image(
                 format!("`src` `{}` does not exist", source.display()),
             ));
         }
+        if !file.allow_outside && !inside(&package.dir, &source) {
+            return Err(key_error(
+                &format!("files[{i}]"),
+                format!(
+                    "`src` `{}` is outside the package; what goes in an image comes from the \
+                     package unless `allow-outside = true` says otherwise",
+                    source.display()
+                ),
+            ));
+        }
         let dest = match file.dest.strip_suffix('/') {
             // `dest/` means "into this directory", as with `COPY`.
             Some(dir) => format!(
@@ -395,9 +405,35 @@ fn compression(spec: CompressionSpec) -> Compression {
     }
 }
 
+/// Whether `path` (its directories' links followed, not its own) is under `dir`.
+fn inside(dir: &Path, path: &Path) -> bool {
+    let resolved = path
+        .parent()
+        .and_then(|parent| std::fs::canonicalize(parent).ok())
+        .zip(path.file_name())
+        .map(|(parent, name)| parent.join(name));
+    let dir = std::fs::canonicalize(dir).ok();
+    let climbs = path.file_name().is_none();
+    matches!((resolved, dir), (Some(path), Some(dir)) if path.starts_with(&dir) && !climbs)
+}
+
 /// The platform of `triple`, with the metadata's platform keys over it.
 fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError> {
     let mapped = Platform::from_rust_target(triple);
+    for (key, value) in [
+        ("os", &metadata.os),
+        ("architecture", &metadata.architecture),
+    ] {
+        if let Some(value) = value.as_deref() {
+            let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+            if value.is_empty() || !value.chars().all(name) {
+                return Err(key_error(
+                    key,
+                    format!("`{value}` is not a platform name like \"linux\" or \"arm64\""),
+                ));
+            }
+        }
+    }
     let mut platform = match (&mapped, &metadata.os, &metadata.architecture) {
         (_, Some(os), Some(architecture)) => Platform::new(os, architecture, None),
         (Some(mapped), None, None) => mapped.clone(),
@@ -476,10 +512,22 @@ pub(crate) fn config_changes(
         values::stop_signal(signal).map_err(|e| key_error("config.stop-signal", e))?;
     }
     if let Some(user) = &spec.user {
-        if user.is_empty() || user.contains(char::is_whitespace) {
+        values::user(user).map_err(|e| key_error("config.user", e))?;
+    }
+    for (key, value, least) in [
+        ("memory", spec.memory, 0),
+        ("memory-swap", spec.memory_swap, -1),
+        ("cpu-shares", spec.cpu_shares, 0),
+    ] {
+        if value.is_some_and(|v| v < least) {
+            let meaning = if least == 0 {
+                "it cannot be negative".to_owned()
+            } else {
+                "it is bytes, or -1 for unlimited".to_owned()
+            };
             return Err(key_error(
-                "config.user",
-                format!("`{user}` is not a user name, uid, or `user:group`"),
+                &format!("config.{key}"),
+                format!("`{}`: {meaning}", value.unwrap_or_default()),
             ));
         }
     }
@@ -712,6 +760,32 @@ mod tests {
                  paths in the image must be absolute",
             ),
         ];
+        let cases = cases.into_iter().chain([
+            (
+                json!({"config": {"healthcheck": {"test": ["CMD", "x"], "interval": "2562048h"}}}),
+                "`package.metadata.oci.config.healthcheck.interval`: `2562048h` is too long",
+            ),
+            (
+                json!({"os": "", "architecture": "amd64"}),
+                "`package.metadata.oci.os`: `` is not a platform name",
+            ),
+            (
+                json!({"config": {"memory": -1}}),
+                "`package.metadata.oci.config.memory`: `-1`: it cannot be negative",
+            ),
+            (
+                json!({"config": {"memory-swap": -2}}),
+                "`package.metadata.oci.config.memory-swap`: `-2`: it is bytes, or -1",
+            ),
+            (
+                json!({"config": {"user": "root:root:x"}}),
+                "`package.metadata.oci.config.user`: `root:root:x` is not a user name",
+            ),
+            (
+                json!({"files": [{"src": "/etc/hostname", "dest": "/x"}]}),
+                "`package.metadata.oci.files[0]`: `src` `/etc/hostname` is outside the package",
+            ),
+        ]);
         for (metadata, expected) in cases {
             let error = plan(metadata.clone()).unwrap_err();
             assert!(
@@ -719,6 +793,15 @@ mod tests {
                 "{metadata}:\n  got {error}\n  expected {expected}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_outside_the_package_is_taken_only_when_allowed() {
+        let allowed =
+            json!({"files": [{"src": "/etc/hostname", "dest": "/x", "allow-outside": true}]});
+        let allowed = plan(allowed).unwrap();
+        assert_eq!(allowed.files[0].0, PathBuf::from("/etc/hostname"));
+        assert!(plan(json!({"config": {"memory-swap": -1, "user": "1000:1000"}})).is_ok());
     }
 
     #[test]

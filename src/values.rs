@@ -62,8 +62,12 @@ pub fn duration_ns(text: &str) -> Result<u64, String> {
         rest = &rest[unit_len..];
         total += number * scale;
     }
-    if total > u64::MAX as f64 {
-        return Err(format!("`{text}` is too long"));
+    // Docker keeps durations as signed 64-bit nanoseconds; longer ones do not parse back.
+    if total.round() >= 2f64.powi(63) {
+        return Err(format!(
+            "`{text}` is too long: a duration is at most 2562047h47m16s (Docker counts \
+             nanoseconds in a signed 64-bit integer)"
+        ));
     }
     Ok(total.round() as u64)
 }
@@ -97,6 +101,16 @@ pub fn stop_signal(text: &str) -> Result<(), String> {
         Err(format!(
             "`{text}` is not a signal name like \"SIGTERM\" or a number from 1 to 64"
         ))
+    }
+}
+
+/// A user as `USER` takes it: a name or uid, optionally `:` and a group or gid.
+pub fn user(text: &str) -> Result<(), String> {
+    let valid = |part: &str| !part.is_empty() && !part.contains(|c: char| c.is_whitespace());
+    match text.split_once(':') {
+        None if valid(text) => Ok(()),
+        Some((user, group)) if valid(user) && valid(group) && !group.contains(':') => Ok(()),
+        _ => Err(format!("`{text}` is not a user name, uid, or `user:group`")),
     }
 }
 
@@ -134,9 +148,15 @@ mod tests {
         assert_eq!(duration_ns("1.5h").unwrap(), 5_400_000_000_000);
         assert_eq!(duration_ns("250ms").unwrap(), 250_000_000);
         assert_eq!(duration_ns("0").unwrap(), 0);
-        for bad in ["30", "s", "1x", "-1s", "1m 30s", "", "1..5s"] {
+        for bad in [
+            "30", "s", "1x", "-1s", "1m 30s", "", "1..5s", "2562048h", "1e30h",
+        ] {
             assert!(duration_ns(bad).is_err(), "{bad} accepted");
         }
+        assert_eq!(
+            duration_ns("2562047h").unwrap(),
+            2_562_047 * 3_600_000_000_000
+        );
     }
 
     #[test]

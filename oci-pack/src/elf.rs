@@ -156,6 +156,11 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
             .collect()
     };
 
+    // Every offset taken from the file is added with a check: a crafted file must not wrap.
+    let add = |base: u64, more: u64| {
+        base.checked_add(more)
+            .ok_or_else(|| invalid("an offset beyond any file"))
+    };
     let mut interpreter = None;
     if let Some(interp) = segments.iter().find(|s| s.kind == PT_INTERP) {
         let bytes = read_at(file, interp.offset, interp.filesz.min(4096))
@@ -184,7 +189,7 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
         let strtab = strtab.and_then(|addr| file_offset(&segments, addr));
         for (_, name_offset) in entries.iter().filter(|(tag, _)| *tag == DT_NEEDED) {
             let strtab = strtab.ok_or_else(|| invalid("DT_NEEDED without a string table"))?;
-            let name = read_at(file, strtab + name_offset, 256)
+            let name = read_at(file, add(strtab, *name_offset)?, 256)
                 .map_err(|_| invalid("truncated string table"))?;
             needed.push(
                 String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or_default())
@@ -194,7 +199,7 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
         let tag = |wanted: u64| entries.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
         let string = |file: &mut F, offset: u64| -> Result<String> {
             let strtab = strtab.ok_or_else(|| invalid("symbol versions without a string table"))?;
-            let bytes = read_at(file, strtab + offset, 256)
+            let bytes = read_at(file, add(strtab, offset)?, 256)
                 .map_err(|_| invalid("truncated string table"))?;
             Ok(
                 String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
@@ -211,7 +216,7 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
                     return Err(invalid("truncated DT_VERNEED"));
                 }
                 let (aux_count, aux, next) = (r.u16(&need, 2), r.u32(&need, 8), r.u32(&need, 12));
-                let mut aux_at = at + u64::from(aux);
+                let mut aux_at = add(at, u64::from(aux))?;
                 for _ in 0..aux_count.min(MAX_VERSION_ENTRIES as u16) {
                     let entry =
                         read_at(file, aux_at, 16).map_err(|_| invalid("truncated DT_VERNEED"))?;
@@ -221,12 +226,12 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
                     versions_needed.push(string(file, u64::from(r.u32(&entry, 8)))?);
                     match r.u32(&entry, 12) {
                         0 => break,
-                        step => aux_at += u64::from(step),
+                        step => aux_at = add(aux_at, u64::from(step))?,
                     }
                 }
                 match next {
                     0 => break,
-                    step => at += u64::from(step),
+                    step => at = add(at, u64::from(step))?,
                 }
             }
         }
@@ -239,7 +244,7 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
                     return Err(invalid("truncated DT_VERDEF"));
                 }
                 let (aux, next) = (r.u32(&def, 12), r.u32(&def, 16));
-                let first = read_at(file, at + u64::from(aux), 8)
+                let first = read_at(file, add(at, u64::from(aux))?, 8)
                     .map_err(|_| invalid("truncated DT_VERDEF"))?;
                 if first.len() < 8 {
                     return Err(invalid("truncated DT_VERDEF"));
@@ -247,7 +252,7 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
                 versions_defined.push(string(file, u64::from(r.u32(&first, 0)))?);
                 match next {
                     0 => break,
-                    step => at += u64::from(step),
+                    step => at = add(at, u64::from(step))?,
                 }
             }
         }
@@ -276,7 +281,7 @@ fn file_offset(segments: &[Segment], vaddr: u64) -> Option<u64> {
         .iter()
         .filter(|s| s.kind == PT_LOAD)
         .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
-        .map(|s| vaddr - s.vaddr + s.offset)
+        .and_then(|s| (vaddr - s.vaddr).checked_add(s.offset))
 }
 
 struct Reader {
@@ -423,6 +428,51 @@ mod tests {
             "{:?}",
             info.needed
         );
+    }
+
+    /// An ELF64 whose `PT_LOAD` puts the string table near the end of the address space, and
+    /// whose `DT_NEEDED`, `DT_VERNEED` and `DT_VERDEF` point past it: every offset would wrap.
+    #[test]
+    fn offsets_that_would_wrap_are_refused_not_wrapped() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2; // 64-bit
+        elf[5] = 1; // little-endian
+        elf[18..20].copy_from_slice(&62u16.to_le_bytes());
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // program headers right after
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+        elf[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let segment = |kind: u32, offset: u64, vaddr: u64, filesz: u64| {
+            let mut h = vec![0u8; 56];
+            h[..4].copy_from_slice(&kind.to_le_bytes());
+            h[8..16].copy_from_slice(&offset.to_le_bytes());
+            h[16..24].copy_from_slice(&vaddr.to_le_bytes());
+            h[32..40].copy_from_slice(&filesz.to_le_bytes());
+            h
+        };
+        elf.extend(segment(PT_LOAD, u64::MAX - 100, 0, u64::MAX));
+        elf.extend(segment(PT_DYNAMIC, 176, 0, 64));
+        for (tag, value) in [(DT_STRTAB, 0u64), (DT_NEEDED, 200), (0, 0)] {
+            elf.extend(tag.to_le_bytes());
+            elf.extend(value.to_le_bytes());
+        }
+        let error = read_bytes(&elf, Path::new("crafted")).unwrap_err();
+        assert!(
+            error.to_string().contains("an offset beyond any file"),
+            "{error}"
+        );
+
+        // The same through the version tables: DT_VERNEED at the wrapped address.
+        let dynamic = 176;
+        for (i, (tag, value)) in [(DT_VERNEED, 0u64), (DT_VERNEEDNUM, 1), (0, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            let at = dynamic + 16 * i;
+            elf[at..at + 8].copy_from_slice(&tag.to_le_bytes());
+            elf[at + 8..at + 16].copy_from_slice(&value.to_le_bytes());
+        }
+        assert!(read_bytes(&elf, Path::new("crafted")).is_err());
     }
 
     #[test]

@@ -151,11 +151,12 @@ impl LayerContents {
             let target = fs::read_link(source).map_err(Error::io("read link", source))?;
             self.insert(dest, Entry::Symlink { target })
         } else if file_type.is_file() {
+            // 0755 if its owner may run it, else 0644, never more than it had on disk.
             let on_disk = metadata.permissions().mode() & 0o7777;
             let mode = match (self.preserve_modes, on_disk & 0o100 != 0) {
                 (true, _) => on_disk,
-                (false, true) => EXECUTABLE_MODE,
-                (false, false) => FILE_MODE,
+                (false, true) => EXECUTABLE_MODE & on_disk,
+                (false, false) => FILE_MODE & on_disk,
             };
             let source = FileSource::Disk(source.to_owned());
             self.insert(dest, Entry::File { source, mode })
@@ -163,7 +164,7 @@ impl LayerContents {
             let mode = if self.preserve_modes {
                 metadata.permissions().mode() & 0o7777
             } else {
-                EXECUTABLE_MODE
+                EXECUTABLE_MODE & metadata.permissions().mode()
             };
             self.insert(dest.clone(), Entry::Directory { mode })?;
             for child in fs::read_dir(source).map_err(Error::io("read directory", source))? {
@@ -535,19 +536,24 @@ mod tests {
     }
 
     #[test]
-    fn files_on_disk_keep_their_exec_bit_and_links_are_not_followed() {
+    fn files_on_disk_keep_their_exec_bit_are_never_widened_and_links_are_not_followed() {
         let src = tempfile::tempdir().unwrap();
-        fs::create_dir_all(src.path().join("static/css")).unwrap();
-        fs::write(src.path().join("static/css/site.css"), "body{}").unwrap();
-        fs::write(src.path().join("static/run.sh"), "#!/bin/sh\n").unwrap();
+        let write = |name: &str, mode: u32| {
+            let path = src.path().join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, "x").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        // What a checkout under umask 002 or 022 has: the same image either way.
+        write("static/run.sh", 0o775);
+        write("static/css/site.css", 0o664);
+        write("static/tool", 0o755);
+        // What only its owner may read stays so: never wider in the image than on disk.
+        write("static/private.key", 0o600);
+        write("static/owner-run", 0o700);
         fs::set_permissions(
-            src.path().join("static/run.sh"),
-            fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-        fs::set_permissions(
-            src.path().join("static/css/site.css"),
-            fs::Permissions::from_mode(0o600),
+            src.path().join("static/css"),
+            fs::Permissions::from_mode(0o775),
         )
         .unwrap();
         std::os::unix::fs::symlink("/etc/passwd", src.path().join("static/passwd")).unwrap();
@@ -556,33 +562,21 @@ mod tests {
         contents
             .add_path("/srv/static", &src.path().join("static"))
             .unwrap();
-        let found: Vec<(String, &Entry)> = contents
-            .entries()
-            .map(|(p, e)| (p.display().to_string(), e))
-            .collect();
-        let get = |name: &str| {
-            found
-                .iter()
-                .find(|(p, _)| p == name)
-                .map(|(_, e)| (*e).clone())
+        let mode = |name: &str| match contents.get(Path::new(name)) {
+            Some(Entry::File { mode, .. } | Entry::Directory { mode }) => *mode,
+            other => panic!("{name}: {other:?}"),
         };
+        assert_eq!(mode("srv/static/run.sh"), 0o755);
+        assert_eq!(mode("srv/static/css/site.css"), 0o644);
+        assert_eq!(mode("srv/static/tool"), 0o755);
+        assert_eq!(mode("srv/static/private.key"), 0o600);
+        assert_eq!(mode("srv/static/owner-run"), 0o700);
+        assert_eq!(mode("srv/static/css"), 0o755);
         assert_eq!(
-            get("srv/static/run.sh").map(|e| matches!(e, Entry::File { mode: 0o755, .. })),
-            Some(true)
-        );
-        assert_eq!(
-            get("srv/static/css/site.css").map(|e| matches!(e, Entry::File { mode: 0o644, .. })),
-            Some(true)
-        );
-        assert_eq!(
-            get("srv/static/passwd"),
-            Some(Entry::Symlink {
+            contents.get(Path::new("srv/static/passwd")),
+            Some(&Entry::Symlink {
                 target: "/etc/passwd".into()
             })
-        );
-        assert_eq!(
-            get("srv/static/css"),
-            Some(Entry::Directory { mode: 0o755 })
         );
     }
 
