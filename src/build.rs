@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use oci_pack::cache::BuildCache;
 use oci_pack::image::join_index;
-use oci_pack::layout::{self, Tagged};
+use oci_pack::layout::Tagged;
+use oci_pack::output::OutputLock;
 use oci_pack::source::ImageSource;
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
@@ -118,7 +119,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let output = std::path::absolute(&output)
         .with_context(|| format!("invalid output path `{}`", output.display()))?;
     if plan.formats.contains(&Format::Oci) {
-        layout::check_destination(&output)?;
+        oci_pack::output::check_destination(&output, &plan.tags)?;
     }
     let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
 
@@ -189,6 +190,17 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         load: args.load,
         push: push.as_ref(),
         mtime: created,
+    };
+    // One build at a time writes an output (and the archives beside it).
+    let _lock = match OutputLock::try_acquire(&output)? {
+        Some(lock) => lock,
+        None => {
+            shell.status(
+                "Blocking",
+                format_args!("waiting for another build of `{}`", output.display()),
+            );
+            OutputLock::acquire(&output)?
+        }
     };
     let written = outputs::write(&image, &destinations, &cache);
     if written.is_ok() {

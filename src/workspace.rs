@@ -176,7 +176,9 @@ impl Facts {
             let checkout = scope.spawn(|| checkout(&start));
             let metadata = metadata(options);
             let host = host.join().expect("the thread asking rustc does not panic");
-            let checkout = checkout.join().expect("the thread asking git does not panic");
+            let checkout = checkout
+                .join()
+                .expect("the thread asking git does not panic");
             Ok(Facts {
                 metadata: metadata?,
                 host: host?,

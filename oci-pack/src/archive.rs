@@ -1,8 +1,11 @@
 //! Image archives (`oci-archive`, `docker-archive`): one tar holding an image layout.
 //!
-//! Reading is one pass: every regular file of the tar is streamed into the blob store, addressed
-//! by its digest, and the archive's names are kept as a map to those digests. Nothing is written
-//! under a name taken from the archive. Writing serializes a sealed layout, deterministically.
+//! Reading takes what the image needs, and nothing else: a first pass notes every member and
+//! stores the small ones (the JSON documents that say what the image is); the members the image
+//! then turns out to reach (its layers) are streamed into the store by a second pass. Nothing
+//! is written under a name taken from the archive, and a member nobody references is never
+//! written out: a small archive of a huge unreferenced member costs nothing but the reading.
+//! Writing serializes an image, deterministically.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,10 +17,12 @@ use serde::de::DeserializeOwned;
 use crate::descriptor::Descriptor;
 use crate::docker;
 use crate::error::{Error, Result};
+use crate::json::MAX_DOCUMENT_BYTES;
 use crate::layer::{write_tar, LayerContents, EXECUTABLE_MODE, FILE_MODE};
-use crate::layout::{self, Tagged, OCI_LAYOUT_CONTENT};
+use crate::layout::{Tagged, OCI_LAYOUT_CONTENT};
 use crate::manifest::ImageManifest;
 use crate::media_type;
+use crate::output;
 use crate::path::archive_name;
 use crate::store::BlobStore;
 use crate::timestamp::Timestamp;
@@ -26,75 +31,48 @@ use crate::timestamp::Timestamp;
 #[derive(Debug)]
 pub struct ArchiveFiles {
     archive: PathBuf,
-    files: BTreeMap<String, Descriptor>,
+    members: BTreeMap<String, Member>,
+    /// Links, by name, to the file at the end of their chain.
+    links: BTreeMap<String, String>,
+}
+
+/// A file of the archive: in the store, or only seen, until something asks for it.
+#[derive(Debug, Clone)]
+enum Member {
+    Stored(Descriptor),
+    Seen { size: u64 },
 }
 
 /// How deep a chain of links inside an archive may go (docker save links repeated layers).
 const MAX_LINK_DEPTH: usize = 8;
+/// How much the first pass stores of small files in all; what is beyond waits to be asked for.
+const SMALL_FILES_BUDGET: u64 = 64 << 20;
 
 impl ArchiveFiles {
-    /// Streams every file of the tar at `path` (plain or gzip-compressed) into `store`.
+    /// Reads the tar at `path` (plain or gzip-compressed) once: every file is noted, and the
+    /// small ones (up to the size of a JSON document, within a budget) are stored in `store`.
     pub fn import(path: &Path, store: &BlobStore) -> Result<ArchiveFiles> {
-        let hostile = |entry: &str, reason: &str| Error::HostileArchiveEntry {
-            archive: path.to_owned(),
-            entry: entry.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let read_error = |source| Error::Io {
-            action: "read archive",
-            path: path.to_owned(),
-            source,
-        };
-        let file = File::open(path).map_err(Error::io("open", path))?;
-        let mut buffered = BufReader::new(file);
-        let is_gzip = buffered
-            .fill_buf()
-            .map_err(read_error)?
-            .starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read> = if is_gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(buffered))
-        } else {
-            Box::new(buffered)
-        };
-
-        let mut files = BTreeMap::new();
+        let mut members = BTreeMap::new();
         let mut links = BTreeMap::new();
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(read_error)? {
-            let mut entry = entry.map_err(read_error)?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = archive_name(Path::new(&raw))
-                .ok_or_else(|| hostile(&raw, "the name leaves the archive"))?;
-            match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut writer = store.writer()?;
-                    io::copy(&mut entry, &mut writer).map_err(read_error)?;
-                    let (digest, size) = writer.commit()?;
-                    files.insert(name, Descriptor::new("", digest, size));
-                }
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = entry
-                        .link_name()
-                        .map_err(read_error)?
-                        .unwrap_or_default()
-                        .into_owned();
-                    let target = if entry.header().entry_type() == tar::EntryType::Symlink {
-                        Path::new(&name)
-                            .parent()
-                            .unwrap_or(Path::new(""))
-                            .join(target)
-                    } else {
-                        target
-                    };
-                    let target = archive_name(&target)
-                        .ok_or_else(|| hostile(&raw, "the link points outside the archive"))?;
-                    links.insert(name, target);
-                }
-                // Directories and metadata entries carry nothing we read.
-                _ => {}
+        let mut budget = SMALL_FILES_BUDGET;
+        each_entry(path, |name, entry| match entry {
+            Entry::File(reader, size) => {
+                let member = if size <= MAX_DOCUMENT_BYTES && size <= budget {
+                    budget -= size;
+                    Member::Stored(store_member(path, store, reader)?)
+                } else {
+                    Member::Seen { size }
+                };
+                members.insert(name, member);
+                Ok(())
             }
-        }
+            Entry::Link(target) => {
+                links.insert(name, target);
+                Ok(())
+            }
+        })?;
         // A link resolves to the file at the end of its chain (docker save links repeated layers).
+        let mut resolved = BTreeMap::new();
         for name in links.keys() {
             let mut current = name;
             for _ in 0..MAX_LINK_DEPTH {
@@ -103,39 +81,160 @@ impl ArchiveFiles {
                     None => break,
                 }
             }
-            if let Some(descriptor) = files.get(current).cloned() {
-                files.insert(name.clone(), descriptor);
+            if members.contains_key(current) {
+                resolved.insert(name.clone(), current.clone());
             }
         }
         Ok(ArchiveFiles {
             archive: path.to_owned(),
-            files,
+            members,
+            links: resolved,
         })
     }
 
-    /// The blob that holds the archive's file `name`.
-    pub fn get(&self, name: &str) -> Result<&Descriptor> {
+    /// Stores the archive's files `names` that are not stored yet, streaming the archive again
+    /// for them (and only them); returns the blob of each, in order.
+    pub fn take(&mut self, store: &BlobStore, names: &[&str]) -> Result<Vec<Descriptor>> {
+        let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+        for name in names {
+            let (file, member) = self.member(name)?;
+            if let Member::Seen { size } = member {
+                wanted.insert(file, *size);
+            }
+        }
+        if !wanted.is_empty() {
+            let path = self.archive.clone();
+            let members = &mut self.members;
+            each_entry(&path, |name, entry| {
+                let (Some(size), Entry::File(reader, actual)) = (wanted.remove(&name), entry)
+                else {
+                    return Ok(());
+                };
+                if size != actual {
+                    return Err(Error::HostileArchiveEntry {
+                        archive: path.clone(),
+                        entry: name,
+                        reason: "the file changed size between two reads".into(),
+                    });
+                }
+                let stored = store_member(&path, store, reader)?;
+                members.insert(name, Member::Stored(stored));
+                Ok(())
+            })?;
+        }
+        names.iter().map(|name| self.get(name).cloned()).collect()
+    }
+
+    /// The archive's file `name` stands for (itself, or where its link leads), and what it is.
+    fn member(&self, name: &str) -> Result<(String, &Member)> {
         let normalised = archive_name(Path::new(name));
-        normalised
-            .and_then(|n| self.files.get(&n))
+        let file = normalised.map(|n| self.links.get(&n).cloned().unwrap_or(n));
+        file.and_then(|f| self.members.get(&f).map(|m| (f, m)))
             .ok_or_else(|| Error::ArchiveMissingFile {
                 archive: self.archive.clone(),
                 name: name.to_owned(),
             })
     }
 
+    /// The blob that holds the archive's file `name`; a large file must be taken first
+    /// ([`ArchiveFiles::take`]).
+    pub fn get(&self, name: &str) -> Result<&Descriptor> {
+        match self.member(name)? {
+            (_, Member::Stored(descriptor)) => Ok(descriptor),
+            (_, Member::Seen { size }) => Err(Error::TooLarge {
+                what: format!("`{name}` in `{}` ({size} bytes)", self.archive.display()),
+                limit: MAX_DOCUMENT_BYTES,
+            }),
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_ok()
+        self.member(name).is_ok()
     }
 
     /// Parses the archive's file `name` as JSON.
     pub fn read_json<T: DeserializeOwned>(&self, store: &BlobStore, name: &str) -> Result<T> {
         let bytes = store.read(self.get(name)?)?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
-            what: format!("`{name}` in `{}`", self.archive.display()),
-            source,
+        crate::json::parse(&bytes, || {
+            format!("`{name}` in `{}`", self.archive.display())
         })
     }
+}
+
+/// What an archive entry is, as the passes over an archive see it.
+enum Entry<'a> {
+    /// A regular file, to read (or not) and its size.
+    File(&'a mut dyn Read, u64),
+    /// A link, to the normalised name of its target.
+    Link(String),
+}
+
+/// Calls `visit` with every file and link of the tar at `path`, by normalised name; refuses a
+/// name or a link that leaves the archive.
+fn each_entry(path: &Path, mut visit: impl FnMut(String, Entry<'_>) -> Result<()>) -> Result<()> {
+    let hostile = |entry: &str, reason: &str| Error::HostileArchiveEntry {
+        archive: path.to_owned(),
+        entry: entry.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let read_error = |source| Error::Io {
+        action: "read archive",
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(Error::io("open", path))?;
+    let mut buffered = BufReader::new(file);
+    let is_gzip = buffered
+        .fill_buf()
+        .map_err(read_error)?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if is_gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(read_error)? {
+        let mut entry = entry.map_err(read_error)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = archive_name(Path::new(&raw))
+            .ok_or_else(|| hostile(&raw, "the name leaves the archive"))?;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(read_error)?;
+                visit(name, Entry::File(&mut entry, size))?;
+            }
+            kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let target = entry
+                    .link_name()
+                    .map_err(read_error)?
+                    .unwrap_or_default()
+                    .into_owned();
+                let target = if kind == tar::EntryType::Symlink {
+                    Path::new(&name)
+                        .parent()
+                        .unwrap_or(Path::new(""))
+                        .join(target)
+                } else {
+                    target
+                };
+                let target = archive_name(&target)
+                    .ok_or_else(|| hostile(&raw, "the link points outside the archive"))?;
+                visit(name, Entry::Link(target))?;
+            }
+            // Directories and metadata entries carry nothing we read.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Streams one archive member into `store`, by its digest.
+fn store_member(archive: &Path, store: &BlobStore, reader: &mut dyn Read) -> Result<Descriptor> {
+    let mut writer = store.writer()?;
+    io::copy(reader, &mut writer).map_err(Error::io("read archive", archive))?;
+    let (digest, size) = writer.commit()?;
+    Ok(Descriptor::new("", digest, size))
 }
 
 /// Which archive a sealed layout is written as.
@@ -210,23 +309,16 @@ impl StagedArchive {
         if destination.is_dir() {
             return Err(Error::RefuseToReplace {
                 path: destination.to_owned(),
-                reason: "it is a directory",
+                reason: "it is a directory".into(),
             });
         }
-        let (dir, prefix) = layout::beside(destination)?;
-        let file = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempfile_in(&dir)
-            .map_err(Error::io("create a temporary file in", &dir))?;
+        let file = output::staged_file(destination)?;
         let buffered = write_archive(image, format, io::BufWriter::new(file), mtime)
             .map_err(|e| e.for_destination("write", destination))?;
         let file = buffered
             .into_inner()
             .map_err(|e| Error::io("write", destination)(e.into_error()))?;
-        // A temporary file is private (0600); an output is an ordinary file.
-        let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-        std::fs::set_permissions(file.path(), readable)
-            .map_err(Error::io("set permissions of", destination))?;
+        output::sync_file(file.as_file(), destination)?;
         Ok(StagedArchive {
             file,
             destination: destination.to_owned(),
@@ -238,6 +330,7 @@ impl StagedArchive {
         self.file
             .persist(&self.destination)
             .map_err(|e| Error::io("rename into place", &self.destination)(e.error))?;
+        output::sync_parent(&self.destination)?;
         Ok(self.destination)
     }
 }

@@ -26,18 +26,18 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::compress::Compression;
 use crate::descriptor::Descriptor;
-use crate::digest::{Digest, DigestWriter};
+use crate::digest::{Digest, DigestReader, DigestWriter};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::store::{settled, BlobStore};
-use crate::tree::LayerChanges;
+use crate::store::{settled, BlobStore, IO_BUFFER};
+use crate::tree::{FileTree, LayerChanges};
 
 /// How long an entry nobody used is kept, and how often the cache is swept of them.
 pub const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
@@ -261,34 +261,60 @@ impl BuildCache {
             .join(format!("{device:x}-{inode:x}"))
     }
 
-    /// The changes of the layer `layer` of `store`, whose tar should be `diff_id`: from the
+    /// Applies the layer `layer` of `store`, whose tar should be `diff_id`, to `tree`: from the
     /// cache when an intact entry for `diff_id` says it was read from this very blob and the
-    /// blob is verified; else read from the blob, every check done again, and kept.
-    pub fn layer_changes(
+    /// blob is verified, streamed without holding it in memory; else read from the blob, every
+    /// check done again, kept, and applied.
+    pub fn apply_layer(
         &self,
+        tree: &mut FileTree,
         store: &BlobStore,
         layer: &Descriptor,
         diff_id: &Digest,
-    ) -> Result<LayerChanges> {
+    ) -> Result<()> {
         let path = self.root.join("changes").join(diff_id.hex());
-        if let Some(bytes) = self.read_entry(&path) {
-            match LayerChanges::decode(&bytes) {
-                Some(changes) if changes.layer == layer.digest && changes.diff_id == *diff_id => {
-                    self.verify(store, layer)?;
-                    return Ok(changes);
-                }
-                // Another blob with the same tar (compressed otherwise): read this one.
-                Some(_) => {}
-                None => self.warn(format!(
-                    "dropped the cache entry `{}`: it does not parse; reading the layer again",
-                    path.display()
-                )),
+        if let Some((from, tar, body)) = self.check_changes(&path) {
+            // Another blob with the same tar (compressed otherwise) is read on its own.
+            if from == layer.digest && tar == *diff_id {
+                self.verify(store, layer)?;
+                let file = fs::File::open(&path).map_err(Error::io("read", &path))?;
+                let reader = io::BufReader::with_capacity(IO_BUFFER, file.take(body));
+                return tree.apply_encoded(reader);
             }
         }
-        let changes = LayerChanges::read(store, layer, diff_id)?;
+        match self.entry_writer(&path) {
+            Some(mut entry) => {
+                tree.read_layer(store, layer, diff_id, &mut entry)?;
+                self.commit_entry(entry);
+            }
+            None => tree.read_layer(store, layer, diff_id, &mut io::sink())?,
+        }
         self.remember(store, layer);
-        self.write_entry(&path, &changes.encode());
-        Ok(changes)
+        Ok(())
+    }
+
+    /// Checks a `changes` entry as a stream: its sha256 and its shape. Returns the layer and
+    /// diff_id it is for and the length of its body; a damaged entry is removed, with a warning.
+    fn check_changes(&self, path: &Path) -> Option<(Digest, Digest, u64)> {
+        let file = fs::File::open(path).ok()?;
+        let checked = (|| {
+            let body = file.metadata().ok()?.len().checked_sub(32)?;
+            let mut reader =
+                DigestReader::new(io::BufReader::with_capacity(IO_BUFFER, (&file).take(body)));
+            let (layer, diff_id) = LayerChanges::check_encoded(&mut reader)?;
+            let (sum, _) = reader.finish();
+            let mut recorded = [0u8; 32];
+            (&file).read_exact(&mut recorded).ok()?;
+            (sum.as_bytes() == &recorded).then_some((layer, diff_id, body))
+        })();
+        if checked.is_none() {
+            self.warn(format!(
+                "dropped the damaged cache entry `{}`",
+                path.display()
+            ));
+            let _ = fs::remove_file(path);
+        }
+        checked
     }
 
     /// A blob of this cache's store that an earlier build compressed the tar `diff_id` to,
@@ -402,23 +428,74 @@ impl BuildCache {
     /// Writes an entry with its sha256 after it, atomically; a cache that cannot be written to
     /// only makes the next build slower, so failures are not errors.
     fn write_entry(&self, path: &Path, body: &[u8]) {
-        let write = || -> io::Result<()> {
-            let dir = path.parent().expect("entries are in a directory");
-            fs::create_dir_all(dir)?;
-            let mut file = tempfile::NamedTempFile::new_in(dir)?;
-            let mut hashed = DigestWriter::new(&mut file);
-            io::Write::write_all(&mut hashed, body)?;
-            let (sum, _, _) = hashed.finish();
-            io::Write::write_all(&mut file, sum.as_bytes())?;
-            file.persist(path)?;
+        self.write_entry_with(path, |out| out.write_all(body));
+    }
+
+    /// The same, the body written by `body`.
+    fn write_entry_with(&self, path: &Path, body: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
+        if let Some(mut entry) = self.entry_writer(path) {
+            match body(&mut entry) {
+                Ok(()) => self.commit_entry(entry),
+                Err(error) => self.warn(format!(
+                    "could not write the cache entry `{}`: {error}",
+                    path.display()
+                )),
+            }
+        }
+    }
+
+    /// A new entry at `path`, written beside it and renamed into place by
+    /// [`BuildCache::commit_entry`]; `None` (with a warning) when the cache cannot be written.
+    fn entry_writer(&self, path: &Path) -> Option<EntryWriter> {
+        let dir = path.parent().expect("entries are in a directory");
+        let file = fs::create_dir_all(dir).and_then(|()| tempfile::NamedTempFile::new_in(dir));
+        match file {
+            Ok(file) => Some(EntryWriter {
+                path: path.to_owned(),
+                hashed: DigestWriter::new(io::BufWriter::with_capacity(IO_BUFFER, file)),
+            }),
+            Err(error) => {
+                self.warn(format!(
+                    "could not write the cache entry `{}`: {error}",
+                    path.display()
+                ));
+                None
+            }
+        }
+    }
+
+    /// Ends an entry with the sha256 of its body and moves it into place.
+    fn commit_entry(&self, entry: EntryWriter) {
+        let path = entry.path.clone();
+        let commit = || -> io::Result<()> {
+            let (sum, _, mut buffered) = entry.hashed.finish();
+            buffered.write_all(sum.as_bytes())?;
+            let file = buffered.into_inner().map_err(|e| e.into_error())?;
+            file.persist(&path)?;
             Ok(())
         };
-        if let Err(error) = write() {
+        if let Err(error) = commit() {
             self.warn(format!(
                 "could not write the cache entry `{}`: {error}",
                 path.display()
             ));
         }
+    }
+}
+
+/// An entry being written: its body hashed on the way to a file beside its place.
+struct EntryWriter {
+    path: PathBuf,
+    hashed: DigestWriter<io::BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl Write for EntryWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hashed.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.hashed.flush()
     }
 }
 
@@ -450,9 +527,18 @@ mod tests {
         let (_dir, cache) = cache();
         let parent = tempfile::tempdir().unwrap();
         let store = BlobStore::open(parent.path()).unwrap();
+        let paths = |tree: &FileTree| -> Vec<String> {
+            tree.iter().map(|(p, _)| p.display().to_string()).collect()
+        };
+        let apply = |layer: &Descriptor, diff_id: &Digest| {
+            let mut tree = FileTree::default();
+            cache
+                .apply_layer(&mut tree, &store, layer, diff_id)
+                .map(|()| tree)
+        };
         let (layer, diff_id) = gzip_layer(&store, &[Raw::File("etc/motd", b"hi", 0o644)]);
         age(&store.blob_path(&layer.digest), 10);
-        let first = cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        let first = apply(&layer, &diff_id).unwrap();
         assert!(BuildCache::open(cache.root())
             .unwrap()
             .is_verified(&store, &layer));
@@ -460,32 +546,29 @@ mod tests {
         // The blob is no longer needed to know the layer: a cached read does not open it...
         let entry = cache.root().join("changes").join(diff_id.hex());
         assert!(entry.is_file());
-        assert_eq!(
-            cache.layer_changes(&store, &layer, &diff_id).unwrap(),
-            first
-        );
+        assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), paths(&first));
 
         // ...but a blob that changed is read again, and refused.
         fs::write(store.blob_path(&layer.digest), b"tampered").unwrap();
         assert!(!cache.is_verified(&store, &layer));
-        assert!(cache.layer_changes(&store, &layer, &diff_id).is_err());
+        assert!(apply(&layer, &diff_id).is_err());
 
         // A damaged entry is dropped with a warning and rebuilt from a good blob.
         let (layer, diff_id) = gzip_layer(&store, &[Raw::File("etc/issue", b"x", 0o644)]);
-        cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        apply(&layer, &diff_id).unwrap();
         let entry = cache.root().join("changes").join(diff_id.hex());
         let mut bytes = fs::read(&entry).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 1;
         fs::write(&entry, &bytes).unwrap();
         cache.take_warnings();
-        cache.layer_changes(&store, &layer, &diff_id).unwrap();
+        assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), ["etc/issue"]);
         let warnings = cache.take_warnings();
         assert!(
             warnings[0].contains("dropped the damaged cache entry"),
             "{warnings:?}"
         );
-        assert!(cache.read_entry(&entry).is_some(), "rebuilt");
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
     }
 
     /// Sets a file's modification time `seconds` into the past.

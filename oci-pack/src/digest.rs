@@ -142,6 +142,38 @@ impl<W: Write> Write for DigestWriter<W> {
     }
 }
 
+/// Passes bytes through from `inner` while hashing and counting them.
+#[derive(Debug)]
+pub struct DigestReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: io::Read> DigestReader<R> {
+    pub fn new(inner: R) -> Self {
+        DigestReader {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The digest and size of everything read.
+    pub fn finish(self) -> (Digest, u64) {
+        (Digest::from_hash(self.hasher.finalize().into()), self.size)
+    }
+}
+
+impl<R: io::Read> io::Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,8 @@ pub enum Error {
     UnsupportedFileType { path: PathBuf },
     #[error("`{}` changed size while it was being packed", path.display())]
     FileChanged { path: PathBuf },
+    #[error("the build cache is damaged: {reason}; remove its directory and build again")]
+    CacheEntry { reason: String },
     #[error("failed to encode {what} as JSON")]
     Json {
         what: &'static str,
@@ -133,7 +135,9 @@ pub enum Error {
     #[error("`{image}` needs {what}, which is not in the cache, and the build is offline")]
     OfflineCacheMiss { image: String, what: String },
     #[error("failed to replace `{}`: {reason}; refusing to overwrite it", path.display())]
-    RefuseToReplace { path: PathBuf, reason: &'static str },
+    RefuseToReplace { path: PathBuf, reason: String },
+    #[error("{what} is larger than {limit} bytes, more than any such document should be")]
+    TooLarge { what: String, limit: u64 },
     #[error("manifest {manifest} names no platform, which an image index needs")]
     NoPlatform { manifest: Digest },
     #[error(

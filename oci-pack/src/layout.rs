@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
+use crate::output;
 use crate::reference::Reference;
 use crate::store::BlobStore;
 
@@ -60,15 +61,10 @@ pub struct StagedLayout {
 }
 
 impl StagedLayout {
-    /// Starts a layout that will replace `destination` once finished. An existing destination must
-    /// be an OCI layout (or empty): anything else is refused rather than overwritten.
+    /// Starts a layout that will replace `destination` once finished (see
+    /// [`SealedLayout::persist`] for what may be replaced).
     pub fn create(destination: &Path) -> Result<StagedLayout> {
-        check_destination(destination)?;
-        let (parent, prefix) = beside(destination)?;
-        let staging = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(&parent)
-            .map_err(Error::io("create a staging directory in", &parent))?;
+        let staging = output::staged_dir(destination)?;
         let store = BlobStore::open(staging.path())?;
         Ok(StagedLayout {
             staging,
@@ -168,76 +164,20 @@ impl SealedLayout {
         &self.destination
     }
 
-    /// Moves the layout to its destination, replacing an older layout there.
+    /// Moves the layout to its destination, replacing an older layout of the same image there;
+    /// anything else at the destination is refused, untouched
+    /// ([`output::check_destination`]). The layout is synced first, so a crash leaves the old
+    /// one or the new one, whole.
     pub fn persist(self) -> Result<PathBuf> {
-        replace_dir(self.staging, &self.destination)?;
+        output::check_destination(&self.destination, &self.image.tags)?;
+        output::sync_tree(self.staging.path())?;
+        output::replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)
     }
 }
 
-/// Where to write `destination` in full before renaming it into place: its directory (created
-/// if missing, and on the same filesystem, so the rename is atomic) and a `.NAME.partial-` prefix.
-pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
-    let dir = destination
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    let name = destination
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok((dir.to_owned(), format!(".{name}.partial-")))
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(Error::io("write", path))
-}
-
-/// Checks that a layout may be written at `destination`: nothing is there, or an OCI layout or
-/// an empty directory, which a new layout replaces. Anything else is refused, untouched.
-pub fn check_destination(destination: &Path) -> Result<()> {
-    let refuse = |reason: &'static str| Error::RefuseToReplace {
-        path: destination.to_owned(),
-        reason,
-    };
-    match fs::symlink_metadata(destination) {
-        Err(_) => Ok(()),
-        Ok(meta) if !meta.is_dir() => Err(refuse("it exists and is not a directory")),
-        Ok(_) => {
-            let is_layout = destination.join(OCI_LAYOUT_FILE).is_file();
-            let is_empty = fs::read_dir(destination)
-                .map_err(Error::io("read directory", destination))?
-                .next()
-                .is_none();
-            if is_layout || is_empty {
-                Ok(())
-            } else {
-                Err(refuse("it is a directory that is not an OCI image layout"))
-            }
-        }
-    }
-}
-
-/// Moves the finished `staging` directory to `destination`. An older layout there is moved
-/// aside first and deleted only once the new one is in place; if that fails, it is put back.
-fn replace_dir(staging: tempfile::TempDir, destination: &Path) -> Result<()> {
-    if fs::symlink_metadata(destination).is_err() {
-        return fs::rename(staging.path(), destination)
-            .map_err(Error::io("move into place", destination));
-    }
-    let parent = staging.path().parent().unwrap_or(Path::new("."));
-    let old = tempfile::Builder::new()
-        .prefix(".old-")
-        .tempdir_in(parent)
-        .map_err(Error::io("create a directory in", parent))?;
-    let aside = old.path().join("layout");
-    fs::rename(destination, &aside).map_err(Error::io("move aside", destination))?;
-    if let Err(error) = fs::rename(staging.path(), destination) {
-        fs::rename(&aside, destination).map_err(Error::io("restore", destination))?;
-        return Err(Error::io("move into place", destination)(error));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -298,7 +238,13 @@ mod tests {
         let precious = dir.path().join("home");
         fs::create_dir(&precious).unwrap();
         fs::write(precious.join("notes.txt"), "keep me").unwrap();
-        assert!(StagedLayout::create(&precious).is_err());
+        let error = finish_with_blob(&precious, b"x").unwrap_err().to_string();
+        assert!(error.contains("not an OCI image layout"), "{error}");
+        let beside: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside.len(), 2, "no staging left: {beside:?}");
         assert_eq!(
             fs::read_to_string(precious.join("notes.txt")).unwrap(),
             "keep me"
@@ -313,7 +259,7 @@ mod tests {
         let before = fs::read(out.join("index.json")).unwrap();
         let vanished = tempfile::tempdir_in(dir.path()).unwrap();
         fs::remove_dir(vanished.path()).unwrap();
-        assert!(replace_dir(vanished, &out).is_err());
+        assert!(output::replace_dir(vanished, &out).is_err());
         assert_eq!(fs::read(out.join("index.json")).unwrap(), before);
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),

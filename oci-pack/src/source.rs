@@ -18,6 +18,7 @@ use crate::digest::Digest;
 use crate::docker::DockerArchiveImage;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
+use crate::json::MAX_DOCUMENT_BYTES;
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -179,15 +180,12 @@ impl ParentImage {
                     });
                 }
                 let store = BlobStore::existing(dir);
-                let index: ImageIndex = parse_json(
-                    &std::fs::read(dir.join("index.json"))
-                        .map_err(Error::io("read", dir.join("index.json")))?,
-                    || format!("`index.json` of `{}`", dir.display()),
-                )?;
+                let index: ImageIndex =
+                    crate::json::read_file(&dir.join("index.json"), MAX_DOCUMENT_BYTES)?;
                 from_index(source, &index, selector, platform, store)?
             }
             ImageSource::OciArchive { file, selector } => {
-                let files = ArchiveFiles::import(file, scratch)?;
+                let mut files = ArchiveFiles::import(file, scratch)?;
                 let index: ImageIndex = files.read_json(scratch, "index.json")?;
                 if !files.contains("oci-layout") {
                     return Err(Error::NotAnImage {
@@ -195,7 +193,25 @@ impl ParentImage {
                         reason: "it has no `oci-layout`".into(),
                     });
                 }
-                from_index(source, &index, selector, platform, scratch.clone())?
+                let opened = from_index(source, &index, selector, platform, scratch.clone())?;
+                // Only now, knowing the platform's layers, are they taken from the archive.
+                let names: Vec<String> = opened
+                    .layers
+                    .iter()
+                    .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                for (layer, taken) in opened.layers.iter().zip(files.take(scratch, &names)?) {
+                    if taken.digest != layer.digest || taken.size != layer.size {
+                        return Err(Error::BlobMismatch {
+                            digest: layer.digest,
+                            expected_size: layer.size,
+                            actual: taken.digest,
+                            actual_size: taken.size,
+                        });
+                    }
+                }
+                opened
             }
             ImageSource::DockerArchive { file, reference } => {
                 from_docker_archive(source, file, reference.as_deref(), scratch)?
@@ -234,7 +250,8 @@ impl ParentImage {
         if self.tree.is_none() {
             let mut tree = FileTree::default();
             for (layer, diff_id) in self.layers.iter().zip(&self.config.rootfs.diff_ids) {
-                tree.apply(&self.cache.layer_changes(&self.store, layer, diff_id)?)?;
+                self.cache
+                    .apply_layer(&mut tree, &self.store, layer, diff_id)?;
             }
             self.tree = Some(tree);
         }
@@ -311,37 +328,20 @@ fn from_index(
     parent_from_manifest(store, &manifest_descriptor, name)
 }
 
-/// Follows an index entry down to the manifest for `platform`.
+/// Follows an index entry down to the manifest for `platform`, through nested indexes (as an
+/// index may list other indexes), at most [`MAX_INDEX_DEPTH`] deep.
 fn resolve_platform(
     source: &ImageSource,
     store: &BlobStore,
     entry: &Descriptor,
     platform: &Platform,
 ) -> Result<Descriptor> {
-    if media_type::is_manifest(&entry.media_type) {
-        return Ok(entry.clone());
-    }
-    if !media_type::is_index(&entry.media_type) {
-        return Err(Error::UnsupportedMediaType {
-            digest: entry.digest,
-            media_type: entry.media_type.clone(),
-        });
-    }
-    let index: ImageIndex = read_blob_json(store, entry, "image index")?;
-    let best = index
-        .manifests
-        .iter()
-        .filter(|m| media_type::is_manifest(&m.media_type))
-        .filter_map(|m| Some((m.platform.as_ref()?.fit(platform)?, m)))
-        .min_by_key(|(rank, _)| *rank);
-    match best {
-        Some((_, manifest)) => Ok(manifest.clone()),
+    let mut available = Vec::new();
+    match find_platform(store, entry, platform, 0, &mut available)? {
+        Some((_, manifest)) => Ok(manifest),
         None => {
-            let available: Vec<String> = index
-                .manifests
-                .iter()
-                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
-                .collect();
+            available.sort();
+            available.dedup();
             Err(Error::NoMatchingPlatform {
                 source_text: source.to_string(),
                 wanted: platform.to_string(),
@@ -355,13 +355,58 @@ fn resolve_platform(
     }
 }
 
+/// How deep indexes may nest.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// The best manifest for `platform` under `entry` and how well it fits; the platforms of the
+/// manifests seen go to `available`, for the error when none fits.
+fn find_platform(
+    store: &BlobStore,
+    entry: &Descriptor,
+    platform: &Platform,
+    depth: usize,
+    available: &mut Vec<String>,
+) -> Result<Option<(u8, Descriptor)>> {
+    if media_type::is_manifest(&entry.media_type) {
+        return Ok(Some((0, entry.clone())));
+    }
+    if !media_type::is_index(&entry.media_type) || depth > MAX_INDEX_DEPTH {
+        return Err(Error::UnsupportedMediaType {
+            digest: entry.digest,
+            media_type: entry.media_type.clone(),
+        });
+    }
+    let index: ImageIndex = read_blob_json(store, entry, "image index")?;
+    let mut best: Option<(u8, Descriptor)> = None;
+    for candidate in &index.manifests {
+        let fit = candidate.platform.as_ref().map(|p| p.fit(platform));
+        if let Some(platform) = &candidate.platform {
+            available.push(platform.to_string());
+        }
+        let found = if media_type::is_manifest(&candidate.media_type) {
+            fit.flatten().map(|rank| (rank, candidate.clone()))
+        } else if media_type::is_index(&candidate.media_type) && fit != Some(None) {
+            // A nested index that says no platform, or the right one: look inside.
+            find_platform(store, candidate, platform, depth + 1, available)?
+        } else {
+            None
+        };
+        if let Some(found) = found {
+            if best.as_ref().is_none_or(|(rank, _)| found.0 < *rank) {
+                best = Some(found);
+            }
+        }
+    }
+    Ok(best)
+}
+
 fn from_docker_archive(
     source: &ImageSource,
     file: &Path,
     reference: Option<&str>,
     store: &BlobStore,
 ) -> Result<Opened> {
-    let files = ArchiveFiles::import(file, store)?;
+    let mut files = ArchiveFiles::import(file, store)?;
     let images: Vec<DockerArchiveImage> = files.read_json(store, "manifest.json")?;
     let image = match reference {
         Some(reference) => images
@@ -389,20 +434,20 @@ fn from_docker_archive(
         },
     };
     let config: ImageConfig = files.read_json(store, &image.config)?;
+    let names: Vec<&str> = image.layers.iter().map(String::as_str).collect();
     let mut layers = Vec::new();
-    for name in &image.layers {
-        let blob = files.get(name)?;
+    for blob in files.take(store, &names)? {
         // The classic format stores layers as plain tars, Docker ≥ 25 as they were pulled: sniff.
-        let mut head = [0u8; 2];
-        let is_gzip = {
+        let mut head = [0u8; 4];
+        let read = {
             use std::io::Read as _;
-            let mut reader = store.reader(blob)?;
-            reader.read(&mut head).map_err(|e| reader.error(e))? == 2 && head == [0x1f, 0x8b]
+            let mut reader = store.reader(&blob)?;
+            reader.read(&mut head).map_err(|e| reader.error(e))?
         };
-        let media = if is_gzip {
-            media_type::OCI_LAYER_GZIP
-        } else {
-            media_type::OCI_LAYER_TAR
+        let media = match &head[..read] {
+            [0x1f, 0x8b, ..] => media_type::OCI_LAYER_GZIP,
+            [0x28, 0xb5, 0x2f, 0xfd] => media_type::OCI_LAYER_ZSTD,
+            _ => media_type::OCI_LAYER_TAR,
         };
         layers.push(Descriptor::new(media, blob.digest, blob.size));
     }
@@ -516,15 +561,58 @@ fn read_blob_json<T: DeserializeOwned>(
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| Error::MalformedJson {
-        what: what(),
-        source,
-    })
+    crate::json::parse(bytes, what)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nested_index_is_followed_to_the_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let manifest = |arch: &str| {
+            let mut m = store
+                .put(
+                    media_type::OCI_MANIFEST,
+                    format!("{{\"{arch}\":1}}").as_bytes(),
+                )
+                .unwrap();
+            m.platform = Some(Platform::new("linux", arch, None));
+            m
+        };
+        let index_of = |manifests: Vec<Descriptor>| {
+            store
+                .put_json(
+                    media_type::OCI_INDEX,
+                    "index",
+                    &ImageIndex::new(manifests, Default::default()),
+                )
+                .unwrap()
+        };
+        let amd64 = manifest("amd64");
+        let mut inner = index_of(vec![amd64.clone()]);
+        inner.platform = Some(Platform::new("linux", "amd64", None));
+        let outer = index_of(vec![manifest("arm64"), inner]);
+        let source = ImageSource::Scratch;
+        let wanted = Platform::new("linux", "amd64", None);
+        let found = resolve_platform(&source, &store, &outer, &wanted).unwrap();
+        assert_eq!(found.digest, amd64.digest);
+
+        let error = resolve_platform(
+            &source,
+            &store,
+            &outer,
+            &Platform::new("linux", "s390x", None),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.ends_with("has no image for linux/s390x (it has: linux/amd64, linux/arm64)"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn parses_every_transport() {

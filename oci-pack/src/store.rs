@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
+use crate::json::MAX_DOCUMENT_BYTES;
 
 /// How much is read or written at a time: large, since blobs are large and a system call per
 /// 8 KiB is what a layer of tens of MB would otherwise pay for.
@@ -79,8 +80,10 @@ impl BlobStore {
     /// Starts a streamed blob; its digest is known when [`BlobWriter::commit`] is called.
     pub fn writer(&self) -> Result<BlobWriter> {
         let dir = self.blob_dir();
+        // Readable as the umask allows, as any other file: blobs end up in outputs.
         let file = tempfile::Builder::new()
             .prefix(".partial-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&dir)
             .map_err(Error::io("create a temporary file in", &dir))?;
         Ok(BlobWriter {
@@ -111,7 +114,15 @@ impl BlobStore {
     }
 
     /// Reads a whole blob, checking that it has the size and digest the descriptor promises.
+    /// Blobs read whole are JSON documents: one larger than [`MAX_DOCUMENT_BYTES`] is refused
+    /// before it is read.
     pub fn read(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        if descriptor.size > MAX_DOCUMENT_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("blob {}", descriptor.digest),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
         let path = self.blob_path(&descriptor.digest);
         let mut bytes = Vec::new();
         match File::open(&path) {

@@ -8,9 +8,10 @@
 //! [`crate::cache`] keeps, so a parent's layers are decompressed once, ever; applying them
 //! checks what depends on the layers below (hard links).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
+use std::ops::Bound;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -46,10 +47,37 @@ pub enum NodeKind {
     Fifo,
 }
 
-/// Paths relative to the root (`usr/bin/env`), sorted component-wise.
+/// A path relative to the root as bytes (`usr/bin/env`), ordered bytewise: all that is under a
+/// directory is then one contiguous range of keys (from `dir/` to `dir0`, `0` being the byte
+/// after `/`), found without comparing paths component by component.
+type Key = Box<[u8]>;
+
+fn key(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
+
+fn path_of(key: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(key))
+}
+
+fn into_key(path: PathBuf) -> Key {
+    use std::os::unix::ffi::OsStringExt;
+    path.into_os_string().into_vec().into_boxed_slice()
+}
+
+/// Every path of an image, a directory before what is under it.
 #[derive(Debug, Clone, Default)]
 pub struct FileTree {
-    nodes: BTreeMap<PathBuf, Node>,
+    nodes: BTreeMap<Key, Slot>,
+    /// How many layers were applied: the number of the layer being applied.
+    layers: u32,
+}
+
+/// A node and the layer that wrote it: a whiteout hides only what lower layers wrote.
+#[derive(Debug, Clone)]
+struct Slot {
+    node: Node,
+    layer: u32,
 }
 
 /// What one layer does to the tree below it, in the order its tar lists it.
@@ -64,13 +92,13 @@ pub struct LayerChanges {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
     /// `.wh..wh..opq`: everything lower layers have in the directory goes.
-    Opaque(PathBuf),
+    Opaque(Key),
     /// `.wh.NAME`: a lower `NAME` goes, with everything under it.
-    Whiteout(PathBuf),
+    Whiteout(Key),
     /// An entry, replacing what was there.
-    Put(PathBuf, Node),
+    Put(Key, Node),
     /// A hard link: the file at `target` (in the tree as it is by then) again at `path`.
-    HardLink { path: PathBuf, target: PathBuf },
+    HardLink { path: Key, target: Key },
 }
 
 /// A C library larger than this is not read for its glibc version.
@@ -86,13 +114,13 @@ impl FileTree {
     ) -> Result<FileTree> {
         let mut tree = FileTree::default();
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            tree.apply(&LayerChanges::read(store, layer, diff_id)?)?;
+            tree.apply(LayerChanges::read(store, layer, diff_id)?)?;
         }
         Ok(tree)
     }
 
     pub fn get(&self, path: &Path) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(key(path)).map(|slot| &slot.node)
     }
 
     /// How many paths the tree holds.
@@ -104,31 +132,52 @@ impl FileTree {
         self.nodes.is_empty()
     }
 
-    /// Every path, sorted, parents before children.
+    /// Every path, a directory before what is under it.
     pub fn iter(&self) -> impl Iterator<Item = (&Path, &Node)> {
-        self.nodes.iter().map(|(path, node)| (path.as_path(), node))
+        self.nodes
+            .iter()
+            .map(|(path, slot)| (path_of(path), &slot.node))
     }
 
     /// The direct children of `dir`.
     pub fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Path> + 'a {
-        self.descendants(dir)
-            .filter(move |p| p.parent() == Some(dir))
+        let depth = key(dir).len() + usize::from(!key(dir).is_empty());
+        self.under(key(dir))
+            .map(|(path, _)| path)
+            .filter(move |path| !path[depth..].contains(&b'/'))
+            .map(|path| path_of(path))
     }
 
-    fn descendants<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a Path> + 'a {
-        let start = std::ops::Bound::Excluded(dir.to_owned());
-        self.nodes
-            .range((start, std::ops::Bound::Unbounded))
-            .map(|(path, _)| path.as_path())
-            .take_while(move |path| dir.as_os_str().is_empty() || path.starts_with(dir))
+    /// Everything under `dir` (everything, for the root), in order.
+    fn under<'a>(&'a self, dir: &[u8]) -> impl Iterator<Item = (&'a Key, &'a Slot)> + 'a {
+        let (start, end) = if dir.is_empty() {
+            (Bound::Unbounded, Bound::Unbounded)
+        } else {
+            let mut from = dir.to_vec();
+            from.push(b'/');
+            let mut to = dir.to_vec();
+            to.push(b'/' + 1);
+            (Bound::Included(from), Bound::Excluded(to))
+        };
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = (
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
+        );
+        // The range borrows the bounds only while it is made.
+        let keys: Vec<(&Key, &Slot)> = self.nodes.range::<[u8], _>(range).collect();
+        keys.into_iter()
     }
 
-    /// Removes `path` and everything under it, except what `keep` holds.
-    fn remove_tree(&mut self, path: &Path, keep: &BTreeSet<PathBuf>) {
-        let doomed: Vec<PathBuf> = std::iter::once(path)
-            .chain(self.descendants(path))
-            .filter(|p| !keep.contains(*p))
-            .map(Path::to_owned)
+    /// Removes `path` and everything under it, except what the current layer wrote.
+    fn remove_tree(&mut self, path: &[u8]) {
+        let current = self.layers;
+        let doomed: Vec<Key> = self
+            .nodes
+            .get_key_value(path)
+            .into_iter()
+            .chain(self.under(path))
+            .filter(|(_, slot)| slot.layer != current)
+            .map(|(path, _)| path.clone())
             .collect();
         for path in doomed {
             self.nodes.remove(&path);
@@ -137,67 +186,72 @@ impl FileTree {
 
     /// Applies one layer's changes on top of the tree. A whiteout hides only what lower layers
     /// have, never an entry of its own layer.
-    pub fn apply(&mut self, layer: &LayerChanges) -> Result<()> {
-        let mut own: BTreeSet<PathBuf> = BTreeSet::new();
-        for change in &layer.changes {
-            match change {
-                Change::Opaque(dir) => {
-                    let lower: Vec<PathBuf> = self
-                        .children(dir)
-                        .filter(|c| !own.contains(*c))
-                        .map(Path::to_owned)
-                        .collect();
-                    for child in lower {
-                        self.remove_tree(&child, &own);
-                    }
+    pub fn apply(&mut self, layer: LayerChanges) -> Result<()> {
+        self.layers += 1;
+        for change in layer.changes {
+            self.change(&layer.layer, change)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one change of the layer `layer` (named in errors).
+    fn change(&mut self, layer: &Digest, change: Change) -> Result<()> {
+        match change {
+            Change::Opaque(dir) => {
+                let current = self.layers;
+                let depth = dir.len() + usize::from(!dir.is_empty());
+                let lower: Vec<Key> = self
+                    .under(&dir)
+                    .filter(|(path, slot)| slot.layer != current && !path[depth..].contains(&b'/'))
+                    .map(|(path, _)| path.clone())
+                    .collect();
+                for child in lower {
+                    self.remove_tree(&child);
                 }
-                Change::Whiteout(path) => self.remove_tree(path, &own),
-                Change::Put(path, node) => {
-                    own.insert(path.clone());
-                    self.put(path, node.clone(), &own);
-                }
-                Change::HardLink { path, target } => {
-                    let node = match self.nodes.get(target) {
-                        Some(
+            }
+            Change::Whiteout(path) => self.remove_tree(&path),
+            Change::Put(path, node) => self.put(layer, path, node)?,
+            Change::HardLink { path, target } => {
+                let node = match self.nodes.get(&target) {
+                    Some(Slot {
+                        node:
                             node @ Node {
                                 kind: NodeKind::File { .. },
                                 ..
                             },
-                        ) => node.clone(),
-                        _ => {
-                            return Err(Error::HostileLayerEntry {
-                                layer: layer.layer,
-                                entry: path.display().to_string(),
-                                reason: format!(
-                                    "the hard link's target `{}` is not a file of the image",
-                                    target.display()
-                                ),
-                            })
-                        }
-                    };
-                    own.insert(path.clone());
-                    self.put(path, node, &own);
-                }
+                        ..
+                    }) => node.clone(),
+                    _ => {
+                        return Err(Error::HostileLayerEntry {
+                            layer: *layer,
+                            entry: path_of(&path).display().to_string(),
+                            reason: format!(
+                                "the hard link's target `{}` is not a file of the image",
+                                path_of(&target).display()
+                            ),
+                        })
+                    }
+                };
+                self.put(layer, path, node)?;
             }
         }
         Ok(())
     }
 
     /// A non-directory replaces whatever was at `path`, with everything under it; a directory
-    /// over a directory keeps what is under it.
-    fn put(&mut self, path: &Path, node: Node, own: &BTreeSet<PathBuf>) {
-        let directory_over_directory = node.kind == NodeKind::Directory
-            && matches!(
-                self.nodes.get(path),
-                Some(Node {
-                    kind: NodeKind::Directory,
-                    ..
-                })
-            );
+    /// over a directory keeps what is under it. A path the same layer wrote already is an error.
+    fn put(&mut self, layer: &Digest, path: Key, node: Node) -> Result<()> {
+        let directory_over_directory = match self.nodes.get(&path) {
+            Some(slot) if slot.layer == self.layers => return Err(twice_in(*layer, &path)),
+            Some(slot) => node.kind == NodeKind::Directory && slot.node.kind == NodeKind::Directory,
+            None => false,
+        };
         if !directory_over_directory {
-            self.remove_tree(path, own);
+            self.remove_tree(&path);
         }
-        self.nodes.insert(path.to_owned(), node);
+        let layer = self.layers;
+        self.nodes.insert(path, Slot { node, layer });
+        Ok(())
     }
 }
 
@@ -207,21 +261,68 @@ impl LayerChanges {
     /// decoded is first checked against its digest, so the error names the cause: a corrupt
     /// blob, rather than what its corruption did to the decoder.
     pub fn read(store: &BlobStore, layer: &Descriptor, diff_id: &Digest) -> Result<LayerChanges> {
-        match LayerChanges::read_entries(store, layer, diff_id) {
-            Err(error @ Error::LayerRead { .. }) => {
-                let mut blob = store.reader(layer)?;
-                io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
-                Err(error)
-            }
-            read => read,
+        let mut changes = Vec::new();
+        read_changes(store, layer, diff_id, |change| {
+            changes.push(change);
+            Ok(())
+        })?;
+        // A path written twice in one layer: sorted references find it without a copy of each.
+        let mut written: Vec<&[u8]> = changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::Put(path, _) | Change::HardLink { path, .. } => Some(&path[..]),
+                _ => None,
+            })
+            .collect();
+        written.sort_unstable();
+        if let Some(twice) = written.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(twice_in(layer.digest, twice[0]));
         }
+        drop(written);
+        Ok(LayerChanges {
+            layer: layer.digest,
+            diff_id: *diff_id,
+            changes,
+        })
     }
+}
 
-    fn read_entries(
-        store: &BlobStore,
-        layer: &Descriptor,
-        diff_id: &Digest,
-    ) -> Result<LayerChanges> {
+/// The error of a path a layer writes twice.
+fn twice_in(layer: Digest, path: &[u8]) -> Error {
+    Error::HostileLayerEntry {
+        layer,
+        entry: path_of(path).display().to_string(),
+        reason: "the path appears twice in the layer".into(),
+    }
+}
+
+/// Reads the layer `layer` of `store`, checking it as [`LayerChanges::read`] says, and gives each
+/// change to `visit` as it is read. A blob that cannot be decoded is first checked against its
+/// digest, so the error names the cause: a corrupt blob, rather than what its corruption did to
+/// the decoder.
+fn read_changes(
+    store: &BlobStore,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    visit: impl FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    match read_entries(store, layer, diff_id, visit) {
+        Err(error @ Error::LayerRead { .. }) => {
+            let mut blob = store.reader(layer)?;
+            io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
+            Err(error)
+        }
+        read => read,
+    }
+}
+
+fn read_entries(
+    store: &BlobStore,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    mut visit: impl FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    {
         let blob = store.reader(layer)?;
         let mut decoded = Decoder::for_media_type(&layer.media_type, blob)
             .ok_or_else(|| Error::UnsupportedMediaType {
@@ -242,13 +343,11 @@ impl LayerChanges {
             entry: entry.to_owned(),
             reason: reason.to_owned(),
         };
-        let mut changes = Vec::new();
         {
             let mut archive = tar::Archive::new(Tee {
                 inner: &mut decoded,
                 copy: &mut hashed,
             });
-            let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
             for entry in archive.entries().map_err(layer_error)? {
                 let mut entry = entry.map_err(layer_error)?;
                 let raw_bytes = entry.path_bytes().into_owned();
@@ -260,18 +359,16 @@ impl LayerChanges {
                 };
                 let dir = path.parent().unwrap_or(Path::new("")).to_owned();
                 if name == OPAQUE_WHITEOUT.as_bytes() {
-                    changes.push(Change::Opaque(dir));
+                    visit(Change::Opaque(into_key(dir)))?;
                     continue;
                 }
                 if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
                     if matches!(hidden, b"" | b"." | b"..") {
                         return Err(hostile(&raw, "a whiteout must name an entry"));
                     }
-                    changes.push(Change::Whiteout(dir.join(OsStr::from_bytes(hidden))));
+                    let hidden = dir.join(OsStr::from_bytes(hidden));
+                    visit(Change::Whiteout(into_key(hidden)))?;
                     continue;
-                }
-                if !seen.insert(path.clone()) {
-                    return Err(hostile(&raw, "the path appears twice in the layer"));
                 }
                 let header = entry.header();
                 let mode = header.mode().map_err(layer_error)? & 0o7777;
@@ -297,7 +394,10 @@ impl LayerChanges {
                         let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                         let target = entry_path(OsStr::from_bytes(&target))
                             .map_err(|_| hostile(&raw, "the hard link points outside the root"))?;
-                        changes.push(Change::HardLink { path, target });
+                        visit(Change::HardLink {
+                            path: into_key(path),
+                            target: into_key(target),
+                        })?;
                         continue;
                     }
                     tar::EntryType::Fifo => NodeKind::Fifo,
@@ -321,7 +421,7 @@ impl LayerChanges {
                     uid,
                     gid,
                 };
-                changes.push(Change::Put(path, node));
+                visit(Change::Put(into_key(path), node))?;
             }
         }
         // The end-of-archive padding is part of the diff_id; the rest of the blob is part of
@@ -344,11 +444,7 @@ impl LayerChanges {
                 actual,
             });
         }
-        Ok(LayerChanges {
-            layer: layer.digest,
-            diff_id: *diff_id,
-            changes,
-        })
+        Ok(())
     }
 }
 
@@ -390,180 +486,276 @@ impl<R: Read, W: io::Write> Read for Tee<'_, R, W> {
 }
 
 /// The encoding of [`LayerChanges`] in the cache: a version line, then fixed-width integers
-/// (little-endian) and length-prefixed byte strings. A cache entry also carries the sha256 of
-/// these bytes, so a torn or tampered entry is dropped, never trusted.
-const ENCODING: &[u8] = b"cargo-oci layer changes 1\n";
+/// (little-endian) and length-prefixed byte strings. It is written and read as a stream, so a
+/// parent of a million files is applied from the cache without holding its encoding or its
+/// changes in memory; a cache entry also carries the sha256 of these bytes, so a torn or
+/// tampered entry is dropped, never trusted.
+const ENCODING: &[u8] = b"cargo-oci layer changes 3\n";
+/// The tag that ends the changes.
+const END: u8 = 0xff;
+/// No path in a layer is longer than this (Linux allows 4096 bytes).
+const MAX_PATH_BYTES: u64 = 1 << 16;
 
 impl LayerChanges {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Encoded(ENCODING.to_vec());
-        out.bytes(self.layer.as_bytes());
-        out.bytes(self.diff_id.as_bytes());
-        out.u64(self.changes.len() as u64);
+    /// Writes the changes in the cache's encoding.
+    pub fn encode_to(&self, out: &mut (impl Write + ?Sized)) -> io::Result<()> {
+        let mut out = EncodedWriter(out);
+        out.header(&self.layer, &self.diff_id)?;
         for change in &self.changes {
-            match change {
-                Change::Opaque(dir) => {
-                    out.u8(0);
-                    out.path(dir);
-                }
-                Change::Whiteout(path) => {
-                    out.u8(1);
-                    out.path(path);
-                }
-                Change::Put(path, node) => {
-                    out.u8(2);
-                    out.path(path);
-                    out.u32(node.mode);
-                    out.u64(node.uid);
-                    out.u64(node.gid);
-                    match &node.kind {
-                        NodeKind::Directory => out.u8(0),
-                        NodeKind::Fifo => out.u8(1),
-                        NodeKind::Symlink { target } => {
-                            out.u8(2);
-                            out.path(target);
-                        }
-                        NodeKind::File {
-                            size,
-                            digest,
-                            glibc,
-                        } => {
-                            out.u8(3);
-                            out.u64(*size);
-                            out.bytes(digest.as_bytes());
-                            let parts = glibc.as_deref().map_or(&[][..], |g| g.parts());
-                            out.u64(parts.len() as u64);
-                            for part in parts {
-                                out.u32(*part);
-                            }
-                        }
-                    }
-                }
-                Change::HardLink { path, target } => {
-                    out.u8(3);
-                    out.path(path);
-                    out.path(target);
-                }
-            }
+            out.change(change)?;
         }
-        out.0
+        out.end()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_to(&mut out)
+            .expect("writing to memory cannot fail");
+        out
     }
 
     /// The changes `encode` wrote; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<LayerChanges> {
-        let mut input = Decoding(bytes.strip_prefix(ENCODING)?);
-        let layer = Digest::from_hash(input.array()?);
-        let diff_id = Digest::from_hash(input.array()?);
-        let count = input.u64()?;
-        // Each change takes at least a few bytes: a count larger than the input is a lie.
-        if count > bytes.len() as u64 {
-            return None;
-        }
-        let mut changes = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            changes.push(match input.u8()? {
-                0 => Change::Opaque(input.path()?),
-                1 => Change::Whiteout(input.path()?),
-                2 => {
-                    let path = input.path()?;
-                    let (mode, uid, gid) = (input.u32()?, input.u64()?, input.u64()?);
-                    let kind = match input.u8()? {
-                        0 => NodeKind::Directory,
-                        1 => NodeKind::Fifo,
-                        2 => NodeKind::Symlink {
-                            target: input.path()?,
-                        },
-                        3 => {
-                            let size = input.u64()?;
-                            let digest = Digest::from_hash(input.array()?);
-                            let parts = input.u64()?;
-                            if parts > 16 {
-                                return None;
-                            }
-                            let parts: Option<Vec<u32>> = (0..parts).map(|_| input.u32()).collect();
-                            let parts = parts?;
-                            NodeKind::File {
-                                size,
-                                digest,
-                                glibc: (!parts.is_empty())
-                                    .then(|| Box::new(GlibcVersion::from_parts(parts))),
-                            }
-                        }
-                        _ => return None,
-                    };
-                    Change::Put(
-                        path,
-                        Node {
-                            kind,
-                            mode,
-                            uid,
-                            gid,
-                        },
-                    )
-                }
-                3 => Change::HardLink {
-                    path: input.path()?,
-                    target: input.path()?,
-                },
-                _ => return None,
-            });
-        }
-        input.0.is_empty().then_some(LayerChanges {
+        let mut changes = Vec::new();
+        let mut input = bytes;
+        let (layer, diff_id) = decode_each(&mut input, |_, change| {
+            changes.push(change);
+            Ok(())
+        })
+        .ok()?;
+        input.is_empty().then_some(LayerChanges {
             layer,
             diff_id,
             changes,
         })
     }
-}
 
-struct Encoded(Vec<u8>);
-
-impl Encoded {
-    fn u8(&mut self, value: u8) {
-        self.0.push(value);
-    }
-    fn u32(&mut self, value: u32) {
-        self.0.extend_from_slice(&value.to_le_bytes());
-    }
-    fn u64(&mut self, value: u64) {
-        self.0.extend_from_slice(&value.to_le_bytes());
-    }
-    fn bytes(&mut self, value: &[u8]) {
-        self.0.extend_from_slice(value);
-    }
-    fn path(&mut self, path: &Path) {
-        let bytes = path.as_os_str().as_bytes();
-        self.u64(bytes.len() as u64);
-        self.bytes(bytes);
+    /// Reads an encoding from `input` to its end without keeping it: its layer and diff_id,
+    /// or `None` when it is not one.
+    pub(crate) fn check_encoded(mut input: impl Read) -> Option<(Digest, Digest)> {
+        let header = decode_each(&mut input, |_, _| Ok(())).ok()?;
+        let at_end = input.read(&mut [0u8]).ok()? == 0;
+        at_end.then_some(header)
     }
 }
 
-struct Decoding<'a>(&'a [u8]);
+impl FileTree {
+    /// Reads the layer `layer` of `store` straight into the tree, checking it as
+    /// [`LayerChanges::read`] does, and writes its changes in the cache's encoding to `record`
+    /// on the way: a parent's layer is never held in memory as a whole. On an error, the tree
+    /// is left half-applied and should be dropped.
+    pub(crate) fn read_layer(
+        &mut self,
+        store: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        record: &mut (impl Write + ?Sized),
+    ) -> Result<()> {
+        self.layers += 1;
+        let record_error = |source| Error::CacheEntry {
+            reason: format!("cannot write a layer's changes: {source}"),
+        };
+        let mut out = EncodedWriter(record);
+        out.header(&layer.digest, diff_id).map_err(record_error)?;
+        read_changes(store, layer, diff_id, |change| {
+            out.change(&change).map_err(record_error)?;
+            self.change(&layer.digest, change)
+        })?;
+        out.end().map_err(record_error)
+    }
 
-impl Decoding<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
+    /// Applies changes in the cache's encoding as they are read from `input`; an encoding that
+    /// does not parse is an error the caller was to rule out ([`LayerChanges::check_encoded`]).
+    pub(crate) fn apply_encoded(&mut self, mut input: impl Read) -> Result<()> {
+        self.layers += 1;
+        match decode_each(&mut input, |layer, change| self.change(layer, change)) {
+            Ok(_) => Ok(()),
+            Err(Failure::Visit(error)) => Err(error),
+            Err(Failure::Malformed) => Err(Error::CacheEntry {
+                reason: "a layer's cached changes do not parse".into(),
+            }),
         }
-        let (taken, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(taken)
     }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
+}
+
+/// Why a decoding stopped.
+enum Failure {
+    /// The bytes are not an encoding of changes.
+    Malformed,
+    /// What was done with a change failed.
+    Visit(Error),
+}
+
+/// Decodes changes from `input`, each given to `visit` in order; returns the layer and diff_id.
+fn decode_each(
+    input: &mut impl Read,
+    mut visit: impl FnMut(&Digest, Change) -> Result<()>,
+) -> std::result::Result<(Digest, Digest), Failure> {
+    let mut input = EncodedReader(input);
+    let mut magic = [0u8; ENCODING.len()];
+    input.fill(&mut magic)?;
+    if magic != ENCODING {
+        return Err(Failure::Malformed);
     }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.array::<1>()?[0])
+    let layer = Digest::from_hash(input.array()?);
+    let diff_id = Digest::from_hash(input.array()?);
+    loop {
+        let change = match input.u8()? {
+            END => break,
+            0 => Change::Opaque(input.path()?),
+            1 => Change::Whiteout(input.path()?),
+            2 => {
+                let path = input.path()?;
+                let (mode, uid, gid) = (input.u32()?, input.u64()?, input.u64()?);
+                let kind = match input.u8()? {
+                    0 => NodeKind::Directory,
+                    1 => NodeKind::Fifo,
+                    2 => NodeKind::Symlink {
+                        target: PathBuf::from(OsStr::from_bytes(&input.path()?)),
+                    },
+                    3 => {
+                        let size = input.u64()?;
+                        let digest = Digest::from_hash(input.array()?);
+                        let count = input.u64()?;
+                        if count > 16 {
+                            return Err(Failure::Malformed);
+                        }
+                        let mut parts = Vec::new();
+                        for _ in 0..count {
+                            parts.push(input.u32()?);
+                        }
+                        NodeKind::File {
+                            size,
+                            digest,
+                            glibc: (!parts.is_empty())
+                                .then(|| Box::new(GlibcVersion::from_parts(parts))),
+                        }
+                    }
+                    _ => return Err(Failure::Malformed),
+                };
+                let node = Node {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                };
+                Change::Put(path, node)
+            }
+            3 => Change::HardLink {
+                path: input.path()?,
+                target: input.path()?,
+            },
+            _ => return Err(Failure::Malformed),
+        };
+        visit(&layer, change).map_err(Failure::Visit)?;
     }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.array()?))
+    Ok((layer, diff_id))
+}
+
+struct EncodedWriter<'a, W: ?Sized>(&'a mut W);
+
+impl<W: Write + ?Sized> EncodedWriter<'_, W> {
+    fn header(&mut self, layer: &Digest, diff_id: &Digest) -> io::Result<()> {
+        self.bytes(ENCODING)?;
+        self.bytes(layer.as_bytes())?;
+        self.bytes(diff_id.as_bytes())
     }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.array()?))
+
+    fn change(&mut self, change: &Change) -> io::Result<()> {
+        match change {
+            Change::Opaque(dir) => {
+                self.u8(0)?;
+                self.path(dir)
+            }
+            Change::Whiteout(path) => {
+                self.u8(1)?;
+                self.path(path)
+            }
+            Change::Put(path, node) => {
+                self.u8(2)?;
+                self.path(path)?;
+                self.u32(node.mode)?;
+                self.u64(node.uid)?;
+                self.u64(node.gid)?;
+                match &node.kind {
+                    NodeKind::Directory => self.u8(0),
+                    NodeKind::Fifo => self.u8(1),
+                    NodeKind::Symlink { target } => {
+                        self.u8(2)?;
+                        self.path(key(target))
+                    }
+                    NodeKind::File {
+                        size,
+                        digest,
+                        glibc,
+                    } => {
+                        self.u8(3)?;
+                        self.u64(*size)?;
+                        self.bytes(digest.as_bytes())?;
+                        let parts = glibc.as_deref().map_or(&[][..], |g| g.parts());
+                        self.u64(parts.len() as u64)?;
+                        parts.iter().try_for_each(|part| self.u32(*part))
+                    }
+                }
+            }
+            Change::HardLink { path, target } => {
+                self.u8(3)?;
+                self.path(path)?;
+                self.path(target)
+            }
+        }
     }
-    fn path(&mut self) -> Option<PathBuf> {
-        let len = usize::try_from(self.u64()?).ok()?;
-        Some(PathBuf::from(OsStr::from_bytes(self.take(len)?)))
+
+    fn end(&mut self) -> io::Result<()> {
+        self.u8(END)
+    }
+
+    fn u8(&mut self, value: u8) -> io::Result<()> {
+        self.0.write_all(&[value])
+    }
+    fn u32(&mut self, value: u32) -> io::Result<()> {
+        self.0.write_all(&value.to_le_bytes())
+    }
+    fn u64(&mut self, value: u64) -> io::Result<()> {
+        self.0.write_all(&value.to_le_bytes())
+    }
+    fn bytes(&mut self, value: &[u8]) -> io::Result<()> {
+        self.0.write_all(value)
+    }
+    fn path(&mut self, path: &[u8]) -> io::Result<()> {
+        self.u64(path.len() as u64)?;
+        self.bytes(path)
+    }
+}
+
+struct EncodedReader<'a, R>(&'a mut R);
+
+impl<R: Read> EncodedReader<'_, R> {
+    fn fill(&mut self, buf: &mut [u8]) -> std::result::Result<(), Failure> {
+        self.0.read_exact(buf).map_err(|_| Failure::Malformed)
+    }
+    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], Failure> {
+        let mut buf = [0u8; N];
+        self.fill(&mut buf)?;
+        Ok(buf)
+    }
+    fn u8(&mut self) -> std::result::Result<u8, Failure> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> std::result::Result<u32, Failure> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, Failure> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn path(&mut self) -> std::result::Result<Key, Failure> {
+        let len = self.u64()?;
+        if len > MAX_PATH_BYTES {
+            return Err(Failure::Malformed);
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.fill(&mut buf)?;
+        Ok(buf.into_boxed_slice())
     }
 }
 

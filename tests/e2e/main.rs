@@ -12,4 +12,5 @@ mod hostile;
 mod oracles;
 mod parents;
 mod registry;
+mod reliability;
 mod targets;

@@ -281,14 +281,33 @@ impl Drop for Pulled<'_> {
     }
 }
 
-/// What `dir` (a `target/oci`) holds besides the build cache, `.cache`, which is not an output.
+/// What `dir` (a `target/oci`) holds besides the build cache (`.cache`) and the outputs' lock
+/// files (`.NAME.lock`), which are not outputs.
 pub fn outputs_in(dir: &Path) -> Vec<std::ffi::OsString> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
-    names.retain(|name| name != ".cache");
+    names.retain(|name| {
+        let name = name.to_string_lossy();
+        name != ".cache" && !(name.starts_with('.') && name.ends_with(".lock"))
+    });
     names.sort();
     names
+}
+
+/// The size of the largest file under `dir`.
+pub fn largest_file(dir: &Path) -> u64 {
+    let mut largest = 0;
+    for entry in fs::read_dir(dir).into_iter().flatten() {
+        let entry = entry.unwrap();
+        let metadata = entry.metadata().unwrap();
+        largest = largest.max(if metadata.is_dir() {
+            largest_file(&entry.path())
+        } else {
+            metadata.len()
+        });
+    }
+    largest
 }
 
 /// The paths of a layer blob's tar entries, in order.
