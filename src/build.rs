@@ -9,6 +9,7 @@ use oci_pack::cache::BuildCache;
 use oci_pack::image::join_index;
 use oci_pack::layout::Tagged;
 use oci_pack::output::OutputLock;
+use oci_pack::reference::Repository;
 use oci_pack::source::ImageSource;
 
 use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
@@ -16,6 +17,7 @@ use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
 use crate::plan::Overrides;
+use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::workspace;
 
@@ -97,10 +99,16 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         }
     }
     // The push destination and its credentials are checked before anything is built.
+    let push_repository = args.push.as_deref().map(Repository::parse).transpose()?;
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        push_repository.as_ref(),
+    )?;
     let mut push = args
         .push
         .as_deref()
-        .map(|repository| outputs::push_target(repository, &args.insecure_registry))
+        .map(|repository| registries.push_target(repository))
         .transpose()?;
     if let (Some(push), ImageSource::Registry(base)) = (push.as_mut(), &plan.images[0].base) {
         push.mount_from = Some(base.repository.clone());
@@ -123,10 +131,6 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     }
     let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
 
-    let registries = pack::RegistryOptions {
-        insecure: args.insecure_registry.clone(),
-        offline: args.cargo.workspace.offline || args.cargo.workspace.frozen,
-    };
     // Every base is read, and its layers checked, before cargo spends minutes building.
     let bases = plan
         .images
@@ -189,6 +193,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         formats: &plan.formats,
         load: args.load,
         push: push.as_ref(),
+        shell: &shell,
         mtime: created,
     };
     // One build at a time writes an output (and the archives beside it).

@@ -1,6 +1,18 @@
-//! Registry credentials, found the way Docker and podman find them: a username and password in
-//! the environment (for CI), then `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`
-//! (`credHelpers`, `auths`, `credsStore`), then podman's `auth.json`. Secrets are never printed.
+//! Registry credentials, found the way Docker and podman find them, and given to the registry
+//! they are for and no other:
+//!
+//! 1. `CARGO_OCI_REGISTRY_USERNAME` / `CARGO_OCI_REGISTRY_PASSWORD` (for CI secrets), for the
+//!    registry `CARGO_OCI_REGISTRY` names, or else for the registry being pushed to only;
+//! 2. `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`: the `credHelpers` entry for the
+//!    registry, else the `credsStore` helper, else the `auths` entry (`auth`, `username` and
+//!    `password`, or `identitytoken`);
+//! 3. podman's `auth.json` (`$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+//!    `~/.config/containers/auth.json`), read the same way.
+//!
+//! Docker Hub is one registry under several names (`docker.io`, `index.docker.io`,
+//! `registry-1.docker.io`, and `https://index.docker.io/v1/`, where `docker login` keeps it).
+//! A helper that has nothing for a registry means anonymous, as with Docker; a helper that is
+//! missing or fails is an error that names it. Secrets are never printed.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -11,9 +23,16 @@ use base64::Engine as _;
 use oci_pack::registry::Credentials;
 use serde::Deserialize;
 
-/// `CARGO_OCI_REGISTRY_USERNAME` / `CARGO_OCI_REGISTRY_PASSWORD`, for CI secrets.
-const USERNAME_VAR: &str = "CARGO_OCI_REGISTRY_USERNAME";
-const PASSWORD_VAR: &str = "CARGO_OCI_REGISTRY_PASSWORD";
+pub const USERNAME_VAR: &str = "CARGO_OCI_REGISTRY_USERNAME";
+pub const PASSWORD_VAR: &str = "CARGO_OCI_REGISTRY_PASSWORD";
+/// The registry the two above are for, when it is not the one pushed to.
+pub const REGISTRY_VAR: &str = "CARGO_OCI_REGISTRY";
+
+/// Where `docker login` keeps Docker Hub's credentials, and what its helpers are asked for.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// What a helper says when it has nothing for a registry: Docker takes it as anonymous.
+const HELPER_NOT_FOUND: &str = "credentials not found";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,51 +49,86 @@ struct AuthEntry {
     auth: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    identitytoken: Option<String>,
 }
 
-/// The credentials for `registry` (`host[:port]`).
-pub fn for_registry(registry: &str) -> Result<Credentials> {
-    if let (Ok(username), Ok(password)) = (std::env::var(USERNAME_VAR), std::env::var(PASSWORD_VAR))
-    {
-        return Ok(Credentials::Basic { username, password });
-    }
-    for path in auth_files() {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
+/// Every place credentials may come from, read from the environment once.
+#[derive(Debug)]
+pub struct CredentialSources {
+    /// The environment's username and password, and the registry they are for.
+    env: Option<(String, String, String)>,
+    files: Vec<PathBuf>,
+}
+
+impl CredentialSources {
+    /// `push_registry`: the registry this run pushes to, which the environment's credentials are
+    /// for unless `CARGO_OCI_REGISTRY` names another.
+    pub fn from_env(push_registry: Option<&str>) -> CredentialSources {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let scope = var(REGISTRY_VAR).or(push_registry.map(str::to_owned));
+        let env = match (var(USERNAME_VAR), var(PASSWORD_VAR), scope) {
+            (Some(username), Some(password), Some(registry)) => {
+                Some((username, password, registry))
+            }
+            _ => None,
         };
-        let file: AuthFile = serde_json::from_str(&text)
-            .with_context(|| format!("failed to parse `{}`", path.display()))?;
-        if let Some(helper) = file.cred_helpers.get(registry) {
-            return helper_get(helper, registry);
-        }
-        let entry = file
-            .auths
-            .iter()
-            .find(|(key, _)| matches_registry(key, registry))
-            .map(|(_, entry)| entry);
-        if let Some(entry) = entry {
-            return decode(entry).with_context(|| {
-                format!(
-                    "invalid credentials for `{registry}` in `{}`",
-                    path.display()
-                )
-            });
-        }
-        if let Some(store) = &file.creds_store {
-            return helper_get(store, registry);
+        CredentialSources {
+            env,
+            files: auth_files(),
         }
     }
-    Ok(Credentials::Anonymous)
+
+    /// The credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).
+    pub fn for_registry(&self, registry: &str) -> Result<Credentials> {
+        if let Some((username, password, scope)) = &self.env {
+            if same_registry(scope, registry) {
+                return Ok(Credentials::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                });
+            }
+        }
+        for path in &self.files {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let file: AuthFile = serde_json::from_str(&text)
+                .with_context(|| format!("failed to parse `{}`", path.display()))?;
+            let helper = file
+                .cred_helpers
+                .iter()
+                .find(|(key, _)| same_registry(key, registry))
+                .map(|(_, helper)| (helper, "credHelpers"))
+                .or(file.creds_store.as_ref().map(|store| (store, "credsStore")));
+            if let Some((helper, key)) = helper {
+                let named_by = format!("`{key}` in `{}`", path.display());
+                return helper_get(helper, registry, &named_by);
+            }
+            let entry = file
+                .auths
+                .iter()
+                .find(|(key, _)| same_registry(key, registry))
+                .map(|(_, entry)| entry);
+            if let Some(entry) = entry {
+                return decode(entry).with_context(|| {
+                    format!(
+                        "invalid credentials for `{registry}` in `{}`",
+                        path.display()
+                    )
+                });
+            }
+        }
+        Ok(Credentials::Anonymous)
+    }
 }
 
 /// Where Docker and podman keep credentials, in the order they are consulted.
 fn auth_files() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut files = Vec::new();
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) => files.push(PathBuf::from(dir).join("config.json")),
-        None => files.extend(
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json")),
-        ),
+        None => files.extend(home.as_ref().map(|home| home.join(".docker/config.json"))),
     }
     if let Some(file) = std::env::var_os("REGISTRY_AUTH_FILE") {
         files.push(file.into());
@@ -83,25 +137,39 @@ fn auth_files() -> Vec<PathBuf> {
         std::env::var_os("XDG_RUNTIME_DIR")
             .map(|dir| PathBuf::from(dir).join("containers/auth.json")),
     );
+    files.extend(home.map(|home| home.join(".config/containers/auth.json")));
     files
 }
 
-/// `auths` keys may be a bare host or a URL (`https://host/v1/`).
-fn matches_registry(key: &str, registry: &str) -> bool {
+/// Whether a key of a credentials file (a host, `host:port`, or a URL such as
+/// `https://host/v1/`) names `registry`, Docker Hub's names being one.
+fn same_registry(key: &str, registry: &str) -> bool {
     let host = key
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    host.split('/').next() == Some(registry)
+    let host = host.split('/').next().unwrap_or_default();
+    let hub = |name: &str| {
+        matches!(
+            name,
+            "docker.io" | "index.docker.io" | "registry-1.docker.io"
+        )
+    };
+    host == registry || (hub(host) && hub(registry))
 }
 
 fn decode(entry: &AuthEntry) -> Result<Credentials> {
+    if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+        return Ok(Credentials::IdentityToken {
+            token: token.clone(),
+        });
+    }
     if let (Some(username), Some(password)) = (&entry.username, &entry.password) {
         return Ok(Credentials::Basic {
             username: username.clone(),
             password: password.clone(),
         });
     }
-    let Some(auth) = &entry.auth else {
+    let Some(auth) = entry.auth.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(Credentials::Anonymous);
     };
     let decoded = base64::engine::general_purpose::STANDARD
@@ -118,26 +186,48 @@ fn decode(entry: &AuthEntry) -> Result<Credentials> {
 }
 
 /// `docker-credential-NAME get`, as Docker runs credential helpers.
-fn helper_get(name: &str, registry: &str) -> Result<Credentials> {
+fn helper_get(name: &str, registry: &str, named_by: &str) -> Result<Credentials> {
     let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
+    let server = if same_registry(DOCKER_HUB_KEY, registry) {
+        DOCKER_HUB_KEY
+    } else {
+        registry
+    };
+    let failed =
+        || format!("the credential helper `{program}` ({named_by}) failed for `{registry}`");
+    let mut child = match Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("failed to run the credential helper `{program}`"))?;
-    child
+    {
+        Ok(child) => child,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+            "the credential helper `{program}` ({named_by}) is not installed, \
+             and credentials for `{registry}` are to come from it"
+        ),
+        Err(error) => return Err(error).with_context(failed),
+    };
+    // A helper that exits without reading its input is its own answer, below.
+    let _ = child
         .stdin
         .take()
         .expect("piped")
-        .write_all(registry.as_bytes())
-        .context("failed to talk to the credential helper")?;
-    let output = child
-        .wait_with_output()
-        .context("failed to wait for the credential helper")?;
+        .write_all(server.as_bytes());
+    let output = child.wait_with_output().with_context(failed)?;
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
     if !output.status.success() {
-        bail!("the credential helper `{program}` has no credentials for `{registry}`");
+        let message = [said(&output.stdout), said(&output.stderr)].join(" ");
+        if message.contains(HELPER_NOT_FOUND) {
+            return Ok(Credentials::Anonymous);
+        }
+        return Err(anyhow::anyhow!(
+            "it exited with {}: {}",
+            output.status,
+            message.trim()
+        ))
+        .with_context(failed);
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -147,6 +237,12 @@ fn helper_get(name: &str, registry: &str) -> Result<Credentials> {
     }
     let answer: Answer = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("`{program}` gave an answer that is not JSON"))?;
+    // Docker's convention for an identity token kept by a helper.
+    if answer.username == "<token>" {
+        return Ok(Credentials::IdentityToken {
+            token: answer.secret,
+        });
+    }
     Ok(Credentials::Basic {
         username: answer.username,
         password: answer.secret,
@@ -158,7 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auths_entries_decode_from_base64_or_fields() {
+    fn auths_entries_decode_from_base64_fields_or_an_identity_token() {
         let entry = AuthEntry {
             auth: Some("dXNlcjpwYXNzOndpdGg6Y29sb25z".into()),
             ..Default::default()
@@ -182,16 +278,45 @@ mod tests {
                 password: "p".into()
             }
         );
+        let token = AuthEntry {
+            auth: Some("PHRva2VuPjo=".into()),
+            identitytoken: Some("refresh".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&token).unwrap(),
+            Credentials::IdentityToken {
+                token: "refresh".into()
+            }
+        );
+        assert_eq!(
+            decode(&AuthEntry::default()).unwrap(),
+            Credentials::Anonymous
+        );
         assert!(decode(&AuthEntry {
             auth: Some("not base64!".into()),
             ..Default::default()
         })
         .is_err());
-        assert!(matches_registry(
+    }
+
+    #[test]
+    fn keys_name_registries_as_docker_reads_them() {
+        assert!(same_registry(
             "https://registry.example.com/v1/",
             "registry.example.com"
         ));
-        assert!(matches_registry("127.0.0.1:5000", "127.0.0.1:5000"));
-        assert!(!matches_registry("127.0.0.1:5001", "127.0.0.1:5000"));
+        assert!(same_registry("127.0.0.1:5000", "127.0.0.1:5000"));
+        assert!(!same_registry("127.0.0.1:5001", "127.0.0.1:5000"));
+        for hub in [
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "docker.io",
+        ] {
+            assert!(same_registry(hub, "docker.io"), "{hub}");
+        }
+        assert!(!same_registry("https://index.docker.io/v1/", "ghcr.io"));
+        assert!(!same_registry("docker.io.attacker.example", "docker.io"));
     }
 }

@@ -7,10 +7,11 @@ use oci_pack::config::ImageConfig;
 use oci_pack::image::join_index;
 use oci_pack::manifest::ImageManifest;
 use oci_pack::media_type;
-use oci_pack::registry::RemoteImage;
+use oci_pack::reference::RemoteImage;
 use oci_pack::store::BlobStore;
 
 use crate::outputs::{self, ImageSummary, MessageFormat};
+use crate::registries::Registries;
 use crate::shell::Shell;
 
 #[derive(Debug, clap::Args)]
@@ -49,8 +50,8 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         }
     }
 
-    let destination = outputs::push_target(&repository.to_string(), &args.insecure_registry)?;
-    let session = destination.session()?;
+    let registries = Registries::from_env(&args.insecure_registry, false, Some(&repository))?;
+    let session = registries.push_target(&repository.to_string())?.session()?;
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
     let store = BlobStore::open(scratch.path())?;
     let mut manifests = Vec::new();
@@ -67,7 +68,7 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         }
         let manifest: ImageManifest = serde_json::from_slice(&store.read(&descriptor)?)
             .with_context(|| format!("the manifest of `{image}` is not valid JSON"))?;
-        session.fetch(&manifest.config, &store)?;
+        session.fetch(&manifest.config, &store, &mut |_| true)?;
         let config: ImageConfig = serde_json::from_slice(&store.read(&manifest.config)?)
             .with_context(|| format!("the config of `{image}` is not valid JSON"))?;
         descriptor.platform = Some(config.platform());

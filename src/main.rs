@@ -10,6 +10,7 @@ mod outputs;
 mod pack;
 mod plan;
 mod push;
+mod registries;
 mod shell;
 mod values;
 mod workspace;

@@ -11,9 +11,12 @@ use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::cache::BuildCache;
 use oci_pack::digest::Digest;
 use oci_pack::layout::{StagedLayout, Tagged};
-use oci_pack::registry::{Credentials, Pushed, Repository, Session};
+use oci_pack::registry::Pushed;
 use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
+
+use crate::registries::PushTarget;
+use crate::shell::Shell;
 
 /// An output format, as `formats = [...]` and `--format` name it.
 #[derive(
@@ -76,40 +79,6 @@ pub struct Output {
     pub fresh: bool,
 }
 
-/// A registry repository to push to, with its credentials.
-#[derive(Debug)]
-pub struct PushTarget {
-    repository: Repository,
-    credentials: Credentials,
-    plain_http: bool,
-    /// A repository of the same registry that may hold our blobs already (the base's).
-    pub mount_from: Option<Repository>,
-}
-
-impl PushTarget {
-    /// A connection to the repository, with its credentials.
-    pub fn session(&self) -> Result<Session> {
-        Ok(Session::connect(
-            &self.repository,
-            &self.credentials,
-            self.plain_http,
-        )?)
-    }
-}
-
-/// Resolves `--push REPOSITORY`: its credentials, and whether plain HTTP is allowed.
-pub fn push_target(repository: &str, insecure: &[String]) -> Result<PushTarget> {
-    let repository = Repository::parse(repository)?;
-    let credentials = crate::credentials::for_registry(&repository.registry)?;
-    let plain_http = repository.allows_plain_http(insecure);
-    Ok(PushTarget {
-        repository,
-        credentials,
-        plain_http,
-        mount_from: None,
-    })
-}
-
 /// Where and how the image goes.
 #[derive(Debug)]
 pub struct Destinations<'a> {
@@ -118,6 +87,8 @@ pub struct Destinations<'a> {
     pub formats: &'a [Format],
     pub load: Option<Loader>,
     pub push: Option<&'a PushTarget>,
+    /// Hears how a push goes.
+    pub shell: &'a Shell,
     /// Every archive entry's mtime.
     pub mtime: Timestamp,
 }
@@ -177,11 +148,12 @@ pub fn write(
         .push
         .map(|target| {
             let tags: Vec<String> = image.tags.iter().map(|t| t.tag.clone()).collect();
-            anyhow::Ok(target.session()?.push(
+            anyhow::Ok(oci_pack::registry::push(
+                &target.session()?,
                 &image.store,
                 &image.target,
                 &tags,
-                target.mount_from.as_ref(),
+                &mut to.shell.clone(),
             )?)
         })
         .transpose()?;

@@ -11,12 +11,12 @@ use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
 use oci_pack::layer::LayerContents;
-use oci_pack::registry::{RegistryAccess, Repository};
-use oci_pack::source::{ImageSource, ParentImage};
+use oci_pack::source::{ImageSource, ParentImage, RegistryFetch};
 use oci_pack::timestamp::Timestamp;
 
 use crate::metadata::ElfCheck;
 use crate::plan::ImagePlan;
+use crate::registries::Registries;
 use crate::shell::Shell;
 
 /// Opens `plan.base` for its platform and reads its file tree, which checks every layer (from
@@ -26,14 +26,20 @@ pub fn open_base(
     plan: &ImagePlan,
     cache: &BuildCache,
     shell: &Shell,
-    registries: &RegistryOptions,
+    registries: &Registries,
 ) -> Result<Option<ParentImage>> {
     let context = || format!("failed to read the base image `{}`", plan.base);
     let access = match &plan.base {
-        ImageSource::Registry(image) => Some(registries.access(&image.repository, cache)?),
+        ImageSource::Registry(image) => Some(registries.base_access(&image.repository, cache)?),
         _ => None,
     };
-    let opened = ParentImage::open(&plan.base, &plan.platform, cache, access.as_ref());
+    let opened = ParentImage::open(
+        &plan.base,
+        &plan.platform,
+        cache,
+        access.as_deref().map(|a| a as &dyn RegistryFetch),
+        &mut shell.clone(),
+    );
     let Some(mut parent) = opened.with_context(context)? else {
         return Ok(None);
     };
@@ -44,27 +50,6 @@ pub fn open_base(
         None => shell.status("Base", name),
     }
     Ok(Some(parent))
-}
-
-/// How bases in registries are reached.
-#[derive(Debug)]
-pub struct RegistryOptions {
-    /// Registries that may be reached over plain HTTP (loopback ones always may).
-    pub insecure: Vec<String>,
-    /// Use only the cache (`--offline`, `--frozen`).
-    pub offline: bool,
-}
-
-impl RegistryOptions {
-    /// Fetched blobs go to the build cache's store.
-    fn access(&self, repository: &Repository, cache: &BuildCache) -> Result<RegistryAccess> {
-        Ok(RegistryAccess {
-            credentials: crate::credentials::for_registry(&repository.registry)?,
-            plain_http: repository.allows_plain_http(&self.insecure),
-            cache: cache.store().clone(),
-            offline: self.offline,
-        })
-    }
 }
 
 /// The engine's request for one image: the files layer, the binaries layer, and the config.

@@ -737,7 +737,7 @@ mod tests {
             (
                 json!({"base": "docker://Debian"}),
                 "`package.metadata.oci.base`: \
-                 invalid image reference `docker.io/library/Debian:latest`",
+                 invalid image reference `docker://Debian`: a repository name is lower-case",
             ),
             (
                 json!({"base": "oci-achive:base.tar"}),

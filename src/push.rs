@@ -7,10 +7,12 @@ use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::REF_NAME;
 use oci_pack::descriptor::Descriptor;
 use oci_pack::index::ImageIndex;
+use oci_pack::reference::Repository;
 use oci_pack::store::BlobStore;
 
 use crate::cargo_build::WorkspaceOptions;
 use crate::outputs::{self, ImageSummary, MessageFormat};
+use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::workspace;
 
@@ -76,9 +78,16 @@ pub fn exec(args: PushArgs) -> Result<()> {
         .filter_map(|m| m.annotations.get(REF_NAME).cloned())
         .collect();
 
-    let destination = outputs::push_target(&args.repository, &args.insecure_registry)?;
-    let session = destination.session()?;
-    let pushed = session.push(&BlobStore::existing(&layout), &target, &tags, None)?;
+    let repository = Repository::parse(&args.repository)?;
+    let registries = Registries::from_env(&args.insecure_registry, false, Some(&repository))?;
+    let destination = registries.push_target(&args.repository)?;
+    let pushed = oci_pack::registry::push(
+        &destination.session()?,
+        &BlobStore::existing(&layout),
+        &target,
+        &tags,
+        &mut shell.clone(),
+    )?;
     shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
         digest: target.digest.to_string(),

@@ -2,8 +2,9 @@
 //! engine's progress events turned into them.
 
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
-use oci_pack::progress::{Event, Progress};
+use oci_pack::progress::{Event, Progress, Transfer};
 
 use crate::cargo_build::Verbosity;
 
@@ -11,12 +12,27 @@ use crate::cargo_build::Verbosity;
 pub struct Shell {
     verbosity: Verbosity,
     color: bool,
+    /// Whether stderr is a terminal, where a progress bar may be drawn and redrawn.
+    terminal: bool,
+    /// When the transfer under way began, and when its bar was last drawn.
+    transfer: Option<(Instant, Option<Instant>)>,
 }
+
+/// A transfer shorter than this shows no bar.
+const BAR_AFTER: Duration = Duration::from_millis(500);
+/// How often a bar is redrawn.
+const BAR_EVERY: Duration = Duration::from_millis(100);
 
 impl Shell {
     pub fn new(verbosity: Verbosity) -> Shell {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Shell { verbosity, color }
+        let terminal = std::io::stderr().is_terminal();
+        let color = terminal && std::env::var_os("NO_COLOR").is_none();
+        Shell {
+            verbosity,
+            color,
+            terminal,
+            transfer: None,
+        }
     }
 
     pub fn verbosity(&self) -> Verbosity {
@@ -56,9 +72,79 @@ impl Shell {
     }
 }
 
+impl Shell {
+    /// A status line when a transfer starts; on a terminal, a bar while it lasts (cargo's),
+    /// erased when it ends.
+    fn transfer(&mut self, transfer: &Transfer) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let verb = if transfer.pushing {
+            "Pushing"
+        } else {
+            "Pulling"
+        };
+        let now = Instant::now();
+        let Some((started, drawn)) = self.transfer else {
+            self.transfer = Some((now, None));
+            self.status(
+                verb,
+                format_args!(
+                    "{} ({} blobs, {})",
+                    transfer.repository,
+                    transfer.blobs,
+                    mib(transfer.bytes)
+                ),
+            );
+            return;
+        };
+        let finished = transfer.blobs_done == transfer.blobs;
+        if finished {
+            self.transfer = None;
+            if drawn.is_some() {
+                let _ = write!(std::io::stderr(), "\r\x1b[K");
+            }
+            return;
+        }
+        let due = drawn.is_none_or(|at| now - at >= BAR_EVERY);
+        if !self.terminal || now - started < BAR_AFTER || !due {
+            return;
+        }
+        self.transfer = Some((started, Some(now)));
+        const WIDTH: usize = 25;
+        let filled = (WIDTH as u64 * transfer.bytes_done / transfer.bytes.max(1)) as usize;
+        let bar: String = (0..WIDTH)
+            .map(|i| match i.cmp(&filled) {
+                std::cmp::Ordering::Less => '=',
+                std::cmp::Ordering::Equal => '>',
+                std::cmp::Ordering::Greater => ' ',
+            })
+            .collect();
+        let verb = if self.color {
+            format!("\x1b[1;36m{verb:>12}\x1b[0m")
+        } else {
+            format!("{verb:>12}")
+        };
+        let _ = write!(
+            std::io::stderr(),
+            "\r{verb} [{bar}] {}/{} blobs, {}/{}\x1b[K",
+            transfer.blobs_done,
+            transfer.blobs,
+            mib(transfer.bytes_done),
+            mib(transfer.bytes)
+        );
+    }
+}
+
+/// `12.3 MiB`
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
 impl Progress for Shell {
     fn on_event(&mut self, event: &Event<'_>) {
         match event {
+            Event::Transfer(transfer) => self.transfer(transfer),
             Event::LayerWritten { layer, created_by } => self.detail(
                 "Layer",
                 format_args!(

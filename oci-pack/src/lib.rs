@@ -4,7 +4,9 @@
 //! manifests are written into it once, and every output format is a view of it.
 //! The engine never prints, never exits and never reads the environment; the caller passes in
 //! what it needs (such as the `SOURCE_DATE_EPOCH` timestamp) and listens through
-//! [`progress::Progress`].
+//! [`progress::Progress`]. The one exception is the registry client (the `registry` feature),
+//! which, like any HTTP client, honours the proxy (`HTTPS_PROXY`, `NO_PROXY`, …) and trusted
+//! certificate (`SSL_CERT_FILE`, `SSL_CERT_DIR`) variables.
 
 pub mod annotation;
 pub mod archive;
@@ -31,6 +33,7 @@ pub mod path;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+#[cfg(feature = "registry")]
 pub mod registry;
 pub mod source;
 pub mod store;

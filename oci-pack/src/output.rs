@@ -340,10 +340,13 @@ mod tests {
         let manifests: Vec<String> = names
             .iter()
             .map(|name| {
-                format!(
-                    r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1,"annotations":{{"io.containerd.image.name":"{name}"}}}}"#,
-                    "a".repeat(64)
-                )
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", "a".repeat(64)),
+                    "size": 1,
+                    "annotations": {"io.containerd.image.name": name},
+                })
+                .to_string()
             })
             .collect();
         fs::write(

@@ -1,7 +1,7 @@
 //! Paths inside an image and an archive, in one place: how a path we are given or read becomes
 //! the relative, normalised key a layer stores, and the whiteout names that hide lower entries.
 //!
-//! Three sources of paths, one rule each, all built on [`components`]:
+//! Three sources of paths, one rule each, all built on `components`:
 //! - [`image_path`]: an absolute path from the user (`/usr/local/bin/app`); `..` is refused.
 //! - [`entry_path`]: a tar entry name from a layer (`./usr/bin/`); absolute names and `..` are
 //!   refused, since a hostile layer uses them to escape.

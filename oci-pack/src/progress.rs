@@ -22,6 +22,22 @@ pub enum Event<'a> {
         platform: &'a Platform,
         manifest: &'a Descriptor,
     },
+    /// Blobs are moving from or to a registry: sent when the transfer starts, as bytes go, and
+    /// once it is complete (`blobs_done == blobs`).
+    Transfer(&'a Transfer),
+}
+
+/// How far a pull or push is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// To the registry, or from it.
+    pub pushing: bool,
+    /// `registry/name`.
+    pub repository: String,
+    pub blobs_done: usize,
+    pub blobs: usize,
+    pub bytes_done: u64,
+    pub bytes: u64,
 }
 
 pub trait Progress {

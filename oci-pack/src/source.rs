@@ -22,7 +22,8 @@ use crate::json::MAX_DOCUMENT_BYTES;
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
-use crate::registry::{RegistryAccess, RemoteImage};
+use crate::progress::{NoProgress, Progress};
+use crate::reference::RemoteImage;
 use crate::store::BlobStore;
 use crate::tree::FileTree;
 
@@ -99,8 +100,11 @@ impl ImageSource {
             }
             "scratch" => Err(invalid("`scratch` is the empty image and takes no tag")),
             "docker" => RemoteImage::parse(text).map(ImageSource::Registry),
-            // A path after the colon is a misspelt transport, not a registry image.
-            _ if !looks_like_host(transport) && (rest.contains('/') || rest.ends_with(".tar")) => {
+            // A path after the colon is a misspelt transport, not a registry image (whose
+            // `host:` is followed by a port).
+            _ if !looks_like_host(transport, rest)
+                && (rest.contains('/') || rest.ends_with(".tar")) =>
+            {
                 Err(invalid(
                     "expected `scratch`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, \
                      `docker-archive:FILE[:NAME:TAG]` \
@@ -140,6 +144,23 @@ impl fmt::Display for ImageSource {
     }
 }
 
+/// Where a registry base's manifests and blobs come from: the `registry` module's client and its
+/// cache (with the `registry` feature), or whatever a library user brings (a mirror, a test).
+pub trait RegistryFetch {
+    /// Where what is resolved and fetched is kept.
+    fn store(&self) -> &BlobStore;
+    /// The manifest or index `image` names now, in [`Self::store`] after.
+    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor>;
+    /// Each of `blobs` of `image`'s repository, in [`Self::store`] after, verified; `progress`
+    /// hears how the transfer goes.
+    fn fetch(
+        &self,
+        image: &RemoteImage,
+        blobs: &[Descriptor],
+        progress: &mut dyn Progress,
+    ) -> Result<()>;
+}
+
 /// A parent image for one platform: its config and layers, and the store that holds its blobs.
 #[derive(Debug, Clone)]
 pub struct ParentImage {
@@ -162,12 +183,14 @@ impl ParentImage {
     /// Opens the image `source` names, for `platform`. Archives are imported into the cache's
     /// store, where the new image is written too: their blobs are needed there anyway.
     ///
-    /// A registry image needs `registry`: its blobs are fetched into (and read from) its cache.
+    /// A registry image needs `registry`: its blobs are fetched into (and read from) its store,
+    /// and `progress` hears how that goes.
     pub fn open(
         source: &ImageSource,
         platform: &Platform,
         cache: &BuildCache,
-        registry: Option<&RegistryAccess>,
+        registry: Option<&dyn RegistryFetch>,
+        progress: &mut dyn Progress,
     ) -> Result<Option<ParentImage>> {
         let scratch = cache.store();
         let parent = match source {
@@ -222,7 +245,7 @@ impl ParentImage {
                     reason: "a registry image needs registry access (credentials and a cache)"
                         .into(),
                 })?;
-                from_registry(source, image, platform, access)?
+                from_registry(source, image, platform, access, progress)?
             }
         };
         check_platform(source, &parent.config, platform)?;
@@ -324,20 +347,22 @@ fn from_index(
     };
     // Only a full name is a reference; a layout's bare tag names nothing outside it.
     let name = entry.annotations.get(CONTAINERD_IMAGE_NAME).cloned();
-    let manifest_descriptor = resolve_platform(source, &store, entry, platform)?;
+    let manifest_descriptor = resolve_platform(source, &store, entry, platform, &mut |_| Ok(()))?;
     parent_from_manifest(store, &manifest_descriptor, name)
 }
 
 /// Follows an index entry down to the manifest for `platform`, through nested indexes (as an
 /// index may list other indexes), at most [`MAX_INDEX_DEPTH`] deep.
+/// `fetch` makes a nested index available in `store` before it is read.
 fn resolve_platform(
     source: &ImageSource,
     store: &BlobStore,
     entry: &Descriptor,
     platform: &Platform,
+    fetch: &mut dyn FnMut(&Descriptor) -> Result<()>,
 ) -> Result<Descriptor> {
     let mut available = Vec::new();
-    match find_platform(store, entry, platform, 0, &mut available)? {
+    match find_platform(store, entry, platform, 0, &mut available, fetch)? {
         Some((_, manifest)) => Ok(manifest),
         None => {
             available.sort();
@@ -366,6 +391,7 @@ fn find_platform(
     platform: &Platform,
     depth: usize,
     available: &mut Vec<String>,
+    fetch: &mut dyn FnMut(&Descriptor) -> Result<()>,
 ) -> Result<Option<(u8, Descriptor)>> {
     if media_type::is_manifest(&entry.media_type) {
         return Ok(Some((0, entry.clone())));
@@ -376,6 +402,7 @@ fn find_platform(
             media_type: entry.media_type.clone(),
         });
     }
+    fetch(entry)?;
     let index: ImageIndex = read_blob_json(store, entry, "image index")?;
     let mut best: Option<(u8, Descriptor)> = None;
     for candidate in &index.manifests {
@@ -387,7 +414,7 @@ fn find_platform(
             fit.flatten().map(|rank| (rank, candidate.clone()))
         } else if media_type::is_index(&candidate.media_type) && fit != Some(None) {
             // A nested index that says no platform, or the right one: look inside.
-            find_platform(store, candidate, platform, depth + 1, available)?
+            find_platform(store, candidate, platform, depth + 1, available, fetch)?
         } else {
             None
         };
@@ -463,32 +490,44 @@ fn from_docker_archive(
     })
 }
 
-/// `registry.example.com` or `localhost`: what comes before a `:PORT`, not a transport name.
-fn looks_like_host(text: &str) -> bool {
-    text.contains('.') || text == "localhost"
+/// Whether `before:after` starts a registry reference rather than a transport: the part
+/// before is a host (`registry.example.com`, `localhost`, `[::1]`, or any name followed by
+/// `:PORT/`), not a transport name.
+fn looks_like_host(before: &str, after: &str) -> bool {
+    let port = after.split('/').next().unwrap_or_default();
+    before.contains('.')
+        || before == "localhost"
+        || before.starts_with('[')
+        || (after.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A registry image for `platform`: the tag resolved once, then only the manifest, config and
-/// layers of that platform fetched, each verified, into the cache the image is read from.
+/// layers of that platform fetched, each verified, into the store the image is read from.
 fn from_registry(
     source: &ImageSource,
     image: &RemoteImage,
     platform: &Platform,
-    access: &RegistryAccess,
+    registry: &dyn RegistryFetch,
+    progress: &mut dyn Progress,
 ) -> Result<Opened> {
-    let top = access.resolve(image)?;
-    let manifest_descriptor = resolve_platform(source, &access.cache, &top, platform)?;
-    access.fetch(image, &manifest_descriptor)?;
-    let manifest: ImageManifest = read_blob_json(&access.cache, &manifest_descriptor, "manifest")?;
-    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        access.fetch(image, blob)?;
-    }
+    let store = registry.store();
+    let top = registry.resolve(image)?;
+    let mut fetch_one =
+        |d: &Descriptor| registry.fetch(image, std::slice::from_ref(d), &mut NoProgress);
+    let manifest_descriptor = resolve_platform(source, store, &top, platform, &mut fetch_one)?;
+    fetch_one(&manifest_descriptor)?;
+    let manifest: ImageManifest = read_blob_json(store, &manifest_descriptor, "manifest")?;
+    let blobs: Vec<Descriptor> = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .cloned()
+        .collect();
+    registry.fetch(image, &blobs, progress)?;
     let name = RemoteImage {
         digest: None,
         ..image.clone()
     }
     .to_string();
-    parent_from_manifest(access.cache.clone(), &manifest_descriptor, Some(name))
+    parent_from_manifest(store.clone(), &manifest_descriptor, Some(name))
 }
 
 /// The parent an image manifest in `store` describes: its config, and its layers with OCI types.
@@ -597,7 +636,7 @@ mod tests {
         let outer = index_of(vec![manifest("arm64"), inner]);
         let source = ImageSource::Scratch;
         let wanted = Platform::new("linux", "amd64", None);
-        let found = resolve_platform(&source, &store, &outer, &wanted).unwrap();
+        let found = resolve_platform(&source, &store, &outer, &wanted, &mut |_| Ok(())).unwrap();
         assert_eq!(found.digest, amd64.digest);
 
         let error = resolve_platform(
@@ -605,6 +644,7 @@ mod tests {
             &store,
             &outer,
             &Platform::new("linux", "s390x", None),
+            &mut |_| Ok(()),
         )
         .unwrap_err()
         .to_string();
@@ -688,6 +728,17 @@ mod tests {
                 "a".repeat(64)
             )
         );
+        // A host with a port, or an IPv6 address, is a registry, not a transport.
+        for (text, expected) in [
+            ("myreg:5000/app:1", "docker://myreg:5000/app:1"),
+            ("[::1]:5000/app", "docker://[::1]:5000/app:latest"),
+        ] {
+            assert_eq!(
+                ImageSource::parse(text, dir).unwrap().to_string(),
+                expected,
+                "{text}"
+            );
+        }
         for bad in [
             "oci:",
             "oci:dir:",
@@ -695,7 +746,8 @@ mod tests {
             "ocidir:./x",
             "scratch:x",
             "oci:x@sha256:zz",
-            "docker://UPPER/x",
+            "docker://team/UPPER",
+            "myreg:50x0/app:1",
         ] {
             assert!(ImageSource::parse(bad, dir).is_err(), "{bad} accepted");
         }

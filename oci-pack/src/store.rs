@@ -289,15 +289,35 @@ impl BlobWriter {
     /// Flushes the blob to disk and moves it to its content address.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (digest, size, buffered) = self.inner.finish();
-        let file = buffered
-            .into_inner()
-            .map_err(|e| Error::io("write to", &self.dir)(e.into_error()))?;
-        let path = self.dir.join(digest.hex());
-        // The bytes just hashed replace whatever has the name: a damaged copy never survives.
-        file.persist(&path)
-            .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
+        persist(&self.dir, digest, buffered)?;
         Ok((digest, size))
     }
+
+    /// Like [`Self::commit`], for a blob that must be `expected`: bytes that are not are
+    /// dropped, never stored, even under their own digest.
+    pub fn commit_as(self, expected: &Descriptor) -> Result<()> {
+        let (digest, size, buffered) = self.inner.finish();
+        if digest != expected.digest || size != expected.size {
+            return Err(Error::BlobMismatch {
+                digest: expected.digest,
+                expected_size: expected.size,
+                actual: digest,
+                actual_size: size,
+            });
+        }
+        persist(&self.dir, digest, buffered)
+    }
+}
+
+fn persist(dir: &Path, digest: Digest, buffered: BufWriter<tempfile::NamedTempFile>) -> Result<()> {
+    let file = buffered
+        .into_inner()
+        .map_err(|e| Error::io("write to", dir)(e.into_error()))?;
+    let path = dir.join(digest.hex());
+    // The bytes just hashed replace whatever has the name: a damaged copy never survives.
+    file.persist(&path)
+        .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
+    Ok(())
 }
 
 impl Write for BlobWriter {

@@ -351,13 +351,11 @@ fn manifest_path_selects_the_package_from_elsewhere() {
     let fixture = Fixture::copy("hello");
     let elsewhere = tempfile::tempdir().unwrap();
     let build = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"))
-            .args(["oci", "build", "--quiet", "--manifest-path"])
+        crate::support::cargo_oci()
+            .args(["build", "--quiet", "--manifest-path"])
             .arg(fixture.path().join("Cargo.toml"))
             .args(extra)
             .current_dir(elsewhere.path())
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
             .output()
             .unwrap()
     };

@@ -221,7 +221,7 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
     assert!(!output.status.success());
     assert!(
         stderr.contains(&format!(
-            "failed to fetch a manifest from registry `{}`",
+            "failed to connect to registry `{}`",
             registry.host
         )),
         "{stderr}"
@@ -338,26 +338,13 @@ fn credentials_come_from_the_environment_a_helper_or_podman() {
     let fixture = Fixture::copy("hello");
     fixture.build_ok(&["--quiet"]);
     let repository = format!("{}/creds", registry.host);
-    let empty_docker_config = fixture.path().join("empty-docker-config");
-    fs::create_dir_all(&empty_docker_config).unwrap();
     let push = |env: &[(&str, &str)]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
-        command
-            .args(["oci", "push", &repository])
+        crate::support::cargo_oci()
+            .args(["push", &repository])
             .current_dir(fixture.path())
-            .env_remove("CARGO_TARGET_DIR");
-        for var in [
-            "CARGO_OCI_REGISTRY_USERNAME",
-            "CARGO_OCI_REGISTRY_PASSWORD",
-            "REGISTRY_AUTH_FILE",
-            "XDG_RUNTIME_DIR",
-        ] {
-            command.env_remove(var);
-        }
-        command
-            .env("DOCKER_CONFIG", &empty_docker_config)
-            .envs(env.iter().copied());
-        command.output().unwrap()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
     };
 
     let env = push(&[
@@ -494,13 +481,10 @@ fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
     let write_config =
         |password: &str| docker_config(&docker_dir, &registry.host, "ferris", password);
     let push = || {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
-        command
-            .args(["oci", "push", &format!("{}/bearer", registry.host)])
-            .current_dir(fixture.path());
-        command
+        crate::support::cargo_oci()
+            .args(["push", &format!("{}/bearer", registry.host)])
+            .current_dir(fixture.path())
             .env("DOCKER_CONFIG", &docker_dir)
-            .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap()
     };

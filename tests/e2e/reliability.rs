@@ -221,13 +221,10 @@ fn two_builds_into_one_output_take_turns() {
         let started: Vec<_> = ["10", "20"]
             .iter()
             .map(|epoch| {
-                Command::new(env!("CARGO_BIN_EXE_cargo-oci"))
-                    .args([
-                        "oci", "build", "--quiet", "--format", "oci", "--format", "docker",
-                    ])
+                crate::support::cargo_oci()
+                    .args(["build", "--quiet", "--format", "oci", "--format", "docker"])
                     .current_dir(fixture.path())
                     .env("SOURCE_DATE_EPOCH", epoch)
-                    .env_remove("CARGO_TARGET_DIR")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -262,14 +259,13 @@ fn outputs_are_as_readable_as_the_umask_allows() {
     let fixture = Fixture::copy("hello");
     for (umask, file_mode, dir_mode) in [("022", 0o644, 0o755), ("027", 0o640, 0o750)] {
         let _ = fs::remove_dir_all(fixture.path().join("target/oci"));
-        let output = Command::new("sh")
+        let output = crate::support::hermetic(&mut Command::new("sh"))
             .arg("-c")
             .arg(format!(
                 "umask {umask}; exec \"$0\" oci build --quiet --format oci --format docker"
             ))
             .arg(env!("CARGO_BIN_EXE_cargo-oci"))
             .current_dir(fixture.path())
-            .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap();
         crate::support::assert_success(&output, "cargo oci build under a umask");

@@ -7,6 +7,8 @@ use xshell::{cmd, Shell};
 mod bench;
 
 #[cfg(test)]
+mod deps;
+#[cfg(test)]
 mod tidy;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -71,6 +73,20 @@ fn ci(sh: &Shell) -> Result {
         "cargo clippy --workspace --all-targets --locked -- -D warnings"
     )
     .run()?;
+    // The engine alone, as a library user who only writes layouts compiles it: no HTTP.
+    cmd!(
+        sh,
+        "cargo clippy -p oci-pack --all-targets --locked -- -D warnings"
+    )
+    .run()?;
+    // The Rust version the workspace declares, really used.
+    let msrv = rust_version()?;
+    cmd!(sh, "rustup toolchain install {msrv} --profile minimal").run()?;
+    cmd!(
+        sh,
+        "cargo +{msrv} check --workspace --all-targets --locked --target-dir target/msrv"
+    )
+    .run()?;
     // A missing tool fails the end-to-end tests here instead of skipping them.
     cmd!(sh, "cargo test --workspace --locked")
         .env("CARGO_OCI_REQUIRE_TOOLS", "1")
@@ -79,6 +95,16 @@ fn ci(sh: &Shell) -> Result {
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
     Ok(())
+}
+
+/// The workspace's `rust-version`, from its `Cargo.toml`.
+fn rust_version() -> Result<String> {
+    let manifest = std::fs::read_to_string(project_root().join("Cargo.toml"))?;
+    manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = "))
+        .map(|version| version.trim_matches('"').to_owned())
+        .ok_or_else(|| "Cargo.toml declares no rust-version".into())
 }
 
 fn tools(sh: &Shell) -> Result {

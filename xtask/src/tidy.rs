@@ -182,8 +182,9 @@ fn layers() -> BTreeMap<String, Vec<BTreeSet<String>>> {
     crates
 }
 
-/// The modules a file uses through `crate::NAME`, outside its tests and comments.
-fn uses(text: &str) -> BTreeSet<String> {
+/// The modules a file uses through `PREFIX::NAME` (`crate::`, `super::`), outside its tests and
+/// comments.
+fn uses(text: &str, prefix: &str) -> BTreeSet<String> {
     let code: String = text
         .split("#[cfg(test)]\nmod tests")
         .next()
@@ -193,8 +194,8 @@ fn uses(text: &str) -> BTreeSet<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut found = BTreeSet::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
+    for (at, _) in code.match_indices(prefix) {
+        let rest = &code[at + prefix.len()..];
         if let Some(group) = rest.strip_prefix('{') {
             // `crate::{a::B, c}`: the first name of each item at the top level.
             let mut depth = 0;
@@ -236,18 +237,33 @@ fn uses(text: &str) -> BTreeSet<String> {
 }
 
 /// Each module may use only the modules on the layers above its own, so the import graph has no
-/// circle and the layering in ARCHITECTURE.md is the code's.
+/// circle and the layering in ARCHITECTURE.md is the code's. A module's own directory (such as
+/// `oci-pack/src/registry`) has a section of its own: its files use their siblings through
+/// `super::` by that section's layers, and the rest of the crate only below their module.
 #[test]
 fn modules_use_only_the_layers_below_them() {
     let root = project_root();
+    let sections = layers();
+    let level_maps: BTreeMap<&str, BTreeMap<&str, usize>> = sections
+        .iter()
+        .map(|(dir, layers)| {
+            let levels = layers
+                .iter()
+                .enumerate()
+                .flat_map(|(level, modules)| modules.iter().map(move |m| (m.as_str(), level)))
+                .collect();
+            (dir.as_str(), levels)
+        })
+        .collect();
     let mut problems = Vec::new();
-    for (dir, layers) in layers() {
-        let level_of: BTreeMap<&str, usize> = layers
-            .iter()
-            .enumerate()
-            .flat_map(|(level, modules)| modules.iter().map(move |m| (m.as_str(), level)))
-            .collect();
-        let on_disk: BTreeSet<String> = fs::read_dir(root.join(&dir))
+    for (dir, level_of) in &level_maps {
+        // For a module's own directory: the crate's layers, and that module's level in them.
+        let outer = Path::new(dir).parent().and_then(|parent| {
+            let levels = level_maps.get(parent.to_str()?)?;
+            let module = Path::new(dir).file_name()?.to_str()?;
+            Some((levels, module, *levels.get(module)?))
+        });
+        let on_disk: BTreeSet<String> = fs::read_dir(root.join(dir))
             .unwrap_or_else(|e| panic!("{dir}: {e}"))
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))
@@ -270,15 +286,31 @@ fn modules_use_only_the_layers_below_them() {
             let Some(&level) = level_of.get(module.as_str()) else {
                 continue;
             };
-            let text = read(&Path::new(&dir).join(format!("{module}.rs")));
-            for used in uses(&text) {
-                match level_of.get(used.as_str()) {
-                    Some(&other) if other < level => {}
-                    Some(_) if used == *module => {}
+            let text = read(&Path::new(dir).join(format!("{module}.rs")));
+            let (crate_levels, crate_level, siblings) = match outer {
+                Some((levels, _, outer_level)) => (levels, outer_level, uses(&text, "super::")),
+                None => (level_of, level, BTreeSet::new()),
+            };
+            for used in uses(&text, "crate::") {
+                match crate_levels.get(used.as_str()) {
+                    Some(&other) if other < crate_level => {}
+                    Some(_) if outer.is_none() && used == *module => {}
                     Some(_) => problems.push(format!(
-                        "{dir}/{module}.rs uses `{used}`, which is not on a layer below it"
+                        "{dir}/{module}.rs uses `crate::{used}`, which is not on a layer below it"
                     )),
                     None => {}
+                }
+            }
+            for used in siblings {
+                match level_of.get(used.as_str()) {
+                    Some(&other) if other < level => {}
+                    Some(_) => problems.push(format!(
+                        "{dir}/{module}.rs uses `super::{used}`, which is not on a layer below it"
+                    )),
+                    // Not a sibling: an item of the module above, which it may not use.
+                    None => problems.push(format!(
+                        "{dir}/{module}.rs uses `super::{used}` of the module above it"
+                    )),
                 }
             }
         }
@@ -294,6 +326,6 @@ fn modules_use_only_the_layers_below_them() {
 fn uses_reads_single_and_grouped_imports() {
     let text = "use crate::a::B;\nuse crate::{c::D, e, f::{G, H}};\nfn x() { crate::i::j(); }\n\
                 /// See [`crate::z`].\n#[cfg(test)]\nmod tests {\n    use crate::k;\n}\n";
-    let found: Vec<String> = uses(text).into_iter().collect();
+    let found: Vec<String> = uses(text, "crate::").into_iter().collect();
     assert_eq!(found, ["a", "c", "e", "f", "i"]);
 }

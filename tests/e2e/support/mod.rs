@@ -10,6 +10,9 @@ use serde_json::Value;
 
 pub mod host;
 pub mod parents;
+pub mod registries;
+
+pub use registries::{CuttingProxy, Registry, TokenServer};
 
 /// A copy of `tests/fixtures/<name>` in a fresh temporary directory, so tests never write into
 /// the source tree and each sees a crate outside any git checkout. The directory name is
@@ -55,34 +58,22 @@ impl Fixture {
     }
 
     pub fn build_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+        let mut command = cargo_oci();
         command
-            .arg("oci")
             .arg("build")
             .args(args)
-            .current_dir(self.path());
-        for var in [
-            "SOURCE_DATE_EPOCH",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET",
-            "RUSTFLAGS",
-        ] {
-            command.env_remove(var);
-        }
-        command.env("CARGO_TERM_COLOR", "never");
-        command.envs(env.iter().copied());
+            .current_dir(self.path())
+            .envs(env.iter().copied());
         command.output().unwrap()
     }
 
     /// Runs `cargo oci ARGS` (any subcommand) in the fixture.
     pub fn cargo_oci(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
-        command
-            .arg("oci")
+        cargo_oci()
             .args(args)
             .current_dir(self.path())
-            .env_remove("CARGO_TARGET_DIR");
-        command.output().unwrap()
+            .output()
+            .unwrap()
     }
 
     /// Builds and panics with cargo-oci's stderr if it fails; returns stdout.
@@ -97,6 +88,68 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `cargo-oci oci`, [`hermetic`].
+pub fn cargo_oci() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-oci"));
+    hermetic(&mut command).arg("oci");
+    command
+}
+
+/// What the tool reads from the environment and the developer's machine could set: cleared.
+const MACHINE_SETTINGS: &[&str] = &[
+    "CARGO_OCI_REGISTRY",
+    "CARGO_OCI_REGISTRY_USERNAME",
+    "CARGO_OCI_REGISTRY_PASSWORD",
+    "REGISTRY_AUTH_FILE",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "CARGO_HTTP_TIMEOUT",
+    "CARGO_HTTP_LOW_SPEED_LIMIT",
+    "CARGO_NET_RETRY",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "SOURCE_DATE_EPOCH",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "RUSTFLAGS",
+    "NO_COLOR",
+];
+
+/// Makes `command` see none of the developer's own settings, so their Docker login or proxy
+/// cannot change a test's outcome: an empty `HOME` (cargo's and rustup's homes kept where they
+/// are, for the toolchain and the crate cache), an empty `DOCKER_CONFIG`, and no registry,
+/// network or build settings from the environment. A test sets what it needs after this.
+pub fn hermetic(command: &mut Command) -> &mut Command {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let home = HOME.get_or_init(|| {
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-home");
+        fs::create_dir_all(home.join(".docker")).unwrap();
+        home
+    });
+    let real_home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
+    let cargo_home =
+        std::env::var_os("CARGO_HOME").unwrap_or_else(|| real_home.join(".cargo").into());
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| real_home.join(".rustup").into());
+    for var in MACHINE_SETTINGS {
+        command.env_remove(var);
+    }
+    command
+        .env("HOME", home)
+        .env("CARGO_HOME", cargo_home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("CARGO_TERM_COLOR", "never")
 }
 
 pub fn assert_success(output: &Output, what: &str) {
@@ -404,356 +457,5 @@ impl Drop for Dockerd {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-    }
-}
-
-/// A private registry (distribution, Debian's `docker-registry`) on a free loopback port,
-/// optionally with htpasswd Basic auth; stopped when dropped.
-pub struct Registry {
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-    /// `127.0.0.1:PORT`
-    pub host: String,
-    auth: Option<(String, String)>,
-}
-
-impl Registry {
-    /// `None` when the registry is missing outside CI.
-    pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
-        Registry::start_with(auth, None)
-    }
-
-    /// A registry that sends clients to `token` for a Bearer token (`auth: token`).
-    pub fn start_with_tokens(token: &TokenServer, credentials: (&str, &str)) -> Option<Registry> {
-        Registry::start_with(Some(credentials), Some(token))
-    }
-
-    fn start_with(auth: Option<(&str, &str)>, token: Option<&TokenServer>) -> Option<Registry> {
-        if !tool("docker-registry") || (auth.is_some() && !tool("htpasswd")) {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let mut config = format!(
-            "version: 0.1\nstorage:\n  filesystem: {{ rootdirectory: {} }}\n\
-             http:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
-        if let Some(token) = token {
-            config.push_str(&format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
-                 rootcertbundle: {}\n",
-                token.realm,
-                TokenServer::SERVICE,
-                TokenServer::ISSUER,
-                token.certificate.display()
-            ));
-        } else if let Some((user, password)) = auth {
-            let htpasswd = run(Command::new("htpasswd").args(["-Bbn", user, password]));
-            fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd: {{ realm: test, path: {} }}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        fs::write(dir.path().join("registry.yml"), config).unwrap();
-        let mut registry = Registry {
-            dir,
-            child: None,
-            host,
-            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
-        };
-        registry.resume();
-        Some(registry)
-    }
-
-    /// Starts the registry process (again, after [`Registry::stop`]), with the same storage.
-    pub fn resume(&mut self) {
-        let log = fs::File::create(self.dir.path().join("log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(self.dir.path().join("registry.yml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&self.host).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("the registry did not listen on {}", self.host);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// `skopeo inspect --raw docker://HOST/NAME`, with this registry's credentials.
-    pub fn raw_manifest(&self, name: &str) -> Vec<u8> {
-        let mut command = Command::new("skopeo");
-        command.args(["inspect", "--raw", "--tls-verify=false"]);
-        if let Some((user, password)) = &self.auth {
-            command.arg("--creds").arg(format!("{user}:{password}"));
-        }
-        let output = command
-            .arg(format!("docker://{}/{name}", self.host))
-            .output()
-            .unwrap();
-        assert_success(
-            &output,
-            &format!("skopeo inspect --raw docker://{}/{name}", self.host),
-        );
-        output.stdout
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A TCP proxy in front of a registry that cuts every connection, mid-transfer, once a number
-/// of bytes has gone through, and refuses new ones until [`CuttingProxy::resume`]: a registry
-/// that goes away in the middle of a push, deterministically.
-pub struct CuttingProxy {
-    /// `127.0.0.1:PORT` to talk to instead of the registry.
-    pub host: String,
-    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
-}
-
-struct ProxyState {
-    open: bool,
-    /// After a cut, let connections through again this much later.
-    reopen_after: Option<std::time::Duration>,
-    cut_after: Option<u64>,
-    forwarded: u64,
-    streams: Vec<std::net::TcpStream>,
-    stopped: bool,
-}
-
-impl CuttingProxy {
-    pub fn start(upstream: &str, cut_after: u64) -> CuttingProxy {
-        use std::sync::{Arc, Mutex};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        let state = Arc::new(Mutex::new(ProxyState {
-            open: true,
-            reopen_after: None,
-            cut_after: Some(cut_after),
-            forwarded: 0,
-            streams: Vec::new(),
-            stopped: false,
-        }));
-        let upstream = upstream.to_owned();
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let mut guard = shared.lock().unwrap();
-                if guard.stopped {
-                    return;
-                }
-                if !guard.open {
-                    continue; // dropped: the connection is refused
-                }
-                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                guard
-                    .streams
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                drop(guard);
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let counting = shared.clone();
-                std::thread::spawn(move || Self::pump(client, server, Some(counting)));
-                std::thread::spawn(move || Self::pump(s2, c2, None));
-            }
-        });
-        CuttingProxy { host, state }
-    }
-
-    /// Copies `from` to `to`; counting the bytes towards the cut when `counting` is given.
-    fn pump(
-        mut from: std::net::TcpStream,
-        mut to: std::net::TcpStream,
-        counting: Option<std::sync::Arc<std::sync::Mutex<ProxyState>>>,
-    ) {
-        use std::io::{Read, Write};
-        let mut buffer = [0u8; 64 * 1024];
-        loop {
-            let n = match from.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if let Some(state_arc) = &counting {
-                let mut state = state_arc.lock().unwrap();
-                state.forwarded += n as u64;
-                if state.cut_after.is_some_and(|limit| state.forwarded > limit) {
-                    state.open = false;
-                    for stream in state.streams.drain(..) {
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
-                    }
-                    if let Some(pause) = state.reopen_after {
-                        let shared = state_arc.clone();
-                        std::thread::spawn(move || {
-                            std::thread::sleep(pause);
-                            let mut state = shared.lock().unwrap();
-                            state.open = true;
-                            state.cut_after = None;
-                        });
-                    }
-                    return;
-                }
-            }
-            if to.write_all(&buffer[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(std::net::Shutdown::Write);
-    }
-
-    /// Like [`CuttingProxy::start`], but a cut lasts only `pause`: a transient failure.
-    pub fn start_transient(
-        upstream: &str,
-        cut_after: u64,
-        pause: std::time::Duration,
-    ) -> CuttingProxy {
-        let proxy = CuttingProxy::start(upstream, cut_after);
-        proxy.state.lock().unwrap().reopen_after = Some(pause);
-        proxy
-    }
-
-    /// Lets connections through again, with no further cut.
-    pub fn resume(&self) {
-        let mut state = self.state.lock().unwrap();
-        state.open = true;
-        state.cut_after = None;
-    }
-}
-
-impl Drop for CuttingProxy {
-    fn drop(&mut self) {
-        self.state.lock().unwrap().stopped = true;
-        let _ = std::net::TcpStream::connect(&self.host); // wakes the accept loop to end it
-    }
-}
-
-/// A token server for a registry with `auth: token`: it checks HTTP Basic credentials and answers
-/// with a JWT (RS256, signed by `openssl`, its certificate in `x5c`) granting pull and push on
-/// one repository, as Docker Hub and most hosted registries do. Runs until the test ends.
-pub struct TokenServer {
-    /// `http://127.0.0.1:PORT/token`
-    pub realm: String,
-    /// The certificate the registry trusts (`rootcertbundle`).
-    pub certificate: PathBuf,
-}
-
-impl TokenServer {
-    pub const SERVICE: &'static str = "test-registry";
-    pub const ISSUER: &'static str = "test-issuer";
-
-    pub fn start(dir: &Path, repository: &str, user: &str, password: &str) -> TokenServer {
-        use base64::Engine as _;
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let key = dir.join("token.key");
-        let certificate = dir.join("token.crt");
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=token",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate));
-        let der = Command::new("openssl")
-            .args(["x509", "-outform", "DER", "-in"])
-            .arg(&certificate)
-            .output()
-            .unwrap()
-            .stdout;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT",
-            "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)]});
-        let claims = serde_json::json!({
-            "iss": Self::ISSUER, "sub": user, "aud": Self::SERVICE, "jti": "test",
-            "iat": now, "nbf": now - 60, "exp": now + 3600,
-            "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}]
-        });
-        let signing_input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let input_file = dir.join("token.input");
-        fs::write(&input_file, &signing_input).unwrap();
-        let signature = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(&key)
-            .arg(&input_file)
-            .output()
-            .unwrap()
-            .stdout;
-        let token = format!("{signing_input}.{}", b64(&signature));
-        let expected = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        );
-
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let realm = format!("http://{}/token", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            use std::io::{BufRead, BufReader, Write};
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut authorized = false;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    if let Some((name, value)) = line.split_once(':') {
-                        authorized |=
-                            name.eq_ignore_ascii_case("authorization") && value.trim() == expected;
-                    }
-                    line.clear();
-                }
-                let (status, body) = if authorized {
-                    (
-                        "200 OK",
-                        serde_json::json!({"token": token, "access_token": token}).to_string(),
-                    )
-                } else {
-                    ("401 Unauthorized", "{}".to_owned())
-                };
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        TokenServer { realm, certificate }
     }
 }

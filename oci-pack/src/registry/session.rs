@@ -1,0 +1,715 @@
+//! One repository of a registry, reached once per build: which scheme answers, how it wants us
+//! to authenticate, and the token it gave, reused by every request. Each exchange is tried again
+//! while its failure may pass, and authorized again at most once. Bodies are streamed: a blob
+//! goes from the network into the store through its digest check, and from the store onto the
+//! network the same way, never whole in memory.
+
+use std::io::{self, Read, Write as _};
+use std::sync::Mutex;
+
+use ureq::http::Response;
+use ureq::{Body, SendBody};
+
+use super::auth::{self, Challenge, Credentials};
+use super::transport::{self, retry, Failure, Limits, Paced};
+use crate::descriptor::Descriptor;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::json::MAX_DOCUMENT_BYTES;
+use crate::media_type;
+use crate::reference::{Repository, DOCKER_HUB};
+use crate::store::BlobStore;
+
+/// What a session is for, which decides the scopes its token is asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    Pull,
+    /// Pushing, and mounting blobs from `mount_from` (another repository of the registry, such
+    /// as the base's), which needs the right to pull from it too.
+    Push {
+        mount_from: Option<&'a Repository>,
+    },
+}
+
+/// A connection to one repository of a registry.
+pub struct Session {
+    agent: ureq::Agent,
+    limits: Limits,
+    repository: Repository,
+    credentials: Credentials,
+    plain_http_allowed: bool,
+    /// `https://HOST[:PORT]`, or `http://…` for a registry allowed plain HTTP that answers no
+    /// TLS; credentials are sent to URLs under it only.
+    origin: String,
+    /// `repository:NAME:pull[,push]`, and the pull scope of the repository blobs are mounted from.
+    scopes: Vec<String>,
+    mount_from: Option<Repository>,
+    authorization: Mutex<Authorization>,
+}
+
+/// How requests are authorized now: nothing, Basic credentials, or a Bearer token.
+#[derive(Debug, Default)]
+struct Authorization {
+    header: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("repository", &self.repository)
+            .field("origin", &self.origin)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `REPO@sha256:…` of what every tag points at.
+    pub reference: String,
+    pub tags: Vec<String>,
+    /// Blobs sent, blobs the registry already had, and blobs mounted from another repository.
+    pub uploaded: usize,
+    pub skipped: usize,
+    pub mounted: usize,
+}
+
+/// What sending a request gives.
+type Answer = std::result::Result<Response<Body>, ureq::Error>;
+
+/// What is asked for when a manifest is fetched by tag or digest.
+const ACCEPTED_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// How much of a body is read at a time.
+const CHUNK: usize = 256 << 10;
+
+/// Docker Hub's API lives on another host than its name.
+fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// What starting an upload gave.
+enum Upload {
+    /// The registry mounted the blob from another repository: nothing to send.
+    Mounted,
+    /// Send the blob to this URL.
+    At(String),
+}
+
+impl Session {
+    /// Connects to `repository`: finds the scheme that answers (HTTPS, or plain HTTP when
+    /// `plain_http_allowed` and the registry speaks no TLS) and authenticates as it asks.
+    pub fn connect(
+        repository: &Repository,
+        credentials: &Credentials,
+        plain_http_allowed: bool,
+        limits: Limits,
+        access: Access<'_>,
+    ) -> Result<Session> {
+        let mut scopes = Vec::new();
+        let mut mount_from = None;
+        match access {
+            Access::Pull => scopes.push(format!("repository:{}:pull", repository.name)),
+            Access::Push { mount_from: from } => {
+                scopes.push(format!("repository:{}:pull,push", repository.name));
+                if let Some(from) =
+                    from.filter(|f| f.registry == repository.registry && f.name != repository.name)
+                {
+                    scopes.push(format!("repository:{}:pull", from.name));
+                    mount_from = Some(from.clone());
+                }
+            }
+        }
+        let mut session = Session {
+            agent: transport::agent(&limits, repository.is_loopback()),
+            limits,
+            repository: repository.clone(),
+            credentials: credentials.clone(),
+            plain_http_allowed,
+            origin: String::new(),
+            scopes,
+            mount_from,
+            authorization: Mutex::default(),
+        };
+        let (origin, challenge) = retry(&limits, || session.ping())
+            .map_err(|failure| session.failed("connect to", failure))?;
+        session.origin = origin;
+        if let Some(challenge) = challenge {
+            retry(&limits, || session.authorize(&challenge))
+                .map_err(|failure| session.failed("log in to", failure))?;
+        }
+        Ok(session)
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// `GET /v2/`: the scheme that answers, and the challenge if it asks for authentication.
+    fn ping(&self) -> Result<(String, Option<Challenge>), Failure> {
+        let host = api_host(&self.repository.registry);
+        let secure = format!("https://{host}");
+        let tls_failure = match self.ping_at(&secure) {
+            Ok(challenge) => return Ok((secure, challenge)),
+            Err(Failure::Transport(error)) if self.plain_http_allowed => error,
+            Err(failure) => return Err(failure),
+        };
+        // As Docker does for registries allowed plain HTTP: HTTPS first, then HTTP.
+        let plain = format!("http://{host}");
+        match self.ping_at(&plain) {
+            Ok(challenge) => Ok((plain, challenge)),
+            // A registry that speaks TLS but could not be trusted: that is what to report,
+            // not that it does not speak plain HTTP.
+            Err(_) if is_tls_failure(&tls_failure) => Err(Failure::Transport(tls_failure)),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    fn ping_at(&self, origin: &str) -> Result<Option<Challenge>, Failure> {
+        let mut response = self
+            .agent
+            .get(&format!("{origin}/v2/"))
+            .call()
+            .map_err(Failure::Transport)?;
+        match response.status().as_u16() {
+            200..=299 => Ok(None),
+            401 => challenge_of(&response).map(Some).ok_or_else(|| {
+                Failure::Refused("it asks for authentication in a way no registry does".into())
+            }),
+            status => Err(Failure::Status {
+                status,
+                detail: format!(
+                    "to `GET /v2/`, which a registry answers: is it one? {}",
+                    error_detail(&mut response)
+                ),
+            }),
+        }
+    }
+
+    /// Sets the `Authorization` header `challenge` asks for, fetching a token if it is Bearer.
+    fn authorize(&self, challenge: &Challenge) -> Result<(), Failure> {
+        let header = match (challenge, &self.credentials) {
+            (Challenge::Basic, Credentials::Basic { username, password }) => {
+                Some(auth::basic(username, password))
+            }
+            (Challenge::Basic, credentials) => {
+                return Err(Failure::AuthenticationFailed {
+                    status: 401,
+                    anonymous: matches!(credentials, Credentials::Anonymous),
+                })
+            }
+            (
+                Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                },
+                credentials,
+            ) => {
+                let mut scopes = self.scopes.clone();
+                scopes.extend(scope.clone().filter(|s| !self.scopes.contains(s)));
+                let token = auth::token(
+                    &self.agent,
+                    &self.limits,
+                    realm,
+                    service.as_deref(),
+                    &scopes,
+                    credentials,
+                    self.plain_http_allowed,
+                )?;
+                Some(format!("Bearer {token}"))
+            }
+        };
+        self.authorization.lock().expect("not poisoned").header = header;
+        Ok(())
+    }
+
+    /// One exchange: `send` is called with the `Authorization` header for `url` (none unless
+    /// `url` is the registry's own); a 401 answer is authorized again once, and a second is an
+    /// authentication failure. An answer worth another try is a transient failure.
+    fn exchange(
+        &self,
+        url: &str,
+        send: &mut dyn FnMut(Option<&str>) -> Answer,
+    ) -> Result<Response<Body>, Failure> {
+        let ours = url
+            .strip_prefix(&self.origin)
+            .is_some_and(|rest| rest.starts_with('/'));
+        let mut authorized_again = false;
+        loop {
+            let header = match ours {
+                true => self
+                    .authorization
+                    .lock()
+                    .expect("not poisoned")
+                    .header
+                    .clone(),
+                false => None,
+            };
+            let mut response = send(header.as_deref()).map_err(Failure::Transport)?;
+            let status = response.status().as_u16();
+            if status == 401 && ours && !authorized_again {
+                authorized_again = true;
+                match challenge_of(&response) {
+                    Some(challenge) => self.authorize(&challenge)?,
+                    None => {
+                        return Err(Failure::Refused(
+                            "it refused the request without saying how to authenticate".into(),
+                        ))
+                    }
+                }
+                continue;
+            }
+            if status == 401 {
+                return Err(Failure::AuthenticationFailed {
+                    status,
+                    anonymous: matches!(self.credentials, Credentials::Anonymous),
+                });
+            }
+            if transport::is_transient_status(status) {
+                return Err(Failure::Status {
+                    status,
+                    detail: error_detail(&mut response),
+                });
+            }
+            return Ok(response);
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.origin, self.repository.name)
+    }
+
+    /// An upload `Location`: absolute, or relative to the registry.
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("https://") || location.starts_with("http://") {
+            location.to_owned()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.origin)
+        } else {
+            format!("{}/{location}", self.origin)
+        }
+    }
+
+    fn failed(&self, action: &'static str, failure: Failure) -> Error {
+        failure.into_error(&self.repository.registry, action)
+    }
+
+    /// The manifest or index `reference` (a tag, or a digest) names now, stored in `store`
+    /// and described. One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
+    pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let (bytes, named, content_type) = retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.get(&url), auth)
+                    .header("Accept", ACCEPTED_MANIFESTS)
+                    .call()
+            })?;
+            expect(&mut response, &[200])?;
+            let named = header(&response, "docker-content-digest");
+            let content_type = header(&response, "content-type");
+            let bytes = read_document(&mut response, &self.limits)?;
+            Ok((bytes, named, content_type))
+        })
+        .map_err(|failure| self.failed("fetch a manifest from", failure))?;
+        let actual = Digest::of(&bytes);
+        // A digest is the name of these very bytes; a tag's answer should agree with its header.
+        let expected = match reference.parse::<Digest>() {
+            Ok(digest) => Some(digest),
+            Err(_) => named.and_then(|n| n.parse().ok()),
+        };
+        if let Some(expected) = expected.filter(|e| *e != actual) {
+            return Err(self.failed(
+                "fetch a manifest from",
+                Failure::Refused(format!(
+                    "it named the manifest {expected}, but its bytes hash to {actual}"
+                )),
+            ));
+        }
+        let media_type = media_type_of(&bytes)
+            .or(content_type.filter(|t| media_type::is_manifest(t) || media_type::is_index(t)))
+            .ok_or_else(|| {
+                self.failed(
+                    "fetch a manifest from",
+                    Failure::Refused(format!(
+                        "it answered `{reference}` with something that is not a manifest or \
+                         an index"
+                    )),
+                )
+            })?;
+        store.put(&media_type, &bytes)
+    }
+
+    /// Fetches `descriptor` (a manifest, an index or a blob) into `store`, streamed and
+    /// checked against its digest and size as it arrives: a registry that sends more than the
+    /// size is cut off there. `on_bytes` hears of each chunk stored and stops the transfer by
+    /// returning `false`.
+    pub fn fetch(
+        &self,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+        on_bytes: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<()> {
+        if store.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        if media_type::is_manifest(&descriptor.media_type)
+            || media_type::is_index(&descriptor.media_type)
+        {
+            let fetched = self.resolve(&descriptor.digest.to_string(), store)?;
+            if fetched.size != descriptor.size {
+                return Err(Error::BlobMismatch {
+                    digest: descriptor.digest,
+                    expected_size: descriptor.size,
+                    actual: fetched.digest,
+                    actual_size: fetched.size,
+                });
+            }
+            on_bytes(fetched.size);
+            return Ok(());
+        }
+        let url = self.url(&format!("blobs/{}", descriptor.digest));
+        retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.get(&url), auth).call()
+            })?;
+            expect(&mut response, &[200])?;
+            if let Some(length) = response.body().content_length() {
+                if length > descriptor.size {
+                    return Err(Failure::Refused(format!(
+                        "it is sending {length} bytes for blob {}, which has {}",
+                        descriptor.digest, descriptor.size
+                    )));
+                }
+            }
+            let mut writer = store.writer().map_err(Failure::local)?;
+            let mut body = Paced::new(response.into_body().into_reader(), self.limits);
+            let mut chunk = vec![0; CHUNK];
+            let mut received = 0u64;
+            loop {
+                let read = body.read(&mut chunk).map_err(Failure::Io)?;
+                if read == 0 {
+                    break;
+                }
+                received += read as u64;
+                if received > descriptor.size {
+                    return Err(Failure::Refused(format!(
+                        "it sent more than the {} bytes of blob {}",
+                        descriptor.size, descriptor.digest
+                    )));
+                }
+                writer
+                    .write_all(&chunk[..read])
+                    .map_err(|e| Failure::local(Error::io("write to", store.root())(e)))?;
+                if !on_bytes(read as u64) {
+                    return Err(Failure::Cancelled);
+                }
+            }
+            writer.commit_as(descriptor).map_err(Failure::local)
+        })
+        .map_err(|failure| self.failed("fetch a blob from", failure))
+    }
+
+    /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
+    /// the registry lacks is mounted from the session's `mount_from` when it is there, else
+    /// streamed from disk. `on_blob` hears of each blob's bytes as they go (or are found there).
+    pub fn push(
+        &self,
+        store: &BlobStore,
+        target: &Descriptor,
+        tags: &[String],
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> Result<Pushed> {
+        let crate::graph::ImageGraph { blobs, manifests } = crate::graph::walk(store, target)?;
+        let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
+        for blob in &blobs {
+            if self.blob_exists(&blob.digest)? {
+                skipped += 1;
+                on_bytes(blob.size);
+                continue;
+            }
+            let was_mounted = retry(&self.limits, || match self.start_upload(&blob.digest)? {
+                Upload::Mounted => Ok(true),
+                Upload::At(location) => self
+                    .upload(&location, blob, store, on_bytes)
+                    .map(|()| false),
+            })
+            .map_err(|failure| self.failed("upload a blob to", failure))?;
+            if was_mounted {
+                mounted += 1;
+                on_bytes(blob.size);
+            } else {
+                uploaded += 1;
+            }
+        }
+        for manifest in &manifests {
+            self.put_manifest(&manifest.digest.to_string(), store, manifest)?;
+        }
+        // Tags last: each only once everything it points at is there.
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, target.digest),
+            tags: self.tag(store, target, tags)?,
+            uploaded,
+            skipped,
+            mounted,
+        })
+    }
+
+    /// Pushes the index `index` from `store` by digest and under each of `tags`; the manifests
+    /// it lists must already be in this repository, so no layer moves.
+    pub fn push_index(
+        &self,
+        store: &BlobStore,
+        index: &Descriptor,
+        tags: &[String],
+    ) -> Result<Pushed> {
+        self.put_manifest(&index.digest.to_string(), store, index)?;
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, index.digest),
+            tags: self.tag(store, index, tags)?,
+            uploaded: 0,
+            skipped: 0,
+            mounted: 0,
+        })
+    }
+
+    /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
+    /// them as `REPOSITORY:TAG`.
+    fn tag(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Vec<String>> {
+        let mut pushed = Vec::new();
+        for tag in tags.iter().collect::<std::collections::BTreeSet<_>>() {
+            self.put_manifest(tag, store, target)?;
+            pushed.push(format!("{}:{tag}", self.repository));
+        }
+        Ok(pushed)
+    }
+
+    fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"));
+        retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.head(&url), auth).call()
+            })?;
+            Ok(expect(&mut response, &[200, 404])? == 200)
+        })
+        .map_err(|failure| self.failed("check a blob at", failure))
+    }
+
+    /// `POST …/blobs/uploads/`, asking to mount `digest` from `mount_from` if there is one.
+    fn start_upload(&self, digest: &Digest) -> Result<Upload, Failure> {
+        let url = self.url("blobs/uploads/");
+        let mount = self.mount_from.as_ref();
+        let mut response = self.exchange(&url, &mut |auth| {
+            let mut request = with_auth(self.agent.post(&url), auth);
+            if let Some(from) = mount {
+                request = request
+                    .query("mount", digest.to_string())
+                    .query("from", &from.name);
+            }
+            request.header("Content-Length", "0").send_empty()
+        })?;
+        match expect(&mut response, &[201, 202])? {
+            201 if mount.is_some() => Ok(Upload::Mounted),
+            _ => header(&response, "location")
+                .map(|location| Upload::At(self.absolute(&location)))
+                .ok_or_else(|| Failure::Refused("it started an upload without a location".into())),
+        }
+    }
+
+    /// Streams `blob` from `store` to the upload at `location` (`PATCH`), then closes it with
+    /// the digest (`PUT`), as Docker does. The blob is checked against its digest as it is read,
+    /// and `on_bytes` hears of each chunk as it goes.
+    fn upload(
+        &self,
+        location: &str,
+        blob: &Descriptor,
+        store: &BlobStore,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> Result<(), Failure> {
+        let mut response = self.exchange(location, &mut |auth| {
+            let reader = store
+                .reader(blob)
+                .map_err(|e| ureq::Error::Io(io::Error::other(e)))?;
+            let mut body = Counted {
+                inner: Paced::new(reader, self.limits),
+                on_bytes: &mut *on_bytes,
+            };
+            with_auth(self.agent.patch(location), auth)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", blob.size.to_string())
+                .send(SendBody::from_reader(&mut body))
+        })?;
+        expect(&mut response, &[202, 204])?;
+        let location = header(&response, "location")
+            .map(|l| self.absolute(&l))
+            .unwrap_or_else(|| location.to_owned());
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let close = format!("{location}{separator}digest={}", blob.digest);
+        let mut response = self.exchange(&close, &mut |auth| {
+            with_auth(self.agent.put(&close), auth)
+                .header("Content-Length", "0")
+                .send_empty()
+        })?;
+        expect(&mut response, &[201, 204])?;
+        Ok(())
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &str,
+        store: &BlobStore,
+        manifest: &Descriptor,
+    ) -> Result<()> {
+        let bytes = store.read(manifest)?;
+        let url = self.url(&format!("manifests/{reference}"));
+        retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.put(&url), auth)
+                    .header("Content-Type", &manifest.media_type)
+                    .send(&bytes[..])
+            })?;
+            expect(&mut response, &[200, 201, 202, 204]).map(drop)
+        })
+        .map_err(|failure| self.failed("push a manifest to", failure))
+    }
+}
+
+/// A body that tells how much of it has been read.
+struct Counted<'a, R> {
+    inner: R,
+    on_bytes: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        (self.on_bytes)(read as u64);
+        Ok(read)
+    }
+}
+
+/// A failure of the TLS handshake (a certificate not trusted, or not TLS at all), as opposed to
+/// one of the connection.
+fn is_tls_failure(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        ureq::Error::Io(error) => error.kind() == io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
+fn with_auth<B>(request: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(value) => request.header("Authorization", value),
+        None => request,
+    }
+}
+
+fn challenge_of(response: &Response<Body>) -> Option<Challenge> {
+    response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(Challenge::parse)
+        // Prefer a token over sending a password with every request.
+        .max_by_key(|challenge| matches!(challenge, Challenge::Bearer { .. }))
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The status, if it is one of `expected`; else the registry's own account of the failure.
+fn expect(response: &mut Response<Body>, expected: &[u16]) -> Result<u16, Failure> {
+    let status = response.status().as_u16();
+    if expected.contains(&status) {
+        Ok(status)
+    } else {
+        Err(Failure::Status {
+            status,
+            detail: error_detail(response),
+        })
+    }
+}
+
+/// The `errors` a registry sends with a failure (`MANIFEST_UNKNOWN: manifest unknown`), read
+/// from the first 64 KiB of its answer.
+fn error_detail(response: &mut Response<Body>) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let mut bytes = Vec::new();
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(64 << 10)
+        .read_to_end(&mut bytes);
+    match serde_json::from_slice::<Errors>(&bytes) {
+        Ok(Errors { errors }) => errors
+            .iter()
+            .map(|e| match (&e.code, &e.message) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(text), None) | (None, Some(text)) => text.clone(),
+                (None, None) => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => String::new(),
+    }
+}
+
+/// A manifest or index, refused as soon as it is known to exceed [`MAX_DOCUMENT_BYTES`].
+fn read_document(response: &mut Response<Body>, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    let too_large = |size: String| {
+        Failure::Refused(format!(
+            "it sent a manifest of {size} bytes, more than the {MAX_DOCUMENT_BYTES} any manifest \
+             should have"
+        ))
+    };
+    if let Some(length) = response
+        .body()
+        .content_length()
+        .filter(|l| *l > MAX_DOCUMENT_BYTES)
+    {
+        return Err(too_large(length.to_string()));
+    }
+    let mut bytes = Vec::new();
+    Paced::new(response.body_mut().as_reader(), *limits)
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Failure::Io)?;
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(too_large("more than that".into()));
+    }
+    Ok(bytes)
+}
+
+/// A manifest's media type, from its own `mediaType` or, failing that, its shape.
+pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    match value.get("mediaType").and_then(|m| m.as_str()) {
+        Some(media) => Some(media.to_owned()),
+        None if value.get("manifests").is_some() => Some(media_type::OCI_INDEX.to_owned()),
+        None if value.get("layers").is_some() => Some(media_type::OCI_MANIFEST.to_owned()),
+        None => None,
+    }
+}

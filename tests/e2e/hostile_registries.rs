@@ -1,0 +1,228 @@
+//! Registries that stall, crawl, flood, loop or lie: each gives a clear error in bounded time
+//! and memory, and leaves no output. And the addresses a registry may have: TLS with a company's
+//! own authority, IPv6, a host with a port.
+
+use std::process::Output;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::support::registries::{MisbehavingRegistry, Misbehaviour, RegistrySetup, TestAuthority};
+use crate::support::{assert_success, tool, Fixture, Registry};
+
+/// Patience for these tests: 2 s without a byte is a stall, no second tries.
+const IMPATIENT: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "0")];
+
+/// Longer than any of these builds may take: past it, the build hung.
+const HUNG: Duration = Duration::from_secs(90);
+
+/// Builds the fixture on `base` with `env`, killing it if it hangs; returns its output.
+fn build_on(fixture: &Fixture, base: &str, env: &[(&str, &str)]) -> Output {
+    fixture.set_metadata(&format!("[package.metadata.oci]\nbase = \"{base}\"\n"));
+    let mut command = crate::support::cargo_oci();
+    command
+        .args(["build", "--quiet"])
+        .current_dir(fixture.path())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > HUNG {
+            let _ = child.kill();
+            panic!("the build hung on `{base}`");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The build failed with an error containing each of `expected`, and wrote nothing.
+fn assert_refused(output: &Output, fixture: &Fixture, expected: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the build succeeded: {stderr}");
+    for text in expected {
+        assert!(stderr.contains(text), "`{text}` not in: {stderr}");
+    }
+    assert!(
+        !fixture.layout().exists(),
+        "a failed build wrote its output"
+    );
+}
+
+fn misbehaving(misbehaviour: Misbehaviour) -> Option<(MisbehavingRegistry, Fixture)> {
+    let parents = crate::support::parents::parents()?;
+    Some((
+        MisbehavingRegistry::start(&parents.layout, misbehaviour),
+        Fixture::copy("hello"),
+    ))
+}
+
+#[test]
+fn a_silent_registry_is_given_up_after_the_stall_limit() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::Silent) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(
+        &output,
+        &fixture,
+        &[
+            &format!("failed to connect to registry `{}`", server.host),
+            "stalled",
+        ],
+    );
+}
+
+#[test]
+fn a_registry_sending_a_byte_a_second_is_given_up() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::Trickle) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(
+        &output,
+        &fixture,
+        &[
+            &format!("failed to fetch a blob from registry `{}`", server.host),
+            "too slow",
+        ],
+    );
+}
+
+#[test]
+fn a_blob_larger_than_its_descriptor_is_cut_off_where_it_exceeds_it() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::EndlessBlob) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(
+        &output,
+        &fixture,
+        &["sent more than the", "bytes of blob sha256:"],
+    );
+    // The blobs of the test parent are a few MiB; an endless one was read no further than that
+    // (and what the socket buffers held), not until the disk or memory ran out.
+    let sent = server.blob_bytes.load(Ordering::Relaxed);
+    assert!(sent < 64 << 20, "{sent} bytes were taken");
+
+    let Some((server, fixture)) = misbehaving(Misbehaviour::OversizeBlob) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(
+        &output,
+        &fixture,
+        &["it is sending", "bytes for blob sha256:"],
+    );
+}
+
+#[test]
+fn a_manifest_over_4_mib_is_refused_before_it_is_read() {
+    for misbehaviour in [
+        Misbehaviour::OversizeManifest,
+        Misbehaviour::EndlessManifest,
+    ] {
+        let Some((server, fixture)) = misbehaving(misbehaviour) else {
+            return;
+        };
+        let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+        assert_refused(
+            &output,
+            &fixture,
+            &[
+                &format!("failed to fetch a manifest from registry `{}`", server.host),
+                "more than the 4194304 any manifest should have",
+            ],
+        );
+    }
+}
+
+#[test]
+fn redirects_and_authentication_are_tried_a_bounded_number_of_times() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::RedirectLoop) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(&output, &fixture, &["it redirected more than 5 times"]);
+    assert!(server.requests.load(Ordering::Relaxed) <= 10);
+
+    let Some((server, fixture)) = misbehaving(Misbehaviour::AuthenticationLoop) else {
+        return;
+    };
+    // Even with the default retries: an authentication refused is not worth another try.
+    let output = build_on(
+        &fixture,
+        &format!("{}/base:1", server.host),
+        &[("CARGO_HTTP_TIMEOUT", "2")],
+    );
+    assert_refused(&output, &fixture, &["authentication failed"]);
+    let tokens = server.token_requests.load(Ordering::Relaxed);
+    assert!((1..=2).contains(&tokens), "{tokens} tokens were asked for");
+}
+
+/// A registry over TLS on loopback, its certificate from an authority of the test's own: trusted
+/// through `SSL_CERT_FILE` (as a company's authority would be), and refused without it, never
+/// quietly read over plain HTTP instead.
+#[test]
+fn tls_is_verified_against_the_system_roots_and_ssl_cert_file() {
+    if !tool("openssl") {
+        return;
+    }
+    let authority = TestAuthority::new();
+    let Some(registry) = Registry::start_with(RegistrySetup {
+        tls: Some(&authority),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    registry.put(&parents.layout, "busybox:1.36");
+    let fixture = Fixture::copy("hello");
+    let base = format!("{}/busybox:1.36", registry.host);
+    let untrusted = build_on(&fixture, &base, &IMPATIENT);
+    assert_refused(
+        &untrusted,
+        &fixture,
+        &[
+            &format!("failed to connect to registry `{}`", registry.host),
+            "certificate",
+        ],
+    );
+    let certificate = authority.certificate.display().to_string();
+    let trusted = build_on(&fixture, &base, &[("SSL_CERT_FILE", &certificate)]);
+    assert_success(&trusted, "a build on a base from a TLS registry");
+}
+
+/// A registry on IPv6 loopback, `[::1]:PORT/…`, as Docker's grammar writes it.
+#[test]
+fn a_base_on_an_ipv6_registry_is_pulled() {
+    let Some(registry) = Registry::start_with(RegistrySetup {
+        ipv6: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    // skopeo 1.9 predates IPv6 in Docker's grammar: the parent goes up with our own push.
+    let fixture = Fixture::copy("hello");
+    let repository = format!("{}/busybox", registry.host);
+    let pushed = crate::support::cargo_oci()
+        .args(["push", &repository, "--layout"])
+        .arg(&parents.layout)
+        .current_dir(fixture.path())
+        .output()
+        .unwrap();
+    assert_success(&pushed, "a push to [::1]");
+    let output = build_on(&fixture, &format!("{repository}:latest"), &[]);
+    assert_success(&output, "a build on a base from [::1]");
+    let (manifest, _) = crate::support::manifest_and_config(&fixture.layout());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        format!("{repository}:latest")
+    );
+}
