@@ -118,6 +118,13 @@ impl RemoteImage {
             None if parts.path.contains('/') => (DOCKER_HUB, parts.path.to_owned()),
             None => (DOCKER_HUB, format!("library/{}", parts.path)),
         };
+        // As Docker counts it: the normalised name (`docker.io/library/…`) is what is limited.
+        if registry.len() + 1 + name.len() > 255 {
+            return Err(invalid(
+                text,
+                "the name is longer than 255 characters (with its registry)",
+            ));
+        }
         let digest = parts.digest.map(str::parse).transpose()?;
         let tag = match parts.tag {
             Some(tag) => Some(tag.to_owned()),

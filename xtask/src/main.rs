@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
 mod bench;
+mod fuzz;
 
 #[cfg(test)]
 mod deps;
@@ -17,10 +18,12 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci       install the test tools if missing, then fmt, clippy, all tests, docs (what CI runs)
+  ci       install the test tools if missing, then fmt, clippy, all tests, docs, the fuzz
+           corpus replayed (what CI runs)
   tools    install the real tools the end-to-end tests judge images with (Debian packages)
   example  build the example crate's image with this cargo-oci
-  bench    cargo oci against umoci and podman on the same workloads, paired";
+  bench    cargo oci against umoci and podman on the same workloads, paired
+  fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
 const TOOLS: [(&str, &str); 13] = [
@@ -58,6 +61,10 @@ fn main() -> Result {
         Some("tools") => tools(&sh),
         Some("example") => example(&sh).map(drop),
         Some("bench") => bench::run(&sh),
+        Some("fuzz") => match std::env::args().nth(2).map(|s| s.parse()).transpose() {
+            Ok(seconds) => fuzz::run(&sh, seconds.unwrap_or(60)),
+            Err(_) => Err("usage: cargo xtask fuzz [SECONDS]".into()),
+        },
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2)
@@ -94,6 +101,8 @@ fn ci(sh: &Shell) -> Result {
     cmd!(sh, "cargo doc --workspace --no-deps --locked")
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
+    // The parsers of untrusted bytes on every input a fuzzer once found or was seeded with.
+    fuzz::run(sh, 0)?;
     Ok(())
 }
 

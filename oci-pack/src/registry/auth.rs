@@ -212,7 +212,8 @@ mod tests {
     fn challenges_are_read_as_registries_write_them() {
         assert_eq!(
             Challenge::parse(
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull""#
+                "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",\
+                 scope=\"repository:library/debian:pull\""
             ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
@@ -254,7 +255,7 @@ mod tests {
             false,
         );
         assert!(
-            matches!(&refused, Err(Failure::Refused(reason)) if reason.contains("not an `https://`")),
+            matches!(&refused, Err(Failure::Refused(why)) if why.contains("not an `https://`")),
             "{refused:?}"
         );
     }

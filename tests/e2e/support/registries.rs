@@ -299,7 +299,8 @@ impl Drop for CuttingProxy {
 }
 
 /// A token server for a registry with `auth: token`: it checks HTTP Basic credentials (or, on a
-/// `POST`, an OAuth2 refresh token, [`TokenServer::REFRESH_TOKEN`]) and answers with a JWT (RS256, signed by `openssl`, its certificate in `x5c`) granting pull and push on
+/// `POST`, an OAuth2 refresh token, [`TokenServer::REFRESH_TOKEN`]) and answers with a JWT
+/// (RS256, signed by `openssl`, its certificate in `x5c`) granting pull and push on
 /// one repository, as Docker Hub and most hosted registries do. Runs until the test ends.
 pub struct TokenServer {
     /// `http://127.0.0.1:PORT/token`
