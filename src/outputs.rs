@@ -148,8 +148,7 @@ pub fn write(
         .push
         .map(|target| {
             let tags: Vec<String> = image.tags.iter().map(|t| t.tag.clone()).collect();
-            anyhow::Ok(oci_pack::registry::push(
-                &target.session()?,
+            anyhow::Ok(target.session()?.push(
                 &image.store,
                 &image.target,
                 &tags,

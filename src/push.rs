@@ -81,8 +81,7 @@ pub fn exec(args: PushArgs) -> Result<()> {
     let repository = Repository::parse(&args.repository)?;
     let registries = Registries::from_env(&args.insecure_registry, false, Some(&repository))?;
     let destination = registries.push_target(&args.repository)?;
-    let pushed = oci_pack::registry::push(
-        &destination.session()?,
+    let pushed = destination.session()?.push(
         &BlobStore::existing(&layout),
         &target,
         &tags,

@@ -35,37 +35,6 @@ use crate::store::BlobStore;
 /// does not, few enough not to look like an attack to a registry.
 pub const PARALLEL_FETCHES: usize = 3;
 
-/// Pushes everything `target` needs from `store` through `session`, then tags it, telling
-/// `progress` how the blobs go.
-pub fn push(
-    session: &Session,
-    store: &BlobStore,
-    target: &Descriptor,
-    tags: &[String],
-    progress: &mut dyn Progress,
-) -> Result<Pushed> {
-    let blobs = crate::graph::walk(store, target)?.blobs;
-    let mut transfer = Transfer {
-        pushing: true,
-        repository: session.repository().to_string(),
-        blobs_done: 0,
-        blobs: blobs.len(),
-        bytes_done: 0,
-        bytes: blobs.iter().map(|b| b.size).sum(),
-    };
-    progress.on_event(&Event::Transfer(&transfer));
-    let pushed = session.push(store, target, tags, &mut |bytes| {
-        transfer.bytes_done = (transfer.bytes_done + bytes).min(transfer.bytes);
-        progress.on_event(&Event::Transfer(&transfer));
-    });
-    transfer.blobs_done = transfer.blobs;
-    transfer.bytes_done = transfer.bytes;
-    if pushed.is_ok() {
-        progress.on_event(&Event::Transfer(&transfer));
-    }
-    pushed
-}
-
 /// What pulling bases from one registry needs: its credentials, whether plain HTTP may be
 /// tried, and where fetched blobs are kept. A session is opened once per repository and shared
 /// by every base of the build, its token with it.

@@ -498,3 +498,33 @@ fn a_bearer_token_is_fetched_with_the_credentials_the_challenge_asks_for() {
     assert!(stderr.contains("authentication failed"), "{stderr}");
     assert!(!stderr.contains("wrong-pass"), "{stderr}");
 }
+
+/// A pull in a log (stderr not a terminal) is a status line, no bar; `--quiet` drops it too.
+#[test]
+fn a_pull_shows_status_lines_and_no_bar_when_stderr_is_not_a_terminal() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    registry.put(&parents.layout, "busybox:1.36");
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",
+        registry.host
+    ));
+    let output = fixture.build(&[]);
+    crate::support::assert_success(&output, "a build on a registry base");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("Pulling {}/busybox (", registry.host)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\r') && !stderr.contains("[="), "{stderr}");
+
+    let _ = fs::remove_dir_all(fixture.path().join("target/oci"));
+    let quiet = fixture.build(&["--quiet"]);
+    crate::support::assert_success(&quiet, "a quiet build on a registry base");
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+}

@@ -17,6 +17,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::json::MAX_DOCUMENT_BYTES;
 use crate::media_type;
+use crate::progress::{Event, Progress, Transfer};
 use crate::reference::{Repository, DOCKER_HUB};
 use crate::store::BlobStore;
 
@@ -420,35 +421,51 @@ impl Session {
 
     /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
     /// the registry lacks is mounted from the session's `mount_from` when it is there, else
-    /// streamed from disk. `on_blob` hears of each blob's bytes as they go (or are found there).
+    /// streamed from disk. `progress` hears how the blobs go.
     pub fn push(
         &self,
         store: &BlobStore,
         target: &Descriptor,
         tags: &[String],
-        on_bytes: &mut dyn FnMut(u64),
+        progress: &mut dyn Progress,
     ) -> Result<Pushed> {
         let crate::graph::ImageGraph { blobs, manifests } = crate::graph::walk(store, target)?;
+        let mut transfer = Transfer {
+            pushing: true,
+            repository: self.repository.to_string(),
+            blobs_done: 0,
+            blobs: blobs.len(),
+            bytes_done: 0,
+            bytes: blobs.iter().map(|b| b.size).sum(),
+        };
+        progress.on_event(&Event::Transfer(&transfer));
         let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
         for blob in &blobs {
+            let bytes_before = transfer.bytes_done;
             if self.blob_exists(&blob.digest)? {
                 skipped += 1;
-                on_bytes(blob.size);
-                continue;
-            }
-            let was_mounted = retry(&self.limits, || match self.start_upload(&blob.digest)? {
-                Upload::Mounted => Ok(true),
-                Upload::At(location) => self
-                    .upload(&location, blob, store, on_bytes)
-                    .map(|()| false),
-            })
-            .map_err(|failure| self.failed("upload a blob to", failure))?;
-            if was_mounted {
-                mounted += 1;
-                on_bytes(blob.size);
             } else {
-                uploaded += 1;
+                let mut on_bytes = |bytes: u64| {
+                    transfer.bytes_done = (transfer.bytes_done + bytes).min(transfer.bytes);
+                    progress.on_event(&Event::Transfer(&transfer));
+                };
+                let was_mounted =
+                    retry(&self.limits, || match self.start_upload(&blob.digest)? {
+                        Upload::Mounted => Ok(true),
+                        Upload::At(location) => self
+                            .upload(&location, blob, store, &mut on_bytes)
+                            .map(|()| false),
+                    })
+                    .map_err(|failure| self.failed("upload a blob to", failure))?;
+                match was_mounted {
+                    true => mounted += 1,
+                    false => uploaded += 1,
+                }
             }
+            // Whatever a retry sent twice, the blob counts once.
+            transfer.bytes_done = bytes_before + blob.size;
+            transfer.blobs_done += 1;
+            progress.on_event(&Event::Transfer(&transfer));
         }
         for manifest in &manifests {
             self.put_manifest(&manifest.digest.to_string(), store, manifest)?;
