@@ -1,22 +1,25 @@
-//! `cargo oci build`: resolve the package's image metadata, build its binaries with cargo, pack
-//! them with oci-pack, and report each output on stdout.
+//! `cargo oci build`: choose packages as cargo does, resolve each one's image metadata, build
+//! every binary in one cargo run per target, pack every image with oci-pack (a base shared by
+//! several opened once), and only when all are staged move their outputs into place; report
+//! each output on stdout.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use oci_pack::cache::BuildCache;
 use oci_pack::image::join_index;
 use oci_pack::layout::Tagged;
 use oci_pack::output::OutputLock;
 use oci_pack::reference::Repository;
-use oci_pack::source::ImageSource;
+use oci_pack::source::{ImageSource, ParentImage};
 
-use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity};
+use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity, Wanted};
 use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
-use crate::plan::Overrides;
+use crate::plan::{BuildPlan, Overrides};
 use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::workspace;
@@ -25,7 +28,8 @@ use crate::workspace;
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoOptions,
-    /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<package>`)
+    /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<image>`; only
+    /// when one image is built)
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Pack binaries already built at `<target-dir>/[<triple>/]<profile>/<bin>` instead of building
@@ -50,8 +54,9 @@ pub struct BuildArgs {
         default_missing_value = "docker"
     )]
     pub load: Option<Loader>,
-    /// Push the image to this repository (`HOST[:PORT]/NAME`) under each tag
-    #[arg(long, value_name = "REPOSITORY")]
+    /// Push each image under its tags: to REPOSITORY (`HOST[:PORT]/NAME`; with several images,
+    /// to REPOSITORY/<image>), or without one to each image's `repository`
+    #[arg(long, value_name = "REPOSITORY", num_args = 0..=1, default_missing_value = "")]
     pub push: Option<String>,
     /// Allow plain HTTP to this registry (loopback registries always are), repeatable
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -79,39 +84,66 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let created = workspace::source_date_epoch()?;
     let facts = workspace::Facts::gather(&args.cargo.workspace)?;
     let metadata = &facts.metadata;
-    let package = workspace::select_package(metadata, args.cargo.workspace.package.as_deref())?;
     let overrides = Overrides {
         targets: args.cargo.targets.clone(),
         formats: args.formats.clone(),
         elf_check: args.elf_check,
         compression: args.compression,
     };
-    let plan = workspace::build_plan(&facts, package, created, &overrides)?;
-    for image in &plan.images {
-        if image.config.entrypoint.is_none() && image.bins.len() > 1 {
-            shell.warn(format_args!(
-                "package `{}` stages {} binaries and sets no `config.entrypoint`; \
-                 the {} image will have none",
-                package.name,
-                image.bins.len(),
-                image.platform
-            ));
+    // Every selected package's metadata is resolved before anything is built.
+    let mut plans: Vec<BuildPlan> = Vec::new();
+    let mut packages = BTreeMap::new();
+    for selected in workspace::select_packages(metadata, &args.cargo.workspace)? {
+        let package = selected.package;
+        if !workspace::is_image(metadata, package) {
+            if selected.named {
+                let why = if metadata.workspace_metadata.get("oci").is_some() {
+                    "it has no binaries and no `[package.metadata.oci]` table"
+                } else {
+                    "it has no `[package.metadata.oci]` table"
+                };
+                bail!(
+                    "package `{}` is not an image: {why}\n  --> {}",
+                    package.name,
+                    package.manifest_path
+                );
+            }
+            shell.detail(
+                "Skipping",
+                format_args!("{} (no `[package.metadata.oci]`)", package.name),
+            );
+            continue;
         }
+        packages.insert(package.name.to_string(), package);
+        plans.extend(workspace::build_plans(
+            &facts, package, created, &overrides,
+        )?);
     }
-    // The push destination and its credentials are checked before anything is built.
-    let push_repository = args.push.as_deref().map(Repository::parse).transpose()?;
-    let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.workspace.offline || args.cargo.workspace.frozen,
-        push_repository.as_ref(),
-    )?;
-    let mut push = args
-        .push
-        .as_deref()
-        .map(|repository| registries.push_target(repository))
-        .transpose()?;
-    if let (Some(push), ImageSource::Registry(base)) = (push.as_mut(), &plan.images[0].base) {
-        push.mount_from = Some(base.repository.clone());
+    if plans.is_empty() {
+        bail!(
+            "no selected package is an image: give one a `[package.metadata.oci]` table \
+             (see `templates/metadata.toml`), or choose one with `-p`"
+        );
+    }
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(other) = plans[..i].iter().find(|p| p.name == plan.name) {
+            bail!(
+                "packages `{}` and `{}` both make an image named `{}`; \
+                 each image needs a name of its own (its output is `target/oci/<name>`)",
+                other.package,
+                plan.package,
+                plan.name
+            );
+        }
+        warn_without_entrypoint(plan, &shell);
+    }
+    if args.output.is_some() && plans.len() > 1 {
+        bail!(
+            "`--output` names one image's layout, and {} images are built ({}); \
+             each goes to `<target-dir>/oci/<image>`",
+            plans.len(),
+            names(&plans)
+        );
     }
 
     let target_dir = args
@@ -120,94 +152,187 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         .target_dir
         .clone()
         .unwrap_or_else(|| metadata.target_directory.clone().into());
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| target_dir.join("oci").join(package.name.as_str()));
-    let output = std::path::absolute(&output)
-        .with_context(|| format!("invalid output path `{}`", output.display()))?;
-    if plan.formats.contains(&Format::Oci) {
-        oci_pack::output::check_destination(&output, &plan.tags)?;
-    }
-    let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
-
-    // Every base is read, and its layers checked, before cargo spends minutes building.
-    let bases = plan
-        .images
-        .iter()
-        .map(|image| pack::open_base(image, &cache, &shell, &registries))
-        .collect::<Result<Vec<_>>>()?;
-
-    let mut requests = Vec::new();
-    for (image, base) in plan.images.iter().zip(bases) {
-        let executables = if image.bins.is_empty() {
-            Default::default()
-        } else if args.no_build {
-            cargo_build::prebuilt_bins(
-                &args.cargo,
-                &target_dir,
-                image.triple.as_deref(),
-                &image.bins,
-            )?
-        } else {
-            cargo_build::build_bins(&BuildRequest {
-                options: &args.cargo,
-                package: &package.id,
-                package_name: &package.name,
-                bins: &image.bins,
-                target: image.triple.as_deref(),
-                builder: &image.builder,
-                verbosity: shell.verbosity(),
-            })?
+    let mut destinations = Vec::new();
+    for plan in &plans {
+        let output = match &args.output {
+            Some(output) => output.clone(),
+            None => target_dir.join("oci").join(&plan.name),
         };
-        let mut request = pack::image_request(image, &executables, created, base)?;
-        pack::check_binaries(&mut request, image, &executables, &shell)?;
-        requests.push(request);
+        let output = std::path::absolute(&output)
+            .with_context(|| format!("invalid output path `{}`", output.display()))?;
+        if plan.formats.contains(&Format::Oci) {
+            oci_pack::output::check_destination(&output, &plan.tags)?;
+        }
+        destinations.push(output);
     }
 
-    let platforms: Vec<String> = plan.images.iter().map(|i| i.platform.to_string()).collect();
-    shell.status(
-        "Packing",
-        format_args!("{} ({})", package.name, platforms.join(", ")),
-    );
-    let built = pack::pack_all(&cache, requests, &shell)?;
-    let (target, config) = match built.as_slice() {
-        [only] if !plan.writes_index() => {
-            (only.manifest.clone(), Some(only.config.digest.to_string()))
-        }
-        _ => {
-            let manifests = built.iter().map(|b| b.manifest.clone()).collect();
-            let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
-            (index, None)
-        }
-    };
+    // Where each image is pushed, and its credentials, are checked before anything is built.
+    let pushes = push_repositories(args.push.as_deref(), &plans)?;
+    let push_repositories: Vec<Repository> = pushes.iter().flatten().cloned().collect();
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &push_repositories,
+    )?;
+    let mut push_targets = Vec::new();
+    for (plan, repository) in plans.iter().zip(&pushes) {
+        let target = repository
+            .as_ref()
+            .map(|repository| {
+                let mut target = registries.push_target(&repository.to_string())?;
+                if let ImageSource::Registry(base) = &plan.images[0].base {
+                    target.mount_from = Some(base.repository.clone());
+                }
+                anyhow::Ok(target)
+            })
+            .transpose()?;
+        push_targets.push(target);
+    }
 
-    let image = Tagged {
-        store: cache.store().clone(),
-        target: target.clone(),
-        tags: plan.tags.clone(),
-        annotations: plan.index_annotations.clone(),
-    };
-    let destinations = outputs::Destinations {
-        layout: &output,
-        formats: &plan.formats,
-        load: args.load,
-        push: push.as_ref(),
-        shell: &shell,
-        mtime: created,
-    };
-    // One build at a time writes an output (and the archives beside it).
-    let _lock = match OutputLock::try_acquire(&output)? {
-        Some(lock) => lock,
-        None => {
-            shell.status(
-                "Blocking",
-                format_args!("waiting for another build of `{}`", output.display()),
-            );
-            OutputLock::acquire(&output)?
+    let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
+    // Every base is read, and its layers checked, before cargo spends minutes building; a base
+    // several images share is read once.
+    let mut bases: Vec<Vec<Option<ParentImage>>> = Vec::new();
+    let mut opened: Vec<(String, Option<ParentImage>)> = Vec::new();
+    for plan in &plans {
+        let mut per_platform = Vec::new();
+        for image in &plan.images {
+            let key = format!("{} {}", image.base, image.platform);
+            let base = match opened.iter().find(|(k, _)| *k == key) {
+                Some((_, base)) => {
+                    shell.detail(
+                        "Shared",
+                        format_args!("{} with `{}`", image.base, plan.name),
+                    );
+                    base.clone()
+                }
+                None => {
+                    let base = pack::open_base(image, &cache, &shell, &registries)?;
+                    opened.push((key, base.clone()));
+                    base
+                }
+            };
+            per_platform.push(base);
         }
+        bases.push(per_platform);
+    }
+
+    let executables = if args.no_build {
+        None
+    } else {
+        Some(build_all(&args.cargo, &plans, &packages, verbosity)?)
     };
-    let written = outputs::write(&image, &destinations, &cache);
+    let mut requests = Vec::new();
+    for (plan, bases) in plans.iter().zip(bases) {
+        for (image, base) in plan.images.iter().zip(bases) {
+            let bins = match &executables {
+                _ if image.bins.is_empty() => Default::default(),
+                Some(built) => image
+                    .bins
+                    .iter()
+                    .map(|bin| {
+                        let key = (plan.package.clone(), bin.clone());
+                        (bin.clone(), built[&key].clone())
+                    })
+                    .collect(),
+                None => cargo_build::prebuilt_bins(
+                    &args.cargo,
+                    &target_dir,
+                    image.triple.as_deref(),
+                    &image.bins,
+                )?,
+            };
+            let mut request = pack::image_request(image, &bins, created, base)?;
+            pack::check_binaries(&mut request, image, &bins, &shell)?;
+            requests.push(request);
+        }
+    }
+
+    for plan in &plans {
+        let platforms: Vec<String> = plan.images.iter().map(|i| i.platform.to_string()).collect();
+        shell.status(
+            "Packing",
+            format_args!("{} ({})", plan.name, platforms.join(", ")),
+        );
+    }
+    let mut built = pack::pack_all(&cache, requests, &shell)?.into_iter();
+    let mut images = Vec::new();
+    for plan in &plans {
+        let built: Vec<_> = built.by_ref().take(plan.images.len()).collect();
+        let (target, config) = match built.as_slice() {
+            [only] if !plan.writes_index() => {
+                (only.manifest.clone(), Some(only.config.digest.to_string()))
+            }
+            _ => {
+                let manifests = built.iter().map(|b| b.manifest.clone()).collect();
+                let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
+                (index, None)
+            }
+        };
+        let tagged = Tagged {
+            store: cache.store().clone(),
+            target: target.clone(),
+            tags: plan.tags.clone(),
+            annotations: plan.index_annotations.clone(),
+        };
+        let summary = ImageSummary {
+            name: plan.name.clone(),
+            digest: target.digest.to_string(),
+            config,
+            tags: plan.tags.iter().map(ToString::to_string).collect(),
+            platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
+        };
+        images.push((tagged, summary));
+    }
+
+    // One build at a time writes an output (and the archives beside it); the locks are taken
+    // in path order, so two workspace builds never wait on each other in a circle.
+    let mut order: Vec<&PathBuf> = destinations.iter().collect();
+    order.sort();
+    let mut locks = Vec::new();
+    for output in order {
+        locks.push(match OutputLock::try_acquire(output)? {
+            Some(lock) => lock,
+            None => {
+                shell.status(
+                    "Blocking",
+                    format_args!("waiting for another build of `{}`", output.display()),
+                );
+                OutputLock::acquire(output)?
+            }
+        });
+    }
+    // Every image is staged (and loaded, and pushed) before any output moves into place: a
+    // failure leaves every image's previous outputs as they were.
+    let staged: Result<Vec<outputs::Staged>> = images
+        .iter()
+        .zip(&destinations)
+        .zip(&push_targets)
+        .zip(&plans)
+        .map(|((((image, _), layout), push), plan)| {
+            outputs::stage(
+                image,
+                &outputs::Destinations {
+                    layout,
+                    formats: &plan.formats,
+                    load: args.load,
+                    push: push.as_ref(),
+                    shell: &shell,
+                    mtime: created,
+                },
+                &cache,
+            )
+        })
+        .collect();
+    let written = staged.and_then(|staged| {
+        staged
+            .into_iter()
+            .map(|staged| {
+                let (loaded, pushed) = (staged.loaded.clone(), staged.pushed.clone());
+                Ok((staged.persist(&cache)?, loaded, pushed))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
     if written.is_ok() {
         // What no build has used for two weeks goes; outputs keep their own links.
         match cache.sweep(oci_pack::cache::UNUSED_FOR) {
@@ -219,37 +344,130 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     for warning in cache.take_warnings() {
         shell.warn(warning);
     }
-    let (written, loaded, pushed) = written?;
-    for output in &written {
-        let verb = if output.fresh { "Fresh" } else { "Writing" };
-        shell.status(verb, output.path.display());
+    for ((_, summary), (written, loaded, pushed)) in images.iter().zip(written?) {
+        for output in &written {
+            let verb = if output.fresh { "Fresh" } else { "Writing" };
+            shell.status(verb, output.path.display());
+        }
+        if let Some(message) = &loaded {
+            shell.status("Loaded", message);
+        }
+        if let Some(pushed) = &pushed {
+            shell.status("Pushed", outputs::push_status(pushed));
+        }
+        outputs::report(
+            args.message_format,
+            summary,
+            &written,
+            args.load,
+            pushed.as_ref(),
+        )?;
     }
-    if let Some(message) = &loaded {
-        shell.status("Loaded", message);
-    }
-    if let Some(pushed) = &pushed {
-        shell.status("Pushed", outputs::push_status(pushed));
-    }
-    let summary = ImageSummary {
-        digest: target.digest.to_string(),
-        config,
-        tags: plan.tags.iter().map(ToString::to_string).collect(),
-        platforms,
-    };
-    outputs::report(
-        args.message_format,
-        &summary,
-        &written,
-        args.load,
-        pushed.as_ref(),
-    )?;
+    let tags: Vec<String> = images
+        .iter()
+        .flat_map(|(_, summary)| summary.tags.clone())
+        .collect();
     shell.status(
         "Finished",
         format_args!(
             "{} in {:.2}s",
-            summary.tags.join(", "),
+            tags.join(", "),
             started.elapsed().as_secs_f64()
         ),
     );
     Ok(())
+}
+
+fn names(plans: &[BuildPlan]) -> String {
+    plans
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn warn_without_entrypoint(plan: &BuildPlan, shell: &Shell) {
+    for image in &plan.images {
+        if image.config.entrypoint.is_none() && image.bins.len() > 1 {
+            shell.warn(format_args!(
+                "image `{}` stages {} binaries and sets no `config.entrypoint`; \
+                 the {} image will have none",
+                plan.name,
+                image.bins.len(),
+                image.platform
+            ));
+        }
+    }
+}
+
+/// Where each image is pushed: `--push REPOSITORY` sends one image there and several to
+/// `REPOSITORY/<image>`; a bare `--push` sends each to its own `repository`.
+fn push_repositories(push: Option<&str>, plans: &[BuildPlan]) -> Result<Vec<Option<Repository>>> {
+    let Some(push) = push else {
+        return Ok(vec![None; plans.len()]);
+    };
+    plans
+        .iter()
+        .map(|plan| {
+            let text = match (push, plan.repository.as_deref()) {
+                ("", Some(repository)) => repository.to_owned(),
+                ("", None) => bail!(
+                    "`--push` names no repository, and image `{}` has no `repository` in its \
+                     metadata; give one (`repository = \"ghcr.io/org/{{name}}\"`) or push to \
+                     `--push HOST/NAME`",
+                    plan.name
+                ),
+                (repository, _) if plans.len() == 1 => repository.to_owned(),
+                (repository, _) => format!("{}/{}", repository.trim_end_matches('/'), plan.name),
+            };
+            Ok(Some(Repository::parse(&text)?))
+        })
+        .collect()
+}
+
+/// Builds every image's binaries: one builder run per target and builder, with every package
+/// that needs it.
+fn build_all(
+    options: &CargoOptions,
+    plans: &[BuildPlan],
+    packages: &BTreeMap<String, &cargo_metadata::Package>,
+    verbosity: Verbosity,
+) -> Result<cargo_build::Executables> {
+    let mut runs: Vec<(Option<&str>, &cargo_build::Builder, Vec<Wanted<'_>>)> = Vec::new();
+    for plan in plans {
+        for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
+            let triple = image.triple.as_deref();
+            let index = match runs
+                .iter()
+                .position(|(t, b, _)| *t == triple && **b == image.builder)
+            {
+                Some(index) => index,
+                None => {
+                    runs.push((triple, &image.builder, Vec::new()));
+                    runs.len() - 1
+                }
+            };
+            let package = packages[&plan.package];
+            let wanted = &mut runs[index].2;
+            match wanted.iter_mut().find(|w| w.name == package.name.as_str()) {
+                Some(w) => w.bins.extend(image.bins.iter().cloned()),
+                None => wanted.push(Wanted {
+                    package: &package.id,
+                    name: package.name.as_str(),
+                    bins: image.bins.iter().cloned().collect(),
+                }),
+            }
+        }
+    }
+    let mut executables = cargo_build::Executables::new();
+    for (target, builder, wanted) in &runs {
+        executables.extend(cargo_build::build_bins(&BuildRequest {
+            options,
+            wanted,
+            target: *target,
+            builder,
+            verbosity,
+        })?);
+    }
+    Ok(executables)
 }

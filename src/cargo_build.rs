@@ -13,9 +13,16 @@ use cargo_metadata::{Message, PackageId};
 /// them: what every subcommand needs.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct WorkspaceOptions {
-    /// The package (default: the one in the current directory)
+    /// Package to build, by name or glob (repeatable; default: the package in the current
+    /// directory, or the workspace's default members)
     #[arg(short = 'p', long = "package", value_name = "SPEC")]
-    pub package: Option<String>,
+    pub packages: Vec<String>,
+    /// Every member of the workspace
+    #[arg(long, visible_alias = "all")]
+    pub workspace: bool,
+    /// Leave out packages, by name or glob (with --workspace)
+    #[arg(long, value_name = "SPEC", requires = "workspace")]
+    pub exclude: Vec<String>,
     /// Path to Cargo.toml
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
@@ -110,36 +117,43 @@ fn with_args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
     command
 }
 
-/// One build of `bins` of a package.
+/// The binaries wanted of one package.
+#[derive(Debug, Clone)]
+pub struct Wanted<'a> {
+    pub package: &'a PackageId,
+    pub name: &'a str,
+    pub bins: std::collections::BTreeSet<String>,
+}
+
+/// One run of the builder: the binaries of every package, for one target, so cargo resolves
+/// one dependency graph, takes its lock once and builds with all its parallelism.
 #[derive(Debug)]
 pub struct BuildRequest<'a> {
     pub options: &'a CargoOptions,
-    pub package: &'a PackageId,
-    pub package_name: &'a str,
-    pub bins: &'a [String],
+    pub wanted: &'a [Wanted<'a>],
     /// `--target`; `None` builds for the host, as plain `cargo build` does.
     pub target: Option<&'a str>,
     pub builder: &'a Builder,
     pub verbosity: Verbosity,
 }
 
-/// Builds the binaries and returns the path of each executable, by binary name.
-pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
+/// Each executable built, by package name and binary name.
+pub type Executables = BTreeMap<(String, String), PathBuf>;
+
+/// Builds the binaries and returns the path of each executable.
+pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     let BuildRequest {
         options,
-        package,
-        package_name,
-        bins,
+        wanted,
         target,
         builder,
         verbosity,
     } = *request;
     let mut command = builder.command();
-    command.args([
-        "--message-format=json-render-diagnostics",
-        "--package",
-        package_name,
-    ]);
+    command.arg("--message-format=json-render-diagnostics");
+    for package in wanted {
+        command.args(["--package", package.name]);
+    }
     if let Some(path) = &options.workspace.manifest_path {
         command.arg("--manifest-path").arg(path);
     }
@@ -148,6 +162,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf
     if let Some(target) = target {
         command.args(["--target", target]);
     }
+    let bins: std::collections::BTreeSet<&String> = wanted.iter().flat_map(|w| &w.bins).collect();
     for bin in bins {
         command.args(["--bin", bin]);
     }
@@ -175,16 +190,21 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf
         .spawn()
         .with_context(|| format!("failed to run the builder {shown}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut executables = BTreeMap::new();
+    let mut executables = Executables::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         if let Message::CompilerArtifact(artifact) =
             message.context("failed to read cargo's JSON messages")?
         {
-            let is_wanted_bin = artifact.package_id == *package
-                && artifact.target.kind.iter().any(|k| k.to_string() == "bin")
-                && bins.contains(&artifact.target.name);
-            if let (true, Some(executable)) = (is_wanted_bin, artifact.executable) {
-                executables.insert(artifact.target.name.clone(), executable.into_std_path_buf());
+            let is_bin = artifact.target.kind.iter().any(|k| k.to_string() == "bin");
+            let package = wanted.iter().find(|w| {
+                *w.package == artifact.package_id && w.bins.contains(&artifact.target.name)
+            });
+            if let (true, Some(package), Some(executable)) = (is_bin, package, artifact.executable)
+            {
+                executables.insert(
+                    (package.name.to_owned(), artifact.target.name.clone()),
+                    executable.into_std_path_buf(),
+                );
             }
         }
     }
@@ -192,8 +212,17 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf
     if !status.success() {
         bail!("`cargo build` failed ({status})");
     }
-    if let Some(missing) = bins.iter().find(|b| !executables.contains_key(*b)) {
-        bail!("`cargo build` reported no executable for binary `{missing}`");
+    for package in wanted {
+        if let Some(missing) = package
+            .bins
+            .iter()
+            .find(|b| !executables.contains_key(&(package.name.to_owned(), (*b).clone())))
+        {
+            bail!(
+                "`cargo build` reported no executable for binary `{missing}` of package `{}`",
+                package.name
+            );
+        }
     }
     Ok(executables)
 }

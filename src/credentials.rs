@@ -61,21 +61,36 @@ pub struct CredentialSources {
 }
 
 impl CredentialSources {
-    /// `push_registry`: the registry this run pushes to, which the environment's credentials are
-    /// for unless `CARGO_OCI_REGISTRY` names another.
-    pub fn from_env(push_registry: Option<&str>) -> CredentialSources {
+    /// `push_registries`: the registries this run pushes to, which the environment's
+    /// credentials are for unless `CARGO_OCI_REGISTRY` names another. Pushes to several
+    /// registries need it: a secret is for one registry.
+    pub fn from_env(push_registries: &[&str]) -> Result<CredentialSources> {
         let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let scope = var(REGISTRY_VAR).or(push_registry.map(str::to_owned));
-        let env = match (var(USERNAME_VAR), var(PASSWORD_VAR), scope) {
+        let (username, password) = (var(USERNAME_VAR), var(PASSWORD_VAR));
+        let mut pushed: Vec<&str> = push_registries.to_vec();
+        pushed.sort();
+        pushed.dedup();
+        let scope = match (var(REGISTRY_VAR), pushed.as_slice()) {
+            (Some(named), _) => Some(named),
+            (None, [one]) => Some((*one).to_owned()),
+            (None, []) => None,
+            (None, several) if username.is_some() => bail!(
+                "`{USERNAME_VAR}` is for one registry, and the images go to {}; \
+                 name the one it is for with `{REGISTRY_VAR}`",
+                several.join(", ")
+            ),
+            (None, _) => None,
+        };
+        let env = match (username, password, scope) {
             (Some(username), Some(password), Some(registry)) => {
                 Some((username, password, registry))
             }
             _ => None,
         };
-        CredentialSources {
+        Ok(CredentialSources {
             env,
             files: auth_files(),
-        }
+        })
     }
 
     /// The credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub).

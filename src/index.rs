@@ -50,7 +50,11 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         }
     }
 
-    let registries = Registries::from_env(&args.insecure_registry, false, Some(&repository))?;
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        false,
+        std::slice::from_ref(&repository),
+    )?;
     let session = registries.push_target(&repository.to_string())?.session()?;
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
     let store = BlobStore::open(scratch.path())?;
@@ -81,6 +85,12 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         format_args!("{} for {} platforms", pushed.reference, manifests.len()),
     );
     let summary = ImageSummary {
+        name: repository
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
         digest: index.digest.to_string(),
         config: None,
         tags: pushed.tags.clone(),

@@ -2,8 +2,10 @@
 //! `[workspace.metadata.oci]` gives defaults, the package's own table overrides them key by key.
 //!
 //! The table holds two kinds of keys, and the types say which is which: [`SetMetadata`] for
-//! what describes every image of the package together (tags, formats, targets, the index), and
-//! [`ImageMetadata`] for what one image is, which a `target.<triple>` table may override.
+//! what describes every image of the package together (tags, formats, targets, the index, the
+//! repository), and [`ImageMetadata`] for what one image is, which a `target.<triple>` table
+//! may override. An `images.<name>` table makes the package several images (one per binary,
+//! typically), each with the package's keys as defaults under its own.
 //!
 //! Every table rejects unknown keys: a misspelt key is an error naming its whole path and the
 //! nearest known key, never a silently ignored setting.
@@ -57,19 +59,25 @@ pub struct SetMetadata {
     /// Overrides per target triple, each an [`ImageMetadata`] table.
     #[serde(default)]
     pub target: BTreeMap<String, Value>,
+    /// Where `--push` sends the image when it names no repository; `{name}` is the image's name.
+    pub repository: Option<String>,
 }
 
 impl SetMetadata {
     /// The keys of this table, as users spell them.
-    const KEYS: [&'static str; 6] = [
+    const KEYS: [&'static str; 7] = [
         "formats",
         "tags",
         "index-annotations",
         "targets",
         "index",
         "target",
+        "repository",
     ];
 }
+
+/// The key that makes a package several images: `images.<name>` tables.
+const IMAGES: &str = "images";
 
 /// What builds the binaries: `"cargo"`, `"cross"`, `"zigbuild"`, or a command given as a list
 /// that takes `cargo build`'s arguments (e.g. `["cross", "build"]`).
@@ -93,10 +101,12 @@ pub enum ElfCheck {
     Warn,
 }
 
-/// The package's metadata, workspace defaults merged in: the set-wide keys, the image keys, and
-/// for each `[package.metadata.oci.target.<triple>]` the image keys with that table merged over.
+/// One image of the package, workspace defaults merged in: the set-wide keys, the image keys,
+/// and for each `target.<triple>` table the image keys with that table merged over.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// Its `images.<name>` key; `None` for the package's one image.
+    pub name: Option<String>,
     pub set: SetMetadata,
     pub image: ImageMetadata,
     pub targets: BTreeMap<String, ImageMetadata>,
@@ -207,19 +217,68 @@ impl fmt::Display for KeyError {
 }
 
 /// Reads the workspace defaults and the package's table, each checked on its own so an error
-/// names the table it is in, then merged (package keys win; tables merge key by key).
-pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Loaded, KeyError> {
+/// names the table it is in, then merged (package keys win; tables merge key by key). One image
+/// for the package, or one per `images.<name>` table, in name order.
+pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Vec<Loaded>, KeyError> {
     let workspace = workspace.cloned().unwrap_or(Value::Null);
-    let package = package.cloned().unwrap_or(Value::Null);
+    let mut package = package.cloned().unwrap_or(Value::Null);
+    if workspace.get(IMAGES).is_some() {
+        return Err(KeyError {
+            path: format!("workspace.metadata.oci.{IMAGES}"),
+            message: "`images` names one package's images; set it in `[package.metadata.oci]`"
+                .into(),
+        });
+    }
+    let images = match package
+        .as_object_mut()
+        .and_then(|table| table.remove(IMAGES))
+    {
+        None => None,
+        Some(Value::Object(images)) => Some(images),
+        Some(_) => {
+            return Err(KeyError {
+                path: format!("package.metadata.oci.{IMAGES}"),
+                message: "expected a table of images, as in `[package.metadata.oci.images.api]`"
+                    .into(),
+            })
+        }
+    };
     split(&workspace, "workspace.metadata.oci")?;
     split(&package, "package.metadata.oci")?;
     let mut merged = workspace;
     merge(&mut merged, package);
-    let (set, image_keys) = split(&merged, "package.metadata.oci")?;
+    let Some(images) = images else {
+        return Ok(vec![load_image(merged, None, "package.metadata.oci")?]);
+    };
+    if images.is_empty() {
+        return Err(KeyError {
+            path: format!("package.metadata.oci.{IMAGES}"),
+            message: "the table is empty: name at least one image, or remove it".into(),
+        });
+    }
+    let mut loaded = Vec::new();
+    for (name, table) in images {
+        let prefix = format!("package.metadata.oci.{IMAGES}.{name}");
+        if table.get(IMAGES).is_some() {
+            return Err(KeyError {
+                path: format!("{prefix}.{IMAGES}"),
+                message: "an image's table cannot hold images of its own".into(),
+            });
+        }
+        split(&table, &prefix)?;
+        let mut for_image = merged.clone();
+        merge(&mut for_image, table);
+        loaded.push(load_image(for_image, Some(name), &prefix)?);
+    }
+    Ok(loaded)
+}
 
+/// One image from its merged table: set-wide keys, image keys, and each target's.
+fn load_image(table: Value, name: Option<String>, prefix: &str) -> Result<Loaded, KeyError> {
+    let (set, image_keys) = split(&table, prefix)?;
     let mut targets = BTreeMap::new();
     for (triple, table) in &set.target {
-        let prefix = format!("package.metadata.oci.target.{triple}");
+        let prefix = format!("{prefix}.target.{triple}");
         if let Some(key) = SetMetadata::KEYS.iter().find(|k| table.get(**k).is_some()) {
             return Err(KeyError {
                 path: format!("{prefix}.{key}"),
@@ -234,8 +293,9 @@ pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Loaded
         targets.insert(triple.clone(), parse(for_target, &prefix)?);
     }
     Ok(Loaded {
+        name,
         set,
-        image: parse(image_keys, "package.metadata.oci")?,
+        image: parse(image_keys, prefix)?,
         targets,
     })
 }
@@ -256,8 +316,9 @@ fn split(value: &Value, prefix: &str) -> Result<(SetMetadata, Value), KeyError> 
         .into_iter()
         .partition(|(key, _)| SetMetadata::KEYS.contains(&key.as_str()));
     let image = Value::Object(image);
-    // A misspelt set-wide key lands among the image keys: suggest from both.
-    parse_with::<ImageMetadata>(image.clone(), prefix, &SetMetadata::KEYS)?;
+    // A misspelt set-wide key lands among the image keys: suggest from all.
+    let known: Vec<&str> = SetMetadata::KEYS.iter().copied().chain([IMAGES]).collect();
+    parse_with::<ImageMetadata>(image.clone(), prefix, &known)?;
     Ok((parse(Value::Object(set), prefix)?, image))
 }
 
@@ -398,7 +459,7 @@ mod tests {
         "target": {
             "aarch64-unknown-linux-gnu": {"variant": "v8", "config": {"env": {"B": "2"}}}
         }});
-        let loaded = load(None, Some(&package)).unwrap();
+        let loaded = load(None, Some(&package)).unwrap().remove(0);
         let arm = loaded.for_target(Some("aarch64-unknown-linux-gnu"));
         assert_eq!(arm.variant.as_deref(), Some("v8"));
         assert_eq!(arm.config.user.as_deref(), Some("1"));
@@ -429,13 +490,46 @@ mod tests {
             "config": {"user": "1000", "labels": {"team": "infra", "tier": "2"}}
         });
         let package = json!({"author": "me", "config": {"labels": {"tier": "1"}}});
-        let metadata = load(Some(&workspace), Some(&package)).unwrap().image;
+        let metadata = load(Some(&workspace), Some(&package))
+            .unwrap()
+            .remove(0)
+            .image;
         assert_eq!(metadata.bin_dir.as_deref(), Some("/opt/bin"));
         assert_eq!(metadata.author.as_deref(), Some("me"));
         assert_eq!(metadata.config.user.as_deref(), Some("1000"));
         assert_eq!(
             metadata.config.labels,
             BTreeMap::from([("team".into(), "infra".into()), ("tier".into(), "1".into())])
+        );
+    }
+
+    #[test]
+    fn images_tables_make_one_image_each_over_the_package_keys() {
+        let package = json!({"config": {"user": "1"}, "tags": ["{name}:1"],
+            "images": {"migrate": {"tags": ["m:1"]}, "seed": {"config": {"cmd": ["--all"]}}}});
+        let images = load(None, Some(&package)).unwrap();
+        let names: Vec<_> = images.iter().map(|i| i.name.as_deref()).collect();
+        assert_eq!(names, [Some("migrate"), Some("seed")]);
+        assert_eq!(images[0].set.tags.as_deref(), Some(&["m:1".to_owned()][..]));
+        assert_eq!(
+            images[1].set.tags.as_deref(),
+            Some(&["{name}:1".to_owned()][..])
+        );
+        assert_eq!(images[1].image.config.user.as_deref(), Some("1"));
+        assert!(images[1].image.config.cmd.is_some());
+
+        assert!(error_of(json!({"images": {"seed": {"bnis": ["x"]}}}))
+            .starts_with("`package.metadata.oci.images.seed.bnis`: unknown key `bnis`"));
+        assert!(error_of(json!({"images": {}})).contains("the table is empty"));
+        assert!(error_of(json!({"images": {"a": {"images": {}}}}))
+            .starts_with("`package.metadata.oci.images.a.images`"));
+        let workspace = json!({"images": {"a": {}}});
+        assert!(load(Some(&workspace), None)
+            .unwrap_err()
+            .to_string()
+            .starts_with("`workspace.metadata.oci.images`"));
+        assert!(
+            error_of(json!({"imagse": {}})).contains("a key with a similar name exists: `images`")
         );
     }
 }
@@ -448,7 +542,7 @@ mod template_tests {
         let document: toml::Table =
             toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
-        let metadata = super::load(None, Some(&oci)).unwrap().image;
+        let metadata = super::load(None, Some(&oci)).unwrap().remove(0).image;
         assert_eq!(metadata.files.len(), 2);
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);

@@ -93,23 +93,32 @@ pub struct Destinations<'a> {
     pub mtime: Timestamp,
 }
 
-/// Writes every format from `image`, streams it into a loader and pushes it if asked, and only
-/// then moves everything into place: a failure anywhere leaves no new output. An output that
-/// already holds this very image is left untouched.
-pub fn write(
-    image: &Tagged,
-    to: &Destinations<'_>,
-    cache: &BuildCache,
-) -> Result<(Vec<Output>, Option<String>, Option<Pushed>)> {
+/// An image's outputs, written in full beside their destinations but not yet in place, and
+/// what loading and pushing it did.
+#[derive(Debug)]
+pub struct Staged {
+    /// Outputs that already held the image, left untouched.
+    fresh: Vec<Output>,
+    layout: Option<oci_pack::layout::SealedLayout>,
+    archives: Vec<(Format, StagedArchive, Digest)>,
+    pub loaded: Option<String>,
+    pub pushed: Option<Pushed>,
+}
+
+/// Writes every format from `image` beside its destination, streams it into a loader and
+/// pushes it if asked; nothing is in place until [`Staged::persist`], so a failure anywhere
+/// (of this image or, in a workspace, of another) leaves no new output. An output that already
+/// holds this very image is left untouched.
+pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Result<Staged> {
     let mut layout = None;
     let mut archives = Vec::new();
-    let mut outputs = Vec::new();
+    let mut fresh = Vec::new();
     for &format in to.formats {
         let path = format.path(to.layout);
         let kind = match format {
             Format::Oci => {
                 if layout_holds(&path, image)? {
-                    outputs.push(Output {
+                    fresh.push(Output {
                         format,
                         path,
                         fresh: true,
@@ -124,7 +133,7 @@ pub fn write(
         };
         let key = archive_key(image, format, to.mtime)?;
         if cache.output_is_fresh(&path, &key) {
-            outputs.push(Output {
+            fresh.push(Output {
                 format,
                 path,
                 fresh: true,
@@ -156,25 +165,38 @@ pub fn write(
             )?)
         })
         .transpose()?;
+    Ok(Staged {
+        fresh,
+        layout,
+        archives,
+        loaded,
+        pushed,
+    })
+}
 
-    if let Some(layout) = layout {
-        outputs.push(Output {
-            format: Format::Oci,
-            path: layout.persist()?,
-            fresh: false,
-        });
+impl Staged {
+    /// Moves every output into place; returns them all, in format order.
+    pub fn persist(self, cache: &BuildCache) -> Result<Vec<Output>> {
+        let mut outputs = self.fresh;
+        if let Some(layout) = self.layout {
+            outputs.push(Output {
+                format: Format::Oci,
+                path: layout.persist()?,
+                fresh: false,
+            });
+        }
+        for (format, staged, key) in self.archives {
+            let path = staged.persist()?;
+            cache.record_output(&path, &key);
+            outputs.push(Output {
+                format,
+                path,
+                fresh: false,
+            });
+        }
+        outputs.sort_by_key(|o| o.format);
+        Ok(outputs)
     }
-    for (format, staged, key) in archives {
-        let path = staged.persist()?;
-        cache.record_output(&path, &key);
-        outputs.push(Output {
-            format,
-            path,
-            fresh: false,
-        });
-    }
-    outputs.sort_by_key(|o| o.format);
-    Ok((outputs, loaded, pushed))
 }
 
 /// Whether the layout at `path` holds `image` already: the same `index.json`, and every blob
@@ -256,6 +278,8 @@ pub enum MessageFormat {
 /// What every output line says about the image.
 #[derive(Debug)]
 pub struct ImageSummary {
+    /// The image's name (its package's, or its `images.<name>` key).
+    pub name: String,
     /// What `index.json` points at.
     pub digest: String,
     /// The config digest, Docker's and podman's image ID; `None` for an index of several.
@@ -280,6 +304,7 @@ pub fn report(
             MessageFormat::Json => {
                 let mut message = serde_json::json!({
                     "format": kind,
+                    "image": image.name,
                     "digest": image.digest,
                     "config": image.config,
                     "tags": image.tags,

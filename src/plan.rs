@@ -39,10 +39,18 @@ pub struct PackageFacts {
     pub revision: Option<String>,
 }
 
-/// Everything `cargo oci build` does for a package, defaults applied and every value checked:
-/// the settings of the whole set of images once, and one plan per image.
+/// Everything `cargo oci build` does for one image of a package (the package's own, or one of
+/// its `images.<name>`), defaults applied and every value checked: the settings of the image
+/// once, and one plan per platform.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
+    /// The image's name: its `images.<name>` key, else the package's name. Its output is
+    /// `<target-dir>/oci/<name>`.
+    pub name: String,
+    /// The package it is made from.
+    pub package: String,
+    /// Where a bare `--push` sends it (`repository`, `{name}` replaced).
+    pub repository: Option<String>,
     /// One image per target, in the order the targets were given.
     pub images: Vec<ImagePlan>,
     pub tags: Vec<Reference>,
@@ -144,8 +152,8 @@ fn key_error(key: &str, message: impl Into<String>) -> KeyError {
     }
 }
 
-/// The plan of every image of the package: one per `--target` (else per `targets`, else the
-/// host's), with the command line's overrides applied.
+/// The plan of one image of the package: one per `--target` (else per `targets`, else the
+/// host's), with the command line's overrides applied. Errors name the image's table.
 pub fn resolve(
     metadata: &Loaded,
     package: &PackageFacts,
@@ -153,6 +161,26 @@ pub fn resolve(
     overrides: &Overrides,
     host: &str,
 ) -> Result<BuildPlan, PlanError> {
+    resolve_named(metadata, package, created, overrides, host).map_err(|error| match error {
+        PlanError::Key(KeyError { path, message }) => PlanError::Key(KeyError {
+            path: match (&metadata.name, path.strip_prefix(PREFIX)) {
+                (Some(name), Some(rest)) => format!("{PREFIX}.images.{name}{rest}"),
+                _ => path,
+            },
+            message,
+        }),
+        other => other,
+    })
+}
+
+fn resolve_named(
+    metadata: &Loaded,
+    package: &PackageFacts,
+    created: Timestamp,
+    overrides: &Overrides,
+    host: &str,
+) -> Result<BuildPlan, PlanError> {
+    let name = metadata.name.as_deref().unwrap_or(&package.name);
     let set = &metadata.set;
     let triples: Vec<Option<String>> = match (overrides.targets.as_slice(), &set.targets) {
         ([], None) => vec![None],
@@ -171,6 +199,7 @@ pub fn resolve(
         let image = resolve_image(
             for_target,
             package,
+            metadata.name.as_deref(),
             created,
             triple.as_deref().unwrap_or(host),
         )?;
@@ -204,9 +233,21 @@ pub fn resolve(
         )
         .into());
     }
+    let repository = match &set.repository {
+        Some(template) => {
+            let repository = template.replace("{name}", name);
+            oci_pack::reference::Repository::parse(&repository)
+                .map_err(|e| key_error("repository", e.to_string()))?;
+            Some(repository)
+        }
+        None => None,
+    };
     Ok(BuildPlan {
+        name: name.to_owned(),
+        package: package.name.clone(),
+        repository,
         images,
-        tags: tags(set.tags.as_deref(), package)?,
+        tags: tags(set.tags.as_deref(), name, package)?,
         formats,
         index: set.index.unwrap_or(false),
         index_annotations: set.index_annotations.clone(),
@@ -215,13 +256,19 @@ pub fn resolve(
 
 /// The image tags: one `index.json` entry each, named by the tag part; a repeated tag is one
 /// entry, and two names sharing a tag part would be ambiguous.
-fn tags(templates: Option<&[String]>, package: &PackageFacts) -> Result<Vec<Reference>, KeyError> {
+/// `{name}` is the image's name, `{package}` the package's.
+fn tags(
+    templates: Option<&[String]>,
+    name: &str,
+    package: &PackageFacts,
+) -> Result<Vec<Reference>, KeyError> {
     let mut tags: Vec<Reference> = Vec::new();
     let default = [DEFAULT_TAG.to_owned()];
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
         let key = format!("tags[{i}]");
         let tag = template
-            .replace("{name}", &package.name)
+            .replace("{name}", name)
+            .replace("{package}", &package.name)
             .replace("{version}", &package.version);
         let tag: Reference = tag
             .parse()
@@ -252,9 +299,11 @@ fn tags(templates: Option<&[String]>, package: &PackageFacts) -> Result<Vec<Refe
 
 /// The plan of the image for `triple` (the Rust target it is built for, the host's when no
 /// `--target` is given); its `triple` field is left for the caller.
+/// `image`: the `images.<name>` key, whose binary is the default `bins`.
 fn resolve_image(
     metadata: &ImageMetadata,
     package: &PackageFacts,
+    image: Option<&str>,
     created: Timestamp,
     triple: &str,
 ) -> Result<ImagePlan, KeyError> {
@@ -317,7 +366,21 @@ fn resolve_image(
             }
             bins
         }
-        None => package.bin_targets.clone(),
+        None => match image {
+            None => package.bin_targets.clone(),
+            Some(name) if package.bin_targets.iter().any(|b| b == name) => vec![name.to_owned()],
+            Some(name) => {
+                return Err(key_error(
+                    "bins",
+                    format!(
+                        "`{name}` is not a binary of package `{}` (it has: {}); \
+                         say which go in this image with `bins`",
+                        package.name,
+                        list(&package.bin_targets)
+                    ),
+                ))
+            }
+        },
     };
 
     let bin_dir = metadata
@@ -643,7 +706,9 @@ mod tests {
     }
 
     fn build_on(metadata: serde_json::Value, triples: &[&str]) -> Result<BuildPlan, String> {
-        let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string())?;
+        let metadata = crate::metadata::load(None, Some(&metadata))
+            .map_err(|e| e.to_string())?
+            .remove(0);
         let overrides = Overrides {
             targets: triples.iter().map(|t| t.to_string()).collect(),
             ..Overrides::default()
@@ -872,7 +937,9 @@ mod tests {
         assert_eq!(from_metadata.formats, [Format::Docker]);
         assert_eq!(from_metadata.images[0].elf_check, ElfCheck::Warn);
 
-        let loaded = crate::metadata::load(None, Some(&metadata)).unwrap();
+        let loaded = crate::metadata::load(None, Some(&metadata))
+            .unwrap()
+            .remove(0);
         let overrides = Overrides {
             targets: vec![
                 "x86_64-unknown-linux-gnu".into(),
@@ -929,6 +996,52 @@ mod tests {
         assert_eq!(
             (check.interval, check.retries),
             (Some(90_000_000_000), Some(3))
+        );
+    }
+
+    #[test]
+    fn an_image_per_binary_takes_its_binary_name_and_repository() {
+        let facts = PackageFacts {
+            name: "tools".into(),
+            bin_targets: vec!["migrate".into(), "seed".into()],
+            ..package()
+        };
+        let metadata = json!({"repository": "ghcr.io/acme/{name}",
+            "tags": ["{name}:{version}", "{package}-{name}:latest"],
+            "images": {"migrate": {}, "helper": {"bins": ["seed"]}, "nope": {}}});
+        let images = crate::metadata::load(None, Some(&metadata)).unwrap();
+        let resolve = |loaded| {
+            resolve(
+                loaded,
+                &facts,
+                Timestamp(0),
+                &Overrides::default(),
+                "x86_64-unknown-linux-gnu",
+            )
+        };
+        let helper = resolve(&images[0]).unwrap();
+        assert_eq!(helper.name, "helper");
+        assert_eq!(helper.images[0].bins, ["seed"]);
+        let migrate = resolve(&images[1]).unwrap();
+        assert_eq!(
+            (migrate.name.as_str(), migrate.package.as_str()),
+            ("migrate", "tools")
+        );
+        assert_eq!(migrate.images[0].bins, ["migrate"]);
+        assert_eq!(migrate.repository.as_deref(), Some("ghcr.io/acme/migrate"));
+        let tags: Vec<String> = migrate.tags.iter().map(ToString::to_string).collect();
+        assert_eq!(tags, ["migrate:0.1.0", "tools-migrate:latest"]);
+        assert_eq!(
+            migrate.images[0].config.entrypoint,
+            Some(vec!["/usr/local/bin/migrate".to_owned()])
+        );
+        let error = match resolve(&images[2]) {
+            Err(PlanError::Key(error)) => error.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            error.starts_with("`package.metadata.oci.images.nope.bins`: `nope` is not a binary"),
+            "{error}"
         );
     }
 }

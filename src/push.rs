@@ -39,14 +39,23 @@ pub fn exec(args: PushArgs) -> Result<()> {
     let layout = match args.layout.clone() {
         Some(layout) => layout,
         None => {
-            let metadata = workspace::metadata(&args.cargo)?;
-            let package = workspace::select_package(&metadata, args.cargo.package.as_deref())?;
+            let facts = workspace::Facts::gather(&args.cargo)?;
+            let names = workspace::image_names(&facts, &args.cargo)?;
+            let [name] = names.as_slice() else {
+                bail!(
+                    "the packages chosen make {} images ({}); name one layout with \
+                     `--layout <target-dir>/oci/<image>`, or build and push them all with \
+                     `cargo oci build --push`",
+                    names.len(),
+                    names.join(", ")
+                )
+            };
             let target_dir = args
                 .cargo
                 .target_dir
                 .clone()
-                .unwrap_or_else(|| metadata.target_directory.clone().into());
-            target_dir.join("oci").join(package.name.as_str())
+                .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
+            target_dir.join("oci").join(name)
         }
     };
     let index_path = layout.join("index.json");
@@ -79,7 +88,11 @@ pub fn exec(args: PushArgs) -> Result<()> {
         .collect();
 
     let repository = Repository::parse(&args.repository)?;
-    let registries = Registries::from_env(&args.insecure_registry, false, Some(&repository))?;
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        false,
+        std::slice::from_ref(&repository),
+    )?;
     let destination = registries.push_target(&args.repository)?;
     let pushed = destination.session()?.push(
         &BlobStore::existing(&layout),
@@ -89,6 +102,9 @@ pub fn exec(args: PushArgs) -> Result<()> {
     )?;
     shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
+        name: layout
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         digest: target.digest.to_string(),
         config: None,
         tags: pushed.tags.clone(),

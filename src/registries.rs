@@ -53,14 +53,15 @@ pub struct Registries {
 }
 
 impl Registries {
-    /// `push`: the repository this run pushes to, which the environment's credentials are for
-    /// unless `CARGO_OCI_REGISTRY` names another registry.
-    pub fn from_env(insecure: &[String], offline: bool, push: Option<&Repository>) -> Result<Self> {
+    /// `pushes`: the repositories this run pushes to, whose registry the environment's
+    /// credentials are for unless `CARGO_OCI_REGISTRY` names another.
+    pub fn from_env(insecure: &[String], offline: bool, pushes: &[Repository]) -> Result<Self> {
+        let registries: Vec<&str> = pushes.iter().map(|r| r.registry.as_str()).collect();
         Ok(Registries {
             insecure: insecure.to_vec(),
             offline,
             limits: limits_from_env()?,
-            credentials: CredentialSources::from_env(push.map(|r| r.registry.as_str())),
+            credentials: CredentialSources::from_env(&registries)?,
             accesses: Default::default(),
         })
     }

@@ -35,10 +35,6 @@ impl Shell {
         }
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
     /// A right-aligned green verb and a message, unless `--quiet`.
     pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
         if self.verbosity != Verbosity::Quiet {

@@ -32,45 +32,158 @@ pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
         .context("failed to read the workspace with `cargo metadata`")
 }
 
-/// The package `-p` names, else the current one, else a lone member.
-pub fn select_package<'a>(workspace: &'a Metadata, spec: Option<&str>) -> Result<&'a Package> {
+/// A package chosen as cargo chooses, and whether it was named exactly (`-p api`): a named
+/// package that is not an image is an error, one chosen otherwise is skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub package: &'a Package,
+    pub named: bool,
+}
+
+/// The packages cargo would build with the same flags: `--workspace` (less `--exclude`), the
+/// `-p` names and globs, else the package of the current directory or the workspace's default
+/// members (what `cargo metadata` reports as `workspace_default_members`). In workspace order.
+pub fn select_packages<'a>(
+    workspace: &'a Metadata,
+    options: &WorkspaceOptions,
+) -> Result<Vec<Selected<'a>>> {
     let members = workspace.workspace_packages();
-    if let Some(spec) = spec {
-        return members
-            .into_iter()
-            .find(|p| p.name.as_str() == spec)
-            .ok_or_else(|| {
-                anyhow!(
-                    "package `{spec}` is not a member of the workspace at `{}`",
-                    workspace.workspace_root
-                )
-            });
-    }
-    if let Some(root) = workspace.root_package() {
-        return Ok(root);
-    }
-    match members.as_slice() {
-        [only] => Ok(only),
-        _ => bail!(
-            "`{}` is a virtual workspace; choose a package with `-p` (one of: {})",
-            workspace.workspace_root.join("Cargo.toml"),
-            members
+    let names = || list(members.iter().map(|p| p.name.as_str()));
+    let mut selected: Vec<Selected<'a>> = Vec::new();
+    if options.workspace {
+        for package in &members {
+            if !options
+                .exclude
                 .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .any(|spec| matches(spec, &package.name))
+            {
+                selected.push(Selected {
+                    package,
+                    named: false,
+                });
+            }
+        }
+    } else if !options.packages.is_empty() {
+        for spec in &options.packages {
+            // `name@version` is cargo's spelling of one version of a package.
+            let name = spec.split_once('@').map_or(spec.as_str(), |(name, _)| name);
+            let globbed = name.contains(['*', '?']);
+            let found: Vec<&Package> = members
+                .iter()
+                .copied()
+                .filter(|p| matches(name, &p.name))
+                .collect();
+            if found.is_empty() {
+                bail!(
+                    "package `{spec}` is not a member of the workspace at `{}` (members: {})",
+                    workspace.workspace_root,
+                    names()
+                );
+            }
+            selected.extend(found.into_iter().map(|package| Selected {
+                package,
+                named: !globbed,
+            }));
+        }
+    } else {
+        let defaults = if workspace.workspace_default_members.is_available() {
+            workspace.workspace_default_packages()
+        } else {
+            workspace
+                .root_package()
+                .map_or(members.clone(), |root| vec![root])
+        };
+        selected.extend(defaults.into_iter().map(|package| Selected {
+            package,
+            named: false,
+        }));
     }
+    // Each once, named if it was named anywhere, in workspace order.
+    let mut ordered: Vec<Selected<'a>> = Vec::new();
+    for member in &members {
+        let picks: Vec<&Selected<'a>> = selected
+            .iter()
+            .filter(|s| s.package.id == member.id)
+            .collect();
+        if !picks.is_empty() {
+            ordered.push(Selected {
+                package: member,
+                named: picks.iter().any(|s| s.named),
+            });
+        }
+    }
+    Ok(ordered)
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of characters and `?` any one.
+fn matches(pattern: &str, name: &str) -> bool {
+    fn from(pattern: &[char], name: &[char]) -> bool {
+        match (pattern.first(), name.first()) {
+            (None, None) => true,
+            (Some('*'), _) => {
+                from(&pattern[1..], name) || (!name.is_empty() && from(pattern, &name[1..]))
+            }
+            (Some('?'), Some(_)) => from(&pattern[1..], &name[1..]),
+            (Some(p), Some(n)) if p == n => from(&pattern[1..], &name[1..]),
+            _ => false,
+        }
+    }
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    from(&pattern, &name)
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+/// Whether a package is made into images: it has a `[package.metadata.oci]` table, or the
+/// workspace has one and the package has binaries.
+pub fn is_image(workspace: &Metadata, package: &Package) -> bool {
+    package.metadata.get("oci").is_some()
+        || (workspace.workspace_metadata.get("oci").is_some()
+            && package
+                .targets
+                .iter()
+                .any(|t| t.kind.iter().any(|k| k.to_string() == "bin")))
+}
+
+/// The names of the images the chosen packages make (a package's own name, or its
+/// `images.<name>` keys): what `<target-dir>/oci/` holds after their build.
+pub fn image_names(facts: &Facts, options: &WorkspaceOptions) -> Result<Vec<String>> {
+    let workspace = &facts.metadata;
+    let mut names = Vec::new();
+    for selected in select_packages(workspace, options)? {
+        let package = selected.package;
+        if !is_image(workspace, package) {
+            if selected.named {
+                bail!("package `{}` is not an image", package.name);
+            }
+            continue;
+        }
+        let images = crate::metadata::load(
+            workspace.workspace_metadata.get("oci"),
+            package.metadata.get("oci"),
+        )
+        .map_err(|error| anyhow!("invalid {error}\n  --> {}", package.manifest_path))?;
+        names.extend(
+            images
+                .into_iter()
+                .map(|image| image.name.unwrap_or_else(|| package.name.to_string())),
+        );
+    }
+    Ok(names)
 }
 
 /// The package's `[package.metadata.oci]` (with `[workspace.metadata.oci]` defaults) resolved
-/// into a plan of every image; an error names the `Cargo.toml` it is about.
-pub fn build_plan(
+/// into a plan per image (one, or one per `images.<name>`); an error names the `Cargo.toml` it
+/// is about.
+pub fn build_plans(
     facts: &Facts,
     package: &Package,
     created: Timestamp,
     overrides: &Overrides,
-) -> Result<BuildPlan> {
+) -> Result<Vec<BuildPlan>> {
     let workspace = &facts.metadata;
     let in_manifest = |error: KeyError| {
         let manifest = if error.path.starts_with("workspace.") {
@@ -80,18 +193,23 @@ pub fn build_plan(
         };
         anyhow!("invalid {error}\n  --> {manifest}")
     };
-    let loaded = crate::metadata::load(
+    let images = crate::metadata::load(
         workspace.workspace_metadata.get("oci"),
         package.metadata.get("oci"),
     )
     .map_err(in_manifest)?;
     let package_facts = package_facts(package, facts);
-    plan::resolve(&loaded, &package_facts, created, overrides, &facts.host).map_err(|error| {
-        match error {
-            PlanError::Key(error) => in_manifest(error),
-            other => anyhow!(other),
-        }
-    })
+    images
+        .iter()
+        .map(|loaded| {
+            plan::resolve(loaded, &package_facts, created, overrides, &facts.host).map_err(
+                |error| match error {
+                    PlanError::Key(error) => in_manifest(error),
+                    other => anyhow!("package `{}`: {other}", package.name),
+                },
+            )
+        })
+        .collect()
 }
 
 fn package_facts(package: &Package, facts: &Facts) -> PackageFacts {
@@ -223,4 +341,24 @@ pub fn host_triple() -> Result<String> {
         .find_map(|line| line.strip_prefix("host: "))
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("`rustc -vV` did not name the host target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn globs_match_as_cargo_reads_them() {
+        for (pattern, name) in [
+            ("api", "api"),
+            ("*", "api"),
+            ("a?i", "api"),
+            ("svc-*", "svc-a"),
+        ] {
+            assert!(matches(pattern, name), "{pattern} {name}");
+        }
+        for (pattern, name) in [("api", "apis"), ("a?", "api"), ("svc-*", "api"), ("", "a")] {
+            assert!(!matches(pattern, name), "{pattern} {name}");
+        }
+    }
 }

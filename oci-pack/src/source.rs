@@ -176,7 +176,8 @@ pub struct ParentImage {
     cache: BuildCache,
     /// The parent's file tree, read on demand (see [`ParentImage::file_tree`]); once read, every
     /// layer has been checked against its digest and diff_id.
-    tree: Option<FileTree>,
+    /// Shared: a base opened once serves every image built on it.
+    tree: Option<std::sync::Arc<FileTree>>,
 }
 
 impl ParentImage {
@@ -276,9 +277,9 @@ impl ParentImage {
                 self.cache
                     .apply_layer(&mut tree, &self.store, layer, diff_id)?;
             }
-            self.tree = Some(tree);
+            self.tree = Some(std::sync::Arc::new(tree));
         }
-        Ok(self.tree.as_ref().expect("just read"))
+        Ok(self.tree.as_deref().expect("just read"))
     }
 
     /// Whether every layer blob has been checked against its digest (by [`Self::file_tree`]).

@@ -16,3 +16,4 @@ mod parents;
 mod registry;
 mod reliability;
 mod targets;
+mod workspaces;

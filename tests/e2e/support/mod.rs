@@ -41,7 +41,12 @@ impl Fixture {
     }
 
     pub fn layout(&self) -> PathBuf {
-        self.path().join("target/oci/hello")
+        self.output("hello")
+    }
+
+    /// The OCI layout of the image `name`: `target/oci/<name>`.
+    pub fn output(&self, name: &str) -> PathBuf {
+        self.path().join("target/oci").join(name)
     }
 
     /// Replaces the `[package.metadata.oci]` section (and everything after it) of the fixture.
