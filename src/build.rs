@@ -32,7 +32,8 @@ pub struct BuildArgs {
     /// when one image is built)
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Pack binaries already built at `<target-dir>/[<triple>/]<profile>/<bin>` instead of building
+    /// Pack binaries already built at `<target-dir>/<triple>/<profile>/<bin>` (or, for the
+    /// host, `<target-dir>/<profile>/<bin>`) instead of building
     #[arg(long)]
     pub no_build: bool,
     /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
@@ -41,6 +42,10 @@ pub struct BuildArgs {
     /// How new layers are compressed, overriding `compression` in Cargo.toml
     #[arg(long, value_enum, value_name = "CODEC")]
     pub compression: Option<CompressionSpec>,
+    /// Tag the image NAME:TAG instead of the `tags` in Cargo.toml (repeatable; placeholders such
+    /// as `{git_short_sha}` as in `tags`)
+    #[arg(long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
     /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
     #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
@@ -89,6 +94,7 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         formats: args.formats.clone(),
         elf_check: args.elf_check,
         compression: args.compression,
+        tags: args.tags.clone(),
     };
     // Every selected package's metadata is resolved before anything is built.
     let mut plans: Vec<BuildPlan> = Vec::new();
@@ -220,7 +226,13 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let executables = if args.no_build {
         None
     } else {
-        Some(build_all(&args.cargo, &plans, &packages, verbosity)?)
+        Some(build_all(
+            &args.cargo,
+            &plans,
+            &packages,
+            &facts.host,
+            verbosity,
+        )?)
     };
     let mut requests = Vec::new();
     for (plan, bases) in plans.iter().zip(bases) {
@@ -238,7 +250,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
                 None => cargo_build::prebuilt_bins(
                     &args.cargo,
                     &target_dir,
-                    image.triple.as_deref(),
+                    image.triple.as_deref().unwrap_or(&facts.host),
+                    image.triple.is_none(),
                     &image.bins,
                 )?,
             };
@@ -426,17 +439,18 @@ fn push_repositories(push: Option<&str>, plans: &[BuildPlan]) -> Result<Vec<Opti
 }
 
 /// Builds every image's binaries: one builder run per target and builder, with every package
-/// that needs it.
-fn build_all(
+/// that needs it; `host` is the target of an image that names none.
+fn build_all<'a>(
     options: &CargoOptions,
-    plans: &[BuildPlan],
-    packages: &BTreeMap<String, &cargo_metadata::Package>,
+    plans: &'a [BuildPlan],
+    packages: &BTreeMap<String, &'a cargo_metadata::Package>,
+    host: &'a str,
     verbosity: Verbosity,
 ) -> Result<cargo_build::Executables> {
-    let mut runs: Vec<(Option<&str>, &cargo_build::Builder, Vec<Wanted<'_>>)> = Vec::new();
+    let mut runs: Vec<(&str, &cargo_build::Builder, Vec<Wanted<'_>>)> = Vec::new();
     for plan in plans {
         for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
-            let triple = image.triple.as_deref();
+            let triple = image.triple.as_deref().unwrap_or(host);
             let index = match runs
                 .iter()
                 .position(|(t, b, _)| *t == triple && **b == image.builder)
@@ -464,7 +478,7 @@ fn build_all(
         executables.extend(cargo_build::build_bins(&BuildRequest {
             options,
             wanted,
-            target: *target,
+            target,
             builder,
             verbosity,
         })?);

@@ -131,8 +131,10 @@ pub struct Wanted<'a> {
 pub struct BuildRequest<'a> {
     pub options: &'a CargoOptions,
     pub wanted: &'a [Wanted<'a>],
-    /// `--target`; `None` builds for the host, as plain `cargo build` does.
-    pub target: Option<&'a str>,
+    /// `--target`, always given (the host's triple when none was chosen): without it, cargo
+    /// applies target rustflags (`+crt-static`) to build scripts and proc-macros too, which
+    /// then cannot be built.
+    pub target: &'a str,
     pub builder: &'a Builder,
     pub verbosity: Verbosity,
 }
@@ -159,9 +161,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     }
     command.args(options.workspace.lock_args());
     command.args(["--profile", profile(options)]);
-    if let Some(target) = target {
-        command.args(["--target", target]);
-    }
+    command.args(["--target", target]);
     let bins: std::collections::BTreeSet<&String> = wanted.iter().flat_map(|w| &w.bins).collect();
     for bin in bins {
         command.args(["--bin", bin]);
@@ -228,35 +228,38 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
 }
 
 /// `--no-build`: binaries an earlier build left where cargo puts them,
-/// `<target-dir>/[<triple>/]<profile>/<bin>`.
+/// `<target-dir>/<triple>/<profile>/<bin>`, or, for the host when no target was chosen, also
+/// where a plain `cargo build` puts them, `<target-dir>/<profile>/<bin>`.
 pub fn prebuilt_bins(
     options: &CargoOptions,
     target_dir: &Path,
-    target: Option<&str>,
+    triple: &str,
+    host_default: bool,
     bins: &[String],
 ) -> Result<BTreeMap<String, PathBuf>> {
     // Cargo's directory names for its built-in profiles; a custom profile uses its own name.
-    let dir = match profile(options) {
+    let profile_dir = match profile(options) {
         "dev" | "test" => "debug",
         "bench" => "release",
         other => other,
     };
-    let dir = target.map_or_else(
-        || target_dir.join(dir),
-        |triple| target_dir.join(triple).join(dir),
-    );
+    let mut dirs = vec![target_dir.join(triple).join(profile_dir)];
+    if host_default {
+        dirs.push(target_dir.join(profile_dir));
+    }
     bins.iter()
-        .map(|bin| {
-            let path = dir.join(bin);
-            if path.is_file() {
-                Ok((bin.clone(), path))
-            } else {
-                bail!(
-                    "--no-build: binary `{bin}` is not at `{}`; build it first, or drop --no-build",
-                    path.display()
-                )
-            }
-        })
+        .map(
+            |bin| match dirs.iter().map(|dir| dir.join(bin)).find(|p| p.is_file()) {
+                Some(path) => Ok((bin.clone(), path)),
+                None => bail!(
+                    "--no-build: binary `{bin}` is not at {}; build it first, or drop --no-build",
+                    dirs.iter()
+                        .map(|dir| format!("`{}`", dir.join(bin).display()))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            },
+        )
         .collect()
 }
 

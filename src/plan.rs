@@ -37,6 +37,8 @@ pub struct PackageFacts {
     pub bin_targets: Vec<String>,
     /// The git commit the package is checked out at, if it is in a git checkout.
     pub revision: Option<String>,
+    /// The git tag of that commit, if it has one (looked up only when a tag template asks).
+    pub git_tag: Option<String>,
 }
 
 /// Everything `cargo oci build` does for one image of a package (the package's own, or one of
@@ -71,7 +73,8 @@ impl BuildPlan {
 /// One image: the platform it is for and everything it is made of.
 #[derive(Debug, Clone)]
 pub struct ImagePlan {
-    /// The `--target` passed to the builder; `None` builds for the host, as plain `cargo build`.
+    /// The target chosen (`--target`, `targets`); `None` is the host, whose triple is passed
+    /// to the builder all the same.
     pub triple: Option<String>,
     pub platform: Platform,
     pub builder: Builder,
@@ -101,6 +104,8 @@ pub struct Overrides {
     pub elf_check: Option<ElfCheck>,
     /// `--compression`; replaces every image's `compression`.
     pub compression: Option<CompressionSpec>,
+    /// `--tag`, repeatable; replaces `tags`.
+    pub tags: Vec<String>,
 }
 
 /// Why a package's metadata cannot be built.
@@ -108,6 +113,8 @@ pub struct Overrides {
 pub enum PlanError {
     /// A key has a value that is wrong.
     Key(KeyError),
+    /// A `--tag` that is not a valid tag.
+    Tag { tag: String, message: String },
     /// Two targets build the same platform, which an index cannot hold twice.
     SamePlatform {
         first: String,
@@ -126,6 +133,7 @@ impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PlanError::Key(error) => write!(f, "invalid {error}"),
+            PlanError::Tag { tag, message } => write!(f, "invalid `--tag {tag}`: {message}"),
             PlanError::SamePlatform {
                 first,
                 second,
@@ -247,7 +255,22 @@ fn resolve_named(
         package: package.name.clone(),
         repository,
         images,
-        tags: tags(set.tags.as_deref(), name, package)?,
+        tags: match overrides.tags.as_slice() {
+            [] => tags(set.tags.as_deref(), name, package)?,
+            given => tags(Some(given), name, package).map_err(|error| {
+                let i: usize = error
+                    .path
+                    .split(['[', ']'])
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
+                PlanError::Tag {
+                    tag: given[i].clone(),
+                    message: error.message,
+                }
+            })?,
+        },
         formats,
         index: set.index.unwrap_or(false),
         index_annotations: set.index_annotations.clone(),
@@ -256,7 +279,8 @@ fn resolve_named(
 
 /// The image tags: one `index.json` entry each, named by the tag part; a repeated tag is one
 /// entry, and two names sharing a tag part would be ambiguous.
-/// `{name}` is the image's name, `{package}` the package's.
+/// `{name}` is the image's name, `{package}` the package's; `{git_sha}`, `{git_short_sha}` (its
+/// first 7 digits) and `{git_tag}` are the checkout's.
 fn tags(
     templates: Option<&[String]>,
     name: &str,
@@ -266,10 +290,39 @@ fn tags(
     let default = [DEFAULT_TAG.to_owned()];
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
         let key = format!("tags[{i}]");
-        let tag = template
+        let mut tag = template
             .replace("{name}", name)
             .replace("{package}", &package.name)
             .replace("{version}", &package.version);
+        let git = [
+            ("{git_sha}", package.revision.clone()),
+            (
+                "{git_short_sha}",
+                package
+                    .revision
+                    .as_ref()
+                    .map(|r| r[..r.len().min(7)].to_owned()),
+            ),
+            ("{git_tag}", package.git_tag.clone()),
+        ];
+        for (placeholder, value) in git {
+            if !tag.contains(placeholder) {
+                continue;
+            }
+            let Some(value) = value else {
+                let why = match (placeholder, &package.revision) {
+                    ("{git_tag}", Some(revision)) => {
+                        format!("commit {revision} has no git tag (`git tag` one, or drop it)")
+                    }
+                    _ => format!("`{}` is not in a git checkout", package.dir.display()),
+                };
+                return Err(key_error(
+                    &key,
+                    format!("`{placeholder}` needs a git checkout: {why}"),
+                ));
+            };
+            tag = tag.replace(placeholder, &value);
+        }
         let tag: Reference = tag
             .parse()
             .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
@@ -391,7 +444,7 @@ fn resolve_image(
 
     let mut files = Vec::new();
     for (i, file) in metadata.files.iter().enumerate() {
-        let source = package.dir.join(&file.src);
+        let source = oci_pack::path::lexically_normal(&package.dir.join(&file.src));
         if std::fs::symlink_metadata(&source).is_err() {
             return Err(key_error(
                 &format!("files[{i}]"),
@@ -948,10 +1001,15 @@ mod tests {
             formats: vec![Format::OciArchive, Format::Oci, Format::Oci],
             elf_check: Some(ElfCheck::Deny),
             compression: Some(CompressionSpec::Zstd),
+            tags: vec!["app:{git_short_sha}".into(), "app:{version}".into()],
+        };
+        let checked_out = PackageFacts {
+            revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            ..package()
         };
         let plan = resolve(
             &loaded,
-            &package(),
+            &checked_out,
             Timestamp(0),
             &overrides,
             "x86_64-unknown-linux-gnu",
@@ -962,6 +1020,8 @@ mod tests {
         assert!(plan.writes_index());
         assert_eq!(plan.formats, [Format::Oci, Format::OciArchive]);
         assert!(plan.images.iter().all(|i| i.elf_check == ElfCheck::Deny));
+        let tags: Vec<String> = plan.tags.iter().map(ToString::to_string).collect();
+        assert_eq!(tags, ["app:0123456", "app:0.1.0"], "--tag replaces `tags`");
         assert!(plan
             .images
             .iter()
@@ -1043,5 +1103,51 @@ mod tests {
             error.starts_with("`package.metadata.oci.images.nope.bins`: `nope` is not a binary"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn git_placeholders_need_a_checkout_and_a_tag() {
+        let facts = PackageFacts {
+            revision: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
+            git_tag: Some("v1.2.0".into()),
+            ..package()
+        };
+        let tags = tags(
+            Some(&[
+                "app:{git_sha}".into(),
+                "app:{git_short_sha}".into(),
+                "app:{git_tag}".into(),
+            ]),
+            "app",
+            &facts,
+        )
+        .unwrap();
+        let tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            tags,
+            [
+                "app:89abcdef0123456789abcdef0123456789abcdef",
+                "app:89abcde",
+                "app:v1.2.0"
+            ]
+        );
+        let untagged = PackageFacts {
+            git_tag: None,
+            ..facts
+        };
+        let error = tags_error(&untagged, "app:{git_tag}");
+        assert!(error.contains("has no git tag"), "{error}");
+        let error = tags_error(&package(), "app:{git_short_sha}");
+        assert!(error.contains("is not in a git checkout"), "{error}");
+        assert!(
+            error.starts_with("`package.metadata.oci.tags[0]`"),
+            "{error}"
+        );
+    }
+
+    fn tags_error(facts: &PackageFacts, template: &str) -> String {
+        tags(Some(&[template.to_owned()]), "app", facts)
+            .unwrap_err()
+            .to_string()
     }
 }

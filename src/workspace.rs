@@ -198,7 +198,16 @@ pub fn build_plans(
         package.metadata.get("oci"),
     )
     .map_err(in_manifest)?;
-    let package_facts = package_facts(package, facts);
+    let wants_git_tag = overrides
+        .tags
+        .iter()
+        .chain(
+            images
+                .iter()
+                .flat_map(|image| image.set.tags.iter().flatten()),
+        )
+        .any(|template| template.contains("{git_tag}"));
+    let package_facts = package_facts(package, facts, wants_git_tag);
     images
         .iter()
         .map(|loaded| {
@@ -212,7 +221,8 @@ pub fn build_plans(
         .collect()
 }
 
-fn package_facts(package: &Package, facts: &Facts) -> PackageFacts {
+/// What Cargo and git say of `package`; its git tag is asked for only when `git_tag`.
+fn package_facts(package: &Package, facts: &Facts, git_tag: bool) -> PackageFacts {
     let dir = package
         .manifest_path
         .parent()
@@ -236,6 +246,7 @@ fn package_facts(package: &Package, facts: &Facts) -> PackageFacts {
         revision: std::fs::canonicalize(&dir)
             .ok()
             .and_then(|dir| facts.revision(&dir)),
+        git_tag: git_tag.then(|| tag_of_head(&dir)).flatten(),
         dir,
     }
 }
@@ -313,6 +324,19 @@ impl Facts {
             _ => checkout(dir).map(|c| c.head),
         }
     }
+}
+
+/// The tag of the commit `dir` is checked out at (`git describe --tags --exact-match`).
+fn tag_of_head(dir: &Path) -> Option<String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["describe", "--tags", "--exact-match", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let tag = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !tag.is_empty()).then_some(tag)
 }
 
 /// The git checkout `dir` is in; `None` outside one or without git.

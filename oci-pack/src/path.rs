@@ -7,6 +7,8 @@
 //!   refused, since a hostile layer uses them to escape.
 //! - [`archive_name`]: a file name inside an image archive; `..` may climb within the archive
 //!   (as links in `docker save` output do), never out of it.
+//!
+//! And one for paths on the host, as they are shown: [`lexically_normal`].
 
 use std::path::{Component, Path, PathBuf};
 
@@ -106,6 +108,22 @@ pub fn whiteout_of(path: &Path) -> PathBuf {
 /// The opaque whiteout of the directory `dir`.
 pub fn opaque_whiteout_in(dir: &Path) -> PathBuf {
     dir.join(OPAQUE_WHITEOUT)
+}
+
+/// A path on the host with `.` and `..` resolved by its text, as cargo resolves a path
+/// dependency's: what errors show (`/src/images/debian`, not `/src/app/../images/debian`).
+pub fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 #[cfg(test)]

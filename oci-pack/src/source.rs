@@ -69,7 +69,7 @@ impl ImageSource {
             if p.is_empty() {
                 Err(invalid("a path is needed after the transport"))
             } else {
-                Ok(dir.join(p))
+                Ok(crate::path::lexically_normal(&dir.join(p)))
             }
         };
         let selector = |rest: &str| -> Result<(PathBuf, Selector)> {
@@ -728,6 +728,13 @@ mod tests {
                 "docker://127.0.0.1:5000/team/app:1@sha256:{}",
                 "a".repeat(64)
             )
+        );
+        assert_eq!(
+            ImageSource::parse("oci:../../images/./debian:12", Path::new("/src/apps/web"))
+                .unwrap()
+                .to_string(),
+            "oci:/src/images/debian:12",
+            "paths are shown as they resolve"
         );
         // A host with a port, or an IPv6 address, is a registry, not a transport.
         for (text, expected) in [
