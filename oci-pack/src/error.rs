@@ -99,6 +99,14 @@ pub enum Error {
         entry: String,
         reason: String,
     },
+    /// An entry a layer cannot hold (written twice, of a type no image has, a whiteout of
+    /// nothing): broken rather than hostile.
+    #[error("layer {layer} has an invalid entry `{entry}`: {reason}")]
+    InvalidLayerEntry {
+        layer: Digest,
+        entry: String,
+        reason: String,
+    },
     #[error("failed to read layer {layer}")]
     LayerRead {
         layer: Digest,

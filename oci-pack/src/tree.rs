@@ -3,8 +3,9 @@
 //!
 //! A layer is read once into its [`LayerChanges`]: what it adds, replaces and hides, in the
 //! order its tar lists them. Reading checks it: the blob against its digest, the tar against
-//! its diff_id, and every entry against what a hostile image could use to escape or confuse
-//! (`..`, absolute names, device nodes, duplicate paths). The changes are what
+//! its diff_id, and every entry against what a hostile image could use to escape (`..`,
+//! absolute names, hard links out of the root) and what would make it ambiguous (a path twice).
+//! Device nodes and FIFOs are kept as they are: we never extract a parent. The changes are what
 //! [`crate::cache`] keeps, so a parent's layers are decompressed once, ever; applying them
 //! checks what depends on the layers below (hard links).
 
@@ -43,8 +44,9 @@ pub enum NodeKind {
     Symlink {
         target: PathBuf,
     },
-    /// A FIFO: kept so it can be removed or whited out, never compared by content.
-    Fifo,
+    /// A FIFO or a device node (a parent's `/dev/console`): kept so it can be removed or whited
+    /// out, never compared by content, never written by us.
+    Special,
 }
 
 /// A path relative to the root as bytes (`usr/bin/env`), ordered bytewise: all that is under a
@@ -222,7 +224,7 @@ impl FileTree {
                         ..
                     }) => node.clone(),
                     _ => {
-                        return Err(Error::HostileLayerEntry {
+                        return Err(Error::InvalidLayerEntry {
                             layer: *layer,
                             entry: path_of(&path).display().to_string(),
                             reason: format!(
@@ -289,7 +291,7 @@ impl LayerChanges {
 
 /// The error of a path a layer writes twice.
 fn twice_in(layer: Digest, path: &[u8]) -> Error {
-    Error::HostileLayerEntry {
+    Error::InvalidLayerEntry {
         layer,
         entry: path_of(path).display().to_string(),
         reason: "the path appears twice in the layer".into(),
@@ -343,6 +345,11 @@ fn read_entries(
             entry: entry.to_owned(),
             reason: reason.to_owned(),
         };
+        let invalid = |entry: &str, reason: &str| Error::InvalidLayerEntry {
+            layer: layer.digest,
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
         {
             let mut archive = tar::Archive::new(Tee {
                 inner: &mut decoded,
@@ -364,7 +371,7 @@ fn read_entries(
                 }
                 if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
                     if matches!(hidden, b"" | b"." | b"..") {
-                        return Err(hostile(&raw, "a whiteout must name an entry"));
+                        return Err(invalid(&raw, "a whiteout must name an entry"));
                     }
                     let hidden = dir.join(OsStr::from_bytes(hidden));
                     visit(Change::Whiteout(into_key(hidden)))?;
@@ -386,7 +393,7 @@ fn read_entries(
                             .map(|t| PathBuf::from(OsStr::from_bytes(&t)))
                             .unwrap_or_default();
                         if target.as_os_str().is_empty() {
-                            return Err(hostile(&raw, "the symbolic link has no target"));
+                            return Err(invalid(&raw, "the symbolic link has no target"));
                         }
                         NodeKind::Symlink { target }
                     }
@@ -400,16 +407,14 @@ fn read_entries(
                         })?;
                         continue;
                     }
-                    tar::EntryType::Fifo => NodeKind::Fifo,
-                    tar::EntryType::Char | tar::EntryType::Block => {
-                        return Err(hostile(
-                            &raw,
-                            "device nodes are not allowed in an image layer",
-                        ))
+                    // A distribution's `/dev/console`: harmless to us, who never extract a
+                    // parent; kept so it can be removed or whited out.
+                    tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
+                        NodeKind::Special
                     }
                     tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
                     other => {
-                        return Err(hostile(
+                        return Err(invalid(
                             &raw,
                             &format!("unsupported tar entry type {:?}", other.as_byte() as char),
                         ))
@@ -609,7 +614,7 @@ fn decode_each(
                 let (mode, uid, gid) = (input.u32()?, input.u64()?, input.u64()?);
                 let kind = match input.u8()? {
                     0 => NodeKind::Directory,
-                    1 => NodeKind::Fifo,
+                    1 => NodeKind::Special,
                     2 => NodeKind::Symlink {
                         target: PathBuf::from(OsStr::from_bytes(&input.path()?)),
                     },
@@ -679,7 +684,7 @@ impl<W: Write + ?Sized> EncodedWriter<'_, W> {
                 self.u64(node.gid)?;
                 match &node.kind {
                     NodeKind::Directory => self.u8(0),
-                    NodeKind::Fifo => self.u8(1),
+                    NodeKind::Special => self.u8(1),
                     NodeKind::Symlink { target } => {
                         self.u8(2)?;
                         self.path(key(target))
@@ -833,9 +838,38 @@ mod tests {
         assert_eq!(paths(&tree), ["opt"]);
     }
 
+    /// A distribution's root filesystem has `/dev/console`: kept, and a later layer may white
+    /// it out or replace it.
     #[test]
-    fn hostile_entries_are_errors_naming_layer_and_entry() {
-        let cases: [(&[Raw<'_>], &str); 7] = [
+    fn device_nodes_of_a_parent_are_kept_not_refused() {
+        let (_dir, store) = store();
+        let tree = read(
+            &store,
+            &[
+                &[
+                    Raw::Dir("dev/", 0o755),
+                    Raw::Device("dev/console"),
+                    Raw::Device("dev/null"),
+                ],
+                &[
+                    Raw::File("dev/.wh.null", b"", 0o644),
+                    Raw::File("dev/console", b"c", 0o644),
+                ],
+            ],
+        )
+        .unwrap();
+        assert_eq!(paths(&tree), ["dev", "dev/console"]);
+        let (_dir, store) = self::store();
+        let tree = read(&store, &[&[Raw::Device("dev/tty")]]).unwrap();
+        assert_eq!(
+            tree.get(Path::new("dev/tty")).unwrap().kind,
+            NodeKind::Special
+        );
+    }
+
+    #[test]
+    fn hostile_and_invalid_entries_are_errors_naming_layer_and_entry() {
+        let cases: [(&[Raw<'_>], &str); 6] = [
             (
                 &[Raw::File("../escape", b"x", 0o644)],
                 "`..` is not allowed",
@@ -844,7 +878,6 @@ mod tests {
                 &[Raw::File("/etc/passwd", b"x", 0o644)],
                 "absolute paths are not allowed",
             ),
-            (&[Raw::Device("dev/sda")], "device nodes are not allowed"),
             (
                 &[Raw::File("a", b"1", 0o644), Raw::File("./a", b"2", 0o644)],
                 "appears twice",
@@ -868,10 +901,18 @@ mod tests {
             let error = FileTree::read_layers(&store, std::slice::from_ref(&layer), &[diff_id])
                 .unwrap_err();
             assert!(
-                matches!(&error, Error::HostileLayerEntry { layer: l, .. } if *l == layer.digest),
+                matches!(&error, Error::HostileLayerEntry { layer: l, .. }
+                    | Error::InvalidLayerEntry { layer: l, .. } if *l == layer.digest),
                 "{error}"
             );
             assert!(error.to_string().contains(reason), "{error}");
+            // Only what could escape is called hostile.
+            let escapes = ["`..`", "absolute", "outside the root"];
+            assert_eq!(
+                matches!(error, Error::HostileLayerEntry { .. }),
+                escapes.iter().any(|e| reason.contains(e)),
+                "{error}"
+            );
         }
     }
 
