@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::annotation::REF_NAME;
+use oci_pack::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
+use oci_pack::config::ImageConfig;
 use oci_pack::descriptor::Descriptor;
 use oci_pack::index::ImageIndex;
+use oci_pack::manifest::ImageManifest;
 use oci_pack::reference::Repository;
 use oci_pack::store::BlobStore;
 
@@ -94,21 +96,52 @@ pub fn exec(args: PushArgs) -> Result<()> {
         std::slice::from_ref(&repository),
     )?;
     let destination = registries.push_target(&args.repository)?;
-    let pushed = destination.session()?.push(
-        &BlobStore::existing(&layout),
-        &target,
-        &tags,
-        &mut shell.clone(),
-    )?;
+    let store = BlobStore::existing(&layout);
+    // The same fields `cargo oci build` reports of this image.
+    let (config, platforms) = config_and_platforms(&store, &target)?;
+    let pushed = destination
+        .session()?
+        .push(&store, &target, &tags, &mut shell.clone())?;
     shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
         name: layout
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         digest: target.digest.to_string(),
-        config: None,
-        tags: pushed.tags.clone(),
-        platforms: Vec::new(),
+        config,
+        tags: index
+            .manifests
+            .iter()
+            .filter_map(|m| m.annotations.get(CONTAINERD_IMAGE_NAME).cloned())
+            .collect(),
+        platforms,
     };
     outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+}
+
+/// What `cargo oci build` reports of an image: the config digest of a single-platform image
+/// (`None` for an index), and its platforms.
+fn config_and_platforms(
+    store: &BlobStore,
+    target: &Descriptor,
+) -> Result<(Option<String>, Vec<String>)> {
+    let bytes = store.read(target)?;
+    if oci_pack::media_type::is_index(&target.media_type) {
+        let index: ImageIndex = serde_json::from_slice(&bytes)
+            .with_context(|| format!("image index {} is not valid JSON", target.digest))?;
+        let platforms = index
+            .manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+            .collect();
+        return Ok((None, platforms));
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("manifest {} is not valid JSON", target.digest))?;
+    let config: ImageConfig = serde_json::from_slice(&store.read(&manifest.config)?)
+        .with_context(|| format!("config {} is not valid JSON", manifest.config.digest))?;
+    Ok((
+        Some(manifest.config.digest.to_string()),
+        vec![config.platform().to_string()],
+    ))
 }
