@@ -34,7 +34,8 @@ const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// What a helper says when it has nothing for a registry: Docker takes it as anonymous.
 const HELPER_NOT_FOUND: &str = "credentials not found";
 
-#[derive(Debug, Default, Deserialize)]
+/// Docker's and podman's credentials file. No `Debug`: it holds secrets.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AuthFile {
     #[serde(default)]
@@ -44,7 +45,7 @@ struct AuthFile {
     creds_store: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 struct AuthEntry {
     auth: Option<String>,
     username: Option<String>,
@@ -53,11 +54,41 @@ struct AuthEntry {
 }
 
 /// Every place credentials may come from, read from the environment once.
-#[derive(Debug)]
 pub struct CredentialSources {
     /// The environment's username and password, and the registry they are for.
     env: Option<(String, String, String)>,
     files: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for CredentialSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialSources")
+            .field(
+                "env",
+                &self
+                    .env
+                    .as_ref()
+                    .map(|(user, _, registry)| (user, "***", registry)),
+            )
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// The environment's username and password, taken out of the environment when the program
+/// starts ([`take_from_environment`]), so that no process it runs (cargo, and so every build
+/// script and proc-macro of every dependency; a loader; a credential helper) inherits them.
+static ENV_SECRET: std::sync::OnceLock<(Option<String>, Option<String>)> =
+    std::sync::OnceLock::new();
+
+/// Moves `CARGO_OCI_REGISTRY_USERNAME` and `CARGO_OCI_REGISTRY_PASSWORD` from the environment
+/// into this process alone. Called first thing in `main`, while there is one thread.
+pub fn take_from_environment() {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let secret = (var(USERNAME_VAR), var(PASSWORD_VAR));
+    std::env::remove_var(USERNAME_VAR);
+    std::env::remove_var(PASSWORD_VAR);
+    let _ = ENV_SECRET.set(secret);
 }
 
 impl CredentialSources {
@@ -65,8 +96,11 @@ impl CredentialSources {
     /// credentials are for unless `CARGO_OCI_REGISTRY` names another. Pushes to several
     /// registries need it: a secret is for one registry.
     pub fn from_env(push_registries: &[&str]) -> Result<CredentialSources> {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (username, password) = (var(USERNAME_VAR), var(PASSWORD_VAR));
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let (username, password) = ENV_SECRET
+            .get()
+            .cloned()
+            .unwrap_or_else(|| (var(USERNAME_VAR), var(PASSWORD_VAR)));
         let mut pushed: Vec<&str> = push_registries.to_vec();
         pushed.sort();
         pushed.dedup();
@@ -107,14 +141,30 @@ impl CredentialSources {
             let Ok(text) = std::fs::read_to_string(path) else {
                 continue;
             };
-            let file: AuthFile = serde_json::from_str(&text)
-                .with_context(|| format!("failed to parse `{}`", path.display()))?;
+            // serde's own message may quote a value, and a value here may be a secret.
+            let file: AuthFile = serde_json::from_str(&text).map_err(|error| {
+                anyhow::anyhow!(
+                    "failed to parse `{}`: {} at line {}, column {}",
+                    path.display(),
+                    match error.classify() {
+                        serde_json::error::Category::Data => "not the shape Docker writes",
+                        _ => "not valid JSON",
+                    },
+                    error.line(),
+                    error.column()
+                )
+            })?;
+            // An empty helper name means none, as Docker reads it.
             let helper = file
                 .cred_helpers
                 .iter()
-                .find(|(key, _)| same_registry(key, registry))
+                .find(|(key, helper)| same_registry(key, registry) && !helper.is_empty())
                 .map(|(_, helper)| (helper, "credHelpers"))
-                .or(file.creds_store.as_ref().map(|store| (store, "credsStore")));
+                .or(file
+                    .creds_store
+                    .as_ref()
+                    .filter(|store| !store.is_empty())
+                    .map(|store| (store, "credsStore")));
             if let Some((helper, key)) = helper {
                 let named_by = format!("`{key}` in `{}`", path.display());
                 return helper_get(helper, registry, &named_by);
@@ -333,5 +383,27 @@ mod tests {
         }
         assert!(!same_registry("https://index.docker.io/v1/", "ghcr.io"));
         assert!(!same_registry("docker.io.attacker.example", "docker.io"));
+    }
+
+    #[test]
+    fn a_broken_file_is_named_without_quoting_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"auths": {"h": "dXNlcjpzM2NyZXQ="}}"#).unwrap();
+        let sources = CredentialSources {
+            env: None,
+            files: vec![path],
+        };
+        let error = format!("{:#}", sources.for_registry("h").unwrap_err());
+        assert!(
+            error.contains("not the shape Docker writes at line 1"),
+            "{error}"
+        );
+        assert!(!error.contains("dXNlcjpzM2NyZXQ="), "{error}");
+        let with_secret = CredentialSources {
+            env: Some(("ci".into(), "s3cret".into(), "ghcr.io".into())),
+            files: Vec::new(),
+        };
+        assert!(!format!("{with_secret:?}").contains("s3cret"));
     }
 }

@@ -45,6 +45,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread or child process exists.
+    credentials::take_from_environment();
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Run directly as `cargo-oci build`, behave as `cargo oci build`.
     if args.get(1).is_some_and(|a| a != "oci") {

@@ -134,6 +134,8 @@ fn a_helper_that_knows_nothing_is_anonymous_and_a_missing_or_failing_one_is_name
         &build("empty"),
         "a build whose credential helper knows nothing",
     );
+    // An empty `credsStore` is none at all, as Docker reads it.
+    assert_success(&build(""), "a build with an empty credsStore");
     assert!(proxy.requests() > 0, "the base came through the proxy");
     assert!(proxy.authorizations().is_empty());
 
@@ -220,4 +222,29 @@ fn a_login_kept_under_a_url_is_found() {
         .output()
         .unwrap();
     assert_success(&output, "a push with a login kept under a URL");
+}
+
+/// The environment's secret is this process's alone: cargo, and so every build script and
+/// proc-macro of every dependency, never sees it.
+#[test]
+fn the_environment_secret_reaches_no_build_script() {
+    let fixture = Fixture::copy("macros");
+    let build_script = r#"//! Fails the build if it can see a registry secret.
+
+fn main() {
+    for var in ["CARGO_OCI_REGISTRY_USERNAME", "CARGO_OCI_REGISTRY_PASSWORD"] {
+        assert!(std::env::var_os(var).is_none(), "{var} reached a build script");
+    }
+    println!("cargo:rustc-env=BUILT_BY=build.rs");
+}
+"#;
+    std::fs::write(fixture.path().join("build.rs"), build_script).unwrap();
+    let output = fixture.build_with_env(
+        &["--quiet"],
+        &[
+            ("CARGO_OCI_REGISTRY_USERNAME", USER),
+            ("CARGO_OCI_REGISTRY_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_success(&output, "a build with a registry secret in the environment");
 }

@@ -226,3 +226,55 @@ fn a_base_on_an_ipv6_registry_is_pulled() {
         format!("{repository}:latest")
     );
 }
+
+/// Headers a byte at a time, an error body a byte at a time: each ends, in bounded time.
+#[test]
+fn a_registry_trickling_headers_or_an_error_is_given_up() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::TrickleHeaders) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(
+        &output,
+        &fixture,
+        &[&format!("failed to connect to registry `{}`", server.host)],
+    );
+
+    let Some((server, fixture)) = misbehaving(Misbehaviour::TrickleErrorBody) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(&output, &fixture, &["it answered 404 Not Found"]);
+}
+
+/// The registry redirects a blob to a host (a CDN, its operator, or anyone on the way) that
+/// answers 401 naming a token server of its own: the registry's credentials never go there.
+#[test]
+fn a_redirect_target_asking_for_credentials_gets_none() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::RedirectToChallenger) else {
+        return;
+    };
+    use base64::Engine as _;
+    let config = fixture.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("ferris:s3cret-pass");
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({"auths": {server.host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let mut env = IMPATIENT.to_vec();
+    let config = config.display().to_string();
+    env.push(("DOCKER_CONFIG", &config));
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &env);
+    assert_refused(
+        &output,
+        &fixture,
+        &["it redirected to `localhost`, which asked for credentials"],
+    );
+    assert_eq!(
+        server.token_requests.load(Ordering::Relaxed),
+        0,
+        "the redirect target's token server was asked"
+    );
+}

@@ -274,7 +274,8 @@ fn one_failing_image_stops_the_build_and_leaves_the_others_outputs() {
     let text = fs::read_to_string(&tools).unwrap().replace(
         "config = { cmd = [\"--all\"] }",
         &format!(
-            "config = {{ cmd = [\"--all\"] }}\nbase = \"oci:{}:latest\"\nremove = [\"/no/such/path\"]",
+            "config = {{ cmd = [\"--all\"] }}\nbase = \"oci:{}:latest\"\n\
+             remove = [\"/no/such/path\"]",
             parents.layout.display()
         ),
     );

@@ -124,8 +124,8 @@ struct TokenAnswer {
     access_token: Option<String>,
 }
 
-/// A Bearer token for `scopes`, from the token server at `realm`. `plain_http_allowed`: whether
-/// the registry may be reached over plain HTTP, and so its token server too.
+/// A Bearer token for `scopes`, from the token server at `realm`. `plain_http_ok` says of a
+/// token server's `host[:port]` whether it may be asked over plain HTTP.
 pub(super) fn token(
     agent: &ureq::Agent,
     limits: &Limits,
@@ -133,11 +133,13 @@ pub(super) fn token(
     service: Option<&str>,
     scopes: &[String],
     credentials: &Credentials,
-    plain_http_allowed: bool,
+    plain_http_ok: &dyn Fn(&str) -> bool,
 ) -> Result<String, Failure> {
     if !realm.starts_with("https://") {
-        let plain = realm.starts_with("http://");
-        if !(plain && plain_http_allowed) {
+        let authority = realm
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split(['/', '?']).next());
+        if !authority.is_some_and(plain_http_ok) {
             return Err(Failure::Refused(format!(
                 "its token server `{realm}` is not an `https://` address; nothing is sent there"
             )));
@@ -239,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_token_server_over_plain_http_gets_nothing_unless_allowed() {
-        let agent = transport::agent(&Limits::default(), false);
+        let agent = transport::agent(&Limits::default(), false, false);
         let credentials = Credentials::Basic {
             username: "u".into(),
             password: "p".into(),
@@ -252,7 +254,7 @@ mod tests {
             None,
             &[],
             &credentials,
-            false,
+            &|_| false,
         );
         assert!(
             matches!(&refused, Err(Failure::Refused(why)) if why.contains("not an `https://`")),

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write as _};
 use std::sync::Mutex;
 
 use ureq::http::Response;
-use ureq::{Body, SendBody};
+use ureq::{Body, ResponseExt as _, SendBody};
 
 use super::auth::{self, Challenge, Credentials};
 use super::transport::{self, retry, Failure, Limits, Paced};
@@ -130,7 +130,7 @@ impl Session {
             }
         }
         let mut session = Session {
-            agent: transport::agent(&limits, repository.is_loopback()),
+            agent: transport::agent(&limits, repository.is_loopback(), false),
             limits,
             repository: repository.clone(),
             credentials: credentials.clone(),
@@ -142,6 +142,11 @@ impl Session {
         };
         let (origin, challenge) = retry(&limits, || session.ping())
             .map_err(|failure| session.failed("connect to", failure))?;
+        // A registry that answered over HTTPS is never left for plain HTTP, not even by a
+        // redirect to a CDN: a manifest fetched by tag has only its header to vouch for it.
+        if origin.starts_with("https://") {
+            session.agent = transport::agent(&limits, repository.is_loopback(), true);
+        }
         session.origin = origin;
         if let Some(challenge) = challenge {
             retry(&limits, || session.authorize(&challenge))
@@ -182,6 +187,10 @@ impl Session {
             .map_err(Failure::Transport)?;
         match response.status().as_u16() {
             200..=299 => Ok(None),
+            // Only the registry itself says how to log in to it, never a host it redirects to.
+            401 if !same_origin(&response.get_uri().to_string(), origin) => {
+                Err(redirected_challenge(&response))
+            }
             401 => challenge_of(&response).map(Some).ok_or_else(|| {
                 Failure::Refused("it asks for authentication in a way no registry does".into())
             }),
@@ -224,13 +233,17 @@ impl Session {
                     service.as_deref(),
                     &scopes,
                     credentials,
-                    self.plain_http_allowed,
+                    &|server| self.token_server_may_be_plain(server),
                 )?;
                 Some(format!("Bearer {token}"))
             }
         };
         self.authorization.lock().expect("not poisoned").header = header;
         Ok(())
+    }
+
+    fn token_server_may_be_plain(&self, server: &str) -> bool {
+        plain_token_server(server, &self.repository.registry, self.plain_http_allowed)
     }
 
     /// One exchange: `send` is called with the `Authorization` header for `url` (none unless
@@ -241,9 +254,7 @@ impl Session {
         url: &str,
         send: &mut dyn FnMut(Option<&str>) -> Answer,
     ) -> Result<Response<Body>, Failure> {
-        let ours = url
-            .strip_prefix(&self.origin)
-            .is_some_and(|rest| rest.starts_with('/'));
+        let ours = same_origin(url, &self.origin);
         let mut authorized_again = false;
         loop {
             let header = match ours {
@@ -257,6 +268,11 @@ impl Session {
             };
             let mut response = send(header.as_deref()).map_err(Failure::Transport)?;
             let status = response.status().as_u16();
+            // A 401 of a host the request was redirected to (a CDN) says nothing about how to
+            // log in to the registry: credentials never go where it points.
+            if status == 401 && !same_origin(&response.get_uri().to_string(), &self.origin) {
+                return Err(redirected_challenge(&response));
+            }
             if status == 401 && ours && !authorized_again {
                 authorized_again = true;
                 match challenge_of(&response) {
@@ -613,6 +629,35 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// Whether a token server at `server` (`host[:port]`) may be asked over plain HTTP for
+/// `registry`: only when the registry may be, and the token server is this machine or the
+/// registry itself.
+fn plain_token_server(server: &str, registry: &str, plain_http_allowed: bool) -> bool {
+    let loopback = Repository::parse(&format!("{server}/token")).is_ok_and(|s| s.is_loopback());
+    plain_http_allowed && (loopback || server == registry)
+}
+
+/// Whether `url` is on `origin` (`https://host[:port]`): the same scheme, host and port, the
+/// default port written or not.
+fn same_origin(url: &str, origin: &str) -> bool {
+    let parts = |text: &str| {
+        let uri: ureq::http::Uri = text.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default = if scheme == "https" { 443 } else { 80 };
+        let host = uri.host()?.to_ascii_lowercase();
+        Some((scheme, host, uri.port_u16().unwrap_or(default)))
+    };
+    matches!((parts(url), parts(origin)), (Some(a), Some(b)) if a == b)
+}
+
+fn redirected_challenge(response: &Response<Body>) -> Failure {
+    Failure::Refused(format!(
+        "it redirected to `{}`, which asked for credentials; they are for the registry only, \
+         and are not sent there",
+        response.get_uri().host().unwrap_or_default()
+    ))
+}
+
 /// A failure of the TLS handshake (a certificate not trusted, or not TLS at all), as opposed to
 /// one of the connection.
 fn is_tls_failure(error: &ureq::Error) -> bool {
@@ -675,9 +720,12 @@ fn error_detail(response: &mut Response<Body>) -> String {
         message: Option<String>,
     }
     let mut bytes = Vec::new();
-    let _ = response
-        .body_mut()
-        .as_reader()
+    let limits = Limits {
+        stall: std::time::Duration::from_secs(5),
+        ..Limits::default()
+    };
+    // What is said of a failure is worth a few seconds, no more.
+    let _ = Paced::new(response.body_mut().as_reader(), limits)
         .take(64 << 10)
         .read_to_end(&mut bytes);
     match serde_json::from_slice::<Errors>(&bytes) {
@@ -728,5 +776,55 @@ pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
         None if value.get("manifests").is_some() => Some(media_type::OCI_INDEX.to_owned()),
         None if value.get("layers").is_some() => Some(media_type::OCI_MANIFEST.to_owned()),
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_its_scheme_host_and_port() {
+        let origin = "https://registry.example.com";
+        for same in [
+            "https://registry.example.com/v2/",
+            "https://REGISTRY.example.com:443/v2/x",
+        ] {
+            assert!(same_origin(same, origin), "{same}");
+        }
+        for other in [
+            "http://registry.example.com/v2/",
+            "https://registry.example.com:4443/v2/",
+            "https://registry.example.com.evil/v2/",
+            "https://cdn.example.com/blob",
+            "not a url",
+        ] {
+            assert!(!same_origin(other, origin), "{other}");
+        }
+        assert!(same_origin(
+            "http://127.0.0.1:5000/v2/",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:50001/v2/",
+            "http://127.0.0.1:5000"
+        ));
+    }
+
+    #[test]
+    fn a_plain_http_token_server_is_this_machine_or_the_registry_itself() {
+        assert!(plain_token_server("127.0.0.1:9000", "127.0.0.1:5000", true));
+        assert!(plain_token_server("localhost:9000", "127.0.0.1:5000", true));
+        assert!(plain_token_server("reg.lan:5000", "reg.lan:5000", true));
+        assert!(!plain_token_server(
+            "auth.remote.example",
+            "127.0.0.1:5000",
+            true
+        ));
+        assert!(!plain_token_server(
+            "127.0.0.1:9000",
+            "registry.example.com",
+            false
+        ));
     }
 }

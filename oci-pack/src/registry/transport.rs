@@ -38,8 +38,9 @@ impl Default for Limits {
 pub(super) const MAX_REDIRECTS: u32 = 5;
 
 /// The agent for one registry. `loopback`: the registry is this machine, which no proxy can
-/// reach (as Go's HTTP client decides, which Docker and podman use).
-pub(super) fn agent(limits: &Limits, loopback: bool) -> ureq::Agent {
+/// reach (as Go's HTTP client decides, which Docker and podman use). `https_only`: no request,
+/// nor any redirect, may use plain HTTP.
+pub(super) fn agent(limits: &Limits, loopback: bool, https_only: bool) -> ureq::Agent {
     let proxy = if loopback {
         None
     } else {
@@ -51,7 +52,10 @@ pub(super) fn agent(limits: &Limits, loopback: bool) -> ureq::Agent {
         .max_redirects(MAX_REDIRECTS)
         // A redirect elsewhere (a CDN, an attacker) never receives our Authorization header.
         .redirect_auth_headers(RedirectAuthHeaders::Never)
+        .https_only(https_only)
         .timeout_connect(Some(limits.stall))
+        // Headers sent a byte at a time would restart the per-read timeout forever.
+        .timeout_recv_response(Some(limits.stall * 2))
         .timeout_per_read(Some(limits.stall))
         .timeout_per_write(Some(limits.stall))
         .user_agent(concat!("cargo-oci/", env!("CARGO_PKG_VERSION")))

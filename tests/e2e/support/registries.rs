@@ -622,6 +622,14 @@ pub enum Misbehaviour {
     RedirectLoop,
     /// Gives a token to anyone, and refuses every request made with it.
     AuthenticationLoop,
+    /// Asks for Basic credentials, then redirects blobs to another origin (a "CDN", under the
+    /// name `localhost`) that answers 401 naming a token server of its own: a request there
+    /// is counted in `token_requests`.
+    RedirectToChallenger,
+    /// Sends the headers of `GET /v2/` a byte a second.
+    TrickleHeaders,
+    /// Answers the manifest with a 404 whose body comes a byte a second.
+    TrickleErrorBody,
 }
 
 /// A registry server of a few lines that serves the only image of an OCI layout as
@@ -712,9 +720,50 @@ impl Answer<'_> {
             "www-authenticate: Bearer realm=\"http://{}/token\",service=test\r\n",
             self.host
         );
+        let trickle = |text: &[u8]| {
+            for byte in text {
+                if (&*self.stream).write_all(&[*byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        };
         if misbehaviour == M::Silent {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             return false;
+        }
+        if misbehaviour == M::TrickleHeaders && request.path == "/v2/" {
+            trickle(&[b"HTTP/1.1 200 OK\r\n".as_slice(), &[b'x'; 4096]].concat());
+            return false;
+        }
+        if misbehaviour == M::TrickleErrorBody && request.path.starts_with("/v2/base/manifests/") {
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 65536\r\n\r\n");
+            trickle(&[b' '; 65536]);
+            return false;
+        }
+        if misbehaviour == M::RedirectToChallenger {
+            let cdn = self.host.replace("127.0.0.1", "localhost");
+            if request.path == "/steal" {
+                self.tokens.fetch_add(1, Ordering::Relaxed);
+                return send("200 OK", "", br#"{"token":"stolen"}"#);
+            }
+            if request.path.starts_with("/cdn/") {
+                let challenge = format!(
+                    "www-authenticate: Bearer realm=\"http://{cdn}/steal\",service=cdn\r\n"
+                );
+                return send("401 Unauthorized", &challenge, b"{}");
+            }
+            if request.header("authorization").is_none() {
+                return send(
+                    "401 Unauthorized",
+                    "www-authenticate: Basic realm=\"registry\"\r\n",
+                    b"{}",
+                );
+            }
+            if request.path.starts_with("/v2/base/blobs/") {
+                let location = format!("location: http://{cdn}/cdn{}\r\n", request.path);
+                return send("307 Temporary Redirect", &location, b"");
+            }
         }
         if request.path.starts_with("/token") {
             self.tokens.fetch_add(1, Ordering::Relaxed);
