@@ -77,14 +77,78 @@ pub struct BuildArgs {
     pub verbose: bool,
 }
 
+/// What a build made of one image: what it reports, and what running it needs.
+#[derive(Debug)]
+pub struct Finished {
+    pub summary: ImageSummary,
+    pub outputs: Vec<outputs::Output>,
+    /// Of a single-platform image: the ports it exposes (`8080/tcp`).
+    pub exposed_ports: Vec<String>,
+    /// The image's layers, and their compressed bytes (of every platform, for an index).
+    pub layers: usize,
+    pub bytes: u64,
+    /// Whether it is a single image of this machine's platform, which it can run.
+    pub runs_here: bool,
+}
+
 pub fn exec(args: BuildArgs) -> Result<()> {
-    let started = Instant::now();
-    let verbosity = match (args.quiet, args.verbose) {
-        (true, _) => Verbosity::Quiet,
-        (_, true) => Verbosity::Verbose,
-        _ => Verbosity::Normal,
+    let shell = Shell::new(args.verbosity());
+    let finished = build(&args, &shell, true)?;
+    if let [only] = finished.as_slice() {
+        next_steps(only, args.load, &shell);
+    }
+    Ok(())
+}
+
+impl BuildArgs {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
+}
+
+/// How to run what was just built, for someone who has not done it before: with the image's
+/// own name and its ports published (`podman pull oci:DIR` would name it after the directory).
+fn next_steps(image: &Finished, loaded: Option<Loader>, shell: &Shell) {
+    let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
+        return;
     };
-    let shell = Shell::new(verbosity);
+    let ports: String = image
+        .exposed_ports
+        .iter()
+        .map(|port| format!(" -p {}:{}", port.split('/').next().unwrap_or(port), port))
+        .collect();
+    let engine = loaded
+        .or_else(Loader::installed)
+        .unwrap_or(Loader::Podman)
+        .program();
+    let run = format!("{engine} run --rm{ports} {tag}");
+    let archive = image.outputs.iter().find(|o| o.format == Format::Docker);
+    match (loaded, archive) {
+        (Some(_), _) => shell.status("Run", format_args!("`{run}`")),
+        (None, Some(archive)) => shell.status(
+            "Run",
+            format_args!(
+                "`{engine} load -i {}` then `{run}`, or `cargo oci run`",
+                archive.path.display()
+            ),
+        ),
+        (None, None) => shell.status(
+            "Run",
+            format_args!("`cargo oci run`, or `cargo oci build --load={engine}` then `{run}`"),
+        ),
+    }
+}
+
+/// Builds every image the arguments choose, and writes, loads and pushes it as they ask;
+/// `report`: one stdout line per output.
+pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finished>> {
+    let started = Instant::now();
+    let verbosity = args.verbosity();
+    let shell = shell.clone();
 
     let created = workspace::source_date_epoch()?;
     let facts = workspace::Facts::gather(&args.cargo.workspace)?;
@@ -357,7 +421,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     for warning in cache.take_warnings() {
         shell.warn(warning);
     }
-    for ((_, summary), (written, loaded, pushed)) in images.iter().zip(written?) {
+    let mut finished = Vec::new();
+    for ((_, summary), (written, loaded, pushed)) in images.into_iter().zip(written?) {
         for output in &written {
             let verb = if output.fresh { "Fresh" } else { "Writing" };
             shell.status(verb, output.path.display());
@@ -368,27 +433,98 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         if let Some(pushed) = &pushed {
             shell.status("Pushed", outputs::push_status(pushed));
         }
-        outputs::report(
-            args.message_format,
+        if report {
+            outputs::report(
+                args.message_format,
+                &summary,
+                &written,
+                args.load,
+                pushed.as_ref(),
+            )?;
+        }
+        let (layers, bytes, exposed_ports) = measure(&cache, &summary)?;
+        let host = oci_pack::platform::Platform::from_rust_target(&facts.host);
+        let runs_here = matches!(
+            (summary.platforms.as_slice(), host),
+            ([platform], Some(host)) if *platform == host.to_string()
+        );
+        finished.push(Finished {
             summary,
-            &written,
-            args.load,
-            pushed.as_ref(),
-        )?;
+            outputs: written,
+            exposed_ports,
+            layers,
+            bytes,
+            runs_here,
+        });
     }
-    let tags: Vec<String> = images
+    let tags: Vec<String> = finished
         .iter()
-        .flat_map(|(_, summary)| summary.tags.clone())
+        .flat_map(|f| f.summary.tags.clone())
         .collect();
+    let size = match finished.as_slice() {
+        [only] => format!(
+            " ({} layer{}, {} compressed)",
+            only.layers,
+            if only.layers == 1 { "" } else { "s" },
+            mib(only.bytes)
+        ),
+        _ => String::new(),
+    };
     shell.status(
         "Finished",
         format_args!(
-            "{} in {:.2}s",
+            "{}{size} in {:.2}s",
             tags.join(", "),
             started.elapsed().as_secs_f64()
         ),
     );
-    Ok(())
+    Ok(finished)
+}
+
+/// `12.3 MiB`
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// An image's layers and their compressed bytes (each platform's, for an index), and the ports
+/// a single-platform image exposes.
+fn measure(cache: &BuildCache, summary: &ImageSummary) -> Result<(usize, u64, Vec<String>)> {
+    use oci_pack::config::ImageConfig;
+    use oci_pack::index::ImageIndex;
+    use oci_pack::manifest::ImageManifest;
+    let store = cache.store();
+    let read = |digest: &str| -> Result<Vec<u8>> {
+        let digest: oci_pack::digest::Digest = digest.parse()?;
+        let path = store.blob_path(&digest);
+        std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))
+    };
+    let top = read(&summary.digest)?;
+    let manifests: Vec<ImageManifest> = match serde_json::from_slice::<ImageIndex>(&top) {
+        Ok(index) if !index.manifests.is_empty() => index
+            .manifests
+            .iter()
+            .map(|m| Ok(serde_json::from_slice(&read(&m.digest.to_string())?)?))
+            .collect::<Result<_>>()?,
+        _ => vec![serde_json::from_slice(&top)?],
+    };
+    let layers = manifests.iter().map(|m| m.layers.len()).sum();
+    let bytes = manifests
+        .iter()
+        .flat_map(|m| std::iter::once(&m.config).chain(&m.layers))
+        .map(|d| d.size)
+        .sum();
+    let ports = match (&summary.config, manifests.as_slice()) {
+        (Some(config), [_]) => {
+            let config: ImageConfig = serde_json::from_slice(&read(config)?)?;
+            config
+                .config
+                .and_then(|c| c.exposed_ports)
+                .map(|ports| ports.into_keys().collect())
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    Ok((layers, bytes, ports))
 }
 
 fn names(plans: &[BuildPlan]) -> String {

@@ -11,6 +11,7 @@ mod pack;
 mod plan;
 mod push;
 mod registries;
+mod run;
 mod shell;
 mod values;
 mod workspace;
@@ -38,6 +39,8 @@ struct Oci {
 enum Command {
     /// Build the package's binaries and pack them into an OCI image
     Build(build::BuildArgs),
+    /// Build the image for this machine, load it into podman or docker, and run it
+    Run(run::RunArgs),
     /// Push an OCI layout already built to a registry, under its tags
     Push(push::PushArgs),
     /// Join per-architecture images already pushed by digest into one multi-platform tag
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let Cli::Oci(oci) = Cli::parse_from(args);
     let result = match oci.command {
         Command::Build(args) => build::exec(args),
+        Command::Run(args) => run::exec(args),
         Command::Push(args) => push::exec(args),
         Command::Index(args) => index::exec(args),
     };

@@ -68,6 +68,26 @@ impl Loader {
             Loader::Podman => "podman",
         }
     }
+
+    /// The one on this machine: podman if it is installed (no daemon needs to be running),
+    /// else docker.
+    pub fn installed() -> Option<Loader> {
+        [Loader::Podman, Loader::Docker]
+            .into_iter()
+            .find(|loader| on_path(loader.program()))
+    }
+
+    fn other(self) -> Loader {
+        match self {
+            Loader::Docker => Loader::Podman,
+            Loader::Podman => Loader::Docker,
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// One thing the build produced.
@@ -224,16 +244,29 @@ fn archive_key(image: &Tagged, format: Format, mtime: Timestamp) -> Result<Diges
 }
 
 /// Pipes the Docker archive into `docker load` / `podman load`; no tar touches the disk.
-/// Returns what the loader printed.
+/// Returns the names the loader gave the image (`localhost/app:1.0, …` with podman).
 fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<String> {
     let program = loader.program();
+    // What to try instead, when this loader cannot take the image.
+    let other = loader.other();
+    let instead = if on_path(other.program()) {
+        format!(
+            "; {} is installed: `--load={}`",
+            other.program(),
+            other.program()
+        )
+    } else {
+        String::new()
+    };
     let mut child = Command::new(program)
         .arg("load")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("failed to run `{program} load`; is {program} installed?"))?;
+        .with_context(|| {
+            format!("failed to run `{program} load`: is {program} installed?{instead}")
+        })?;
     let stdin = BufWriter::new(child.stdin.take().expect("stdin is piped"));
     // A loader that dies early closes the pipe; its own message, below, says why.
     let streamed = write_archive(image, ArchiveFormat::Docker, stdin, mtime).and_then(|mut w| {
@@ -249,13 +282,19 @@ fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<Strin
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         bail!(
-            "`{program} load` failed ({}): {}",
+            "`{program} load` failed ({}): {}{instead}",
             output.status,
             stderr.trim()
         );
     }
     streamed.with_context(|| format!("failed to stream the image into `{program} load`"))?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    let said = String::from_utf8_lossy(&output.stdout);
+    let names: Vec<&str> = said
+        .lines()
+        .map(|line| line.trim().trim_start_matches("Loaded image: "))
+        .filter(|line| !line.is_empty())
+        .collect();
+    Ok(names.join(", "))
 }
 
 /// The status line of a push: where it went, and what had to travel.

@@ -192,7 +192,8 @@ pub fn check_destination(destination: &Path, tags: &[Reference]) -> Result<()> {
     if !others.is_empty() {
         return Err(refuse(format!(
             "it holds other images ({}); cargo oci replaces a layout only when it holds this \
-             image alone: choose another output",
+             image alone (any tags): choose another output, or remove it if it is an earlier \
+             build of this image under other names",
             others.join(", ")
         )));
     }

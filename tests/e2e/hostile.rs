@@ -15,13 +15,13 @@ use serde_json::json;
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// One layer of a crafted parent.
-struct Layer {
+pub(crate) struct Layer {
     media_type: &'static str,
     blob: Vec<u8>,
     diff_id: Digest,
 }
 
-fn gzip(entries: &[Raw<'_>]) -> Layer {
+pub(crate) fn gzip(entries: &[Raw<'_>]) -> Layer {
     let tar = tar_of(entries);
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut encoder, &tar).unwrap();
@@ -40,7 +40,7 @@ fn put(layout: &Path, bytes: &[u8]) -> Digest {
 
 /// Writes an OCI layout at `layout` holding one image, tag `latest`; `edit` may spoil the
 /// manifest JSON before it is stored. Returns the layers' digests.
-fn craft(
+pub(crate) fn craft(
     layout: &Path,
     layers: &[Layer],
     config: Option<&[u8]>,

@@ -9,6 +9,7 @@ mod build;
 mod cache;
 mod compression;
 mod credentials;
+mod first_hour;
 mod hostile;
 mod hostile_registries;
 mod oracles;

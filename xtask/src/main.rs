@@ -152,8 +152,8 @@ fn example(sh: &Shell) -> Result<PathBuf> {
     cmd!(sh, "{cargo_oci} oci build").run()?;
     let layout = example.join("target/oci/hello-server");
     eprintln!(
-        "\nRun it with podman:\n  podman run --rm -p 8080:8080 $(podman pull -q oci:{}:0.1.0)",
-        layout.display()
+        "\nRun it (podman or docker; Ctrl-C stops it):\n  cd examples/hello-server && \
+         ../../target/release/cargo-oci oci run\n  curl http://127.0.0.1:8080/"
     );
     Ok(layout)
 }

@@ -1,9 +1,26 @@
 //! A tiny HTTP server with no dependencies: `GET /` answers "hello from cargo oci".
+//!
+//! It stops on SIGINT (Ctrl-C) and SIGTERM (`podman stop`, Kubernetes) itself: as a container's
+//! PID 1, a process gets no default handlers from the kernel, and would ignore both. A real
+//! service does this with its runtime (`tokio::signal`, the `ctrlc` crate).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+}
+
+extern "C" fn stop(signum: i32) {
+    std::process::exit(128 + signum);
+}
+
 fn main() -> std::io::Result<()> {
+    // SIGINT and SIGTERM; the handler only exits, which is all this server needs.
+    unsafe {
+        signal(2, stop);
+        signal(15, stop);
+    }
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
     let listener = TcpListener::bind(("0.0.0.0", port.parse().unwrap_or(8080)))?;
     eprintln!("listening on :{port}");

@@ -139,6 +139,8 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
     let home = HOME.get_or_init(|| {
         let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-home");
         fs::create_dir_all(home.join(".docker")).unwrap();
+        // podman insists on reading it when DOCKER_CONFIG is set.
+        fs::write(home.join(".docker/config.json"), "{}").unwrap();
         home
     });
     let real_home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));

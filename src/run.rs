@@ -1,0 +1,86 @@
+//! `cargo oci run [-- ARGS]`: the inner loop of a service developer in one command. Builds the
+//! image for this machine, loads it into podman or docker, and becomes `ENGINE run` of it (the
+//! process is replaced, so Ctrl-C, every other signal and the exit code are the container's),
+//! with its exposed ports published on loopback and ARGS as its command.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use crate::build::{self, BuildArgs};
+use crate::outputs::Loader;
+use crate::shell::Shell;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// What runs the image (default: podman if it is installed, else docker)
+    #[arg(long, value_enum)]
+    pub engine: Option<Loader>,
+    /// The container's command, replacing the image's `cmd`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+pub fn exec(mut args: RunArgs) -> Result<()> {
+    let shell = Shell::new(args.build.verbosity());
+    let engine = match args.engine {
+        Some(engine) => engine,
+        None => Loader::installed()
+            .ok_or_else(|| anyhow!("neither podman nor docker is installed to run the image"))?,
+    };
+    if args.build.cargo.targets.is_empty() {
+        // This machine's image, whatever other platforms the metadata lists.
+        args.build.cargo.targets = vec![crate::workspace::host_triple()?];
+    }
+    args.build.load = Some(engine);
+    // stdout is the container's.
+    let built = build::build(&args.build, &shell, false)?;
+    let image = match built.as_slice() {
+        [image] => image,
+        several => bail!(
+            "`cargo oci run` runs one image, and these packages make {} ({}); \
+             choose one with `-p`",
+            several.len(),
+            several
+                .iter()
+                .map(|i| i.summary.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let tag = image
+        .summary
+        .tags
+        .first()
+        .context("the image has no tag to run it by")?;
+    let mut command = Command::new(engine.program());
+    command.args(["run", "--rm", "--interactive"]);
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        command.arg("--tty");
+    }
+    for port in &image.exposed_ports {
+        let number = port.split('/').next().unwrap_or(port);
+        command
+            .arg("--publish")
+            .arg(format!("127.0.0.1:{number}:{port}"));
+    }
+    command.arg(tag).args(&args.args);
+    shell.status(
+        "Running",
+        format_args!(
+            "`{} {}`",
+            engine.program(),
+            command
+                .get_args()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    );
+    // Only returns if the engine could not be started.
+    let error = command.exec();
+    Err(error).with_context(|| format!("failed to run `{} run`", engine.program()))
+}
