@@ -24,7 +24,7 @@ use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::workspace;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoOptions,
@@ -60,7 +60,7 @@ pub struct BuildArgs {
     )]
     pub load: Option<Loader>,
     /// Push each image under its tags: to REPOSITORY (`HOST[:PORT]/NAME`; with several images,
-    /// to REPOSITORY/<image>), or without one to each image's `repository`
+    /// to `REPOSITORY/<image>`), or without one to each image's `repository`
     #[arg(long, value_name = "REPOSITORY", num_args = 0..=1, default_missing_value = "")]
     pub push: Option<String>,
     /// Allow plain HTTP to this registry (loopback registries always are), repeatable
@@ -82,6 +82,8 @@ pub struct BuildArgs {
 pub struct Finished {
     pub summary: ImageSummary,
     pub outputs: Vec<outputs::Output>,
+    /// Where it was pushed.
+    pub pushed: Option<oci_pack::registry::Pushed>,
     /// Of a single-platform image: the ports it exposes (`8080/tcp`).
     pub exposed_ports: Vec<String>,
     /// The image's layers, and their compressed bytes (of every platform, for an index).
@@ -451,6 +453,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         finished.push(Finished {
             summary,
             outputs: written,
+            pushed,
             exposed_ports,
             layers,
             bytes,

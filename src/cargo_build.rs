@@ -38,11 +38,24 @@ pub struct WorkspaceOptions {
     /// Directory for all generated artifacts
     #[arg(long, value_name = "DIRECTORY")]
     pub target_dir: Option<PathBuf>,
+    /// Where cargo, rustc and git run, as if the build were started there: the package it
+    /// selects, cargo's `.cargo/config.toml` and rustup's toolchain file depend on it. Set by
+    /// the library (`Build::current_dir`); the command line runs where it is started.
+    #[arg(skip)]
+    pub current_dir: Option<PathBuf>,
 }
 
 impl WorkspaceOptions {
     /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and
     /// `cargo build`.
+    /// `command`, run in [`WorkspaceOptions::current_dir`].
+    pub fn run_here<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        match &self.current_dir {
+            Some(dir) => command.current_dir(dir),
+            None => command,
+        }
+    }
+
     pub fn lock_args(&self) -> Vec<&'static str> {
         [
             (self.locked, "--locked"),
@@ -183,6 +196,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         Verbosity::Normal => &mut command,
         Verbosity::Verbose => command.arg("--verbose"),
     };
+    options.workspace.run_here(&mut command);
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let shown = format!("{:?}", command.get_program());
 
@@ -210,7 +224,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     }
     let status = child.wait().context("failed to wait for `cargo build`")?;
     if !status.success() {
-        bail!("`cargo build` failed ({status})");
+        return Err(crate::error::BuildFailed { status }.into());
     }
     for package in wanted {
         if let Some(missing) = package
@@ -267,9 +281,14 @@ fn profile(options: &CargoOptions) -> &str {
     options.profile.as_deref().unwrap_or("release")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much is said on stderr (cargo's own messages included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Verbosity {
+    /// Nothing but errors (cargo's `--quiet`).
     Quiet,
+    /// Status lines, as cargo prints them.
+    #[default]
     Normal,
+    /// Also each layer and manifest as it is written (cargo's `--verbose`).
     Verbose,
 }

@@ -33,6 +33,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// As `formats` and `--format` name it: `oci`, `oci-archive`, `docker`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Oci => "oci",
@@ -57,11 +58,14 @@ impl Format {
 /// A local image store to stream the Docker archive into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Loader {
+    /// `docker load`
     Docker,
+    /// `podman load`
     Podman,
 }
 
 impl Loader {
+    /// The program: `docker` or `podman`.
     pub fn program(self) -> &'static str {
         match self {
             Loader::Docker => "docker",
@@ -306,9 +310,10 @@ pub fn push_status(pushed: &Pushed) -> String {
 }
 
 /// How results are printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum MessageFormat {
     /// One line per output: format, digest, path
+    #[default]
     Human,
     /// One JSON object per output
     Json,

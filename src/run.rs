@@ -33,7 +33,8 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
     };
     if args.build.cargo.targets.is_empty() {
         // This machine's image, whatever other platforms the metadata lists.
-        args.build.cargo.targets = vec![crate::workspace::host_triple()?];
+        args.build.cargo.targets =
+            vec![crate::workspace::host_triple(&args.build.cargo.workspace)?];
     }
     args.build.load = Some(engine);
     // stdout is the container's.

@@ -1,5 +1,5 @@
 //! Status lines on stderr in cargo's voice (`     Packing hello (linux/amd64)`), and the
-//! engine's progress events turned into them.
+//! engine's progress events turned into them; or, for a library caller, handed to its listener.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -8,7 +8,11 @@ use oci_pack::progress::{Event, Progress, Transfer};
 
 use crate::cargo_build::Verbosity;
 
-#[derive(Debug, Clone)]
+/// Hears each status line (`"Packing"`, `"hello (linux/amd64)"`) instead of stderr; warnings
+/// come with the verb `"warning"`.
+pub type StatusListener = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Shell {
     verbosity: Verbosity,
     color: bool,
@@ -16,6 +20,16 @@ pub struct Shell {
     terminal: bool,
     /// When the transfer under way began, and when its bar was last drawn.
     transfer: Option<(Instant, Option<Instant>)>,
+    listener: Option<StatusListener>,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell")
+            .field("verbosity", &self.verbosity)
+            .field("listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A transfer shorter than this shows no bar.
@@ -32,6 +46,17 @@ impl Shell {
             color,
             terminal,
             transfer: None,
+            listener: None,
+        }
+    }
+
+    /// A shell whose lines go to `listener` rather than stderr (and never draw a bar).
+    pub fn with_listener(verbosity: Verbosity, listener: StatusListener) -> Shell {
+        Shell {
+            color: false,
+            terminal: false,
+            listener: Some(listener),
+            ..Shell::new(verbosity)
         }
     }
 
@@ -50,6 +75,9 @@ impl Shell {
     }
 
     pub fn warn(&self, message: impl std::fmt::Display) {
+        if let Some(listener) = &self.listener {
+            return listener("warning", &message.to_string());
+        }
         let label = if self.color {
             "\x1b[1;33mwarning\x1b[0m"
         } else {
@@ -59,6 +87,9 @@ impl Shell {
     }
 
     fn print(&self, verb: &str, color: &str, message: impl std::fmt::Display) {
+        if let Some(listener) = &self.listener {
+            return listener(verb, &message.to_string());
+        }
         let mut stderr = std::io::stderr().lock();
         let _ = if self.color {
             writeln!(stderr, "\x1b[{color}m{verb:>12}\x1b[0m {message}")

@@ -9,6 +9,7 @@ use cargo_metadata::{Metadata, MetadataCommand, Package};
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::WorkspaceOptions;
+use crate::error::MetadataError;
 use crate::metadata::KeyError;
 use crate::plan::{self, BuildPlan, Overrides, PackageFacts, PlanError};
 
@@ -20,6 +21,9 @@ pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
     }
     if let Some(path) = &options.manifest_path {
         command.manifest_path(path);
+    }
+    if let Some(dir) = &options.current_dir {
+        command.current_dir(dir);
     }
     let lock_flags = options
         .lock_args()
@@ -165,7 +169,7 @@ pub fn image_names(facts: &Facts, options: &WorkspaceOptions) -> Result<Vec<Stri
             workspace.workspace_metadata.get("oci"),
             package.metadata.get("oci"),
         )
-        .map_err(|error| anyhow!("invalid {error}\n  --> {}", package.manifest_path))?;
+        .map_err(|error| in_manifest(workspace, package, error))?;
         names.extend(
             images
                 .into_iter()
@@ -173,6 +177,21 @@ pub fn image_names(facts: &Facts, options: &WorkspaceOptions) -> Result<Vec<Stri
         );
     }
     Ok(names)
+}
+
+/// A metadata error, in the `Cargo.toml` its key is in: the workspace's or the package's.
+fn in_manifest(workspace: &Metadata, package: &Package, error: KeyError) -> anyhow::Error {
+    let manifest = if error.path.starts_with("workspace.") {
+        workspace.workspace_root.join("Cargo.toml")
+    } else {
+        package.manifest_path.clone()
+    };
+    MetadataError {
+        manifest: manifest.into_std_path_buf(),
+        key: error.path,
+        message: error.message,
+    }
+    .into()
 }
 
 /// The package's `[package.metadata.oci]` (with `[workspace.metadata.oci]` defaults) resolved
@@ -185,14 +204,7 @@ pub fn build_plans(
     overrides: &Overrides,
 ) -> Result<Vec<BuildPlan>> {
     let workspace = &facts.metadata;
-    let in_manifest = |error: KeyError| {
-        let manifest = if error.path.starts_with("workspace.") {
-            workspace.workspace_root.join("Cargo.toml")
-        } else {
-            package.manifest_path.clone()
-        };
-        anyhow!("invalid {error}\n  --> {manifest}")
-    };
+    let in_manifest = |error: KeyError| in_manifest(workspace, package, error);
     let images = crate::metadata::load(
         workspace.workspace_metadata.get("oci"),
         package.metadata.get("oci"),
@@ -298,10 +310,13 @@ impl Facts {
             .as_deref()
             .and_then(Path::parent)
             .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
+            .unwrap_or(Path::new("."));
+        let start = match &options.current_dir {
+            Some(dir) => dir.join(start),
+            None => start.to_owned(),
+        };
         std::thread::scope(|scope| {
-            let host = scope.spawn(host_triple);
+            let host = scope.spawn(|| host_triple(options));
             let checkout = scope.spawn(|| checkout(&start));
             let metadata = metadata(options);
             let host = host.join().expect("the thread asking rustc does not panic");
@@ -355,8 +370,9 @@ fn checkout(dir: &Path) -> Option<Checkout> {
 }
 
 /// The target rustc builds for when no `--target` is given.
-pub fn host_triple() -> Result<String> {
-    let output = Command::new(rustc())
+pub fn host_triple(options: &WorkspaceOptions) -> Result<String> {
+    let output = options
+        .run_here(&mut Command::new(rustc()))
         .arg("-vV")
         .output()
         .context("failed to run `rustc -vV`")?;

@@ -12,6 +12,7 @@ mod credentials;
 mod first_hour;
 mod hostile;
 mod hostile_registries;
+mod library;
 mod oracles;
 mod parents;
 mod registry;

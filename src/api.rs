@@ -1,0 +1,283 @@
+//! The library API: [`Build`], what `cargo oci build` does, set up in code, and the [`Image`]s
+//! it made. A team's `xtask` or release tool drives the same build the command line runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::build::{self, BuildArgs};
+use crate::cargo_build::Verbosity;
+use crate::error::Error;
+use crate::outputs::{Format, Loader, MessageFormat};
+use crate::shell::Shell;
+
+/// A build of a workspace's images, as `cargo oci build` runs it: the packages cargo would
+/// choose, their `[package.metadata.oci]`, one `cargo build` per target, then the outputs.
+///
+/// Every setting starts as the command line's default and is changed by a method named like
+/// its flag; new settings come as new methods, so code written today keeps compiling.
+///
+/// ```no_run
+/// use cargo_oci::{Build, Format};
+///
+/// let images = Build::new()
+///     .manifest_path("services/Cargo.toml")
+///     .package("api")
+///     .target("x86_64-unknown-linux-musl")
+///     .target("aarch64-unknown-linux-musl")
+///     .format(Format::OciArchive)
+///     .tag("api:{git_short_sha}")
+///     .run()?;
+/// for image in &images {
+///     println!("{} {} {:?}", image.name, image.digest, image.platforms);
+///     for output in &image.outputs {
+///         println!("  {:?} {}", output.format, output.path.display());
+///     }
+/// }
+/// # Ok::<(), cargo_oci::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Build {
+    args: BuildArgs,
+    verbosity: Verbosity,
+    listener: Option<crate::shell::StatusListener>,
+    report: Option<MessageFormat>,
+}
+
+impl std::fmt::Debug for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Build")
+            .field("args", &self.args)
+            .field("verbosity", &self.verbosity)
+            .field("listener", &self.listener.is_some())
+            .finish()
+    }
+}
+
+impl Build {
+    /// The build `cargo oci build` runs in the current directory.
+    pub fn new() -> Build {
+        Build::default()
+    }
+
+    /// Runs the build as if started in `dir` (default: this process's directory): cargo
+    /// selects the package there, reads that directory's `.cargo/config.toml`, and relative
+    /// paths given to this build are relative to it. An xtask passes its workspace's root.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Build {
+        self.args.cargo.workspace.current_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// `--manifest-path`: the `Cargo.toml` of the package or workspace.
+    pub fn manifest_path(mut self, path: impl AsRef<Path>) -> Build {
+        self.args.cargo.workspace.manifest_path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `-p`: a package to build, by name or glob; repeatable.
+    pub fn package(mut self, spec: impl Into<String>) -> Build {
+        self.args.cargo.workspace.packages.push(spec.into());
+        self
+    }
+
+    /// `--workspace`: every member.
+    pub fn workspace(mut self) -> Build {
+        self.args.cargo.workspace.workspace = true;
+        self
+    }
+
+    /// `--exclude`: a package to leave out of `--workspace`, by name or glob; repeatable.
+    pub fn exclude(mut self, spec: impl Into<String>) -> Build {
+        self.args.cargo.workspace.exclude.push(spec.into());
+        self
+    }
+
+    /// `--target`: a Rust target triple, one image each; repeatable.
+    pub fn target(mut self, triple: impl Into<String>) -> Build {
+        self.args.cargo.targets.push(triple.into());
+        self
+    }
+
+    /// `--profile` (default `release`).
+    pub fn profile(mut self, profile: impl Into<String>) -> Build {
+        self.args.cargo.profile = Some(profile.into());
+        self
+    }
+
+    /// `--features`; repeatable.
+    pub fn features(mut self, features: impl Into<String>) -> Build {
+        self.args.cargo.features.push(features.into());
+        self
+    }
+
+    /// `--locked`.
+    pub fn locked(mut self) -> Build {
+        self.args.cargo.workspace.locked = true;
+        self
+    }
+
+    /// `--offline`: cargo and registry bases from their caches alone.
+    pub fn offline(mut self) -> Build {
+        self.args.cargo.workspace.offline = true;
+        self
+    }
+
+    /// `--target-dir`.
+    pub fn target_dir(mut self, dir: impl AsRef<Path>) -> Build {
+        self.args.cargo.workspace.target_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// `--format`: an output to write, replacing the metadata's `formats`; repeatable.
+    pub fn format(mut self, format: Format) -> Build {
+        self.args.formats.push(format);
+        self
+    }
+
+    /// `--output`: the OCI layout's directory, for a build of one image.
+    pub fn output(mut self, dir: impl AsRef<Path>) -> Build {
+        self.args.output = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// `--tag`: a `NAME:TAG`, replacing the metadata's `tags`; repeatable.
+    pub fn tag(mut self, tag: impl Into<String>) -> Build {
+        self.args.tags.push(tag.into());
+        self
+    }
+
+    /// `--load`: stream the image into `docker load` or `podman load`.
+    pub fn load(mut self, loader: Loader) -> Build {
+        self.args.load = Some(loader);
+        self
+    }
+
+    /// `--push REPOSITORY`: one image there, several to `REPOSITORY/<image>`.
+    pub fn push(mut self, repository: impl Into<String>) -> Build {
+        self.args.push = Some(repository.into());
+        self
+    }
+
+    /// `--push` with no repository: each image to its metadata's `repository`.
+    pub fn push_to_each_repository(mut self) -> Build {
+        self.args.push = Some(String::new());
+        self
+    }
+
+    /// `--insecure-registry`: a registry that may be reached over plain HTTP; repeatable.
+    pub fn insecure_registry(mut self, host: impl Into<String>) -> Build {
+        self.args.insecure_registry.push(host.into());
+        self
+    }
+
+    /// `--no-build`: pack binaries an earlier build left, instead of building.
+    pub fn no_build(mut self) -> Build {
+        self.args.no_build = true;
+        self
+    }
+
+    /// How much is said on stderr (or to the listener).
+    pub fn verbosity(mut self, verbosity: Verbosity) -> Build {
+        self.verbosity = verbosity;
+        self
+    }
+
+    /// Hears each status line (`("Packing", "api (linux/amd64)")`) instead of stderr, and each
+    /// warning as `("warning", …)`. Cargo's own output still goes to stderr.
+    pub fn on_status(mut self, listener: impl Fn(&str, &str) + Send + Sync + 'static) -> Build {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Prints the command line's stdout report too: one line (or JSON object) per output.
+    pub fn report(mut self, format: MessageFormat) -> Build {
+        self.report = Some(format);
+        self
+    }
+
+    /// Runs the build; the images it made, in the order their packages are in the workspace.
+    pub fn run(&self) -> Result<Vec<Image>, Error> {
+        let mut args = self.args.clone();
+        if let Some(dir) = args.cargo.workspace.current_dir.clone() {
+            let workspace = &mut args.cargo.workspace;
+            let paths = [
+                &mut workspace.manifest_path,
+                &mut workspace.target_dir,
+                &mut args.output,
+            ];
+            for path in paths.into_iter().flatten() {
+                *path = dir.join(&*path);
+            }
+        }
+        args.quiet = self.verbosity == Verbosity::Quiet;
+        args.verbose = self.verbosity == Verbosity::Verbose;
+        if let Some(format) = self.report {
+            args.message_format = format;
+        }
+        let shell = match &self.listener {
+            Some(listener) => Shell::with_listener(self.verbosity, listener.clone()),
+            None => Shell::new(self.verbosity),
+        };
+        let finished = build::build(&args, &shell, self.report.is_some())?;
+        Ok(finished
+            .into_iter()
+            .map(|made| Image {
+                name: made.summary.name,
+                digest: made.summary.digest,
+                config: made.summary.config,
+                tags: made.summary.tags,
+                platforms: made.summary.platforms,
+                outputs: made
+                    .outputs
+                    .into_iter()
+                    .map(|output| Output {
+                        format: output.format,
+                        path: output.path,
+                        fresh: output.fresh,
+                    })
+                    .collect(),
+                loaded: args.load,
+                pushed: made.pushed.map(|pushed| pushed.reference),
+                layers: made.layers,
+                compressed_bytes: made.bytes,
+            })
+            .collect())
+    }
+}
+
+/// One image a [`Build`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Image {
+    /// Its name: its package's, or its `images.<name>` key.
+    pub name: String,
+    /// `sha256:…` of what its `index.json` points at: its manifest, or an index of several.
+    pub digest: String,
+    /// The config digest (the image ID docker and podman show); `None` for an index.
+    pub config: Option<String>,
+    /// `name:tag`, each.
+    pub tags: Vec<String>,
+    /// `linux/amd64`, … one per image in it.
+    pub platforms: Vec<String>,
+    /// What was written, in format order.
+    pub outputs: Vec<Output>,
+    /// The loader it was streamed into.
+    pub loaded: Option<Loader>,
+    /// `REPOSITORY@sha256:…`, when it was pushed.
+    pub pushed: Option<String>,
+    /// Its layers (of every platform).
+    pub layers: usize,
+    /// Its layers' and configs' bytes, compressed as they are stored and sent.
+    pub compressed_bytes: u64,
+}
+
+/// A file or directory an image was written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Output {
+    /// Which output it is.
+    pub format: Format,
+    /// The layout's directory, or the archive's file.
+    pub path: PathBuf,
+    /// It held this very image already and was left untouched.
+    pub fresh: bool,
+}

@@ -1,0 +1,138 @@
+//! The library's error: what went wrong as a kind a caller can match on ([`ErrorKind`]), and the
+//! whole story (every cause, with the path, key or registry it is about) as its message.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a build failed, with every cause.
+///
+/// ```
+/// # fn check(error: cargo_oci::Error) {
+/// use cargo_oci::ErrorKind;
+/// match error.kind() {
+///     ErrorKind::Metadata => eprintln!("fix Cargo.toml: {error}"),
+///     ErrorKind::Registry => eprintln!("the registry is unwell, try again: {error}"),
+///     _ => eprintln!("{error}"),
+/// }
+/// # }
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    inner: anyhow::Error,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `[package.metadata.oci]` (or the workspace's table) has a key or value that is wrong; the
+    /// message names the `Cargo.toml` and the key's path.
+    Metadata,
+    /// The builder (`cargo build`, `cross`, …) failed; its own messages went to stderr.
+    Build,
+    /// The base image is missing, broken or hostile.
+    Base,
+    /// A registry could not be reached, refused the credentials, or sent what is refused.
+    Registry,
+    /// An output could not be written, or is not one this build may replace.
+    Output,
+    /// Anything else: a package that is not an image, a binary that fails its ELF check, …
+    Other,
+}
+
+impl Error {
+    /// What kind of failure it is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The engine's own error, when the failure is one: match on it for the details.
+    pub fn engine_error(&self) -> Option<&oci_pack::Error> {
+        self.inner.downcast_ref()
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(inner: anyhow::Error) -> Error {
+        use oci_pack::Error as E;
+        let kind = if inner.downcast_ref::<MetadataError>().is_some() {
+            ErrorKind::Metadata
+        } else if inner.downcast_ref::<BuildFailed>().is_some() {
+            ErrorKind::Build
+        } else {
+            match inner.downcast_ref::<oci_pack::Error>() {
+                Some(E::Registry { .. } | E::OfflineCacheMiss { .. }) => ErrorKind::Registry,
+                Some(E::RefuseToReplace { .. }) => ErrorKind::Output,
+                Some(
+                    E::NotAnImage { .. }
+                    | E::InvalidSource { .. }
+                    | E::NoMatchingPlatform { .. }
+                    | E::HostileLayerEntry { .. }
+                    | E::InvalidLayerEntry { .. }
+                    | E::HostileArchiveEntry { .. }
+                    | E::ArchiveMissingFile { .. }
+                    | E::BlobMismatch { .. }
+                    | E::MissingBlob(_)
+                    | E::DiffIdMismatch { .. }
+                    | E::LayerCountMismatch { .. }
+                    | E::UnsupportedMediaType { .. }
+                    | E::LayerRead { .. }
+                    | E::MalformedJson { .. },
+                ) => ErrorKind::Base,
+                _ => ErrorKind::Other,
+            }
+        };
+        Error { kind, inner }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.inner)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {:#}", self.kind, self.inner)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A metadata key with a value that is wrong, in the `Cargo.toml` that holds it.
+#[derive(Debug)]
+pub(crate) struct MetadataError {
+    pub manifest: PathBuf,
+    /// `package.metadata.oci.config.user`
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for MetadataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid `{}`: {}\n  --> {}",
+            self.key,
+            self.message,
+            self.manifest.display()
+        )
+    }
+}
+
+impl std::error::Error for MetadataError {}
+
+/// The builder exited with a failure; it said why on stderr.
+#[derive(Debug)]
+pub(crate) struct BuildFailed {
+    pub status: std::process::ExitStatus,
+}
+
+impl fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`cargo build` failed ({})", self.status)
+    }
+}
+
+impl std::error::Error for BuildFailed {}

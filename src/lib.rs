@@ -1,0 +1,41 @@
+//! `cargo oci`, as a library: the same build `cargo oci build` runs, from a team's own `xtask`
+//! or release tooling, with each option set in code and a typed result.
+//!
+//! ```no_run
+//! // xtask/src/main.rs: `cargo xtask image` builds and pushes every image of the workspace.
+//! let images = cargo_oci::Build::new()
+//!     .workspace()
+//!     .push("ghcr.io/acme")
+//!     .run()?;
+//! for image in images {
+//!     println!("{} {}", image.pushed.unwrap_or_default(), image.tags.join(", "));
+//! }
+//! # Ok::<(), cargo_oci::Error>(())
+//! ```
+//!
+//! The image engine underneath, with no knowledge of Cargo, is the `oci-pack` crate.
+
+#![deny(missing_docs)]
+
+mod api;
+mod build;
+mod cargo_build;
+pub mod cli;
+mod credentials;
+mod error;
+mod index;
+mod metadata;
+mod outputs;
+mod pack;
+mod plan;
+mod push;
+mod registries;
+mod run;
+mod shell;
+mod values;
+mod workspace;
+
+pub use api::{Build, Image, Output};
+pub use cargo_build::Verbosity;
+pub use error::{Error, ErrorKind};
+pub use outputs::{Format, Loader, MessageFormat};
