@@ -20,7 +20,7 @@ use crate::shell::Shell;
 /// use cargo_oci::{Build, Format};
 ///
 /// let images = Build::new()
-///     .manifest_path("services/Cargo.toml")
+///     .current_dir("services")
 ///     .package("api")
 ///     .target("x86_64-unknown-linux-musl")
 ///     .target("aarch64-unknown-linux-musl")

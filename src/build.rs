@@ -577,8 +577,8 @@ fn push_repositories(push: Option<&str>, plans: &[BuildPlan]) -> Result<Vec<Opti
         .collect()
 }
 
-/// Builds every image's binaries: one builder run per target and builder, with every package
-/// that needs it; `host` is the target of an image that names none.
+/// Builds every image's binaries: one builder run per target, builder and rustflags, with every
+/// package that needs it; `host` is the target of an image that names none.
 fn build_all<'a>(
     options: &CargoOptions,
     plans: &'a [BuildPlan],
@@ -586,22 +586,27 @@ fn build_all<'a>(
     host: &'a str,
     verbosity: Verbosity,
 ) -> Result<cargo_build::Executables> {
-    let mut runs: Vec<(&str, &cargo_build::Builder, Vec<Wanted<'_>>)> = Vec::new();
+    type Run<'a> = (
+        &'a str,
+        &'a cargo_build::Builder,
+        &'a [String],
+        Vec<Wanted<'a>>,
+    );
+    let mut runs: Vec<Run<'_>> = Vec::new();
     for plan in plans {
         for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
             let triple = image.triple.as_deref().unwrap_or(host);
-            let index = match runs
-                .iter()
-                .position(|(t, b, _)| *t == triple && **b == image.builder)
-            {
+            let index = match runs.iter().position(|(t, b, r, _)| {
+                *t == triple && **b == image.builder && *r == image.rustflags
+            }) {
                 Some(index) => index,
                 None => {
-                    runs.push((triple, &image.builder, Vec::new()));
+                    runs.push((triple, &image.builder, &image.rustflags, Vec::new()));
                     runs.len() - 1
                 }
             };
             let package = packages[&plan.package];
-            let wanted = &mut runs[index].2;
+            let wanted = &mut runs[index].3;
             match wanted.iter_mut().find(|w| w.name == package.name.as_str()) {
                 Some(w) => w.bins.extend(image.bins.iter().cloned()),
                 None => wanted.push(Wanted {
@@ -613,12 +618,13 @@ fn build_all<'a>(
         }
     }
     let mut executables = cargo_build::Executables::new();
-    for (target, builder, wanted) in &runs {
+    for (target, builder, rustflags, wanted) in &runs {
         executables.extend(cargo_build::build_bins(&BuildRequest {
             options,
             wanted,
             target,
             builder,
+            rustflags,
             verbosity,
         })?);
     }

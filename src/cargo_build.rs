@@ -149,7 +149,18 @@ pub struct BuildRequest<'a> {
     /// then cannot be built.
     pub target: &'a str,
     pub builder: &'a Builder,
+    /// The metadata's `rustflags`, for the target's artifacts alone.
+    pub rustflags: &'a [String],
     pub verbosity: Verbosity,
+}
+
+/// `target.TRIPLE.rustflags=[…]` for `cargo --config`: added to the user's own target
+/// rustflags, and with `--target` given they never reach build scripts or proc-macros.
+fn target_rustflags(target: &str, rustflags: &[String]) -> String {
+    // A JSON string is a TOML basic string: the same quotes and escapes.
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let flags: Vec<String> = rustflags.iter().map(|flag| quoted(flag)).collect();
+    format!("target.{}.rustflags=[{}]", quoted(target), flags.join(", "))
 }
 
 /// Each executable built, by package name and binary name.
@@ -162,10 +173,14 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         wanted,
         target,
         builder,
+        rustflags,
         verbosity,
     } = *request;
     let mut command = builder.command();
     command.arg("--message-format=json-render-diagnostics");
+    if !rustflags.is_empty() {
+        command.args(["--config", &target_rustflags(target, rustflags)]);
+    }
     for package in wanted {
         command.args(["--package", package.name]);
     }

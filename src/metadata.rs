@@ -33,6 +33,9 @@ pub struct ImageMetadata {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     pub builder: Option<BuilderSpec>,
+    /// Flags for rustc, for the image's binaries only: never for build scripts or proc-macros,
+    /// nor for the user's own `cargo build` (as `.cargo/config.toml` rustflags would be).
+    pub rustflags: Option<Vec<String>>,
     /// Platform fields, for a triple we cannot map or to be more precise than the triple.
     pub os: Option<String>,
     pub architecture: Option<String>,

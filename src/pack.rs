@@ -155,7 +155,8 @@ pub fn check_binaries(
     if problems.is_empty() {
         return Ok(());
     }
-    let help = "help: link statically (`-C target-feature=+crt-static` on a gnu target, \
+    let help = "help: link statically (on a gnu target, \
+        `rustflags = [\"-C\", \"target-feature=+crt-static\"]` in the metadata; \
         or a `*-linux-musl` target), use a `base` that has them, \
         or set `elf-check = \"warn\"` to build anyway";
     match plan.elf_check {

@@ -78,6 +78,8 @@ pub struct ImagePlan {
     pub triple: Option<String>,
     pub platform: Platform,
     pub builder: Builder,
+    /// `rustflags`: given to the builder for this target's artifacts alone.
+    pub rustflags: Vec<String>,
     pub elf_check: ElfCheck,
     pub base: ImageSource,
     /// Paths of the base to delete.
@@ -499,6 +501,7 @@ fn resolve_image(
         triple: None,
         platform,
         builder,
+        rustflags: metadata.rustflags.unwrap_or_default(),
         elf_check: metadata.elf_check.unwrap_or(ElfCheck::Deny),
         base,
         remove,

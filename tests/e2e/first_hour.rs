@@ -41,6 +41,29 @@ fn a_crate_with_a_proc_macro_and_a_build_script_links_statically() {
         .is_file());
 }
 
+/// `rustflags` in the metadata links the image's binary statically while the crate's own
+/// `cargo build` (proc-macros built for the host with it) stays as it was: a
+/// `.cargo/config.toml` flag would break it.
+#[test]
+fn metadata_rustflags_reach_the_image_binary_and_nothing_else() {
+    let fixture = Fixture::copy("macros");
+    fs::remove_file(fixture.path().join(".cargo/config.toml")).unwrap();
+    // Dynamic without the flag: the ELF check on `scratch` refuses it.
+    let output = fixture.build(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs `libc.so.6`"), "{stderr}");
+    fixture.set_metadata(
+        "[package.metadata.oci]\nrustflags = [\"-C\", \"target-feature=+crt-static\"]\n",
+    );
+    assert_success(&fixture.build(&[]), "a build with metadata rustflags");
+    let plain = crate::support::hermetic(&mut Command::new("cargo"))
+        .args(["build", "--quiet"])
+        .current_dir(fixture.path())
+        .output()
+        .unwrap();
+    assert_success(&plain, "the crate's own cargo build");
+}
+
 /// A debootstrap root filesystem has `/dev/console` and friends: a base, not a threat.
 #[test]
 fn a_base_with_device_nodes_is_built_on_and_runs() {
