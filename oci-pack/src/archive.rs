@@ -148,6 +148,7 @@ impl ArchiveFiles {
         }
     }
 
+    /// Whether the archive has the file `name`, itself or through a link, stored yet or not.
     pub fn contains(&self, name: &str) -> bool {
         self.member(name).is_ok()
     }
@@ -300,6 +301,8 @@ pub struct StagedArchive {
 }
 
 impl StagedArchive {
+    /// Writes `image` as an archive of `format` in a temporary file beside `destination`
+    /// (see [`write_archive`]).
     pub fn write(
         image: &Tagged,
         format: ArchiveFormat,

@@ -12,19 +12,28 @@ use crate::tree::{FileTree, Node, NodeKind};
 /// Something wrong with a binary for the image it is staged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
+    /// The binary is for another machine than the image's platform.
     WrongMachine {
+        /// What the binary is, e.g. `AArch64 (64-bit little-endian, e_machine 183)`.
         found: String,
+        /// The image's platform, e.g. `linux/amd64`.
         platform: String,
     },
+    /// The image lacks the dynamic loader the binary names.
     MissingInterpreter {
+        /// The loader, e.g. `/lib64/ld-linux-x86-64.so.2`.
         interpreter: String,
     },
+    /// The image lacks a library the binary links, in the directories the loader searches.
     MissingLibrary {
+        /// The library, e.g. `libssl.so.3`.
         library: String,
     },
     /// The image's C library is older than the binary needs.
     GlibcTooOld {
+        /// The newest version the binary needs, e.g. `GLIBC_2.34`.
         needed: String,
+        /// The newest version the image's C library defines, e.g. `GLIBC_2.31`.
         provided: String,
     },
 }
@@ -32,6 +41,7 @@ pub enum Problem {
 /// The image's final file tree, as a binary sees it: the parent's, under the new layers.
 #[derive(Debug)]
 pub struct ImageFiles<'a> {
+    /// The parent's tree; `None` on `scratch`.
     pub parent: Option<&'a FileTree>,
     /// Top layer last.
     pub layers: Vec<&'a LayerContents>,

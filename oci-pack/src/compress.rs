@@ -18,10 +18,14 @@ use crate::media_type;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Compression {
+    /// gzip, which every runtime and registry reads.
     #[default]
     Gzip,
+    /// zstd: smaller and faster to read, but classic `docker load` cannot read it.
     Zstd,
+    /// No compression: a plain tar.
     None,
 }
 
@@ -36,6 +40,7 @@ const ZSTD_LEVEL: i32 = 3;
 const ZSTD_CHUNK: usize = 4 << 20;
 
 impl Compression {
+    /// The media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
             Compression::Gzip => media_type::OCI_LAYER_GZIP,
@@ -270,8 +275,11 @@ impl ChunkCodec {
 /// A layer blob, decompressed as its media type says: gzip (every member) or zstd (every
 /// frame), or a plain tar.
 pub enum Decoder<R: Read> {
+    /// A plain tar, read as it is.
     Plain(R),
+    /// gzip, every member.
     Gzip(Box<flate2::read::MultiGzDecoder<R>>),
+    /// zstd, every frame.
     Zstd(zstd::stream::read::Decoder<'static, io::BufReader<R>>),
 }
 

@@ -12,29 +12,44 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::platform::Platform;
 
+/// An image's configuration: its platform, its layers' diff IDs, its history and the
+/// defaults a container of it starts with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {
+    /// When the image was made, RFC 3339 in UTC, e.g. `"2024-05-01T12:00:00Z"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Who made the image and maintains it, a name or an email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// CPU architecture in Go's names, e.g. `amd64`, `arm64`.
     pub architecture: String,
+    /// Operating system, e.g. `linux`.
     pub os: String,
+    /// Version of the operating system the image needs (`os.version`), mostly set for
+    /// Windows, e.g. `10.0.17763.1040`.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Features of the operating system the image needs (`os.features`), e.g. `win32k`.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
+    /// CPU variant, e.g. `v8` for `arm64`, `v7` for `arm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Defaults of a container run from the image; `None` when the image sets none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ContainerConfig>,
+    /// The layers the filesystem is made of.
     pub rootfs: RootFs,
+    /// One entry per build step, oldest first; steps that made no layer are marked
+    /// `empty_layer`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// Top-level fields not modelled here, kept so they survive a read-modify-write.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -87,34 +102,51 @@ impl ImageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
+    /// User the process runs as, by name or ID, with an optional group: `"nobody"`,
+    /// `"1000:1000"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Ports the container listens on, keyed like `"8080/tcp"` or `"53/udp"`; the
+    /// runtime publishes them only when asked to (`docker run -P`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, Empty>>,
+    /// Environment of the process, as `KEY=value` strings, e.g. `"PATH=/usr/bin:/bin"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
+    /// Program and arguments the container runs; `Cmd` is appended to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
+    /// Default arguments of the entrypoint, or the command itself when there is none;
+    /// arguments given to `docker run` replace them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    /// Directories the runtime mounts a fresh volume on, e.g. `"/data"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, Empty>>,
+    /// Directory the process starts in, e.g. `"/app"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// Free-form metadata, e.g. `org.opencontainers.image.source`; the runtime only
+    /// reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Signal that stops the container, e.g. `SIGTERM`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Docker extensions, reserved by the OCI spec under these names and kept with their Docker
     /// meaning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// Memory limit in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
+    /// Limit on memory plus swap in bytes; `-1` for unlimited swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swap: Option<i64>,
+    /// CPU weight relative to other containers; Docker's default is `1024`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<i64>,
+    /// Fields not modelled here (`Shell`, `OnBuild`, …), kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -127,37 +159,55 @@ pub struct Empty {}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
+    /// The check: `["CMD", program, args…]`, `["CMD-SHELL", command]`, or `["NONE"]` to
+    /// turn off an inherited one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
+    /// Time between two checks, in nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<u64>,
+    /// Time a check may run before it counts as failed, in nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// Time after the start during which failed checks are not counted, in
+    /// nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<u64>,
+    /// Failed checks in a row after which the container is unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
+    /// Fields not modelled here (such as `StartInterval`), kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
+/// The layers of an image's filesystem, by the digests of their uncompressed tars.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {
+    /// Always `"layers"` (the JSON's `type`).
     #[serde(rename = "type")]
     pub kind: String,
+    /// Digest of each layer's uncompressed tar, bottom layer first.
     pub diff_ids: Vec<Digest>,
 }
 
+/// One step of an image's build, as `docker history` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
+    /// When the step ran, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// What the step did, e.g. `"cargo oci: bins hello"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// Who made the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// A note on the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Set when the step made no layer, so the history and `rootfs.diff_ids` pair up
+    /// once these are skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
 }
@@ -165,19 +215,31 @@ pub struct History {
 /// What a build sets on top of the inherited configuration; `None` keeps what is inherited.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigChanges {
+    /// User to run as, e.g. `"nobody"` or `"1000:1000"`.
     pub user: Option<String>,
+    /// Ports to add to the inherited ones, e.g. `"8080/tcp"`.
     pub exposed_ports: Vec<String>,
     /// `(KEY, VALUE)` pairs, merged by key into the inherited `Env`.
     pub env: Vec<(String, String)>,
+    /// New entrypoint; setting one also clears an inherited `Cmd`.
     pub entrypoint: Option<Vec<String>>,
+    /// New `Cmd`.
     pub cmd: Option<Vec<String>>,
+    /// Volume directories to add to the inherited ones, e.g. `"/data"`.
     pub volumes: Vec<String>,
+    /// New working directory, e.g. `"/app"`.
     pub working_dir: Option<String>,
+    /// Labels merged by key into the inherited ones; these win.
     pub labels: BTreeMap<String, String>,
+    /// New stop signal, e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
+    /// New health check, replacing the inherited one whole.
     pub healthcheck: Option<Healthcheck>,
+    /// New memory limit, in bytes.
     pub memory: Option<i64>,
+    /// New limit on memory plus swap, in bytes; `-1` for unlimited swap.
     pub memory_swap: Option<i64>,
+    /// New relative CPU weight.
     pub cpu_shares: Option<i64>,
 }
 

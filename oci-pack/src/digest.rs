@@ -13,10 +13,12 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// The digest of these bytes.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest::from_hash(Sha256::digest(bytes).into())
     }
 
+    /// The digest of this SHA-256 hash.
     pub fn from_hash(hash: [u8; 32]) -> Digest {
         Digest { hash }
     }
@@ -111,6 +113,7 @@ pub struct DigestWriter<W> {
 }
 
 impl<W: Write> DigestWriter<W> {
+    /// A writer into `inner`, with nothing written yet.
     pub fn new(inner: W) -> Self {
         DigestWriter {
             inner,
@@ -151,6 +154,7 @@ pub struct DigestReader<R> {
 }
 
 impl<R: io::Read> DigestReader<R> {
+    /// A reader of `inner`, with nothing read yet.
     pub fn new(inner: R) -> Self {
         DigestReader {
             inner,

@@ -16,9 +16,12 @@ use crate::reference::Reference;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DockerArchiveImage {
+    /// Path of the config in the archive, e.g. `blobs/sha256/<hex>` or `<hex>.json`.
     pub config: String,
+    /// The image's names, e.g. `"hello:1.0"`; `None` for an untagged image.
     #[serde(default)]
     pub repo_tags: Option<Vec<String>>,
+    /// Paths of the layers in the archive, base first, e.g. `<id>/layer.tar`.
     pub layers: Vec<String>,
 }
 

@@ -13,21 +13,31 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 
+/// The word size of an ELF file (`EI_CLASS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// 32-bit, e.g. `armv7` or `i686`.
     Elf32,
+    /// 64-bit, e.g. `x86_64` or `aarch64`.
     Elf64,
 }
 
+/// The byte order of an ELF file (`EI_DATA`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endian {
+    /// Least significant byte first, as on x86 and most ARM.
     Little,
+    /// Most significant byte first, as on s390x.
     Big,
 }
 
+/// What [`read`] finds in an ELF file's headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ElfInfo {
+    /// 32- or 64-bit (`EI_CLASS`).
     pub class: Class,
+    /// Byte order (`EI_DATA`).
     pub endian: Endian,
     /// `e_machine`.
     pub machine: u16,
@@ -51,10 +61,12 @@ impl GlibcVersion {
         GlibcVersion(parts)
     }
 
+    /// The numbers, `[2, 34]` for `GLIBC_2.34`.
     pub fn parts(&self) -> &[u32] {
         &self.0
     }
 
+    /// The version a `GLIBC_*` symbol version names; `None` for any other name.
     pub fn parse(name: &str) -> Option<GlibcVersion> {
         let numbers = name.strip_prefix("GLIBC_")?;
         numbers

@@ -22,26 +22,34 @@ use crate::timestamp::Timestamp;
 /// Everything one image is made of.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
+    /// What the image runs on; it is written into the config, and a parent must match it.
     pub platform: Platform,
     /// The parent image; `None` is `scratch`.
     pub base: Option<ParentImage>,
     /// New layers, base first. Each is written as its difference against the parent; empty
     /// ones are left out.
     pub layers: Vec<NewLayer>,
+    /// What the image sets on top of the parent's config.
     pub config: ConfigChanges,
     /// What made the image when it adds no layer, for its `empty_layer` history entry.
     pub config_created_by: String,
+    /// Who made the image, e.g. `"Jane Doe <jane@example.com>"`: the config's `author`
+    /// (`None` keeps the parent's) and that of every history entry this image adds.
     pub author: Option<String>,
+    /// The `comment` of every history entry this image adds.
     pub comment: Option<String>,
     /// `created` of the config and its history, and the mtime of every new file.
     pub created: Timestamp,
     /// Manifest annotations; `org.opencontainers.image.base.*` are added for a parent.
     pub annotations: BTreeMap<String, String>,
+    /// How the new layers are compressed; the parent's keep theirs.
     pub compression: Compression,
 }
 
+/// One layer to add to an image.
 #[derive(Debug, Clone)]
 pub struct NewLayer {
+    /// The files, directories and links the layer holds.
     pub contents: LayerContents,
     /// Absolute paths of the parent to delete, as whiteouts in this layer.
     pub remove: Vec<String>,
@@ -51,9 +59,11 @@ pub struct NewLayer {
 
 /// An image in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BuiltImage {
     /// The manifest, with the image's platform set, ready to be listed in an index.
     pub manifest: Descriptor,
+    /// The image's config blob.
     pub config: Descriptor,
     /// The new layers only; the parent's come first in the manifest.
     pub layers: Vec<Layer>,

@@ -11,18 +11,25 @@ use crate::error::{Error, Result};
 use crate::media_type;
 use crate::reference::Reference;
 
+/// A list of manifests: one per platform of a multi-platform image, or one per tag in a
+/// layout's `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageIndex {
+    /// Always `2`.
     pub schema_version: u32,
+    /// Optional in the spec; we always write [`OCI_INDEX`](media_type::OCI_INDEX).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The manifests (or nested indexes) listed, each with its platform or tag annotations.
     pub manifests: Vec<Descriptor>,
+    /// Key-value metadata of the index itself.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
 impl ImageIndex {
+    /// An OCI index of `manifests` as given, unchecked.
     pub fn new(manifests: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> ImageIndex {
         ImageIndex {
             schema_version: 2,

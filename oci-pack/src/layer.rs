@@ -22,19 +22,28 @@ use crate::timestamp::Timestamp;
 
 /// Mode of directories and executables; other files get [`FILE_MODE`].
 pub const EXECUTABLE_MODE: u32 = 0o755;
+/// Mode of files nobody runs.
 pub const FILE_MODE: u32 = 0o644;
 
 /// What one path of a layer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Entry {
+    /// A directory.
     Directory {
+        /// Permission bits, e.g. `0o755`.
         mode: u32,
     },
+    /// A regular file.
     File {
+        /// Where its bytes come from.
         source: FileSource,
+        /// Permission bits, e.g. `0o644`.
         mode: u32,
     },
+    /// A symbolic link, stored as it is and never followed.
     Symlink {
+        /// What the link points to, e.g. `../lib/libssl.so.3` or `/usr/bin/app`.
         target: PathBuf,
     },
     /// An empty marker file: `.wh.NAME` hides a lower `NAME`, `.wh..wh..opq` hides everything a
@@ -45,7 +54,9 @@ pub enum Entry {
 /// Where a file's bytes come from; files on disk are streamed when the layer is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileSource {
+    /// A file on the host, read when the layer is written.
     Disk(PathBuf),
+    /// Bytes given in memory.
     Bytes(Vec<u8>),
 }
 
@@ -58,6 +69,7 @@ pub struct LayerContents {
 }
 
 impl LayerContents {
+    /// An empty layer; what is added from disk gets mode 0755 or 0644.
     pub fn new() -> Self {
         Self::default()
     }
@@ -70,6 +82,7 @@ impl LayerContents {
         }
     }
 
+    /// The entry at `path`, relative to the image root (`usr/bin/app`).
     pub fn get(&self, path: &Path) -> Option<&Entry> {
         self.entries.get(path)
     }
@@ -80,6 +93,7 @@ impl LayerContents {
         self.entries.insert(path, entry);
     }
 
+    /// Whether nothing was added; an empty layer is left out of an image.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -179,6 +193,7 @@ impl LayerContents {
         }
     }
 
+    /// Adds a file holding `bytes` at `dest`, an absolute path in the image, with `mode`.
     pub fn add_bytes(&mut self, dest: &str, bytes: Vec<u8>, mode: u32) -> Result<()> {
         self.insert(
             image_path(dest)?,
@@ -200,6 +215,7 @@ impl LayerContents {
         )
     }
 
+    /// Adds a symbolic link at `dest` pointing to `target`, e.g. `/usr/bin/app` → `app-1.2`.
     pub fn add_symlink(&mut self, dest: &str, target: &str) -> Result<()> {
         self.insert(
             image_path(dest)?,
@@ -209,6 +225,7 @@ impl LayerContents {
         )
     }
 
+    /// Adds a directory at `dest` with `mode`; one already there keeps its mode.
     pub fn add_directory(&mut self, dest: &str, mode: u32) -> Result<()> {
         self.insert(image_path(dest)?, Entry::Directory { mode })
     }
@@ -257,7 +274,9 @@ impl LayerContents {
 /// A layer blob in the store, with the digest of its uncompressed tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
+    /// The blob, compressed or not.
     pub descriptor: Descriptor,
+    /// The digest of the uncompressed tar, listed in the config's `rootfs.diff_ids`.
     pub diff_id: Digest,
 }
 

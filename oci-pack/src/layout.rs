@@ -23,10 +23,13 @@ pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 /// are each written from one.
 #[derive(Debug, Clone)]
 pub struct Tagged {
+    /// Holds every blob `target` reaches.
     pub store: BlobStore,
     /// What every tag points at: a manifest, or an index of several.
     pub target: Descriptor,
+    /// The names written, e.g. `hello:1.0`; each is an entry of `index.json`.
     pub tags: Vec<Reference>,
+    /// Annotations of `index.json` itself.
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -155,6 +158,7 @@ impl SealedLayout {
         &self.image
     }
 
+    /// The layout's own blob store, under its `blobs/`.
     pub fn store(&self) -> &BlobStore {
         &self.image.store
     }

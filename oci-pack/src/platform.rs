@@ -4,23 +4,32 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// What an image runs on, as an image index and a config name it: `linux/arm64/v8`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Platform {
+    /// CPU architecture in Go's names, e.g. `amd64`, `arm64`.
     pub architecture: String,
+    /// Operating system, e.g. `linux`.
     pub os: String,
+    /// Version of the operating system the image needs (`os.version`), mostly set for
+    /// Windows, e.g. `10.0.17763.1040`.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Features of the operating system the image needs (`os.features`), e.g. `win32k`.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
+    /// CPU variant, e.g. `v8` for `arm64`, `v7` for `arm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
 
 impl Platform {
+    /// A platform with no OS version or features; `linux/arm/v7` is
+    /// `Platform::new("linux", "arm", Some("v7"))`.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         Platform {
             architecture: architecture.to_owned(),

@@ -16,6 +16,7 @@ use crate::error::Error;
 pub struct Reference {
     /// `registry.example.com/team/app`, or just `app`.
     pub name: String,
+    /// The tag part, e.g. `1.0` or `latest`.
     pub tag: String,
 }
 
@@ -103,13 +104,17 @@ impl fmt::Display for Repository {
 /// (`debian:bookworm` → `docker.io/library/debian:bookworm`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteImage {
+    /// Where the image is, e.g. `docker.io/library/debian`.
     pub repository: Repository,
     /// `latest` when neither a tag nor a digest is given.
     pub tag: Option<String>,
+    /// The manifest or index pinned by `@sha256:…`; when given, it is what is pulled, and a
+    /// tag beside it is only a label.
     pub digest: Option<Digest>,
 }
 
 impl RemoteImage {
+    /// Parses a base as Docker would, e.g. `debian:bookworm`, `ghcr.io/team/app@sha256:…`.
     pub fn parse(text: &str) -> Result<RemoteImage, Error> {
         let bare = text.strip_prefix("docker://").unwrap_or(text);
         let parts = Parts::parse(bare).map_err(|reason| invalid(text, reason))?;

@@ -51,6 +51,9 @@ pub struct RegistryAccess {
 }
 
 impl RegistryAccess {
+    /// Access with `credentials` for every repository of the registry; `plain_http` lets a
+    /// registry that answers no TLS be reached over HTTP, `offline` serves only what `cache`
+    /// holds.
     pub fn new(
         credentials: Credentials,
         plain_http: bool,

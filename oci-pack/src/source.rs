@@ -29,18 +29,30 @@ use crate::tree::FileTree;
 
 /// Where a parent image comes from, as skopeo names transports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageSource {
+    /// `scratch`: no parent, the image is only its own layers.
     Scratch,
+    /// `oci:DIR[:TAG|@DIGEST]`: an OCI image layout directory.
     OciLayout {
+        /// The layout's directory.
         dir: PathBuf,
+        /// Which image of its `index.json`.
         selector: Selector,
     },
+    /// `oci-archive:FILE[:TAG|@DIGEST]`: an OCI image layout as a tar file.
     OciArchive {
+        /// The archive.
         file: PathBuf,
+        /// Which image of its `index.json`.
         selector: Selector,
     },
+    /// `docker-archive:FILE[:NAME:TAG]`: what `docker save` writes.
     DockerArchive {
+        /// The archive.
         file: PathBuf,
+        /// Which image of its `manifest.json`, by one of its names, e.g. `"debian:12"`; `None`
+        /// when the archive holds one.
         reference: Option<String>,
     },
     /// `docker://HOST/REPO:TAG`, `…@sha256:…`, or a bare reference (`debian:bookworm`).
@@ -54,6 +66,7 @@ pub enum Selector {
     Only,
     /// The entry whose `org.opencontainers.image.ref.name` is this.
     Tag(String),
+    /// The entry pointing at this manifest or index.
     Digest(Digest),
 }
 
@@ -168,9 +181,12 @@ pub struct ParentImage {
     pub name: Option<String>,
     /// For `org.opencontainers.image.base.digest`: the manifest digest, when there is a manifest.
     pub manifest_digest: Option<Digest>,
+    /// The config an image built on it inherits.
     pub config: ImageConfig,
     /// Base first, with OCI media types (the bytes and digests are the parent's own).
     pub layers: Vec<Descriptor>,
+    /// Holds its blobs: the layout itself, or the store an archive or registry base was
+    /// read into.
     pub store: BlobStore,
     /// Where its layers' changes are kept between builds.
     cache: BuildCache,

@@ -37,6 +37,8 @@ pub fn settled(metadata: &fs::Metadata) -> bool {
         .is_some_and(|age| age >= window)
 }
 
+/// A directory of blobs named by digest (`blobs/sha256/<hex>`), the shape of an OCI layout's:
+/// written once, atomically, and verified when read.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
@@ -60,6 +62,7 @@ impl BlobStore {
         }
     }
 
+    /// The directory `blobs/` is under.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -73,6 +76,7 @@ impl BlobStore {
         self.blob_dir().join(digest.hex())
     }
 
+    /// Whether the blob is there; its bytes are checked only when it is read.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }

@@ -12,11 +12,17 @@ use crate::store::BlobStore;
 
 /// One raw tar entry: its name is written as given, `..` and all.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Raw<'a> {
+    /// A directory: name and mode.
     Dir(&'a str, u32),
+    /// A regular file: name, bytes and mode.
     File(&'a str, &'a [u8], u32),
+    /// A symbolic link: name and target.
     Symlink(&'a str, &'a str),
+    /// A hard link: name and the entry it links to.
     HardLink(&'a str, &'a str),
+    /// A character device, which no layer may hold.
     Device(&'a str),
 }
 
@@ -71,11 +77,17 @@ pub fn gzip_layer(store: &BlobStore, entries: &[Raw<'_>]) -> (Descriptor, Digest
 /// One entry of a tar stream, as tests look at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// The entry's name, e.g. `usr/local/bin/app`.
     pub path: String,
+    /// Permission bits, e.g. `0o755`.
     pub mode: u32,
+    /// Owner's user ID.
     pub uid: u64,
+    /// Owner's group ID.
     pub gid: u64,
+    /// Modification time, in seconds since 1970.
     pub mtime: u64,
+    /// Regular file, directory, link, …
     pub kind: tar::EntryType,
 }
 

@@ -24,24 +24,36 @@ use crate::error::{Error, Result};
 use crate::path::{entry_path, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::store::BlobStore;
 
+/// One path of a parent's tree, as its tar header and content say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// What the path is.
     pub kind: NodeKind,
+    /// Permission bits, e.g. `0o755`.
     pub mode: u32,
+    /// Owner's user ID.
     pub uid: u64,
+    /// Owner's group ID.
     pub gid: u64,
 }
 
+/// The type of a [`Node`], with what the engine needs of its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
+    /// A directory.
     Directory,
+    /// A regular file.
     File {
+        /// Its size in bytes.
         size: u64,
+        /// The sha256 of its bytes, to compare with a staged file's.
         digest: Digest,
         /// For a C library (`libc.so.6`, `libc-2.31.so`): the newest `GLIBC_*` it defines.
         glibc: Option<Box<GlibcVersion>>,
     },
+    /// A symbolic link.
     Symlink {
+        /// What it points to, e.g. `../lib/x86_64-linux-gnu/libc.so.6`.
         target: PathBuf,
     },
     /// A FIFO or a device node (a parent's `/dev/console`): kept so it can be removed or whited
@@ -87,6 +99,7 @@ struct Slot {
 pub struct LayerChanges {
     /// The layer blob these were read from, and the digest of its tar.
     pub layer: Digest,
+    /// The digest of the layer's uncompressed tar.
     pub diff_id: Digest,
     changes: Vec<Change>,
 }
@@ -121,6 +134,7 @@ impl FileTree {
         Ok(tree)
     }
 
+    /// The node at `path`, relative to the root (`usr/bin/env`).
     pub fn get(&self, path: &Path) -> Option<&Node> {
         self.nodes.get(key(path)).map(|slot| &slot.node)
     }
@@ -130,6 +144,7 @@ impl FileTree {
         self.nodes.len()
     }
 
+    /// Whether the tree holds no path at all, as `scratch`'s.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -512,6 +527,7 @@ impl LayerChanges {
         out.end()
     }
 
+    /// The changes in the cache's encoding, in memory.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_to(&mut out)

@@ -12,15 +12,22 @@ use super::transport::{Failure, Limits, Paced};
 
 /// How to authenticate; secrets are never shown by `Debug` or in errors.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Credentials {
+    /// None: only what anyone may pull.
     Anonymous,
+    /// A user name and password (or access token), sent as Basic or exchanged for a Bearer
+    /// token, as the registry asks.
     Basic {
+        /// The user name, e.g. `"ci-bot"`.
         username: String,
+        /// The password or a personal access token.
         password: String,
     },
     /// An OAuth2 refresh token (`identitytoken` in Docker's `config.json`), exchanged at the
     /// registry's token server for an access token.
     IdentityToken {
+        /// The refresh token.
         token: String,
     },
 }

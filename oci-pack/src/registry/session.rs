@@ -24,10 +24,12 @@ use crate::store::BlobStore;
 /// What a session is for, which decides the scopes its token is asked for.
 #[derive(Debug, Clone, Copy)]
 pub enum Access<'a> {
+    /// Pulling only.
     Pull,
     /// Pushing, and mounting blobs from `mount_from` (another repository of the registry, such
     /// as the base's), which needs the right to pull from it too.
     Push {
+        /// The repository blobs may be mounted from, e.g. `docker.io/library/debian`.
         mount_from: Option<&'a Repository>,
     },
 }
@@ -66,13 +68,17 @@ impl std::fmt::Debug for Session {
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Pushed {
     /// `REPO@sha256:…` of what every tag points at.
     pub reference: String,
+    /// The tags pushed, each as `REPOSITORY:TAG`, e.g. `ghcr.io/team/app:1.0`.
     pub tags: Vec<String>,
-    /// Blobs sent, blobs the registry already had, and blobs mounted from another repository.
+    /// Blobs sent.
     pub uploaded: usize,
+    /// Blobs the registry already had.
     pub skipped: usize,
+    /// Blobs mounted from another repository of the registry.
     pub mounted: usize,
 }
 
@@ -155,6 +161,7 @@ impl Session {
         Ok(session)
     }
 
+    /// The repository the session is for.
     pub fn repository(&self) -> &Repository {
         &self.repository
     }

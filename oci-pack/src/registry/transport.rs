@@ -13,6 +13,7 @@ use crate::error::Error;
 /// How patient a transfer is, and how often a failure that may pass is tried again. The
 /// defaults are cargo's own (`http.timeout`, `http.low-speed-limit`, `net.retry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// A connection that sends or receives nothing for this long is given up.
     pub stall: Duration,
