@@ -169,7 +169,9 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         let package = selected.package;
         if !workspace::is_image(metadata, package) {
             if selected.named {
-                let why = if metadata.workspace_metadata.get("oci").is_some() {
+                let why = if package.metadata.get("oci") == Some(&serde_json::Value::Bool(false)) {
+                    "its metadata says `oci = false`"
+                } else if metadata.workspace_metadata.get("oci").is_some() {
                     "it has no binaries and no `[package.metadata.oci]` table"
                 } else {
                     "it has no `[package.metadata.oci]` table"

@@ -307,3 +307,17 @@ pub enum Verbosity {
     /// Also each layer and manifest as it is written (cargo's `--verbose`).
     Verbose,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustflags_reach_cargo_as_one_quoted_target_setting() {
+        let flags = ["-C".to_owned(), "link-arg=\"a b\"".to_owned()];
+        assert_eq!(
+            target_rustflags("x86_64-unknown-linux-gnu", &flags),
+            r#"target."x86_64-unknown-linux-gnu".rustflags=["-C", "link-arg=\"a b\""]"#
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{build, credentials, index, push, run};
+use crate::{build, credentials, index, init, push, run};
 
 /// Cargo runs us as `cargo-oci oci build …`.
 #[derive(Debug, Parser)]
@@ -24,6 +24,8 @@ struct Oci {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Add an image to a crate or workspace: `[package.metadata.oci]`, and an xtask
+    Init(init::InitArgs),
     /// Build the package's binaries and pack them into an OCI image
     Build(build::BuildArgs),
     /// Build the image for this machine, load it into podman or docker, and run it
@@ -45,6 +47,7 @@ pub fn main() -> ExitCode {
     }
     let Cli::Oci(oci) = Cli::parse_from(args);
     let result = match oci.command {
+        Command::Init(args) => init::exec(args),
         Command::Build(args) => build::exec(args),
         Command::Run(args) => run::exec(args),
         Command::Push(args) => push::exec(args),

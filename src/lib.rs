@@ -24,6 +24,7 @@ pub mod cli;
 mod credentials;
 mod error;
 mod index;
+mod init;
 mod metadata;
 mod outputs;
 mod pack;
@@ -36,6 +37,11 @@ mod values;
 mod workspace;
 
 pub use api::{Build, Image, Output};
+
+/// The README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 pub use cargo_build::Verbosity;
 pub use error::{Error, ErrorKind};
 pub use outputs::{Format, Loader, MessageFormat};

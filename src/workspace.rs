@@ -142,14 +142,19 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// Whether a package is made into images: it has a `[package.metadata.oci]` table, or the
-/// workspace has one and the package has binaries.
+/// workspace has one and the package has binaries, unless it says `oci = false` (an xtask).
 pub fn is_image(workspace: &Metadata, package: &Package) -> bool {
-    package.metadata.get("oci").is_some()
-        || (workspace.workspace_metadata.get("oci").is_some()
-            && package
-                .targets
-                .iter()
-                .any(|t| t.kind.iter().any(|k| k.to_string() == "bin")))
+    match package.metadata.get("oci") {
+        Some(serde_json::Value::Bool(false)) => false,
+        Some(_) => true,
+        None => {
+            workspace.workspace_metadata.get("oci").is_some()
+                && package
+                    .targets
+                    .iter()
+                    .any(|t| t.kind.iter().any(|k| k.to_string() == "bin"))
+        }
+    }
 }
 
 /// The names of the images the chosen packages make (a package's own name, or its

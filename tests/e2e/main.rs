@@ -18,4 +18,5 @@ mod parents;
 mod registry;
 mod reliability;
 mod targets;
+mod templates;
 mod workspaces;

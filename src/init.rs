@@ -1,0 +1,306 @@
+//! `cargo oci init`: a crate or workspace made ready for `cargo oci build`, its files otherwise
+//! left as they were. The image's table is appended to `Cargo.toml` (nothing before it moves),
+//! and the workspace's member list is edited with a format-preserving TOML editor. Running it
+//! again changes nothing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cargo_metadata::{Metadata, Package};
+use toml_edit::DocumentMut;
+
+use crate::cargo_build::WorkspaceOptions;
+use crate::shell::Shell;
+
+/// The xtask template, as `templates/xtask/` holds it.
+const XTASK_MANIFEST: &str = include_str!("../templates/xtask/Cargo.toml");
+const XTASK_MAIN: &str = include_str!("../templates/xtask/src/main.rs");
+/// The line of the xtask template that says where cargo oci's library comes from.
+const XTASK_DEPENDENCY: &str = "cargo-oci = { path = \"../../cargo-oci\" }";
+
+/// `cargo oci init`
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Package to add the image to (default: the one in the current directory; at a virtual
+    /// workspace's root, the workspace: every member with binaries becomes an image)
+    #[arg(short = 'p', long = "package", value_name = "NAME")]
+    pub package: Option<String>,
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// The base image: `scratch` (empty; the binaries are linked statically) or a reference
+    /// such as `gcr.io/distroless/cc-debian12`
+    #[arg(long, value_name = "REF", default_value = "scratch")]
+    pub base: String,
+    /// Also add an xtask (`cargo xtask image`) that builds the images with cargo oci's library
+    #[arg(long)]
+    pub xtask: bool,
+    /// Do not print what was done
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn exec(args: InitArgs) -> Result<()> {
+    let shell = Shell::new(if args.quiet {
+        crate::cargo_build::Verbosity::Quiet
+    } else {
+        crate::cargo_build::Verbosity::Normal
+    });
+    let options = WorkspaceOptions {
+        manifest_path: args.manifest_path.clone(),
+        ..WorkspaceOptions::default()
+    };
+    let metadata = crate::workspace::metadata(&options)?;
+    let host = crate::workspace::host_triple(&options)?;
+    // Static linking for `scratch` on a target whose binaries are dynamic by default.
+    let rustflags = args.base == "scratch" && host.ends_with("-gnu");
+    let table = match chosen_package(&metadata, &args)? {
+        Some(package) => {
+            let bins: Vec<&str> = package
+                .targets
+                .iter()
+                .filter(|t| t.kind.iter().any(|k| k.to_string() == "bin"))
+                .map(|t| t.name.as_str())
+                .collect();
+            if bins.is_empty() {
+                bail!(
+                    "package `{}` has no binary to put in an image\n  --> {}",
+                    package.name,
+                    package.manifest_path
+                );
+            }
+            Table {
+                manifest: package.manifest_path.clone().into_std_path_buf(),
+                header: "package.metadata.oci",
+                bins,
+            }
+        }
+        None => Table {
+            manifest: metadata
+                .workspace_root
+                .join("Cargo.toml")
+                .into_std_path_buf(),
+            header: "workspace.metadata.oci",
+            bins: Vec::new(),
+        },
+    };
+    let image = table.add(&args.base, rustflags, &shell)?;
+    if args.xtask {
+        add_xtask(metadata.workspace_root.as_std_path(), &shell)?;
+    }
+    if !args.quiet && image {
+        let next = if args.xtask {
+            "`cargo oci build` (or `cargo xtask image`), then `cargo oci run`"
+        } else {
+            "`cargo oci build`, then `cargo oci run`"
+        };
+        shell.status("Next", next);
+    }
+    Ok(())
+}
+
+/// The package `-p` names, else the one whose `Cargo.toml` the command starts from; `None` at
+/// a virtual workspace's root, where the workspace's table makes every binary an image.
+fn chosen_package<'a>(metadata: &'a Metadata, args: &InitArgs) -> Result<Option<&'a Package>> {
+    let members = metadata.workspace_packages();
+    if let Some(name) = &args.package {
+        return match members.iter().find(|p| p.name.as_str() == name) {
+            Some(package) => Ok(Some(package)),
+            None => bail!("package `{name}` is not a member of the workspace"),
+        };
+    }
+    let start = match &args.manifest_path {
+        Some(path) => std::path::absolute(path)?,
+        None => nearest_manifest(&std::env::current_dir()?)
+            .context("no Cargo.toml here or in a parent directory")?,
+    };
+    Ok(members
+        .into_iter()
+        .find(|p| p.manifest_path.as_std_path() == start))
+}
+
+fn nearest_manifest(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|manifest| manifest.is_file())
+}
+
+/// The image table to write: `[package.metadata.oci]` or `[workspace.metadata.oci]`.
+struct Table<'a> {
+    manifest: PathBuf,
+    header: &'static str,
+    bins: Vec<&'a str>,
+}
+
+impl Table<'_> {
+    /// Appends the table unless the manifest has one; whether the crate now makes images.
+    fn add(&self, base: &str, rustflags: bool, shell: &Shell) -> Result<bool> {
+        let shown = self.manifest.display();
+        let text = fs::read_to_string(&self.manifest)
+            .with_context(|| format!("failed to read {shown}"))?;
+        let document: DocumentMut = text
+            .parse()
+            .with_context(|| format!("{shown} is not valid TOML"))?;
+        let mut path = self.header.split('.');
+        let existing = path.try_fold(document.as_item(), |item, key| item.get(key));
+        if let Some(existing) = existing {
+            if existing.as_bool() == Some(false) {
+                shell.status("Skipping", format_args!("{shown}: it says `oci = false`"));
+                return Ok(false);
+            }
+            shell.status(
+                "Unchanged",
+                format_args!("{shown} has a `[{}]` table already", self.header),
+            );
+            return Ok(true);
+        }
+        let mut table = format!(
+            "\n# How `cargo oci build` packs this into an image; every key is optional.\n\
+             [{}]\nbase = {}\n",
+            self.header,
+            quoted(base)
+        );
+        if rustflags {
+            table.push_str(
+                "# The empty base has no C library: link the image's binaries statically.\n\
+                 rustflags = [\"-C\", \"target-feature=+crt-static\"]\n",
+            );
+        }
+        if !self.bins.is_empty() {
+            let bins: Vec<String> = self.bins.iter().map(|bin| quoted(bin)).collect();
+            table.push_str(&format!("bins = [{}]\n", bins.join(", ")));
+        }
+        table.push_str(&format!(
+            "tags = [\"{{name}}:{{version}}\", \"{{name}}:latest\"]\n\n\
+             [{}.config]\n\
+             # Not root: an unprivileged user and group, as distroless images use.\n\
+             user = \"65532:65532\"\n",
+            self.header
+        ));
+        let separator = if text.ends_with('\n') || text.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        let updated = format!("{text}{separator}{table}");
+        // What cannot take a table (an inline `metadata = { … }`) is refused, not broken.
+        if let Err(error) = updated.parse::<DocumentMut>() {
+            bail!(
+                "cannot add `[{}]` to {shown}: {}\nadd it by hand:\n{table}",
+                self.header,
+                error.to_string().trim()
+            );
+        }
+        write_file(&self.manifest, &updated)?;
+        shell.status("Adding", format_args!("`[{}]` to {shown}", self.header));
+        Ok(true)
+    }
+}
+
+/// A TOML basic string: JSON's quotes and escapes are TOML's.
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// `xtask/` from the template, a member of the workspace, and `cargo xtask` an alias.
+fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
+    let dir = root.join("xtask");
+    if dir.exists() {
+        shell.status("Unchanged", format_args!("{} exists", dir.display()));
+    } else {
+        let library = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest = if library.join("templates/xtask/Cargo.toml").is_file() {
+            let path = quoted(&library.display().to_string());
+            XTASK_MANIFEST.replace(
+                XTASK_DEPENDENCY,
+                &format!("cargo-oci = {{ path = {path} }}"),
+            )
+        } else {
+            shell.warn(format_args!(
+                "the source cargo oci was built from is gone: point the `cargo-oci` \
+                 dependency in {}/Cargo.toml at a clone of it",
+                dir.display()
+            ));
+            XTASK_MANIFEST.to_owned()
+        };
+        write_file(&dir.join("Cargo.toml"), &manifest)?;
+        write_file(&dir.join("src/main.rs"), XTASK_MAIN)?;
+        shell.status("Creating", format_args!("{}", dir.display()));
+    }
+    add_member(root, shell)?;
+    add_alias(root, shell)
+}
+
+/// `xtask` in the root manifest's `[workspace] members`; a lone package gets a `[workspace]`.
+fn add_member(root: &Path, shell: &Shell) -> Result<()> {
+    let manifest = root.join("Cargo.toml");
+    let shown = manifest.display();
+    let text = fs::read_to_string(&manifest).with_context(|| format!("failed to read {shown}"))?;
+    let mut document: DocumentMut = text
+        .parse()
+        .with_context(|| format!("{shown} is not valid TOML"))?;
+    let workspace = document
+        .entry("workspace")
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .with_context(|| format!("`workspace` in {shown} is not a table"))?;
+    let members = workspace
+        .entry("members")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .with_context(|| format!("`workspace.members` in {shown} is not a list"))?;
+    if members.iter().any(|m| m.as_str() == Some("xtask")) {
+        return Ok(());
+    }
+    members.push("xtask");
+    write_file(&manifest, &document.to_string())?;
+    shell.status("Adding", format_args!("`xtask` to the members in {shown}"));
+    Ok(())
+}
+
+/// `[alias] xtask = "run --package xtask --"` in the workspace's `.cargo/config.toml`.
+fn add_alias(root: &Path, shell: &Shell) -> Result<()> {
+    let config = root.join(".cargo/config.toml");
+    let shown = config.display();
+    let text = match fs::read_to_string(&config) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("failed to read {shown}")),
+    };
+    let mut document: DocumentMut = text
+        .parse()
+        .with_context(|| format!("{shown} is not valid TOML"))?;
+    let aliases = document
+        .entry("alias")
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .with_context(|| format!("`alias` in {shown} is not a table"))?;
+    if aliases.contains_key("xtask") {
+        return Ok(());
+    }
+    aliases.insert("xtask", toml_edit::value("run --package xtask --"));
+    write_file(&config, &document.to_string())?;
+    shell.status("Adding", format_args!("the `cargo xtask` alias to {shown}"));
+    Ok(())
+}
+
+/// Writes a whole file through a temporary beside it, so an interruption leaves the old one.
+/// The file keeps its permissions; a new one gets the umask's.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().expect("a file path has a parent");
+    let name = path
+        .file_name()
+        .expect("a file path has a name")
+        .to_string_lossy();
+    let temporary = dir.join(format!(".{name}.cargo-oci-init"));
+    let write = || -> std::io::Result<()> {
+        fs::create_dir_all(dir)?;
+        fs::write(&temporary, text)?;
+        if let Ok(old) = fs::metadata(path) {
+            fs::set_permissions(&temporary, old.permissions())?;
+        }
+        fs::rename(&temporary, path)
+    };
+    write().with_context(|| format!("failed to write {}", path.display()))
+}

@@ -1,0 +1,193 @@
+//! `cargo oci init` and the xtask template, as a new user meets them: a fresh crate made ready
+//! without a line of it moved, built on `scratch` at the first try, and a workspace's images
+//! built and pushed by `cargo xtask image`, judged by skopeo.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{assert_success, cargo_oci, hermetic, run, tool, Fixture, Registry};
+
+/// A crate as `cargo new` makes it, with comments of its own.
+fn new_crate(dir: &Path) -> String {
+    let manifest = "\
+# A service.
+[package]
+name = \"fresh\"   # its name
+version = \"1.2.0\"
+edition = \"2021\"
+
+[workspace]
+
+[dependencies]
+# none yet
+";
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { println!(\"fresh\"); }\n",
+    )
+    .unwrap();
+    manifest.to_owned()
+}
+
+fn init(dir: &Path, args: &[&str]) -> String {
+    let output = cargo_oci()
+        .arg("init")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo oci init");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn init_makes_a_new_crate_an_image_that_builds_at_the_first_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    let before = new_crate(&crate_dir);
+
+    let said = init(&crate_dir, &[]);
+    assert!(said.contains("Adding `[package.metadata.oci]`"), "{said}");
+    assert!(said.contains("Next `cargo oci build`"), "{said}");
+    let after = fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        after.starts_with(&before),
+        "nothing of the file moved:\n{after}"
+    );
+    assert!(after.contains("bins = [\"fresh\"]"), "{after}");
+
+    // Twice is once.
+    let said = init(&crate_dir, &[]);
+    assert!(said.contains("Unchanged"), "{said}");
+    assert_eq!(
+        fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap(),
+        after
+    );
+
+    // On `scratch`, the ELF check passes: the binary is static, and the crate's own
+    // `cargo build` is as it was.
+    let output = cargo_oci()
+        .args(["build", "--quiet"])
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert_success(&output, "the first cargo oci build");
+    assert!(tool("skopeo"), "skopeo is needed");
+    let layout = crate_dir.join("target/oci/fresh");
+    let config = run(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("oci:{}:1.2.0", layout.display()),
+    ]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["config"]["User"], "65532:65532");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/fresh"])
+    );
+}
+
+#[test]
+fn init_leaves_a_crate_with_an_image_as_it_is() {
+    let fixture = Fixture::copy("hello");
+    let before = fs::read(fixture.path().join("Cargo.toml")).unwrap();
+    let said = init(fixture.path(), &["--base", "debian:bookworm-slim"]);
+    assert!(
+        said.contains("has a `[package.metadata.oci]` table already"),
+        "{said}"
+    );
+    assert_eq!(fs::read(fixture.path().join("Cargo.toml")).unwrap(), before);
+}
+
+#[test]
+fn init_refuses_what_cannot_take_a_table_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap().replace(
+        "edition = \"2021\"\n",
+        "edition = \"2021\"\nmetadata = { docs = 1 }\n",
+    );
+    fs::write(&manifest, &text).unwrap();
+    let output = cargo_oci()
+        .arg("init")
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot add `[package.metadata.oci]`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("add it by hand"), "{stderr}");
+    assert_eq!(fs::read_to_string(&manifest).unwrap(), text);
+}
+
+/// `cargo oci init --xtask` in a workspace, then `cargo xtask image --push`: the template
+/// compiles against this checkout's library, skips itself, and pushes every image.
+#[test]
+fn the_xtask_template_builds_and_pushes_a_workspace() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("services");
+    // The versions this checkout is built and tested with, already in cargo's cache.
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+        fixture.path().join("Cargo.lock"),
+    )
+    .unwrap();
+    let said = init(fixture.path(), &["--xtask"]);
+    assert!(
+        said.contains("has a `[workspace.metadata.oci]` table already"),
+        "{said}"
+    );
+    assert!(said.contains("Adding `xtask` to the members"), "{said}");
+    let xtask_manifest = fs::read_to_string(fixture.path().join("xtask/Cargo.toml")).unwrap();
+    assert!(
+        xtask_manifest.contains(&format!("path = \"{}\"", env!("CARGO_MANIFEST_DIR"))),
+        "the dependency is this checkout:\n{xtask_manifest}"
+    );
+
+    let output = hermetic(&mut Command::new("cargo"))
+        .args(["xtask", "image", "--release-tag", "9.9.9", "--push"])
+        .arg(format!("{}/acme", registry.host))
+        .current_dir(fixture.path().join("api"))
+        // One build of the library for every run of this test.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("xtask-template"),
+        )
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask image");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    // api, worker, and tools' two binaries; not the xtask, not the library.
+    assert_eq!(lines.len(), 4, "{stdout}");
+    for name in ["api", "worker", "migrate", "seed"] {
+        let line = lines
+            .iter()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{stdout}"));
+        let pushed = format!("{}/acme/{name}@sha256:", registry.host);
+        assert!(line.contains(&pushed), "{line}");
+        assert!(line.ends_with(&format!("{name}:9.9.9")), "{line}");
+        let inspected = run(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/acme/{name}:9.9.9", registry.host),
+        ]));
+        let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+        let digest = inspected["Digest"].as_str().unwrap();
+        assert!(
+            line.contains(digest),
+            "{line} is what skopeo sees: {digest}"
+        );
+    }
+}
