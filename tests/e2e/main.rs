@@ -7,6 +7,7 @@ mod support;
 mod archives;
 mod build;
 mod cache;
+mod ci_templates;
 mod compression;
 mod credentials;
 mod first_hour;

@@ -26,7 +26,7 @@ tasks:
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 13] = [
+const TOOLS: [(&str, &str); 15] = [
     ("openssl", "openssl"),
     ("zstd", "zstd"),
     FOREIGN_GCC,
@@ -40,6 +40,11 @@ const TOOLS: [(&str, &str); 13] = [
     ("oci-image-tool", "oci-image-tool"),
     ("podman", "podman"),
     ("runc", "runc"),
+    // The CI templates' steps read cargo oci's JSON messages with jq.
+    ("jq", "jq"),
+    // Debian's yq (jq over PyYAML, so it brings python3-yaml): the test of the CI templates
+    // reads them with it, a real YAML parser behind an executable this list can look for.
+    ("yq", "yq"),
 ];
 
 /// The cross compiler and emulator for the one foreign architecture the tests pack a real
