@@ -8,6 +8,7 @@ use crate::build::{self, BuildArgs};
 use crate::cargo_build::Verbosity;
 use crate::error::Error;
 use crate::outputs::{Format, Loader, MessageFormat};
+use crate::sbom::SbomFormat;
 use crate::shell::Shell;
 
 /// A build of a workspace's images, as `cargo oci build` runs it: the packages cargo would
@@ -133,6 +134,12 @@ impl Build {
         self
     }
 
+    /// `--sbom`: the SBOM of each platform's image, replacing the metadata's `sbom`.
+    pub fn sbom(mut self, format: SbomFormat) -> Build {
+        self.args.sbom = Some(format);
+        self
+    }
+
     /// `--output`: the OCI layout's directory, for a build of one image.
     pub fn output(mut self, dir: impl AsRef<Path>) -> Build {
         self.args.output = Some(dir.as_ref().to_owned());
@@ -235,6 +242,7 @@ impl Build {
                         fresh: output.fresh,
                     })
                     .collect(),
+                sboms: made.summary.sboms,
                 loaded: args.load,
                 pushed: made.pushed.map(|pushed| pushed.reference),
                 layers: made.layers,
@@ -260,6 +268,8 @@ pub struct Image {
     pub platforms: Vec<String>,
     /// What was written, in format order.
     pub outputs: Vec<Output>,
+    /// The SBOM files beside the outputs, one per platform (none with `SbomFormat::None`).
+    pub sboms: Vec<PathBuf>,
     /// The loader it was streamed into.
     pub loaded: Option<Loader>,
     /// `REPOSITORY@sha256:…`, when it was pushed.

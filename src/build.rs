@@ -21,6 +21,7 @@ use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
 use crate::plan::{BuildPlan, Overrides};
 use crate::registries::Registries;
+use crate::sbom::{self, SbomFormat};
 use crate::shell::Shell;
 use crate::workspace;
 
@@ -49,6 +50,9 @@ pub struct BuildArgs {
     /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
     #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
+    /// The SBOM of each image, overriding `sbom` in Cargo.toml (default: spdx)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub sbom: Option<SbomFormat>,
     /// Stream the image into `docker load` or `podman load`, writing no tar file
     #[arg(
         long,
@@ -161,6 +165,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         elf_check: args.elf_check,
         compression: args.compression,
         tags: args.tags.clone(),
+        sbom: args.sbom,
     };
     // Every selected package's metadata is resolved before anything is built.
     let mut plans: Vec<BuildPlan> = Vec::new();
@@ -302,6 +307,24 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             verbosity,
         )?)
     };
+    // What each target's SBOMs are made of is asked of cargo while the images are packed (not
+    // while cargo builds: both would wait on cargo's package cache lock).
+    let sbom_triples: std::collections::BTreeSet<String> = plans
+        .iter()
+        .filter(|plan| plan.sbom != SbomFormat::None)
+        .flat_map(|plan| &plan.images)
+        .map(|image| image.triple.clone().unwrap_or_else(|| facts.host.clone()))
+        .collect();
+    let resolving: Vec<_> = sbom_triples
+        .into_iter()
+        .map(|triple| {
+            let (cargo, asked) = (args.cargo.clone(), triple.clone());
+            (
+                triple,
+                std::thread::spawn(move || sbom::resolve(&cargo, &asked)),
+            )
+        })
+        .collect();
     let mut requests = Vec::new();
     for (plan, bases) in plans.iter().zip(bases) {
         for (image, base) in plan.images.iter().zip(bases) {
@@ -337,9 +360,36 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         );
     }
     let mut built = pack::pack_all(&cache, requests, &shell)?.into_iter();
+    let resolved = resolving
+        .into_iter()
+        .map(|(triple, thread)| {
+            let metadata = thread
+                .join()
+                .expect("`cargo metadata` is run, not panicked");
+            Ok((triple, metadata?))
+        })
+        .collect::<Result<BTreeMap<String, cargo_metadata::Metadata>>>()?;
+    let checksums = match resolved.is_empty() {
+        true => BTreeMap::new(),
+        false => sbom::lock_checksums(metadata.workspace_root.as_std_path())?,
+    };
     let mut images = Vec::new();
-    for plan in &plans {
+    let mut sboms = Vec::new();
+    for (plan, layout) in plans.iter().zip(&destinations) {
         let built: Vec<_> = built.by_ref().take(plan.images.len()).collect();
+        let Sboms { referrers, files } = attach_sboms(
+            plan,
+            &built,
+            layout,
+            &SbomInputs {
+                cache: &cache,
+                resolved: &resolved,
+                checksums: &checksums,
+                package: &packages[&plan.package].id,
+                host: &facts.host,
+                created,
+            },
+        )?;
         let (target, config) = match built.as_slice() {
             [only] if !plan.writes_index() => {
                 (only.manifest.clone(), Some(only.config.digest.to_string()))
@@ -355,6 +405,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             target: target.clone(),
             tags: plan.tags.clone(),
             annotations: plan.index_annotations.clone(),
+            referrers,
         };
         let summary = ImageSummary {
             name: plan.name.clone(),
@@ -362,8 +413,10 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             config,
             tags: plan.tags.iter().map(ToString::to_string).collect(),
             platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
+            sboms: files.iter().map(|(path, _)| path.clone()).collect(),
         };
         images.push((tagged, summary));
+        sboms.push(files);
     }
 
     // One build at a time writes an output (and the archives beside it); the locks are taken
@@ -389,8 +442,8 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         .iter()
         .zip(&destinations)
         .zip(&push_targets)
-        .zip(&plans)
-        .map(|((((image, _), layout), push), plan)| {
+        .zip(plans.iter().zip(&sboms))
+        .map(|((((image, _), layout), push), (plan, sboms))| {
             outputs::stage(
                 image,
                 &outputs::Destinations {
@@ -400,6 +453,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                     push: push.as_ref(),
                     shell: &shell,
                     mtime: created,
+                    beside: sboms,
                 },
                 &cache,
             )
@@ -577,6 +631,91 @@ fn push_repositories(push: Option<&str>, plans: &[BuildPlan]) -> Result<Vec<Opti
             Ok(Some(Repository::parse(&text)?))
         })
         .collect()
+}
+
+/// What the SBOMs of a build are made of.
+struct SbomInputs<'a> {
+    cache: &'a BuildCache,
+    /// `cargo metadata` of each target's resolution.
+    resolved: &'a BTreeMap<String, cargo_metadata::Metadata>,
+    checksums: &'a sbom::Checksums,
+    /// The package whose binaries the image holds.
+    package: &'a cargo_metadata::PackageId,
+    host: &'a str,
+    created: oci_pack::timestamp::Timestamp,
+}
+
+/// The SBOM of each platform's image of `plan`: attached to the image in the cache's store
+/// (the referrers to list in `index.json` and push), and the files to write beside `layout`,
+/// `<layout>.<os>-<arch>.spdx.json`.
+fn attach_sboms(
+    plan: &BuildPlan,
+    built: &[oci_pack::image::BuiltImage],
+    layout: &std::path::Path,
+    inputs: &SbomInputs<'_>,
+) -> Result<Sboms> {
+    let Some(media_type) = plan.sbom.media_type() else {
+        return Ok(Sboms::default());
+    };
+    let mut referrers = Vec::new();
+    let mut files = Vec::new();
+    for (image, made) in plan.images.iter().zip(built) {
+        let store = inputs.cache.store();
+        let manifest: oci_pack::manifest::ImageManifest =
+            serde_json::from_slice(&store.read(&made.manifest)?)
+                .context("failed to read the image manifest just written")?;
+        let base = manifest
+            .annotations
+            .get(oci_pack::annotation::BASE_NAME)
+            .map(|name| {
+                let digest = manifest.annotations.get(oci_pack::annotation::BASE_DIGEST);
+                (name.clone(), digest.cloned())
+            });
+        let platform = image.platform.to_string();
+        let triple = image.triple.as_deref().unwrap_or(inputs.host);
+        let document = sbom::document(
+            plan.sbom,
+            &sbom::Subject {
+                name: &plan.name,
+                platform: &platform,
+                manifest: made.manifest.digest,
+                created: inputs.created,
+                base,
+            },
+            &inputs.resolved[triple],
+            inputs.package,
+            inputs.checksums,
+        )?;
+        let file_name = format!(
+            "{}.{}.{}",
+            layout.file_name().unwrap_or_default().to_string_lossy(),
+            platform.replace('/', "-"),
+            plan.sbom.extension()
+        );
+        let annotations = BTreeMap::from([
+            (
+                oci_pack::annotation::CREATED.to_owned(),
+                inputs.created.to_rfc3339(),
+            ),
+            (oci_pack::annotation::TITLE.to_owned(), file_name.clone()),
+        ]);
+        referrers.push(oci_pack::referrer::attach(
+            store,
+            &made.manifest,
+            media_type,
+            &document,
+            annotations,
+        )?);
+        files.push((layout.with_file_name(file_name), document));
+    }
+    Ok(Sboms { referrers, files })
+}
+
+/// An image's SBOMs: attached (the referrers) and to write beside it (each path and bytes).
+#[derive(Default)]
+struct Sboms {
+    referrers: Vec<oci_pack::descriptor::Descriptor>,
+    files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// Builds every image's binaries: one builder run per target, builder and rustflags, with every

@@ -93,6 +93,7 @@ pub fn exec(args: IndexArgs) -> Result<()> {
             .to_owned(),
         digest: index.digest.to_string(),
         config: None,
+        sboms: Vec::new(),
         tags: pushed.tags.clone(),
         platforms: manifests
             .iter()

@@ -64,11 +64,13 @@ pub struct SetMetadata {
     pub target: BTreeMap<String, Value>,
     /// Where `--push` sends the image when it names no repository; `{name}` is the image's name.
     pub repository: Option<String>,
+    /// The SBOM written beside the outputs and attached to each platform's image.
+    pub sbom: Option<crate::sbom::SbomFormat>,
 }
 
 impl SetMetadata {
     /// The keys of this table, as users spell them.
-    const KEYS: [&'static str; 7] = [
+    const KEYS: [&'static str; 8] = [
         "formats",
         "tags",
         "index-annotations",
@@ -76,6 +78,7 @@ impl SetMetadata {
         "index",
         "target",
         "repository",
+        "sbom",
     ];
 }
 

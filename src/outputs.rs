@@ -115,6 +115,8 @@ pub struct Destinations<'a> {
     pub shell: &'a Shell,
     /// Every archive entry's mtime.
     pub mtime: Timestamp,
+    /// Files written beside the outputs (the SBOMs): each path and its bytes.
+    pub beside: &'a [(PathBuf, Vec<u8>)],
 }
 
 /// An image's outputs, written in full beside their destinations but not yet in place, and
@@ -125,6 +127,8 @@ pub struct Staged {
     fresh: Vec<Output>,
     layout: Option<oci_pack::layout::SealedLayout>,
     archives: Vec<(Format, StagedArchive, Digest)>,
+    /// Files beside the outputs, staged; those already as they should be are not.
+    beside: Vec<(tempfile::NamedTempFile, PathBuf)>,
     pub loaded: Option<String>,
     pub pushed: Option<Pushed>,
 }
@@ -173,6 +177,13 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         })?;
         archives.push((format, staged, key));
     }
+    let mut beside = Vec::new();
+    for (path, bytes) in to.beside {
+        if std::fs::read(path).is_ok_and(|there| there == *bytes) {
+            continue;
+        }
+        beside.push((stage_file(to.layout, path, bytes)?, path.clone()));
+    }
     let loaded = to
         .load
         .map(|loader| stream_into(loader, image, to.mtime))
@@ -181,18 +192,18 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         .push
         .map(|target| {
             let tags: Vec<String> = image.tags.iter().map(|t| t.tag.clone()).collect();
-            anyhow::Ok(target.session()?.push(
-                &image.store,
-                &image.target,
-                &tags,
-                &mut to.shell.clone(),
-            )?)
+            let session = target.session()?;
+            let pushed = session.push(&image.store, &image.target, &tags, &mut to.shell.clone())?;
+            // The SBOMs after the image they are about.
+            session.push_referrers(&image.store, &image.referrers)?;
+            anyhow::Ok(pushed)
         })
         .transpose()?;
     Ok(Staged {
         fresh,
         layout,
         archives,
+        beside,
         loaded,
         pushed,
     })
@@ -219,8 +230,32 @@ impl Staged {
             });
         }
         outputs.sort_by_key(|o| o.format);
+        for (file, path) in self.beside {
+            file.persist(&path)
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
         Ok(outputs)
     }
+}
+
+/// `bytes` in a temporary file beside `path`, synced, readable as the umask allows. It is
+/// named as staging of `owner` (`.NAME.partial-…`), so a build interrupted before the rename
+/// leaves nothing the next one does not sweep.
+fn stage_file(owner: &Path, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let failed = || format!("failed to write `{}`", path.display());
+    std::fs::create_dir_all(dir).with_context(failed)?;
+    let owner = owner.file_name().unwrap_or_default().to_string_lossy();
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{owner}.partial-"))
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(failed)?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(failed)?;
+    Ok(file)
 }
 
 /// Whether the layout at `path` holds `image` already: the same `index.json`, and every blob
@@ -330,6 +365,8 @@ pub struct ImageSummary {
     pub config: Option<String>,
     pub tags: Vec<String>,
     pub platforms: Vec<String>,
+    /// The SBOM files written beside the outputs, one per platform.
+    pub sboms: Vec<PathBuf>,
 }
 
 /// One line (or JSON object) per output, and one for an image loaded into a local store.
@@ -364,6 +401,9 @@ pub fn report(
             output.format.name(),
             ("path", output.path.display().to_string()),
         )?;
+    }
+    for sbom in &image.sboms {
+        line("sbom", ("path", sbom.display().to_string()))?;
     }
     if let Some(loader) = loaded {
         line("load", ("loader", loader.program().to_owned()))?;

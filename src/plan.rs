@@ -18,6 +18,7 @@ use crate::metadata::{
     BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, ImageMetadata, KeyError, Loaded,
 };
 use crate::outputs::Format;
+use crate::sbom::SbomFormat;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -58,6 +59,8 @@ pub struct BuildPlan {
     pub tags: Vec<Reference>,
     /// Sorted, each once; at least one.
     pub formats: Vec<Format>,
+    /// The SBOM of each platform's image.
+    pub sbom: SbomFormat,
     /// Join the images in an index even when there is one.
     pub index: bool,
     pub index_annotations: BTreeMap<String, String>,
@@ -108,6 +111,8 @@ pub struct Overrides {
     pub compression: Option<CompressionSpec>,
     /// `--tag`, repeatable; replaces `tags`.
     pub tags: Vec<String>,
+    /// `--sbom`; replaces `sbom`.
+    pub sbom: Option<SbomFormat>,
 }
 
 /// Why a package's metadata cannot be built.
@@ -274,6 +279,7 @@ fn resolve_named(
             })?,
         },
         formats,
+        sbom: overrides.sbom.or(set.sbom).unwrap_or_default(),
         index: set.index.unwrap_or(false),
         index_annotations: set.index_annotations.clone(),
     })
@@ -992,6 +998,11 @@ mod tests {
         assert_eq!(from_metadata.images[0].platform.to_string(), "linux/arm64");
         assert_eq!(from_metadata.formats, [Format::Docker]);
         assert_eq!(from_metadata.images[0].elf_check, ElfCheck::Warn);
+        assert_eq!(
+            from_metadata.sbom,
+            SbomFormat::Spdx,
+            "SPDX unless asked otherwise"
+        );
 
         let loaded = crate::metadata::load(None, Some(&metadata))
             .unwrap()
@@ -1005,6 +1016,7 @@ mod tests {
             elf_check: Some(ElfCheck::Deny),
             compression: Some(CompressionSpec::Zstd),
             tags: vec!["app:{git_short_sha}".into(), "app:{version}".into()],
+            sbom: Some(SbomFormat::CycloneDx),
         };
         let checked_out = PackageFacts {
             revision: Some("0123456789abcdef0123456789abcdef01234567".into()),
@@ -1022,6 +1034,7 @@ mod tests {
         assert_eq!(platforms, ["linux/amd64", "linux/arm/v7"]);
         assert!(plan.writes_index());
         assert_eq!(plan.formats, [Format::Oci, Format::OciArchive]);
+        assert_eq!(plan.sbom, SbomFormat::CycloneDx);
         assert!(plan.images.iter().all(|i| i.elf_check == ElfCheck::Deny));
         let tags: Vec<String> = plan.tags.iter().map(ToString::to_string).collect();
         assert_eq!(tags, ["app:0123456", "app:0.1.0"], "--tag replaces `tags`");

@@ -69,7 +69,12 @@ pub fn exec(args: PushArgs) -> Result<()> {
             )
         })?)
         .with_context(|| format!("failed to parse `{}`", index_path.display()))?;
-    let Some(first) = index.manifests.first() else {
+    // Artifacts about the image (its SBOMs) are pushed after it; the rest are its tags.
+    let (referrers, tagged): (Vec<Descriptor>, Vec<Descriptor>) = index
+        .manifests
+        .into_iter()
+        .partition(|m| m.artifact_type.is_some());
+    let Some(first) = tagged.first() else {
         bail!("`{}` names no image", index_path.display())
     };
     let target = Descriptor {
@@ -77,14 +82,13 @@ pub fn exec(args: PushArgs) -> Result<()> {
         platform: None,
         ..first.clone()
     };
-    if index.manifests.iter().any(|m| m.digest != target.digest) {
+    if tagged.iter().any(|m| m.digest != target.digest) {
         bail!(
             "`{}` names several images; push them one layout at a time",
             index_path.display()
         );
     }
-    let tags: Vec<String> = index
-        .manifests
+    let tags: Vec<String> = tagged
         .iter()
         .filter_map(|m| m.annotations.get(REF_NAME).cloned())
         .collect();
@@ -99,9 +103,9 @@ pub fn exec(args: PushArgs) -> Result<()> {
     let store = BlobStore::existing(&layout);
     // The same fields `cargo oci build` reports of this image.
     let (config, platforms) = config_and_platforms(&store, &target)?;
-    let pushed = destination
-        .session()?
-        .push(&store, &target, &tags, &mut shell.clone())?;
+    let session = destination.session()?;
+    let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
+    session.push_referrers(&store, &referrers)?;
     shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
         name: layout
@@ -109,12 +113,12 @@ pub fn exec(args: PushArgs) -> Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         digest: target.digest.to_string(),
         config,
-        tags: index
-            .manifests
+        tags: tagged
             .iter()
             .filter_map(|m| m.annotations.get(CONTAINERD_IMAGE_NAME).cloned())
             .collect(),
         platforms,
+        sboms: Vec::new(),
     };
     outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
 }

@@ -9,3 +9,7 @@ pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// The parent manifest's digest, on a manifest built on it.
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// When an image or artifact was made, RFC 3339.
+pub const CREATED: &str = "org.opencontainers.image.created";
+/// A blob's file name, e.g. an SBOM's `app.linux-amd64.spdx.json`.
+pub const TITLE: &str = "org.opencontainers.image.title";

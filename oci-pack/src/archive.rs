@@ -39,7 +39,7 @@ pub struct ArchiveFiles {
 /// A file of the archive: in the store, or only seen, until something asks for it.
 #[derive(Debug, Clone)]
 enum Member {
-    Stored(Descriptor),
+    Stored(Box<Descriptor>),
     Seen { size: u64 },
 }
 
@@ -59,7 +59,7 @@ impl ArchiveFiles {
             Entry::File(reader, size) => {
                 let member = if size <= MAX_DOCUMENT_BYTES && size <= budget {
                     budget -= size;
-                    Member::Stored(store_member(path, store, reader)?)
+                    Member::Stored(Box::new(store_member(path, store, reader)?))
                 } else {
                     Member::Seen { size }
                 };
@@ -118,7 +118,7 @@ impl ArchiveFiles {
                     });
                 }
                 let stored = store_member(&path, store, reader)?;
-                members.insert(name, Member::Stored(stored));
+                members.insert(name, Member::Stored(Box::new(stored)));
                 Ok(())
             })?;
         }
@@ -261,6 +261,10 @@ pub fn write_archive<W: Write>(
     out: W,
     mtime: Timestamp,
 ) -> Result<W> {
+    let image = &match format {
+        ArchiveFormat::Docker => image.without_referrers(),
+        ArchiveFormat::Oci => image.clone(),
+    };
     let mut contents = LayerContents::new();
     contents.add_bytes(
         "/oci-layout",

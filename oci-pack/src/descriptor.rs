@@ -21,6 +21,10 @@ pub struct Descriptor {
     /// The platform of the image a manifest describes, in an image index's entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// What an artifact manifest holds (its `artifactType`), in a list of referrers, e.g.
+    /// `application/spdx+json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// Key-value metadata, such as an `index.json` entry's
     /// [`REF_NAME`](crate::annotation::REF_NAME).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -35,6 +39,7 @@ impl Descriptor {
             digest,
             size,
             platform: None,
+            artifact_type: None,
             annotations: BTreeMap::new(),
         }
     }

@@ -200,6 +200,8 @@ pub fn build_image(
         config: config_descriptor.clone(),
         layers: descriptors,
         annotations,
+        artifact_type: None,
+        subject: None,
     };
     let mut manifest_descriptor =
         store.put_json(media_type::OCI_MANIFEST, "the image manifest", &manifest)?;

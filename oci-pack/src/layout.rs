@@ -31,22 +31,46 @@ pub struct Tagged {
     pub tags: Vec<Reference>,
     /// Annotations of `index.json` itself.
     pub annotations: BTreeMap<String, String>,
+    /// Artifacts about the image or its platforms' manifests (SBOMs), as
+    /// [`referrer::attach`](crate::referrer::attach) returns them: untagged entries of
+    /// `index.json` after the tags.
+    pub referrers: Vec<Descriptor>,
 }
 
 impl Tagged {
-    /// The `index.json` of every layout and archive of this image: one entry per tag.
+    /// The `index.json` of every layout and archive of this image: one entry per tag, then
+    /// one per referrer.
     pub fn layout_index(&self) -> Result<Vec<u8>> {
-        let index = ImageIndex::of_tags(&self.target, &self.tags, self.annotations.clone());
+        let mut index = ImageIndex::of_tags(&self.target, &self.tags, self.annotations.clone());
+        index.manifests.extend(self.referrers.iter().cloned());
         serde_json::to_vec(&index).map_err(|source| Error::Json {
             what: "index.json",
             source,
         })
     }
 
-    /// Every blob the image reaches (configs, layers, manifests, indexes), each checked to be
-    /// in the store.
+    /// The image alone, without its referrers: what a Docker archive, which has no place for
+    /// them, holds.
+    pub fn without_referrers(&self) -> Tagged {
+        Tagged {
+            referrers: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Every blob the image and its referrers reach (configs, layers, manifests, indexes),
+    /// each checked to be in the store.
     pub fn blobs(&self) -> Result<Vec<Descriptor>> {
-        let graph = crate::graph::walk(&self.store, &self.target)?;
+        let mut graph = crate::graph::walk(&self.store, &self.target)?;
+        let mut seen: std::collections::BTreeSet<_> =
+            graph.blobs.iter().map(|b| b.digest).collect();
+        for referrer in &self.referrers {
+            let reached = crate::graph::walk(&self.store, referrer)?;
+            graph
+                .blobs
+                .extend(reached.blobs.into_iter().filter(|b| seen.insert(b.digest)));
+            graph.manifests.extend(reached.manifests);
+        }
         let blobs: Vec<Descriptor> = graph.blobs.into_iter().chain(graph.manifests).collect();
         if let Some(missing) = blobs.iter().find(|b| !self.store.contains(&b.digest)) {
             return Err(Error::MissingBlob(missing.digest));
@@ -106,6 +130,7 @@ impl StagedLayout {
             target: target.clone(),
             tags: tags.to_vec(),
             annotations,
+            referrers: Vec::new(),
         };
         let keep = image.blobs()?.into_iter().map(|b| b.digest).collect();
         self.store.retain(&keep)?;

@@ -86,6 +86,7 @@ pub mod path;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod referrer;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod source;

@@ -15,6 +15,9 @@ pub struct ImageManifest {
     /// Optional in the spec (umoci leaves it out); we always write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// What an artifact manifest holds, e.g. `application/spdx+json`; `None` for an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// The image's [`ImageConfig`](crate::config::ImageConfig) blob.
     pub config: Descriptor,
     /// Base layer first.
@@ -23,4 +26,7 @@ pub struct ImageManifest {
     /// ([`BASE_NAME`](crate::annotation::BASE_NAME)).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The manifest an artifact is about (an SBOM's image), which makes it a referrer of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
 }

@@ -12,6 +12,12 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// A zstd-compressed layer.
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// The `{}` config of an artifact that needs none.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// An SPDX document in JSON.
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// A CycloneDX document in JSON.
+pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
 
 /// Docker's schema 2 manifest list, its image index; parents pulled by skopeo or saved by
 /// docker still carry Docker's types.

@@ -183,6 +183,9 @@ pub fn check_destination(destination: &Path, tags: &[Reference]) -> Result<()> {
             let name = entry.annotations.get(CONTAINERD_IMAGE_NAME);
             let image = name.and_then(|n| n.parse::<Reference>().ok());
             match image {
+                // An artifact about an image of the layout (an SBOM), which a layout of only
+                // our images holds about ours.
+                None if entry.artifact_type.is_some() => None,
                 Some(image) if ours.contains(&image.name.as_str()) => None,
                 Some(image) => Some(format!("`{image}`")),
                 None => Some(format!("an image {}", entry.digest)),

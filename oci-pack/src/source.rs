@@ -321,8 +321,9 @@ fn from_index(
     store: BlobStore,
 ) -> Result<Opened> {
     let entry = match selector {
-        Selector::Only => match index.manifests.as_slice() {
-            [only] => only,
+        // Artifacts about an image (its SBOMs) are not images, and tags of one image are one.
+        Selector::Only => match images_of(index).as_slice() {
+            [only] => *only,
             [] => {
                 return Err(Error::NotAnImage {
                     source_text: source.to_string(),
@@ -339,7 +340,7 @@ fn from_index(
                     source_text: source.to_string(),
                     reason: format!(
                         "it holds {} images; name one with `:TAG` (tags: {})",
-                        index.manifests.len(),
+                        images_of(index).len(),
                         tags.join(", ")
                     ),
                 });
@@ -366,6 +367,17 @@ fn from_index(
     let name = entry.annotations.get(CONTAINERD_IMAGE_NAME).cloned();
     let manifest_descriptor = resolve_platform(source, &store, entry, platform, &mut |_| Ok(()))?;
     parent_from_manifest(store, &manifest_descriptor, name)
+}
+
+/// The images an index lists: each digest once, artifacts left out.
+fn images_of(index: &ImageIndex) -> Vec<&Descriptor> {
+    let mut images: Vec<&Descriptor> = Vec::new();
+    for entry in index.manifests.iter().filter(|m| m.artifact_type.is_none()) {
+        if !images.iter().any(|i| i.digest == entry.digest) {
+            images.push(entry);
+        }
+    }
+    images
 }
 
 /// Follows an index entry down to the manifest for `platform`, through nested indexes (as an

@@ -58,8 +58,8 @@ fn assert_only_the_layout_was_written(fixture: &Fixture) {
     let written = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert_eq!(
         written,
-        ["hello"],
-        "the layout only: the archive was streamed, never written"
+        crate::support::names(&["hello", &crate::support::sbom_of("hello")]),
+        "the layout and its SBOM only: the archive was streamed, never written"
     );
 }
 
@@ -83,15 +83,24 @@ fn archives_sit_beside_the_layout_and_are_reproducible() {
         .unwrap()
         .to_owned();
     let (oci, docker) = archives(&first);
+    let sbom = layout.with_file_name(crate::support::sbom_of("hello"));
     assert_eq!(
         stdout,
         format!(
-            "oci {digest} {}\noci-archive {digest} {}\ndocker {digest} {}\n",
+            "oci {digest} {}\noci-archive {digest} {}\ndocker {digest} {}\nsbom {digest} {}\n",
             layout.display(),
             oci.display(),
-            docker.display()
+            docker.display(),
+            sbom.display()
         )
     );
+    let (sbom2, _) = (
+        second
+            .layout()
+            .with_file_name(crate::support::sbom_of("hello")),
+        (),
+    );
+    assert_eq!(fs::read(&sbom).unwrap(), fs::read(sbom2).unwrap());
     let (oci2, docker2) = archives(&second);
     assert_eq!(
         fs::read(&oci).unwrap(),

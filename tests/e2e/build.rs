@@ -14,16 +14,32 @@ fn writes_a_layout_with_every_tag_and_the_declared_config() {
     let layout = fixture.layout();
     let index = read_json(&layout.join("index.json"));
     let digest = index["manifests"][0]["digest"].as_str().unwrap();
-    assert_eq!(stdout, format!("oci {digest} {}\n", layout.display()));
+    let sbom = fixture
+        .path()
+        .join("target/oci")
+        .join(crate::support::sbom_of("hello"));
+    assert_eq!(
+        stdout,
+        format!(
+            "oci {digest} {}\nsbom {digest} {}\n",
+            layout.display(),
+            sbom.display()
+        )
+    );
 
     assert_eq!(
         fs::read_to_string(layout.join("oci-layout")).unwrap(),
         r#"{"imageLayoutVersion":"1.0.0"}"#
     );
-    let entries: Vec<(&str, &str)> = index["manifests"]
+    let (artifacts, tagged): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = index
+        ["manifests"]
         .as_array()
         .unwrap()
         .iter()
+        .partition(|m| m["artifactType"].is_string());
+    assert_eq!(artifacts.len(), 1, "the SBOM: {index}");
+    let entries: Vec<(&str, &str)> = tagged
+        .into_iter()
         .map(|m| {
             assert_eq!(m["digest"], digest);
             assert_eq!(
@@ -107,8 +123,19 @@ fn writes_a_layout_with_every_tag_and_the_declared_config() {
 fn json_messages_describe_each_output() {
     let fixture = Fixture::copy("hello");
     let stdout = fixture.build_ok(&["--message-format", "json", "--output", "image"]);
-    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let messages: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let [message, sbom] = messages.as_slice() else {
+        panic!("one message for the layout, one for its SBOM: {stdout}")
+    };
     let layout = fixture.path().join("image");
+    // The SBOM sits beside the layout `--output` names, as the archives would.
+    assert_eq!(sbom["format"], "sbom");
+    let beside = fixture.path().join(crate::support::sbom_of("image"));
+    assert_eq!(sbom["path"], beside.display().to_string());
+    assert_eq!(sbom["digest"], message["digest"]);
     let index = read_json(&layout.join("index.json"));
     assert_eq!(message["format"], "oci");
     assert_eq!(message["path"], layout.display().to_string());
@@ -265,7 +292,7 @@ fn a_failed_build_keeps_the_previous_output() {
     let leftovers = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert_eq!(
         leftovers,
-        ["hello"],
+        crate::support::names(&["hello", &crate::support::sbom_of("hello")]),
         "no staging directories are left behind"
     );
 }

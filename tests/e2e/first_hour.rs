@@ -16,12 +16,9 @@ fn index_tags(fixture: &Fixture) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            m["annotations"]["io.containerd.image.name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        // Entries with no name are artifacts about the image (its SBOM).
+        .filter_map(|m| m["annotations"]["io.containerd.image.name"].as_str())
+        .map(str::to_owned)
         .collect()
 }
 

@@ -18,6 +18,7 @@ mod oracles;
 mod parents;
 mod registry;
 mod reliability;
+mod sbom;
 mod targets;
 mod templates;
 mod workspaces;

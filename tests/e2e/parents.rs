@@ -228,8 +228,9 @@ fn an_oci_archive_parent_gives_the_same_layers_as_its_layout() {
         .count();
     assert_eq!(
         blobs,
-        2 + 1 + 2,
-        "parent layers, our binary layer, config and manifest: nothing else of the archive"
+        2 + 1 + 2 + 3,
+        "parent layers, our binary layer, config and manifest, and our SBOM's document, empty \
+         config and manifest: nothing else of the archive"
     );
 }
 

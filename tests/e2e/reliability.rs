@@ -190,7 +190,14 @@ fn what_an_interrupted_build_left_is_cleaned_up_and_an_output_moved_aside_comes_
     assert_eq!(fs::read(layout.join("index.json")).unwrap(), first);
     let mut left = outputs_in(&oci);
     left.sort();
-    assert_eq!(left, [".other.partial-zzz", "hello"]);
+    assert_eq!(
+        left,
+        crate::support::names(&[
+            ".other.partial-zzz",
+            "hello",
+            &crate::support::sbom_of("hello")
+        ])
+    );
 }
 
 #[test]

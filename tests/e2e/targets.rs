@@ -72,12 +72,35 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
         "--message-format",
         "json",
     ]);
-    let message: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let messages: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let message = &messages[0];
     let foreign = format!("{}/{}", FOREIGN.platform(), FOREIGN.variant);
     assert_eq!(message["platforms"], json!([HOST.platform(), foreign]));
 
     let layout = fixture.layout();
     let top = read_json(&layout.join("index.json"));
+    // One SBOM per platform, each about that platform's manifest, not the index.
+    let sboms: Vec<&Value> = messages.iter().filter(|m| m["format"] == "sbom").collect();
+    assert_eq!(sboms.len(), 2, "{stdout}");
+    let platform_index =
+        crate::support::blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let referrers: Vec<&Value> = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["artifactType"] == "application/spdx+json")
+        .collect();
+    assert_eq!(referrers.len(), 2, "{top}");
+    for (referrer, platform) in referrers
+        .iter()
+        .zip(platform_index["manifests"].as_array().unwrap())
+    {
+        let artifact = crate::support::blob(&layout, referrer["digest"].as_str().unwrap());
+        assert_eq!(artifact["subject"]["digest"], platform["digest"]);
+    }
     let entry = &top["manifests"][0];
     assert_eq!(
         entry["mediaType"], "application/vnd.oci.image.index.v1+json",
@@ -114,9 +137,24 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
     );
 
     if tool("oci-image-tool") {
+        // It cannot pick the image among its SBOMs by `--ref` (see oracles.rs): it judges the
+        // same build without them.
+        let without = tempfile::tempdir().unwrap();
+        fixture.build_ok(&[
+            "--quiet",
+            "--no-build",
+            "--target",
+            HOST.triple,
+            "--target",
+            FOREIGN.triple,
+            "--sbom",
+            "none",
+            "--output",
+            &without.path().join("image").display().to_string(),
+        ]);
         run(Command::new("oci-image-tool")
             .args(["validate", "--type", "image", "--ref", "name=0.1.0"])
-            .arg(&layout));
+            .arg(without.path().join("image")));
     }
     if tool("skopeo") {
         let reference = format!("oci:{}:0.1.0", layout.display());

@@ -10,13 +10,19 @@ use crate::support::{assert_success, read_json, Fixture, Registry};
 const ALL: [&str; 4] = ["api", "migrate", "seed", "worker"];
 
 /// The images `target/oci` holds, by name.
+/// The images written, each checked to have its SBOM beside it.
 fn outputs(fixture: &Fixture) -> Vec<String> {
     let mut names: Vec<String> = crate::support::outputs_in(&fixture.path().join("target/oci"))
         .into_iter()
         .map(|name| name.to_string_lossy().into_owned())
         .collect();
     names.sort();
-    names
+    let (sboms, images): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|name| name.ends_with(".spdx.json"));
+    let expected: Vec<String> = images.iter().map(|i| crate::support::sbom_of(i)).collect();
+    assert_eq!(sboms, expected, "an SBOM beside each image");
+    images
 }
 
 /// The digest `index.json` of `name`'s layout points at, and its first tag.
@@ -121,11 +127,7 @@ fn a_package_of_tools_makes_one_image_per_binary() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| {
-                m["annotations"]["io.containerd.image.name"]
-                    .as_str()
-                    .unwrap()
-            })
+            .filter_map(|m| m["annotations"]["io.containerd.image.name"].as_str())
             .collect();
         assert_eq!(found, tags, "{name}");
         let (manifest, config) = crate::support::manifest_and_config(&fixture.output(name));

@@ -20,7 +20,8 @@ usage: cargo xtask <task>
 tasks:
   ci       install the test tools if missing, then fmt, clippy, all tests, docs, the fuzz
            corpus replayed (what CI runs)
-  tools    install the real tools the end-to-end tests judge images with (Debian packages)
+  tools    install the real tools the end-to-end tests judge images with (Debian packages,
+           and the SBOM validators from PyPI into target/python)
   example  build the example crate's image with this cargo-oci
   bench    cargo oci against umoci and podman on the same workloads, paired
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
@@ -45,6 +46,13 @@ const TOOLS: [(&str, &str); 15] = [
     // Debian's yq (jq over PyYAML, so it brings python3-yaml): the test of the CI templates
     // reads them with it, a real YAML parser behind an executable this list can look for.
     ("yq", "yq"),
+];
+
+/// The validators of the SBOM tests, from PyPI (Debian has neither), pinned, in a virtual
+/// environment of their own under `target/python`.
+const PYTHON_TOOLS: [&str; 2] = [
+    "spdx-tools==0.8.5",
+    "cyclonedx-python-lib[json-validation]==11.12.0",
 ];
 
 /// The cross compiler and emulator for the one foreign architecture the tests pack a real
@@ -122,6 +130,28 @@ fn rust_version() -> Result<String> {
 }
 
 fn tools(sh: &Shell) -> Result {
+    debian_tools(sh)?;
+    python_tools(sh)
+}
+
+fn python_tools(sh: &Shell) -> Result {
+    let venv = project_root().join("target/python");
+    if venv.join("bin/pyspdxtools").is_file() {
+        return Ok(());
+    }
+    if cmd!(sh, "python3 -m venv {venv}").run().is_err() {
+        // Debian's python3 makes environments only with its venv package.
+        cmd!(sh, "apt-get install -y -q python3-venv")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()?;
+        cmd!(sh, "python3 -m venv --clear {venv}").run()?;
+    }
+    let pip = venv.join("bin/pip");
+    cmd!(sh, "{pip} install --quiet {PYTHON_TOOLS...}").run()?;
+    Ok(())
+}
+
+fn debian_tools(sh: &Shell) -> Result {
     let missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -152,7 +182,7 @@ fn example(sh: &Shell) -> Result<PathBuf> {
     cmd!(sh, "cargo build --release --locked --bin cargo-oci").run()?;
     let cargo_oci = project_root().join("target/release/cargo-oci");
     let example = project_root().join("examples/hello-server");
-    // Run from the example's directory so its `.cargo/config.toml` (static linking) applies.
+    // Run from the example's directory, as its README says.
     let _dir = sh.push_dir(&example);
     cmd!(sh, "{cargo_oci} oci build").run()?;
     let layout = example.join("target/oci/hello-server");

@@ -521,6 +521,87 @@ impl Session {
         })
     }
 
+    /// Pushes each artifact of `referrers` (from [`referrer::attach`](crate::referrer::attach))
+    /// by digest, after the image it is about. A registry with the referrers API lists them
+    /// itself; on one without, each subject's fallback tag is pointed at an index of its
+    /// referrers, those already there kept. Returns how many were pushed.
+    pub fn push_referrers(&self, store: &BlobStore, referrers: &[Descriptor]) -> Result<usize> {
+        for referrer in referrers {
+            self.push(store, referrer, &[], &mut crate::progress::NoProgress)?;
+            let manifest: crate::manifest::ImageManifest =
+                serde_json::from_slice(&store.read(referrer)?).map_err(|source| {
+                    Error::MalformedJson {
+                        what: format!("artifact manifest {}", referrer.digest),
+                        source,
+                    }
+                })?;
+            let Some(subject) = manifest.subject else {
+                continue;
+            };
+            if !self.has_referrers_api(&subject.digest)? {
+                self.list_under_fallback_tag(store, &subject.digest, referrer)?;
+            }
+        }
+        Ok(referrers.len())
+    }
+
+    /// Whether the registry answers `GET …/referrers/<digest>`, as one with the API must (an
+    /// empty index when nothing refers to the digest).
+    fn has_referrers_api(&self, subject: &Digest) -> Result<bool> {
+        let url = self.url(&format!("referrers/{subject}"));
+        retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.get(&url), auth)
+                    .header("Accept", media_type::OCI_INDEX)
+                    .call()
+            })?;
+            let status = expect(&mut response, &[200, 404, 400, 405])?;
+            let is_index = header(&response, "content-type")
+                .is_some_and(|t| t.starts_with(media_type::OCI_INDEX));
+            Ok(status == 200 && is_index)
+        })
+        .map_err(|failure| self.failed("ask for the referrers at", failure))
+    }
+
+    /// Adds `referrer` to the index under `subject`'s fallback tag (`sha256-<hex>`).
+    fn list_under_fallback_tag(
+        &self,
+        store: &BlobStore,
+        subject: &Digest,
+        referrer: &Descriptor,
+    ) -> Result<()> {
+        let tag = crate::referrer::fallback_tag(subject);
+        let url = self.url(&format!("manifests/{tag}"));
+        let listed = retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.get(&url), auth)
+                    .header("Accept", media_type::OCI_INDEX)
+                    .call()
+            })?;
+            match expect(&mut response, &[200, 404])? {
+                200 => read_document(&mut response, &self.limits).map(Some),
+                _ => Ok(None),
+            }
+        })
+        .map_err(|failure| self.failed("fetch the referrers tag from", failure))?;
+        let mut index =
+            match listed {
+                Some(bytes) => serde_json::from_slice::<crate::index::ImageIndex>(&bytes).map_err(
+                    |source| Error::MalformedJson {
+                        what: format!("the referrers index `{tag}` of {}", self.repository),
+                        source,
+                    },
+                )?,
+                None => crate::index::ImageIndex::new(Vec::new(), Default::default()),
+            };
+        if index.manifests.iter().any(|m| m.digest == referrer.digest) {
+            return Ok(());
+        }
+        index.manifests.push(referrer.clone());
+        let listing = store.put_json(media_type::OCI_INDEX, "a referrers index", &index)?;
+        self.put_manifest(&tag, store, &listing)
+    }
+
     /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
     /// them as `REPOSITORY:TAG`.
     fn tag(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Vec<String>> {

@@ -343,6 +343,19 @@ impl Drop for Pulled<'_> {
 
 /// What `dir` (a `target/oci`) holds besides the build cache (`.cache`) and the outputs' lock
 /// files (`.NAME.lock`), which are not outputs.
+/// The SBOM file a build for this machine writes beside the image `name`.
+pub fn sbom_of(name: &str) -> String {
+    format!(
+        "{name}.{}.spdx.json",
+        host::HOST.platform().replace('/', "-")
+    )
+}
+
+/// File names, as [`outputs_in`] lists them.
+pub fn names(names: &[&str]) -> Vec<std::ffi::OsString> {
+    names.iter().map(std::ffi::OsString::from).collect()
+}
+
 pub fn outputs_in(dir: &Path) -> Vec<std::ffi::OsString> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())

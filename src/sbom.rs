@@ -1,0 +1,593 @@
+//! The software bill of materials of an image, from Cargo's own resolution: the packages
+//! compiled into its binaries for its target (`cargo metadata --filter-platform`, the build's
+//! features; normal dependencies only, so no dev-, build- or other-platform dependency and no
+//! proc-macro), with checksums from `Cargo.lock`, and the base image. Written as SPDX 2.3 or
+//! CycloneDX 1.5 JSON; the same inputs give the same bytes (identifiers come from the image's
+//! digest, times from its `created`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
+use oci_pack::digest::Digest;
+use oci_pack::media_type;
+use oci_pack::timestamp::Timestamp;
+use serde_json::{json, Value};
+
+use crate::cargo_build::CargoOptions;
+
+/// Which document an image's SBOM is: `sbom = "…"` and `--sbom`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON (`<image>.<os>-<arch>.spdx.json`)
+    #[default]
+    Spdx,
+    /// CycloneDX 1.5 JSON (`<image>.<os>-<arch>.cdx.json`)
+    #[value(name = "cyclonedx")]
+    #[serde(rename = "cyclonedx")]
+    CycloneDx,
+    /// No SBOM
+    None,
+}
+
+impl SbomFormat {
+    /// The artifact type of the document, as a referrer of the image announces it.
+    pub fn media_type(self) -> Option<&'static str> {
+        match self {
+            SbomFormat::Spdx => Some(media_type::SPDX_JSON),
+            SbomFormat::CycloneDx => Some(media_type::CYCLONEDX_JSON),
+            SbomFormat::None => None,
+        }
+    }
+
+    /// The end of the file's name: `spdx.json` or `cdx.json`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx.json",
+            SbomFormat::CycloneDx => "cdx.json",
+            SbomFormat::None => "",
+        }
+    }
+}
+
+/// `Cargo.lock`'s `checksum` of each registry package, by name, version and source.
+pub type Checksums = BTreeMap<(String, String, String), String>;
+
+/// Each package's dependencies among those compiled in.
+type Edges<'a> = BTreeMap<&'a PackageId, Vec<&'a PackageId>>;
+
+/// `cargo metadata` of the whole dependency graph as it resolves for `triple`, with the
+/// build's features.
+pub fn resolve(options: &CargoOptions, triple: &str) -> Result<Metadata> {
+    let mut command = cargo_metadata::MetadataCommand::new();
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        command.cargo_path(cargo);
+    }
+    if let Some(path) = &options.workspace.manifest_path {
+        command.manifest_path(path);
+    }
+    if let Some(dir) = &options.workspace.current_dir {
+        command.current_dir(dir);
+    }
+    let mut other = vec!["--filter-platform".to_owned(), triple.to_owned()];
+    other.extend(options.workspace.lock_args().into_iter().map(String::from));
+    for features in &options.features {
+        other.extend(["--features".to_owned(), features.clone()]);
+    }
+    if options.all_features {
+        other.push("--all-features".to_owned());
+    }
+    if options.no_default_features {
+        other.push("--no-default-features".to_owned());
+    }
+    command.other_options(other);
+    command
+        .exec()
+        .with_context(|| format!("failed to resolve the dependencies for {triple}"))
+}
+
+/// The `checksum` of each registry package in `Cargo.lock`, by name, version and source.
+pub fn lock_checksums(workspace_root: &Path) -> Result<Checksums> {
+    let path = workspace_root.join("Cargo.lock");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(BTreeMap::new());
+    };
+    let lock: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut checksums = BTreeMap::new();
+    let packages = lock.get("package").and_then(|p| p.as_array_of_tables());
+    for package in packages.into_iter().flatten() {
+        let field = |key: &str| package.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        if let (Some(name), Some(version), Some(source), Some(checksum)) = (
+            field("name"),
+            field("version"),
+            field("source"),
+            field("checksum"),
+        ) {
+            checksums.insert((name, version, source), checksum);
+        }
+    }
+    Ok(checksums)
+}
+
+/// What an SBOM is about: one platform's image.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    /// The image's name, e.g. `api`.
+    pub name: &'a str,
+    /// `linux/amd64`.
+    pub platform: &'a str,
+    /// The platform's image manifest.
+    pub manifest: Digest,
+    pub created: Timestamp,
+    /// The base image's name and manifest digest, when it has them.
+    pub base: Option<(String, Option<String>)>,
+}
+
+/// One package compiled into the image.
+#[derive(Debug)]
+struct Component<'a> {
+    package: &'a Package,
+    checksum: Option<&'a str>,
+}
+
+/// The packages reachable from `root` through normal dependencies, root first, and each
+/// one's dependencies among them.
+fn components<'a>(
+    metadata: &'a Metadata,
+    root: &PackageId,
+    checksums: &'a Checksums,
+) -> Result<(Vec<Component<'a>>, Edges<'a>)> {
+    let resolve = metadata
+        .resolve
+        .as_ref()
+        .context("`cargo metadata` resolved no dependencies")?;
+    let nodes: BTreeMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+    let packages: BTreeMap<&PackageId, &Package> =
+        metadata.packages.iter().map(|p| (&p.id, p)).collect();
+    let is_proc_macro = |package: &Package| {
+        package
+            .targets
+            .iter()
+            .any(|t| t.kind.iter().any(|k| k.to_string() == "proc-macro"))
+    };
+    let mut order = Vec::new();
+    let mut edges: Edges<'_> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut queue = std::collections::VecDeque::from([root]);
+    while let Some(id) = queue.pop_front() {
+        let Some(node) = nodes.get(id) else { continue };
+        let Some(&id) = packages.get_key_value(id).map(|(id, _)| id) else {
+            continue;
+        };
+        if !seen.insert(id) {
+            continue;
+        }
+        order.push(id);
+        let mut depends_on = Vec::new();
+        for dep in &node.deps {
+            let normal = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == DependencyKind::Normal);
+            let Some(package) = packages.get(&dep.pkg) else {
+                continue;
+            };
+            // A proc-macro runs in the compiler; none of it is in the binary.
+            if normal && !is_proc_macro(package) {
+                depends_on.push(&package.id);
+                queue.push_back(&package.id);
+            }
+        }
+        depends_on.sort();
+        depends_on.dedup();
+        edges.insert(id, depends_on);
+    }
+    let components = order
+        .into_iter()
+        .map(|id| {
+            let package = packages[id];
+            let checksum = package.source.as_ref().and_then(|source| {
+                checksums
+                    .get(&(
+                        package.name.to_string(),
+                        package.version.to_string(),
+                        source.repr.clone(),
+                    ))
+                    .map(String::as_str)
+            });
+            Component { package, checksum }
+        })
+        .collect();
+    Ok((components, edges))
+}
+
+const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
+/// Where a package comes from, as cargo's source string says.
+enum Origin<'a> {
+    CratesIo,
+    /// Another registry: its index URL.
+    Registry(&'a str),
+    /// A git repository (its URL, without the query) at a commit.
+    Git {
+        url: &'a str,
+        commit: &'a str,
+    },
+    /// A directory of the workspace or beside it.
+    Path,
+}
+
+fn origin(package: &Package) -> Origin<'_> {
+    let Some(source) = &package.source else {
+        return Origin::Path;
+    };
+    let repr = source.repr.as_str();
+    if repr == CRATES_IO {
+        Origin::CratesIo
+    } else if let Some(git) = repr.strip_prefix("git+") {
+        let (url, commit) = git.split_once('#').unwrap_or((git, ""));
+        let url = url.split('?').next().unwrap_or(url);
+        Origin::Git { url, commit }
+    } else {
+        let index = repr.split_once('+').map_or(repr, |(_, url)| url);
+        Origin::Registry(index)
+    }
+}
+
+/// `pkg:cargo/NAME@VERSION`, qualified with where it came from when that is not crates.io.
+fn purl(package: &Package) -> String {
+    let version = percent_encode(&package.version.to_string());
+    let base = format!("pkg:cargo/{}@{version}", package.name);
+    match origin(package) {
+        Origin::CratesIo | Origin::Path => base,
+        Origin::Registry(index) => format!("{base}?repository_url={}", percent_encode(index)),
+        Origin::Git { url, commit } => {
+            format!(
+                "{base}?vcs_url={}",
+                percent_encode(&format!("git+{url}@{commit}"))
+            )
+        }
+    }
+}
+
+/// Where the package's source can be fetched, as SPDX's `downloadLocation` says it.
+fn download_location(package: &Package) -> String {
+    match origin(package) {
+        Origin::CratesIo => format!(
+            "https://crates.io/api/v1/crates/{}/{}/download",
+            package.name, package.version
+        ),
+        Origin::Git { url, commit } => format!("git+{url}@{commit}"),
+        Origin::Registry(_) | Origin::Path => "NOASSERTION".to_owned(),
+    }
+}
+
+/// Cargo's license field as an SPDX expression: the old `MIT/Apache-2.0` is `OR`.
+fn license(package: &Package) -> Option<String> {
+    let license = package.license.as_deref()?.trim();
+    let expression = license
+        .split('/')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    (!expression.is_empty()).then_some(expression)
+}
+
+/// `pkg:oci/NAME@DIGEST`, the purl of an image.
+fn image_purl(name: &str, digest: &str, platform: &str) -> String {
+    let short = name.rsplit('/').next().unwrap_or(name);
+    let short = short.split([':', '@']).next().unwrap_or(short);
+    let arch = platform.split('/').nth(1).unwrap_or("");
+    format!(
+        "pkg:oci/{short}@{}?arch={arch}&repository_url={}",
+        percent_encode(digest),
+        percent_encode(name.split(['@']).next().unwrap_or(name))
+    )
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The SBOM of `subject`, whose binaries are `root`'s, in `format`.
+pub fn document(
+    format: SbomFormat,
+    subject: &Subject<'_>,
+    metadata: &Metadata,
+    root: &PackageId,
+    checksums: &Checksums,
+) -> Result<Vec<u8>> {
+    let (components, edges) = components(metadata, root, checksums)?;
+    let value = match format {
+        SbomFormat::Spdx => spdx(subject, &components, &edges),
+        SbomFormat::CycloneDx => cyclonedx(subject, &components, &edges),
+        SbomFormat::None => unreachable!("no document is made for `none`"),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&value).context("failed to write the SBOM")?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// An SPDX identifier: letters, digits, `.` and `-`.
+fn spdx_id(kind: &str, index: usize, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("SPDXRef-{kind}-{index}-{name}")
+}
+
+fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) -> Value {
+    let digest = subject.manifest.to_string();
+    let image_id = "SPDXRef-Image".to_owned();
+    let ids: BTreeMap<&PackageId, String> = components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.package.id, spdx_id("Package", i, &c.package.name)))
+        .collect();
+    let mut packages = vec![json!({
+        "name": subject.name,
+        "SPDXID": image_id,
+        "versionInfo": digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": subject.manifest.hex()}],
+        "comment": format!("The {} image's manifest", subject.platform),
+    })];
+    let mut relationships = vec![json!({
+        "spdxElementId": "SPDXRef-DOCUMENT",
+        "relationshipType": "DESCRIBES",
+        "relatedSpdxElement": image_id,
+    })];
+    for (i, component) in components.iter().enumerate() {
+        let package = component.package;
+        let mut entry = json!({
+            "name": package.name,
+            "SPDXID": ids[&package.id],
+            "versionInfo": package.version.to_string(),
+            "downloadLocation": download_location(package),
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": if i == 0 { "APPLICATION" } else { "LIBRARY" },
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": license(package).unwrap_or_else(|| "NOASSERTION".to_owned()),
+            "copyrightText": "NOASSERTION",
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": purl(package),
+            }],
+        });
+        if let Some(checksum) = component.checksum {
+            entry["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": checksum}]);
+        }
+        packages.push(entry);
+    }
+    if let Some(root) = components.first() {
+        relationships.push(json!({
+            "spdxElementId": image_id,
+            "relationshipType": "CONTAINS",
+            "relatedSpdxElement": ids[&root.package.id],
+        }));
+    }
+    for component in components {
+        for dependency in &edges[&component.package.id] {
+            relationships.push(json!({
+                "spdxElementId": ids[&component.package.id],
+                "relationshipType": "DEPENDS_ON",
+                "relatedSpdxElement": ids[dependency],
+            }));
+        }
+    }
+    if let Some((name, digest)) = &subject.base {
+        let mut base = json!({
+            "name": name,
+            "SPDXID": "SPDXRef-Base",
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "CONTAINER",
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "comment": "The base image",
+        });
+        if let Some(digest) = digest {
+            base["versionInfo"] = json!(digest);
+            base["externalRefs"] = json!([{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": image_purl(name, digest, subject.platform),
+            }]);
+        }
+        packages.push(base);
+        relationships.push(json!({
+            "spdxElementId": image_id,
+            "relationshipType": "DESCENDANT_OF",
+            "relatedSpdxElement": "SPDXRef-Base",
+        }));
+    }
+    json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("{} {}", subject.name, subject.platform),
+        // Unique per image, and the same for the same image.
+        "documentNamespace": format!(
+            "https://spdx.org/spdxdocs/cargo-oci/{}/{}",
+            percent_encode(subject.name),
+            subject.manifest.hex()
+        ),
+        "creationInfo": {
+            "created": subject.created.to_rfc3339(),
+            "creators": [format!("Tool: cargo-oci-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        "packages": packages,
+        "relationships": relationships,
+    })
+}
+
+/// A version 5 style UUID from a digest's first bytes, for a serial number that is the same
+/// for the same image.
+fn uuid_of(digest: &Digest) -> String {
+    let hex = digest.hex();
+    let mut chars: Vec<char> = hex[..32].chars().collect();
+    chars[12] = '5';
+    chars[16] = ['8', '9', 'a', 'b'][chars[16].to_digit(16).unwrap_or(0) as usize % 4];
+    let text: String = chars.into_iter().collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &text[..8],
+        &text[8..12],
+        &text[12..16],
+        &text[16..20],
+        &text[20..32]
+    )
+}
+
+fn cyclonedx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) -> Value {
+    let digest = subject.manifest.to_string();
+    let refs: BTreeMap<&PackageId, String> = components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.package.id, format!("{i}-{}", purl(c.package))))
+        .collect();
+    let mut entries = Vec::new();
+    for (i, component) in components.iter().enumerate() {
+        let package = component.package;
+        let mut entry = json!({
+            "type": if i == 0 { "application" } else { "library" },
+            "bom-ref": refs[&package.id],
+            "name": package.name,
+            "version": package.version.to_string(),
+            "purl": purl(package),
+        });
+        if let Some(license) = license(package) {
+            entry["licenses"] = json!([{"expression": license}]);
+        }
+        if let Some(checksum) = component.checksum {
+            entry["hashes"] = json!([{"alg": "SHA-256", "content": checksum}]);
+        }
+        match origin(package) {
+            Origin::Git { url, commit } => {
+                entry["externalReferences"] =
+                    json!([{"type": "vcs", "url": format!("git+{url}@{commit}")}]);
+            }
+            Origin::CratesIo => {
+                entry["externalReferences"] =
+                    json!([{"type": "distribution", "url": download_location(package)}]);
+            }
+            Origin::Registry(_) | Origin::Path => {}
+        }
+        entries.push(entry);
+    }
+    if let Some((name, base_digest)) = &subject.base {
+        let mut base = json!({
+            "type": "container",
+            "bom-ref": "base-image",
+            "name": name,
+            "description": "The base image",
+        });
+        if let Some(base_digest) = base_digest {
+            base["version"] = json!(base_digest);
+            base["purl"] = json!(image_purl(name, base_digest, subject.platform));
+        }
+        entries.push(base);
+    }
+    let mut dependencies: Vec<Value> = components
+        .iter()
+        .map(|c| {
+            json!({
+                "ref": refs[&c.package.id],
+                "dependsOn": edges[&c.package.id].iter().map(|d| &refs[d]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut image_depends = Vec::new();
+    if let Some(root) = components.first() {
+        image_depends.push(refs[&root.package.id].clone());
+    }
+    if subject.base.is_some() {
+        image_depends.push("base-image".to_owned());
+    }
+    dependencies.push(json!({"ref": "image", "dependsOn": image_depends}));
+    json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": format!("urn:uuid:{}", uuid_of(&subject.manifest)),
+        "version": 1,
+        "metadata": {
+            "timestamp": subject.created.to_rfc3339(),
+            "tools": {"components": [{
+                "type": "application",
+                "name": "cargo-oci",
+                "version": env!("CARGO_PKG_VERSION"),
+            }]},
+            "component": {
+                "type": "container",
+                "bom-ref": "image",
+                "name": subject.name,
+                "version": digest,
+                "description": format!("The {} image's manifest", subject.platform),
+            },
+        },
+        "components": entries,
+        "dependencies": dependencies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_numbers_are_uuids_made_from_the_digest() {
+        let digest = Digest::of(b"an image");
+        let uuid = uuid_of(&digest);
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "5");
+        assert!("89ab".contains(&uuid[19..20]), "{uuid}");
+        assert_eq!(uuid, uuid_of(&digest));
+        assert_ne!(uuid, uuid_of(&Digest::of(b"another")));
+    }
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("1.0.0+build"), "1.0.0%2Bbuild");
+        assert_eq!(
+            percent_encode("git+https://x/y@ab"),
+            "git%2Bhttps%3A%2F%2Fx%2Fy%40ab"
+        );
+    }
+}

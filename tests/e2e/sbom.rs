@@ -1,0 +1,269 @@
+//! SBOMs, judged by the tools their formats come with: SPDX validated by `pyspdxtools`,
+//! CycloneDX by the CycloneDX library's schema validator. What they list is what was compiled
+//! in (no proc-macro, dev-, build- or Windows-only dependency); they are attached to the image
+//! in the layout and the OCI archive, not in the Docker archive, and found on a registry
+//! without the referrers API through the fallback tag.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{assert_success, read_json, run, tool, Fixture, Registry};
+
+/// The Python validators `cargo xtask tools` installs into `target/python`; `None` when they
+/// are missing outside CI.
+fn python_tools() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python/bin");
+    if dir.join("pyspdxtools").is_file() {
+        return Some(dir);
+    }
+    // Fails in CI, where `cargo xtask tools` has installed them.
+    tool("pyspdxtools").then(|| PathBuf::from(""))
+}
+
+fn host_platform(fixture: &Fixture) -> String {
+    let (_, config) = crate::support::manifest_and_config(&fixture.output("inventory"));
+    format!(
+        "{}-{}",
+        config["os"].as_str().unwrap(),
+        config["architecture"].as_str().unwrap()
+    )
+}
+
+fn package_names(spdx: &serde_json::Value) -> Vec<String> {
+    spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_spdx_sbom_lists_what_was_compiled_in_and_pyspdxtools_accepts_it() {
+    let Some(tools) = python_tools() else { return };
+    let fixture = Fixture::copy("inventory");
+    fixture.build_ok(&[
+        "--format",
+        "oci",
+        "--format",
+        "oci-archive",
+        "--format",
+        "docker",
+    ]);
+    let file = fixture.path().join(format!(
+        "target/oci/inventory.{}.spdx.json",
+        host_platform(&fixture)
+    ));
+    run(Command::new(tools.join("pyspdxtools")).arg("-i").arg(&file));
+
+    let spdx = read_json(&file);
+    let names = package_names(&spdx);
+    for compiled_in in ["inventory", "anyhow", "serde"] {
+        assert!(
+            names.iter().any(|n| n == compiled_in),
+            "{compiled_in}: {names:?}"
+        );
+    }
+    for never in [
+        "serde_derive",
+        "syn",
+        "proc-macro2",
+        "tempfile",
+        "cc",
+        "windows-sys",
+    ] {
+        assert!(!names.iter().any(|n| n == never), "{never}: {names:?}");
+    }
+    let package = |name: &str| {
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name && p["primaryPackagePurpose"] != "CONTAINER")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(package("inventory")["licenseDeclared"], "MIT OR Apache-2.0");
+    let anyhow = package("anyhow");
+    let lock = fs::read_to_string(fixture.path().join("Cargo.lock")).unwrap();
+    let checksum = anyhow["checksums"][0]["checksumValue"].as_str().unwrap();
+    assert!(
+        lock.contains(&format!("checksum = \"{checksum}\"")),
+        "{anyhow}"
+    );
+    let purl = anyhow["externalRefs"][0]["referenceLocator"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        purl,
+        format!(
+            "pkg:cargo/anyhow@{}",
+            anyhow["versionInfo"].as_str().unwrap()
+        )
+    );
+
+    // The image is the document's subject, by its manifest digest.
+    let layout = fixture.output("inventory");
+    let index = read_json(&layout.join("index.json"));
+    let entries = index["manifests"].as_array().unwrap();
+    let image = &entries[0];
+    assert!(spdx["documentNamespace"].as_str().unwrap().ends_with(
+        image["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    ));
+
+    // Attached in the layout: an artifact whose subject is the image and whose one blob is
+    // the file, byte for byte.
+    let artifact = entries
+        .iter()
+        .find(|e| e["artifactType"] == "application/spdx+json")
+        .expect("the SBOM is an entry of index.json");
+    let manifest = crate::support::blob(&layout, artifact["digest"].as_str().unwrap());
+    assert_eq!(manifest["subject"]["digest"], image["digest"]);
+    let blob = layout.join("blobs/sha256").join(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    assert_eq!(fs::read(blob).unwrap(), fs::read(&file).unwrap());
+
+    // Tools read the image as before.
+    assert!(
+        tool("skopeo") && tool("umoci"),
+        "skopeo and umoci are needed"
+    );
+    run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:0.3.0", layout.display())));
+    run(Command::new("umoci")
+        .args(["stat", "--image"])
+        .arg(format!("{}:0.3.0", layout.display())));
+    // The OCI archive holds it; the Docker archive, which has no place for it, does not.
+    let listed = |archive: &str| {
+        let path = fixture.path().join("target/oci").join(archive);
+        let index = run(Command::new("tar").arg("-xOf").arg(&path).arg("index.json"));
+        index.contains("application/spdx+json")
+    };
+    assert!(listed("inventory.oci.tar"));
+    assert!(!listed("inventory.docker.tar"));
+    run(Command::new("skopeo").arg("inspect").arg(format!(
+        "oci-archive:{}:0.3.0",
+        fixture
+            .path()
+            .join("target/oci/inventory.oci.tar")
+            .display()
+    )));
+
+    // Same inputs, same bytes: a second build elsewhere writes the same document.
+    let again = Fixture::copy("inventory");
+    again.build_ok(&["--quiet"]);
+    let second = again.path().join(format!(
+        "target/oci/inventory.{}.spdx.json",
+        host_platform(&again)
+    ));
+    assert_eq!(fs::read(second).unwrap(), fs::read(&file).unwrap());
+}
+
+#[test]
+fn a_cyclonedx_sbom_passes_the_cyclonedx_schema_validator() {
+    let Some(tools) = python_tools() else { return };
+    let fixture = Fixture::copy("inventory");
+    fixture.build_ok(&["--quiet", "--sbom", "cyclonedx"]);
+    let file = fixture.path().join(format!(
+        "target/oci/inventory.{}.cdx.json",
+        host_platform(&fixture)
+    ));
+    let validate = "import sys\n\
+        from cyclonedx.validation.json import JsonStrictValidator\n\
+        from cyclonedx.schema import SchemaVersion\n\
+        error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+        sys.exit(str(error) if error else 0)\n";
+    run(Command::new(tools.join("python3"))
+        .args(["-c", validate])
+        .arg(&file));
+    let bom = read_json(&file);
+    let names: Vec<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"anyhow") && !names.contains(&"serde_derive"),
+        "{names:?}"
+    );
+    let index = read_json(&fixture.output("inventory").join("index.json"));
+    assert!(index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["artifactType"] == "application/vnd.cyclonedx+json"));
+}
+
+#[test]
+fn no_sbom_when_asked_for_none() {
+    let fixture = Fixture::copy("inventory");
+    fixture.build_ok(&["--quiet", "--sbom", "none"]);
+    let written: Vec<_> = fs::read_dir(fixture.path().join("target/oci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+    let index = read_json(&fixture.output("inventory").join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+}
+
+/// Debian's registry has no referrers API: the SBOM is listed under the subject's fallback
+/// tag, as the distribution spec says a client then looks for it.
+#[test]
+fn a_pushed_sbom_is_found_through_the_fallback_tag() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("inventory");
+    let output = fixture.build(&[
+        "--quiet",
+        "--push",
+        &format!("{}/team/inventory", registry.host),
+        "--message-format",
+        "json",
+    ]);
+    assert_success(&output, "cargo oci build --push");
+    let pushed = String::from_utf8(output.stdout).unwrap();
+    let digest = pushed
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|message| message["format"] == "push")
+        .map(|message| message["digest"].as_str().unwrap().to_owned())
+        .expect("a push line");
+    let tag = format!(
+        "team/inventory:sha256-{}",
+        digest.trim_start_matches("sha256:")
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&registry.raw_manifest(&tag)).unwrap();
+    let [artifact] = listing["manifests"].as_array().unwrap().as_slice() else {
+        panic!("one referrer: {listing}")
+    };
+    assert_eq!(artifact["artifactType"], "application/spdx+json");
+    let manifest: serde_json::Value = serde_json::from_slice(&registry.raw_manifest(&format!(
+        "team/inventory@{}",
+        artifact["digest"].as_str().unwrap()
+    )))
+    .unwrap();
+    assert_eq!(manifest["subject"]["digest"], digest.as_str());
+
+    // `cargo oci push` of the layout sends it again, and the listing stays one entry.
+    let output = fixture.cargo_oci(&["push", &format!("{}/team/inventory", registry.host)]);
+    assert_success(&output, "cargo oci push");
+    let listing: serde_json::Value = serde_json::from_slice(&registry.raw_manifest(&tag)).unwrap();
+    assert_eq!(
+        listing["manifests"].as_array().unwrap().len(),
+        1,
+        "{listing}"
+    );
+}
