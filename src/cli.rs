@@ -1,11 +1,11 @@
-//! The command line: `cargo oci build|run|push|index`, parsed with clap, each subcommand run,
-//! and an error printed with its causes and turned into the exit code.
+//! The command line: `cargo oci build|run|push|index|inspect|verify`, parsed with clap, each
+//! subcommand run, and an error printed with its causes and turned into the exit code.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{build, credentials, index, init, push, run};
+use crate::{build, credentials, index, init, inspect, push, run, verify};
 
 /// Cargo runs us as `cargo-oci oci build …`.
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ enum Command {
     Push(push::PushArgs),
     /// Join per-architecture images already pushed by digest into one multi-platform tag
     Index(index::IndexArgs),
+    /// Show an image without extracting it: config, layers and sizes, history, attached SBOMs
+    Inspect(inspect::InspectArgs),
+    /// Rebuild in a scratch directory and compare digests; or check a layout's integrity
+    Verify(verify::VerifyArgs),
 }
 
 /// What `cargo-oci`'s `main` does: parse the arguments, run the subcommand, report.
@@ -52,6 +56,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::exec(args),
         Command::Push(args) => push::exec(args),
         Command::Index(args) => index::exec(args),
+        Command::Inspect(args) => inspect::exec(args),
+        Command::Verify(args) => verify::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,7 @@ mod credentials;
 mod error;
 mod index;
 mod init;
+mod inspect;
 mod metadata;
 mod outputs;
 mod pack;
@@ -35,6 +36,7 @@ mod run;
 mod sbom;
 mod shell;
 mod values;
+mod verify;
 mod workspace;
 
 pub use api::{Build, Image, Output};

@@ -76,6 +76,7 @@ pub mod error;
 pub mod graph;
 pub mod image;
 pub mod index;
+pub mod inspect;
 pub mod json;
 pub mod layer;
 pub mod layout;
@@ -95,6 +96,7 @@ pub mod store;
 pub mod testing;
 pub mod timestamp;
 pub mod tree;
+pub mod verify;
 
 pub use cache::BuildCache;
 pub use config::{ConfigChanges, ContainerConfig, ImageConfig};

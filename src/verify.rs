@@ -1,0 +1,565 @@
+//! `cargo oci verify`: whether a build is reproducible. It rebuilds the chosen packages' images
+//! in a scratch target directory (same flags, same `SOURCE_DATE_EPOCH`, nothing reused) and
+//! compares their digests with the images already built (`<target-dir>/oci/<image>`) or with
+//! `--against IMAGE`; where they differ, it names the first layer that does and the files in
+//! it (path, size, mode, owner, time, content hash), as `diffoci` does, or the config fields.
+//! `cargo oci verify --layout DIR` checks one layout's integrity alone.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use oci_pack::inspect::LayerEntry;
+use oci_pack::source::{ImageSource, Selector};
+use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
+
+use crate::build::BuildArgs;
+use crate::cargo_build::{CargoOptions, Verbosity};
+use crate::inspect::{self, bytes};
+use crate::metadata::{CompressionSpec, ElfCheck};
+use crate::outputs::{Format, MessageFormat};
+use crate::registries::Registries;
+use crate::shell::Shell;
+use crate::workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub cargo: CargoOptions,
+    /// Check this OCI layout alone, building nothing: every blob's digest and size, every
+    /// reference, every layer's diff_id
+    #[arg(long, value_name = "DIR", conflicts_with = "against")]
+    pub layout: Option<PathBuf>,
+    /// Compare the rebuild with this image rather than `<target-dir>/oci/<image>`:
+    /// `docker://HOST/REPO@sha256:…`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, …
+    #[arg(long, value_name = "IMAGE")]
+    pub against: Option<String>,
+    /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub elf_check: Option<ElfCheck>,
+    /// How new layers are compressed, overriding `compression` in Cargo.toml
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub compression: Option<CompressionSpec>,
+    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// How results are printed on stdout
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Print nothing but the results and errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print each layer and manifest as it is written
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+pub fn exec(args: VerifyArgs) -> Result<()> {
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let shell = Shell::new(verbosity);
+    match &args.layout {
+        Some(layout) => check_layout(layout, args.message_format, &shell),
+        None => rebuild_and_compare(&args, &shell),
+    }
+}
+
+/// `--layout DIR`: one line if it is intact; else every problem, and a failure.
+fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<()> {
+    let check = oci_pack::verify::check_layout(layout)
+        .with_context(|| format!("failed to check the layout `{}`", layout.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        MessageFormat::Json => {
+            let message = serde_json::json!({
+                "layout": layout,
+                "intact": check.problems.is_empty(),
+                "manifests": check.manifests,
+                "blobs": check.blobs,
+                "bytes": check.bytes,
+                "layers": check.layers,
+                "unreferenced": check.unreferenced,
+                "problems": check.problems,
+            });
+            writeln!(stdout, "{message}")?;
+        }
+        MessageFormat::Human if check.problems.is_empty() => writeln!(
+            stdout,
+            "{} is intact: {} manifest{} and {} blob{} ({}), every digest, size and diff_id \
+             as named ({} layer{} decompressed)",
+            layout.display(),
+            check.manifests,
+            plural(check.manifests),
+            check.blobs,
+            plural(check.blobs),
+            bytes(check.bytes),
+            check.layers,
+            plural(check.layers),
+        )?,
+        MessageFormat::Human => {}
+    }
+    if !check.unreferenced.is_empty() {
+        shell.warn(format_args!(
+            "`{}` holds {} file{} nothing references: {}",
+            layout.display(),
+            check.unreferenced.len(),
+            plural(check.unreferenced.len()),
+            check.unreferenced.join(", ")
+        ));
+    }
+    match check.problems.as_slice() {
+        [] => Ok(()),
+        problems => {
+            let listed: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+            bail!(
+                "the layout `{}` is damaged ({} problem{}):{}",
+                layout.display(),
+                problems.len(),
+                plural(problems.len()),
+                listed.concat()
+            )
+        }
+    }
+}
+
+/// Rebuilds every chosen image in a scratch target directory and compares each with what it
+/// should be.
+fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
+    let options = &args.cargo.workspace;
+    let facts = workspace::Facts::gather(options)?;
+    let names = workspace::image_names(&facts, options)?;
+    if names.is_empty() {
+        bail!(
+            "no selected package is an image: give one a `[package.metadata.oci]` table, \
+             or choose one with `-p`"
+        );
+    }
+    let target_dir = options
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
+    // What each rebuild is compared with, found before minutes go into building.
+    let expected: Vec<(String, ImageSource)> = match &args.against {
+        Some(text) => {
+            let [name] = names.as_slice() else {
+                bail!(
+                    "`--against` names one image, and the packages chosen make {} ({}); \
+                     choose one with `-p`",
+                    names.len(),
+                    names.join(", ")
+                )
+            };
+            let here = match &options.current_dir {
+                Some(dir) => dir.clone(),
+                None => std::env::current_dir().context("failed to read the current directory")?,
+            };
+            vec![(name.clone(), ImageSource::parse(text, &here)?)]
+        }
+        None => names
+            .iter()
+            .map(|name| {
+                let dir = target_dir.join("oci").join(name);
+                if !dir.join("index.json").is_file() {
+                    bail!(
+                        "no image at `{}` to compare the rebuild with: build it first \
+                         (`cargo oci build`), or name one with `--against IMAGE`",
+                        dir.display()
+                    );
+                }
+                let source = ImageSource::OciLayout {
+                    dir,
+                    selector: Selector::Only,
+                };
+                Ok((name.clone(), source))
+            })
+            .collect::<Result<_>>()?,
+    };
+
+    std::fs::create_dir_all(&target_dir)
+        .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".oci-verify-")
+        .tempdir_in(&target_dir)
+        .with_context(|| format!("failed to create a directory in `{}`", target_dir.display()))?;
+    shell.status(
+        "Rebuilding",
+        format_args!(
+            "{} in the scratch target directory `{}`",
+            names.join(", "),
+            scratch.path().display()
+        ),
+    );
+    let mut build_args = BuildArgs {
+        cargo: args.cargo.clone(),
+        elf_check: args.elf_check,
+        compression: args.compression,
+        formats: vec![Format::Oci],
+        insecure_registry: args.insecure_registry.clone(),
+        quiet: args.quiet,
+        verbose: args.verbose,
+        ..BuildArgs::default()
+    };
+    build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
+    let finished = crate::build::build(&build_args, shell, false)?;
+
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        options.offline || options.frozen,
+        &[],
+    )?;
+    // With `--target`, only those platforms were rebuilt: the others are not compared.
+    let partial = !args.cargo.targets.is_empty();
+    let mut failures = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    for image in &finished {
+        let name = &image.summary.name;
+        let Some((_, source)) = expected.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let theirs = inspect::open(source, Some(&target_dir), &registries, None, shell)?;
+        let rebuilt_source = ImageSource::OciLayout {
+            dir: scratch.path().join("oci").join(name),
+            selector: Selector::Only,
+        };
+        let ours = inspect::open(&rebuilt_source, None, &registries, None, shell)?;
+        let mut comparison = oci_pack::verify::compare(&theirs.image, &ours.image)
+            .with_context(|| format!("failed to compare the rebuild of `{name}`"))?;
+        if partial {
+            comparison
+                .platforms
+                .retain(|p| p.only_in != Some("expected"));
+            comparison.index.clear();
+            comparison.same = comparison.platforms.is_empty();
+        }
+        let expected_digest = theirs.image.target.as_ref().map(|t| t.digest.to_string());
+        let rebuilt_digest = &image.summary.digest;
+        match args.message_format {
+            MessageFormat::Json => {
+                let message = serde_json::json!({
+                    "image": name,
+                    "reproducible": comparison.same,
+                    "digest": rebuilt_digest,
+                    "platforms": image.summary.platforms,
+                    "expected": {
+                        "source": source.to_string(),
+                        "digest": expected_digest,
+                    },
+                    "differences": comparison,
+                });
+                writeln!(stdout, "{message}")?;
+            }
+            MessageFormat::Human if comparison.same => {
+                let what = if partial && expected_digest.as_ref() != Some(rebuilt_digest) {
+                    // Compared platform by platform: the manifests are what match.
+                    let platforms: Vec<String> = ours
+                        .image
+                        .platforms
+                        .iter()
+                        .map(|p| match &p.manifest {
+                            Some(m) => format!("{} {}", p.platform, m.digest),
+                            None => p.platform.to_string(),
+                        })
+                        .collect();
+                    platforms.join(", ")
+                } else {
+                    format!("{rebuilt_digest} ({})", image.summary.platforms.join(", "))
+                };
+                writeln!(
+                    stdout,
+                    "{name} is reproducible: {what}, the same as `{source}`"
+                )?;
+            }
+            MessageFormat::Human => {
+                write!(
+                    stdout,
+                    "{}",
+                    human_differences(
+                        name,
+                        &source.to_string(),
+                        expected_digest.as_deref(),
+                        rebuilt_digest,
+                        &comparison
+                    )
+                )?;
+            }
+        }
+        if !comparison.same {
+            failures.push(format!(
+                "`{name}` is not reproducible: {}",
+                first_difference(&comparison)
+            ));
+        }
+    }
+    stdout.flush()?;
+    match failures.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        several => bail!("{}", several.join("\n")),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// How many differing files are listed before `… and N more`.
+const FILES_SHOWN: usize = 20;
+
+/// The differences as people read them: the platform, the first layer that differs with its
+/// digests and the files in it, then config and manifest fields.
+fn human_differences(
+    name: &str,
+    source: &str,
+    expected: Option<&str>,
+    rebuilt: &str,
+    comparison: &Comparison,
+) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(format!(
+        "{name} is not reproducible: the rebuild is {rebuilt}, `{source}` is {}",
+        expected.unwrap_or("an image without a manifest")
+    ));
+    for platform in &comparison.platforms {
+        platform_lines(platform, &mut line);
+    }
+    if !comparison.index.is_empty() {
+        line("every platform's manifest is the same; the image index differs:".to_owned());
+        for field in &comparison.index {
+            line(format!("  {}", field_line(field)));
+        }
+    }
+    out
+}
+
+fn platform_lines(diff: &PlatformDiff, line: &mut impl FnMut(String)) {
+    let platform = &diff.platform;
+    match diff.only_in {
+        Some("expected") => return line(format!("{platform}: not in the rebuild")),
+        Some(_) => return line(format!("{platform}: only in the rebuild")),
+        None => {}
+    }
+    if let Some((theirs, ours)) = diff.layer_count {
+        line(format!(
+            "{platform}: {theirs} layer{} expected, {ours} rebuilt",
+            plural(theirs)
+        ));
+    }
+    if let Some(layer) = &diff.layer {
+        layer_lines(platform, layer, diff, line);
+    }
+    if !diff.config.is_empty() {
+        let which = if diff.layer.is_none() && diff.layer_count.is_none() {
+            "the layers are the same; the config differs"
+        } else {
+            "the config differs"
+        };
+        line(format!("{platform}: {which}:"));
+        for field in &diff.config {
+            let hint = if field.field == "created" {
+                " (was SOURCE_DATE_EPOCH the same?)"
+            } else {
+                ""
+            };
+            line(format!("  {}{hint}", field_line(field)));
+        }
+    }
+    if !diff.manifest.is_empty() {
+        line(format!("{platform}: the manifest differs:"));
+        for field in &diff.manifest {
+            line(format!("  {}", field_line(field)));
+        }
+    }
+}
+
+fn layer_lines(
+    platform: &str,
+    layer: &LayerDiff,
+    diff: &PlatformDiff,
+    line: &mut impl FnMut(String),
+) {
+    let made_by = layer
+        .created_by
+        .as_ref()
+        .map_or_else(String::new, |c| format!(" ({c})"));
+    line(format!(
+        "{platform}: layer {} differs{made_by}",
+        layer.number
+    ));
+    let short = |digest: &oci_pack::digest::Digest| format!("sha256:{}", &digest.hex()[..12]);
+    for (label, ids) in [("expected", &layer.expected), ("rebuilt ", &layer.actual)] {
+        let diff_id = ids
+            .diff_id
+            .map_or_else(String::new, |d| format!(", diff_id {}", short(&d)));
+        line(format!(
+            "  {label} {} ({}{diff_id})",
+            short(&ids.digest),
+            bytes(ids.size)
+        ));
+    }
+    if layer.same_tar {
+        line("  the same tar, compressed otherwise".to_owned());
+    } else if layer.order_differs {
+        line("  the same entries, in another order".to_owned());
+    } else if layer.files.is_empty() {
+        line("  the same entries; their tar headers differ".to_owned());
+    }
+    for file in layer.files.iter().take(FILES_SHOWN) {
+        line(format!("  {}", file_line(file)));
+    }
+    if layer.files.len() > FILES_SHOWN {
+        line(format!("  … and {} more", layer.files.len() - FILES_SHOWN));
+    }
+    if !diff.other_layers.is_empty() {
+        let others: Vec<String> = diff.other_layers.iter().map(ToString::to_string).collect();
+        line(format!(
+            "{platform}: layer{} {} differ{} too",
+            plural(others.len()),
+            others.join(", "),
+            if others.len() == 1 { "s" } else { "" }
+        ));
+    }
+}
+
+/// `~ /usr/local/bin/app  size 10 → 12, sha256 1a2b3c4d5e6f → 9f8e7d6c5b4a`, or the entry
+/// only one side has.
+fn file_line(file: &FileDiff) -> String {
+    let path = format!("/{}", file.path);
+    match (&file.expected, &file.actual) {
+        (Some(a), Some(b)) => {
+            let changes: Vec<String> = file
+                .fields
+                .iter()
+                .map(|field| {
+                    let (x, y) = match *field {
+                        "kind" => (a.kind.name().to_owned(), b.kind.name().to_owned()),
+                        "size" => (a.size.to_string(), b.size.to_string()),
+                        "mode" => (format!("{:04o}", a.mode), format!("{:04o}", b.mode)),
+                        "owner" => (
+                            format!("{}:{}", a.uid, a.gid),
+                            format!("{}:{}", b.uid, b.gid),
+                        ),
+                        "mtime" => (a.mtime.to_string(), b.mtime.to_string()),
+                        "sha256" => (short_hash(a), short_hash(b)),
+                        _ => (
+                            a.link.clone().unwrap_or_default(),
+                            b.link.clone().unwrap_or_default(),
+                        ),
+                    };
+                    format!("{field} {x} → {y}")
+                })
+                .collect();
+            format!("~ {path}  {}", changes.join(", "))
+        }
+        (Some(a), None) => format!("- {path}  only in the expected layer: {}", entry_summary(a)),
+        (None, Some(b)) => format!("+ {path}  only in the rebuilt layer: {}", entry_summary(b)),
+        (None, None) => format!("? {path}"),
+    }
+}
+
+fn short_hash(entry: &LayerEntry) -> String {
+    entry
+        .sha256
+        .map_or_else(|| "-".to_owned(), |d| d.hex()[..12].to_owned())
+}
+
+/// `file 0755 0:0, 1234 bytes, sha256 1a2b3c4d5e6f`
+fn entry_summary(entry: &LayerEntry) -> String {
+    let mut text = format!(
+        "{} {:04o} {}:{}",
+        entry.kind.name(),
+        entry.mode,
+        entry.uid,
+        entry.gid
+    );
+    if entry.sha256.is_some() {
+        text.push_str(&format!(
+            ", {} bytes, sha256 {}",
+            entry.size,
+            short_hash(entry)
+        ));
+    }
+    if let Some(link) = &entry.link {
+        text.push_str(&format!(" -> {link}"));
+    }
+    text
+}
+
+/// `config.Env[1]  "A=1" → "A=2"`
+fn field_line(field: &FieldDiff) -> String {
+    let value = |v: &Option<serde_json::Value>| match v {
+        Some(v) => {
+            let text = v.to_string();
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(59).collect::<String>())
+            } else {
+                text
+            }
+        }
+        None => "(absent)".to_owned(),
+    };
+    format!(
+        "{}  {} → {}",
+        field.field,
+        value(&field.expected),
+        value(&field.actual)
+    )
+}
+
+/// The first difference, in a few words, for the error line.
+fn first_difference(comparison: &Comparison) -> String {
+    let Some(diff) = comparison.platforms.first() else {
+        let fields: Vec<&str> = comparison
+            .index
+            .iter()
+            .take(3)
+            .map(|f| f.field.as_str())
+            .collect();
+        return format!("its image index differs ({})", fields.join(", "));
+    };
+    let platform = &diff.platform;
+    if let Some(side) = diff.only_in {
+        return match side {
+            "expected" => format!("the rebuild has no {platform} image"),
+            _ => format!("the rebuild has a {platform} image, which the expected has not"),
+        };
+    }
+    if let Some(layer) = &diff.layer {
+        let files = match layer.files.as_slice() {
+            [] if layer.same_tar => " (the same tar, compressed otherwise)".to_owned(),
+            [] => String::new(),
+            [one] => format!(" in /{}", one.path),
+            [first, rest @ ..] => format!(" in /{} and {} more", first.path, rest.len()),
+        };
+        return format!("layer {} of {platform} differs{files}", layer.number);
+    }
+    if let Some((theirs, ours)) = diff.layer_count {
+        return format!("{platform} has {ours} layers, {theirs} expected");
+    }
+    let fields: Vec<&str> = diff
+        .config
+        .iter()
+        .chain(&diff.manifest)
+        .take(3)
+        .map(|f| f.field.as_str())
+        .collect();
+    let part = if diff.config.is_empty() {
+        "manifest"
+    } else {
+        "config"
+    };
+    format!(
+        "the {part} of {platform} differs ({}); the layers are the same",
+        fields.join(", ")
+    )
+}
