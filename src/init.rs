@@ -16,6 +16,9 @@ use crate::shell::Shell;
 /// The xtask template, as `templates/xtask/` holds it.
 const XTASK_MANIFEST: &str = include_str!("../templates/xtask/Cargo.toml");
 const XTASK_MAIN: &str = include_str!("../templates/xtask/src/main.rs");
+/// The release pipelines of `templates/ci/`.
+const GITHUB_PIPELINE: &str = include_str!("../templates/ci/github.yml");
+const GITLAB_PIPELINE: &str = include_str!("../templates/ci/gitlab-ci.yml");
 /// The line of the xtask template that says where cargo oci's library comes from.
 const XTASK_DEPENDENCY: &str = "cargo-oci = { path = \"../../cargo-oci\" }";
 
@@ -36,9 +39,32 @@ pub struct InitArgs {
     /// Also add an xtask (`cargo xtask image`) that builds the images with cargo oci's library
     #[arg(long)]
     pub xtask: bool,
+    /// Also write a release pipeline: a job per architecture pushing by digest, then one
+    /// joining them under the release tag
+    #[arg(long, value_enum, value_name = "CI")]
+    pub ci: Option<Ci>,
     /// Do not print what was done
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Where a release pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/release.yml`
+    Github,
+    /// GitLab CI: `.gitlab-ci.yml`
+    Gitlab,
+}
+
+impl Ci {
+    /// The pipeline's path in the repository, and its text.
+    fn pipeline(self) -> (&'static str, &'static str) {
+        match self {
+            Ci::Github => (".github/workflows/release.yml", GITHUB_PIPELINE),
+            Ci::Gitlab => (".gitlab-ci.yml", GITLAB_PIPELINE),
+        }
+    }
 }
 
 pub fn exec(args: InitArgs) -> Result<()> {
@@ -88,6 +114,9 @@ pub fn exec(args: InitArgs) -> Result<()> {
     let image = table.add(&args.base, rustflags, &shell)?;
     if args.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), &shell)?;
+    }
+    if let Some(ci) = args.ci {
+        add_pipeline(ci, metadata.workspace_root.as_std_path(), &shell)?;
     }
     if !args.quiet && image {
         let next = if args.xtask {
@@ -230,6 +259,23 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
     }
     add_member(root, shell)?;
     add_alias(root, shell)
+}
+
+/// The release pipeline, unless the repository has a file there already.
+fn add_pipeline(ci: Ci, root: &Path, shell: &Shell) -> Result<()> {
+    let (path, text) = ci.pipeline();
+    let path = root.join(path);
+    if path.exists() {
+        shell.status("Unchanged", format_args!("{} exists", path.display()));
+        return Ok(());
+    }
+    write_file(&path, text)?;
+    shell.status("Creating", path.display());
+    shell.warn(format_args!(
+        "set `CARGO_OCI_GIT` in {} to the repository cargo oci is installed from",
+        path.display()
+    ));
+    Ok(())
 }
 
 /// `xtask` in the root manifest's `[workspace] members`; a lone package gets a `[workspace]`.

@@ -91,6 +91,29 @@ fn init_makes_a_new_crate_an_image_that_builds_at_the_first_try() {
 }
 
 #[test]
+fn init_writes_the_release_pipelines_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/ci");
+    for (ci, path, template) in [
+        ("github", ".github/workflows/release.yml", "github.yml"),
+        ("gitlab", ".gitlab-ci.yml", "gitlab-ci.yml"),
+    ] {
+        let said = init(&crate_dir, &["--ci", ci]);
+        assert!(said.contains("set `CARGO_OCI_GIT`"), "{said}");
+        let written = crate_dir.join(path);
+        let expected = fs::read(templates.join(template)).unwrap();
+        assert_eq!(fs::read(&written).unwrap(), expected, "{path}");
+        // A pipeline of the team's own is never replaced.
+        fs::write(&written, "# ours\n").unwrap();
+        let said = init(&crate_dir, &["--ci", ci]);
+        assert!(said.contains("exists"), "{said}");
+        assert_eq!(fs::read_to_string(&written).unwrap(), "# ours\n");
+    }
+}
+
+#[test]
 fn init_leaves_a_crate_with_an_image_as_it_is() {
     let fixture = Fixture::copy("hello");
     let before = fs::read(fixture.path().join("Cargo.toml")).unwrap();
