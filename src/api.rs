@@ -164,6 +164,12 @@ impl Build {
         self
     }
 
+    /// `--by-digest`: push by digest only, without the image's tags.
+    pub fn by_digest(mut self) -> Build {
+        self.args.by_digest = true;
+        self
+    }
+
     /// `--push` with no repository: each image to its metadata's `repository`.
     pub fn push_to_each_repository(mut self) -> Build {
         self.args.push = Some(String::new());

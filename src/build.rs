@@ -67,6 +67,10 @@ pub struct BuildArgs {
     /// to `REPOSITORY/<image>`), or without one to each image's `repository`
     #[arg(long, value_name = "REPOSITORY", num_args = 0..=1, default_missing_value = "")]
     pub push: Option<String>,
+    /// With --push: push by digest only, no tag (one job of a multi-architecture release,
+    /// joined later by `cargo oci index`)
+    #[arg(long, requires = "push")]
+    pub by_digest: bool,
     /// Allow plain HTTP to this registry (loopback registries always are), repeatable
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
@@ -451,6 +455,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                     formats: &plan.formats,
                     load: args.load,
                     push: push.as_ref(),
+                    push_tags: !args.by_digest,
                     shell: &shell,
                     mtime: created,
                     beside: sboms,

@@ -111,6 +111,8 @@ pub struct Destinations<'a> {
     pub formats: &'a [Format],
     pub load: Option<Loader>,
     pub push: Option<&'a PushTarget>,
+    /// Whether a push sends the image's tags, or only its digest.
+    pub push_tags: bool,
     /// Hears how a push goes.
     pub shell: &'a Shell,
     /// Every archive entry's mtime.
@@ -191,7 +193,10 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
     let pushed = to
         .push
         .map(|target| {
-            let tags: Vec<String> = image.tags.iter().map(|t| t.tag.clone()).collect();
+            let tags: Vec<String> = match to.push_tags {
+                true => image.tags.iter().map(|t| t.tag.clone()).collect(),
+                false => Vec::new(),
+            };
             let session = target.session()?;
             let pushed = session.push(&image.store, &image.target, &tags, &mut to.shell.clone())?;
             // The SBOMs after the image they are about.

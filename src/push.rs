@@ -31,6 +31,9 @@ pub struct PushArgs {
     /// Allow plain HTTP to this registry (loopback registries always are), repeatable
     #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+    /// Push by digest only, without the layout's tags
+    #[arg(long)]
+    pub by_digest: bool,
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -90,6 +93,7 @@ pub fn exec(args: PushArgs) -> Result<()> {
     }
     let tags: Vec<String> = tagged
         .iter()
+        .filter(|_| !args.by_digest)
         .filter_map(|m| m.annotations.get(REF_NAME).cloned())
         .collect();
 

@@ -82,8 +82,8 @@ fn the_github_actions_template_releases_both_platforms_under_one_tag() {
     };
     let document = parse("templates/ci/github.yml");
     let pipeline = github(&document, &registry);
-    let (reported, commit) = run_pipeline(&pipeline);
-    check_release(&registry, &pipeline, &reported, &commit);
+    let reported = run_pipeline(&pipeline);
+    check_release(&registry, &pipeline, &reported);
 }
 
 #[test]
@@ -93,8 +93,8 @@ fn the_gitlab_ci_template_releases_both_platforms_under_one_tag() {
     };
     let document = parse("templates/ci/gitlab-ci.yml");
     let pipeline = gitlab(&document, &registry);
-    let (reported, commit) = run_pipeline(&pipeline);
-    check_release(&registry, &pipeline, &reported, &commit);
+    let reported = run_pipeline(&pipeline);
+    check_release(&registry, &pipeline, &reported);
 }
 
 /// The registry the pipelines push to, once every tool they and this test need is there.
@@ -464,8 +464,8 @@ fn gitlab(document: &Value, registry: &Registry) -> Pipeline {
 /// a builder for the foreign triple. That builder stands in for `cross`: the machine has no
 /// standard library for the foreign target, so it builds for the host to have cargo's own
 /// messages, and reports the static C program the test put where cross would have put the
-/// binary (as `targets.rs` packs one). Returns the fixture and its commit's short hash.
-fn repository(foreign: &str) -> (Fixture, String) {
+/// binary (as `targets.rs` packs one).
+fn repository(foreign: &str) -> Fixture {
     let fixture = Fixture::copy("hello");
     let stand_in = fixture.path().join("cross-stand-in");
     fs::write(
@@ -514,21 +514,19 @@ fn repository(foreign: &str) -> (Fixture, String) {
     git(&["add", "."]);
     git(&["commit", "--quiet", "-m", "release"]);
     git(&["tag", RELEASE]);
-    let short = git(&["rev-parse", "--short=7", "HEAD"]).trim().to_owned();
-    (fixture, short)
+    fixture
 }
 
 /// Runs every job in order, each in a directory of its own. Returns what the jobs reported, the
-/// artifacts' files by name (the target triple) and content (`REPOSITORY@sha256:…`), and the
-/// short hash of the commit released.
-fn run_pipeline(pipeline: &Pipeline) -> (BTreeMap<String, String>, String) {
+/// artifacts' files by name (the target triple) and content (`REPOSITORY@sha256:…`).
+fn run_pipeline(pipeline: &Pipeline) -> BTreeMap<String, String> {
     let foreign = pipeline
         .jobs
         .iter()
         .filter_map(|job| job.target.as_deref())
         .find(|t| is_foreign(t))
         .expect("a job for the foreign architecture");
-    let (repository, commit) = repository(foreign);
+    let repository = repository(foreign);
     let artifacts = tempfile::tempdir().unwrap();
     let cargo_oci = Path::new(env!("CARGO_BIN_EXE_cargo-oci")).parent().unwrap();
     let path = std::env::join_paths(
@@ -600,29 +598,26 @@ fn run_pipeline(pipeline: &Pipeline) -> (BTreeMap<String, String>, String) {
             }
         }
     }
-    (reported, commit)
+    reported
 }
 
-/// `skopeo inspect [--raw] docker://HOST/acme/hello:TAG` with the registry's login, as JSON.
-fn inspect(registry: &Registry, tag: &str, raw: bool) -> Value {
+/// `skopeo inspect [--raw] docker://HOST/acme/hello` + `:TAG` or `@DIGEST`, with the
+/// registry's login, as JSON.
+fn inspect(registry: &Registry, tag_or_digest: &str, raw: bool) -> Value {
     let mut command = Command::new("skopeo");
     hermetic(&mut command).args(["inspect", "--tls-verify=false", "--creds"]);
     command.arg(format!("{USER}:{PASSWORD}"));
     if raw {
         command.arg("--raw");
     }
-    let reference = format!("docker://{}/acme/hello:{tag}", registry.host);
+    let reference = format!("docker://{}/acme/hello{tag_or_digest}", registry.host);
     serde_json::from_str(&run(command.arg(reference))).unwrap()
 }
 
 /// The release tag is an index of one image per job, each the digest that job reported, of the
-/// job's architecture, dated by the commit; each job's own tag names the same image.
-fn check_release(
-    registry: &Registry,
-    pipeline: &Pipeline,
-    reported: &BTreeMap<String, String>,
-    commit: &str,
-) {
+/// job's architecture, dated by the commit; the jobs pushed by digest, so the release tag is
+/// the only one (beside the SBOMs' fallback tags).
+fn check_release(registry: &Registry, pipeline: &Pipeline, reported: &BTreeMap<String, String>) {
     let mut targets: Vec<String> = pipeline
         .jobs
         .iter()
@@ -645,11 +640,8 @@ fn check_release(
         } else {
             HOST.go
         };
-        let image = inspect(registry, &format!("{commit}-{target}"), false);
-        assert_eq!(
-            image["Digest"], digest,
-            "the job's own tag is what it reported"
-        );
+        let image = inspect(registry, &format!("@{digest}"), false);
+        assert_eq!(image["Digest"], digest);
         assert_eq!(image["Architecture"], arch);
         assert_eq!(
             image["Created"], CREATED,
@@ -657,7 +649,22 @@ fn check_release(
         );
         expected.push((digest.to_owned(), arch.to_owned()));
     }
-    let index = inspect(registry, RELEASE_TAG, true);
+    let index = inspect(registry, &format!(":{RELEASE_TAG}"), true);
+    let mut command = Command::new("skopeo");
+    hermetic(&mut command).args(["list-tags", "--tls-verify=false", "--creds"]);
+    command.arg(format!("{USER}:{PASSWORD}"));
+    let listed: Value = serde_json::from_str(&run(
+        command.arg(format!("docker://{}/acme/hello", registry.host))
+    ))
+    .unwrap();
+    let tags: Vec<&str> = listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .filter(|t| !t.starts_with("sha256-"))
+        .collect();
+    assert_eq!(tags, [RELEASE_TAG], "no job pushed a tag of its own");
     assert_eq!(
         index["mediaType"], "application/vnd.oci.image.index.v1+json",
         "{index}"
