@@ -177,8 +177,11 @@ fn components<'a>(
             continue;
         }
         order.push(id);
-        let mut depends_on = Vec::new();
-        for dep in &node.deps {
+        let mut depends_on: Vec<&PackageId> = Vec::new();
+        let mut deps: Vec<_> = node.deps.iter().collect();
+        // By what the package is, not by its id, which holds the checkout's absolute path.
+        deps.sort_by_key(|dep| packages.get(&dep.pkg).map(|p| stable_key(p)));
+        for dep in deps {
             let normal = dep
                 .dep_kinds
                 .iter()
@@ -187,13 +190,11 @@ fn components<'a>(
                 continue;
             };
             // A proc-macro runs in the compiler; none of it is in the binary.
-            if normal && !is_proc_macro(package) {
+            if normal && !is_proc_macro(package) && !depends_on.contains(&&package.id) {
                 depends_on.push(&package.id);
                 queue.push_back(&package.id);
             }
         }
-        depends_on.sort();
-        depends_on.dedup();
         edges.insert(id, depends_on);
     }
     let components = order
@@ -213,6 +214,21 @@ fn components<'a>(
         })
         .collect();
     Ok((components, edges))
+}
+
+/// What orders packages the same way in any checkout: name, version, and the source when it is
+/// not a path (a path source names this machine's directory).
+fn stable_key(package: &Package) -> (String, String, String) {
+    let source = package
+        .source
+        .as_ref()
+        .map(|s| s.repr.clone())
+        .unwrap_or_default();
+    (
+        package.name.to_string(),
+        package.version.to_string(),
+        source,
+    )
 }
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
@@ -248,19 +264,20 @@ fn origin(package: &Package) -> Origin<'_> {
     }
 }
 
-/// `pkg:cargo/NAME@VERSION`, qualified with where it came from when that is not crates.io.
-fn purl(package: &Package) -> String {
+/// `pkg:cargo/NAME@VERSION`, qualified with where it came from when that is not crates.io;
+/// none for a path package (a workspace member, a `[patch]` with a local fork), which a
+/// crates.io purl would confuse with the published crate of that name.
+fn purl(package: &Package) -> Option<String> {
     let version = percent_encode(&package.version.to_string());
     let base = format!("pkg:cargo/{}@{version}", package.name);
     match origin(package) {
-        Origin::CratesIo | Origin::Path => base,
-        Origin::Registry(index) => format!("{base}?repository_url={}", percent_encode(index)),
-        Origin::Git { url, commit } => {
-            format!(
-                "{base}?vcs_url={}",
-                percent_encode(&format!("git+{url}@{commit}"))
-            )
-        }
+        Origin::CratesIo => Some(base),
+        Origin::Path => None,
+        Origin::Registry(index) => Some(format!("{base}?repository_url={}", percent_encode(index))),
+        Origin::Git { url, commit } => Some(format!(
+            "{base}?vcs_url={}",
+            percent_encode(&format!("git+{url}@{commit}"))
+        )),
     }
 }
 
@@ -271,32 +288,187 @@ fn download_location(package: &Package) -> String {
             "https://crates.io/api/v1/crates/{}/{}/download",
             package.name, package.version
         ),
-        Origin::Git { url, commit } => format!("git+{url}@{commit}"),
-        Origin::Registry(_) | Origin::Path => "NOASSERTION".to_owned(),
+        Origin::Git { url, commit } if spdx_takes_vcs_url(url) => format!("git+{url}@{commit}"),
+        Origin::Git { .. } | Origin::Registry(_) | Origin::Path => "NOASSERTION".to_owned(),
     }
 }
 
-/// Cargo's license field as an SPDX expression: the old `MIT/Apache-2.0` is `OR`.
-fn license(package: &Package) -> Option<String> {
-    let license = package.license.as_deref()?.trim();
-    let expression = license
-        .split('/')
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    (!expression.is_empty()).then_some(expression)
+/// Whether SPDX's `downloadLocation` grammar takes `git+URL`: an http(s) or ssh URL whose host
+/// is a dotted name (not `file://`, an IP address or a bare host name).
+fn spdx_takes_vcs_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = host.split(':').next().unwrap_or(host);
+    matches!(scheme, "https" | "http" | "ssh")
+        && host.contains('.')
+        && host.chars().any(|c| c.is_ascii_alphabetic())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
-/// `pkg:oci/NAME@DIGEST`, the purl of an image.
+/// A package's license, as SPDX can state it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum License {
+    /// An expression of license identifiers, each on the list below or a `LicenseRef-`, which
+    /// the document then declares.
+    Expression(String),
+    /// Text that is no such expression (`Proprietary`, `MIT/Apache-2.0 AND Zlib`): stated as
+    /// `LicenseRef-<text>`, declared with the text itself.
+    Text(String),
+}
+
+/// The SPDX license identifiers crates commonly use. Any other is kept as a declared
+/// `LicenseRef-`, which is valid SPDX whatever license list the reader has.
+const KNOWN_LICENSES: &[&str] = &[
+    "0BSD",
+    "Apache-2.0",
+    "Artistic-2.0",
+    "BSD-1-Clause",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSL-1.0",
+    "CC0-1.0",
+    "CDLA-Permissive-2.0",
+    "EPL-2.0",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "ISC",
+    "LGPL-2.1-only",
+    "LGPL-2.1-or-later",
+    "LGPL-3.0-only",
+    "LGPL-3.0-or-later",
+    "LLVM-exception",
+    "MIT",
+    "MIT-0",
+    "MPL-2.0",
+    "NCSA",
+    "OpenSSL",
+    "Unicode-3.0",
+    "Unicode-DFS-2016",
+    "Unlicense",
+    "WTFPL",
+    "Zlib",
+];
+
+const OPERATORS: [&str; 3] = ["AND", "OR", "WITH"];
+
+impl License {
+    /// Cargo's `license` field: an SPDX expression, or the old `MIT/Apache-2.0` (`OR`).
+    fn of(package: &Package) -> Option<License> {
+        License::parse(package.license.as_deref()?)
+    }
+
+    fn parse(text: &str) -> Option<License> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let has_operator = text.split_whitespace().any(|w| OPERATORS.contains(&w));
+        let expression = match text.contains('/') && !has_operator {
+            true => text
+                .split('/')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            false => text.to_owned(),
+        };
+        let known = identifiers(&expression)
+            .all(|id| KNOWN_LICENSES.contains(&id.trim_end_matches('+')) || is_license_ref(id));
+        Some(match known {
+            true => License::Expression(expression),
+            false => License::Text(text.to_owned()),
+        })
+    }
+
+    /// What SPDX's `licenseDeclared` says.
+    fn spdx(&self) -> String {
+        match self {
+            License::Expression(expression) => expression.clone(),
+            License::Text(text) => format!("LicenseRef-{}", spdx_safe(text)),
+        }
+    }
+
+    /// The `LicenseRef-`s it uses, each with the text that defines it.
+    fn refs(&self) -> Vec<(String, String)> {
+        match self {
+            License::Text(text) => vec![(self.spdx(), text.clone())],
+            License::Expression(expression) => identifiers(expression)
+                .filter(|id| is_license_ref(id))
+                .map(|id| {
+                    (
+                        id.to_owned(),
+                        format!("{id}, as the package's license names it"),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// CycloneDX's `licenses`: an expression, or a license named by its text.
+    fn cyclonedx(&self) -> Value {
+        match self {
+            License::Expression(expression) => json!([{"expression": expression}]),
+            License::Text(text) => json!([{"license": {"name": text}}]),
+        }
+    }
+}
+
+/// The license identifiers of an expression: its words but operators and parentheses.
+fn identifiers(expression: &str) -> impl Iterator<Item = &str> {
+    expression
+        .split_whitespace()
+        .flat_map(|word| word.split(['(', ')']))
+        .filter(|id| !id.is_empty() && !OPERATORS.contains(id))
+}
+
+fn is_license_ref(id: &str) -> bool {
+    id.strip_prefix("LicenseRef-").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    })
+}
+
+/// Letters, digits, `.` and `-`: what an SPDX identifier may hold.
+fn spdx_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `pkg:oci/NAME@DIGEST?arch=…&repository_url=…&tag=…`, the purl of an image named
+/// `REGISTRY/REPOSITORY[:TAG][@DIGEST]`.
 fn image_purl(name: &str, digest: &str, platform: &str) -> String {
-    let short = name.rsplit('/').next().unwrap_or(name);
-    let short = short.split([':', '@']).next().unwrap_or(short);
+    let name = name.split('@').next().unwrap_or(name);
+    // A tag is what follows the last `:` after the last `/` (a port comes before a `/`).
+    let (repository, tag) = match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, Some(tag)),
+        _ => (name, None),
+    };
+    let last = repository.rsplit('/').next().unwrap_or(repository);
     let arch = platform.split('/').nth(1).unwrap_or("");
-    format!(
-        "pkg:oci/{short}@{}?arch={arch}&repository_url={}",
+    let mut purl = format!(
+        "pkg:oci/{last}@{}?arch={arch}&repository_url={}",
         percent_encode(digest),
-        percent_encode(name.split(['@']).next().unwrap_or(name))
-    )
+        percent_encode(repository)
+    );
+    if let Some(tag) = tag {
+        purl.push_str(&format!("&tag={}", percent_encode(tag)));
+    }
+    purl
 }
 
 fn percent_encode(text: &str) -> String {
@@ -372,8 +544,10 @@ fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) 
         "relationshipType": "DESCRIBES",
         "relatedSpdxElement": image_id,
     })];
+    let mut license_refs = BTreeMap::new();
     for (i, component) in components.iter().enumerate() {
         let package = component.package;
+        let license = License::of(package);
         let mut entry = json!({
             "name": package.name,
             "SPDXID": ids[&package.id],
@@ -382,14 +556,17 @@ fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) 
             "filesAnalyzed": false,
             "primaryPackagePurpose": if i == 0 { "APPLICATION" } else { "LIBRARY" },
             "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": license(package).unwrap_or_else(|| "NOASSERTION".to_owned()),
+            "licenseDeclared": license.as_ref().map_or("NOASSERTION".to_owned(), License::spdx),
             "copyrightText": "NOASSERTION",
-            "externalRefs": [{
+        });
+        license_refs.extend(license.iter().flat_map(License::refs));
+        if let Some(purl) = purl(package) {
+            entry["externalRefs"] = json!([{
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
-                "referenceLocator": purl(package),
-            }],
-        });
+                "referenceLocator": purl,
+            }]);
+        }
         if let Some(checksum) = component.checksum {
             entry["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": checksum}]);
         }
@@ -438,24 +615,31 @@ fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) 
             "relatedSpdxElement": "SPDXRef-Base",
         }));
     }
-    json!({
+    let mut document = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": format!("{} {}", subject.name, subject.platform),
-        // Unique per image, and the same for the same image.
-        "documentNamespace": format!(
-            "https://spdx.org/spdxdocs/cargo-oci/{}/{}",
-            percent_encode(subject.name),
-            subject.manifest.hex()
-        ),
         "creationInfo": {
             "created": subject.created.to_rfc3339(),
             "creators": [format!("Tool: cargo-oci-{}", env!("CARGO_PKG_VERSION"))],
         },
         "packages": packages,
         "relationships": relationships,
-    })
+    });
+    if !license_refs.is_empty() {
+        document["hasExtractedLicensingInfos"] = license_refs
+            .into_iter()
+            .map(|(id, text)| json!({"licenseId": id, "extractedText": text}))
+            .collect();
+    }
+    // Unique per document and the same for the same document: named after its content.
+    document["documentNamespace"] = json!(format!(
+        "https://spdx.org/spdxdocs/cargo-oci/{}/{}",
+        percent_encode(subject.name),
+        Digest::of(document.to_string().as_bytes()).hex()
+    ));
+    document
 }
 
 /// A version 5 style UUID from a digest's first bytes, for a serial number that is the same
@@ -481,7 +665,12 @@ fn cyclonedx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<
     let refs: BTreeMap<&PackageId, String> = components
         .iter()
         .enumerate()
-        .map(|(i, c)| (&c.package.id, format!("{i}-{}", purl(c.package))))
+        .map(|(i, c)| {
+            (
+                &c.package.id,
+                format!("{i}-{}@{}", c.package.name, c.package.version),
+            )
+        })
         .collect();
     let mut entries = Vec::new();
     for (i, component) in components.iter().enumerate() {
@@ -491,10 +680,12 @@ fn cyclonedx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<
             "bom-ref": refs[&package.id],
             "name": package.name,
             "version": package.version.to_string(),
-            "purl": purl(package),
         });
-        if let Some(license) = license(package) {
-            entry["licenses"] = json!([{"expression": license}]);
+        if let Some(purl) = purl(package) {
+            entry["purl"] = json!(purl);
+        }
+        if let Some(license) = License::of(package) {
+            entry["licenses"] = license.cyclonedx();
         }
         if let Some(checksum) = component.checksum {
             entry["hashes"] = json!([{"alg": "SHA-256", "content": checksum}]);
@@ -542,10 +733,9 @@ fn cyclonedx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<
         image_depends.push("base-image".to_owned());
     }
     dependencies.push(json!({"ref": "image", "dependsOn": image_depends}));
-    json!({
+    let mut bom = json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
-        "serialNumber": format!("urn:uuid:{}", uuid_of(&subject.manifest)),
         "version": 1,
         "metadata": {
             "timestamp": subject.created.to_rfc3339(),
@@ -564,7 +754,11 @@ fn cyclonedx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<
         },
         "components": entries,
         "dependencies": dependencies,
-    })
+    });
+    // Unique per document and the same for the same document: derived from its content.
+    let content = Digest::of(bom.to_string().as_bytes());
+    bom["serialNumber"] = json!(format!("urn:uuid:{}", uuid_of(&content)));
+    bom
 }
 
 #[cfg(test)]
@@ -580,6 +774,59 @@ mod tests {
         assert!("89ab".contains(&uuid[19..20]), "{uuid}");
         assert_eq!(uuid, uuid_of(&digest));
         assert_ne!(uuid, uuid_of(&Digest::of(b"another")));
+    }
+
+    #[test]
+    fn licenses_are_expressions_or_declared_references() {
+        let expression = |text: &str| License::parse(text).map(|l| l.spdx());
+        assert_eq!(expression("MIT/Apache-2.0").unwrap(), "MIT OR Apache-2.0");
+        assert_eq!(
+            expression("(MIT OR Apache-2.0) AND Unicode-3.0").unwrap(),
+            "(MIT OR Apache-2.0) AND Unicode-3.0"
+        );
+        // Not an expression: a reference, declared with the text as cargo has it.
+        let proprietary = License::parse("Proprietary").unwrap();
+        assert_eq!(proprietary.spdx(), "LicenseRef-Proprietary");
+        assert_eq!(
+            proprietary.refs(),
+            [(
+                "LicenseRef-Proprietary".to_owned(),
+                "Proprietary".to_owned()
+            )]
+        );
+        assert_eq!(
+            proprietary.cyclonedx(),
+            json!([{"license": {"name": "Proprietary"}}])
+        );
+        // A slash beside operators is not the old `OR`: its meaning is not guessed.
+        let mixed = License::parse("MIT/Apache-2.0 AND Zlib").unwrap();
+        assert_eq!(mixed.spdx(), "LicenseRef-MIT-Apache-2.0-AND-Zlib");
+        let declared = License::parse("MIT AND LicenseRef-Acme").unwrap();
+        assert_eq!(declared.spdx(), "MIT AND LicenseRef-Acme");
+        assert_eq!(declared.refs().len(), 1);
+        assert_eq!(License::parse("  "), None);
+    }
+
+    #[test]
+    fn a_git_url_is_a_download_location_only_where_spdx_takes_it() {
+        assert!(spdx_takes_vcs_url("https://github.com/rust-lang/cargo"));
+        assert!(spdx_takes_vcs_url("ssh://git@git.example.com:2222/team/x"));
+        assert!(!spdx_takes_vcs_url("file:///tmp/repo"));
+        assert!(!spdx_takes_vcs_url("https://10.0.0.5/team/x"));
+        assert!(!spdx_takes_vcs_url("ssh://git@gitea:2222/team/x"));
+    }
+
+    #[test]
+    fn an_image_purl_keeps_its_tag_apart() {
+        assert_eq!(
+            image_purl("registry:5000/team/base:1.2", "sha256:ab", "linux/arm64"),
+            "pkg:oci/base@sha256%3Aab?arch=arm64&repository_url=registry%3A5000%2Fteam%2Fbase\
+             &tag=1.2"
+        );
+        assert_eq!(
+            image_purl("registry:5000/base@sha256:cd", "sha256:cd", "linux/amd64"),
+            "pkg:oci/base@sha256%3Acd?arch=amd64&repository_url=registry%3A5000%2Fbase"
+        );
     }
 
     #[test]

@@ -108,12 +108,9 @@ fn an_spdx_sbom_lists_what_was_compiled_in_and_pyspdxtools_accepts_it() {
     let index = read_json(&layout.join("index.json"));
     let entries = index["manifests"].as_array().unwrap();
     let image = &entries[0];
-    assert!(spdx["documentNamespace"].as_str().unwrap().ends_with(
-        image["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:")
-    ));
+    let described = &spdx["packages"][0];
+    assert_eq!(described["SPDXID"], "SPDXRef-Image");
+    assert_eq!(described["versionInfo"], image["digest"]);
 
     // Attached in the layout: an artifact whose subject is the image and whose one blob is
     // the file, byte for byte.
@@ -166,6 +163,31 @@ fn an_spdx_sbom_lists_what_was_compiled_in_and_pyspdxtools_accepts_it() {
         host_platform(&again)
     ));
     assert_eq!(fs::read(second).unwrap(), fs::read(&file).unwrap());
+}
+
+/// A private service's license is no SPDX expression; the document still is valid SPDX.
+#[test]
+fn a_license_that_is_no_spdx_expression_is_declared_not_broken() {
+    let Some(tools) = python_tools() else { return };
+    let fixture = Fixture::copy("inventory");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        text.replace("license = \"MIT/Apache-2.0\"", "license = \"Proprietary\""),
+    )
+    .unwrap();
+    fixture.build_ok(&["--quiet"]);
+    let file = fixture.path().join(format!(
+        "target/oci/inventory.{}.spdx.json",
+        host_platform(&fixture)
+    ));
+    run(Command::new(tools.join("pyspdxtools")).arg("-i").arg(&file));
+    let spdx = read_json(&file);
+    assert_eq!(
+        spdx["hasExtractedLicensingInfos"][0]["extractedText"],
+        "Proprietary"
+    );
 }
 
 #[test]
