@@ -154,15 +154,6 @@ pub struct BuildRequest<'a> {
     pub verbosity: Verbosity,
 }
 
-/// `target.TRIPLE.rustflags=[…]` for `cargo --config`: added to the user's own target
-/// rustflags, and with `--target` given they never reach build scripts or proc-macros.
-fn target_rustflags(target: &str, rustflags: &[String]) -> String {
-    // A JSON string is a TOML basic string: the same quotes and escapes.
-    let quoted = |text: &str| serde_json::Value::from(text).to_string();
-    let flags: Vec<String> = rustflags.iter().map(|flag| quoted(flag)).collect();
-    format!("target.{}.rustflags=[{}]", quoted(target), flags.join(", "))
-}
-
 /// Each executable built, by package name and binary name.
 pub type Executables = BTreeMap<(String, String), PathBuf>;
 
@@ -179,7 +170,20 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     let mut command = builder.command();
     command.arg("--message-format=json-render-diagnostics");
     if !rustflags.is_empty() {
-        command.args(["--config", &target_rustflags(target, rustflags)]);
+        let dir = match &options.workspace.current_dir {
+            Some(dir) => std::path::absolute(dir)?,
+            None => std::env::current_dir()?,
+        };
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+        let env = |name: &str| std::env::var(name).ok();
+        match crate::rustflags::deliver(target, rustflags, &env, &dir, cargo_home.as_deref()) {
+            crate::rustflags::Delivery::Environment(flags) => command
+                .env("CARGO_ENCODED_RUSTFLAGS", flags)
+                .env_remove("RUSTFLAGS"),
+            crate::rustflags::Delivery::Config(setting) => command.args(["--config", &setting]),
+        };
     }
     for package in wanted {
         command.args(["--package", package.name]);
@@ -306,18 +310,4 @@ pub enum Verbosity {
     Normal,
     /// Also each layer and manifest as it is written (cargo's `--verbose`).
     Verbose,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rustflags_reach_cargo_as_one_quoted_target_setting() {
-        let flags = ["-C".to_owned(), "link-arg=\"a b\"".to_owned()];
-        assert_eq!(
-            target_rustflags("x86_64-unknown-linux-gnu", &flags),
-            r#"target."x86_64-unknown-linux-gnu".rustflags=["-C", "link-arg=\"a b\""]"#
-        );
-    }
 }

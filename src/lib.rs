@@ -33,6 +33,7 @@ mod plan;
 mod push;
 mod registries;
 mod run;
+mod rustflags;
 mod sbom;
 mod shell;
 mod values;

@@ -44,7 +44,7 @@ fn a_crate_with_a_proc_macro_and_a_build_script_links_statically() {
 #[test]
 fn metadata_rustflags_reach_the_image_binary_and_nothing_else() {
     let fixture = Fixture::copy("macros");
-    fs::remove_file(fixture.path().join(".cargo/config.toml")).unwrap();
+    fs::write(fixture.path().join(".cargo/config.toml"), "").unwrap();
     // Dynamic without the flag: the ELF check on `scratch` refuses it.
     let output = fixture.build(&[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -53,6 +53,34 @@ fn metadata_rustflags_reach_the_image_binary_and_nothing_else() {
         "[package.metadata.oci]\nrustflags = [\"-C\", \"target-feature=+crt-static\"]\n",
     );
     assert_success(&fixture.build(&[]), "a build with metadata rustflags");
+    let binary = fixture
+        .path()
+        .join("target")
+        .join(crate::support::host::HOST.triple)
+        .join("release/macros-app");
+    let said = |binary: &std::path::Path| {
+        String::from_utf8(Command::new(binary).output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(said(&binary), "HELLO build.rs \n");
+
+    // The user's own flags are kept beside ours: cargo takes rustflags from one source only,
+    // and `[build] rustflags` would be dropped for `--config target.….rustflags` alone.
+    fs::write(
+        fixture.path().join(".cargo/config.toml"),
+        "[build]\nrustflags = [\"--cfg\", \"from_config\"]\n",
+    )
+    .unwrap();
+    assert_success(
+        &fixture.build(&["--quiet"]),
+        "with the user's build rustflags",
+    );
+    assert_eq!(said(&binary), "HELLO build.rs from-config\n");
+    // And RUSTFLAGS, which overrides every configuration file, does not drop ours either:
+    // the binary is still static, so the ELF check on `scratch` passes.
+    let output = fixture.build_with_env(&["--quiet"], &[("RUSTFLAGS", "--cfg from_env")]);
+    assert_success(&output, "with RUSTFLAGS set");
+    assert_eq!(said(&binary), "HELLO build.rs from-env\n");
+
     let plain = crate::support::hermetic(&mut Command::new("cargo"))
         .args(["build", "--quiet"])
         .current_dir(fixture.path())
