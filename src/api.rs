@@ -211,6 +211,9 @@ impl Build {
     pub fn run(&self) -> Result<Vec<Image>, Error> {
         let mut args = self.args.clone();
         if let Some(dir) = args.cargo.workspace.current_dir.clone() {
+            // Absolute, so a path joined to it means the same to cargo, which runs there.
+            let dir = std::path::absolute(&dir).map_err(anyhow::Error::from)?;
+            args.cargo.workspace.current_dir = Some(dir.clone());
             let workspace = &mut args.cargo.workspace;
             let paths = [
                 &mut workspace.manifest_path,

@@ -381,7 +381,11 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
     let mut sboms = Vec::new();
     for (plan, layout) in plans.iter().zip(&destinations) {
         let built: Vec<_> = built.by_ref().take(plan.images.len()).collect();
-        let Sboms { referrers, files } = attach_sboms(
+        let Sboms {
+            referrers,
+            files,
+            stale,
+        } = attach_sboms(
             plan,
             &built,
             layout,
@@ -420,7 +424,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             sboms: files.iter().map(|(path, _)| path.clone()).collect(),
         };
         images.push((tagged, summary));
-        sboms.push(files);
+        sboms.push((files, stale));
     }
 
     // One build at a time writes an output (and the archives beside it); the locks are taken
@@ -447,7 +451,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         .zip(&destinations)
         .zip(&push_targets)
         .zip(plans.iter().zip(&sboms))
-        .map(|((((image, _), layout), push), (plan, sboms))| {
+        .map(|((((image, _), layout), push), (plan, (sboms, stale)))| {
             outputs::stage(
                 image,
                 &outputs::Destinations {
@@ -459,6 +463,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                     shell: &shell,
                     mtime: created,
                     beside: sboms,
+                    stale,
                 },
                 &cache,
             )
@@ -659,8 +664,27 @@ fn attach_sboms(
     layout: &std::path::Path,
     inputs: &SbomInputs<'_>,
 ) -> Result<Sboms> {
+    // Every SBOM file an earlier build may have left beside this layout: those this build
+    // does not write describe another image, and go.
+    let name = layout.file_name().unwrap_or_default().to_string_lossy();
+    let name = name.as_ref();
+    let stale = plan
+        .images
+        .iter()
+        .flat_map(|image| {
+            let platform = image.platform.to_string().replace('/', "-");
+            [SbomFormat::Spdx, SbomFormat::CycloneDx]
+                .into_iter()
+                .filter(|format| *format != plan.sbom)
+                .map(move |format| format!("{name}.{platform}.{}", format.extension()))
+        })
+        .map(|file_name| layout.with_file_name(file_name))
+        .collect();
     let Some(media_type) = plan.sbom.media_type() else {
-        return Ok(Sboms::default());
+        return Ok(Sboms {
+            stale,
+            ..Sboms::default()
+        });
     };
     let mut referrers = Vec::new();
     let mut files = Vec::new();
@@ -713,14 +737,20 @@ fn attach_sboms(
         )?);
         files.push((layout.with_file_name(file_name), document));
     }
-    Ok(Sboms { referrers, files })
+    Ok(Sboms {
+        referrers,
+        files,
+        stale,
+    })
 }
 
-/// An image's SBOMs: attached (the referrers) and to write beside it (each path and bytes).
+/// An image's SBOMs: attached (the referrers), to write beside it (each path and bytes), and
+/// the files of other formats an earlier build left there, to remove.
 #[derive(Default)]
 struct Sboms {
     referrers: Vec<oci_pack::descriptor::Descriptor>,
     files: Vec<(PathBuf, Vec<u8>)>,
+    stale: Vec<PathBuf>,
 }
 
 /// Builds every image's binaries: one builder run per target, builder and rustflags, with every

@@ -119,6 +119,9 @@ pub struct Destinations<'a> {
     pub mtime: Timestamp,
     /// Files written beside the outputs (the SBOMs): each path and its bytes.
     pub beside: &'a [(PathBuf, Vec<u8>)],
+    /// Files an earlier build wrote beside the outputs that this one does not (an SBOM of
+    /// another format): removed with the rest in place.
+    pub stale: &'a [PathBuf],
 }
 
 /// An image's outputs, written in full beside their destinations but not yet in place, and
@@ -131,6 +134,7 @@ pub struct Staged {
     archives: Vec<(Format, StagedArchive, Digest)>,
     /// Files beside the outputs, staged; those already as they should be are not.
     beside: Vec<(tempfile::NamedTempFile, PathBuf)>,
+    stale: Vec<PathBuf>,
     pub loaded: Option<String>,
     pub pushed: Option<Pushed>,
 }
@@ -209,6 +213,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         layout,
         archives,
         beside,
+        stale: to.stale.to_vec(),
         loaded,
         pushed,
     })
@@ -238,6 +243,15 @@ impl Staged {
         for (file, path) in self.beside {
             file.persist(&path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        for path in self.stale {
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error)
+                        .with_context(|| format!("failed to remove `{}`", path.display()))
+                }
+                _ => {}
+            }
         }
         Ok(outputs)
     }

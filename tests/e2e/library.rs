@@ -53,9 +53,14 @@ fn a_build_in_code_reports_what_it_wrote() {
     assert_eq!(inspected["Digest"], image.digest.as_str());
 
     // The same build again finds its outputs fresh and says so.
+    // A relative directory, and paths relative to it: the same build.
+    let cwd = std::env::current_dir().unwrap();
+    let up: std::path::PathBuf = cwd.components().skip(1).map(|_| "..").collect();
+    let relative = up.join(fixture.path().strip_prefix("/").unwrap());
     let again = Build::new()
-        .current_dir(fixture.path())
+        .current_dir(relative)
         .manifest_path("Cargo.toml")
+        .target_dir("target")
         .format(Format::Oci)
         .tag("hello:from-code")
         .verbosity(Verbosity::Quiet)
