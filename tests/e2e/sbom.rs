@@ -299,4 +299,35 @@ fn a_pushed_sbom_is_found_through_the_fallback_tag() {
         1,
         "{listing}"
     );
+
+    // A second client's SBOM of the same image (here CycloneDX) joins the listing; what was
+    // there stays. (Two clients writing at the same moment can still lose one entry: the tag
+    // has no compare-and-swap, as the distribution spec says of this fallback.)
+    let cyclonedx = Fixture::copy("inventory");
+    cyclonedx.build_ok(&["--quiet", "--sbom", "cyclonedx"]);
+    let spdx_again = Fixture::copy("inventory");
+    spdx_again.build_ok(&["--quiet"]);
+    let destination = format!("{}/team/racing", registry.host);
+    for fixture in [&spdx_again, &cyclonedx] {
+        assert_success(
+            &fixture.cargo_oci(&["push", &destination]),
+            "cargo oci push",
+        );
+    }
+    let tag = format!(
+        "team/racing:sha256-{}",
+        digest.trim_start_matches("sha256:")
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&registry.raw_manifest(&tag)).unwrap();
+    let mut types: Vec<&str> = listing["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
 }

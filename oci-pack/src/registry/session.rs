@@ -563,7 +563,11 @@ impl Session {
         .map_err(|failure| self.failed("ask for the referrers at", failure))
     }
 
-    /// Adds `referrer` to the index under `subject`'s fallback tag (`sha256-<hex>`).
+    /// Adds `referrer` to the index under `subject`'s fallback tag (`sha256-<hex>`), keeping
+    /// every entry (and every field of it) another client put there. The tag has no
+    /// compare-and-swap, so two clients updating it at once may lose one's entry, as the
+    /// distribution spec warns; the tag is read back after the write and the update made again
+    /// if the entry is gone, which narrows that window but cannot close it.
     fn list_under_fallback_tag(
         &self,
         store: &BlobStore,
@@ -571,6 +575,57 @@ impl Session {
         referrer: &Descriptor,
     ) -> Result<()> {
         let tag = crate::referrer::fallback_tag(subject);
+        let entry = serde_json::to_value(referrer).map_err(|source| Error::Json {
+            what: "a referrer's descriptor",
+            source,
+        })?;
+        for _ in 0..3 {
+            let mut index = match self.fallback_listing(&tag)? {
+                Some(index) => index,
+                None => serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": media_type::OCI_INDEX,
+                    "manifests": [],
+                }),
+            };
+            let listed = |index: &serde_json::Value| {
+                index["manifests"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|e| e["digest"] == entry["digest"]))
+            };
+            if listed(&index) {
+                return Ok(());
+            }
+            match index["manifests"].as_array_mut() {
+                Some(manifests) => manifests.push(entry.clone()),
+                None => {
+                    return Err(self.failed(
+                        "update the referrers tag of",
+                        Failure::Refused(format!("its `{tag}` is not an image index")),
+                    ))
+                }
+            }
+            let listing = store.put_json(media_type::OCI_INDEX, "a referrers index", &index)?;
+            self.put_manifest(&tag, store, &listing)?;
+            if self
+                .fallback_listing(&tag)?
+                .is_some_and(|index| listed(&index))
+            {
+                return Ok(());
+            }
+        }
+        Err(self.failed(
+            "update the referrers tag of",
+            Failure::Refused(format!(
+                "`{tag}` lost the entry {} three times: another client keeps rewriting it",
+                referrer.digest
+            )),
+        ))
+    }
+
+    /// The index under a fallback tag, as JSON (so no field another client wrote is lost);
+    /// `None` when the tag does not exist.
+    fn fallback_listing(&self, tag: &str) -> Result<Option<serde_json::Value>> {
         let url = self.url(&format!("manifests/{tag}"));
         let listed = retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
@@ -584,22 +639,14 @@ impl Session {
             }
         })
         .map_err(|failure| self.failed("fetch the referrers tag from", failure))?;
-        let mut index =
-            match listed {
-                Some(bytes) => serde_json::from_slice::<crate::index::ImageIndex>(&bytes).map_err(
-                    |source| Error::MalformedJson {
-                        what: format!("the referrers index `{tag}` of {}", self.repository),
-                        source,
-                    },
-                )?,
-                None => crate::index::ImageIndex::new(Vec::new(), Default::default()),
-            };
-        if index.manifests.iter().any(|m| m.digest == referrer.digest) {
-            return Ok(());
-        }
-        index.manifests.push(referrer.clone());
-        let listing = store.put_json(media_type::OCI_INDEX, "a referrers index", &index)?;
-        self.put_manifest(&tag, store, &listing)
+        listed
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
+                    what: format!("the referrers index `{tag}` of {}", self.repository),
+                    source,
+                })
+            })
+            .transpose()
     }
 
     /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
