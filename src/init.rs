@@ -96,6 +96,21 @@ pub fn exec(args: InitArgs) -> Result<()> {
                     package.manifest_path
                 );
             }
+            // The workspace's table makes it an image already; a table of its own written
+            // with defaults would override the workspace's base, tags and user.
+            if metadata.workspace_metadata.get("oci").is_some()
+                && package.metadata.get("oci").is_none()
+            {
+                shell.status(
+                    "Unchanged",
+                    format_args!(
+                        "`{}` is an image already, through `[workspace.metadata.oci]` in {}",
+                        package.name,
+                        metadata.workspace_root.join("Cargo.toml")
+                    ),
+                );
+                return finish(&args, &metadata, &shell, true);
+            }
             Table {
                 manifest: package.manifest_path.clone().into_std_path_buf(),
                 header: "package.metadata.oci",
@@ -112,11 +127,16 @@ pub fn exec(args: InitArgs) -> Result<()> {
         },
     };
     let image = table.add(&args.base, rustflags, &shell)?;
+    finish(&args, &metadata, &shell, image)
+}
+
+/// What follows the image's table: the xtask, the pipeline, and the next step.
+fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> Result<()> {
     if args.xtask {
-        add_xtask(metadata.workspace_root.as_std_path(), &shell)?;
+        add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
     if let Some(ci) = args.ci {
-        add_pipeline(ci, metadata.workspace_root.as_std_path(), &shell)?;
+        add_pipeline(ci, metadata.workspace_root.as_std_path(), shell)?;
     }
     if !args.quiet && image {
         let next = if args.xtask {
@@ -140,13 +160,30 @@ fn chosen_package<'a>(metadata: &'a Metadata, args: &InitArgs) -> Result<Option<
         };
     }
     let start = match &args.manifest_path {
-        Some(path) => std::path::absolute(path)?,
+        Some(path) => path.clone(),
         None => nearest_manifest(&std::env::current_dir()?)
             .context("no Cargo.toml here or in a parent directory")?,
     };
-    Ok(members
-        .into_iter()
-        .find(|p| p.manifest_path.as_std_path() == start))
+    // Compared as the files they are: `..` and links resolved.
+    let same = |a: &Path, b: &Path| match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(package) = members
+        .iter()
+        .find(|p| same(p.manifest_path.as_std_path(), &start))
+    {
+        return Ok(Some(package));
+    }
+    let root = metadata.workspace_root.join("Cargo.toml");
+    if same(root.as_std_path(), &start) {
+        return Ok(None);
+    }
+    bail!(
+        "`{}` is neither a member of the workspace at `{}` nor its root",
+        start.display(),
+        metadata.workspace_root
+    )
 }
 
 fn nearest_manifest(dir: &Path) -> Option<PathBuf> {
@@ -241,6 +278,12 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
         let library = Path::new(env!("CARGO_MANIFEST_DIR"));
         let manifest = if library.join("templates/xtask/Cargo.toml").is_file() {
             let path = quoted(&library.display().to_string());
+            shell.warn(format_args!(
+                "{}/Cargo.toml depends on cargo oci's library at {} on this machine: point it \
+                 at a git URL (`cargo-oci = {{ git = \"…\" }}`) before others build it",
+                dir.display(),
+                library.display()
+            ));
             XTASK_MANIFEST.replace(
                 XTASK_DEPENDENCY,
                 &format!("cargo-oci = {{ path = {path} }}"),
@@ -334,6 +377,9 @@ fn add_alias(root: &Path, shell: &Shell) -> Result<()> {
 /// Writes a whole file through a temporary beside it, so an interruption leaves the old one.
 /// The file keeps its permissions; a new one gets the umask's.
 fn write_file(path: &Path, text: &str) -> Result<()> {
+    // A link is followed: the file it names is updated, and the link stays a link.
+    let resolved = fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = path.parent().expect("a file path has a parent");
     let name = path
         .file_name()

@@ -113,6 +113,40 @@ fn init_writes_the_release_pipelines_once() {
     }
 }
 
+/// `--manifest-path ../Cargo.toml` is the package's manifest, a linked manifest stays a link,
+/// and a member the workspace's table already makes an image is left as it is.
+#[test]
+fn init_writes_to_the_manifest_it_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    // The manifest is a link to a file kept elsewhere.
+    let kept = dir.path().join("kept.toml");
+    fs::rename(crate_dir.join("Cargo.toml"), &kept).unwrap();
+    std::os::unix::fs::symlink(&kept, crate_dir.join("Cargo.toml")).unwrap();
+    init(
+        &crate_dir.join("src"),
+        &["--manifest-path", "../Cargo.toml"],
+    );
+    let written = fs::read_to_string(&kept).unwrap();
+    assert!(written.contains("[package.metadata.oci]"), "{written}");
+    assert!(!written.contains("[workspace.metadata.oci]"), "{written}");
+    assert!(fs::symlink_metadata(crate_dir.join("Cargo.toml"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    let services = Fixture::copy("services");
+    let member = services.path().join("worker/Cargo.toml");
+    let before = fs::read(&member).unwrap();
+    let said = init(&services.path().join("worker"), &[]);
+    assert!(
+        said.contains("is an image already, through `[workspace.metadata.oci]`"),
+        "{said}"
+    );
+    assert_eq!(fs::read(&member).unwrap(), before);
+}
+
 #[test]
 fn init_leaves_a_crate_with_an_image_as_it_is() {
     let fixture = Fixture::copy("hello");
