@@ -180,8 +180,9 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
 
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
+    sweep_scratch(&target_dir, shell);
     let scratch = tempfile::Builder::new()
-        .prefix(".oci-verify-")
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
         .tempdir_in(&target_dir)
         .with_context(|| format!("failed to create a directory in `{}`", target_dir.display()))?;
     shell.status(
@@ -298,6 +299,35 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         [] => Ok(()),
         [one] => bail!("{one}"),
         several => bail!("{}", several.join("\n")),
+    }
+}
+
+/// The scratch target directories of verify runs: `.oci-verify-<pid>-…`.
+const SCRATCH_PREFIX: &str = ".oci-verify-";
+
+/// Removes the scratch directories of verify runs that were killed before they could: those
+/// whose process is gone. A running verify's is left alone.
+fn sweep_scratch(target_dir: &Path, shell: &Shell) {
+    let Ok(entries) = std::fs::read_dir(target_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => shell.detail("Removed", format_args!("{}", entry.path().display())),
+            Err(error) => shell.warn(format_args!(
+                "could not remove the scratch directory `{}` of an interrupted verify: {error}",
+                entry.path().display()
+            )),
+        }
     }
 }
 

@@ -137,9 +137,23 @@ fn verify_rebuilds_and_finds_the_same_digests() {
     assert_success(&output, "cargo oci build");
     let digest = index_digest(&fixture);
     let layout = fixture.path().join("target/oci/hello");
+    // What a killed verify left (its process is gone), and a running one's (this process).
+    let killed = fixture.path().join("target/.oci-verify-999999999-abcdef");
+    let running = fixture
+        .path()
+        .join(format!("target/.oci-verify-{}-ghijkl", std::process::id()));
+    for dir in [&killed, &running] {
+        std::fs::create_dir_all(dir.join("oci")).unwrap();
+    }
 
     let output = cargo_oci_with_env(&fixture, &["verify"], &epoch);
     assert_success(&output, "cargo oci verify");
+    assert!(
+        !killed.exists(),
+        "a killed verify's scratch directory is swept"
+    );
+    assert!(running.exists(), "a running verify's is not");
+    std::fs::remove_dir_all(&running).unwrap();
     assert_eq!(
         text(&output.stdout),
         format!(
