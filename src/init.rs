@@ -79,8 +79,8 @@ pub fn exec(args: InitArgs) -> Result<()> {
     };
     let metadata = crate::workspace::metadata(&options)?;
     let host = crate::workspace::host_triple(&options)?;
-    // Static linking for `scratch` on a target whose binaries are dynamic by default.
-    let rustflags = args.base == "scratch" && host.ends_with("-gnu");
+    // Static linking for `scratch` on a glibc target (`-gnu`, `-gnueabihf`, …), dynamic by default.
+    let rustflags = args.base == "scratch" && host.contains("-linux-gnu");
     let table = match chosen_package(&metadata, &args)? {
         Some(package) => {
             let bins: Vec<&str> = package
