@@ -77,6 +77,10 @@ pub struct BuildArgs {
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+    /// Flags for every image's binaries, after the metadata's `rustflags` (verify maps its
+    /// scratch target directory to the real one with them)
+    #[arg(skip)]
+    pub extra_rustflags: Vec<String>,
     /// Print nothing but the results and errors
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -227,6 +231,9 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             plans.len(),
             names(&plans)
         );
+    }
+    for image in plans.iter_mut().flat_map(|plan| &mut plan.images) {
+        image.rustflags.extend(args.extra_rustflags.iter().cloned());
     }
 
     let target_dir = args

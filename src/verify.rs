@@ -204,6 +204,16 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         ..BuildArgs::default()
     };
     build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
+    // Paths under the target directory (a build script's OUT_DIR, included code) end up in
+    // binaries; built elsewhere, they would differ for that reason alone. The same build in
+    // the same directory is what reproducibility asks, so the scratch directory is named as
+    // the real one in what rustc writes.
+    let real = std::path::absolute(&target_dir)?;
+    build_args.extra_rustflags = vec![format!(
+        "--remap-path-prefix={}={}",
+        std::path::absolute(scratch.path())?.display(),
+        real.display()
+    )];
     let finished = crate::build::build(&build_args, shell, false)?;
 
     let registries = Registries::from_env(
@@ -285,6 +295,9 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                         &comparison
                     )
                 )?;
+                if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
+                    writeln!(stdout, "  note: {hint}")?;
+                }
             }
         }
         if !comparison.same {
@@ -300,6 +313,51 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         [one] => bail!("{one}"),
         several => bail!("{}", several.join("\n")),
     }
+}
+
+/// Why a rebuilt binary may differ for its directory alone: it holds the path of the target
+/// directory it was built in (a build script's OUT_DIR, code included from there), which no
+/// stable cargo flag can take out (`trim-paths` is unstable; rustflags that remap it change
+/// the OUT_DIR's own hash). Looked for in the rebuilt executables of the differing files.
+fn path_hint(comparison: &Comparison, scratch: &Path, real: &Path) -> Option<String> {
+    let needles = [scratch, real].map(|dir| format!("{}/", dir.display()).into_bytes());
+    let differing = comparison
+        .platforms
+        .iter()
+        .flat_map(|p| p.layer.iter().flat_map(|layer| &layer.files))
+        .map(|file| file.path.as_str());
+    for path in differing {
+        let name = Path::new(path).file_name()?;
+        // Where cargo left the executable: `<scratch>/<triple or profile>/…/<name>`.
+        let candidates = std::fs::read_dir(scratch)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|dir| {
+                let profile_dirs = std::fs::read_dir(dir.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten();
+                std::iter::once(dir.path().join(name))
+                    .chain(profile_dirs.map(move |profile| profile.path().join(name)))
+            });
+        for candidate in candidates.filter(|c| c.is_file()) {
+            let Ok(bytes) = std::fs::read(&candidate) else {
+                continue;
+            };
+            let holds = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+            if needles.iter().any(|needle| holds(needle)) {
+                let path = format!("/{}", path.trim_start_matches('/'));
+                return Some(format!(
+                    "`{path}` holds the path of the target directory it was built in (code a \
+                     build script wrote to OUT_DIR, or a path from it): built at another path, \
+                     it differs for that alone. Build releases at one fixed path to reproduce \
+                     them; cargo's `trim-paths`, once stable, will take such paths out"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The scratch target directories of verify runs: `.oci-verify-<pid>-…`.

@@ -202,6 +202,40 @@ fn verify_rebuilds_and_finds_the_same_digests() {
     assert!(stdout.contains("mtime 1700000000 → 0"), "{stdout}");
 }
 
+/// Code a build script generates is included from OUT_DIR, under the target directory, and
+/// its path ends up in the binary: built at another path, it differs, and verify says why.
+#[test]
+fn verify_says_when_a_binary_holds_its_target_directory() {
+    let fixture = Fixture::copy("hello");
+    fs::write(
+        fixture.path().join("build.rs"),
+        "fn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
+         std::fs::write(format!(\"{out}/made.rs\"), \"pub fn made_in() -> &'static str \
+         { file!() }\").unwrap();\n}\n",
+    )
+    .unwrap();
+    let main = fixture.path().join("src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    let last = "    println!(\"asset={}\", asset.trim());\n";
+    assert!(source.contains(last));
+    let made = format!(
+        "{last}    println!(\"made_in={{}}\", made::made_in());\n}}\n\
+         mod made {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/made.rs\"));\n"
+    );
+    fs::write(&main, source.replacen(last, &made, 1)).unwrap();
+    fixture.build_ok(&["--quiet"]);
+
+    let output = fixture.cargo_oci(&["verify"]);
+    assert!(!output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(
+            "  note: `/usr/local/bin/hello` holds the path of the target directory it was built in"
+        ),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn verify_catches_a_build_script_that_embeds_the_time() {
     let fixture = Fixture::copy("hello");
