@@ -109,7 +109,12 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     let shell = Shell::new(args.verbosity());
     let finished = build(&args, &shell, true)?;
     if let [only] = finished.as_slice() {
-        next_steps(only, args.load, &shell);
+        // The package the user named, named again in the commands suggested.
+        let package = match args.cargo.workspace.packages.as_slice() {
+            [one] => format!(" -p {one}"),
+            _ => String::new(),
+        };
+        next_steps(only, &package, args.load, &shell);
     }
     Ok(())
 }
@@ -126,7 +131,7 @@ impl BuildArgs {
 
 /// How to run what was just built, for someone who has not done it before: with the image's
 /// own name and its ports published (`podman pull oci:DIR` would name it after the directory).
-fn next_steps(image: &Finished, loaded: Option<Loader>, shell: &Shell) {
+fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &Shell) {
     let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
         return;
     };
@@ -146,13 +151,16 @@ fn next_steps(image: &Finished, loaded: Option<Loader>, shell: &Shell) {
         (None, Some(archive)) => shell.status(
             "Run",
             format_args!(
-                "`{engine} load -i {}` then `{run}`, or `cargo oci run`",
+                "`{engine} load -i {}` then `{run}`, or `cargo oci run{package}`",
                 archive.path.display()
             ),
         ),
         (None, None) => shell.status(
             "Run",
-            format_args!("`cargo oci run`, or `cargo oci build --load={engine}` then `{run}`"),
+            format_args!(
+                "`cargo oci run{package}`, or `cargo oci build{package} --load={engine}` then \
+                 `{run}`"
+            ),
         ),
     }
 }
@@ -672,12 +680,15 @@ fn attach_sboms(
     inputs: &SbomInputs<'_>,
 ) -> Result<Sboms> {
     // Every SBOM file an earlier build may have left beside this layout: those this build
-    // does not write describe another image, and go.
+    // does not write describe another image, and go, when the layout they sat beside is
+    // written too (else the layout keeps the SBOM it holds, and its file).
     let name = layout.file_name().unwrap_or_default().to_string_lossy();
     let name = name.as_ref();
+    let writes_layout = plan.formats.contains(&Format::Oci);
     let stale = plan
         .images
         .iter()
+        .filter(|_| writes_layout)
         .flat_map(|image| {
             let platform = image.platform.to_string().replace('/', "-");
             [SbomFormat::Spdx, SbomFormat::CycloneDx]

@@ -136,15 +136,18 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
     if let Some(ci) = args.ci {
-        add_pipeline(ci, metadata.workspace_root.as_std_path(), shell)?;
+        add_pipeline(ci, metadata, shell)?;
     }
     if !args.quiet && image {
-        let next = if args.xtask {
-            "`cargo oci build` (or `cargo xtask image`), then `cargo oci run`"
-        } else {
-            "`cargo oci build`, then `cargo oci run`"
+        let build = match args.xtask {
+            true => "`cargo oci build` (or `cargo xtask image`)",
+            false => "`cargo oci build`",
         };
-        shell.status("Next", next);
+        let run = match image_packages(metadata)?.as_slice() {
+            [_] | [] => "`cargo oci run`".to_owned(),
+            [first, ..] => format!("`cargo oci run -p {first}`"),
+        };
+        shell.status("Next", format_args!("{build}, then {run}"));
     }
     Ok(())
 }
@@ -304,8 +307,29 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
     add_alias(root, shell)
 }
 
+/// The packages that make images, the workspace read again: the table just written may have
+/// made every member one.
+fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
+    let metadata = crate::workspace::metadata(&WorkspaceOptions {
+        manifest_path: Some(
+            metadata
+                .workspace_root
+                .join("Cargo.toml")
+                .into_std_path_buf(),
+        ),
+        ..WorkspaceOptions::default()
+    })?;
+    Ok(metadata
+        .workspace_packages()
+        .into_iter()
+        .filter(|package| crate::workspace::is_image(&metadata, package))
+        .map(|package| package.name.to_string())
+        .collect())
+}
+
 /// The release pipeline, unless the repository has a file there already.
-fn add_pipeline(ci: Ci, root: &Path, shell: &Shell) -> Result<()> {
+fn add_pipeline(ci: Ci, metadata: &Metadata, shell: &Shell) -> Result<()> {
+    let root = metadata.workspace_root.as_std_path();
     let (path, text) = ci.pipeline();
     let path = root.join(path);
     if path.exists() {
@@ -318,6 +342,15 @@ fn add_pipeline(ci: Ci, root: &Path, shell: &Shell) -> Result<()> {
         "set `CARGO_OCI_GIT` in {} to the repository cargo oci is installed from",
         path.display()
     ));
+    // The pipeline joins one image's architectures under one tag.
+    let images = image_packages(metadata)?;
+    if images.len() > 1 {
+        shell.warn(format_args!(
+            "the pipeline releases one image, and this workspace makes several ({}): give \
+             each its own build job (`-p NAME`) and `cargo oci index` step",
+            images.join(", ")
+        ));
+    }
     Ok(())
 }
 

@@ -37,6 +37,17 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
             vec![crate::workspace::host_triple(&args.build.cargo.workspace)?];
     }
     args.build.load = Some(engine);
+    // One image, known before anything is built or loaded.
+    let facts = crate::workspace::Facts::gather(&args.build.cargo.workspace)?;
+    let names = crate::workspace::image_names(&facts, &args.build.cargo.workspace)?;
+    if names.len() > 1 {
+        bail!(
+            "`cargo oci run` runs one image, and these packages make {} ({}); \
+             choose one with `-p`",
+            names.len(),
+            names.join(", ")
+        );
+    }
     // stdout is the container's.
     let built = build::build(&args.build, &shell, false)?;
     let image = match built.as_slice() {
@@ -61,6 +72,12 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
     command.args(["run", "--rm", "--interactive"]);
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         command.arg("--tty");
+    }
+    if image.exposed_ports.is_empty() {
+        shell.warn(
+            "the image exposes no ports, so none is published: give it `exposed-ports` in \
+             `[package.metadata.oci.config]`",
+        );
     }
     for port in &image.exposed_ports {
         let number = port.split('/').next().unwrap_or(port);

@@ -295,8 +295,22 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                         &comparison
                     )
                 )?;
+                let binaries_differ = comparison.platforms.iter().any(|p| {
+                    p.layer.as_ref().is_some_and(|layer| {
+                        let bins = layer.created_by.as_deref().unwrap_or("");
+                        bins.starts_with("cargo oci: bins") && !layer.files.is_empty()
+                    })
+                });
                 if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
                     writeln!(stdout, "  note: {hint}")?;
+                } else if binaries_differ {
+                    writeln!(
+                        stdout,
+                        "  note: was `{source}` built with these packages selected (`-p`, \
+                         `--workspace`), features and profile? cargo unifies dependency \
+                         features across the packages one build selects, so `-p {name}` alone \
+                         and the whole workspace can make different binaries"
+                    )?;
                 }
             }
         }
