@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use crate::archive::ArchiveFiles;
-use crate::compress::Decoder;
 use crate::config::{History, ImageConfig};
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
@@ -27,7 +26,7 @@ use crate::progress::{NoProgress, Progress};
 use crate::reference::RemoteImage;
 use crate::source::{ImageSource, RegistryFetch, Selector};
 use crate::store::{BlobStore, VerifiedReader};
-use crate::tree::FileTree;
+use crate::tree::{layer_decoder, FileTree};
 
 /// An image as its source holds it.
 #[derive(Debug, Clone)]
@@ -291,7 +290,7 @@ impl PlatformImage {
 /// checked against its digest and size on the way.
 pub fn uncompressed(store: &BlobStore, layer: &Descriptor) -> Result<Uncompressed> {
     let read = || -> Result<Uncompressed> {
-        let mut decoded = decoder(store, layer)?;
+        let mut decoded = layer_decoder(store, layer)?;
         let mut tar = DigestWriter::new(io::sink());
         io::copy(&mut decoded, &mut tar).map_err(|source| Error::LayerRead {
             layer: layer.digest,
@@ -312,7 +311,7 @@ pub fn layer_entries(store: &BlobStore, layer: &Descriptor) -> Result<Vec<LayerE
             layer: layer.digest,
             source,
         };
-        let mut decoded = decoder(store, layer)?;
+        let mut decoded = layer_decoder(store, layer)?;
         let mut entries = Vec::new();
         {
             let mut archive = tar::Archive::new(&mut decoded);
@@ -381,20 +380,6 @@ fn display_path(raw: &[u8]) -> String {
         }
     }
     path.trim_end_matches('/').to_owned()
-}
-
-/// The decoder of `layer`'s blob in `store`.
-fn decoder(store: &BlobStore, layer: &Descriptor) -> Result<Decoder<VerifiedReader>> {
-    let blob = store.reader(layer)?;
-    Decoder::for_media_type(&layer.media_type, blob)
-        .ok_or_else(|| Error::UnsupportedMediaType {
-            digest: layer.digest,
-            media_type: layer.media_type.clone(),
-        })?
-        .map_err(|source| Error::LayerRead {
-            layer: layer.digest,
-            source,
-        })
 }
 
 /// Reads what is left of a blob after its decoded end, so its digest is checked.

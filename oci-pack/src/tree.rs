@@ -333,6 +333,23 @@ fn read_changes(
     }
 }
 
+/// The decoded tar of `layer`'s blob in `store`, its digest checked as it is read.
+pub(crate) fn layer_decoder(
+    store: &BlobStore,
+    layer: &Descriptor,
+) -> Result<Decoder<crate::store::VerifiedReader>> {
+    let blob = store.reader(layer)?;
+    Decoder::for_media_type(&layer.media_type, blob)
+        .ok_or_else(|| Error::UnsupportedMediaType {
+            digest: layer.digest,
+            media_type: layer.media_type.clone(),
+        })?
+        .map_err(|source| Error::LayerRead {
+            layer: layer.digest,
+            source,
+        })
+}
+
 fn read_entries(
     store: &BlobStore,
     layer: &Descriptor,
@@ -340,16 +357,7 @@ fn read_entries(
     mut visit: impl FnMut(Change) -> Result<()>,
 ) -> Result<()> {
     {
-        let blob = store.reader(layer)?;
-        let mut decoded = Decoder::for_media_type(&layer.media_type, blob)
-            .ok_or_else(|| Error::UnsupportedMediaType {
-                digest: layer.digest,
-                media_type: layer.media_type.clone(),
-            })?
-            .map_err(|source| Error::LayerRead {
-                layer: layer.digest,
-                source,
-            })?;
+        let mut decoded = layer_decoder(store, layer)?;
         let mut hashed = DigestWriter::new(io::sink());
         let layer_error = |source: io::Error| Error::LayerRead {
             layer: layer.digest,
