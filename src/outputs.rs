@@ -261,16 +261,13 @@ impl Staged {
 /// named as staging of `owner` (`.NAME.partial-…`), so a build interrupted before the rename
 /// leaves nothing the next one does not sweep.
 fn stage_file(owner: &Path, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    debug_assert_eq!(
+        owner.parent(),
+        path.parent(),
+        "staged in the owner's directory"
+    );
     let failed = || format!("failed to write `{}`", path.display());
-    std::fs::create_dir_all(dir).with_context(failed)?;
-    let owner = owner.file_name().unwrap_or_default().to_string_lossy();
-    let mut file = tempfile::Builder::new()
-        .prefix(&format!(".{owner}.partial-"))
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .with_context(failed)?;
+    let mut file = oci_pack::output::staged_file(owner).with_context(failed)?;
     file.write_all(bytes)
         .and_then(|()| file.as_file().sync_all())
         .with_context(failed)?;

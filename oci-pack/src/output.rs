@@ -40,8 +40,11 @@ pub(crate) fn beside(destination: &Path) -> Result<(PathBuf, String)> {
 }
 
 /// A file staged beside `destination`, readable as the umask allows (not the private 0600 of a
-/// temporary file): outputs are for other users and tools too.
-pub(crate) fn staged_file(destination: &Path) -> Result<tempfile::NamedTempFile> {
+/// temporary file): outputs are for other users and tools too. Named as `destination`'s
+/// staging (`.NAME.partial-…`), so what an interrupted build left is swept under its
+/// [`OutputLock`]; a file that belongs with an output (an SBOM beside a layout) is staged as
+/// that output's.
+pub fn staged_file(destination: &Path) -> Result<tempfile::NamedTempFile> {
     let (dir, prefix) = beside(destination)?;
     tempfile::Builder::new()
         .prefix(&prefix)
