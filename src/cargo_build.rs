@@ -48,6 +48,24 @@ pub struct WorkspaceOptions {
 impl WorkspaceOptions {
     /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and
     /// `cargo build`.
+    /// `cargo metadata` of this workspace, with the lock flags and `extra` options, run where
+    /// the build runs.
+    pub fn metadata_command(&self, extra: Vec<String>) -> cargo_metadata::MetadataCommand {
+        let mut command = cargo_metadata::MetadataCommand::new();
+        if let Some(cargo) = std::env::var_os("CARGO") {
+            command.cargo_path(cargo);
+        }
+        if let Some(path) = &self.manifest_path {
+            command.manifest_path(path);
+        }
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        let lock = self.lock_args().into_iter().map(String::from);
+        command.other_options(lock.chain(extra).collect::<Vec<_>>());
+        command
+    }
+
     /// `command`, run in [`WorkspaceOptions::current_dir`].
     pub fn run_here<'c>(&self, command: &'c mut Command) -> &'c mut Command {
         match &self.current_dir {
@@ -92,6 +110,24 @@ pub struct CargoOptions {
     /// else the host)
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<String>,
+}
+
+impl CargoOptions {
+    /// `--features`, `--all-features`, `--no-default-features`: the same to `cargo build` and
+    /// `cargo metadata`.
+    pub fn feature_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for features in &self.features {
+            args.extend(["--features".to_owned(), features.clone()]);
+        }
+        if self.all_features {
+            args.push("--all-features".to_owned());
+        }
+        if self.no_default_features {
+            args.push("--no-default-features".to_owned());
+        }
+        args
+    }
 }
 
 /// The cargo that invoked us (`$CARGO`), so `cargo +nightly oci build` builds with nightly.
@@ -198,15 +234,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     for bin in bins {
         command.args(["--bin", bin]);
     }
-    for features in &options.features {
-        command.args(["--features", features]);
-    }
-    if options.all_features {
-        command.arg("--all-features");
-    }
-    if options.no_default_features {
-        command.arg("--no-default-features");
-    }
+    command.args(options.feature_args());
     if let Some(dir) = &options.workspace.target_dir {
         command.arg("--target-dir").arg(dir);
     }

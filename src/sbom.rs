@@ -71,29 +71,11 @@ type Edges<'a> = BTreeMap<&'a PackageId, Vec<&'a PackageId>>;
 /// `cargo metadata` of the whole dependency graph as it resolves for `triple`, with the
 /// build's features.
 pub fn resolve(options: &CargoOptions, triple: &str) -> Result<Metadata> {
-    let mut command = cargo_metadata::MetadataCommand::new();
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        command.cargo_path(cargo);
-    }
-    if let Some(path) = &options.workspace.manifest_path {
-        command.manifest_path(path);
-    }
-    if let Some(dir) = &options.workspace.current_dir {
-        command.current_dir(dir);
-    }
     let mut other = vec!["--filter-platform".to_owned(), triple.to_owned()];
-    other.extend(options.workspace.lock_args().into_iter().map(String::from));
-    for features in &options.features {
-        other.extend(["--features".to_owned(), features.clone()]);
-    }
-    if options.all_features {
-        other.push("--all-features".to_owned());
-    }
-    if options.no_default_features {
-        other.push("--no-default-features".to_owned());
-    }
-    command.other_options(other);
-    command
+    other.extend(options.feature_args());
+    options
+        .workspace
+        .metadata_command(other)
         .exec()
         .with_context(|| format!("failed to resolve the dependencies for {triple}"))
 }

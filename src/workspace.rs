@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use cargo_metadata::{Metadata, MetadataCommand, Package};
+use cargo_metadata::{Metadata, Package};
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::WorkspaceOptions;
@@ -15,23 +15,9 @@ use crate::plan::{self, BuildPlan, Overrides, PackageFacts, PlanError};
 
 /// `cargo metadata --no-deps` for the workspace the options select.
 pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
-    let mut command = MetadataCommand::new();
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        command.cargo_path(cargo);
-    }
-    if let Some(path) = &options.manifest_path {
-        command.manifest_path(path);
-    }
-    if let Some(dir) = &options.current_dir {
-        command.current_dir(dir);
-    }
-    let lock_flags = options
-        .lock_args()
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    command.no_deps().other_options(lock_flags);
-    command
+    options
+        .metadata_command(Vec::new())
+        .no_deps()
         .exec()
         .context("failed to read the workspace with `cargo metadata`")
 }
