@@ -11,6 +11,7 @@ use cargo_metadata::{Metadata, Package};
 use toml_edit::DocumentMut;
 
 use crate::cargo_build::WorkspaceOptions;
+use crate::rustflags::toml_string;
 use crate::shell::Shell;
 
 /// The xtask template, as `templates/xtask/` holds it.
@@ -135,15 +136,22 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
     if args.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
+    let says_next = !args.quiet && image;
+    // The workspace read once more, only when something needs it: the table just written may
+    // have made every member an image.
+    let images = match args.ci.is_some() || says_next {
+        true => image_packages(metadata)?,
+        false => Vec::new(),
+    };
     if let Some(ci) = args.ci {
-        add_pipeline(ci, metadata, shell)?;
+        add_pipeline(ci, metadata, &images, shell)?;
     }
-    if !args.quiet && image {
+    if says_next {
         let build = match args.xtask {
             true => "`cargo oci build` (or `cargo xtask image`)",
             false => "`cargo oci build`",
         };
-        let run = match image_packages(metadata)?.as_slice() {
+        let run = match images.as_slice() {
             [_] | [] => "`cargo oci run`".to_owned(),
             [first, ..] => format!("`cargo oci run -p {first}`"),
         };
@@ -228,7 +236,7 @@ impl Table<'_> {
             "\n# How `cargo oci build` packs this into an image; every key is optional.\n\
              [{}]\nbase = {}\n",
             self.header,
-            quoted(base)
+            toml_string(base)
         );
         if rustflags {
             table.push_str(
@@ -237,7 +245,7 @@ impl Table<'_> {
             );
         }
         if !self.bins.is_empty() {
-            let bins: Vec<String> = self.bins.iter().map(|bin| quoted(bin)).collect();
+            let bins: Vec<String> = self.bins.iter().map(|bin| toml_string(bin)).collect();
             table.push_str(&format!("bins = [{}]\n", bins.join(", ")));
         }
         table.push_str(&format!(
@@ -267,11 +275,6 @@ impl Table<'_> {
     }
 }
 
-/// A TOML basic string: JSON's quotes and escapes are TOML's.
-fn quoted(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
-}
-
 /// `xtask/` from the template, a member of the workspace, and `cargo xtask` an alias.
 fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
     let dir = root.join("xtask");
@@ -280,7 +283,7 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
     } else {
         let library = Path::new(env!("CARGO_MANIFEST_DIR"));
         let manifest = if library.join("templates/xtask/Cargo.toml").is_file() {
-            let path = quoted(&library.display().to_string());
+            let path = toml_string(&library.display().to_string());
             shell.warn(format_args!(
                 "{}/Cargo.toml depends on cargo oci's library at {} on this machine: point it \
                  at a git URL (`cargo-oci = {{ git = \"…\" }}`) before others build it",
@@ -307,8 +310,7 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
     add_alias(root, shell)
 }
 
-/// The packages that make images, the workspace read again: the table just written may have
-/// made every member one.
+/// The packages that make images, the workspace read again.
 fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
     let metadata = crate::workspace::metadata(&WorkspaceOptions {
         manifest_path: Some(
@@ -328,7 +330,7 @@ fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
 }
 
 /// The release pipeline, unless the repository has a file there already.
-fn add_pipeline(ci: Ci, metadata: &Metadata, shell: &Shell) -> Result<()> {
+fn add_pipeline(ci: Ci, metadata: &Metadata, images: &[String], shell: &Shell) -> Result<()> {
     let root = metadata.workspace_root.as_std_path();
     let (path, text) = ci.pipeline();
     let path = root.join(path);
@@ -343,7 +345,6 @@ fn add_pipeline(ci: Ci, metadata: &Metadata, shell: &Shell) -> Result<()> {
         path.display()
     ));
     // The pipeline joins one image's architectures under one tag.
-    let images = image_packages(metadata)?;
     if images.len() > 1 {
         shell.warn(format_args!(
             "the pipeline releases one image, and this workspace makes several ({}): give \

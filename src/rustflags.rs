@@ -57,14 +57,17 @@ pub fn deliver(
         }
     }
     flags.extend(ours.iter().cloned());
-    // A JSON string is a TOML basic string: the same quotes and escapes.
-    let quoted = |text: &str| serde_json::Value::from(text).to_string();
-    let flags: Vec<String> = flags.iter().map(|flag| quoted(flag)).collect();
+    let flags: Vec<String> = flags.iter().map(|flag| toml_string(flag)).collect();
     Delivery::Config(format!(
         "target.{}.rustflags=[{}]",
-        quoted(target),
+        toml_string(target),
         flags.join(", ")
     ))
+}
+
+/// `text` as a TOML basic string. A JSON string is one: the same quotes and escapes.
+pub fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// What cargo's configuration files say of rustflags, as cargo finds them: `.cargo/config.toml`
