@@ -323,6 +323,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             &plans,
             &packages,
             &facts.host,
+            &target_dir,
             verbosity,
         )?)
     };
@@ -349,14 +350,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         for (image, base) in plan.images.iter().zip(bases) {
             let bins = match &executables {
                 _ if image.bins.is_empty() => Default::default(),
-                Some(built) => image
-                    .bins
-                    .iter()
-                    .map(|bin| {
-                        let key = (plan.package.clone(), bin.clone());
-                        (bin.clone(), built[&key].clone())
-                    })
-                    .collect(),
+                Some(built) => built.bins_of(image, &plan.package, &facts.host),
                 None => cargo_build::prebuilt_bins(
                     &args.cargo,
                     &target_dir,
@@ -771,36 +765,70 @@ struct Sboms {
     stale: Vec<PathBuf>,
 }
 
+/// What one builder run is for: its target, builder and rustflags.
+type RunKey<'a> = (&'a str, &'a cargo_build::Builder, &'a [String]);
+
+/// Every builder run's executables, by the run they came from: two images of one package and
+/// binary built by different runs (other targets, builders or rustflags) each get their own.
+struct BuiltRuns<'a> {
+    runs: Vec<(RunKey<'a>, cargo_build::Executables)>,
+}
+
+impl BuiltRuns<'_> {
+    /// The executables built for `image` of `package` (whose target is `host` when it names
+    /// none), by binary name.
+    fn bins_of(
+        &self,
+        image: &crate::plan::ImagePlan,
+        package: &str,
+        host: &str,
+    ) -> BTreeMap<String, PathBuf> {
+        let triple = image.triple.as_deref().unwrap_or(host);
+        let (_, executables) = self
+            .runs
+            .iter()
+            .find(|((t, b, r), _)| {
+                *t == triple && **b == image.builder && *r == image.rustflags.as_slice()
+            })
+            .expect("every image with binaries had a builder run");
+        image
+            .bins
+            .iter()
+            .map(|bin| {
+                let key = (package.to_owned(), bin.clone());
+                (bin.clone(), executables[&key].clone())
+            })
+            .collect()
+    }
+}
+
 /// Builds every image's binaries: one builder run per target, builder and rustflags, with every
-/// package that needs it; `host` is the target of an image that names none.
+/// package that needs it; `host` is the target of an image that names none. The first run of
+/// each target builds where cargo would; any other run of the same target (other rustflags or
+/// builder) in its own `<target-dir>/oci/.runs/<key>`, so no run overwrites the binaries
+/// another built before they are packed.
 fn build_all<'a>(
     options: &CargoOptions,
     plans: &'a [BuildPlan],
     packages: &BTreeMap<String, &'a cargo_metadata::Package>,
     host: &'a str,
+    target_dir: &std::path::Path,
     verbosity: Verbosity,
-) -> Result<cargo_build::Executables> {
-    type Run<'a> = (
-        &'a str,
-        &'a cargo_build::Builder,
-        &'a [String],
-        Vec<Wanted<'a>>,
-    );
-    let mut runs: Vec<Run<'_>> = Vec::new();
+) -> Result<BuiltRuns<'a>> {
+    let mut runs: Vec<(RunKey<'a>, Vec<Wanted<'a>>)> = Vec::new();
     for plan in plans {
         for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
             let triple = image.triple.as_deref().unwrap_or(host);
-            let index = match runs.iter().position(|(t, b, r, _)| {
-                *t == triple && **b == image.builder && *r == image.rustflags
-            }) {
+            let key: RunKey<'a> = (triple, &image.builder, &image.rustflags);
+            let index = match runs.iter().position(|(k, _)| *k == key) {
                 Some(index) => index,
                 None => {
-                    runs.push((triple, &image.builder, &image.rustflags, Vec::new()));
+                    runs.push((key, Vec::new()));
                     runs.len() - 1
                 }
             };
             let package = packages[&plan.package];
-            let wanted = &mut runs[index].3;
+            let wanted = &mut runs[index].1;
             match wanted.iter_mut().find(|w| w.name == package.name.as_str()) {
                 Some(w) => w.bins.extend(image.bins.iter().cloned()),
                 None => wanted.push(Wanted {
@@ -811,16 +839,30 @@ fn build_all<'a>(
             }
         }
     }
-    let mut executables = cargo_build::Executables::new();
-    for (target, builder, rustflags, wanted) in &runs {
-        executables.extend(cargo_build::build_bins(&BuildRequest {
+    let mut built = BuiltRuns { runs: Vec::new() };
+    for (i, (key, wanted)) in runs.iter().enumerate() {
+        let (target, builder, rustflags) = *key;
+        // cargo writes `<target-dir>/<triple>/<profile>/` whatever the builder or flags, and
+        // zigbuild drops a glibc suffix from the directory name.
+        let place = cargo_build::plain_triple(target);
+        let shared = runs[..i]
+            .iter()
+            .any(|((t, _, _), _)| cargo_build::plain_triple(t) == place);
+        let own = shared.then(|| {
+            let what = format!("{builder:?}\x1f{target}\x1f{}", rustflags.join("\x1f"));
+            let key = oci_pack::digest::Digest::of(what.as_bytes()).hex();
+            target_dir.join("oci/.runs").join(&key[..16])
+        });
+        let executables = cargo_build::build_bins(&BuildRequest {
             options,
             wanted,
             target,
             builder,
             rustflags,
+            own_target_dir: own.as_deref(),
             verbosity,
-        })?);
+        })?;
+        built.runs.push((*key, executables));
     }
-    Ok(executables)
+    Ok(built)
 }

@@ -1,0 +1,213 @@
+//! Real cargo builds for a foreign target: a crate with a build script and a proc-macro built
+//! for the host and the foreign architecture (`support::host::FOREIGN`) in one `cargo oci
+//! build`, each platform's image holding its own architecture's binary; two images of one
+//! package that differ only in `rustflags`, each with its own run's binary.
+
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::host::{Arch, FOREIGN, HOST};
+use crate::support::{assert_success, blob, read_json, run, tool, Fixture};
+
+/// Whether the machine has what a real cargo build for `arch` needs: its standard library
+/// (`rustup target add`) and, for a foreign gnu target, its cross gcc. `.ci/run` installs both,
+/// so in CI a missing one fails the test.
+pub fn can_build_for(arch: &Arch) -> bool {
+    let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
+    let std = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(arch.triple)
+        .join("lib");
+    if !std.is_dir() {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var_os("CARGO_OCI_REQUIRE_TOOLS").is_some();
+        assert!(
+            !required,
+            "the standard library for `{}` is not installed; `cargo xtask tools` installs it",
+            arch.triple
+        );
+        eprintln!("note: skipping, no standard library for `{}`", arch.triple);
+        return false;
+    }
+    tool(arch.gcc)
+}
+
+/// The bytes of `path` (inside the image) in the last layer of each platform's manifest of the
+/// layout's first tag, by platform (`linux/arm64`).
+pub fn binaries(layout: &Path, path: &str) -> Vec<(String, Vec<u8>)> {
+    let top = read_json(&layout.join("index.json"));
+    let index = blob(layout, top["manifests"][0]["digest"].as_str().unwrap());
+    index["manifests"]
+        .as_array()
+        .expect("the tag points at an index")
+        .iter()
+        .map(|entry| {
+            let platform = format!(
+                "{}/{}",
+                entry["platform"]["os"].as_str().unwrap(),
+                entry["platform"]["architecture"].as_str().unwrap()
+            );
+            let manifest = blob(layout, entry["digest"].as_str().unwrap());
+            let layers = manifest["layers"].as_array().unwrap();
+            let layer = layers.last().unwrap()["digest"].as_str().unwrap();
+            (platform, file_in_layer(layout, layer, path))
+        })
+        .collect()
+}
+
+/// A file of a layer blob, read from its tar stream.
+fn file_in_layer(layout: &Path, digest: &str, path: &str) -> Vec<u8> {
+    let bytes = fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let reader: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(bytes.as_slice()))
+    } else {
+        Box::new(bytes.as_slice())
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            == path
+        {
+            let mut file = Vec::new();
+            entry.read_to_end(&mut file).unwrap();
+            return file;
+        }
+    }
+    panic!("layer {digest} has no `{path}`")
+}
+
+/// An ELF file's `e_machine`, as `support::host::Arch::elf` names it.
+pub fn machine(elf: &[u8]) -> &'static str {
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    match u16::from_le_bytes([elf[18], elf[19]]) {
+        62 => HOST_OR_FOREIGN[0],
+        183 => HOST_OR_FOREIGN[1],
+        other => panic!("an ELF file for machine {other}"),
+    }
+}
+
+const HOST_OR_FOREIGN: [&str; 2] = ["x86-64", "aarch64"];
+
+/// The go architecture of `arch` as [`machine`] names its ELF machine.
+fn elf_name(arch: &Arch) -> &'static str {
+    match arch.go {
+        "amd64" => HOST_OR_FOREIGN[0],
+        _ => HOST_OR_FOREIGN[1],
+    }
+}
+
+/// `bytes` written to an executable file in `dir`, run (under qemu-user for the foreign
+/// architecture): its stdout.
+fn run_binary(dir: &Path, arch: &Arch, bytes: &[u8]) -> String {
+    let path: PathBuf = dir.join(format!("bin-{}", arch.go));
+    fs::write(&path, bytes).unwrap();
+    let mut permissions = fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    fs::set_permissions(&path, permissions).unwrap();
+    if arch.go == HOST.go {
+        run(&mut Command::new(&path))
+    } else {
+        run(Command::new(arch.qemu).arg(&path))
+    }
+}
+
+/// Checks that each platform of the macros fixture's layout holds its own architecture's
+/// binary, and that each runs and prints what the proc-macro and build script made.
+fn each_platform_holds_its_own_binary(fixture: &Fixture) {
+    let layout = fixture.output("macros-app");
+    let built = binaries(&layout, "usr/local/bin/macros-app");
+    let platforms: Vec<&str> = built.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(platforms, [FOREIGN.platform(), HOST.platform()]);
+    for ((platform, bytes), arch) in built.iter().zip([&FOREIGN, &HOST]) {
+        assert_eq!(
+            machine(bytes),
+            elf_name(arch),
+            "the {platform} image holds another architecture's binary"
+        );
+        if arch.go == HOST.go || tool(arch.qemu) {
+            assert_eq!(
+                run_binary(fixture.path(), arch, bytes),
+                "HELLO build.rs \n",
+                "the {platform} binary"
+            );
+        }
+    }
+}
+
+/// The issue's second bug: with a linker the user configured, both cargo runs passed and every
+/// image got the last run's binary, since executables were keyed by package and binary only.
+#[test]
+fn two_targets_in_one_build_each_get_their_own_binary() {
+    if !can_build_for(&FOREIGN) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    let variable = format!(
+        "CARGO_TARGET_{}_LINKER",
+        FOREIGN.triple.to_uppercase().replace('-', "_")
+    );
+    // The foreign target first: on the old code, the host's binary, built last, was in both.
+    let output = fixture.build_with_env(
+        &[
+            "--quiet",
+            "--target",
+            FOREIGN.triple,
+            "--target",
+            HOST.triple,
+        ],
+        &[(&variable, FOREIGN.gcc)],
+    );
+    assert_success(&output, "a build for two real targets");
+    each_platform_holds_its_own_binary(&fixture);
+}
+
+/// Two images of one package, for one target, that differ only in `rustflags`: built in two
+/// cargo runs, each into its own place, each image holding its own run's binary.
+#[test]
+fn images_differing_only_in_rustflags_get_their_own_binaries() {
+    let fixture = Fixture::copy("macros");
+    fixture.set_metadata(
+        "[package.metadata.oci]\nbins = [\"macros-app\"]\n\
+         [package.metadata.oci.images.with-a]\nrustflags = [\"--cfg\", \"from_config\"]\n\
+         [package.metadata.oci.images.with-b]\nrustflags = [\"--cfg\", \"from_env\"]\n",
+    );
+    let output = fixture.build(&["--quiet"]);
+    assert_success(&output, "two images differing in rustflags");
+    for (image, said) in [
+        ("with-a", "HELLO build.rs from-config\n"),
+        ("with-b", "HELLO build.rs from-env\n"),
+    ] {
+        let layout = fixture.output(image);
+        let (manifest, _) = crate::support::manifest_and_config(&layout);
+        let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bytes = file_in_layer(&layout, &layer, "usr/local/bin/macros-app");
+        assert_eq!(run_binary(fixture.path(), &HOST, &bytes), said, "{image}");
+    }
+    // Each run built into its own place: the binary of the first run is still its own after
+    // the second ran.
+    let first = fixture
+        .path()
+        .join("target")
+        .join(HOST.triple)
+        .join("release/macros-app");
+    assert_eq!(
+        run(&mut Command::new(&first)),
+        "HELLO build.rs from-config\n",
+        "the second run overwrote the first run's binary"
+    );
+}
