@@ -325,6 +325,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             &facts.host,
             &target_dir,
             verbosity,
+            &shell,
         )?)
     };
     // What each target's SBOMs are made of is asked of cargo while the images are packed (not
@@ -814,6 +815,7 @@ fn build_all<'a>(
     host: &'a str,
     target_dir: &std::path::Path,
     verbosity: Verbosity,
+    shell: &Shell,
 ) -> Result<BuiltRuns<'a>> {
     let mut runs: Vec<(RunKey<'a>, Vec<Wanted<'a>>)> = Vec::new();
     for plan in plans {
@@ -839,6 +841,29 @@ fn build_all<'a>(
             }
         }
     }
+    // What every run needs is checked before the first starts: a missing standard library or
+    // linker is a few lines naming the way out, not minutes of building and then the linker's
+    // hundreds.
+    let (dir, cargo_home) = cargo_build::config_places(&options.workspace)?;
+    let foreign = runs.iter().any(|((t, _, _), _)| *t != host);
+    let sysroot = foreign
+        .then(|| workspace::sysroot(&options.workspace))
+        .flatten();
+    let env = |name: &str| std::env::var(name).ok();
+    let machine = crate::linker::Machine {
+        host,
+        env: &env,
+        dir: &dir,
+        cargo_home: cargo_home.as_deref(),
+        sysroot: sysroot.as_deref(),
+    };
+    let mut configs = Vec::new();
+    for ((target, builder, rustflags), _) in &runs {
+        let linker = crate::linker::prepare(target, builder, rustflags, &machine)
+            .map_err(|message| anyhow::anyhow!(message))?;
+        shell.detail("Linking", format_args!("{target} {}", linker.describe()));
+        configs.push(linker.config(target));
+    }
     let mut built = BuiltRuns { runs: Vec::new() };
     for (i, (key, wanted)) in runs.iter().enumerate() {
         let (target, builder, rustflags) = *key;
@@ -860,6 +885,7 @@ fn build_all<'a>(
             builder,
             rustflags,
             own_target_dir: own.as_deref(),
+            config: &configs[i],
             verbosity,
         })?;
         built.runs.push((*key, executables));

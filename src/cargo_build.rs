@@ -191,6 +191,8 @@ pub struct BuildRequest<'a> {
     /// a run for a target another run already builds into, so neither overwrites the other's
     /// binaries before they are packed.
     pub own_target_dir: Option<&'a Path>,
+    /// `--config` settings for this run (the linker chosen for its target).
+    pub config: &'a [String],
     pub verbosity: Verbosity,
 }
 
@@ -206,18 +208,16 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         builder,
         rustflags,
         own_target_dir,
+        config,
         verbosity,
     } = *request;
     let mut command = builder.command();
     command.arg("--message-format=json-render-diagnostics");
+    for setting in config {
+        command.args(["--config", setting]);
+    }
     if !rustflags.is_empty() {
-        let dir = match &options.workspace.current_dir {
-            Some(dir) => std::path::absolute(dir)?,
-            None => std::env::current_dir()?,
-        };
-        let cargo_home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+        let (dir, cargo_home) = config_places(&options.workspace)?;
         let env = |name: &str| std::env::var(name).ok();
         match crate::rustflags::deliver(target, rustflags, &env, &dir, cargo_home.as_deref()) {
             crate::rustflags::Delivery::Environment(flags) => command
@@ -291,6 +291,19 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         }
     }
     Ok(executables)
+}
+
+/// Where cargo looks for its configuration: the directory it runs in (and each above it), and
+/// cargo's home.
+pub fn config_places(options: &WorkspaceOptions) -> Result<(PathBuf, Option<PathBuf>)> {
+    let dir = match &options.current_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => std::env::current_dir()?,
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    Ok((dir, cargo_home))
 }
 
 /// `--no-build`: binaries an earlier build left where cargo puts them,

@@ -26,6 +26,7 @@ mod error;
 mod index;
 mod init;
 mod inspect;
+mod linker;
 mod metadata;
 mod outputs;
 mod pack;

@@ -15,23 +15,28 @@ use crate::support::{assert_success, blob, read_json, run, tool, Fixture};
 /// (`rustup target add`) and, for a foreign gnu target, its cross gcc. `.ci/run` installs both,
 /// so in CI a missing one fails the test.
 pub fn can_build_for(arch: &Arch) -> bool {
+    has_std(arch.triple) && tool(arch.gcc)
+}
+
+/// Whether the toolchain has the standard library for `triple` (`rustup target add`).
+pub fn has_std(triple: &str) -> bool {
     let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
     let std = Path::new(sysroot.trim())
         .join("lib/rustlib")
-        .join(arch.triple)
+        .join(triple)
         .join("lib");
     if !std.is_dir() {
         let required = std::env::var_os("CI").is_some()
             || std::env::var_os("CARGO_OCI_REQUIRE_TOOLS").is_some();
         assert!(
             !required,
-            "the standard library for `{}` is not installed; `cargo xtask tools` installs it",
-            arch.triple
+            "the standard library for `{triple}` is not installed; `cargo xtask tools` \
+             installs it"
         );
-        eprintln!("note: skipping, no standard library for `{}`", arch.triple);
+        eprintln!("note: skipping, no standard library for `{triple}`");
         return false;
     }
-    tool(arch.gcc)
+    true
 }
 
 /// The bytes of `path` (inside the image) in the last layer of each platform's manifest of the
@@ -210,4 +215,146 @@ fn images_differing_only_in_rustflags_get_their_own_binaries() {
         "HELLO build.rs from-config\n",
         "the second run overwrote the first run's binary"
     );
+}
+
+/// The command of the issue, on a crate with a build script and a proc-macro, with nothing
+/// configured: the foreign target links with its cross gcc found on PATH (`-v` says so), the
+/// host's as ever, and each platform's image holds its own architecture's binary.
+#[test]
+fn a_foreign_target_builds_with_no_configuration() {
+    if !can_build_for(&FOREIGN) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    let output = fixture.build(&["-v", "--target", FOREIGN.triple, "--target", HOST.triple]);
+    assert_success(&output, "a build for two targets with nothing configured");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for said in [
+        format!(
+            "Linking {} with `{}` (none configured; the conventional cross gcc, found on PATH)",
+            FOREIGN.triple, FOREIGN.gcc
+        ),
+        format!(
+            "Linking {} as cargo links it (the host's architecture)",
+            HOST.triple
+        ),
+    ] {
+        assert!(stderr.contains(&said), "{said}\n{stderr}");
+    }
+    each_platform_holds_its_own_binary(&fixture);
+}
+
+/// A `PATH` with every program of the real one but the foreign cross toolchain's.
+fn path_without_cross_gcc(dir: &Path) -> String {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let prefix = FOREIGN.gcc.trim_end_matches("gcc");
+    for from in std::env::split_paths(&std::env::var_os("PATH").unwrap()) {
+        for entry in fs::read_dir(&from).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            if !name.to_string_lossy().starts_with(prefix) && !link.exists() {
+                let _ = std::os::unix::fs::symlink(entry.path(), link);
+            }
+        }
+    }
+    bin.display().to_string()
+}
+
+/// No cross gcc: an error before cargo runs, a few lines naming the target, the linker, the
+/// Debian package and every other way out, instead of the linker's hundreds.
+#[test]
+fn no_cross_gcc_is_a_short_error_before_cargo_runs() {
+    if !can_build_for(&FOREIGN) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    let path = path_without_cross_gcc(fixture.path());
+    let output = fixture.build_with_env(
+        &["--target", FOREIGN.triple, "--target", HOST.triple],
+        &[("PATH", &path)],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let package = format!(
+        "gcc-{}",
+        FOREIGN.gcc.trim_end_matches("-gcc").replace('_', "-")
+    );
+    let musl = FOREIGN.triple.replace("-gnu", "-musl");
+    for said in [
+        format!("cannot link for `{}`", FOREIGN.triple),
+        format!("`{}` is not on PATH", FOREIGN.gcc),
+        format!("`sudo apt-get install {package}`"),
+        format!("`rustup target add {musl}`"),
+        "`builder = \"zigbuild\"`".to_owned(),
+        format!("`cargo oci build --no-build --target {}`", FOREIGN.triple),
+    ] {
+        assert!(stderr.contains(&said), "{said}\n{stderr}");
+    }
+    assert!(stderr.lines().count() < 30, "{stderr}");
+    assert!(!stderr.contains("Compiling"), "cargo ran: {stderr}");
+}
+
+/// A target whose standard library the toolchain lacks: the exact `rustup target add`.
+#[test]
+fn a_missing_standard_library_names_the_rustup_command() {
+    let fixture = Fixture::copy("macros");
+    // A rustc whose sysroot holds no target at all, for everything else the real one.
+    let real = run(Command::new("rustc").args(["--print", "sysroot"]));
+    let rustc = fixture.path().join("rustc");
+    let empty = fixture.path().join("empty-sysroot");
+    fs::create_dir_all(&empty).unwrap();
+    fs::write(
+        &rustc,
+        format!(
+            "#!/bin/sh\nif [ \"$1 $2\" = \"--print sysroot\" ]; then echo {}; \
+             else exec {}/bin/rustc \"$@\"; fi\n",
+            empty.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    let mut permissions = fs::metadata(&rustc).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    fs::set_permissions(&rustc, permissions).unwrap();
+    let output = fixture.build_with_env(
+        &["--target", FOREIGN.triple],
+        &[("RUSTC", &rustc.display().to_string())],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said = format!("install it with `rustup target add {}`", FOREIGN.triple);
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(!stderr.contains("Compiling"), "cargo ran: {stderr}");
+}
+
+/// A foreign musl target with nothing configured and no cross gcc at all: linked by Rust's own
+/// rust-lld with its self-contained musl objects, and the binary runs under qemu.
+#[test]
+fn a_foreign_musl_target_links_with_rust_lld_and_no_gcc() {
+    let musl = FOREIGN.triple.replace("-gnu", "-musl");
+    if !has_std(&musl) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    let path = path_without_cross_gcc(fixture.path());
+    let output = fixture.build_with_env(&["-v", "--target", &musl], &[("PATH", &path)]);
+    assert_success(&output, "a foreign musl build");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said = format!("Linking {musl} with `rust-lld` (none configured;");
+    assert!(stderr.contains(&said), "{stderr}");
+    let layout = fixture.output("macros-app");
+    let (manifest, _) = crate::support::manifest_and_config(&layout);
+    let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = file_in_layer(&layout, &layer, "usr/local/bin/macros-app");
+    assert_eq!(machine(&bytes), elf_name(&FOREIGN));
+    if tool(FOREIGN.qemu) {
+        assert_eq!(
+            run_binary(fixture.path(), &FOREIGN, &bytes),
+            "HELLO build.rs \n"
+        );
+    }
 }
