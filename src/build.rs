@@ -25,6 +25,10 @@ use crate::sbom::{self, SbomFormat};
 use crate::shell::Shell;
 use crate::workspace;
 
+/// The annotation of a layout's `index.json` that names the targets its image was built for,
+/// separated by spaces.
+pub const TARGETS_ANNOTATION: &str = "dev.cargo-oci.targets";
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildArgs {
     #[command(flatten)]
@@ -418,11 +422,20 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                 (index, None)
             }
         };
+        // The targets built, recorded in the layout's `index.json` (not in the image, whose
+        // digests stay as they were), for `cargo oci verify` to rebuild every platform.
+        let mut annotations = plan.index_annotations.clone();
+        let triples: Vec<&str> = plan
+            .images
+            .iter()
+            .map(|image| image.triple.as_deref().unwrap_or(&facts.host))
+            .collect();
+        annotations.insert(TARGETS_ANNOTATION.to_owned(), triples.join(" "));
         let tagged = Tagged {
             store: cache.store().clone(),
             target: target.clone(),
             tags: plan.tags.clone(),
-            annotations: plan.index_annotations.clone(),
+            annotations,
             referrers,
         };
         let summary = ImageSummary {

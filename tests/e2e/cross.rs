@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::host::{Arch, FOREIGN, HOST};
-use crate::support::{assert_success, blob, read_json, run, tool, Fixture};
+use crate::support::{assert_success, blob, read_json, run, tool, Fixture, Podman};
 
 /// Whether the machine has what a real cargo build for `arch` needs: its standard library
 /// (`rustup target add`) and, for a foreign gnu target, its cross gcc. `.ci/run` installs both,
@@ -242,6 +242,58 @@ fn a_foreign_target_builds_with_no_configuration() {
         assert!(stderr.contains(&said), "{said}\n{stderr}");
     }
     each_platform_holds_its_own_binary(&fixture);
+    // Both images run, the foreign one under qemu through binfmt_misc.
+    if let Some(podman) = Podman::new().filter(|_| emulates(&FOREIGN)) {
+        for arch in [&HOST, &FOREIGN] {
+            let said = run_platform(&podman, &fixture.output("macros-app"), "0.1.0", arch);
+            assert_eq!(said, "HELLO build.rs \n", "{}", arch.platform());
+        }
+    }
+}
+
+/// Whether the kernel runs `arch`'s binaries through qemu-user (a binfmt_misc entry, which
+/// `cargo xtask tools` registers where nothing did). In CI a missing entry fails the test.
+pub fn emulates(arch: &Arch) -> bool {
+    let entry = Path::new("/proc/sys/fs/binfmt_misc").join(arch.qemu.trim_end_matches("-static"));
+    let found = arch.go == HOST.go || entry.exists();
+    if !found {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var_os("CARGO_OCI_REQUIRE_TOOLS").is_some();
+        assert!(
+            !required,
+            "no binfmt_misc entry `{}`; `cargo xtask tools` registers it",
+            entry.display()
+        );
+        eprintln!("note: skipping, no binfmt_misc entry `{}`", entry.display());
+    }
+    found
+}
+
+/// `podman run --platform` of `arch`'s image of a layout's `tag`: its stdout. The image is
+/// removed again, even when the run fails.
+pub fn run_platform(podman: &Podman, layout: &Path, tag: &str, arch: &Arch) -> String {
+    struct Removed<'a>(&'a Podman, String);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .env("CONTAINERS_CONF", self.0.conf_path())
+                .args(["rmi", "--force", &self.1])
+                .output();
+        }
+    }
+    let platform = arch.platform();
+    let source = format!("oci:{}:{tag}", layout.display());
+    let id = podman.run(&["pull", "--quiet", "--platform", &platform, &source]);
+    let image = Removed(podman, id.trim().to_owned());
+    podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        &platform,
+        &image.1,
+    ])
 }
 
 /// A `PATH` with every program of the real one but the foreign cross toolchain's.
@@ -357,4 +409,29 @@ fn a_foreign_musl_target_links_with_rust_lld_and_no_gcc() {
             "HELLO build.rs \n"
         );
     }
+}
+
+/// `cargo oci verify` of an output built for two `--target`s rebuilds both platforms (the
+/// targets are recorded with the layout), not only the metadata's or the host's.
+#[test]
+fn verify_rebuilds_every_platform_a_multi_platform_output_holds() {
+    if !can_build_for(&FOREIGN) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    fixture.build_ok(&[
+        "--quiet",
+        "--target",
+        FOREIGN.triple,
+        "--target",
+        HOST.triple,
+    ]);
+    let output = fixture.cargo_oci(&["verify", "--quiet"]);
+    assert_success(&output, "verify of a two-platform output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("macros-app is reproducible: ")
+            && stdout.contains(&format!("({}, {})", FOREIGN.platform(), HOST.platform())),
+        "{stdout}"
+    );
 }
