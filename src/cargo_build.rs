@@ -219,7 +219,9 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     if !rustflags.is_empty() {
         let (dir, cargo_home) = config_places(&options.workspace)?;
         let env = |name: &str| std::env::var(name).ok();
-        match crate::rustflags::deliver(target, rustflags, &env, &dir, cargo_home.as_deref()) {
+        // cargo's `target.<triple>` tables know the triple without zigbuild's glibc suffix.
+        let plain = plain_triple(target);
+        match crate::rustflags::deliver(plain, rustflags, &env, &dir, cargo_home.as_deref()) {
             crate::rustflags::Delivery::Environment(flags) => command
                 .env("CARGO_ENCODED_RUSTFLAGS", flags)
                 .env_remove("RUSTFLAGS"),
@@ -322,7 +324,8 @@ pub fn prebuilt_bins(
         "bench" => "release",
         other => other,
     };
-    let mut dirs = vec![target_dir.join(triple).join(profile_dir)];
+    // zigbuild builds `…-gnu.2.17` into cargo's `…-gnu` directory.
+    let mut dirs = vec![target_dir.join(plain_triple(triple)).join(profile_dir)];
     if host_default {
         dirs.push(target_dir.join(profile_dir));
     }

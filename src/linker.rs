@@ -72,16 +72,21 @@ pub fn prepare(
             }
         }
     }
+    if plain != target && *builder == Builder::Cargo {
+        return Err(format!(
+            "the target `{target}` names a glibc version, which only cargo-zigbuild \
+             understands\nhelp: set `builder = \"zigbuild\"` in `[package.metadata.oci]`, or \
+             build for `{plain}`"
+        ));
+    }
     let builder_name = match builder {
         Builder::Cargo => None,
-        Builder::Cross => Some("`cross`"),
-        Builder::Zigbuild => Some("`cargo zigbuild`, with zig"),
-        Builder::Command(_) => Some("the builder command"),
+        Builder::Cross => Some("`cross` links it, in its container"),
+        Builder::Zigbuild => Some("`cargo zigbuild` links it, with zig"),
+        Builder::Command(_) => Some("the builder command links it"),
     };
-    if let Some(name) = builder_name {
-        return Ok(Linker::Cargo {
-            why: format!("{name} links it"),
-        });
+    if let Some(why) = builder_name {
+        return Ok(Linker::Cargo { why: why.into() });
     }
     let Some(parts) = Triple::parse(target) else {
         return Ok(Linker::Cargo {

@@ -544,7 +544,7 @@ fn inside(dir: &Path, path: &Path) -> bool {
 
 /// The platform of `triple`, with the metadata's platform keys over it.
 fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError> {
-    let mapped = Platform::from_rust_target(triple);
+    let mapped = Platform::from_rust_target(crate::cargo_build::plain_triple(triple));
     for (key, value) in [
         ("os", &metadata.os),
         ("architecture", &metadata.architecture),

@@ -411,6 +411,106 @@ fn a_foreign_musl_target_links_with_rust_lld_and_no_gcc() {
     }
 }
 
+/// zig for cargo-zigbuild, as `cargo xtask tools` installs it (`python -m ziglang` in
+/// `target/python`), and cargo-zigbuild; `None` when either is missing outside CI.
+fn zigbuild() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python/bin/python");
+    let zig = python.is_file()
+        && Command::new(&python)
+            .args(["-m", "ziglang", "version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !zig {
+        // Fails in CI, where `cargo xtask tools` has installed it.
+        tool("zig");
+        return None;
+    }
+    tool("cargo-zigbuild").then_some(python)
+}
+
+/// `builder = "zigbuild"` with a glibc version (`…-gnu.2.17`, the usual reason to use it)
+/// through every step: the build, the platform, the SBOM (cargo metadata asked of the plain
+/// triple), the ELF check (no GLIBC newer than 2.17 needed, which the test reads itself), and
+/// `--no-build`'s paths; the image runs on a glibc base.
+#[test]
+fn zigbuild_with_a_glibc_version_goes_through_every_step() {
+    let Some(python) = zigbuild() else {
+        return;
+    };
+    if !tool("umoci") {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    fs::remove_file(fixture.path().join(".cargo/config.toml")).unwrap();
+    let base = crate::targets::glibc_base(&fixture, &HOST.libdir().join("libc.so.6"));
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbuilder = \"zigbuild\"\nbase = \"oci:{}:latest\"\n",
+        base.display()
+    ));
+    let triple = format!("{}.2.17", HOST.triple);
+    let env = [("CARGO_ZIGBUILD_PYTHON_PATH", python.to_str().unwrap())];
+    let output = fixture.build_with_env(
+        &["-v", "--target", &triple, "--message-format", "json"],
+        &env,
+    );
+    assert_success(&output, "a zigbuild build with a glibc version");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("none newer than the target's glibc 2.17"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let messages: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        messages[0]["platforms"],
+        serde_json::json!([HOST.platform()])
+    );
+    let sbom = messages
+        .iter()
+        .find(|m| m["format"] == "sbom")
+        .expect("an SBOM was written");
+    let spdx = read_json(Path::new(sbom["path"].as_str().unwrap()));
+    assert!(
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "macros-app"),
+        "{spdx}"
+    );
+
+    let layout = fixture.output("macros-app");
+    let (manifest, _) = crate::support::manifest_and_config(&layout);
+    let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = file_in_layer(&layout, &layer, "usr/local/bin/macros-app");
+    let info = oci_pack::elf::read_bytes(&bytes, Path::new("macros-app"))
+        .unwrap()
+        .expect("an ELF binary");
+    let newest =
+        oci_pack::elf::GlibcVersion::newest(&info.versions_needed).expect("a dynamic glibc binary");
+    assert!(
+        newest <= oci_pack::elf::GlibcVersion::from_parts(vec![2, 17]),
+        "needs {newest}"
+    );
+    if let Some(podman) = Podman::new() {
+        let said = podman.pull(&layout, "0.1.0").run(&[]);
+        assert_eq!(said, "HELLO build.rs \n");
+    }
+
+    // `--no-build` finds the binary where zigbuild left it: cargo's directory of the plain
+    // triple.
+    fs::remove_dir_all(&layout).unwrap();
+    let output = fixture.build_with_env(&["--quiet", "--no-build", "--target", &triple], &env);
+    assert_success(&output, "--no-build of a zigbuild build");
+    assert!(layout.join("index.json").is_file());
+}
+
 /// `cargo oci verify` of an output built for two `--target`s rebuilds both platforms (the
 /// targets are recorded with the layout), not only the metadata's or the host's.
 #[test]
