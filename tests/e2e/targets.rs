@@ -1,7 +1,7 @@
 //! Several architectures: one image per target joined in an index, the builder setting, and the
-//! ELF checks. Rust's standard library exists only for the host here, so the foreign binary is a
-//! static C program from a cross gcc (`support::host::FOREIGN`), packed with `--no-build` and
-//! run by qemu.
+//! ELF checks, on a foreign binary that is a static C program from a cross gcc
+//! (`support::host::FOREIGN`), packed with `--no-build` and run by qemu. Real cargo builds for
+//! the foreign target are in `cross.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
