@@ -535,3 +535,46 @@ fn verify_rebuilds_every_platform_a_multi_platform_output_holds() {
         "{stdout}"
     );
 }
+
+/// `cargo oci run --target` of the foreign architecture builds, loads and runs its image under
+/// emulation (the engine's `--platform`); an architecture the kernel has no binfmt_misc entry
+/// for is an error before anything is built.
+#[test]
+fn cargo_oci_run_runs_a_foreign_image() {
+    if !can_build_for(&FOREIGN) {
+        return;
+    }
+    let Some(podman) = Podman::new().filter(|_| emulates(&FOREIGN)) else {
+        return;
+    };
+    let fixture = Fixture::copy("macros");
+    let _cleanup = crate::support::Loaded::forget_later(&podman, &["localhost/macros-app:0.1.0"]);
+    let conf = podman.conf_path().display().to_string();
+    let cargo_oci_run = |target: &str| {
+        crate::support::cargo_oci()
+            .args(["run", "--quiet", "--engine", "podman", "--target", target])
+            .current_dir(fixture.path())
+            .env("CONTAINERS_CONF", &conf)
+            .output()
+            .unwrap()
+    };
+    let output = cargo_oci_run(FOREIGN.triple);
+    assert_success(
+        &output,
+        "cargo oci run --target of the foreign architecture",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "HELLO build.rs \n");
+
+    // An architecture nothing emulates here (where something does, there is nothing to see).
+    if !Path::new("/proc/sys/fs/binfmt_misc/qemu-riscv64").exists() {
+        let output = cargo_oci_run("riscv64gc-unknown-linux-gnu");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot run the linux/riscv64 image of `riscv64gc-unknown-linux-gnu`")
+                && stderr.contains("`cat /usr/lib/binfmt.d/qemu-riscv64.conf > "),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Compiling"), "built first: {stderr}");
+    }
+}
