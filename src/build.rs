@@ -33,6 +33,10 @@ pub const TARGETS_ANNOTATION: &str = "dev.cargo-oci.targets";
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoOptions,
+    /// Build for the base image's platforms: `all`, or some (`linux/arm64,linux/amd64`), each
+    /// as the Rust target of its architecture and the base's C library (or `target-libc`)
+    #[arg(long, value_name = "all|PLATFORMS", conflicts_with = "targets")]
+    pub platform: Option<String>,
     /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<image>`; only
     /// when one image is built)
     #[arg(short, long, value_name = "DIR")]
@@ -186,6 +190,11 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         compression: args.compression,
         tags: args.tags.clone(),
         sbom: args.sbom,
+        from_base: args.platform.is_some(),
+    };
+    let wanted_platforms = match &args.platform {
+        Some(text) => crate::platforms::Wanted::parse(text)?,
+        None => crate::platforms::Wanted::All,
     };
     // Every selected package's metadata is resolved before anything is built.
     let mut plans: Vec<BuildPlan> = Vec::new();
@@ -217,6 +226,54 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         plans.extend(workspace::build_plans(
             &facts, package, created, &overrides,
         )?);
+    }
+    // `targets = "base"` and `--platform`: each such package's plans again, for the targets
+    // of its base's platforms.
+    if plans.iter().any(|plan| plan.from_base.is_some()) {
+        let registries = Registries::from_env(
+            &args.insecure_registry,
+            args.cargo.workspace.offline || args.cargo.workspace.frozen,
+            &[],
+        )?;
+        let target_dir = args
+            .cargo
+            .workspace
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| metadata.target_directory.clone().into());
+        let mut expanded = Vec::new();
+        for plan in std::mem::take(&mut plans) {
+            let Some(libc) = plan.from_base else {
+                expanded.push(plan);
+                continue;
+            };
+            let base = &plan.images[0].base;
+            let targets = crate::platforms::targets_of_base(
+                base,
+                libc,
+                &wanted_platforms,
+                &registries,
+                &target_dir.join("oci").join(".cache"),
+                &shell,
+            )
+            .with_context(|| format!("image `{}`", plan.name))?;
+            shell.detail(
+                "Targets",
+                format_args!(
+                    "{} from its base `{base}`: {}",
+                    plan.name,
+                    targets.join(", ")
+                ),
+            );
+            let overrides = Overrides {
+                targets,
+                ..overrides.clone()
+            };
+            let again =
+                workspace::build_plans(&facts, packages[&plan.package], created, &overrides)?;
+            expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
+        }
+        plans = expanded;
     }
     if plans.is_empty() {
         bail!(

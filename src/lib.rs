@@ -31,6 +31,7 @@ mod metadata;
 mod outputs;
 mod pack;
 mod plan;
+mod platforms;
 mod push;
 mod registries;
 mod run;

@@ -578,3 +578,95 @@ fn cargo_oci_run_runs_a_foreign_image() {
         assert!(!stderr.contains("Compiling"), "built first: {stderr}");
     }
 }
+
+/// `targets = "base"` and `--platform`: the targets are the base's platforms, as the Rust
+/// targets of their architectures and the base's C library (or `target-libc`); a base whose C
+/// library cannot be told, and `scratch`, are errors saying what to set.
+#[test]
+fn the_targets_can_be_the_base_images_platforms() {
+    let musl = FOREIGN.triple.replace("-gnu", "-musl");
+    let host_musl = HOST.triple.replace("-gnu", "-musl");
+    if !can_build_for(&FOREIGN) || !has_std(&musl) || !has_std(&host_musl) {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    // A base of two platforms, with no C library in it: the fixture's own static image.
+    let base = fixture.path().join("two-platform-base");
+    fixture.build_ok(&[
+        "--quiet",
+        "--target",
+        FOREIGN.triple,
+        "--target",
+        HOST.triple,
+        "--output",
+        base.to_str().unwrap(),
+    ]);
+    let metadata = |extra: &str| {
+        format!(
+            "[package.metadata.oci]\nbase = \"oci:{}:0.1.0\"\ntargets = \"base\"\n{extra}",
+            base.display()
+        )
+    };
+    fixture.set_metadata(&metadata(""));
+    let output = fixture.build(&["--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("it has neither glibc nor musl): set `target-libc = \"gnu\"`"),
+        "{stderr}"
+    );
+
+    fixture.set_metadata(&metadata("target-libc = \"musl\"\n"));
+    let output = fixture.build(&["-v"]);
+    assert_success(&output, "targets = \"base\"");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Targets macros-app from its base `oci:{}:0.1.0`: {musl}, {host_musl}",
+            base.display()
+        )),
+        "{stderr}"
+    );
+    each_platform_holds_its_own_binary(&fixture);
+
+    // `--platform` picks some of them.
+    let output = fixture.build(&["--quiet", "--platform", &FOREIGN.platform()]);
+    assert_success(&output, "--platform");
+    let (_, config) = crate::support::manifest_and_config(&fixture.output("macros-app"));
+    assert_eq!(config["architecture"], FOREIGN.go);
+    let output = fixture.build(&["--quiet", "--platform", "linux/s390x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("has no linux/s390x image; it has linux/"),
+        "{stderr}"
+    );
+
+    fixture.set_metadata("[package.metadata.oci]\ntargets = \"base\"\n");
+    let output = fixture.build(&["--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the base is `scratch`, which has none: list them in `targets`"),
+        "{stderr}"
+    );
+}
+
+/// A glibc base's own C library makes its platforms gnu targets.
+#[test]
+fn a_glibc_base_makes_its_platforms_gnu_targets() {
+    if !tool("umoci") {
+        return;
+    }
+    let fixture = Fixture::copy("macros");
+    let base = crate::targets::glibc_base(&fixture, &HOST.libdir().join("libc.so.6"));
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"oci:{}:latest\"\n",
+        base.display()
+    ));
+    let output = fixture.build(&["-v", "--platform", "all"]);
+    assert_success(&output, "--platform all on a glibc base");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(": {}\n", HOST.triple)) && stderr.contains("Targets macros-app"),
+        "{stderr}"
+    );
+}
