@@ -670,3 +670,42 @@ fn a_glibc_base_makes_its_platforms_gnu_targets() {
         "{stderr}"
     );
 }
+
+/// `targets = "base"` on a registry base: its platforms come from the index the registry
+/// serves.
+#[test]
+fn the_targets_can_be_a_registry_bases_platforms() {
+    let musl = FOREIGN.triple.replace("-gnu", "-musl");
+    let host_musl = HOST.triple.replace("-gnu", "-musl");
+    if !can_build_for(&FOREIGN) || !has_std(&musl) || !has_std(&host_musl) {
+        return;
+    }
+    let Some(registry) = crate::support::Registry::start(None) else {
+        return;
+    };
+    let fixture = Fixture::copy("macros");
+    let repository = format!("{}/two", registry.host);
+    fixture.build_ok(&[
+        "--quiet",
+        "--target",
+        FOREIGN.triple,
+        "--target",
+        HOST.triple,
+        "--push",
+        &repository,
+    ]);
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{repository}:0.1.0\"\ntargets = \"base\"\n\
+         target-libc = \"musl\"\n"
+    ));
+    let output = fixture.build(&["-v"]);
+    assert_success(&output, "targets = \"base\" on a registry base");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Targets macros-app from its base `docker://{repository}:0.1.0`: {musl}, {host_musl}"
+        )),
+        "{stderr}"
+    );
+    each_platform_holds_its_own_binary(&fixture);
+}
