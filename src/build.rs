@@ -25,10 +25,18 @@ use crate::sbom::{self, SbomFormat};
 use crate::shell::Shell;
 use crate::workspace;
 
+/// The annotation of a layout's `index.json` that names the targets its image was built for,
+/// separated by spaces.
+pub const TARGETS_ANNOTATION: &str = "dev.cargo-oci.targets";
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoOptions,
+    /// Build for the base image's platforms: `all`, or some (`linux/arm64,linux/amd64`), each
+    /// as the Rust target of its architecture and the base's C library (or `target-libc`)
+    #[arg(long, value_name = "all|PLATFORMS", conflicts_with = "targets")]
+    pub platform: Option<String>,
     /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<image>`; only
     /// when one image is built)
     #[arg(short, long, value_name = "DIR")]
@@ -182,6 +190,11 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         compression: args.compression,
         tags: args.tags.clone(),
         sbom: args.sbom,
+        from_base: args.platform.is_some(),
+    };
+    let wanted_platforms = match &args.platform {
+        Some(text) => crate::platforms::Wanted::parse(text)?,
+        None => crate::platforms::Wanted::All,
     };
     // Every selected package's metadata is resolved before anything is built.
     let mut plans: Vec<BuildPlan> = Vec::new();
@@ -213,6 +226,54 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         plans.extend(workspace::build_plans(
             &facts, package, created, &overrides,
         )?);
+    }
+    // `targets = "base"` and `--platform`: each such package's plans again, for the targets
+    // of its base's platforms.
+    if plans.iter().any(|plan| plan.from_base.is_some()) {
+        let registries = Registries::from_env(
+            &args.insecure_registry,
+            args.cargo.workspace.offline || args.cargo.workspace.frozen,
+            &[],
+        )?;
+        let target_dir = args
+            .cargo
+            .workspace
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| metadata.target_directory.clone().into());
+        let mut expanded = Vec::new();
+        for plan in std::mem::take(&mut plans) {
+            let Some(libc) = plan.from_base else {
+                expanded.push(plan);
+                continue;
+            };
+            let base = &plan.images[0].base;
+            let targets = crate::platforms::targets_of_base(
+                base,
+                libc,
+                &wanted_platforms,
+                &registries,
+                &target_dir.join("oci").join(".cache"),
+                &shell,
+            )
+            .with_context(|| format!("image `{}`", plan.name))?;
+            shell.detail(
+                "Targets",
+                format_args!(
+                    "{} from its base `{base}`: {}",
+                    plan.name,
+                    targets.join(", ")
+                ),
+            );
+            let overrides = Overrides {
+                targets,
+                ..overrides.clone()
+            };
+            let again =
+                workspace::build_plans(&facts, packages[&plan.package], created, &overrides)?;
+            expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
+        }
+        plans = expanded;
     }
     if plans.is_empty() {
         bail!(
@@ -323,7 +384,9 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             &plans,
             &packages,
             &facts.host,
+            &target_dir,
             verbosity,
+            &shell,
         )?)
     };
     // What each target's SBOMs are made of is asked of cargo while the images are packed (not
@@ -349,14 +412,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         for (image, base) in plan.images.iter().zip(bases) {
             let bins = match &executables {
                 _ if image.bins.is_empty() => Default::default(),
-                Some(built) => image
-                    .bins
-                    .iter()
-                    .map(|bin| {
-                        let key = (plan.package.clone(), bin.clone());
-                        (bin.clone(), built[&key].clone())
-                    })
-                    .collect(),
+                Some(built) => built.bins_of(image, &plan.package, &facts.host),
                 None => cargo_build::prebuilt_bins(
                     &args.cargo,
                     &target_dir,
@@ -423,11 +479,20 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                 (index, None)
             }
         };
+        // The targets built, recorded in the layout's `index.json` (not in the image, whose
+        // digests stay as they were), for `cargo oci verify` to rebuild every platform.
+        let mut annotations = plan.index_annotations.clone();
+        let triples: Vec<&str> = plan
+            .images
+            .iter()
+            .map(|image| image.triple.as_deref().unwrap_or(&facts.host))
+            .collect();
+        annotations.insert(TARGETS_ANNOTATION.to_owned(), triples.join(" "));
         let tagged = Tagged {
             store: cache.store().clone(),
             target: target.clone(),
             tags: plan.tags.clone(),
-            annotations: plan.index_annotations.clone(),
+            annotations,
             referrers,
         };
         let summary = ImageSummary {
@@ -771,36 +836,71 @@ struct Sboms {
     stale: Vec<PathBuf>,
 }
 
+/// What one builder run is for: its target, builder and rustflags.
+type RunKey<'a> = (&'a str, &'a cargo_build::Builder, &'a [String]);
+
+/// Every builder run's executables, by the run they came from: two images of one package and
+/// binary built by different runs (other targets, builders or rustflags) each get their own.
+struct BuiltRuns<'a> {
+    runs: Vec<(RunKey<'a>, cargo_build::Executables)>,
+}
+
+impl BuiltRuns<'_> {
+    /// The executables built for `image` of `package` (whose target is `host` when it names
+    /// none), by binary name.
+    fn bins_of(
+        &self,
+        image: &crate::plan::ImagePlan,
+        package: &str,
+        host: &str,
+    ) -> BTreeMap<String, PathBuf> {
+        let triple = image.triple.as_deref().unwrap_or(host);
+        let (_, executables) = self
+            .runs
+            .iter()
+            .find(|((t, b, r), _)| {
+                *t == triple && **b == image.builder && *r == image.rustflags.as_slice()
+            })
+            .expect("every image with binaries had a builder run");
+        image
+            .bins
+            .iter()
+            .map(|bin| {
+                let key = (package.to_owned(), bin.clone());
+                (bin.clone(), executables[&key].clone())
+            })
+            .collect()
+    }
+}
+
 /// Builds every image's binaries: one builder run per target, builder and rustflags, with every
-/// package that needs it; `host` is the target of an image that names none.
+/// package that needs it; `host` is the target of an image that names none. The first run of
+/// each target builds where cargo would; any other run of the same target (other rustflags or
+/// builder) in its own `<target-dir>/oci/.runs/<key>`, so no run overwrites the binaries
+/// another built before they are packed.
 fn build_all<'a>(
     options: &CargoOptions,
     plans: &'a [BuildPlan],
     packages: &BTreeMap<String, &'a cargo_metadata::Package>,
     host: &'a str,
+    target_dir: &std::path::Path,
     verbosity: Verbosity,
-) -> Result<cargo_build::Executables> {
-    type Run<'a> = (
-        &'a str,
-        &'a cargo_build::Builder,
-        &'a [String],
-        Vec<Wanted<'a>>,
-    );
-    let mut runs: Vec<Run<'_>> = Vec::new();
+    shell: &Shell,
+) -> Result<BuiltRuns<'a>> {
+    let mut runs: Vec<(RunKey<'a>, Vec<Wanted<'a>>)> = Vec::new();
     for plan in plans {
         for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
             let triple = image.triple.as_deref().unwrap_or(host);
-            let index = match runs.iter().position(|(t, b, r, _)| {
-                *t == triple && **b == image.builder && *r == image.rustflags
-            }) {
+            let key: RunKey<'a> = (triple, &image.builder, &image.rustflags);
+            let index = match runs.iter().position(|(k, _)| *k == key) {
                 Some(index) => index,
                 None => {
-                    runs.push((triple, &image.builder, &image.rustflags, Vec::new()));
+                    runs.push((key, Vec::new()));
                     runs.len() - 1
                 }
             };
             let package = packages[&plan.package];
-            let wanted = &mut runs[index].3;
+            let wanted = &mut runs[index].1;
             match wanted.iter_mut().find(|w| w.name == package.name.as_str()) {
                 Some(w) => w.bins.extend(image.bins.iter().cloned()),
                 None => wanted.push(Wanted {
@@ -811,16 +911,54 @@ fn build_all<'a>(
             }
         }
     }
-    let mut executables = cargo_build::Executables::new();
-    for (target, builder, rustflags, wanted) in &runs {
-        executables.extend(cargo_build::build_bins(&BuildRequest {
+    // What every run needs is checked before the first starts: a missing standard library or
+    // linker is a few lines naming the way out, not minutes of building and then the linker's
+    // hundreds.
+    let (dir, cargo_home) = cargo_build::config_places(&options.workspace)?;
+    let foreign = runs.iter().any(|((t, _, _), _)| *t != host);
+    let sysroot = foreign
+        .then(|| workspace::sysroot(&options.workspace))
+        .flatten();
+    let env = |name: &str| std::env::var(name).ok();
+    let machine = crate::linker::Machine {
+        host,
+        env: &env,
+        dir: &dir,
+        cargo_home: cargo_home.as_deref(),
+        sysroot: sysroot.as_deref(),
+    };
+    let mut configs = Vec::new();
+    for ((target, builder, rustflags), _) in &runs {
+        let linker = crate::linker::prepare(target, builder, rustflags, &machine)
+            .map_err(|message| anyhow::anyhow!(message))?;
+        shell.detail("Linking", format_args!("{target} {}", linker.describe()));
+        configs.push(linker.config(target));
+    }
+    let mut built = BuiltRuns { runs: Vec::new() };
+    for (i, (key, wanted)) in runs.iter().enumerate() {
+        let (target, builder, rustflags) = *key;
+        // cargo writes `<target-dir>/<triple>/<profile>/` whatever the builder or flags, and
+        // zigbuild drops a glibc suffix from the directory name.
+        let place = cargo_build::plain_triple(target);
+        let shared = runs[..i]
+            .iter()
+            .any(|((t, _, _), _)| cargo_build::plain_triple(t) == place);
+        let own = shared.then(|| {
+            let what = format!("{builder:?}\x1f{target}\x1f{}", rustflags.join("\x1f"));
+            let key = oci_pack::digest::Digest::of(what.as_bytes()).hex();
+            target_dir.join("oci/.runs").join(&key[..16])
+        });
+        let executables = cargo_build::build_bins(&BuildRequest {
             options,
             wanted,
             target,
             builder,
             rustflags,
+            own_target_dir: own.as_deref(),
+            config: &configs[i],
             verbosity,
-        })?);
+        })?;
+        built.runs.push((*key, executables));
     }
-    Ok(executables)
+    Ok(built)
 }

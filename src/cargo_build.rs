@@ -187,6 +187,12 @@ pub struct BuildRequest<'a> {
     pub builder: &'a Builder,
     /// The metadata's `rustflags`, for the target's artifacts alone.
     pub rustflags: &'a [String],
+    /// Where this run builds, when not where cargo would (`--target-dir`, else cargo's own):
+    /// a run for a target another run already builds into, so neither overwrites the other's
+    /// binaries before they are packed.
+    pub own_target_dir: Option<&'a Path>,
+    /// `--config` settings for this run (the linker chosen for its target).
+    pub config: &'a [String],
     pub verbosity: Verbosity,
 }
 
@@ -201,20 +207,21 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         target,
         builder,
         rustflags,
+        own_target_dir,
+        config,
         verbosity,
     } = *request;
     let mut command = builder.command();
     command.arg("--message-format=json-render-diagnostics");
+    for setting in config {
+        command.args(["--config", setting]);
+    }
     if !rustflags.is_empty() {
-        let dir = match &options.workspace.current_dir {
-            Some(dir) => std::path::absolute(dir)?,
-            None => std::env::current_dir()?,
-        };
-        let cargo_home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+        let (dir, cargo_home) = config_places(&options.workspace)?;
         let env = |name: &str| std::env::var(name).ok();
-        match crate::rustflags::deliver(target, rustflags, &env, &dir, cargo_home.as_deref()) {
+        // cargo's `target.<triple>` tables know the triple without zigbuild's glibc suffix.
+        let plain = plain_triple(target);
+        match crate::rustflags::deliver(plain, rustflags, &env, &dir, cargo_home.as_deref()) {
             crate::rustflags::Delivery::Environment(flags) => command
                 .env("CARGO_ENCODED_RUSTFLAGS", flags)
                 .env_remove("RUSTFLAGS"),
@@ -235,7 +242,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         command.args(["--bin", bin]);
     }
     command.args(options.feature_args());
-    if let Some(dir) = &options.workspace.target_dir {
+    if let Some(dir) = own_target_dir.or(options.workspace.target_dir.as_deref()) {
         command.arg("--target-dir").arg(dir);
     }
     match verbosity {
@@ -288,6 +295,19 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     Ok(executables)
 }
 
+/// Where cargo looks for its configuration: the directory it runs in (and each above it), and
+/// cargo's home.
+pub fn config_places(options: &WorkspaceOptions) -> Result<(PathBuf, Option<PathBuf>)> {
+    let dir = match &options.current_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => std::env::current_dir()?,
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    Ok((dir, cargo_home))
+}
+
 /// `--no-build`: binaries an earlier build left where cargo puts them,
 /// `<target-dir>/<triple>/<profile>/<bin>`, or, for the host when no target was chosen, also
 /// where a plain `cargo build` puts them, `<target-dir>/<profile>/<bin>`.
@@ -304,7 +324,8 @@ pub fn prebuilt_bins(
         "bench" => "release",
         other => other,
     };
-    let mut dirs = vec![target_dir.join(triple).join(profile_dir)];
+    // zigbuild builds `…-gnu.2.17` into cargo's `…-gnu` directory.
+    let mut dirs = vec![target_dir.join(plain_triple(triple)).join(profile_dir)];
     if host_default {
         dirs.push(target_dir.join(profile_dir));
     }
@@ -324,6 +345,27 @@ pub fn prebuilt_bins(
         .collect()
 }
 
+/// `triple` without the glibc version cargo-zigbuild takes after it
+/// (`x86_64-unknown-linux-gnu.2.17` → `x86_64-unknown-linux-gnu`): the target cargo and rustc
+/// know, and the directory cargo builds it into. A `.` elsewhere (`thumbv8m.main-none-eabi`)
+/// is part of the triple.
+pub fn plain_triple(triple: &str) -> &str {
+    glibc_suffix(triple).map_or(triple, |(plain, _)| plain)
+}
+
+/// The triple and glibc version of a suffixed zigbuild triple (`…-gnu.2.17` → `(…-gnu, 2.17)`).
+pub fn glibc_suffix(triple: &str) -> Option<(&str, &str)> {
+    let (_, last) = triple.rsplit_once('-')?;
+    let (env, version) = last.split_once('.')?;
+    let numeric = !version.is_empty()
+        && version
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    (env.starts_with("gnu") && numeric)
+        .then(|| triple.split_at(triple.len() - version.len() - 1))
+        .map(|(plain, dot_version)| (plain, &dot_version[1..]))
+}
+
 fn profile(options: &CargoOptions) -> &str {
     options.profile.as_deref().unwrap_or("release")
 }
@@ -338,4 +380,31 @@ pub enum Verbosity {
     Normal,
     /// Also each layer and manifest as it is written (cargo's `--verbose`).
     Verbose,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_glibc_suffix_is_told_from_a_dot_in_the_triple() {
+        assert_eq!(
+            glibc_suffix("x86_64-unknown-linux-gnu.2.17"),
+            Some(("x86_64-unknown-linux-gnu", "2.17"))
+        );
+        assert_eq!(
+            plain_triple("armv7-unknown-linux-gnueabihf.2.28"),
+            "armv7-unknown-linux-gnueabihf"
+        );
+        for plain in [
+            "x86_64-unknown-linux-gnu",
+            "thumbv8m.main-none-eabi",
+            "x86_64-unknown-linux-musl",
+            "x86_64-unknown-linux-gnu.",
+            "x86_64-unknown-linux-gnu.2.x",
+        ] {
+            assert_eq!(glibc_suffix(plain), None, "{plain}");
+            assert_eq!(plain_triple(plain), plain);
+        }
+    }
 }

@@ -55,8 +55,12 @@ pub struct SetMetadata {
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub index_annotations: BTreeMap<String, String>,
-    /// Rust target triples to build, one image each (default: the host).
-    pub targets: Option<Vec<String>>,
+    /// Rust target triples to build, one image each (default: the host), or `"base"`: every
+    /// platform of the base image that maps to a Rust target.
+    pub targets: Option<Targets>,
+    /// With `targets = "base"`: the C library of the triples (`gnu` or `musl`); default: the
+    /// base's own.
+    pub target_libc: Option<Libc>,
     /// Always join the images in an image index, even for one target.
     pub index: Option<bool>,
     /// Overrides per target triple, each an [`ImageMetadata`] table.
@@ -70,16 +74,47 @@ pub struct SetMetadata {
 
 impl SetMetadata {
     /// The keys of this table, as users spell them.
-    const KEYS: [&'static str; 8] = [
+    const KEYS: [&'static str; 9] = [
         "formats",
         "tags",
         "index-annotations",
         "targets",
+        "target-libc",
         "index",
         "target",
         "repository",
         "sbom",
     ];
+}
+
+/// `targets`: triples, or the base's platforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    List(Vec<String>),
+    /// `"base"`.
+    Base,
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Targets, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(word) if word == "base" => Ok(Targets::Base),
+            value @ Value::Array(_) => serde_json::from_value(value)
+                .map(Targets::List)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a list of target triples or \"base\", found {other}"
+            ))),
+        }
+    }
+}
+
+/// A Linux target's C library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Libc {
+    Gnu,
+    Musl,
 }
 
 /// The key that makes a package several images: `images.<name>` tables.

@@ -151,6 +151,29 @@ pub fn check_binaries(
                 ),
             });
         }
+        // zigbuild's `…-gnu.2.17` promises a binary that runs on glibc 2.17: hold it to it.
+        let suffix = plan
+            .triple
+            .as_deref()
+            .and_then(crate::cargo_build::glibc_suffix);
+        if let Some((_, version)) = suffix {
+            let promised = elf::GlibcVersion::parse(&format!("GLIBC_{version}"));
+            let needed = elf::GlibcVersion::newest(&info.versions_needed);
+            match (needed, promised) {
+                (Some(needed), Some(promised)) if needed > promised => problems.push(format!(
+                    "binary `{name}` needs {needed}, newer than the glibc {version} its target \
+                     `{}` names",
+                    plan.triple.as_deref().unwrap_or_default()
+                )),
+                (needed, _) => shell.detail(
+                    "Checked",
+                    format_args!(
+                        "binary `{name}` needs {}, none newer than the target's glibc {version}",
+                        needed.map_or("no glibc symbol version".to_owned(), |v| v.to_string())
+                    ),
+                ),
+            }
+        }
     }
     if problems.is_empty() {
         return Ok(());

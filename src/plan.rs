@@ -64,6 +64,9 @@ pub struct BuildPlan {
     /// Join the images in an index even when there is one.
     pub index: bool,
     pub index_annotations: BTreeMap<String, String>,
+    /// `targets = "base"` (or `--platform`): the targets are still to be taken from the base's
+    /// platforms (the images hold the host's until then), with this C library if given.
+    pub from_base: Option<Option<crate::metadata::Libc>>,
 }
 
 impl BuildPlan {
@@ -113,6 +116,8 @@ pub struct Overrides {
     pub tags: Vec<String>,
     /// `--sbom`; replaces `sbom`.
     pub sbom: Option<SbomFormat>,
+    /// `--platform`: the targets are the base's platforms (these, or all); replaces `targets`.
+    pub from_base: bool,
 }
 
 /// Why a package's metadata cannot be built.
@@ -197,12 +202,17 @@ fn resolve_named(
 ) -> Result<BuildPlan, PlanError> {
     let name = metadata.name.as_deref().unwrap_or(&package.name);
     let set = &metadata.set;
+    use crate::metadata::Targets;
+    let from_base = (overrides.targets.is_empty()
+        && (overrides.from_base || set.targets == Some(Targets::Base)))
+    .then_some(set.target_libc);
     let triples: Vec<Option<String>> = match (overrides.targets.as_slice(), &set.targets) {
-        ([], None) => vec![None],
-        ([], Some(targets)) if targets.is_empty() => {
+        _ if from_base.is_some() => vec![None],
+        ([], None | Some(Targets::Base)) => vec![None],
+        ([], Some(Targets::List(targets))) if targets.is_empty() => {
             return Err(key_error("targets", "the list is empty").into())
         }
-        ([], Some(targets)) => targets.iter().cloned().map(Some).collect(),
+        ([], Some(Targets::List(targets))) => targets.iter().cloned().map(Some).collect(),
         (cli, _) => cli.iter().cloned().map(Some).collect(),
     };
     let mut images: Vec<ImagePlan> = Vec::new();
@@ -258,6 +268,7 @@ fn resolve_named(
         None => None,
     };
     Ok(BuildPlan {
+        from_base,
         name: name.to_owned(),
         package: package.name.clone(),
         repository,
@@ -544,7 +555,7 @@ fn inside(dir: &Path, path: &Path) -> bool {
 
 /// The platform of `triple`, with the metadata's platform keys over it.
 fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError> {
-    let mapped = Platform::from_rust_target(triple);
+    let mapped = Platform::from_rust_target(crate::cargo_build::plain_triple(triple));
     for (key, value) in [
         ("os", &metadata.os),
         ("architecture", &metadata.architecture),
@@ -1017,6 +1028,7 @@ mod tests {
             compression: Some(CompressionSpec::Zstd),
             tags: vec!["app:{git_short_sha}".into(), "app:{version}".into()],
             sbom: Some(SbomFormat::CycloneDx),
+            ..Overrides::default()
         };
         let checked_out = PackageFacts {
             revision: Some("0123456789abcdef0123456789abcdef01234567".into()),

@@ -1,7 +1,9 @@
 //! `cargo oci run [-- ARGS]`: the inner loop of a service developer in one command. Builds the
 //! image for this machine, loads it into podman or docker, and becomes `ENGINE run` of it (the
 //! process is replaced, so Ctrl-C, every other signal and the exit code are the container's),
-//! with its exposed ports published on loopback and ARGS as its command.
+//! with its exposed ports published on loopback and ARGS as its command. `--target` of another
+//! architecture runs it under emulation (the engine's `--platform`), where the kernel has a
+//! binfmt_misc entry for that machine.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
@@ -31,11 +33,21 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         None => Loader::installed()
             .ok_or_else(|| anyhow!("neither podman nor docker is installed to run the image"))?,
     };
-    if args.build.cargo.targets.is_empty() {
+    let host = crate::workspace::host_triple(&args.build.cargo.workspace)?;
+    let foreign = match args.build.cargo.targets.as_slice() {
         // This machine's image, whatever other platforms the metadata lists.
-        args.build.cargo.targets =
-            vec![crate::workspace::host_triple(&args.build.cargo.workspace)?];
-    }
+        [] => {
+            args.build.cargo.targets = vec![host.clone()];
+            false
+        }
+        [target] => can_run(target, &host)?,
+        several => bail!(
+            "`cargo oci run` runs one image, for one target, and {} are given ({}); \
+             give one `--target`",
+            several.len(),
+            several.join(", ")
+        ),
+    };
     args.build.load = Some(engine);
     // One image, known before anything is built or loaded.
     let facts = crate::workspace::Facts::gather(&args.build.cargo.workspace)?;
@@ -70,6 +82,10 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         .context("the image has no tag to run it by")?;
     let mut command = Command::new(engine.program());
     command.args(["run", "--rm", "--interactive"]);
+    if let (true, [platform]) = (foreign, image.summary.platforms.as_slice()) {
+        // The engine would otherwise ask for this machine's platform, and warn or refuse.
+        command.args(["--platform", platform]);
+    }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         command.arg("--tty");
     }
@@ -101,4 +117,47 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
     // Only returns if the engine could not be started.
     let error = command.exec();
     Err(error).with_context(|| format!("failed to run `{} run`", engine.program()))
+}
+
+/// Whether `target` is of another architecture than this machine's, which runs it only where
+/// the kernel hands its binaries to an emulator (a binfmt_misc entry, as qemu-user-static
+/// registers them); where not, an error, before anything is built, saying what to install and
+/// register.
+fn can_run(target: &str, host: &str) -> Result<bool> {
+    let arch = |triple: &str| {
+        let plain = crate::cargo_build::plain_triple(triple);
+        oci_pack::platform::Platform::from_rust_target(plain).map(|p| p.architecture)
+    };
+    let (Some(wanted), Some(here)) = (arch(target), arch(host)) else {
+        return Ok(false);
+    };
+    if wanted == here {
+        return Ok(false);
+    }
+    // qemu's names for the machine, as its binfmt_misc entries are called.
+    let machine = match target.split('-').next().unwrap_or_default() {
+        "i586" | "i686" => "i386",
+        "riscv64gc" => "riscv64",
+        "powerpc64le" => "ppc64le",
+        "powerpc64" => "ppc64",
+        "powerpc" => "ppc",
+        arch if arch.starts_with("arm") || arch.starts_with("thumb") => "arm",
+        arch => arch,
+    };
+    let root = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    let entry = root.join(format!("qemu-{machine}"));
+    let enabled = std::fs::read_to_string(&entry).is_ok_and(|text| text.starts_with("enabled"));
+    if enabled {
+        return Ok(true);
+    }
+    bail!(
+        "this {here} machine cannot run the linux/{wanted} image of `{target}`: the kernel has \
+         no binfmt_misc entry for {machine} (`{}`)\n\
+         help: install qemu-user-static (Debian, Ubuntu) and register its entry, which systemd \
+         does at boot: as root, `cat /usr/lib/binfmt.d/qemu-{machine}.conf > {}/register` \
+         (mount binfmt_misc there first if `{}` is missing)",
+        entry.display(),
+        root.display(),
+        root.join("register").display()
+    )
 }

@@ -65,6 +65,76 @@ pub fn deliver(
     ))
 }
 
+/// Where the user chose the linker of `target`, if anywhere cargo or rustc would take it from:
+/// `CARGO_TARGET_<T>_LINKER`, `target.<triple>.linker` (or a `target.<cfg>` table's) in any
+/// configuration file cargo reads, or `-C linker=` / `-C linker-flavor=` in any rustflags
+/// source (the environment's, the configuration's, or the metadata's `ours`). Their choice
+/// always wins over ours.
+pub fn user_linker(
+    target: &str,
+    ours: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    dir: &Path,
+    cargo_home: Option<&Path>,
+) -> Option<String> {
+    let env = |name: &str| env(name).filter(|value| !value.is_empty());
+    let upper = target.to_uppercase().replace(['-', '.'], "_");
+    let variable = format!("CARGO_TARGET_{upper}_LINKER");
+    if env(&variable).is_some() {
+        return Some(format!("`{variable}`"));
+    }
+    let config = Config::read(target, dir, cargo_home);
+    if let Some(file) = config.linker {
+        return Some(file);
+    }
+    let sources: [(String, Vec<String>); 6] = [
+        (
+            "`CARGO_ENCODED_RUSTFLAGS`".into(),
+            env("CARGO_ENCODED_RUSTFLAGS")
+                .map(|flags| flags.split('\x1f').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        ),
+        ("`RUSTFLAGS`".into(), split(env("RUSTFLAGS"))),
+        (
+            format!("`CARGO_TARGET_{upper}_RUSTFLAGS`"),
+            split(env(&format!("CARGO_TARGET_{upper}_RUSTFLAGS"))),
+        ),
+        (
+            "`CARGO_BUILD_RUSTFLAGS`".into(),
+            split(env("CARGO_BUILD_RUSTFLAGS")),
+        ),
+        ("the configuration's rustflags".into(), config.every_flag),
+        ("the metadata's `rustflags`".into(), ours.to_vec()),
+    ];
+    sources
+        .into_iter()
+        .find(|(_, flags)| names_a_linker(flags))
+        .map(|(source, _)| format!("`-C linker` in {source}"))
+}
+
+fn split(flags: Option<String>) -> Vec<String> {
+    flags
+        .map(|flags| flags.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether rustc flags choose the linker (`-C linker=…`, `-Clinker=…`, `-C linker-flavor=…`,
+/// `--codegen linker=…`).
+fn names_a_linker(flags: &[String]) -> bool {
+    let is_linker =
+        |option: &str| option.starts_with("linker=") || option.starts_with("linker-flavor=");
+    flags.iter().enumerate().any(|(i, flag)| {
+        let next = flags.get(i + 1).map(String::as_str).unwrap_or_default();
+        match flag.as_str() {
+            "-C" | "--codegen" => is_linker(next),
+            other => other
+                .strip_prefix("-C")
+                .or_else(|| other.strip_prefix("--codegen="))
+                .is_some_and(is_linker),
+        }
+    })
+}
+
 /// `text` as a TOML basic string. A JSON string is one: the same quotes and escapes.
 pub fn toml_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
@@ -78,6 +148,10 @@ struct Config {
     build_flags: Vec<String>,
     /// Whether a `target.<triple>` or `target.<cfg>` table sets rustflags.
     has_target_flags: bool,
+    /// Every rustflag of `build.rustflags` and the target's tables (to find `-C linker`).
+    every_flag: Vec<String>,
+    /// Where a `target.<triple>` or `target.<cfg>` table sets `linker`.
+    linker: Option<String>,
 }
 
 impl Config {
@@ -112,11 +186,24 @@ impl Config {
             };
             if let Some(flags) = document.get("build").and_then(|b| b.get("rustflags")) {
                 config.build_flags.extend(strings(flags));
+                config.every_flag.extend(strings(flags));
             }
             if let Some(targets) = document.get("target").and_then(|t| t.as_table_like()) {
-                config.has_target_flags |= targets.iter().any(|(key, table)| {
-                    (key == target || key.starts_with("cfg(")) && table.get("rustflags").is_some()
-                });
+                // A `cfg(…)` table may not apply to this target; counting it as the user's
+                // choice keeps ours out of their way, which is the safe side.
+                let tables = targets
+                    .iter()
+                    .filter(|(key, _)| *key == target || key.starts_with("cfg("));
+                for (key, table) in tables {
+                    if let Some(flags) = table.get("rustflags") {
+                        config.has_target_flags = true;
+                        config.every_flag.extend(strings(flags));
+                    }
+                    if table.get("linker").is_some() {
+                        config.linker =
+                            Some(format!("`target.{key}.linker` in `{}`", file.display()));
+                    }
+                }
             }
         }
         config
@@ -182,6 +269,68 @@ mod tests {
             Delivery::Config(format!(
                 "target.\"{TARGET}\".rustflags=[\"-C\", \"target-feature=+crt-static\"]"
             ))
+        );
+    }
+
+    fn linker_with(config: &str, env: &[(&str, &str)], ours: &[&str]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        std::fs::create_dir_all(project.join(".cargo")).unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let ours: Vec<String> = ours.iter().map(|s| s.to_string()).collect();
+        // The file is cargo's home's: the least specific place is found too.
+        user_linker(TARGET, &ours, &lookup, &project, Some(dir.path()))
+            .map(|found| found.replace(&dir.path().display().to_string(), "HOME"))
+    }
+
+    #[test]
+    fn a_linker_the_user_chose_anywhere_is_found() {
+        assert_eq!(linker_with("", &[], &[]), None);
+        assert_eq!(
+            linker_with(&format!("[target.{TARGET}]\nlinker = \"cc\"\n"), &[], &[]),
+            Some(format!("`target.{TARGET}.linker` in `HOME/config.toml`"))
+        );
+        assert_eq!(
+            linker_with("[target.'cfg(unix)']\nlinker = \"cc\"\n", &[], &[]),
+            Some("`target.cfg(unix).linker` in `HOME/config.toml`".into())
+        );
+        // Another target's linker is not this one's.
+        assert_eq!(
+            linker_with("[target.other-linux-gnu]\nlinker = \"cc\"\n", &[], &[]),
+            None
+        );
+        assert_eq!(
+            linker_with(
+                "",
+                &[("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER", "cc")],
+                &[]
+            ),
+            Some("`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER`".into())
+        );
+        assert_eq!(
+            linker_with("", &[("RUSTFLAGS", "-O -Clinker=clang")], &[]),
+            Some("`-C linker` in `RUSTFLAGS`".into())
+        );
+        assert_eq!(
+            linker_with(
+                "[build]\nrustflags = [\"-C\", \"linker-flavor=ld.lld\"]\n",
+                &[],
+                &[]
+            ),
+            Some("`-C linker` in the configuration's rustflags".into())
+        );
+        assert_eq!(
+            linker_with("", &[], &["-C", "linker=mold"]),
+            Some("`-C linker` in the metadata's `rustflags`".into())
+        );
+        assert_eq!(
+            linker_with("", &[("RUSTFLAGS", "-C opt-level=3")], &[]),
+            None
         );
     }
 

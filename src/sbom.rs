@@ -71,7 +71,9 @@ type Edges<'a> = BTreeMap<&'a PackageId, Vec<&'a PackageId>>;
 /// `cargo metadata` of the whole dependency graph as it resolves for `triple`, with the
 /// build's features.
 pub fn resolve(options: &CargoOptions, triple: &str) -> Result<Metadata> {
-    let mut other = vec!["--filter-platform".to_owned(), triple.to_owned()];
+    // rustc, which cargo asks about the platform, knows no zigbuild glibc suffix.
+    let plain = crate::cargo_build::plain_triple(triple);
+    let mut other = vec!["--filter-platform".to_owned(), plain.to_owned()];
     other.extend(options.feature_args());
     options
         .workspace

@@ -204,6 +204,9 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         ..BuildArgs::default()
     };
     build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
+    if args.cargo.targets.is_empty() {
+        build_args.cargo.targets = recorded_targets(&expected);
+    }
     // Paths under the target directory (a build script's OUT_DIR, included code) end up in
     // binaries; built elsewhere, they would differ for that reason alone. The same build in
     // the same directory is what reproducibility asks, so the scratch directory is named as
@@ -372,6 +375,34 @@ fn path_hint(comparison: &Comparison, scratch: &Path, real: &Path) -> Option<Str
         }
     }
     None
+}
+
+/// The targets the images to compare with were built for, as the build recorded them in each
+/// layout's `index.json`, when every image names the same ones: a build given `--target`s
+/// is rebuilt for the same. Empty (the metadata's `targets`, or the host) otherwise.
+fn recorded_targets(expected: &[(String, ImageSource)]) -> Vec<String> {
+    let mut recorded = expected.iter().map(|(_, source)| {
+        let ImageSource::OciLayout { dir, .. } = source else {
+            return None;
+        };
+        let index: oci_pack::index::ImageIndex =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).ok()?).ok()?;
+        let targets = index.annotations.get(crate::build::TARGETS_ANNOTATION)?;
+        Some(
+            targets
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    });
+    let Some(Some(first)) = recorded.next() else {
+        return Vec::new();
+    };
+    if recorded.all(|other| other.as_ref() == Some(&first)) {
+        first
+    } else {
+        Vec::new()
+    }
 }
 
 /// The scratch target directories of verify runs: `.oci-verify-<pid>-…`.

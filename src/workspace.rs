@@ -360,6 +360,18 @@ fn checkout(dir: &Path) -> Option<Checkout> {
     (output.status.success() && !head.is_empty()).then_some(Checkout { toplevel, head })
 }
 
+/// The toolchain's sysroot (`rustc --print sysroot`), where each target's standard library is;
+/// `None` when rustc does not say.
+pub fn sysroot(options: &WorkspaceOptions) -> Option<std::path::PathBuf> {
+    let output = options
+        .run_here(&mut Command::new(rustc()))
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !text.trim().is_empty()).then(|| text.trim().into())
+}
+
 /// The target rustc builds for when no `--target` is given.
 pub fn host_triple(options: &WorkspaceOptions) -> Result<String> {
     let output = options

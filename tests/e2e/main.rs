@@ -10,6 +10,7 @@ mod cache;
 mod ci_templates;
 mod compression;
 mod credentials;
+mod cross;
 mod first_hour;
 mod hostile;
 mod hostile_registries;

@@ -1,7 +1,7 @@
 //! Several architectures: one image per target joined in an index, the builder setting, and the
-//! ELF checks. Rust's standard library exists only for the host here, so the foreign binary is a
-//! static C program from a cross gcc (`support::host::FOREIGN`), packed with `--no-build` and
-//! run by qemu.
+//! ELF checks, on a foreign binary that is a static C program from a cross gcc
+//! (`support::host::FOREIGN`), packed with `--no-build` and run by qemu. Real cargo builds for
+//! the foreign target are in `cross.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -295,7 +295,7 @@ fn an_unmapped_triple_needs_its_platform_spelled_out() {
 
 /// An OCI layout at `<fixture>/glibc-base`, made by umoci: the host's dynamic loader and the
 /// libraries Rust binaries link, with `libc` as the C library.
-fn glibc_base(fixture: &Fixture, libc: &Path) -> PathBuf {
+pub fn glibc_base(fixture: &Fixture, libc: &Path) -> PathBuf {
     let umoci = |args: &[&str]| run(Command::new("umoci").args(args).current_dir(fixture.path()));
     umoci(&["init", "--layout", "glibc-base"]);
     umoci(&["new", "--image", "glibc-base:latest"]);
@@ -310,7 +310,15 @@ fn glibc_base(fixture: &Fixture, libc: &Path) -> PathBuf {
     let libdir = rootfs.join("lib").join(HOST.multiarch);
     fs::create_dir_all(&libdir).unwrap();
     let loader = Path::new(HOST.loader).file_name().unwrap();
-    for library in [loader, "libgcc_s.so.1".as_ref(), "libm.so.6".as_ref()] {
+    // libpthread and libdl: what a binary linked against an older glibc (zigbuild's
+    // `….2.17`) needs beside libc.
+    let libraries = [
+        "libgcc_s.so.1",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+    ];
+    for library in std::iter::once(loader).chain(libraries.iter().map(|l| l.as_ref())) {
         fs::copy(HOST.libdir().join(library), libdir.join(library)).unwrap();
     }
     fs::copy(libc, libdir.join("libc.so.6")).unwrap();

@@ -21,7 +21,8 @@ tasks:
   ci       install the test tools if missing, then fmt, clippy, all tests, docs, the fuzz
            corpus replayed (what CI runs)
   tools    install the real tools the end-to-end tests judge images with (Debian packages,
-           and the SBOM validators from PyPI into target/python)
+           the SBOM validators and zig from PyPI into target/python, cargo-zigbuild, the
+           rustup targets of the cross builds, qemu's binfmt_misc entry)
   example  build the example crate's image with this cargo-oci
   bench    cargo oci against umoci and podman on the same workloads, paired
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
@@ -48,12 +49,39 @@ const TOOLS: [(&str, &str); 15] = [
     ("yq", "yq"),
 ];
 
-/// The validators of the SBOM tests, from PyPI (Debian has neither), pinned, in a virtual
+/// The validators of the SBOM tests, from PyPI (Debian has neither), and zig for
+/// cargo-zigbuild (`python -m ziglang`, as cargo-zigbuild finds it), pinned, in a virtual
 /// environment of their own under `target/python`.
-const PYTHON_TOOLS: [&str; 2] = [
+const PYTHON_TOOLS: [&str; 3] = [
     "spdx-tools==0.8.5",
     "cyclonedx-python-lib[json-validation]==11.12.0",
+    "ziglang==0.14.1",
 ];
+
+/// cargo-zigbuild from crates.io, for the test of `builder = "zigbuild"` with a glibc version.
+const CARGO_ZIGBUILD: &str = "0.24.1";
+
+/// The standard libraries of the cross builds the tests run for real: the foreign
+/// architecture's gnu target (linked by its cross gcc) and both musl targets (linked by
+/// rust-lld).
+#[cfg(not(target_arch = "aarch64"))]
+const RUST_TARGETS: [&str; 3] = [
+    "aarch64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+];
+#[cfg(target_arch = "aarch64")]
+const RUST_TARGETS: [&str; 3] = [
+    "x86_64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+];
+
+/// The qemu-user binfmt_misc entry of the foreign architecture, as qemu-user-static ships it.
+#[cfg(not(target_arch = "aarch64"))]
+const FOREIGN_BINFMT: &str = "qemu-aarch64";
+#[cfg(target_arch = "aarch64")]
+const FOREIGN_BINFMT: &str = "qemu-x86_64";
 
 /// The cross compiler and emulator for the one foreign architecture the tests pack a real
 /// program for (see `tests/e2e/support/host.rs`).
@@ -131,12 +159,70 @@ fn rust_version() -> Result<String> {
 
 fn tools(sh: &Shell) -> Result {
     debian_tools(sh)?;
-    python_tools(sh)
+    python_tools(sh)?;
+    rust_tools(sh)?;
+    binfmt(sh)
+}
+
+/// The rustup targets and cargo-zigbuild, each only when missing.
+fn rust_tools(sh: &Shell) -> Result {
+    let installed = cmd!(sh, "rustup target list --installed").quiet().read()?;
+    let missing: Vec<&str> = RUST_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line == *target))
+        .collect();
+    if !missing.is_empty() {
+        cmd!(sh, "rustup target add {missing...}").run()?;
+    }
+    let version = cmd!(sh, "cargo-zigbuild --version")
+        .quiet()
+        .ignore_stderr()
+        .read();
+    if version.ok().as_deref() != Some(&format!("cargo-zigbuild {CARGO_ZIGBUILD}")) {
+        cmd!(
+            sh,
+            "cargo install --locked --version {CARGO_ZIGBUILD} cargo-zigbuild"
+        )
+        .run()?;
+    }
+    Ok(())
+}
+
+/// Registers qemu-user's binfmt_misc entry for the foreign architecture, so podman runs its
+/// images, where nothing did: systemd-binfmt does it at boot, and a machine without systemd
+/// (a container, a CI runner's) has the entries in `/usr/lib/binfmt.d` but none registered.
+/// As systemd-binfmt does: mount binfmt_misc if it is not, then write the entry's line to
+/// `register`.
+fn binfmt(sh: &Shell) -> Result {
+    let root = Path::new("/proc/sys/fs/binfmt_misc");
+    if root.join(FOREIGN_BINFMT).exists() {
+        return Ok(());
+    }
+    if cmd!(sh, "id -u").quiet().read()? != "0" {
+        return Err(format!(
+            "qemu's binfmt_misc entry `{FOREIGN_BINFMT}` is not registered; as root: \
+             `cat /usr/lib/binfmt.d/{FOREIGN_BINFMT}.conf > {}/register`",
+            root.display()
+        )
+        .into());
+    }
+    if !root.join("register").exists() {
+        cmd!(sh, "mount -t binfmt_misc binfmt_misc {root}").run()?;
+    }
+    let conf = Path::new("/usr/lib/binfmt.d").join(format!("{FOREIGN_BINFMT}.conf"));
+    let line = std::fs::read_to_string(&conf)
+        .map_err(|e| format!("failed to read `{}`: {e}", conf.display()))?;
+    std::fs::write(root.join("register"), line.trim_end())
+        .map_err(|e| format!("failed to register `{}`: {e}", conf.display()))?;
+    Ok(())
 }
 
 fn python_tools(sh: &Shell) -> Result {
     let venv = project_root().join("target/python");
-    if venv.join("bin/pyspdxtools").is_file() {
+    // What was installed, so a new pin installs again.
+    let stamp = venv.join("cargo-oci-tools");
+    let wanted = PYTHON_TOOLS.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
         return Ok(());
     }
     if cmd!(sh, "python3 -m venv {venv}").run().is_err() {
@@ -146,8 +232,11 @@ fn python_tools(sh: &Shell) -> Result {
             .run()?;
         cmd!(sh, "python3 -m venv --clear {venv}").run()?;
     }
-    let pip = venv.join("bin/pip");
-    cmd!(sh, "{pip} install --quiet {PYTHON_TOOLS...}").run()?;
+    // `python -m pip`, not `bin/pip`, whose first line names the directory the environment
+    // was made in: a copied `target/` would install into the original.
+    let python = venv.join("bin/python");
+    cmd!(sh, "{python} -m pip install --quiet {PYTHON_TOOLS...}").run()?;
+    std::fs::write(&stamp, wanted)?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! The machine the tests run on, and the one other architecture they pack a real program for.
 //!
-//! Fixtures are built for the host with cargo. The foreign architecture's program is a static C
-//! program from a cross gcc, run with qemu-user: arm64 on an x86_64 host, x86_64 on an arm64
-//! host. Other hosts are not described yet: add them here.
+//! Fixtures are built with cargo for the host, and for the foreign architecture (its gnu target
+//! linked by its cross gcc, its musl target by rust-lld); its programs run with qemu-user:
+//! arm64 on an x86_64 host, x86_64 on an arm64 host. Other hosts are not described yet: add
+//! them here.
 
 /// What the tests need to know of one architecture.
 pub struct Arch {
