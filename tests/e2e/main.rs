@@ -17,6 +17,7 @@ mod inspect;
 mod library;
 mod oracles;
 mod parents;
+mod provenance;
 mod registry;
 mod reliability;
 mod sbom;

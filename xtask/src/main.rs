@@ -48,11 +48,13 @@ const TOOLS: [(&str, &str); 15] = [
     ("yq", "yq"),
 ];
 
-/// The validators of the SBOM tests, from PyPI (Debian has neither), pinned, in a virtual
-/// environment of their own under `target/python`.
-const PYTHON_TOOLS: [&str; 2] = [
+/// The validators of the SBOM tests and the DSSE verifier of the signing tests, from PyPI
+/// (Debian has none of them), pinned, in a virtual environment of their own under
+/// `target/python`.
+const PYTHON_TOOLS: [&str; 3] = [
     "spdx-tools==0.8.5",
     "cyclonedx-python-lib[json-validation]==11.12.0",
+    "securesystemslib[crypto]==1.6.0",
 ];
 
 /// The cross compiler and emulator for the one foreign architecture the tests pack a real
@@ -136,7 +138,10 @@ fn tools(sh: &Shell) -> Result {
 
 fn python_tools(sh: &Shell) -> Result {
     let venv = project_root().join("target/python");
-    if venv.join("bin/pyspdxtools").is_file() {
+    // What was installed, so a tool added to the list is installed into an existing environment.
+    let stamp = venv.join("installed.txt");
+    let wanted = PYTHON_TOOLS.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) {
         return Ok(());
     }
     if cmd!(sh, "python3 -m venv {venv}").run().is_err() {
@@ -146,8 +151,10 @@ fn python_tools(sh: &Shell) -> Result {
             .run()?;
         cmd!(sh, "python3 -m venv --clear {venv}").run()?;
     }
-    let pip = venv.join("bin/pip");
-    cmd!(sh, "{pip} install --quiet {PYTHON_TOOLS...}").run()?;
+    // Through the environment's python: its `pip` script names the directory it was made in.
+    let python = venv.join("bin/python3");
+    cmd!(sh, "{python} -m pip install --quiet {PYTHON_TOOLS...}").run()?;
+    std::fs::write(&stamp, wanted)?;
     Ok(())
 }
 

@@ -128,6 +128,10 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_OCI_SIGNING_KEY",
+    // A CI's variables name the builder in a provenance.
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
 ];
 
 /// Makes `command` see none of the developer's own settings, so their Docker login or proxy
@@ -347,6 +351,14 @@ impl Drop for Pulled<'_> {
 pub fn sbom_of(name: &str) -> String {
     format!(
         "{name}.{}.spdx.json",
+        host::HOST.platform().replace('/', "-")
+    )
+}
+
+/// The provenance statement a build for this machine writes beside the image `name`.
+pub fn provenance_of(name: &str) -> String {
+    format!(
+        "{name}.{}.provenance.json",
         host::HOST.platform().replace('/', "-")
     )
 }
