@@ -5,6 +5,7 @@
 mod support;
 
 mod archives;
+mod auditable;
 mod build;
 mod cache;
 mod ci_templates;

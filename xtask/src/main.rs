@@ -21,7 +21,8 @@ tasks:
   ci       install the test tools if missing, then fmt, clippy, all tests, docs, the fuzz
            corpus replayed (what CI runs)
   tools    install the real tools the end-to-end tests judge images with (Debian packages,
-           and the SBOM validators from PyPI into target/python)
+           cargo-auditable and rust-audit-info from crates.io, and the SBOM validators and
+           securesystemslib from PyPI into target/python)
   example  build the example crate's image with this cargo-oci
   bench    cargo oci against umoci and podman on the same workloads, paired
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
@@ -55,6 +56,13 @@ const PYTHON_TOOLS: [&str; 3] = [
     "spdx-tools==0.8.5",
     "cyclonedx-python-lib[json-validation]==11.12.0",
     "securesystemslib[crypto]==1.6.0",
+];
+
+/// The cargo subcommand and the reader the tests of auditable binaries run, from crates.io,
+/// pinned: binary, crate, version.
+const CARGO_TOOLS: [(&str, &str, &str); 2] = [
+    ("cargo-auditable", "cargo-auditable", "0.7.7"),
+    ("rust-audit-info", "rust-audit-info", "0.5.4"),
 ];
 
 /// The cross compiler and emulator for the one foreign architecture the tests pack a real
@@ -133,7 +141,17 @@ fn rust_version() -> Result<String> {
 
 fn tools(sh: &Shell) -> Result {
     debian_tools(sh)?;
+    cargo_tools(sh)?;
     python_tools(sh)
+}
+
+fn cargo_tools(sh: &Shell) -> Result {
+    for (binary, krate, version) in CARGO_TOOLS {
+        if !on_path(binary) {
+            cmd!(sh, "cargo install --locked --version {version} {krate}").run()?;
+        }
+    }
+    Ok(())
 }
 
 fn python_tools(sh: &Shell) -> Result {
