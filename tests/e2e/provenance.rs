@@ -468,6 +468,29 @@ fn verify_with_a_key_accepts_the_signed_image_wherever_it_is_and_names_what_is_w
             "{source:?}: {said}"
         );
     }
+    // Pushed after the image: the registry (without the referrers API) lists the SBOM and
+    // both envelopes under the fallback tag.
+    let listing: Value = serde_json::from_slice(&registry.raw_manifest(&format!(
+        "team/hello:sha256-{}",
+        image.trim_start_matches("sha256:")
+    )))
+    .unwrap();
+    let mut types: Vec<&str> = listing["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.dsse.envelope.v1+json",
+            "application/vnd.dsse.envelope.v1+json"
+        ],
+        "{listing}"
+    );
     // Inspect lists each attestation with its predicate type and signer.
     let output = fixture.cargo_oci(&["inspect", "--message-format", "json"]);
     assert_success(&output, "cargo oci inspect");
