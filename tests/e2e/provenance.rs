@@ -305,7 +305,7 @@ fn signed_attestations_verify_with_securesystemslib_and_the_key_reaches_no_child
         ),
     )
     .unwrap();
-    commit(&fixture);
+    let head = commit(&fixture);
     let sign_key = p256.display().to_string();
     let output = fixture.build(&["--sign-key", &sign_key]);
     assert_success(&output, "cargo oci build --sign-key");
@@ -366,6 +366,20 @@ fn signed_attestations_verify_with_securesystemslib_and_the_key_reaches_no_child
         provenance.stdout, statement,
         "the envelope holds the statement"
     );
+    // Which names the commit and Cargo.lock.
+    let signed: Value = serde_json::from_slice(&provenance.stdout).unwrap();
+    let dependencies = signed["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert!(
+        dependencies
+            .iter()
+            .any(|d| d["digest"]["gitCommit"] == head.as_str()),
+        "{dependencies:?}"
+    );
+    assert!(dependencies
+        .iter()
+        .any(|d| d["name"] == "Cargo.lock" && d["digest"]["sha256"].is_string()));
 
     // The key as a CI secret: the PEM itself in `CARGO_OCI_SIGNING_KEY`. It is never printed
     // and never in the environment of what the build runs.
