@@ -137,8 +137,8 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
     );
 
     if tool("oci-image-tool") {
-        // It cannot pick the image among its SBOMs by `--ref` (see oracles.rs): it judges the
-        // same build without them.
+        // It cannot pick the image among its SBOMs and provenance by `--ref` (see oracles.rs):
+        // it judges the same build without them.
         let without = tempfile::tempdir().unwrap();
         fixture.build_ok(&[
             "--quiet",
@@ -148,6 +148,8 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
             "--target",
             FOREIGN.triple,
             "--sbom",
+            "none",
+            "--provenance",
             "none",
             "--output",
             &without.path().join("image").display().to_string(),
