@@ -714,14 +714,15 @@ fn referrers(
             continue;
         }
         // Documents are small; an artifact's content is fetched so it can be checked (a
-        // signature) without another trip.
+        // signature) without another trip. One that cannot be had does not keep the image from
+        // being read: whoever reads the content finds it missing, and says so.
         let small: Vec<Descriptor> = fields
             .layers
             .iter()
             .filter(|layer| layer.size <= MAX_DOCUMENT_BYTES)
             .cloned()
             .collect();
-        fetch(&small, false)?;
+        let _unavailable = fetch(&small, false);
         let artifact_type = fields
             .artifact_type
             .or_else(|| {

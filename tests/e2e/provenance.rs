@@ -524,6 +524,28 @@ fn verify_with_a_key_accepts_the_signed_image_wherever_it_is_and_names_what_is_w
         "{said}"
     );
 
+    // A copy whose envelope blob is gone: read as far as it can be, and named.
+    let damaged = fixture.path().join("damaged");
+    crate::support::copy_dir(&layout, &damaged);
+    let provenance = artifacts(&damaged)
+        .into_iter()
+        .find(|a| a["annotations"]["in-toto.io/predicate-type"] == "https://slsa.dev/provenance/v1")
+        .unwrap();
+    let manifest = crate::support::blob(&damaged, provenance["digest"].as_str().unwrap());
+    let envelope = manifest["layers"][0]["digest"].as_str().unwrap();
+    fs::remove_file(
+        damaged
+            .join("blobs/sha256")
+            .join(envelope.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let output = verify(&public, Some(&format!("oci:{}:0.1.0", damaged.display())));
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("its envelope cannot be read"),
+        "{output:?}"
+    );
+
     // Another key: not verified, exit code 1, and the signer named.
     let output = verify(&ed25519_public.display().to_string(), None);
     assert_eq!(output.status.code(), Some(1));
