@@ -140,6 +140,25 @@ impl Build {
         self
     }
 
+    /// `--provenance none`: no SLSA provenance, replacing the metadata's `provenance`.
+    pub fn no_provenance(mut self) -> Build {
+        self.args.provenance = Some(crate::provenance::ProvenanceMode::None);
+        self
+    }
+
+    /// `--sign-key`: sign each attestation with this PKCS#8 PEM key (ECDSA P-256 or Ed25519);
+    /// without it, `CARGO_OCI_SIGNING_KEY` of this process's environment is used, if set.
+    pub fn sign_key(mut self, path: impl AsRef<Path>) -> Build {
+        self.args.sign_key = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `--auditable`: build with `cargo auditable build`.
+    pub fn auditable(mut self) -> Build {
+        self.args.auditable = true;
+        self
+    }
+
     /// `--output`: the OCI layout's directory, for a build of one image.
     pub fn output(mut self, dir: impl AsRef<Path>) -> Build {
         self.args.output = Some(dir.as_ref().to_owned());
@@ -219,6 +238,7 @@ impl Build {
                 &mut workspace.manifest_path,
                 &mut workspace.target_dir,
                 &mut args.output,
+                &mut args.sign_key,
             ];
             for path in paths.into_iter().flatten() {
                 *path = dir.join(&*path);
@@ -252,6 +272,7 @@ impl Build {
                     })
                     .collect(),
                 sboms: made.summary.sboms,
+                attestations: made.summary.attestations,
                 loaded: args.load,
                 pushed: made.pushed.map(|pushed| pushed.reference),
                 layers: made.layers,
@@ -279,6 +300,9 @@ pub struct Image {
     pub outputs: Vec<Output>,
     /// The SBOM files beside the outputs, one per platform (none with `SbomFormat::None`).
     pub sboms: Vec<PathBuf>,
+    /// The attestation files beside them: each platform's provenance statement and, with a
+    /// signing key, the signed envelopes.
+    pub attestations: Vec<PathBuf>,
     /// The loader it was streamed into.
     pub loaded: Option<Loader>,
     /// `REPOSITORY@sha256:…`, when it was pushed.

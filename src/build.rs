@@ -20,9 +20,11 @@ use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
 use crate::plan::{BuildPlan, Overrides};
+use crate::provenance::{self, ProvenanceMode};
 use crate::registries::Registries;
 use crate::sbom::{self, SbomFormat};
 use crate::shell::Shell;
+use crate::signing;
 use crate::workspace;
 
 /// The annotation of a layout's `index.json` that names the targets its image was built for,
@@ -61,6 +63,17 @@ pub struct BuildArgs {
     /// The SBOM of each image, overriding `sbom` in Cargo.toml (default: spdx)
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub sbom: Option<SbomFormat>,
+    /// The SLSA provenance of each image, overriding `provenance` in Cargo.toml (default: slsa)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub provenance: Option<ProvenanceMode>,
+    /// Sign each attestation (provenance, SBOM) with this unencrypted PKCS#8 PEM key, ECDSA
+    /// P-256 or Ed25519 (default: `CARGO_OCI_SIGNING_KEY`, a path or the PEM itself)
+    #[arg(long, value_name = "PATH")]
+    pub sign_key: Option<PathBuf>,
+    /// Build with `cargo auditable build`, so each binary carries its dependency list
+    /// (as `auditable = true` in Cargo.toml)
+    #[arg(long)]
+    pub auditable: bool,
     /// Stream the image into `docker load` or `podman load`, writing no tar file
     #[arg(
         long,
@@ -191,11 +204,15 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         tags: args.tags.clone(),
         sbom: args.sbom,
         from_base: args.platform.is_some(),
+        provenance: args.provenance,
+        auditable: args.auditable,
     };
     let wanted_platforms = match &args.platform {
         Some(text) => crate::platforms::Wanted::parse(text)?,
         None => crate::platforms::Wanted::All,
     };
+    // A key that cannot sign fails the build before anything is built.
+    let signer = signing::KeySigner::from_args(args.sign_key.as_deref())?;
     // Every selected package's metadata is resolved before anything is built.
     let mut plans: Vec<BuildPlan> = Vec::new();
     let mut packages = BTreeMap::new();
@@ -376,6 +393,11 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         bases.push(per_platform);
     }
 
+    if !args.no_build {
+        if let Some(plan) = plans.iter().find(|plan| plan.auditable) {
+            check_auditable_installed(&plan.name)?;
+        }
+    }
     let executables = if args.no_build {
         None
     } else {
@@ -448,14 +470,16 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         true => BTreeMap::new(),
         false => sbom::lock_checksums(metadata.workspace_root.as_std_path())?,
     };
+    let lock = provenance::file_digest(&metadata.workspace_root.as_std_path().join("Cargo.lock"))?;
+    let run_details = provenance::RunDetails::from_env(&|name| std::env::var(name).ok());
     let mut images = Vec::new();
     let mut sboms = Vec::new();
     for (plan, layout) in plans.iter().zip(&destinations) {
         let built: Vec<_> = built.by_ref().take(plan.images.len()).collect();
         let Sboms {
-            referrers,
-            files,
-            stale,
+            mut referrers,
+            mut files,
+            mut stale,
         } = attach_sboms(
             plan,
             &built,
@@ -469,6 +493,49 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                 created,
             },
         )?;
+        let sbom_files = files.len();
+        let package = packages[&plan.package];
+        let dir = package
+            .manifest_path
+            .parent()
+            .map(|dir| dir.as_std_path().to_owned())
+            .unwrap_or_default();
+        let source = std::fs::canonicalize(&dir)
+            .ok()
+            .and_then(|dir| facts.revision(&dir))
+            .map(|commit| provenance::Source::of(&dir, commit));
+        let attested = attach_attestations(
+            plan,
+            &built,
+            layout,
+            &files,
+            &Attesting {
+                store: cache.store(),
+                signer: signer.as_ref().map(|s| s as &dyn signing::Signer),
+                host: &facts.host,
+                build: provenance::BuildFacts {
+                    package: package.name.as_str(),
+                    targets: plan
+                        .images
+                        .iter()
+                        .map(|i| i.triple.clone().unwrap_or_else(|| facts.host.clone()))
+                        .collect(),
+                    features: &args.cargo.features,
+                    all_features: args.cargo.all_features,
+                    no_default_features: args.cargo.no_default_features,
+                    profile: args.cargo.profile.as_deref().unwrap_or("release"),
+                    metadata: &plan.metadata,
+                    source: source.as_ref(),
+                    lock,
+                    toolchain: &facts.toolchain,
+                    run: &run_details,
+                    created,
+                },
+            },
+        )?;
+        referrers.extend(attested.referrers);
+        files.extend(attested.files);
+        stale.extend(attested.stale);
         let (target, config) = match built.as_slice() {
             [only] if !plan.writes_index() => {
                 (only.manifest.clone(), Some(only.config.digest.to_string()))
@@ -501,7 +568,14 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             config,
             tags: plan.tags.iter().map(ToString::to_string).collect(),
             platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
-            sboms: files.iter().map(|(path, _)| path.clone()).collect(),
+            sboms: files[..sbom_files]
+                .iter()
+                .map(|(path, _)| path.clone())
+                .collect(),
+            attestations: files[sbom_files..]
+                .iter()
+                .map(|(path, _)| path.clone())
+                .collect(),
         };
         images.push((tagged, summary));
         sboms.push((files, stale));
@@ -773,16 +847,7 @@ fn attach_sboms(
     let mut files = Vec::new();
     for (image, made) in plan.images.iter().zip(built) {
         let store = inputs.cache.store();
-        let manifest: oci_pack::manifest::ImageManifest =
-            serde_json::from_slice(&store.read(&made.manifest)?)
-                .context("failed to read the image manifest just written")?;
-        let base = manifest
-            .annotations
-            .get(oci_pack::annotation::BASE_NAME)
-            .map(|name| {
-                let digest = manifest.annotations.get(oci_pack::annotation::BASE_DIGEST);
-                (name.clone(), digest.cloned())
-            });
+        let base = base_of(store, made)?;
         let platform = image.platform.to_string();
         let triple = image.triple.as_deref().unwrap_or(inputs.host);
         let document = sbom::document(
@@ -825,6 +890,168 @@ fn attach_sboms(
         files,
         stale,
     })
+}
+
+/// The base image's name and manifest digest, as `made`'s manifest annotations name them.
+fn base_of(
+    store: &oci_pack::store::BlobStore,
+    made: &oci_pack::image::BuiltImage,
+) -> Result<Option<(String, Option<String>)>> {
+    let manifest: oci_pack::manifest::ImageManifest =
+        serde_json::from_slice(&store.read(&made.manifest)?)
+            .context("failed to read the image manifest just written")?;
+    Ok(manifest
+        .annotations
+        .get(oci_pack::annotation::BASE_NAME)
+        .map(|name| {
+            let digest = manifest.annotations.get(oci_pack::annotation::BASE_DIGEST);
+            (name.clone(), digest.cloned())
+        }))
+}
+
+/// What the attestations of an image are made of, and what signs them.
+struct Attesting<'a> {
+    store: &'a oci_pack::store::BlobStore,
+    signer: Option<&'a dyn signing::Signer>,
+    host: &'a str,
+    build: provenance::BuildFacts<'a>,
+}
+
+/// The in-toto predicate type of an SBOM document of `format`.
+fn sbom_predicate_type(format: SbomFormat) -> Option<&'static str> {
+    match format {
+        SbomFormat::Spdx => Some("https://spdx.dev/Document/v2.3"),
+        SbomFormat::CycloneDx => Some("https://cyclonedx.org/bom/v1.5"),
+        SbomFormat::None => None,
+    }
+}
+
+/// Each platform's attestations of `plan`: its SLSA provenance (a statement, or with a signer
+/// a DSSE envelope of it) and, with a signer, its SBOM (`sboms`, one per platform, in order)
+/// as a signed statement too; each attached to the platform's manifest and written beside
+/// `layout` (`<layout>.<os>-<arch>.provenance.json`, `….provenance.dsse.json`,
+/// `….spdx.dsse.json`). The files of these kinds this build does not write are stale.
+fn attach_attestations(
+    plan: &BuildPlan,
+    built: &[oci_pack::image::BuiltImage],
+    layout: &std::path::Path,
+    sboms: &[(PathBuf, Vec<u8>)],
+    inputs: &Attesting<'_>,
+) -> Result<Sboms> {
+    use oci_pack::annotation::{CREATED, PREDICATE_TYPE, TITLE};
+    use oci_pack::media_type::{DSSE_ENVELOPE, IN_TOTO_JSON};
+    let name = layout.file_name().unwrap_or_default().to_string_lossy();
+    let writes_layout = plan.formats.contains(&Format::Oci);
+    let mut attested = Sboms::default();
+    for (i, (image, made)) in plan.images.iter().zip(built).enumerate() {
+        let platform = image.platform.to_string();
+        let stem = format!("{name}.{}", platform.replace('/', "-"));
+        let mut written = Vec::new();
+        let mut attach =
+            |file_name: String, media_type: Option<&str>, predicate_type: &str, bytes: Vec<u8>| {
+                // `None`: a file beside the outputs only.
+                if let Some(media_type) = media_type {
+                    let annotations = BTreeMap::from([
+                        (CREATED.to_owned(), inputs.build.created.to_rfc3339()),
+                        (TITLE.to_owned(), file_name.clone()),
+                        (PREDICATE_TYPE.to_owned(), predicate_type.to_owned()),
+                    ]);
+                    attested.referrers.push(oci_pack::referrer::attach(
+                        inputs.store,
+                        &made.manifest,
+                        media_type,
+                        &bytes,
+                        annotations,
+                    )?);
+                }
+                attested
+                    .files
+                    .push((layout.with_file_name(&file_name), bytes));
+                written.push(file_name);
+                anyhow::Ok(())
+            };
+        let sign = |statement: &[u8]| -> Result<Option<Vec<u8>>> {
+            inputs
+                .signer
+                .map(|signer| {
+                    signing::Envelope::sign(signing::IN_TOTO_PAYLOAD_TYPE, statement, signer)
+                        .map(|envelope| envelope.to_bytes())
+                        .context("failed to sign an attestation")
+                })
+                .transpose()
+        };
+        if plan.provenance {
+            let predicate = provenance::slsa_predicate(
+                &inputs.build,
+                &provenance::ImageFacts {
+                    name: &plan.name,
+                    triple: image.triple.as_deref().unwrap_or(inputs.host),
+                    platform: &platform,
+                    base: base_of(inputs.store, made)?,
+                },
+            );
+            let statement = provenance::statement(
+                &plan.name,
+                &made.manifest.digest,
+                provenance::SLSA_PROVENANCE,
+                predicate,
+            )?;
+            let file_name = format!("{stem}.provenance.json");
+            match sign(&statement)? {
+                Some(envelope) => {
+                    attach(
+                        format!("{stem}.provenance.dsse.json"),
+                        Some(DSSE_ENVELOPE),
+                        provenance::SLSA_PROVENANCE,
+                        envelope,
+                    )?;
+                    // The statement itself beside it, unattached.
+                    attach(file_name, None, provenance::SLSA_PROVENANCE, statement)?;
+                }
+                None => attach(
+                    file_name,
+                    Some(IN_TOTO_JSON),
+                    provenance::SLSA_PROVENANCE,
+                    statement,
+                )?,
+            }
+        }
+        if let (Some(predicate_type), Some((_, document))) =
+            (sbom_predicate_type(plan.sbom), sboms.get(i))
+        {
+            let predicate: serde_json::Value =
+                serde_json::from_slice(document).context("failed to read the SBOM just made")?;
+            let statement = provenance::statement(
+                &plan.name,
+                &made.manifest.digest,
+                predicate_type,
+                predicate,
+            )?;
+            if let Some(envelope) = sign(&statement)? {
+                let kind = plan.sbom.extension().trim_end_matches(".json");
+                attach(
+                    format!("{stem}.{kind}.dsse.json"),
+                    Some(DSSE_ENVELOPE),
+                    predicate_type,
+                    envelope,
+                )?;
+            }
+        }
+        if writes_layout {
+            for kind in [
+                "provenance.json",
+                "provenance.dsse.json",
+                "spdx.dsse.json",
+                "cdx.dsse.json",
+            ] {
+                let file_name = format!("{stem}.{kind}");
+                if !written.contains(&file_name) {
+                    attested.stale.push(layout.with_file_name(file_name));
+                }
+            }
+        }
+    }
+    Ok(attested)
 }
 
 /// An image's SBOMs: attached (the referrers), to write beside it (each path and bytes), and
@@ -871,6 +1098,27 @@ impl BuiltRuns<'_> {
             })
             .collect()
     }
+}
+
+/// `cargo auditable` is a cargo subcommand: `cargo-auditable` on `PATH` or in
+/// `$CARGO_HOME/bin`, where cargo looks for it. Checked before cargo runs, since cargo's own
+/// "no such command" names no way out.
+fn check_auditable_installed(image: &str) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    dirs.extend(cargo_home.map(|home| home.join("bin")));
+    if dirs.iter().any(|dir| dir.join("cargo-auditable").is_file()) {
+        return Ok(());
+    }
+    bail!(
+        "image `{image}` is auditable (`auditable = true` or `--auditable`), which builds with \
+         `cargo auditable build`, and cargo-auditable is not installed: \
+         `cargo install cargo-auditable`"
+    )
 }
 
 /// Builds every image's binaries: one builder run per target, builder and rustflags, with every

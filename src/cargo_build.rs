@@ -143,6 +143,8 @@ pub enum Builder {
     Cross,
     /// `cargo zigbuild`, for cross-compiling with zig as the linker.
     Zigbuild,
+    /// `cargo auditable build`: each binary carries its dependency list (`auditable = true`).
+    Auditable,
     /// A command given in full, e.g. `["cross", "build"]`.
     Command(Vec<String>),
 }
@@ -153,7 +155,21 @@ impl Builder {
             Builder::Cargo => with_args(cargo(), ["build"]),
             Builder::Cross => with_args(Command::new("cross"), ["build"]),
             Builder::Zigbuild => with_args(cargo(), ["zigbuild"]),
+            Builder::Auditable => with_args(cargo(), ["auditable", "build"]),
             Builder::Command(command) => with_args(Command::new(&command[0]), &command[1..]),
+        }
+    }
+}
+
+impl Builder {
+    /// As the metadata names it: `"cross"`, or the command.
+    pub fn describe(&self) -> String {
+        match self {
+            Builder::Cargo => "\"cargo\"".into(),
+            Builder::Cross => "\"cross\"".into(),
+            Builder::Zigbuild => "\"zigbuild\"".into(),
+            Builder::Auditable => "`cargo auditable build`".into(),
+            Builder::Command(command) => format!("{command:?}"),
         }
     }
 }

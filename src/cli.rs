@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{build, credentials, index, init, inspect, push, run, verify};
+use crate::{build, credentials, index, init, inspect, push, run, signing, verify};
 
 /// Cargo runs us as `cargo-oci oci build …`.
 #[derive(Debug, Parser)]
@@ -44,6 +44,7 @@ enum Command {
 pub fn main() -> ExitCode {
     // Before any thread or child process exists.
     credentials::take_from_environment();
+    signing::take_from_environment();
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Run directly as `cargo-oci build`, behave as `cargo oci build`.
     if args.get(1).is_some_and(|a| a != "oci") {
@@ -61,6 +62,11 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Checked, and found wanting: 1, apart from a check that could not be made.
+        Err(error) if error.is::<crate::error::NotVerified>() => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -101,6 +101,21 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {}
 
 /// A metadata key with a value that is wrong, in the `Cargo.toml` that holds it.
+/// An image whose attestations do not verify (`verify --key`): the command line's exit code 1,
+/// apart from an error that kept the check from being made.
+#[derive(Debug)]
+pub(crate) struct NotVerified {
+    pub message: String,
+}
+
+impl fmt::Display for NotVerified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NotVerified {}
+
 #[derive(Debug)]
 pub(crate) struct MetadataError {
     pub manifest: PathBuf,

@@ -94,6 +94,7 @@ pub fn exec(args: IndexArgs) -> Result<()> {
         digest: index.digest.to_string(),
         config: None,
         sboms: Vec::new(),
+        attestations: Vec::new(),
         tags: pushed.tags.clone(),
         platforms: manifests
             .iter()

@@ -106,7 +106,7 @@ pub fn exec(args: InspectArgs) -> Result<()> {
 }
 
 /// The target directory the options name, as cargo finds it.
-fn target_dir(options: &WorkspaceOptions) -> Result<PathBuf> {
+pub fn target_dir(options: &WorkspaceOptions) -> Result<PathBuf> {
     Ok(match &options.target_dir {
         Some(dir) => dir.clone(),
         None => workspace::metadata(options)?.target_directory.into(),
@@ -114,7 +114,7 @@ fn target_dir(options: &WorkspaceOptions) -> Result<PathBuf> {
 }
 
 /// The layout `cargo oci build` wrote for the one image the options choose.
-fn package_layout(options: &WorkspaceOptions) -> Result<PathBuf> {
+pub fn package_layout(options: &WorkspaceOptions) -> Result<PathBuf> {
     let facts = workspace::Facts::gather(options)?;
     let names = workspace::image_names(&facts, options)?;
     let [name] = names.as_slice() else {
@@ -217,6 +217,8 @@ struct Report {
     annotations: BTreeMap<String, String>,
     platforms: Vec<PlatformReport>,
     referrers: Vec<Referrer>,
+    /// The referrers that are attestations (provenance, signed SBOMs).
+    attestations: Vec<crate::provenance::Attestation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -294,6 +296,11 @@ impl Report {
             annotations: image.index_annotations.clone(),
             platforms,
             referrers: image.referrers.clone(),
+            attestations: image
+                .referrers
+                .iter()
+                .filter_map(|r| crate::provenance::describe(image, r))
+                .collect(),
         })
     }
 }
@@ -441,7 +448,7 @@ impl Report {
         out.map("annotations", &self.annotations);
         for platform in &self.platforms {
             out.blank();
-            platform.human(&mut out, &self.referrers);
+            platform.human(&mut out, &self.referrers, &self.attestations);
         }
         out.text
     }
@@ -490,7 +497,12 @@ impl Report {
 }
 
 impl PlatformReport {
-    fn human(&self, out: &mut Lines, referrers: &[Referrer]) {
+    fn human(
+        &self,
+        out: &mut Lines,
+        referrers: &[Referrer],
+        attestations: &[crate::provenance::Attestation],
+    ) {
         out.head(&self.platform);
         if let Some(manifest) = &self.manifest {
             out.field("manifest", &manifest.to_string());
@@ -572,7 +584,20 @@ impl PlatformReport {
         let attached: Vec<String> = referrers
             .iter()
             .filter(|r| Some(r.subject) == self.manifest)
-            .map(|r| format!("{} {} ({})", r.artifact_type, r.digest, bytes(r.size)))
+            .map(|r| {
+                let mut line = format!("{} {} ({})", r.artifact_type, r.digest, bytes(r.size));
+                if let Some(attestation) = attestations.iter().find(|a| a.digest == r.digest) {
+                    if let Some(predicate) = &attestation.predicate_type {
+                        line.push_str(&format!(" {predicate}"));
+                    }
+                    line.push_str(&match attestation.key_ids.as_slice() {
+                        _ if !attestation.signed => ", unsigned".to_owned(),
+                        [] => ", signed".to_owned(),
+                        ids => format!(", signed by key {}", ids.join(", ")),
+                    });
+                }
+                line
+            })
             .collect();
         out.list("attached", &attached);
     }

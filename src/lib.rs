@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod attestations;
 mod build;
 mod cargo_build;
 pub mod cli;
@@ -32,12 +33,14 @@ mod outputs;
 mod pack;
 mod plan;
 mod platforms;
+mod provenance;
 mod push;
 mod registries;
 mod run;
 mod rustflags;
 mod sbom;
 mod shell;
+mod signing;
 mod values;
 mod verify;
 mod workspace;

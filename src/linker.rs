@@ -61,7 +61,11 @@ pub fn prepare(
     machine: &Machine<'_>,
 ) -> Result<Linker, String> {
     let plain = plain_triple(target);
-    if matches!(builder, Builder::Cargo | Builder::Zigbuild) && !target.ends_with(".json") {
+    if matches!(
+        builder,
+        Builder::Cargo | Builder::Auditable | Builder::Zigbuild
+    ) && !target.ends_with(".json")
+    {
         if let Some(sysroot) = machine.sysroot {
             if !sysroot.join("lib/rustlib").join(plain).join("lib").is_dir() {
                 return Err(format!(
@@ -72,7 +76,7 @@ pub fn prepare(
             }
         }
     }
-    if plain != target && *builder == Builder::Cargo {
+    if plain != target && matches!(builder, Builder::Cargo | Builder::Auditable) {
         return Err(format!(
             "the target `{target}` names a glibc version, which only cargo-zigbuild \
              understands\nhelp: set `builder = \"zigbuild\"` in `[package.metadata.oci]`, or \
@@ -80,7 +84,8 @@ pub fn prepare(
         ));
     }
     let builder_name = match builder {
-        Builder::Cargo => None,
+        // `cargo auditable build` is cargo with a wrapper: it links as cargo does.
+        Builder::Cargo | Builder::Auditable => None,
         Builder::Cross => Some("`cross` links it, in its container"),
         Builder::Zigbuild => Some("`cargo zigbuild` links it, with zig"),
         Builder::Command(_) => Some("the builder command links it"),

@@ -70,11 +70,15 @@ pub struct SetMetadata {
     pub repository: Option<String>,
     /// The SBOM written beside the outputs and attached to each platform's image.
     pub sbom: Option<crate::sbom::SbomFormat>,
+    /// Whether each platform's image gets its SLSA provenance (default: it does).
+    pub provenance: Option<bool>,
+    /// Build with `cargo auditable build`, so each binary carries its dependency list.
+    pub auditable: Option<bool>,
 }
 
 impl SetMetadata {
     /// The keys of this table, as users spell them.
-    const KEYS: [&'static str; 9] = [
+    const KEYS: [&'static str; 11] = [
         "formats",
         "tags",
         "index-annotations",
@@ -84,6 +88,8 @@ impl SetMetadata {
         "target",
         "repository",
         "sbom",
+        "provenance",
+        "auditable",
     ];
 }
 
@@ -151,6 +157,9 @@ pub struct Loaded {
     pub set: SetMetadata,
     pub image: ImageMetadata,
     pub targets: BTreeMap<String, ImageMetadata>,
+    /// The image's whole table as merged (workspace defaults, the package's keys, its
+    /// `images.<name>` table), as its provenance records it.
+    pub table: Value,
 }
 
 impl Loaded {
@@ -334,6 +343,7 @@ fn load_image(table: Value, name: Option<String>, prefix: &str) -> Result<Loaded
         targets.insert(triple.clone(), parse(for_target, &prefix)?);
     }
     Ok(Loaded {
+        table: table.clone(),
         name,
         set,
         image: parse(image_keys, prefix)?,

@@ -383,6 +383,8 @@ pub struct ImageSummary {
     pub platforms: Vec<String>,
     /// The SBOM files written beside the outputs, one per platform.
     pub sboms: Vec<PathBuf>,
+    /// The attestation files beside them (provenance, signed envelopes).
+    pub attestations: Vec<PathBuf>,
 }
 
 /// One line (or JSON object) per output, and one for an image loaded into a local store.

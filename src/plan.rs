@@ -61,6 +61,12 @@ pub struct BuildPlan {
     pub formats: Vec<Format>,
     /// The SBOM of each platform's image.
     pub sbom: SbomFormat,
+    /// Each platform's image gets its SLSA provenance.
+    pub provenance: bool,
+    /// The binaries are built with `cargo auditable build` (each image's builder says so).
+    pub auditable: bool,
+    /// The image's metadata table as merged, for its provenance.
+    pub metadata: serde_json::Value,
     /// Join the images in an index even when there is one.
     pub index: bool,
     pub index_annotations: BTreeMap<String, String>,
@@ -118,6 +124,10 @@ pub struct Overrides {
     pub sbom: Option<SbomFormat>,
     /// `--platform`: the targets are the base's platforms (these, or all); replaces `targets`.
     pub from_base: bool,
+    /// `--provenance`; replaces `provenance`.
+    pub provenance: Option<crate::provenance::ProvenanceMode>,
+    /// `--auditable`; turns `auditable` on.
+    pub auditable: bool,
 }
 
 /// Why a package's metadata cannot be built.
@@ -243,6 +253,25 @@ fn resolve_named(
         }
         images.push(image);
     }
+    let auditable = overrides.auditable || set.auditable.unwrap_or(false);
+    if auditable {
+        for image in &mut images {
+            image.builder = match &image.builder {
+                Builder::Cargo | Builder::Auditable => Builder::Auditable,
+                other => {
+                    return Err(key_error(
+                        "auditable",
+                        format!(
+                            "`cargo auditable build` is the builder of an auditable image, \
+                             and `builder` is {}; build with cargo, or leave out `auditable`",
+                            other.describe()
+                        ),
+                    )
+                    .into())
+                }
+            };
+        }
+    }
 
     let mut formats = if overrides.formats.is_empty() {
         set.formats.clone().unwrap_or_else(|| vec![Format::Oci])
@@ -291,6 +320,12 @@ fn resolve_named(
         },
         formats,
         sbom: overrides.sbom.or(set.sbom).unwrap_or_default(),
+        provenance: match overrides.provenance {
+            Some(mode) => mode == crate::provenance::ProvenanceMode::Slsa,
+            None => set.provenance.unwrap_or(true),
+        },
+        auditable,
+        metadata: metadata.table.clone(),
         index: set.index.unwrap_or(false),
         index_annotations: set.index_annotations.clone(),
     })
@@ -1028,6 +1063,8 @@ mod tests {
             compression: Some(CompressionSpec::Zstd),
             tags: vec!["app:{git_short_sha}".into(), "app:{version}".into()],
             sbom: Some(SbomFormat::CycloneDx),
+            provenance: Some(crate::provenance::ProvenanceMode::None),
+            auditable: true,
             ..Overrides::default()
         };
         let checked_out = PackageFacts {
@@ -1047,6 +1084,9 @@ mod tests {
         assert!(plan.writes_index());
         assert_eq!(plan.formats, [Format::Oci, Format::OciArchive]);
         assert_eq!(plan.sbom, SbomFormat::CycloneDx);
+        assert!(!plan.provenance, "--provenance none");
+        assert!(plan.auditable);
+        assert!(plan.images.iter().all(|i| i.builder == Builder::Auditable));
         assert!(plan.images.iter().all(|i| i.elf_check == ElfCheck::Deny));
         let tags: Vec<String> = plan.tags.iter().map(ToString::to_string).collect();
         assert_eq!(tags, ["app:0123456", "app:0.1.0"], "--tag replaces `tags`");
@@ -1063,6 +1103,11 @@ mod tests {
         assert!(build(json!({"targets": []}))
             .unwrap_err()
             .contains("the list is empty"));
+        // The provenance is on unless turned off; auditable images are built by cargo alone.
+        assert!(build(json!({})).unwrap().provenance);
+        assert!(!build(json!({"provenance": false})).unwrap().provenance);
+        let error = build(json!({"auditable": true, "builder": "cross"})).unwrap_err();
+        assert!(error.contains("`cargo auditable build`"), "{error}");
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn exec(args: PushArgs) -> Result<()> {
             .collect(),
         platforms,
         sboms: Vec::new(),
+        attestations: Vec::new(),
     };
     outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
 }

@@ -435,7 +435,7 @@ fn spdx_safe(text: &str) -> String {
 
 /// `pkg:oci/NAME@DIGEST?arch=…&repository_url=…&tag=…`, the purl of an image named
 /// `REGISTRY/REPOSITORY[:TAG][@DIGEST]`.
-fn image_purl(name: &str, digest: &str, platform: &str) -> String {
+pub fn image_purl(name: &str, digest: &str, platform: &str) -> String {
     let name = name.split('@').next().unwrap_or(name);
     // A tag is what follows the last `:` after the last `/` (a port comes before a `/`).
     let (repository, tag) = match name.rsplit_once(':') {

@@ -3,7 +3,8 @@
 //! compares their digests with the images already built (`<target-dir>/oci/<image>`) or with
 //! `--against IMAGE`; where they differ, it names the first layer that does and the files in
 //! it (path, size, mode, owner, time, content hash), as `diffoci` does, or the config fields.
-//! `cargo oci verify --layout DIR` checks one layout's integrity alone.
+//! `cargo oci verify --layout DIR` checks one layout's integrity alone; `cargo oci verify --key
+//! PUB.pem [IMAGE]` its signed provenance (`attestations.rs`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,14 @@ pub struct VerifyArgs {
     /// `docker://HOST/REPO@sha256:…`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, …
     #[arg(long, value_name = "IMAGE")]
     pub against: Option<String>,
+    /// Check, building nothing, that every platform of IMAGE has an SLSA provenance signed by
+    /// this public key (PEM) about its own manifest; exit code 1 when one does not
+    #[arg(long, value_name = "PUB.pem", conflicts_with_all = ["layout", "against"])]
+    pub key: Option<PathBuf>,
+    /// With `--key`: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker://HOST/REPO[:TAG|@…]`
+    /// (default: the package's layout, `<target-dir>/oci/<image>`)
+    #[arg(value_name = "IMAGE", requires = "key")]
+    pub image: Option<String>,
     /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub elf_check: Option<ElfCheck>,
@@ -61,6 +70,16 @@ pub fn exec(args: VerifyArgs) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let shell = Shell::new(verbosity);
+    if let Some(key) = &args.key {
+        let request = crate::attestations::Request {
+            key,
+            image: args.image.as_deref(),
+            cargo: &args.cargo.workspace,
+            insecure_registry: &args.insecure_registry,
+            format: args.message_format,
+        };
+        return crate::attestations::exec(&request, &shell);
+    }
     match &args.layout {
         Some(layout) => check_layout(layout, args.message_format, &shell),
         None => rebuild_and_compare(&args, &shell),

@@ -284,6 +284,8 @@ fn rustc() -> std::ffi::OsString {
 pub struct Facts {
     pub metadata: Metadata,
     pub host: String,
+    /// The compiler's release and commit, for provenance.
+    pub toolchain: crate::provenance::Toolchain,
     checkout: Option<Checkout>,
 }
 
@@ -307,16 +309,18 @@ impl Facts {
             None => start.to_owned(),
         };
         std::thread::scope(|scope| {
-            let host = scope.spawn(|| host_triple(options));
+            let host = scope.spawn(|| rustc_facts(options));
             let checkout = scope.spawn(|| checkout(&start));
             let metadata = metadata(options);
             let host = host.join().expect("the thread asking rustc does not panic");
             let checkout = checkout
                 .join()
                 .expect("the thread asking git does not panic");
+            let (host, toolchain) = host?;
             Ok(Facts {
                 metadata: metadata?,
-                host: host?,
+                host,
+                toolchain,
                 checkout,
             })
         })
@@ -324,7 +328,7 @@ impl Facts {
 
     /// The commit `dir` is checked out at, from the checkout found at the start when `dir` is
     /// in it.
-    fn revision(&self, dir: &Path) -> Option<String> {
+    pub fn revision(&self, dir: &Path) -> Option<String> {
         match &self.checkout {
             Some(checkout) if dir.starts_with(&checkout.toplevel) => Some(checkout.head.clone()),
             _ => checkout(dir).map(|c| c.head),
@@ -374,16 +378,23 @@ pub fn sysroot(options: &WorkspaceOptions) -> Option<std::path::PathBuf> {
 
 /// The target rustc builds for when no `--target` is given.
 pub fn host_triple(options: &WorkspaceOptions) -> Result<String> {
+    rustc_facts(options).map(|(host, _)| host)
+}
+
+/// What `rustc -vV` says: the host target, and the compiler's release and commit.
+fn rustc_facts(options: &WorkspaceOptions) -> Result<(String, crate::provenance::Toolchain)> {
     let output = options
         .run_here(&mut Command::new(rustc()))
         .arg("-vV")
         .output()
         .context("failed to run `rustc -vV`")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
+    let host = text
+        .lines()
         .find_map(|line| line.strip_prefix("host: "))
         .map(str::to_owned)
-        .ok_or_else(|| anyhow!("`rustc -vV` did not name the host target"))
+        .ok_or_else(|| anyhow!("`rustc -vV` did not name the host target"))?;
+    Ok((host, crate::provenance::Toolchain::parse(&text)))
 }
 
 #[cfg(test)]

@@ -13,3 +13,6 @@ pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub const CREATED: &str = "org.opencontainers.image.created";
 /// A blob's file name, e.g. an SBOM's `app.linux-amd64.spdx.json`.
 pub const TITLE: &str = "org.opencontainers.image.title";
+/// The predicate type of an in-toto attestation an artifact holds, as buildx and cosign
+/// annotate it (`https://slsa.dev/provenance/v1`).
+pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";

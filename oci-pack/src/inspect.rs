@@ -81,6 +81,9 @@ pub struct Referrer {
     pub artifact_type: String,
     /// The artifact manifest's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// What it holds (an SBOM, an attestation): in the image's store when each is at most
+    /// 4 MiB, as documents are; larger ones are not fetched.
+    pub layers: Vec<Descriptor>,
 }
 
 /// What a layer is once decompressed: its tar's size and digest, the layer's diff_id.
@@ -179,6 +182,8 @@ struct ArtifactFields {
     #[serde(default)]
     config: Option<Descriptor>,
     #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
 
@@ -248,7 +253,32 @@ pub fn open(
                 registry.fetch(image, blobs, heard)
             };
             let store = registry.store().clone();
-            let mut opened = from_target(&text, store, target, platform, &mut fetch, Vec::new())?;
+            let mut opened = from_target(
+                &text,
+                store.clone(),
+                target,
+                platform,
+                &mut fetch,
+                Vec::new(),
+            )?;
+            // A registry lists what refers to each manifest (its referrers API, or the
+            // distribution spec's fallback tag).
+            let subjects: BTreeSet<Digest> = opened
+                .target
+                .iter()
+                .map(|t| t.digest)
+                .chain(
+                    opened
+                        .platforms
+                        .iter()
+                        .filter_map(|p| p.manifest.as_ref().map(|m| m.digest)),
+                )
+                .collect();
+            let mut listed = Vec::new();
+            for subject in &subjects {
+                listed.extend(registry.referrers(image, subject)?);
+            }
+            opened.referrers = referrers(&store, &listed, &subjects, &mut fetch)?;
             opened.name = Some(
                 RemoteImage {
                     digest: None,
@@ -683,6 +713,16 @@ fn referrers(
         if !subjects.contains(&subject) {
             continue;
         }
+        // Documents are small; an artifact's content is fetched so it can be checked (a
+        // signature) without another trip. One that cannot be had does not keep the image from
+        // being read: whoever reads the content finds it missing, and says so.
+        let small: Vec<Descriptor> = fields
+            .layers
+            .iter()
+            .filter(|layer| layer.size <= MAX_DOCUMENT_BYTES)
+            .cloned()
+            .collect();
+        let _unavailable = fetch(&small, false);
         let artifact_type = fields
             .artifact_type
             .or_else(|| {
@@ -699,6 +739,7 @@ fn referrers(
             size: candidate.size,
             artifact_type,
             annotations: fields.annotations,
+            layers: fields.layers,
         });
     }
     Ok(found)

@@ -18,6 +18,11 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const SPDX_JSON: &str = "application/spdx+json";
 /// A CycloneDX document in JSON.
 pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
+/// An in-toto statement (an attestation, such as SLSA provenance), unsigned.
+pub const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
+/// A DSSE envelope: a signed payload (an in-toto statement), as the in-toto attestation
+/// framework names it.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
 
 /// Docker's schema 2 manifest list, its image index; parents pulled by skopeo or saved by
 /// docker still carry Docker's types.

@@ -227,4 +227,13 @@ impl RegistryFetch for RegistryAccess {
             None => Ok(()),
         }
     }
+
+    /// Asked of the registry every time (what refers to an image changes without its digest
+    /// changing); none `--offline`.
+    fn referrers(&self, image: &RemoteImage, subject: &Digest) -> Result<Vec<Descriptor>> {
+        if self.offline {
+            return Ok(Vec::new());
+        }
+        self.session(&image.repository)?.referrers(subject)
+    }
 }

@@ -172,6 +172,12 @@ pub trait RegistryFetch {
         blobs: &[Descriptor],
         progress: &mut dyn Progress,
     ) -> Result<()>;
+    /// The descriptors of the artifacts about `subject` in `image`'s repository (its
+    /// referrers); none where the source cannot list them.
+    fn referrers(&self, image: &RemoteImage, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let _ = (image, subject);
+        Ok(Vec::new())
+    }
 }
 
 /// A parent image for one platform: its config and layers, and the store that holds its blobs.

@@ -58,8 +58,12 @@ fn assert_only_the_layout_was_written(fixture: &Fixture) {
     let written = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert_eq!(
         written,
-        crate::support::names(&["hello", &crate::support::sbom_of("hello")]),
-        "the layout and its SBOM only: the archive was streamed, never written"
+        crate::support::names(&[
+            "hello",
+            &crate::support::provenance_of("hello"),
+            &crate::support::sbom_of("hello")
+        ]),
+        "the layout and its SBOM and provenance only: the archive was streamed, never written"
     );
 }
 

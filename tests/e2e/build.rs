@@ -37,7 +37,7 @@ fn writes_a_layout_with_every_tag_and_the_declared_config() {
         .unwrap()
         .iter()
         .partition(|m| m["artifactType"].is_string());
-    assert_eq!(artifacts.len(), 1, "the SBOM: {index}");
+    assert_eq!(artifacts.len(), 2, "the SBOM and the provenance: {index}");
     let entries: Vec<(&str, &str)> = tagged
         .into_iter()
         .map(|m| {
@@ -292,7 +292,11 @@ fn a_failed_build_keeps_the_previous_output() {
     let leftovers = crate::support::outputs_in(&fixture.path().join("target/oci"));
     assert_eq!(
         leftovers,
-        crate::support::names(&["hello", &crate::support::sbom_of("hello")]),
+        crate::support::names(&[
+            "hello",
+            &crate::support::provenance_of("hello"),
+            &crate::support::sbom_of("hello")
+        ]),
         "no staging directories are left behind"
     );
 }

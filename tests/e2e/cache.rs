@@ -139,11 +139,7 @@ fn damaged_cache_entries_and_blobs_are_dropped_never_trusted() {
         );
     }
     if crate::support::tool("oci-image-tool") {
-        crate::support::run(
-            std::process::Command::new("oci-image-tool")
-                .args(["validate", "--type", "image", "--ref", "name=0.1.0"])
-                .arg(fixture.layout()),
-        );
+        crate::support::oci_image_tool_validates(&fixture.layout(), "0.1.0");
     }
 }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod archives;
+mod auditable;
 mod build;
 mod cache;
 mod ci_templates;
@@ -18,6 +19,7 @@ mod inspect;
 mod library;
 mod oracles;
 mod parents;
+mod provenance;
 mod registry;
 mod reliability;
 mod sbom;

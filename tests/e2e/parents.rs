@@ -150,9 +150,7 @@ fn an_oci_layout_parent_is_reused_inherited_and_runs_in_podman() {
         );
     }
     if tool("oci-image-tool") {
-        run(Command::new("oci-image-tool")
-            .args(["validate", "--type", "image", "--ref", "name=0.1.0"])
-            .arg(&layout));
+        crate::support::oci_image_tool_validates(&layout, "0.1.0");
     }
     if let Some(podman) = Podman::new() {
         let output = podman.pull(&layout, "0.1.0").run(&["x"]);
@@ -228,9 +226,10 @@ fn an_oci_archive_parent_gives_the_same_layers_as_its_layout() {
         .count();
     assert_eq!(
         blobs,
-        2 + 1 + 2 + 3,
-        "parent layers, our binary layer, config and manifest, and our SBOM's document, empty \
-         config and manifest: nothing else of the archive"
+        2 + 1 + 2 + 3 + 2,
+        "parent layers, our binary layer, config and manifest, our SBOM's document, empty \
+         config and manifest, and our provenance's statement and manifest: nothing else of the \
+         archive"
     );
 }
 

@@ -195,6 +195,7 @@ fn what_an_interrupted_build_left_is_cleaned_up_and_an_output_moved_aside_comes_
         crate::support::names(&[
             ".other.partial-zzz",
             "hello",
+            &crate::support::provenance_of("hello"),
             &crate::support::sbom_of("hello")
         ])
     );

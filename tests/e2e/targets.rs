@@ -101,6 +101,74 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
         let artifact = crate::support::blob(&layout, referrer["digest"].as_str().unwrap());
         assert_eq!(artifact["subject"]["digest"], platform["digest"]);
     }
+    // And one provenance per platform, its statement about that platform's manifest and
+    // target.
+    let provenances: Vec<&Value> = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["artifactType"] == "application/vnd.in-toto+json")
+        .collect();
+    assert_eq!(provenances.len(), 2, "{top}");
+    for ((referrer, platform), triple) in provenances
+        .iter()
+        .zip(platform_index["manifests"].as_array().unwrap())
+        .zip([HOST.triple, FOREIGN.triple])
+    {
+        let artifact = crate::support::blob(&layout, referrer["digest"].as_str().unwrap());
+        assert_eq!(artifact["subject"]["digest"], platform["digest"]);
+        let statement =
+            crate::support::blob(&layout, artifact["layers"][0]["digest"].as_str().unwrap());
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                statement["subject"][0]["digest"]["sha256"]
+                    .as_str()
+                    .unwrap()
+            ),
+            platform["digest"].as_str().unwrap()
+        );
+        let parameters = &statement["predicate"]["buildDefinition"]["externalParameters"];
+        assert_eq!(parameters["target"], triple);
+        assert_eq!(parameters["targets"], json!([HOST.triple, FOREIGN.triple]));
+    }
+    // Signed, every platform's provenance verifies with the public key.
+    if tool("openssl") {
+        let key = fixture.path().join("key.pem");
+        run(Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key));
+        let public = fixture.path().join("pub.pem");
+        run(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public));
+        let key = key.display().to_string();
+        let signed = tempfile::tempdir().unwrap();
+        let signed = signed.path().join("image");
+        fixture.build_ok(&[
+            "--quiet",
+            "--no-build",
+            "--target",
+            HOST.triple,
+            "--target",
+            FOREIGN.triple,
+            "--sign-key",
+            &key,
+            "--output",
+            &signed.display().to_string(),
+        ]);
+        let output = fixture.cargo_oci(&[
+            "verify",
+            "--key",
+            &public.display().to_string(),
+            &format!("oci:{}:0.1.0", signed.display()),
+        ]);
+        crate::support::assert_success(&output, "verify --key of both platforms");
+        let said = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(said.matches(": verified:").count(), 2, "{said}");
+    }
     let entry = &top["manifests"][0];
     assert_eq!(
         entry["mediaType"], "application/vnd.oci.image.index.v1+json",
@@ -137,8 +205,8 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
     );
 
     if tool("oci-image-tool") {
-        // It cannot pick the image among its SBOMs by `--ref` (see oracles.rs): it judges the
-        // same build without them.
+        // It cannot pick the image among its SBOMs and provenance by `--ref` (see oracles.rs):
+        // it judges the same build without them.
         let without = tempfile::tempdir().unwrap();
         fixture.build_ok(&[
             "--quiet",
@@ -148,6 +216,8 @@ fn a_foreign_program_and_a_host_build_make_one_index() {
             "--target",
             FOREIGN.triple,
             "--sbom",
+            "none",
+            "--provenance",
             "none",
             "--output",
             &without.path().join("image").display().to_string(),

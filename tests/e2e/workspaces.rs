@@ -17,11 +17,19 @@ fn outputs(fixture: &Fixture) -> Vec<String> {
         .map(|name| name.to_string_lossy().into_owned())
         .collect();
     names.sort();
+    let (provenances, names): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|name| name.ends_with(".provenance.json"));
     let (sboms, images): (Vec<String>, Vec<String>) = names
         .into_iter()
         .partition(|name| name.ends_with(".spdx.json"));
     let expected: Vec<String> = images.iter().map(|i| crate::support::sbom_of(i)).collect();
     assert_eq!(sboms, expected, "an SBOM beside each image");
+    let expected: Vec<String> = images
+        .iter()
+        .map(|i| crate::support::provenance_of(i))
+        .collect();
+    assert_eq!(provenances, expected, "a provenance beside each image");
     images
 }
 

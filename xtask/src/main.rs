@@ -21,8 +21,9 @@ tasks:
   ci       install the test tools if missing, then fmt, clippy, all tests, docs, the fuzz
            corpus replayed (what CI runs)
   tools    install the real tools the end-to-end tests judge images with (Debian packages,
-           the SBOM validators and zig from PyPI into target/python, cargo-zigbuild, the
-           rustup targets of the cross builds, qemu's binfmt_misc entry)
+           the SBOM validators, securesystemslib and zig from PyPI into target/python,
+           cargo-zigbuild, cargo-auditable and rust-audit-info from crates.io, the rustup
+           targets of the cross builds, qemu's binfmt_misc entry)
   example  build the example crate's image with this cargo-oci
   bench    cargo oci against umoci and podman on the same workloads, paired
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
@@ -49,17 +50,24 @@ const TOOLS: [(&str, &str); 15] = [
     ("yq", "yq"),
 ];
 
-/// The validators of the SBOM tests, from PyPI (Debian has neither), and zig for
-/// cargo-zigbuild (`python -m ziglang`, as cargo-zigbuild finds it), pinned, in a virtual
-/// environment of their own under `target/python`.
-const PYTHON_TOOLS: [&str; 3] = [
+/// The validators of the SBOM tests, the DSSE verifier of the signing tests, and zig for
+/// cargo-zigbuild (`python -m ziglang`, as cargo-zigbuild finds it), from PyPI (Debian has none
+/// of them), pinned, in a virtual environment of their own under `target/python`.
+const PYTHON_TOOLS: [&str; 4] = [
     "spdx-tools==0.8.5",
     "cyclonedx-python-lib[json-validation]==11.12.0",
+    "securesystemslib[crypto]==1.6.0",
     "ziglang==0.14.1",
 ];
 
-/// cargo-zigbuild from crates.io, for the test of `builder = "zigbuild"` with a glibc version.
-const CARGO_ZIGBUILD: &str = "0.24.1";
+/// The cargo subcommands and the reader the tests run, from crates.io, pinned: binary, crate,
+/// version. cargo-zigbuild for `builder = "zigbuild"` with a glibc version; cargo-auditable and
+/// rust-audit-info for auditable binaries.
+const CARGO_TOOLS: [(&str, &str, &str); 3] = [
+    ("cargo-zigbuild", "cargo-zigbuild", "0.24.1"),
+    ("cargo-auditable", "cargo-auditable", "0.7.7"),
+    ("rust-audit-info", "rust-audit-info", "0.5.4"),
+];
 
 /// The standard libraries of the cross builds the tests run for real: the foreign
 /// architecture's gnu target (linked by its cross gcc) and both musl targets (linked by
@@ -159,13 +167,14 @@ fn rust_version() -> Result<String> {
 
 fn tools(sh: &Shell) -> Result {
     debian_tools(sh)?;
+    cargo_tools(sh)?;
     python_tools(sh)?;
-    rust_tools(sh)?;
+    rust_targets(sh)?;
     binfmt(sh)
 }
 
-/// The rustup targets and cargo-zigbuild, each only when missing.
-fn rust_tools(sh: &Shell) -> Result {
+/// The rustup targets of the cross builds, each only when missing.
+fn rust_targets(sh: &Shell) -> Result {
     let installed = cmd!(sh, "rustup target list --installed").quiet().read()?;
     let missing: Vec<&str> = RUST_TARGETS
         .into_iter()
@@ -173,17 +182,6 @@ fn rust_tools(sh: &Shell) -> Result {
         .collect();
     if !missing.is_empty() {
         cmd!(sh, "rustup target add {missing...}").run()?;
-    }
-    let version = cmd!(sh, "cargo-zigbuild --version")
-        .quiet()
-        .ignore_stderr()
-        .read();
-    if version.ok().as_deref() != Some(&format!("cargo-zigbuild {CARGO_ZIGBUILD}")) {
-        cmd!(
-            sh,
-            "cargo install --locked --version {CARGO_ZIGBUILD} cargo-zigbuild"
-        )
-        .run()?;
     }
     Ok(())
 }
@@ -214,6 +212,16 @@ fn binfmt(sh: &Shell) -> Result {
         .map_err(|e| format!("failed to read `{}`: {e}", conf.display()))?;
     std::fs::write(root.join("register"), line.trim_end())
         .map_err(|e| format!("failed to register `{}`: {e}", conf.display()))?;
+    Ok(())
+}
+
+/// The crates.io tools, each only when missing.
+fn cargo_tools(sh: &Shell) -> Result {
+    for (binary, krate, version) in CARGO_TOOLS {
+        if !on_path(binary) {
+            cmd!(sh, "cargo install --locked --version {version} {krate}").run()?;
+        }
+    }
     Ok(())
 }
 

@@ -545,6 +545,48 @@ impl Session {
         Ok(referrers.len())
     }
 
+    /// The artifacts about `subject`: the referrers API's index, or on a registry without it
+    /// the index under the fallback tag; none when there is neither.
+    pub fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let url = self.url(&format!("referrers/{subject}"));
+        let listed = retry(&self.limits, || {
+            let mut response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.get(&url), auth)
+                    .header("Accept", media_type::OCI_INDEX)
+                    .call()
+            })?;
+            let status = expect(&mut response, &[200, 404, 400, 405])?;
+            let is_index = header(&response, "content-type")
+                .is_some_and(|t| t.starts_with(media_type::OCI_INDEX));
+            match status == 200 && is_index {
+                true => read_document(&mut response, &self.limits).map(Some),
+                false => Ok(None),
+            }
+        })
+        .map_err(|failure| self.failed("ask for the referrers at", failure))?;
+        let what = || format!("the referrers of {subject} in {}", self.repository);
+        let index: Option<serde_json::Value> = match listed {
+            Some(bytes) => {
+                Some(
+                    serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
+                        what: what(),
+                        source,
+                    })?,
+                )
+            }
+            None => self.fallback_listing(&crate::referrer::fallback_tag(subject))?,
+        };
+        match index.and_then(|mut index| index.get_mut("manifests").map(serde_json::Value::take)) {
+            None => Ok(Vec::new()),
+            Some(manifests) => {
+                serde_json::from_value(manifests).map_err(|source| Error::MalformedJson {
+                    what: what(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// Whether the registry answers `GET …/referrers/<digest>`, as one with the API must (an
     /// empty index when nothing refers to the digest).
     fn has_referrers_api(&self, subject: &Digest) -> Result<bool> {

@@ -128,6 +128,10 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_OCI_SIGNING_KEY",
+    // A CI's variables name the builder in a provenance.
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
 ];
 
 /// Makes `command` see none of the developer's own settings, so their Docker login or proxy
@@ -226,6 +230,26 @@ pub fn tool(name: &str) -> bool {
         eprintln!("note: skipping, `{name}` is not installed (`cargo xtask tools` installs it)");
     }
     found
+}
+
+/// `oci-image-tool validate` of the image tagged `tag` in `layout`. It predates OCI 1.1's
+/// artifacts and cannot pick an image among the untagged entries beside it ("not unique"), so
+/// it judges a copy whose `index.json` lists the tagged images alone; the blobs are the same.
+pub fn oci_image_tool_validates(layout: &Path, tag: &str) {
+    let copy = tempfile::tempdir().unwrap();
+    let images = copy.path().join("image");
+    copy_dir(layout, &images);
+    let mut index = read_json(&layout.join("index.json"));
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|entry| entry["artifactType"].is_null());
+    fs::write(images.join("index.json"), index.to_string()).unwrap();
+    let stdout = run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref"])
+        .arg(format!("name={tag}"))
+        .arg(&images));
+    assert!(stdout.contains("Validation succeeded"), "{stdout}");
 }
 
 /// Runs a tool and returns its stdout, panicking with its stderr if it fails.
@@ -347,6 +371,14 @@ impl Drop for Pulled<'_> {
 pub fn sbom_of(name: &str) -> String {
     format!(
         "{name}.{}.spdx.json",
+        host::HOST.platform().replace('/', "-")
+    )
+}
+
+/// The provenance statement a build for this machine writes beside the image `name`.
+pub fn provenance_of(name: &str) -> String {
+    format!(
+        "{name}.{}.provenance.json",
         host::HOST.platform().replace('/', "-")
     )
 }
