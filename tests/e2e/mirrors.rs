@@ -136,6 +136,13 @@ fn mirrors_are_tried_in_order_and_a_failing_one_leaves_the_base_to_the_next() {
     let first = mirrors_of_invalid(&[&docker.host, &oci.host]);
     assert_eq!(inspected(&fixture, &first, &image, &[]), docker_digest);
 
+    // No mirror: `location` alone moves the repository.
+    let moved = format!(
+        "[[registry]]\nprefix = \"registry.invalid\"\nlocation = \"{}\"\n",
+        oci.host
+    );
+    assert_eq!(inspected(&fixture, &moved, &image, &[]), oci_digest);
+
     // Nothing listens on the first, the second has no such repository (404): the third serves.
     let closed = closed_port();
     let failing_first = mirrors_of_invalid(&[&closed, &empty.host, &docker.host]);
@@ -325,4 +332,36 @@ fn a_mirror_gets_the_credentials_of_its_own_host_and_no_other() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_users_own_registries_conf_is_read_when_the_environment_names_none() {
+    let Some(mirror) = registry_with_busybox(RegistrySetup::default(), "oci") else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    let home = fixture.path().join("home");
+    let user = home.join(".config/containers");
+    std::fs::create_dir_all(user.join("registries.conf.d")).unwrap();
+    std::fs::write(user.join("registries.conf"), "").unwrap();
+    std::fs::write(
+        user.join("registries.conf.d/50-mirror.conf"),
+        mirrors_of_invalid(&[&mirror.host]),
+    )
+    .unwrap();
+    let output = crate::support::cargo_oci()
+        .args(["inspect", "--message-format", "json"])
+        .arg(format!("docker://{BASE}"))
+        .current_dir(fixture.path())
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .env_remove("CONTAINERS_REGISTRIES_CONF_DIR")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert_success(
+        &output,
+        "cargo oci inspect with the user's registries.conf.d",
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["digest"], digest_of(&mirror));
 }
