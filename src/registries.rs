@@ -44,8 +44,8 @@ pub fn limits_from_env() -> Result<Limits> {
 /// Everything a run needs to reach registries.
 #[derive(Debug)]
 pub struct Registries {
-    /// Registries that may be reached over plain HTTP (loopback ones always may, and those
-    /// `registries.conf` says are `insecure`).
+    /// Registries `--insecure-registry` names, which may be reached over plain HTTP (as
+    /// loopback ones always may, and those `registries.conf` says are `insecure`).
     pub insecure: Vec<String>,
     /// Use only the cache (`--offline`, `--frozen`).
     pub offline: bool,
