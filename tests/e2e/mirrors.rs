@@ -6,7 +6,7 @@
 use std::process::Output;
 
 use crate::support::parents::parents;
-use crate::support::registries::RegistrySetup;
+use crate::support::registries::{MisbehavingRegistry, Misbehaviour, RegistrySetup};
 use crate::support::{assert_success, Fixture, Registry};
 
 /// A base that exists only behind mirrors: `.invalid` never resolves.
@@ -364,4 +364,23 @@ fn the_users_own_registries_conf_is_read_when_the_environment_names_none() {
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["digest"], digest_of(&mirror));
+}
+
+#[test]
+fn a_mirror_that_fails_after_the_manifest_leaves_the_blobs_to_the_next() {
+    let Some(parents) = parents() else {
+        return;
+    };
+    let Some(good) = Registry::start(None) else {
+        return;
+    };
+    good.put(&parents.layout, "base:1");
+    // It serves the manifest, then says every blob is larger than it is.
+    let bad = MisbehavingRegistry::start(&parents.layout, Misbehaviour::OversizeBlob);
+    let fixture = Fixture::copy("hello");
+    let conf = mirrors_of_invalid(&[&bad.host, &good.host]);
+    let digest = inspected(&fixture, &conf, "docker://registry.invalid/base:1", &[]);
+    let index = crate::support::read_json(&parents.layout.join("index.json"));
+    assert_eq!(digest, index["manifests"][0]["digest"].as_str().unwrap());
+    assert!(bad.requests.load(std::sync::atomic::Ordering::Relaxed) > 1);
 }
