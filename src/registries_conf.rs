@@ -357,44 +357,80 @@ fn parse(text: &str, file: &Path, drop_in: bool) -> Result<Vec<Table>> {
     let is_v1 = [&v1.search, &v1.insecure, &v1.block]
         .iter()
         .any(|list| !list.registries.is_empty());
-    let mut tables = Vec::new();
-    if is_v1 {
-        if drop_in {
-            return Err(invalid("a drop-in must be in the version 2 format".into()));
-        }
-        if !parsed.registry.is_empty() || !parsed.unqualified_search_registries.is_empty() {
+    let tables = match is_v1 {
+        true if drop_in => return Err(invalid("a drop-in must be in the version 2 format".into())),
+        true if !parsed.registry.is_empty() || !parsed.unqualified_search_registries.is_empty() => {
             return Err(invalid(
                 "`[registries.*]` (version 1) and `[[registry]]` (version 2) are mixed".into(),
+            ))
+        }
+        true => from_v1(v1).map_err(invalid)?,
+        false => parsed.registry,
+    };
+    let tables = tables
+        .into_iter()
+        .map(|table| check(table, file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    agree(&tables).map_err(invalid)?;
+    let mut first: Vec<Table> = Vec::new();
+    for table in tables {
+        if !first.iter().any(|t| t.prefix == table.prefix) {
+            first.push(table);
+        }
+    }
+    Ok(first)
+}
+
+/// Version 1's lists as tables: one per registry, which may be both insecure and blocked.
+fn from_v1(v1: &FileV1) -> Result<Vec<RegistryV2>, String> {
+    let mut tables: Vec<RegistryV2> = Vec::new();
+    for (list, insecure) in [(&v1.insecure, true), (&v1.block, false)] {
+        for location in &list.registries {
+            let location = trimmed(location)?;
+            let table = match tables.iter_mut().find(|t| t.location == location) {
+                Some(table) => table,
+                None => {
+                    tables.push(RegistryV2 {
+                        prefix: location.clone(),
+                        location,
+                        insecure: false,
+                        blocked: false,
+                        mirror_by_digest_only: false,
+                        pull_from_mirror: String::new(),
+                        mirror: Vec::new(),
+                    });
+                    tables.last_mut().expect("just pushed")
+                }
+            };
+            table.insecure |= insecure;
+            table.blocked |= !insecure;
+        }
+    }
+    Ok(tables)
+}
+
+/// Tables of one registry (by location, or by wildcard prefix) agree on `insecure` and
+/// `blocked`, as containers/image requires.
+fn agree(tables: &[Table]) -> Result<(), String> {
+    let registry = |t: &Table| match t.location.as_str() {
+        "" => t.prefix.clone(),
+        location => location.to_owned(),
+    };
+    for (i, table) in tables.iter().enumerate() {
+        let conflict = tables[..i].iter().find(|other| {
+            registry(other) == registry(table)
+                && (other.insecure != table.insecure || other.blocked != table.blocked)
+        });
+        if conflict.is_some() {
+            return Err(format!(
+                "`{}` is the location of two `[[registry]]` tables that disagree on \
+                 `insecure` or `blocked`",
+                registry(table)
             ));
         }
-        let lists = [(&v1.insecure, true, false), (&v1.block, false, true)];
-        for (list, insecure, blocked) in lists {
-            for location in &list.registries {
-                let location = trimmed(location).map_err(invalid)?;
-                tables.push(RegistryV2 {
-                    prefix: location.clone(),
-                    location,
-                    insecure,
-                    blocked,
-                    mirror_by_digest_only: false,
-                    pull_from_mirror: String::new(),
-                    mirror: Vec::new(),
-                });
-            }
-        }
     }
-    let mut checked: Vec<Table> = Vec::new();
-    for table in tables.into_iter().chain(parsed.registry) {
-        let table = check(table, file).map_err(invalid)?;
-        if let Some(same) = checked.iter_mut().find(|t| t.prefix == table.prefix) {
-            // Version 1 may name a registry in two lists: it is both.
-            same.insecure |= is_v1 && table.insecure;
-            same.blocked |= is_v1 && table.blocked;
-        } else {
-            checked.push(table);
-        }
-    }
-    Ok(checked)
+    Ok(())
 }
 
 /// A `[[registry]]` table's rules, as containers/image states them.
@@ -902,6 +938,23 @@ mod tests {
             ..missing
         };
         assert!(RegistriesConf::read(&optional).unwrap().tables.is_empty());
+    }
+
+    #[test]
+    fn tables_of_one_location_must_agree_on_insecure_and_blocked() {
+        let text = "[[registry]]\nprefix = \"a.io/x\"\nlocation = \"b.io\"\ninsecure = true\n\
+                    [[registry]]\nprefix = \"a.io/y\"\nlocation = \"b.io\"\n";
+        let message = format!("{:#}", parse(text, Path::new("r.conf"), false).unwrap_err());
+        assert_eq!(
+            message,
+            "invalid `r.conf`: `b.io` is the location of two `[[registry]]` tables that \
+             disagree on `insecure` or `blocked`"
+        );
+        let agreeing = text.replace("insecure = true\n", "");
+        assert_eq!(
+            parse(&agreeing, Path::new("r.conf"), false).unwrap().len(),
+            2
+        );
     }
 
     #[test]
