@@ -281,6 +281,25 @@ fn plain_http_to_a_mirror_off_this_machine_needs_insecure() {
         inspected(&fixture, &insecure, &image, &[]),
         digest_of(&mirror)
     );
+
+    // A push goes where it is told, over plain HTTP only if its registry's table says so.
+    let push = [
+        "build",
+        "--quiet",
+        "--push",
+        &format!("{}/app", mirror.host),
+    ];
+    let output = with_conf(&fixture, "", &push, &[]);
+    assert!(
+        !output.status.success(),
+        "a plain HTTP push off loopback, unasked"
+    );
+    let conf = format!(
+        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+        mirror.host
+    );
+    assert_success(&with_conf(&fixture, &conf, &push, &[]), "an insecure push");
+    mirror.raw_manifest("app:0.1.0");
 }
 
 #[test]
