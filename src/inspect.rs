@@ -182,7 +182,7 @@ pub fn open(
                 None => scratch.path().join("cache"),
             };
             let cache = BuildCache::open(&root)?;
-            let access = registries.base_access(&image.repository, &cache)?;
+            let access = registries.base_access(image, &cache)?;
             (Some(cache), Some(access))
         }
         _ => (None, None),

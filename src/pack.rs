@@ -30,7 +30,7 @@ pub fn open_base(
 ) -> Result<Option<ParentImage>> {
     let context = || format!("failed to read the base image `{}`", plan.base);
     let access = match &plan.base {
-        ImageSource::Registry(image) => Some(registries.base_access(&image.repository, cache)?),
+        ImageSource::Registry(image) => Some(registries.base_access(image, cache)?),
         _ => None,
     };
     let opened = ParentImage::open(
@@ -48,6 +48,12 @@ pub fn open_base(
     match &parent.manifest_digest {
         Some(digest) => shell.status("Base", format_args!("{name} ({digest})")),
         None => shell.status("Base", name),
+    }
+    if let (ImageSource::Registry(image), Some(access)) = (&plan.base, &access) {
+        // A mirror, or the location `registries.conf` moved the repository to.
+        if let Some(from) = access.served_from().filter(|r| **r != image.repository) {
+            shell.detail("Pulled", format_args!("{} from {from}", image.repository));
+        }
     }
     Ok(Some(parent))
 }

@@ -28,6 +28,8 @@ pub struct RegistrySetup<'a> {
     pub token: Option<&'a TokenServer>,
     /// Listen on `[::1]` rather than `127.0.0.1`.
     pub ipv6: bool,
+    /// Listen on this address (of this machine) rather than loopback.
+    pub address: Option<std::net::IpAddr>,
     /// Serve HTTPS with a certificate of this authority.
     pub tls: Option<&'a TestAuthority>,
 }
@@ -58,7 +60,11 @@ impl Registry {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let ip = if setup.ipv6 { "[::1]" } else { "127.0.0.1" };
+        let ip = match setup.address {
+            Some(address) => address.to_string(),
+            None if setup.ipv6 => "[::1]".to_owned(),
+            None => "127.0.0.1".to_owned(),
+        };
         let port = std::net::TcpListener::bind(format!("{ip}:0"))
             .unwrap()
             .local_addr()
@@ -71,7 +77,7 @@ impl Registry {
             dir.path().join("data").display()
         );
         if let Some(authority) = setup.tls {
-            let (certificate, key) = authority.issue(dir.path(), ip);
+            let (certificate, key) = authority.issue(dir.path(), &ip);
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 certificate.display(),
@@ -108,8 +114,16 @@ impl Registry {
 
     /// Copies the only image of the OCI layout `layout` into this registry as `name:tag`.
     pub fn put(&self, layout: &Path, name_tag: &str) {
+        self.put_as(layout, name_tag, None);
+    }
+
+    /// [`Registry::put`], the manifest converted to skopeo's `format` (`oci` or `v2s2`) if given.
+    pub fn put_as(&self, layout: &Path, name_tag: &str, format: Option<&str>) {
         let mut command = Command::new("skopeo");
         command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(format) = format {
+            command.args(["--format", format]);
+        }
         if let Some((user, password)) = &self.auth {
             command
                 .arg("--dest-creds")
