@@ -248,60 +248,6 @@ fn a_blocked_base_or_push_is_refused_naming_the_file_that_blocks_it() {
     );
 }
 
-/// This machine's first address that is not loopback, if it has one.
-fn non_loopback_address() -> Option<std::net::IpAddr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    // No packet is sent: connecting a UDP socket only chooses the route, and so the address.
-    socket.connect("198.51.100.1:9").ok()?;
-    let address = socket.local_addr().ok()?.ip();
-    (!address.is_loopback() && !address.is_unspecified()).then_some(address)
-}
-
-#[test]
-fn plain_http_to_a_mirror_off_this_machine_needs_insecure() {
-    let Some(address) = non_loopback_address() else {
-        eprintln!("skipped: this machine has no address but loopback");
-        return;
-    };
-    let setup = RegistrySetup {
-        address: Some(address),
-        ..Default::default()
-    };
-    let Some(mirror) = registry_with_busybox(setup, "oci") else {
-        return;
-    };
-    let fixture = Fixture::copy("hello");
-    let image = format!("docker://{BASE}");
-    let conf = mirrors_of_invalid(&[&mirror.host]);
-    let output = with_conf(&fixture, &conf, &["inspect", &image], &[]);
-    assert!(!output.status.success(), "plain HTTP off loopback, unasked");
-
-    let insecure = format!("{conf}insecure = true\n");
-    assert_eq!(
-        inspected(&fixture, &insecure, &image, &[]),
-        digest_of(&mirror)
-    );
-
-    // A push goes where it is told, over plain HTTP only if its registry's table says so.
-    let push = [
-        "build",
-        "--quiet",
-        "--push",
-        &format!("{}/app", mirror.host),
-    ];
-    let output = with_conf(&fixture, "", &push, &[]);
-    assert!(
-        !output.status.success(),
-        "a plain HTTP push off loopback, unasked"
-    );
-    let conf = format!(
-        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-        mirror.host
-    );
-    assert_success(&with_conf(&fixture, &conf, &push, &[]), "an insecure push");
-    mirror.raw_manifest("app:0.1.0");
-}
-
 #[test]
 fn a_mirror_gets_the_credentials_of_its_own_host_and_no_other() {
     let setup = RegistrySetup {

@@ -28,8 +28,6 @@ pub struct RegistrySetup<'a> {
     pub token: Option<&'a TokenServer>,
     /// Listen on `[::1]` rather than `127.0.0.1`.
     pub ipv6: bool,
-    /// Listen on this address (of this machine) rather than loopback.
-    pub address: Option<std::net::IpAddr>,
     /// Serve HTTPS with a certificate of this authority.
     pub tls: Option<&'a TestAuthority>,
 }
@@ -60,11 +58,7 @@ impl Registry {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let ip = match setup.address {
-            Some(address) => address.to_string(),
-            None if setup.ipv6 => "[::1]".to_owned(),
-            None => "127.0.0.1".to_owned(),
-        };
+        let ip = if setup.ipv6 { "[::1]" } else { "127.0.0.1" };
         let port = std::net::TcpListener::bind(format!("{ip}:0"))
             .unwrap()
             .local_addr()
@@ -77,7 +71,7 @@ impl Registry {
             dir.path().join("data").display()
         );
         if let Some(authority) = setup.tls {
-            let (certificate, key) = authority.issue(dir.path(), &ip);
+            let (certificate, key) = authority.issue(dir.path(), ip);
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 certificate.display(),
