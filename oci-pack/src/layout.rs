@@ -49,6 +49,27 @@ impl Tagged {
         })
     }
 
+    /// A layout of the image alone, staged beside `destination` and dropped with the returned
+    /// directory, that borrows the store's blobs: `oci-layout`, `index.json` and `blobs`, a
+    /// symbolic link to the store's. For a tool that reads a layout (`skopeo copy oci:DIR:TAG`)
+    /// and takes only the blobs it lacks: nothing is copied for it that it does not read.
+    pub fn borrowed_layout(&self, destination: &Path) -> Result<tempfile::TempDir> {
+        let dir = output::staged_dir(destination)?;
+        let blobs = dir.path().join("blobs");
+        let store_blobs = self.store.root().join("blobs");
+        std::os::unix::fs::symlink(&store_blobs, &blobs)
+            .map_err(Error::io("link the blobs of", &blobs))?;
+        write_file(
+            &dir.path().join(OCI_LAYOUT_FILE),
+            OCI_LAYOUT_CONTENT.as_bytes(),
+        )?;
+        write_file(
+            &dir.path().join("index.json"),
+            &self.without_referrers().layout_index()?,
+        )?;
+        Ok(dir)
+    }
+
     /// The image alone, without its referrers: what a Docker archive, which has no place for
     /// them, holds.
     pub fn without_referrers(&self) -> Tagged {

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::support::host::HOST;
+use crate::support::parents::parents;
 use crate::support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
 use oci_pack::testing::list_tar;
 
@@ -179,7 +180,7 @@ fn skopeo_reads_both_archives() {
 }
 
 #[test]
-fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
+fn podman_loads_and_runs_both_archives() {
     let Some(podman) = Podman::new() else { return };
     let fixture = tagged_fixture("podman-archive");
     fixture.build_ok(&["--quiet", "--format", "oci-archive", "--format", "docker"]);
@@ -213,20 +214,65 @@ fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
             "{output}"
         );
     }
+}
 
-    let streamed = tagged_fixture("podman-load");
-    let output = streamed.build_with_env(
-        &["--load=podman"],
-        &[("CONTAINERS_CONF", &podman_conf(&podman))],
+/// `--load=podman` copies the image into podman's store from the build cache (skopeo into
+/// `containers-storage:`): it runs there under every tag, its ID is the config digest, and after
+/// a code change only the new layer moves: the base's layer is not even read.
+#[test]
+fn podman_load_runs_under_every_tag_and_moves_only_the_new_layer() {
+    let (Some(podman), Some(parents)) = (Podman::new(), parents()) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    // A base of this test's own, whose blobs no other test reads.
+    let base = fixture.path().join("base");
+    crate::support::copy_dir(&parents.layout, &base);
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"oci:{}:latest\"\n\
+         tags = [\"podman-load:1.0\", \"podman-load:latest\"]\n\
+         [package.metadata.oci.config]\nenv = {{ GREETING = \"hi there\" }}\n",
+        base.display()
+    ));
+    let conf = podman_conf(&podman);
+    let tags = ["localhost/podman-load:1.0", "localhost/podman-load:latest"];
+    let _loaded = crate::support::Loaded::forget_later(&podman, &tags);
+    let load = || {
+        let output = fixture.build_with_env(&["--load=podman"], &[("CONTAINERS_CONF", &conf)]);
+        crate::support::assert_success(&output, "cargo oci build --load=podman");
+    };
+    load();
+    let base_layer = fixture
+        .layout()
+        .join(&blob_paths(&manifest_and_config(&fixture.layout()).0)[0]);
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
+    let blob = fs::File::open(&base_layer).unwrap();
+    let modified = blob.metadata().unwrap().modified().unwrap();
+    // An access time before the modification time: the next read sets it (relatime).
+    let times = fs::FileTimes::new().set_accessed(long_ago);
+    blob.set_times(times.set_modified(modified)).unwrap();
+    let main = fixture.path().join("src/main.rs");
+    let code = fs::read_to_string(&main).unwrap();
+    fs::write(&main, code.replace("stopped by signal", "stopped, signal")).unwrap();
+    load();
+
+    let (manifest, _) = manifest_and_config(&fixture.layout());
+    assert_eq!(fixture.layout().join(&blob_paths(&manifest)[0]), base_layer);
+    let accessed = fs::metadata(&base_layer).unwrap().accessed().unwrap();
+    assert_eq!(
+        accessed, long_ago,
+        "the second load read the base's layer, which podman had"
     );
-    crate::support::assert_success(&output, "cargo oci build --load=podman");
-    let _loaded = crate::support::Loaded::forget_later(
-        &podman,
-        &["localhost/podman-load:1.0", "localhost/podman-load:latest"],
-    );
-    let images = podman.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(images.contains("localhost/podman-load:1.0"), "{images}");
-    assert_only_the_layout_was_written(&streamed);
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    for tag in tags {
+        let id = podman.run(&["image", "inspect", "--format", "{{.Id}}", tag]);
+        assert_eq!(format!("sha256:{}", id.trim()), config, "{tag}");
+        let output = podman.run(&["run", "--rm", "--network", "none", tag, "x"]);
+        assert!(
+            output.starts_with("args=[\"x\"]\ngreeting=hi there\n"),
+            "{tag}: {output}"
+        );
+    }
 }
 
 fn podman_conf(podman: &Podman) -> String {
