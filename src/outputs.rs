@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::cache::BuildCache;
+use oci_pack::compress::Compression;
 use oci_pack::digest::Digest;
 use oci_pack::layout::{StagedLayout, Tagged};
 use oci_pack::registry::Pushed;
@@ -193,7 +194,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
     }
     let loaded = to
         .load
-        .map(|loader| load_into(loader, image, to))
+        .map(|loader| load_into(loader, image, to, cache))
         .transpose()?;
     let pushed = to
         .push
@@ -304,10 +305,15 @@ fn archive_key(image: &Tagged, format: Format, mtime: Timestamp) -> Result<Diges
 /// every layer it holds already (the base's), so only the new ones move. Otherwise, and for
 /// docker (moby 20.10 takes nothing but an archive), the Docker archive is streamed into
 /// `LOADER load`.
-fn load_into(loader: Loader, image: &Tagged, to: &Destinations<'_>) -> Result<String> {
+fn load_into(
+    loader: Loader,
+    image: &Tagged,
+    to: &Destinations<'_>,
+    cache: &BuildCache,
+) -> Result<String> {
     let one_image = oci_pack::media_type::is_manifest(&image.target.media_type);
     if loader == Loader::Podman && one_image && on_path("skopeo") {
-        return copy_into_podman(image, to.layout);
+        return copy_into_podman(image, to.layout, cache);
     }
     stream_into(loader, image, to.mtime)
 }
@@ -322,13 +328,25 @@ fn instead_of(loader: Loader) -> String {
 }
 
 /// `skopeo copy` of the image into podman's store (`containers-storage:`) under its first
-/// name, then `podman tag` for the others; each is named as `podman load` names it.
-fn copy_into_podman(image: &Tagged, layout: &Path) -> Result<String> {
+/// name, then `podman tag` for the others; each is named as `podman load` names it. The layers
+/// this build made go in uncompressed (podman would only decompress them); the base's as they
+/// are, which podman has already after the first load.
+fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<String> {
     let names: Vec<String> = image.tags.iter().map(podman_name).collect();
     let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
         bail!("the image has no tag to load it into podman by");
     };
-    let borrowed = image.borrowed_layout(layout)?;
+    let made_here = |diff_id: &Digest, layer: &oci_pack::descriptor::Descriptor| {
+        let compression = match oci_pack::media_type::oci_layer(&layer.media_type) {
+            Some(oci_pack::media_type::OCI_LAYER_GZIP) => Compression::Gzip,
+            Some(oci_pack::media_type::OCI_LAYER_ZSTD) => Compression::Zstd,
+            _ => return false,
+        };
+        cache
+            .reusable_layer(diff_id, compression)
+            .is_some_and(|made| made.descriptor.digest == layer.digest)
+    };
+    let borrowed = image.local_layout(layout, made_here)?;
     let source = format!("oci:{}:{}", borrowed.path().display(), tag.tag);
     let destination = format!("containers-storage:{first}");
     run_loader(

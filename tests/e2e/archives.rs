@@ -5,6 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 use crate::support::host::HOST;
 use crate::support::parents::parents;
@@ -218,7 +219,7 @@ fn podman_loads_and_runs_both_archives() {
 
 /// `--load=podman` copies the image into podman's store from the build cache (skopeo into
 /// `containers-storage:`): it runs there under every tag, its ID is the config digest, and after
-/// a code change only the new layer moves: the base's layer is not even read.
+/// a code change only the new layer moves, uncompressed: the base's layer is not even read.
 #[test]
 fn podman_load_runs_under_every_tag_and_moves_only_the_new_layer() {
     let (Some(podman), Some(parents)) = (Podman::new(), parents()) else {
@@ -256,13 +257,31 @@ fn podman_load_runs_under_every_tag_and_moves_only_the_new_layer() {
     fs::write(&main, code.replace("stopped by signal", "stopped, signal")).unwrap();
     load();
 
-    let (manifest, _) = manifest_and_config(&fixture.layout());
+    let (manifest, config) = manifest_and_config(&fixture.layout());
     assert_eq!(fixture.layout().join(&blob_paths(&manifest)[0]), base_layer);
     let accessed = fs::metadata(&base_layer).unwrap().accessed().unwrap();
     assert_eq!(
         accessed, long_ago,
         "the second load read the base's layer, which podman had"
     );
+    // podman got the new layer uncompressed, under its diff_id, and the base's as it is.
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("containers-storage:{}", tags[0]),
+    ]));
+    let stored: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let (layers, diff_ids) = (&stored["layers"], &config["rootfs"]["diff_ids"]);
+    assert_eq!(
+        layers[0]["digest"], manifest["layers"][0]["digest"],
+        "{raw}"
+    );
+    let top = layers.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        top["mediaType"], "application/vnd.oci.image.layer.v1.tar",
+        "{raw}"
+    );
+    assert_eq!(top["digest"], *diff_ids.as_array().unwrap().last().unwrap());
     let config = manifest["config"]["digest"].as_str().unwrap();
     for tag in tags {
         let id = podman.run(&["image", "inspect", "--format", "{{.Id}}", tag]);
