@@ -516,3 +516,18 @@ pub fn report(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podman_names_a_short_name_under_localhost_and_keeps_a_registry() {
+        let name = |text: &str| podman_name(&text.parse().unwrap());
+        assert_eq!(name("app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("team/app:1.0"), "localhost/team/app:1.0");
+        assert_eq!(name("localhost/app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("ghcr.io/team/app:1.0"), "ghcr.io/team/app:1.0");
+        assert_eq!(name("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
+    }
+}
