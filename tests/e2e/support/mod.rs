@@ -128,6 +128,9 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_TERM_COLOR",
+    "CARGO_TERM_VERBOSE",
+    "CARGO_TERM_QUIET",
     "CARGO_OCI_SIGNING_KEY",
     // A CI's variables name the builder in a provenance.
     "GITHUB_ACTIONS",
@@ -160,7 +163,6 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
         .env("CARGO_HOME", cargo_home)
         .env("RUSTUP_HOME", rustup_home)
         .env("DOCKER_CONFIG", home.join(".docker"))
-        .env("CARGO_TERM_COLOR", "never")
 }
 
 pub fn assert_success(output: &Output, what: &str) {
