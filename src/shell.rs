@@ -350,3 +350,72 @@ impl Progress for Shell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(verbose: u8, quiet: bool) -> ShellOptions {
+        ShellOptions {
+            verbose,
+            quiet,
+            color: None,
+        }
+    }
+
+    #[test]
+    fn flags_win_over_cargo_term_variables() {
+        let quiet = |name: &str| (name == "CARGO_TERM_QUIET").then(|| "true".to_owned());
+        let verbose = |name: &str| (name == "CARGO_TERM_VERBOSE").then(|| "true".to_owned());
+        let none = |_: &str| None;
+        assert_eq!(
+            options(0, false).verbosity(&quiet).unwrap(),
+            Verbosity::Quiet
+        );
+        assert_eq!(
+            options(0, false).verbosity(&verbose).unwrap(),
+            Verbosity::Verbose
+        );
+        assert_eq!(
+            options(1, false).verbosity(&quiet).unwrap(),
+            Verbosity::Verbose
+        );
+        assert_eq!(
+            options(0, true).verbosity(&verbose).unwrap(),
+            Verbosity::Quiet
+        );
+        assert_eq!(
+            options(2, false).verbosity(&none).unwrap(),
+            Verbosity::VeryVerbose
+        );
+        assert_eq!(
+            options(0, false).verbosity(&none).unwrap(),
+            Verbosity::Normal
+        );
+        assert!(options(1, true).verbosity(&none).is_err());
+        let both = |_: &str| Some("true".to_owned());
+        assert!(options(0, false).verbosity(&both).is_err());
+        let wrong = |_: &str| Some("yes".to_owned());
+        let error = options(0, false).verbosity(&wrong).unwrap_err().to_string();
+        assert!(error.contains("`CARGO_TERM_VERBOSE`: `yes`"), "{error}");
+    }
+
+    #[test]
+    fn an_error_lists_each_cause_indented_under_caused_by() {
+        let error = anyhow::anyhow!("no such file")
+            .context("line one\n\nline three")
+            .context("failed to read `x`");
+        let text = error_text(&error);
+        let plain =
+            String::from_utf8(anstream::adapter::strip_bytes(text.as_bytes()).into_vec()).unwrap();
+        assert_eq!(
+            plain,
+            "error: failed to read `x`\n\nCaused by:\n  line one\n\n  line three\n\n\
+             Caused by:\n  no such file\n"
+        );
+        assert!(
+            text.starts_with("\x1b[1m\x1b[91merror\x1b[0m\x1b[1m:\x1b[0m "),
+            "{text:?}"
+        );
+    }
+}
