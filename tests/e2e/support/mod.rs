@@ -131,6 +131,9 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_TERM_COLOR",
     "CARGO_TERM_VERBOSE",
     "CARGO_TERM_QUIET",
+    // Read through anstream, with NO_COLOR, when colour is `auto`.
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
     "CARGO_OCI_SIGNING_KEY",
     // A CI's variables name the builder in a provenance.
     "GITHUB_ACTIONS",
