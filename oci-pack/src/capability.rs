@@ -163,6 +163,15 @@ impl fmt::Display for FileCapabilities {
     }
 }
 
+/// A `security.capability` value as people read it: `cap_net_bind_service=ep` as `getcap`
+/// shows it, or what it is when it cannot be read.
+pub fn describe(value: &[u8]) -> String {
+    match Capabilities::from_xattr(value) {
+        Some(capabilities) => capabilities.to_string(),
+        None => format!("unreadable ({} bytes)", value.len()),
+    }
+}
+
 fn cap_name(bare: &str) -> String {
     format!("CAP_{}", bare.to_ascii_uppercase())
 }

@@ -494,7 +494,9 @@ fn read_entries(
 }
 
 /// The `security.capability` attribute an entry's PAX header gives it, if any.
-fn capability_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<Box<[u8]>>> {
+pub(crate) fn capability_of<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<Option<Box<[u8]>>> {
     let key = format!("SCHILY.xattr.{}", crate::capability::XATTR);
     let Some(extensions) = entry.pax_extensions()? else {
         return Ok(None);
