@@ -189,7 +189,10 @@ mod tests {
         );
         let error = Capabilities::parse(&["CAP_NET_BIND"]).unwrap_err();
         assert!(
-            error.starts_with("`CAP_NET_BIND` is not a Linux capability; expected one of CAP_CHOWN, CAP_DAC_OVERRIDE,"),
+            error.starts_with(
+                "`CAP_NET_BIND` is not a Linux capability; \
+                 expected one of CAP_CHOWN, CAP_DAC_OVERRIDE,"
+            ),
             "{error}"
         );
         assert!(

@@ -17,6 +17,7 @@ mod hostile;
 mod hostile_registries;
 mod inspect;
 mod library;
+mod nonroot;
 mod oracles;
 mod parents;
 mod provenance;
