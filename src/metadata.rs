@@ -634,6 +634,8 @@ mod template_tests {
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
         let metadata = super::load(None, Some(&oci)).unwrap().remove(0).image;
         assert_eq!(metadata.files.len(), 2);
+        assert_eq!(metadata.files[1].mode, Some(super::Mode("0640".into())));
+        assert_eq!(metadata.dirs[0].path, "/data");
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);
         assert_eq!(
