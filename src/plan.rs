@@ -580,23 +580,14 @@ fn resolve_image(
         .iter()
         .any(|d| image_path(&d.path).ok() == image_path(TMP).ok());
     if base == ImageSource::Scratch && !values::runs_as_root(config.user.as_deref()) && !tmp_named {
-        dirs.insert(
-            0,
-            DirPlan {
-                path: TMP.to_owned(),
-                owner: Owner::ROOT,
-                mode: 0o1777,
-            },
-        );
+        let tmp = DirPlan {
+            path: TMP.to_owned(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        dirs.insert(0, tmp);
     }
-    let capabilities = Capabilities::parse(metadata.capabilities.as_deref().unwrap_or_default())
-        .map_err(|e| key_error("capabilities", e))?;
-    if !capabilities.is_empty() && bins.is_empty() {
-        return Err(key_error(
-            "capabilities",
-            "capabilities are given to the image's binaries, and it has none",
-        ));
-    }
+    let capabilities = capabilities(metadata.capabilities.as_deref(), &bins)?;
     if config.entrypoint.is_none() {
         if let [only] = bins.as_slice() {
             config.entrypoint = Some(vec![format!("{bin_dir}/{only}")]);
@@ -687,6 +678,20 @@ fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
         });
     }
     Ok(dirs)
+}
+
+/// `capabilities`, for `bins`: a name the kernel does not know, or capabilities for no binary,
+/// is an error.
+fn capabilities(names: Option<&[String]>, bins: &[String]) -> Result<Capabilities, KeyError> {
+    let capabilities =
+        Capabilities::parse(names.unwrap_or_default()).map_err(|e| key_error("capabilities", e))?;
+    if !capabilities.is_empty() && bins.is_empty() {
+        return Err(key_error(
+            "capabilities",
+            "capabilities are given to the image's binaries, and it has none",
+        ));
+    }
+    Ok(capabilities)
 }
 
 fn owner(text: &str) -> Result<Owner, String> {
@@ -1254,6 +1259,12 @@ mod tests {
                  expected one of CAP_CHOWN,"
             ),
             "{error}"
+        );
+        let none = json!({"base": "oci:base", "bins": [], "capabilities": ["net_raw"]});
+        assert_eq!(
+            super::tests::plan(none).unwrap_err(),
+            "`package.metadata.oci.capabilities`: \
+             capabilities are given to the image's binaries, and it has none"
         );
         let images = json!({"images": {"hello": {"capabilities": ["bogus"]}}});
         let image = crate::metadata::load(None, Some(&images))

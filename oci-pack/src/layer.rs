@@ -162,11 +162,11 @@ impl LayerContents {
         for (path, entry) in &self.entries {
             stamp.extend_from_slice(path.as_os_str().as_encoded_bytes());
             let line = match entry {
-                Entry::Directory { mode, owner } => format!("\0dir {mode}{}\n", chosen(owner)),
+                Entry::Directory { mode, owner } => format!("\0dir {mode}{}\n", owner_stamp(owner)),
                 Entry::Whiteout => "\0whiteout\n".to_owned(),
                 Entry::Symlink { target, owner } => {
                     let target = target.as_os_str().as_encoded_bytes();
-                    format!("\0link {}{}\n", Digest::of(target), chosen(owner))
+                    format!("\0link {}{}\n", Digest::of(target), owner_stamp(owner))
                 }
                 Entry::File {
                     source: FileSource::Bytes(bytes),
@@ -176,7 +176,7 @@ impl LayerContents {
                 } => format!(
                     "\0bytes {mode} {}{}{}\n",
                     Digest::of(bytes),
-                    chosen(owner),
+                    owner_stamp(owner),
                     capability_stamp(*capabilities)
                 ),
                 Entry::File {
@@ -196,7 +196,7 @@ impl LayerContents {
                         metadata.len(),
                         metadata.mtime(),
                         metadata.mtime_nsec(),
-                        chosen(owner),
+                        owner_stamp(owner),
                         capability_stamp(*capabilities)
                     )
                 }
@@ -247,11 +247,11 @@ impl LayerContents {
         } else if file_type.is_file() {
             // 0755 if its owner may run it, else 0644, never more than it had on disk.
             let on_disk = metadata.permissions().mode() & 0o7777;
-            let mode = match (self.preserve_modes, on_disk & 0o100 != 0) {
-                _ if attributes.file_mode.is_some() => attributes.file_mode.unwrap_or_default(),
-                (true, _) => on_disk,
-                (false, true) => EXECUTABLE_MODE & on_disk,
-                (false, false) => FILE_MODE & on_disk,
+            let mode = match attributes.file_mode {
+                Some(mode) => mode,
+                None if self.preserve_modes => on_disk,
+                None if on_disk & 0o100 != 0 => EXECUTABLE_MODE & on_disk,
+                None => FILE_MODE & on_disk,
             };
             let source = FileSource::Disk(source.to_owned());
             let capabilities = attributes.capabilities;
@@ -395,7 +395,7 @@ impl LayerContents {
 
 /// What a stamp line adds for an owner other than root: nothing for root, so a layer of
 /// defaults keeps the stamp it had before owners could be chosen.
-fn chosen(owner: &Owner) -> String {
+fn owner_stamp(owner: &Owner) -> String {
     match *owner {
         Owner::ROOT => String::new(),
         owner => format!(" owner {owner}"),
