@@ -546,7 +546,7 @@ fn append_entry<W: Write>(
 }
 
 /// One PAX record: `LEN KEY=VALUE\n`, where LEN counts the whole record, its own digits too.
-fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+pub(crate) fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let rest = key.len() + value.len() + 3; // the space, `=` and the newline
     let mut len = rest + 1;
     while len != rest + len.to_string().len() {

@@ -1069,6 +1069,56 @@ mod tests {
         assert_eq!(tree.len(), 2);
     }
 
+    /// A tar of one file `app` whose PAX header holds `records`.
+    fn with_pax(records: &[(&str, &[u8])]) -> Vec<u8> {
+        let data: Vec<u8> = records
+            .iter()
+            .flat_map(|(key, value)| crate::layer::pax_record(key, value))
+            .collect();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, kind, content) in [
+            ("PaxHeaders.0/app", tar::EntryType::XHeader, &data[..]),
+            ("app", tar::EntryType::Regular, b"x"),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_path(path).unwrap();
+            header.set_entry_type(kind);
+            header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(content.len() as u64);
+            header.set_cksum();
+            builder.append(&header, content).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_capability_is_read_from_the_pax_header_other_attributes_are_not() {
+        let (_dir, store) = store();
+        let capability = crate::capability::Capabilities::parse(&["net_raw"]).unwrap();
+        let value = capability.xattr().unwrap();
+        let tar = with_pax(&[
+            ("SCHILY.xattr.user.comment", b"hello"),
+            ("SCHILY.xattr.security.capability", &value),
+        ]);
+        let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
+        let tree = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap();
+        let node = tree.get(Path::new("app")).unwrap();
+        assert_eq!(node.capability.as_deref(), Some(&value[..]));
+
+        let huge = vec![1u8; MAX_CAPABILITY_BYTES + 1];
+        let tar = with_pax(&[("SCHILY.xattr.security.capability", &huge)]);
+        let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
+        let error = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidLayerEntry { entry, .. } if entry == "app"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("too long"), "{error}");
+    }
+
     #[test]
     fn changes_survive_their_encoding_and_refuse_a_damaged_one() {
         let (_dir, store) = store();
