@@ -2,14 +2,18 @@
 //! `dirs` entry, `/tmp` on `scratch`, and the binary's file capability. podman and a private
 //! dockerd run the hello fixture as 65532 with the unprivileged-port floor kept at 1024, so the
 //! capability is what lets it bind :80 (and without it, the bind fails); umoci, unpacking as
-//! root, and GNU tar read the owners, modes and the `security.capability` PAX record.
+//! root, and GNU tar read the owners, modes and the `security.capability` PAX record. On a
+//! parent, podman sees the owners and modes that differ from the parent's.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{assert_success, manifest_and_config, run, tool, Dockerd, Fixture, Podman};
+use crate::support::parents::parents;
+use crate::support::{
+    assert_success, layer_paths, manifest_and_config, run, tool, Dockerd, Fixture, Podman,
+};
 
 /// Keeps the floor at its kernel default: podman and docker lower it to 0 in a container's own
 /// network namespace otherwise, which would let anyone bind :80.
@@ -268,4 +272,63 @@ fn docker_loads_the_archive_and_the_capability_lets_65532_bind_port_80() {
     let output = run_service(&image);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_eq!(stdout(&output), REFUSED);
+}
+
+/// On a parent, a path whose content is the parent's is written again when its owner differs,
+/// and a directory when the owner or mode chosen differs; a directory chosen as the parent has
+/// it is left as it is.
+#[test]
+fn on_a_parent_owners_and_modes_that_differ_are_changes_podman_applies() {
+    let Some(parents) = parents() else { return };
+    let Some(podman) = Podman::new() else { return };
+    let fixture = Fixture::copy("hello");
+    // The parent's `/etc/motd`, byte for byte.
+    fs::write(fixture.path().join("motd"), "welcome\n").unwrap();
+    fixture.set_metadata(&format!(
+        r#"[package.metadata.oci]
+base = "oci:{}:latest"
+tags = ["{}:1"]
+files = [{{ src = "motd", dest = "/etc/motd", owner = "65532:65532" }}]
+dirs = [{{ path = "/work", owner = "65532:65532", mode = "0770" }}, {{ path = "/etc" }}]
+"#,
+        parents.layout.display(),
+        unique("nonroot-parent")
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let layout = fixture.layout();
+    let (manifest, _) = manifest_and_config(&layout);
+    let layers = manifest["layers"].as_array().unwrap();
+    let files = layers[layers.len() - 2]["digest"].as_str().unwrap();
+    assert_eq!(layer_paths(&layout, files), ["etc/motd", "work"]);
+
+    let pulled = podman.pull(&layout, "1");
+    let listed = podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/ls",
+        &pulled.id,
+        "-lnd",
+        "/etc",
+        "/etc/motd",
+        "/work",
+    ]);
+    let owners: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            vec![fields[0], fields[2], fields[3], fields[fields.len() - 1]]
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ["drwxr-xr-x", "0", "0", "/etc"],
+            ["-rw-r--r--", "65532", "65532", "/etc/motd"],
+            ["drwxrwx---", "65532", "65532", "/work"],
+        ],
+        "{listed}"
+    );
 }
