@@ -513,8 +513,8 @@ pub struct LayerIds {
 pub struct FileDiff {
     /// The entry's name, relative to the root.
     pub path: String,
-    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`; empty when
-    /// one side lacks the entry.
+    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`,
+    /// `capabilities`; empty when one side lacks the entry.
     pub fields: Vec<&'static str>,
     /// The expected layer's entry.
     pub expected: Option<LayerEntry>,
