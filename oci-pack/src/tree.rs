@@ -594,6 +594,13 @@ impl LayerChanges {
         })
     }
 
+    /// Whether `head`, the start of a cache entry, is an encoding an earlier version wrote: out
+    /// of date, not damaged.
+    pub(crate) fn is_earlier_encoding(head: &[u8]) -> bool {
+        let family = &ENCODING[..ENCODING.iter().rposition(|b| *b == b' ').unwrap_or(0) + 1];
+        head.starts_with(family) && !head.starts_with(ENCODING)
+    }
+
     /// Reads an encoding from `input` to its end without keeping it: its layer and diff_id,
     /// or `None` when it is not one.
     pub(crate) fn check_encoded(mut input: impl Read) -> Option<(Digest, Digest)> {
