@@ -18,6 +18,7 @@ mod hostile_registries;
 mod inspect;
 mod library;
 mod mirrors;
+mod nonroot;
 mod oracles;
 mod parents;
 mod provenance;
