@@ -41,6 +41,7 @@ mod rustflags;
 mod sbom;
 mod shell;
 mod signing;
+mod text;
 mod values;
 mod verify;
 mod workspace;

@@ -19,6 +19,7 @@ use crate::metadata::{
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
+use crate::text::without_userinfo;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -770,9 +771,16 @@ fn annotations(
         ("version", Some(package.version.clone())),
         ("description", package.description.clone()),
         ("licenses", package.license.clone()),
-        ("source", package.repository.clone()),
-        ("url", package.homepage.clone()),
-        ("documentation", package.documentation.clone()),
+        // URLs are published with the image: never with the credentials of one.
+        (
+            "source",
+            package.repository.as_deref().map(without_userinfo),
+        ),
+        ("url", package.homepage.as_deref().map(without_userinfo)),
+        (
+            "documentation",
+            package.documentation.as_deref().map(without_userinfo),
+        ),
         ("authors", authors),
         ("revision", package.revision.clone()),
     ];

@@ -16,6 +16,7 @@ use oci_pack::timestamp::Timestamp;
 use serde_json::{json, Value};
 
 use crate::cargo_build::CargoOptions;
+use crate::text::without_userinfo;
 
 /// Which document an image's SBOM is: `sbom = "…"` and `--sbom`.
 #[derive(
@@ -217,14 +218,15 @@ fn stable_key(package: &Package) -> (String, String, String) {
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
-/// Where a package comes from, as cargo's source string says.
+/// Where a package comes from, as cargo's source string says; its URLs without user
+/// information (a token in `http://ci-bot:TOKEN@host/…` is never published).
 enum Origin<'a> {
     CratesIo,
     /// Another registry: its index URL.
-    Registry(&'a str),
+    Registry(String),
     /// A git repository (its URL, without the query) at a commit.
     Git {
-        url: &'a str,
+        url: String,
         commit: &'a str,
     },
     /// A directory of the workspace or beside it.
@@ -241,10 +243,13 @@ fn origin(package: &Package) -> Origin<'_> {
     } else if let Some(git) = repr.strip_prefix("git+") {
         let (url, commit) = git.split_once('#').unwrap_or((git, ""));
         let url = url.split('?').next().unwrap_or(url);
-        Origin::Git { url, commit }
+        Origin::Git {
+            url: without_userinfo(url),
+            commit,
+        }
     } else {
         let index = repr.split_once('+').map_or(repr, |(_, url)| url);
-        Origin::Registry(index)
+        Origin::Registry(without_userinfo(index))
     }
 }
 
@@ -257,7 +262,9 @@ fn purl(package: &Package) -> Option<String> {
     match origin(package) {
         Origin::CratesIo => Some(base),
         Origin::Path => None,
-        Origin::Registry(index) => Some(format!("{base}?repository_url={}", percent_encode(index))),
+        Origin::Registry(index) => {
+            Some(format!("{base}?repository_url={}", percent_encode(&index)))
+        }
         Origin::Git { url, commit } => Some(format!(
             "{base}?vcs_url={}",
             percent_encode(&format!("git+{url}@{commit}"))
@@ -272,7 +279,7 @@ fn download_location(package: &Package) -> String {
             "https://crates.io/api/v1/crates/{}/{}/download",
             package.name, package.version
         ),
-        Origin::Git { url, commit } if spdx_takes_vcs_url(url) => format!("git+{url}@{commit}"),
+        Origin::Git { url, commit } if spdx_takes_vcs_url(&url) => format!("git+{url}@{commit}"),
         Origin::Git { .. } | Origin::Registry(_) | Origin::Path => "NOASSERTION".to_owned(),
     }
 }
