@@ -26,6 +26,7 @@ use crate::cargo_build::{Verbosity, WorkspaceOptions};
 use crate::outputs::MessageFormat;
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -610,8 +611,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// Every line of the report passes here: what the image says (names, labels, history) is
+    /// shown with its control characters escaped, so it cannot act on the terminal or forge a
+    /// line.
     fn line(&mut self, line: &str) {
-        self.text.push_str(line.trim_end());
+        self.text.push_str(escape_controls(line).trim_end());
         self.text.push('\n');
     }
 

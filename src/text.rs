@@ -1,5 +1,8 @@
 //! Text from elsewhere made safe for where it goes: a URL's credentials removed before the URL
-//! is published (an SBOM, an annotation, a provenance record).
+//! is published (an SBOM, an annotation, a provenance record), and an image's strings escaped
+//! before a terminal shows them.
+
+use std::fmt::Write;
 
 /// `url` without its user information (`http://ci-bot:TOKEN@host/x` → `http://host/x`), every
 /// other byte as it was. A URL is `SCHEME://AUTHORITY…` (cargo's `git+https://…` included);
@@ -21,6 +24,36 @@ pub fn without_userinfo(url: &str) -> String {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
+}
+
+/// `text` with every control character escaped (`\n`, `\t`, `\r`, else `\x1b` or `\u{9b}`),
+/// and the bidirectional formatting characters that reorder what a terminal shows
+/// (`\u{202e}`): a name read from an image can neither move the cursor, recolour the terminal,
+/// nor forge a line of a report.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_owned();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if (c as u32) < 0x80 && needs_escape(c) => {
+                let _ = write!(escaped, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", c as u32);
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -55,5 +88,15 @@ mod tests {
         ] {
             assert_eq!(without_userinfo(url), published, "{url}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(escape_controls("/srv/app"), "/srv/app");
+        assert_eq!(escape_controls("a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(escape_controls("\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(escape_controls("\u{9b}2J\u{7f}"), "\\u{9b}2J\\x7f");
+        assert_eq!(escape_controls("abc\u{202e}fdp.exe"), "abc\\u{202e}fdp.exe");
+        assert_eq!(escape_controls("café ✓"), "café ✓");
     }
 }

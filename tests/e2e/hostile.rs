@@ -18,7 +18,7 @@ const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub(crate) struct Layer {
     media_type: &'static str,
     blob: Vec<u8>,
-    diff_id: Digest,
+    pub(crate) diff_id: Digest,
 }
 
 pub(crate) fn gzip(entries: &[Raw<'_>]) -> Layer {
