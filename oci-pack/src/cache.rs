@@ -248,7 +248,9 @@ impl BuildCache {
                 }
             }
         }
-        let _ = fs::write(&marker, b"");
+        // A new file renamed over it: never written through a link planted at its name.
+        let _ = tempfile::NamedTempFile::new_in(&self.root)
+            .and_then(|file| file.persist(&marker).map_err(|e| e.error));
         self.lock
             .lock_shared()
             .map_err(Error::io("lock", self.root.join("lock")))?;
@@ -647,6 +649,21 @@ mod tests {
         );
         // Once a day at most.
         assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_sweep_marker_is_never_written_through_a_link() {
+        let (dir, cache) = cache();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("precious");
+        fs::write(&victim, b"keep me").unwrap();
+        age(&victim, 30 * 24 * 3600);
+        std::os::unix::fs::symlink(&victim, dir.path().join("swept")).unwrap();
+        cache.sweep(UNUSED_FOR).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert!(fs::symlink_metadata(dir.path().join("swept"))
+            .unwrap()
+            .is_file());
     }
 
     #[test]
