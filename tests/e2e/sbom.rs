@@ -197,6 +197,47 @@ const CYCLONEDX_VALIDATOR: &str = "import sys\n\
     error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
     sys.exit(str(error) if error else 0)\n";
 
+/// Licenses cargo accepts for a package it never publishes, which are no SPDX expression or
+/// are one only once written on one line: both validators accept each document.
+#[test]
+fn a_malformed_license_expression_still_makes_valid_documents() {
+    let Some(tools) = python_tools() else { return };
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    let platform = crate::support::host::HOST.platform().replace('/', "-");
+    for (license, declared) in [
+        ("(MIT", "LicenseRef--MIT"),
+        ("MIT OR", "LicenseRef-MIT-OR"),
+        ("MIT\\nOR Apache-2.0", "MIT OR Apache-2.0"),
+    ] {
+        let text = original.replace("license = \"MIT\"", &format!("license = \"{license}\""));
+        fs::write(&manifest, text).unwrap();
+        fixture.build_ok(&["--quiet"]);
+        let spdx = fixture
+            .path()
+            .join(format!("target/oci/hello.{platform}.spdx.json"));
+        run(Command::new(tools.join("pyspdxtools")).arg("-i").arg(&spdx));
+        let document = read_json(&spdx);
+        let hello = document["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "hello" && p["primaryPackagePurpose"] == "APPLICATION")
+            .unwrap()
+            .clone();
+        assert_eq!(hello["licenseDeclared"], declared, "{license}");
+
+        fixture.build_ok(&["--quiet", "--sbom", "cyclonedx"]);
+        let cyclonedx = fixture
+            .path()
+            .join(format!("target/oci/hello.{platform}.cdx.json"));
+        run(Command::new(tools.join("python3"))
+            .args(["-c", CYCLONEDX_VALIDATOR])
+            .arg(&cyclonedx));
+    }
+}
+
 #[test]
 fn a_cyclonedx_sbom_passes_the_cyclonedx_schema_validator() {
     let Some(tools) = python_tools() else { return };
