@@ -323,9 +323,10 @@ impl PlatformReport {
                 Ok(measured) => Some(measured),
                 Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
                     shell.warn(format_args!(
-                        "layer {} of {} is `{media_type}`, which cannot be decompressed",
+                        "layer {} of {} is `{}`, which cannot be decompressed",
                         i + 1,
-                        platform.platform
+                        platform.platform,
+                        escape_controls(&media_type)
                     ));
                     None
                 }

@@ -444,6 +444,21 @@ fn an_images_control_characters_never_reach_the_terminal() {
     assert!(paths.contains(&format!("/{forged}").as_str()), "{paths:?}");
     assert!(paths.contains(&format!("/{escape}").as_str()), "{paths:?}");
 
+    // A layer of a media type no decoder reads is named in a warning, escaped too.
+    let odd = fixture.path().join("odd");
+    craft(
+        &odd,
+        &[gzip(&[Raw::File("a", b"x", 0o644)])],
+        None,
+        |manifest| {
+            manifest["layers"][0]["mediaType"] = "application/x.\x1b[2J".into();
+        },
+    );
+    let output = fixture.cargo_oci(&["inspect", &format!("oci:{}:latest", odd.display())]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("`application/x.\\x1b[2J`"), "{stderr}");
+    assert!(!raw(&stderr), "{stderr:?}");
+
     // The rebuild differs from it in the files layer, whose names are listed.
     let output = fixture.cargo_oci(&["verify", "--quiet", "--against", &image]);
     assert!(!output.status.success());
