@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -79,6 +79,7 @@ impl BuildCache {
         let store = BlobStore::open(root)?;
         let lock_path = root.join("lock");
         let lock = fs::File::options()
+            .custom_flags(crate::output::NO_FOLLOW)
             .create(true)
             .truncate(false)
             .write(true)
@@ -649,6 +650,18 @@ mod tests {
         );
         // Once a day at most.
         assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_lock_is_never_taken_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("lock")).unwrap();
+        assert!(BuildCache::open(dir.path()).is_err());
+        assert!(
+            fs::symlink_metadata(&elsewhere).is_err(),
+            "nothing created through it"
+        );
     }
 
     #[test]
