@@ -27,6 +27,7 @@ use crate::cargo_build::{Verbosity, WorkspaceOptions};
 use crate::outputs::MessageFormat;
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -326,9 +327,10 @@ impl PlatformReport {
                 Ok(measured) => Some(measured),
                 Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
                     shell.warn(format_args!(
-                        "layer {} of {} is `{media_type}`, which cannot be decompressed",
+                        "layer {} of {} is `{}`, which cannot be decompressed",
                         i + 1,
-                        platform.platform
+                        platform.platform,
+                        escape_controls(&media_type)
                     ));
                     None
                 }
@@ -619,8 +621,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// Every line of the report passes here: what the image says (names, labels, history) is
+    /// shown with its control characters escaped, so it cannot act on the terminal or forge a
+    /// line.
     fn line(&mut self, line: &str) {
-        self.text.push_str(line.trim_end());
+        self.text.push_str(escape_controls(line).trim_end());
         self.text.push('\n');
     }
 

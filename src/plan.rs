@@ -20,6 +20,7 @@ use crate::metadata::{
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
+use crate::text::without_userinfo;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -203,6 +204,11 @@ const PREFIX: &str = "package.metadata.oci";
 const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
 const DEFAULT_TAG: &str = "{name}:{version}";
 
+/// What one table of annotations may hold, keys and values: a registry takes a manifest of
+/// 4 MiB at most, and the provenance repeats the metadata table, so a MiB leaves room for both
+/// and for any number of layers.
+const MAX_ANNOTATION_BYTES: usize = 1 << 20;
+
 fn key_error(key: &str, message: impl Into<String>) -> KeyError {
     KeyError {
         path: format!("{PREFIX}.{key}"),
@@ -355,7 +361,10 @@ fn resolve_named(
         auditable,
         metadata: metadata.table.clone(),
         index: set.index.unwrap_or(false),
-        index_annotations: set.index_annotations.clone(),
+        index_annotations: {
+            check_annotations("index-annotations", &set.index_annotations)?;
+            set.index_annotations.clone()
+        },
     })
 }
 
@@ -371,11 +380,19 @@ fn tags(
     let mut tags: Vec<Reference> = Vec::new();
     let default = [DEFAULT_TAG.to_owned()];
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
-        let key = format!("tags[{i}]");
+        // The default's error names the key to set, not one the user never wrote.
+        let (key, what) = match templates {
+            Some(_) => (format!("tags[{i}]"), String::new()),
+            None => (
+                "tags".to_owned(),
+                format!("none is set, and the default `{DEFAULT_TAG}` fails: "),
+            ),
+        };
+        let key_error = |message: String| key_error(&key, format!("{what}{message}"));
         let mut tag = template
             .replace("{name}", name)
             .replace("{package}", &package.name)
-            .replace("{version}", &package.version);
+            .replace("{version}", &tag_safe(&package.version));
         let git = [
             ("{git_sha}", package.revision.clone()),
             (
@@ -398,27 +415,23 @@ fn tags(
                     }
                     _ => format!("`{}` is not in a git checkout", package.dir.display()),
                 };
-                return Err(key_error(
-                    &key,
-                    format!("`{placeholder}` needs a git checkout: {why}"),
-                ));
+                return Err(key_error(format!(
+                    "`{placeholder}` needs a git checkout: {why}"
+                )));
             };
-            tag = tag.replace(placeholder, &value);
+            tag = tag.replace(placeholder, &tag_safe(&value));
         }
         let tag: Reference = tag
             .parse()
-            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
+            .map_err(|e: oci_pack::Error| key_error(e.to_string()))?;
         match tags.iter().find(|t| t.tag == tag.tag) {
             Some(same) if *same == tag => {}
             Some(other) => {
-                return Err(key_error(
-                    &key,
-                    format!(
-                        "`{other}` and `{tag}` share the tag `{}`, \
-                         which names an image in an OCI layout",
-                        tag.tag
-                    ),
-                ))
+                return Err(key_error(format!(
+                    "`{other}` and `{tag}` share the tag `{}`, \
+                     which names an image in an OCI layout",
+                    tag.tag
+                )))
             }
             None => tags.push(tag),
         }
@@ -430,6 +443,39 @@ fn tags(
         ));
     }
     Ok(tags)
+}
+
+/// A version (or git tag) as a tag may hold it: `+`, which semver's build metadata begins with
+/// (`1.0.0+meta`), is no tag character, and becomes `_`, as Helm and other OCI tools write it.
+fn tag_safe(version: &str) -> String {
+    version.replace('+', "_")
+}
+
+/// The annotations of one table, at most [`MAX_ANNOTATION_BYTES`] in all; else the error names
+/// the largest.
+fn check_annotations(key: &str, annotations: &BTreeMap<String, String>) -> Result<(), KeyError> {
+    let size = |(k, v): (&String, &String)| k.len() + v.len();
+    let total: usize = annotations.iter().map(size).sum();
+    let Some(largest) = annotations.iter().max_by_key(|entry| size(*entry)) else {
+        return Ok(());
+    };
+    if total <= MAX_ANNOTATION_BYTES {
+        return Ok(());
+    }
+    let name = largest.0;
+    let path = match name.contains(['.', '"', ' ']) || name.is_empty() {
+        true => format!("{key}.{}", crate::rustflags::toml_string(name)),
+        false => format!("{key}.{name}"),
+    };
+    Err(key_error(
+        &path,
+        format!(
+            "{total} bytes of annotations (this one {}), more than the {} MiB a table of them \
+             may hold: a registry takes a manifest of 4 MiB at most",
+            size(largest),
+            MAX_ANNOTATION_BYTES >> 20
+        ),
+    ))
 }
 
 /// The plan of the image for `triple` (the Rust target it is built for, the host's when no
@@ -610,7 +656,10 @@ fn resolve_image(
         dirs,
         capabilities,
         config,
-        annotations: annotations(package, author.as_deref(), created, metadata.annotations),
+        annotations: {
+            check_annotations("annotations", &metadata.annotations)?;
+            annotations(package, author.as_deref(), created, metadata.annotations)
+        },
         author,
         comment: metadata.comment,
         compression,
@@ -900,9 +949,16 @@ fn annotations(
         ("version", Some(package.version.clone())),
         ("description", package.description.clone()),
         ("licenses", package.license.clone()),
-        ("source", package.repository.clone()),
-        ("url", package.homepage.clone()),
-        ("documentation", package.documentation.clone()),
+        // URLs are published with the image: never with the credentials of one.
+        (
+            "source",
+            package.repository.as_deref().map(without_userinfo),
+        ),
+        ("url", package.homepage.as_deref().map(without_userinfo)),
+        (
+            "documentation",
+            package.documentation.as_deref().map(without_userinfo),
+        ),
         ("authors", authors),
         ("revision", package.revision.clone()),
     ];
@@ -1480,6 +1536,55 @@ mod tests {
             error.starts_with("`package.metadata.oci.images.nope.bins`: `nope` is not a binary"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn build_metadata_in_a_version_makes_a_valid_default_tag() {
+        let facts = PackageFacts {
+            version: "1.0.0+meta.1".into(),
+            git_tag: Some("v1.0.0+meta".into()),
+            ..package()
+        };
+        let made = |templates: Option<&[String]>| -> Vec<String> {
+            let tags = tags(templates, "app", &facts).unwrap();
+            tags.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(made(None), ["app:1.0.0_meta.1"]);
+        assert_eq!(made(Some(&["app:{git_tag}".into()])), ["app:v1.0.0_meta"]);
+        // The default that still fails names the key to set, not one never written.
+        let upper = PackageFacts {
+            name: "Hello".into(),
+            ..package()
+        };
+        let error = tags(None, "Hello", &upper).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.tags`: none is set, and the default `{name}:{version}` \
+                 fails: "
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn annotations_too_large_for_a_manifest_are_refused_by_key() {
+        let big = "x".repeat(5 << 20);
+        let error =
+            plan(json!({"annotations": {"org.example.notes": big, "small": "1"}})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.annotations.\"org.example.notes\"`: 5242903 bytes of \
+                 annotations (this one 5242897), more than the 1 MiB a table of them may hold"
+            ),
+            "{error}"
+        );
+        let error =
+            build(json!({"index-annotations": {"notes": "x".repeat(1 << 20)}})).unwrap_err();
+        assert!(
+            error.starts_with("`package.metadata.oci.index-annotations.notes`"),
+            "{error}"
+        );
+        assert!(plan(json!({"annotations": {"notes": "x".repeat(1000)}})).is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{Format, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -126,13 +127,16 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
             layout.display(),
             check.unreferenced.len(),
             plural(check.unreferenced.len()),
-            check.unreferenced.join(", ")
+            escape_controls(&check.unreferenced.join(", "))
         ));
     }
     match check.problems.as_slice() {
         [] => Ok(()),
         problems => {
-            let listed: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("\n  {}", escape_controls(&p.to_string())))
+                .collect();
             bail!(
                 "the layout `{}` is damaged ({} problem{}):{}",
                 layout.display(),
@@ -300,10 +304,8 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                 } else {
                     format!("{rebuilt_digest} ({})", image.summary.platforms.join(", "))
                 };
-                writeln!(
-                    stdout,
-                    "{name} is reproducible: {what}, the same as `{source}`"
-                )?;
+                let text = format!("{name} is reproducible: {what}, the same as `{source}`");
+                writeln!(stdout, "{}", escape_controls(&text))?;
             }
             MessageFormat::Human => {
                 write!(
@@ -324,7 +326,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                     })
                 });
                 if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
-                    writeln!(stdout, "  note: {hint}")?;
+                    writeln!(stdout, "  note: {}", escape_controls(&hint))?;
                 } else if binaries_differ {
                     writeln!(
                         stdout,
@@ -339,7 +341,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         if !comparison.same {
             failures.push(format!(
                 "`{name}` is not reproducible: {}",
-                first_difference(&comparison)
+                escape_controls(&first_difference(&comparison))
             ));
         }
     }
@@ -474,8 +476,9 @@ fn human_differences(
     comparison: &Comparison,
 ) -> String {
     let mut out = String::new();
+    // What the images say (file names, history, config values) shown escaped, as by inspect.
     let mut line = |text: String| {
-        out.push_str(text.trim_end());
+        out.push_str(escape_controls(&text).trim_end());
         out.push('\n');
     };
     line(format!(

@@ -192,7 +192,11 @@ impl RegistryFetch for RegistryAccess {
         let descriptor = self.on_endpoints(image, |session| session.resolve(tag, &self.cache))?;
         let refs = ref_file.parent().expect("under refs/");
         std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
-        std::fs::write(&ref_file, descriptor.digest.to_string())
+        // A new file renamed over the old: never written through a link planted at its name.
+        let mut file = tempfile::NamedTempFile::new_in(refs)
+            .map_err(Error::io("create a temporary file in", refs))?;
+        std::io::Write::write_all(&mut file, descriptor.digest.to_string().as_bytes())
+            .and_then(|()| file.persist(&ref_file).map_err(|e| e.error))
             .map_err(Error::io("write", &ref_file))?;
         Ok(descriptor)
     }
