@@ -108,6 +108,7 @@ pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
     match request.format {
         MessageFormat::Json => {
             let message = serde_json::json!({
+                "reason": crate::outputs::reason::ATTESTATIONS_VERIFIED,
                 "image": source.to_string(),
                 "key": key_id,
                 "verified": verified,

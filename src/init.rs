@@ -44,9 +44,6 @@ pub struct InitArgs {
     /// joining them under the release tag
     #[arg(long, value_enum, value_name = "CI")]
     pub ci: Option<Ci>,
-    /// Do not print what was done
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// Where a release pipeline runs.
@@ -68,12 +65,7 @@ impl Ci {
     }
 }
 
-pub fn exec(args: InitArgs) -> Result<()> {
-    let shell = Shell::new(if args.quiet {
-        crate::cargo_build::Verbosity::Quiet
-    } else {
-        crate::cargo_build::Verbosity::Normal
-    });
+pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
     let options = WorkspaceOptions {
         manifest_path: args.manifest_path.clone(),
         ..WorkspaceOptions::default()
@@ -110,7 +102,7 @@ pub fn exec(args: InitArgs) -> Result<()> {
                         metadata.workspace_root.join("Cargo.toml")
                     ),
                 );
-                return finish(&args, &metadata, &shell, true);
+                return finish(&args, &metadata, shell, true);
             }
             Table {
                 manifest: package.manifest_path.clone().into_std_path_buf(),
@@ -127,8 +119,8 @@ pub fn exec(args: InitArgs) -> Result<()> {
             bins: Vec::new(),
         },
     };
-    let image = table.add(&args.base, rustflags, &shell)?;
-    finish(&args, &metadata, &shell, image)
+    let image = table.add(&args.base, rustflags, shell)?;
+    finish(&args, &metadata, shell, image)
 }
 
 /// What follows the image's table: the xtask, the pipeline, and the next step.
@@ -136,7 +128,7 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
     if args.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
-    let says_next = !args.quiet && image;
+    let says_next = shell.verbosity() != crate::cargo_build::Verbosity::Quiet && image;
     // The workspace read once more, only when something needs it: the table just written may
     // have made every member an image.
     let images = match args.ci.is_some() || says_next {

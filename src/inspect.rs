@@ -23,8 +23,8 @@ use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
 use serde::Serialize;
 
-use crate::cargo_build::{Verbosity, WorkspaceOptions};
-use crate::outputs::MessageFormat;
+use crate::cargo_build::WorkspaceOptions;
+use crate::outputs::{reason, Message, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::text::escape_controls;
@@ -56,8 +56,7 @@ pub struct InspectArgs {
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: InspectArgs) -> Result<()> {
-    let shell = Shell::new(Verbosity::Normal);
+pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
     let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let (source, cache_dir) = match &args.image {
         Some(text) => {
@@ -95,12 +94,18 @@ pub fn exec(args: InspectArgs) -> Result<()> {
         cache_dir.as_deref(),
         &registries,
         platform.as_ref(),
-        &shell,
+        shell,
     )?;
-    let report = Report::of(&opened.image, args.files, args.largest, &shell)?;
+    let report = Report::of(&opened.image, args.files, args.largest, shell)?;
     let mut stdout = std::io::stdout().lock();
     match args.message_format {
-        MessageFormat::Json => writeln!(stdout, "{}", serde_json::to_string(&report)?)?,
+        MessageFormat::Json => {
+            let message = Message {
+                reason: reason::IMAGE_INSPECTED,
+                body: &report,
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&message)?)?
+        }
         MessageFormat::Human if args.files => write!(stdout, "{}", report.files_human())?,
         MessageFormat::Human => write!(stdout, "{}", report.human())?,
     }

@@ -370,6 +370,35 @@ pub enum MessageFormat {
     Json,
 }
 
+/// The `reason` of each kind of JSON message (`--message-format json`), as each of cargo's
+/// own messages names its kind, so ours can share a stream with cargo's.
+pub mod reason {
+    /// An output written (or fresh): a layout, an archive.
+    pub const IMAGE_BUILT: &str = "image-built";
+    /// An SBOM file written beside the outputs.
+    pub const SBOM_WRITTEN: &str = "sbom-written";
+    /// The image streamed into `docker load` or `podman load`.
+    pub const IMAGE_LOADED: &str = "image-loaded";
+    /// The image (or `cargo oci index`'s index) pushed to a registry.
+    pub const IMAGE_PUSHED: &str = "image-pushed";
+    /// `cargo oci inspect`: an image as it is.
+    pub const IMAGE_INSPECTED: &str = "image-inspected";
+    /// `cargo oci verify`: a rebuild compared with the image.
+    pub const IMAGE_VERIFIED: &str = "image-verified";
+    /// `cargo oci verify --layout`: a layout's integrity.
+    pub const LAYOUT_CHECKED: &str = "layout-checked";
+    /// `cargo oci verify --key`: an image's signed provenance.
+    pub const ATTESTATIONS_VERIFIED: &str = "attestations-verified";
+}
+
+/// A JSON message: its `reason` first, then `body`'s fields in their order.
+#[derive(Debug, serde::Serialize)]
+pub struct Message<'a, T> {
+    pub reason: &'static str,
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
 /// What every output line says about the image.
 #[derive(Debug)]
 pub struct ImageSummary {
@@ -398,10 +427,17 @@ pub fn report(
     let mut stdout = std::io::stdout().lock();
     // Each line names where the image went: a path, a loader, or a registry reference.
     let mut line = |kind: &str, place: (&str, String)| -> std::io::Result<()> {
+        let reason = match kind {
+            "sbom" => reason::SBOM_WRITTEN,
+            "load" => reason::IMAGE_LOADED,
+            "push" => reason::IMAGE_PUSHED,
+            _ => reason::IMAGE_BUILT,
+        };
         match format {
             MessageFormat::Human => writeln!(stdout, "{kind} {} {}", image.digest, place.1),
             MessageFormat::Json => {
                 let mut message = serde_json::json!({
+                    "reason": reason,
                     "format": kind,
                     "image": image.name,
                     "digest": image.digest,

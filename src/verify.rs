@@ -15,7 +15,8 @@ use oci_pack::source::{ImageSource, Selector};
 use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
 
 use crate::build::BuildArgs;
-use crate::cargo_build::{CargoOptions, Verbosity};
+use crate::cargo_build::CargoOptions;
+use crate::error::NotVerified;
 use crate::inspect::{self, bytes};
 use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{Format, MessageFormat};
@@ -56,21 +57,9 @@ pub struct VerifyArgs {
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Print nothing but the results and errors
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also print each layer and manifest as it is written
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
-pub fn exec(args: VerifyArgs) -> Result<()> {
-    let verbosity = match (args.quiet, args.verbose) {
-        (true, _) => Verbosity::Quiet,
-        (_, true) => Verbosity::Verbose,
-        _ => Verbosity::Normal,
-    };
-    let shell = Shell::new(verbosity);
+pub fn exec(args: VerifyArgs, shell: &Shell) -> Result<()> {
     if let Some(key) = &args.key {
         let request = crate::attestations::Request {
             key,
@@ -79,11 +68,11 @@ pub fn exec(args: VerifyArgs) -> Result<()> {
             insecure_registry: &args.insecure_registry,
             format: args.message_format,
         };
-        return crate::attestations::exec(&request, &shell);
+        return crate::attestations::exec(&request, shell);
     }
     match &args.layout {
-        Some(layout) => check_layout(layout, args.message_format, &shell),
-        None => rebuild_and_compare(&args, &shell),
+        Some(layout) => check_layout(layout, args.message_format, shell),
+        None => rebuild_and_compare(&args, shell),
     }
 }
 
@@ -95,6 +84,7 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
     match format {
         MessageFormat::Json => {
             let message = serde_json::json!({
+                "reason": crate::outputs::reason::LAYOUT_CHECKED,
                 "layout": layout,
                 "intact": check.problems.is_empty(),
                 "manifests": check.manifests,
@@ -137,13 +127,14 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
                 .iter()
                 .map(|p| format!("\n  {}", escape_controls(&p.to_string())))
                 .collect();
-            bail!(
+            let message = format!(
                 "the layout `{}` is damaged ({} problem{}):{}",
                 layout.display(),
                 problems.len(),
                 plural(problems.len()),
                 listed.concat()
-            )
+            );
+            Err(NotVerified { message }.into())
         }
     }
 }
@@ -222,8 +213,6 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         compression: args.compression,
         formats: vec![Format::Oci],
         insecure_registry: args.insecure_registry.clone(),
-        quiet: args.quiet,
-        verbose: args.verbose,
         ..BuildArgs::default()
     };
     build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
@@ -276,6 +265,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         match args.message_format {
             MessageFormat::Json => {
                 let message = serde_json::json!({
+                    "reason": crate::outputs::reason::IMAGE_VERIFIED,
                     "image": name,
                     "reproducible": comparison.same,
                     "digest": rebuilt_digest,
@@ -348,8 +338,11 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
     stdout.flush()?;
     match failures.as_slice() {
         [] => Ok(()),
-        [one] => bail!("{one}"),
-        several => bail!("{}", several.join("\n")),
+        // Checked, and not reproducible: exit code 1.
+        failures => Err(NotVerified {
+            message: failures.join("\n"),
+        }
+        .into()),
     }
 }
 

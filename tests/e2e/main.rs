@@ -9,6 +9,7 @@ mod auditable;
 mod build;
 mod cache;
 mod ci_templates;
+mod command_line;
 mod compression;
 mod credentials;
 mod cross;

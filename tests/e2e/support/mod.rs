@@ -130,6 +130,12 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_TERM_COLOR",
+    "CARGO_TERM_VERBOSE",
+    "CARGO_TERM_QUIET",
+    // Read through anstream, with NO_COLOR, when colour is `auto`.
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
     "CARGO_OCI_SIGNING_KEY",
     // A CI's variables name the builder in a provenance.
     "GITHUB_ACTIONS",
@@ -171,7 +177,6 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
             "CONTAINERS_REGISTRIES_CONF_DIR",
             home.join("registries.conf.d"),
         )
-        .env("CARGO_TERM_COLOR", "never")
 }
 
 pub fn assert_success(output: &Output, what: &str) {
