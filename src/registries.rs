@@ -83,7 +83,7 @@ impl Registries {
         let access = Arc::new(RegistryAccess::new(
             self.credentials(&repository.registry)?,
             repository.allows_plain_http(&self.insecure),
-            cache.store().clone(),
+            cache,
             self.offline,
             self.limits,
         ));

@@ -23,6 +23,7 @@ pub use auth::Credentials;
 pub use session::{Access, Pushed, Session};
 pub use transport::Limits;
 
+use crate::cache::BuildCache;
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -42,8 +43,10 @@ pub const PARALLEL_FETCHES: usize = 3;
 pub struct RegistryAccess {
     credentials: Credentials,
     plain_http: bool,
-    /// Every fetched manifest and blob, by digest; with the tags last resolved under `refs/`.
+    /// Every fetched manifest and blob, by digest: the build cache's store.
     cache: BlobStore,
+    /// The build cache: the tags last resolved (`refs/`), what this build used.
+    build_cache: BuildCache,
     /// Use only what the cache holds.
     offline: bool,
     limits: Limits,
@@ -57,14 +60,15 @@ impl RegistryAccess {
     pub fn new(
         credentials: Credentials,
         plain_http: bool,
-        cache: BlobStore,
+        cache: &BuildCache,
         offline: bool,
         limits: Limits,
     ) -> RegistryAccess {
         RegistryAccess {
             credentials,
             plain_http,
-            cache,
+            cache: cache.store().clone(),
+            build_cache: cache.clone(),
             offline,
             limits,
             sessions: Mutex::default(),
@@ -87,9 +91,9 @@ impl RegistryAccess {
         Ok(session)
     }
 
-    fn ref_file(&self, image: &RemoteImage, tag: &str) -> std::path::PathBuf {
-        let key = Digest::of(format!("{}:{tag}", image.repository).as_bytes());
-        self.cache.root().join("refs").join(key.hex())
+    /// The name a tag's last digest is recorded under.
+    fn tag_name(image: &RemoteImage, tag: &str) -> String {
+        format!("{}:{tag}", image.repository)
     }
 
     /// A manifest or index already in the cache, described from its own bytes.
@@ -118,6 +122,7 @@ impl RegistryFetch for RegistryAccess {
             what,
         };
         if let Some(digest) = &image.digest {
+            self.build_cache.mark_used([*digest]);
             if let Some(descriptor) = self.cached_manifest(digest)? {
                 return Ok(descriptor);
             }
@@ -129,20 +134,21 @@ impl RegistryFetch for RegistryAccess {
                 .resolve(&digest.to_string(), &self.cache);
         }
         let tag = image.tag.as_deref().unwrap_or("latest");
-        let ref_file = self.ref_file(image, tag);
+        let name = Self::tag_name(image, tag);
         if self.offline {
-            let recorded = std::fs::read_to_string(&ref_file)
-                .map_err(|_| offline_miss(format!("the tag `{tag}`")))?;
-            let digest: Digest = recorded.trim().parse()?;
+            let digest = match self.build_cache.recorded_tag(&name) {
+                Ok(Some(digest)) => digest,
+                Ok(None) => return Err(offline_miss(format!("the tag `{tag}`"))),
+                Err(damaged) => return Err(offline_miss(format!("the tag `{tag}` ({damaged})"))),
+            };
+            self.build_cache.mark_used([digest]);
             return self
                 .cached_manifest(&digest)?
                 .ok_or_else(|| offline_miss(format!("manifest {digest}")));
         }
         let descriptor = self.session(&image.repository)?.resolve(tag, &self.cache)?;
-        let refs = ref_file.parent().expect("under refs/");
-        std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
-        std::fs::write(&ref_file, descriptor.digest.to_string())
-            .map_err(Error::io("write", &ref_file))?;
+        self.build_cache.record_tag(&name, &descriptor.digest);
+        self.build_cache.mark_used([descriptor.digest]);
         Ok(descriptor)
     }
 
@@ -154,6 +160,8 @@ impl RegistryFetch for RegistryAccess {
         blobs: &[Descriptor],
         progress: &mut dyn Progress,
     ) -> Result<()> {
+        // Kept by the cache's sweep while builds use them, fetched now or before.
+        (self.build_cache).mark_used(blobs.iter().map(|blob| blob.digest));
         let mut missing: Vec<&Descriptor> = blobs
             .iter()
             .filter(|b| !self.cache.contains(&b.digest))
