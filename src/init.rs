@@ -248,6 +248,11 @@ impl Table<'_> {
             let bins: Vec<String> = self.bins.iter().map(|bin| toml_string(bin)).collect();
             table.push_str(&format!("bins = [{}]\n", bins.join(", ")));
         }
+        table.push_str(
+            "# What the user may write, and a port below 1024 it may listen on:\n\
+             # dirs = [{ path = \"/data\", owner = \"65532:65532\", mode = \"0750\" }]\n\
+             # capabilities = [\"CAP_NET_BIND_SERVICE\"]\n",
+        );
         table.push_str(&format!(
             "tags = [\"{{name}}:{{version}}\", \"{{name}}:latest\"]\n\n\
              [{}.config]\n\

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{BASE_DIGEST, BASE_NAME};
 use oci_pack::cache::BuildCache;
+use oci_pack::capability;
 use oci_pack::config::History;
 use oci_pack::digest::Digest;
 use oci_pack::inspect::{self, Image, PlatformImage, Referrer};
@@ -182,7 +183,7 @@ pub fn open(
                 None => scratch.path().join("cache"),
             };
             let cache = BuildCache::open(&root)?;
-            let access = registries.base_access(&image.repository, &cache)?;
+            let access = registries.base_access(image, &cache)?;
             (Some(cache), Some(access))
         }
         _ => (None, None),
@@ -278,6 +279,9 @@ struct FileReport {
     sha256: Option<Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// File capabilities as `getcap` shows them: `cap_net_bind_service=ep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<String>,
 }
 
 impl Report {
@@ -376,6 +380,7 @@ impl PlatformReport {
                         size,
                         sha256,
                         link,
+                        capabilities: node.capability.as_deref().map(capability::describe),
                     }
                 })
                 .collect();
@@ -483,8 +488,12 @@ impl Report {
                     .link
                     .as_ref()
                     .map_or_else(String::new, |l| format!(" -> {l}"));
+                let capabilities = file
+                    .capabilities
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!("  {c}"));
                 out.line(&format!(
-                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}",
+                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}{capabilities}",
                     mode_string(file.kind, &file.mode),
                     owner(file),
                     file.size,

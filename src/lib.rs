@@ -36,6 +36,7 @@ mod platforms;
 mod provenance;
 mod push;
 mod registries;
+mod registries_conf;
 mod run;
 mod rustflags;
 mod sbom;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
-use oci_pack::layer::Compression;
+use oci_pack::layer::{Attributes, Capabilities, Compression, Owner};
 use oci_pack::path::image_path;
 use oci_pack::platform::Platform;
 use oci_pack::reference::Reference;
@@ -15,7 +15,8 @@ use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::Builder;
 use crate::metadata::{
-    BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, ImageMetadata, KeyError, Loaded,
+    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
+    Loaded, Mode,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
@@ -98,14 +99,41 @@ pub struct ImagePlan {
     pub remove: Vec<String>,
     pub bins: Vec<String>,
     pub bin_dir: String,
-    /// `(source on disk, destination in the image)`.
-    pub files: Vec<(PathBuf, String)>,
+    /// `files`, in order.
+    pub files: Vec<FilePlan>,
+    /// `dirs`, and `/tmp` for a `scratch` image that runs as a user other than root.
+    pub dirs: Vec<DirPlan>,
+    /// `capabilities`: every binary's file capabilities.
+    pub capabilities: Capabilities,
     pub config: ConfigChanges,
     pub author: Option<String>,
     pub comment: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub compression: Compression,
 }
+
+/// One `files` entry: what is copied, where to, and what every entry it stages gets.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    /// On disk.
+    pub source: PathBuf,
+    /// In the image, absolute.
+    pub dest: String,
+    pub attributes: Attributes,
+}
+
+/// One empty directory of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirPlan {
+    /// In the image, absolute.
+    pub path: String,
+    pub owner: Owner,
+    pub mode: u32,
+}
+
+/// The directory every program may write to (`1777`, as on any Linux system), which a
+/// `scratch` image running as a user other than root gets unless `dirs` names it.
+const TMP: &str = "/tmp";
 
 /// What the command line sets over the metadata.
 #[derive(Debug, Clone, Default)]
@@ -527,7 +555,13 @@ fn resolve_image(
             None => file.dest.clone(),
         };
         image_path(&dest).map_err(|e| key_error(&format!("files[{i}]"), format!("`dest`: {e}")))?;
-        files.push((source, dest));
+        let attributes = file_attributes(file, &source)
+            .map_err(|(key, message)| key_error(&format!("files[{i}].{key}"), message))?;
+        files.push(FilePlan {
+            source,
+            dest,
+            attributes,
+        });
     }
 
     if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
@@ -541,6 +575,19 @@ fn resolve_image(
     }
 
     let mut config = config_changes(&metadata.config)?;
+    let mut dirs = dirs(&metadata.dirs)?;
+    let tmp_named = dirs
+        .iter()
+        .any(|d| image_path(&d.path).ok() == image_path(TMP).ok());
+    if base == ImageSource::Scratch && !values::runs_as_root(config.user.as_deref()) && !tmp_named {
+        let tmp = DirPlan {
+            path: TMP.to_owned(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        dirs.insert(0, tmp);
+    }
+    let capabilities = capabilities(metadata.capabilities.as_deref(), &bins)?;
     if config.entrypoint.is_none() {
         if let [only] = bins.as_slice() {
             config.entrypoint = Some(vec![format!("{bin_dir}/{only}")]);
@@ -560,12 +607,95 @@ fn resolve_image(
         bins,
         bin_dir,
         files,
+        dirs,
+        capabilities,
         config,
         annotations: annotations(package, author.as_deref(), created, metadata.annotations),
         author,
         comment: metadata.comment,
         compression,
     })
+}
+
+/// What a `files` entry gives what it stages, or the key at fault and why.
+fn file_attributes(file: &FileSpec, source: &Path) -> Result<Attributes, (&'static str, String)> {
+    let mode = |key, mode: &Option<Mode>| {
+        mode.as_ref()
+            .map(|m| values::mode(&m.0))
+            .transpose()
+            .map_err(|e| (key, e))
+    };
+    let is_dir = std::fs::metadata(source).is_ok_and(|m| m.is_dir());
+    if file.dir_mode.is_some() && !is_dir {
+        return Err((
+            "dir-mode",
+            format!(
+                "`src` `{}` is not a directory; `mode` is a file's mode",
+                source.display()
+            ),
+        ));
+    }
+    Ok(Attributes {
+        owner: file
+            .owner
+            .as_deref()
+            .map(owner)
+            .transpose()
+            .map_err(|e| ("owner", e))?,
+        file_mode: mode("mode", &file.mode)?,
+        dir_mode: mode("dir-mode", &file.dir_mode)?,
+        capabilities: Capabilities::NONE,
+    })
+}
+
+/// `dirs`, each checked: an absolute path named once, its owner and mode.
+fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
+    let mut dirs: Vec<DirPlan> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let key = |field: &str| format!("dirs[{i}]{field}");
+        let path = image_path(&spec.path).map_err(|e| key_error(&key(".path"), e.to_string()))?;
+        if dirs
+            .iter()
+            .any(|d| image_path(&d.path).ok().as_ref() == Some(&path))
+        {
+            return Err(key_error(
+                &key(".path"),
+                format!("`{}` is listed twice", spec.path),
+            ));
+        }
+        let owner = match &spec.owner {
+            Some(text) => owner(text).map_err(|e| key_error(&key(".owner"), e))?,
+            None => Owner::ROOT,
+        };
+        let mode = match &spec.mode {
+            Some(mode) => values::mode(&mode.0).map_err(|e| key_error(&key(".mode"), e))?,
+            None => oci_pack::layer::EXECUTABLE_MODE,
+        };
+        dirs.push(DirPlan {
+            path: spec.path.clone(),
+            owner,
+            mode,
+        });
+    }
+    Ok(dirs)
+}
+
+/// `capabilities`, for `bins`: a name the kernel does not know, or capabilities for no binary,
+/// is an error.
+fn capabilities(names: Option<&[String]>, bins: &[String]) -> Result<Capabilities, KeyError> {
+    let capabilities =
+        Capabilities::parse(names.unwrap_or_default()).map_err(|e| key_error("capabilities", e))?;
+    if !capabilities.is_empty() && bins.is_empty() {
+        return Err(key_error(
+            "capabilities",
+            "capabilities are given to the image's binaries, and it has none",
+        ));
+    }
+    Ok(capabilities)
+}
+
+fn owner(text: &str) -> Result<Owner, String> {
+    values::owner(text).map(|(uid, gid)| Owner { uid, gid })
 }
 
 fn compression(spec: CompressionSpec) -> Compression {
@@ -973,8 +1103,182 @@ mod tests {
         let allowed =
             json!({"files": [{"src": "/etc/hostname", "dest": "/x", "allow-outside": true}]});
         let allowed = plan(allowed).unwrap();
-        assert_eq!(allowed.files[0].0, PathBuf::from("/etc/hostname"));
+        assert_eq!(allowed.files[0].source, PathBuf::from("/etc/hostname"));
         assert!(plan(json!({"config": {"memory-swap": -1, "user": "1000:1000"}})).is_ok());
+    }
+
+    #[test]
+    fn files_take_an_owner_and_modes_and_dirs_are_listed_with_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conf, secret) = (dir.path().join("conf"), dir.path().join("secret"));
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(&secret, "s").unwrap();
+        let (conf, secret) = (conf.display().to_string(), secret.display().to_string());
+        let plan = plan(json!({
+            "base": "oci:base",
+            "files": [
+                {"src": conf, "dest": "/etc/app", "owner": "65532:65532", "mode": "0640",
+                 "dir-mode": "0750"},
+                {"src": secret, "dest": "/etc/secret"},
+            ],
+            "dirs": [{"path": "/data", "owner": "65532:65533", "mode": "0700"}, {"path": "/run"}],
+        }))
+        .unwrap();
+        let ours = Owner {
+            uid: 65532,
+            gid: 65532,
+        };
+        assert_eq!(
+            plan.files[0].attributes,
+            Attributes {
+                owner: Some(ours),
+                file_mode: Some(0o640),
+                dir_mode: Some(0o750),
+                capabilities: Capabilities::NONE,
+            }
+        );
+        assert_eq!(plan.files[1].attributes, Attributes::default());
+        let dir = |path: &str, uid, gid, mode| DirPlan {
+            path: path.into(),
+            owner: Owner { uid, gid },
+            mode,
+        };
+        // A base that is not `scratch` has its own `/tmp`.
+        assert_eq!(
+            plan.dirs,
+            [dir("/data", 65532, 65533, 0o700), dir("/run", 0, 0, 0o755)]
+        );
+
+        let errors = [
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "dir-mode": "0750"}]}),
+                "`package.metadata.oci.files[0].dir-mode`: `src` `",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "owner": "nobody"}]}),
+                "`package.metadata.oci.files[0].owner`: `nobody` is not an owner",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "mode": 640}]}),
+                "`package.metadata.oci.files[0].mode`: expected a mode as an octal string",
+            ),
+            (
+                json!({"dirs": [{"path": "/d", "mode": "0999"}]}),
+                "`package.metadata.oci.dirs[0].mode`: `0999` is not a mode",
+            ),
+            (
+                json!({"dirs": [{"path": "/d"}, {"path": "/d/"}]}),
+                "`package.metadata.oci.dirs[1].path`: `/d/` is listed twice",
+            ),
+            (
+                json!({"dirs": [{"path": "d"}]}),
+                "`package.metadata.oci.dirs[0].path`: invalid image path `d`",
+            ),
+        ];
+        for (metadata, expected) in errors {
+            let error = super::tests::plan(metadata.clone()).unwrap_err();
+            assert!(error.contains(expected), "{metadata}:\n  got {error}");
+        }
+    }
+
+    /// A `scratch` image has no `/tmp`; one that runs as a user other than root could not
+    /// make it.
+    #[test]
+    fn a_scratch_image_running_as_a_user_gets_a_tmp_unless_dirs_names_it() {
+        let tmp = |metadata| -> Vec<DirPlan> {
+            let dirs = plan(metadata).unwrap().dirs;
+            dirs.into_iter()
+                .filter(|d| d.path.starts_with("/tmp"))
+                .collect()
+        };
+        let sticky = DirPlan {
+            path: "/tmp".into(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        assert_eq!(
+            tmp(json!({"config": {"user": "65532:65532"}})),
+            std::slice::from_ref(&sticky)
+        );
+        assert_eq!(tmp(json!({"config": {"user": "nobody"}})), [sticky]);
+        assert_eq!(tmp(json!({})), []);
+        assert_eq!(tmp(json!({"config": {"user": "0:65532"}})), []);
+        assert_eq!(
+            tmp(json!({"base": "oci:base", "config": {"user": "1"}})),
+            []
+        );
+        let own = json!({"config": {"user": "1"}, "dirs": [{"path": "/tmp/", "owner": "1:1"}]});
+        assert_eq!(
+            tmp(own),
+            [DirPlan {
+                path: "/tmp/".into(),
+                owner: Owner { uid: 1, gid: 1 },
+                mode: 0o755
+            }]
+        );
+    }
+
+    #[test]
+    fn capabilities_take_every_spelling_and_are_overridden_per_target_and_image() {
+        let metadata = json!({
+            "capabilities": ["CAP_NET_BIND_SERVICE"],
+            "target": {"aarch64-unknown-linux-gnu": {"capabilities": ["net_raw", "NET_ADMIN"]}},
+        });
+        let set = build_on(
+            metadata,
+            &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+        )
+        .unwrap();
+        let names: Vec<Vec<String>> = set.images.iter().map(|i| i.capabilities.names()).collect();
+        assert_eq!(
+            names,
+            [
+                vec!["CAP_NET_BIND_SERVICE"],
+                vec!["CAP_NET_ADMIN", "CAP_NET_RAW"]
+            ]
+        );
+        let images = json!({"capabilities": ["net_bind_service"],
+            "images": {"hello": {"capabilities": []}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let plan = resolve(
+            &image,
+            &package(),
+            Timestamp(0),
+            &Overrides::default(),
+            "x86_64-unknown-linux-gnu",
+        )
+        .unwrap();
+        assert!(plan.images[0].capabilities.is_empty());
+
+        let error = super::tests::plan(json!({"capabilities": ["CAP_NET_BIND"]})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.capabilities`: `CAP_NET_BIND` is not a Linux capability; \
+                 expected one of CAP_CHOWN,"
+            ),
+            "{error}"
+        );
+        let none = json!({"base": "oci:base", "bins": [], "capabilities": ["net_raw"]});
+        assert_eq!(
+            super::tests::plan(none).unwrap_err(),
+            "`package.metadata.oci.capabilities`: \
+             capabilities are given to the image's binaries, and it has none"
+        );
+        let images = json!({"images": {"hello": {"capabilities": ["bogus"]}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let overrides = Overrides::default();
+        let host = "x86_64-unknown-linux-gnu";
+        let error = resolve(&image, &package(), Timestamp(0), &overrides, host).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`package.metadata.oci.images.hello.capabilities`: `bogus`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -603,6 +603,11 @@ fn file_line(file: &FileDiff) -> String {
                         ),
                         "mtime" => (a.mtime.to_string(), b.mtime.to_string()),
                         "sha256" => (short_hash(a), short_hash(b)),
+                        "capabilities" => {
+                            let shown = |e: &LayerEntry| e.capabilities.clone();
+                            let none = || "none".to_owned();
+                            (shown(a).unwrap_or_else(none), shown(b).unwrap_or_else(none))
+                        }
                         _ => (
                             a.link.clone().unwrap_or_default(),
                             b.link.clone().unwrap_or_default(),
@@ -714,4 +719,36 @@ fn first_difference(comparison: &Comparison) -> String {
         "the {part} of {platform} differs ({}); the layers are the same",
         fields.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_pack::inspect::EntryKind;
+
+    #[test]
+    fn a_file_line_names_each_field_that_differs() {
+        let entry = |capabilities: Option<&str>, uid| LayerEntry {
+            path: "usr/local/bin/app".into(),
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid,
+            gid: 0,
+            mtime: 0,
+            size: 1,
+            sha256: None,
+            link: None,
+            capabilities: capabilities.map(str::to_owned),
+        };
+        let file = FileDiff {
+            path: "usr/local/bin/app".into(),
+            fields: vec!["owner", "capabilities"],
+            expected: Some(entry(Some("cap_net_bind_service=ep"), 0)),
+            actual: Some(entry(None, 65532)),
+        };
+        assert_eq!(
+            file_line(&file),
+            "~ /usr/local/bin/app  owner 0:0 → 65532:0, capabilities cap_net_bind_service=ep → none"
+        );
+    }
 }

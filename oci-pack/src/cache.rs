@@ -444,10 +444,15 @@ impl BuildCache {
         if checked.is_some() {
             touch(path);
         } else {
-            self.warn(format!(
-                "dropped the damaged cache entry `{}`",
-                path.display()
-            ));
+            // What an earlier version wrote is out of date, not damaged: dropped quietly.
+            let mut head = [0u8; 64];
+            let read = fs::File::open(path).and_then(|mut f| f.read(&mut head));
+            if !LayerChanges::is_earlier_encoding(&head[..read.unwrap_or(0)]) {
+                self.warn(format!(
+                    "dropped the damaged cache entry `{}`",
+                    path.display()
+                ));
+            }
             let _ = fs::remove_file(path);
         }
         checked
@@ -734,6 +739,12 @@ mod tests {
             warnings[0].contains("dropped the damaged cache entry"),
             "{warnings:?}"
         );
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
+
+        // An entry an earlier version wrote is rebuilt without a word.
+        fs::write(&entry, b"cargo-oci layer changes 3\nwhat it held").unwrap();
+        assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), ["etc/issue"]);
+        assert_eq!(cache.take_warnings(), Vec::<String>::new());
         assert!(cache.check_changes(&entry).is_some(), "rebuilt");
     }
 
