@@ -372,3 +372,32 @@ fn a_tag_record_is_checked_and_failing_to_write_one_only_warns() {
     fixture.build_ok(&["--quiet"]);
     fixture.build_ok(&["--quiet", "--offline"]);
 }
+
+#[test]
+fn blobs_no_build_used_for_two_weeks_are_swept_and_used_ones_kept() {
+    let fixture = Fixture::copy("hello");
+    let first = fixture.build_ok(&["--quiet"]);
+    let cache = fixture.path().join("target/oci/.cache");
+    let blobs = cache.join("blobs/sha256");
+    // An old base's config, say: a blob no build uses any more.
+    let forgotten = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}";
+    let forgotten_path = blobs.join(Digest::of(forgotten).hex());
+    fs::write(&forgotten_path, forgotten).unwrap();
+    // Everything a month old, the image's own blobs too; the day's sweep is due.
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 24 * 3600);
+    for blob in files(&blobs) {
+        let file = fs::File::options().write(true).open(&blob).unwrap();
+        file.set_modified(month_ago).unwrap();
+    }
+    fs::remove_file(cache.join("swept")).unwrap();
+
+    let output = fixture.build(&["-v"]);
+    assert_success(&output, "a build that sweeps");
+    assert!(!forgotten_path.exists(), "an unused blob is kept for ever");
+    let (manifest, _) = manifest_and_config(&fixture.layout());
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        assert!(blobs.join(&digest[7..]).is_file(), "{digest} was swept");
+    }
+    assert_eq!(String::from_utf8_lossy(&output.stdout), first);
+}
