@@ -675,7 +675,17 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             .collect::<Result<Vec<_>>>()
     });
     if written.is_ok() {
-        // What no build has used for two weeks goes; outputs keep their own links.
+        // What this build used is kept two weeks more; what no build used for two weeks goes,
+        // outputs keeping their own links.
+        for (image, _) in &images {
+            let blobs = image.blobs().into_iter().flatten();
+            cache.mark_used(blobs.map(|blob| blob.digest));
+        }
+        let used_by: Vec<String> = destinations
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        cache.record_use(&used_by.join("\n"));
         match cache.sweep(oci_pack::cache::UNUSED_FOR) {
             Ok(0) => {}
             Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),

@@ -151,7 +151,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         let path = format.path(to.layout);
         let kind = match format {
             Format::Oci => {
-                if layout_holds(&path, image)? {
+                if layout_holds(&path, image, cache)? {
                     fresh.push(Output {
                         format,
                         path,
@@ -275,8 +275,10 @@ fn stage_file(owner: &Path, path: &Path, bytes: &[u8]) -> Result<tempfile::Named
 }
 
 /// Whether the layout at `path` holds `image` already: the same `index.json`, and every blob
-/// there with its size.
-fn layout_holds(path: &Path, image: &Tagged) -> Result<bool> {
+/// there proven to hold its bytes, hashed or known to the cache as unchanged since it was (a
+/// layout's blobs are the cache's own files, linked, so usually known: the build just checked
+/// them). A blob damaged in the cache is damaged here too, and found so.
+fn layout_holds(path: &Path, image: &Tagged, cache: &BuildCache) -> Result<bool> {
     let Ok(index) = std::fs::read(path.join("index.json")) else {
         return Ok(false);
     };
@@ -285,8 +287,9 @@ fn layout_holds(path: &Path, image: &Tagged) -> Result<bool> {
     }
     let blobs = BlobStore::existing(path);
     Ok(image.blobs()?.iter().all(|blob| {
-        std::fs::symlink_metadata(blobs.blob_path(&blob.digest))
-            .is_ok_and(|m| m.is_file() && m.len() == blob.size)
+        let regular = std::fs::symlink_metadata(blobs.blob_path(&blob.digest))
+            .is_ok_and(|m| m.is_file() && m.len() == blob.size);
+        regular && cache.verify(&blobs, blob).is_ok()
     }))
 }
 

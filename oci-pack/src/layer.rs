@@ -153,8 +153,9 @@ impl LayerContents {
 
     /// A digest of what the layer's tar is made of, found without reading a file: every
     /// entry's path, kind and mode, the bytes given, and for each file on disk its device,
-    /// inode, size and modification time; and `mtime`, every entry's date. The same stamp, the
-    /// same tar, as long as nobody rewrites a file keeping its size and modification time.
+    /// inode, size, modification and change times (as git's index); and `mtime`, every
+    /// entry's date. The same stamp, the same tar: a file rewritten in place moves its change
+    /// time even when its size and modification time are kept (`tar`, `touch -d`).
     /// `None` while a file on disk has not [`settled`](crate::store::settled).
     pub fn stamp(&self, mtime: Timestamp) -> Option<Digest> {
         use std::os::unix::fs::MetadataExt;
@@ -190,12 +191,14 @@ impl LayerContents {
                         return None;
                     }
                     format!(
-                        "\0file {mode} {} {} {} {} {}{}{}\n",
+                        "\0file {mode} {} {} {} {} {} {} {}{}{}\n",
                         metadata.dev(),
                         metadata.ino(),
                         metadata.len(),
                         metadata.mtime(),
                         metadata.mtime_nsec(),
+                        metadata.ctime(),
+                        metadata.ctime_nsec(),
                         owner_stamp(owner),
                         capability_stamp(*capabilities)
                     )

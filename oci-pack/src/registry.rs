@@ -26,6 +26,7 @@ pub use auth::Credentials;
 pub use session::{Access, Pushed, Session};
 pub use transport::Limits;
 
+use crate::cache::BuildCache;
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -56,8 +57,10 @@ pub struct Endpoint {
 pub struct RegistryAccess {
     /// Tried in order; the one that served last is asked first.
     endpoints: Vec<Endpoint>,
-    /// Every fetched manifest and blob, by digest; with the tags last resolved under `refs/`.
+    /// Every fetched manifest and blob, by digest: the build cache's store.
     cache: BlobStore,
+    /// The build cache: the tags last resolved (`refs/`), what this build used.
+    build_cache: BuildCache,
     /// Use only what the cache holds.
     offline: bool,
     limits: Limits,
@@ -71,14 +74,15 @@ impl RegistryAccess {
     /// needed: the image's own repository); `offline` serves only what `cache` holds.
     pub fn new(
         endpoints: Vec<Endpoint>,
-        cache: BlobStore,
+        cache: &BuildCache,
         offline: bool,
         limits: Limits,
     ) -> RegistryAccess {
         assert!(!endpoints.is_empty(), "an image comes from somewhere");
         RegistryAccess {
             endpoints,
-            cache,
+            cache: cache.store().clone(),
+            build_cache: cache.clone(),
             offline,
             limits,
             sessions: Mutex::default(),
@@ -138,9 +142,9 @@ impl RegistryAccess {
         })
     }
 
-    fn ref_file(&self, image: &RemoteImage, tag: &str) -> std::path::PathBuf {
-        let key = Digest::of(format!("{}:{tag}", image.repository).as_bytes());
-        self.cache.root().join("refs").join(key.hex())
+    /// The name a tag's last digest is recorded under.
+    fn tag_name(image: &RemoteImage, tag: &str) -> String {
+        format!("{}:{tag}", image.repository)
     }
 
     /// A manifest or index already in the cache, described from its own bytes.
@@ -169,6 +173,7 @@ impl RegistryFetch for RegistryAccess {
             what,
         };
         if let Some(digest) = &image.digest {
+            self.build_cache.mark_used([*digest]);
             if let Some(descriptor) = self.cached_manifest(digest)? {
                 return Ok(descriptor);
             }
@@ -180,24 +185,21 @@ impl RegistryFetch for RegistryAccess {
             });
         }
         let tag = image.tag.as_deref().unwrap_or("latest");
-        let ref_file = self.ref_file(image, tag);
+        let name = Self::tag_name(image, tag);
         if self.offline {
-            let recorded = std::fs::read_to_string(&ref_file)
-                .map_err(|_| offline_miss(format!("the tag `{tag}`")))?;
-            let digest: Digest = recorded.trim().parse()?;
+            let digest = match self.build_cache.recorded_tag(&name) {
+                Ok(Some(digest)) => digest,
+                Ok(None) => return Err(offline_miss(format!("the tag `{tag}`"))),
+                Err(damaged) => return Err(offline_miss(format!("the tag `{tag}` ({damaged})"))),
+            };
+            self.build_cache.mark_used([digest]);
             return self
                 .cached_manifest(&digest)?
                 .ok_or_else(|| offline_miss(format!("manifest {digest}")));
         }
         let descriptor = self.on_endpoints(image, |session| session.resolve(tag, &self.cache))?;
-        let refs = ref_file.parent().expect("under refs/");
-        std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
-        // A new file renamed over the old: never written through a link planted at its name.
-        let mut file = tempfile::NamedTempFile::new_in(refs)
-            .map_err(Error::io("create a temporary file in", refs))?;
-        std::io::Write::write_all(&mut file, descriptor.digest.to_string().as_bytes())
-            .and_then(|()| file.persist(&ref_file).map_err(|e| e.error))
-            .map_err(Error::io("write", &ref_file))?;
+        self.build_cache.record_tag(&name, &descriptor.digest);
+        self.build_cache.mark_used([descriptor.digest]);
         Ok(descriptor)
     }
 
@@ -210,6 +212,8 @@ impl RegistryFetch for RegistryAccess {
         blobs: &[Descriptor],
         progress: &mut dyn Progress,
     ) -> Result<()> {
+        // Kept by the cache's sweep while builds use them, fetched now or before.
+        (self.build_cache).mark_used(blobs.iter().map(|blob| blob.digest));
         let Some(first) = self.missing(blobs).first().copied() else {
             return Ok(());
         };
