@@ -48,6 +48,9 @@ pub struct RegistryAccess {
     offline: bool,
     limits: Limits,
     sessions: Mutex<BTreeMap<Repository, Arc<Session>>>,
+    /// What each image reference resolved to, by its text: asked of the registry once per
+    /// build, so a tag that moves meanwhile cannot give two platforms two different bases.
+    resolved: Mutex<BTreeMap<String, Descriptor>>,
 }
 
 impl RegistryAccess {
@@ -68,6 +71,7 @@ impl RegistryAccess {
             offline,
             limits,
             sessions: Mutex::default(),
+            resolved: Mutex::default(),
         }
     }
 
@@ -103,16 +107,9 @@ impl RegistryAccess {
         descriptor.media_type = session::media_type_of(&bytes).unwrap_or_default();
         Ok(Some(descriptor))
     }
-}
 
-impl RegistryFetch for RegistryAccess {
-    fn store(&self) -> &BlobStore {
-        &self.cache
-    }
-
-    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
-    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
-    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+    /// `image` resolved by the registry (or, offline, by what the cache recorded).
+    fn resolve_now(&self, image: &RemoteImage) -> Result<Descriptor> {
         let offline_miss = |what: String| Error::OfflineCacheMiss {
             image: image.to_string(),
             what,
@@ -143,6 +140,27 @@ impl RegistryFetch for RegistryAccess {
         std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
         std::fs::write(&ref_file, descriptor.digest.to_string())
             .map_err(Error::io("write", &ref_file))?;
+        Ok(descriptor)
+    }
+}
+
+impl RegistryFetch for RegistryAccess {
+    fn store(&self) -> &BlobStore {
+        &self.cache
+    }
+
+    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
+    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
+    /// Each reference is resolved once for the life of this access (a build): every platform
+    /// and image built on it gets the same digest, even if the tag moves meanwhile.
+    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+        // Held while resolving, so two threads asking for one reference ask the registry once.
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        if let Some(descriptor) = resolved.get(&image.to_string()) {
+            return Ok(descriptor.clone());
+        }
+        let descriptor = self.resolve_now(image)?;
+        resolved.insert(image.to_string(), descriptor.clone());
         Ok(descriptor)
     }
 

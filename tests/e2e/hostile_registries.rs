@@ -6,7 +6,9 @@ use std::process::Output;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::support::registries::{MisbehavingRegistry, Misbehaviour, RegistrySetup, TestAuthority};
+use crate::support::registries::{
+    MisbehavingRegistry, Misbehaviour, MovingTagRegistry, RegistrySetup, TestAuthority,
+};
 use crate::support::{assert_success, tool, Fixture, Registry};
 
 /// Patience for these tests: 2 s without a byte is a stall, no second tries.
@@ -277,4 +279,72 @@ fn a_redirect_target_asking_for_credentials_gets_none() {
         0,
         "the redirect target's token server was asked"
     );
+}
+
+/// A tag that moves during a build (a release pushed meanwhile) is resolved once: both
+/// platforms of the index are built on the same base index, the one the tag named first.
+#[test]
+fn a_tag_is_resolved_once_for_every_platform() {
+    use crate::support::host::{FOREIGN, HOST};
+    if !tool(FOREIGN.gcc) || !tool("cc") {
+        return;
+    }
+    let registry = MovingTagRegistry::start();
+    let fixture = Fixture::copy("hello");
+    let release = |triple: &str| fixture.path().join("target").join(triple).join("release");
+    crate::targets::foreign_program(&release(FOREIGN.triple).join("hello"));
+    let source = fixture.path().join("hello.c");
+    std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
+    std::fs::create_dir_all(release(HOST.triple)).unwrap();
+    crate::support::run(
+        std::process::Command::new("cc")
+            .args(["-static", "-o"])
+            .arg(release(HOST.triple).join("hello"))
+            .arg(&source),
+    );
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/base:1\"\n",
+        registry.host
+    ));
+    let output = fixture.build(&[
+        "--quiet",
+        "--no-build",
+        "--target",
+        HOST.triple,
+        "--target",
+        FOREIGN.triple,
+    ]);
+    assert_success(&output, "a build on a moving tag");
+    assert_eq!(registry.tag_requests.load(Ordering::SeqCst), 1);
+    let layout = fixture.layout();
+    let top = crate::support::read_json(&layout.join("index.json"));
+    let index = crate::support::blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let platforms = index["manifests"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2, "{index}");
+    // The first index the tag named, as the build fetched it into its cache.
+    let first = crate::support::blob(
+        &fixture.path().join("target/oci/.cache"),
+        &registry.indexes[0],
+    );
+    for platform in platforms {
+        let manifest = crate::support::blob(&layout, platform["digest"].as_str().unwrap());
+        let base = &manifest["annotations"]["org.opencontainers.image.base.digest"];
+        assert!(
+            first["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["digest"] == *base),
+            "{} is built on {base}, not on a manifest of {}",
+            platform["platform"],
+            registry.indexes[0]
+        );
+        let config = crate::support::blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        let env = &config["config"]["Env"];
+        assert!(
+            env.as_array().unwrap().iter().any(|e| e == "BASE=v1"),
+            "{} is built on another base than the first platform: {env}",
+            platform["platform"]
+        );
+    }
 }

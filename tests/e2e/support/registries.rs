@@ -857,3 +857,128 @@ impl Answer<'_> {
         send("404 Not Found", "", b"{}")
     }
 }
+
+/// A registry of a few lines serving `base:1`, an index of two platforms (`linux/amd64`,
+/// `linux/arm64`), whose tag moves from one index to another right after it is first fetched,
+/// as a tag does when a new release is pushed during a build. Each image has no layer, and a
+/// config whose `Env` says which index it is from (`BASE=v1`, `BASE=v2`).
+pub struct MovingTagRegistry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// The digest of each index, in the order the tag points at them.
+    pub indexes: [String; 2],
+    /// How many times the tag was fetched (`GET manifests/1`; a `HEAD` moves nothing).
+    pub tag_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MovingTagRegistry {
+    pub fn start() -> MovingTagRegistry {
+        use sha2::Digest as _;
+        use std::collections::BTreeMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut blobs: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+        let mut put = |media: &str, value: serde_json::Value| {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let digest = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+            let descriptor = serde_json::json!({
+                "mediaType": media, "digest": digest, "size": bytes.len()
+            });
+            blobs.insert(digest, (media.to_owned(), bytes));
+            descriptor
+        };
+        let indexes = ["v1", "v2"].map(|version| {
+            let manifests: Vec<serde_json::Value> = ["amd64", "arm64"]
+                .iter()
+                .map(|arch| {
+                    let config = put(
+                        "application/vnd.oci.image.config.v1+json",
+                        serde_json::json!({
+                            "architecture": arch, "os": "linux",
+                            "config": {"Env": [format!("BASE={version}")]},
+                            "rootfs": {"type": "layers", "diff_ids": []},
+                        }),
+                    );
+                    let mut manifest = put(
+                        "application/vnd.oci.image.manifest.v1+json",
+                        serde_json::json!({
+                            "schemaVersion": 2,
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "config": config, "layers": [],
+                        }),
+                    );
+                    manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+                    manifest
+                })
+                .collect();
+            put(
+                "application/vnd.oci.image.index.v1+json",
+                serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": manifests,
+                }),
+            )["digest"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = MovingTagRegistry {
+            host: listener.local_addr().unwrap().to_string(),
+            indexes: indexes.clone(),
+            tag_requests: std::sync::Arc::new(AtomicUsize::new(0)),
+        };
+        let blobs = std::sync::Arc::new(blobs);
+        let tag_requests = server.tag_requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (blobs, indexes, tag_requests) =
+                    (blobs.clone(), indexes.clone(), tag_requests.clone());
+                std::thread::spawn(move || {
+                    while let Some(request) = Request::read(&stream) {
+                        let digest = match request.path.as_str() {
+                            "/v2/" => None,
+                            "/v2/base/manifests/1" if request.method == "HEAD" => {
+                                let moved = tag_requests.load(Ordering::SeqCst) > 0;
+                                Some(indexes[usize::from(moved)].clone())
+                            }
+                            "/v2/base/manifests/1" => {
+                                let moved = tag_requests.fetch_add(1, Ordering::SeqCst) > 0;
+                                Some(indexes[usize::from(moved)].clone())
+                            }
+                            path => Some(path.rsplit('/').next().unwrap_or_default().to_owned()),
+                        };
+                        let (status, media, body) = match digest.map(|d| (blobs.get(&d), d)) {
+                            None => ("200 OK", String::new(), b"{}".to_vec()),
+                            Some((Some((media, bytes)), digest)) => (
+                                "200 OK",
+                                format!(
+                                    "content-type: {media}\r\ndocker-content-digest: {digest}\r\n"
+                                ),
+                                bytes.clone(),
+                            ),
+                            Some((None, _)) => ("404 Not Found", String::new(), b"{}".to_vec()),
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status}\r\n{media}content-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let body = if request.method == "HEAD" {
+                            Vec::new()
+                        } else {
+                            body
+                        };
+                        use std::io::Write;
+                        let mut stream = &stream;
+                        if stream.write_all(head.as_bytes()).is_err()
+                            || stream.write_all(&body).is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        server
+    }
+}
