@@ -415,3 +415,57 @@ fn verify_against_an_image_in_a_registry() {
     let cache = fixture.path().join("target/oci/.cache/blobs/sha256");
     assert!(cache.join(digest.trim_start_matches("sha256:")).is_file());
 }
+
+/// What a layout tarball can hold under `blobs/sha256`: a FIFO and a symbolic link to
+/// `/dev/zero`, unreferenced or in place of a layer. Neither is read: the check ends, naming
+/// each, instead of waiting for a writer or reading zeros for ever.
+#[test]
+fn verify_layout_ends_on_a_fifo_or_a_device_among_the_blobs() {
+    if !tool("mkfifo") {
+        return;
+    }
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    let blobs = fixture.layout().join("blobs/sha256");
+    let (fifo, zeros) = ("a".repeat(64), "b".repeat(64));
+    run(Command::new("mkfifo").arg(blobs.join(&fifo)));
+    std::os::unix::fs::symlink("/dev/zero", blobs.join(&zeros)).unwrap();
+    let limit = std::time::Duration::from_secs(60);
+    let verify = || fixture.cargo_oci_within(&["verify", "--layout", "target/oci/hello"], limit);
+    let output = verify();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    for (name, kind) in [(&fifo, "a FIFO"), (&zeros, "a symbolic link")] {
+        assert!(
+            stderr.contains(&format!(
+                "the unreferenced `blobs/sha256/{name}`: cannot be read: it is {kind}, not a \
+                 regular file"
+            )),
+            "{stderr}"
+        );
+    }
+
+    // The binaries' layer replaced by a FIFO, then by a link to `/dev/zero`.
+    let (manifest, _) = manifest_and_config(&fixture.layout());
+    let layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let path = blobs.join(layer.trim_start_matches("sha256:"));
+    fs::remove_file(blobs.join(&zeros)).unwrap();
+    fs::remove_file(blobs.join(&fifo)).unwrap();
+    for (kind, plant) in [("a FIFO", "fifo"), ("a device", "zeros")] {
+        fs::remove_file(&path).unwrap();
+        match plant {
+            "fifo" => drop(run(Command::new("mkfifo").arg(&path))),
+            _ => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+        }
+        let output = verify();
+        assert!(!output.status.success());
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "target/oci/hello/blobs/sha256/{}`: it is {kind}, not a regular file",
+                layer.trim_start_matches("sha256:")
+            )),
+            "{stderr}"
+        );
+    }
+}
