@@ -348,3 +348,28 @@ fn a_tag_is_resolved_once_for_every_platform() {
         );
     }
 }
+
+/// A plain HTTP registry still starting (503 to `/v2/`, `Retry-After: 1`) is tried again, as
+/// any request is, and what is reported is its own answer, not the HTTPS probe's failure.
+#[test]
+fn a_plain_http_registry_starting_up_is_tried_again() {
+    let Some((registry, fixture)) = misbehaving(Misbehaviour::StartingUp) else {
+        return;
+    };
+    let base = format!("{}/base:1", registry.host);
+    let output = build_on(&fixture, &base, &[("CARGO_HTTP_TIMEOUT", "2")]);
+    assert_success(&output, "a build on a registry that answered 503 twice");
+    assert_eq!(registry.pings.load(Ordering::SeqCst), 3);
+
+    // Given up after one try again: the registry's 503 is the error.
+    let (registry, fixture) = misbehaving(Misbehaviour::StartingUp).unwrap();
+    let base = format!("{}/base:1", registry.host);
+    let output = build_on(&fixture, &base, &[("CARGO_NET_RETRY", "1")]);
+    assert_refused(&output, &fixture, &["it answered 503 Service Unavailable"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("rustls") && !stderr.contains("TLS"),
+        "{stderr}"
+    );
+    assert_eq!(registry.pings.load(Ordering::SeqCst), 2);
+}

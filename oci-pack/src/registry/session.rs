@@ -179,6 +179,10 @@ impl Session {
         let plain = format!("http://{host}");
         match self.ping_at(&plain) {
             Ok(challenge) => Ok((plain, challenge)),
+            // Busy, starting or stalled over plain HTTP: a registry that speaks TLS would have
+            // refused plain HTTP at once, so this one speaks plain HTTP, and its own failure
+            // is what to report (and try again).
+            Err(failure) if speaks_plain_http(&failure) => Err(failure),
             // A registry that speaks TLS but could not be trusted: that is what to report,
             // not that it does not speak plain HTTP.
             Err(_) if is_tls_failure(&tls_failure) => Err(Failure::Transport(tls_failure)),
@@ -201,13 +205,14 @@ impl Session {
             401 => challenge_of(&response).map(Some).ok_or_else(|| {
                 Failure::Refused("it asks for authentication in a way no registry does".into())
             }),
-            status => Err(Failure::Status {
-                status,
-                detail: format!(
+            status => {
+                let retry_after = header(&response, "retry-after");
+                let detail = format!(
                     "to `GET /v2/`, which a registry answers: is it one? {}",
                     error_detail(&mut response)
-                ),
-            }),
+                );
+                Err(Failure::answered(status, detail, retry_after.as_deref()))
+            }
         }
     }
 
@@ -299,10 +304,9 @@ impl Session {
                 });
             }
             if transport::is_transient_status(status) {
-                return Err(Failure::Status {
-                    status,
-                    detail: error_detail(&mut response),
-                });
+                let retry_after = self::header(&response, "retry-after");
+                let detail = error_detail(&mut response);
+                return Err(Failure::answered(status, detail, retry_after.as_deref()));
             }
             return Ok(response);
         }
@@ -833,6 +837,16 @@ fn redirected_challenge(response: &Response<Body>) -> Failure {
          and are not sent there",
         response.get_uri().host().unwrap_or_default()
     ))
+}
+
+/// Whether a plain HTTP probe's `failure` shows a registry speaking plain HTTP, busy: it answered
+/// 429 or 5xx, or stalled. (A TLS server asked in plain HTTP answers 400, or hangs up, at once.)
+fn speaks_plain_http(failure: &Failure) -> bool {
+    match failure {
+        Failure::Status { status, .. } => transport::is_transient_status(*status),
+        Failure::RetryAfter { .. } | Failure::Transport(ureq::Error::Timeout(_)) => true,
+        _ => false,
+    }
 }
 
 /// A failure of the TLS handshake (a certificate not trusted, or not TLS at all), as opposed to

@@ -630,6 +630,10 @@ pub enum Misbehaviour {
     TrickleHeaders,
     /// Answers the manifest with a 404 whose body comes a byte a second.
     TrickleErrorBody,
+    /// Still starting: answers `GET /v2/` 503 with `Retry-After: 1` the first two times. It
+    /// answers a TLS handshake as Go's plain HTTP servers (distribution's among them) do, with
+    /// a 400 in plain HTTP.
+    StartingUp,
 }
 
 /// A registry server of a few lines that serves the only image of an OCI layout as
@@ -641,6 +645,8 @@ pub struct MisbehavingRegistry {
     pub token_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes of blob bodies written.
     pub blob_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `GET /v2/` requests answered in plain HTTP.
+    pub pings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MisbehavingRegistry {
@@ -656,19 +662,28 @@ impl MisbehavingRegistry {
             requests: Arc::new(AtomicUsize::new(0)),
             token_requests: Arc::new(AtomicUsize::new(0)),
             blob_bytes: Arc::new(AtomicU64::new(0)),
+            pings: Arc::new(AtomicUsize::new(0)),
         };
-        let (requests, tokens, blob_bytes) = (
+        let (requests, tokens, blob_bytes, pings) = (
             server.requests.clone(),
             server.token_requests.clone(),
             server.blob_bytes.clone(),
+            server.pings.clone(),
         );
         let layout = layout.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (layout, manifest, host) = (layout.clone(), manifest.clone(), host.clone());
-                let (requests, tokens, blob_bytes) =
-                    (requests.clone(), tokens.clone(), blob_bytes.clone());
+                let (requests, tokens, blob_bytes, pings) = (
+                    requests.clone(),
+                    tokens.clone(),
+                    blob_bytes.clone(),
+                    pings.clone(),
+                );
                 std::thread::spawn(move || {
+                    if misbehaviour == Misbehaviour::StartingUp {
+                        answer_tls_as_go_does(&stream);
+                    }
                     while let Some(request) = Request::read(&stream) {
                         requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let answer = Answer {
@@ -678,6 +693,7 @@ impl MisbehavingRegistry {
                             host: &host,
                             tokens: &tokens,
                             blob_bytes: &blob_bytes,
+                            pings: &pings,
                         };
                         if !answer.respond(&request, misbehaviour) {
                             break;
@@ -698,6 +714,20 @@ struct Answer<'a> {
     host: &'a str,
     tokens: &'a std::sync::atomic::AtomicUsize,
     blob_bytes: &'a std::sync::atomic::AtomicU64,
+    pings: &'a std::sync::atomic::AtomicUsize,
+}
+
+/// What a Go HTTP server answers a TLS handshake with, as distribution's plain HTTP registry does.
+fn answer_tls_as_go_does(stream: &std::net::TcpStream) {
+    use std::io::Write;
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16 {
+        let mut stream = stream;
+        let _ = stream.write_all(
+            b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        );
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Answer<'_> {
@@ -770,6 +800,10 @@ impl Answer<'_> {
             return send("200 OK", "", br#"{"token":"t"}"#);
         }
         if request.path == "/v2/" {
+            let ping = self.pings.fetch_add(1, Ordering::SeqCst);
+            if misbehaviour == M::StartingUp && ping < 2 {
+                return send("503 Service Unavailable", "retry-after: 1\r\n", b"{}");
+            }
             return match misbehaviour {
                 M::AuthenticationLoop => send("401 Unauthorized", &challenge, b"{}"),
                 _ => send("200 OK", "", b"{}"),
