@@ -137,14 +137,18 @@ fn verify_rebuilds_and_finds_the_same_digests() {
     assert_success(&output, "cargo oci build");
     let digest = index_digest(&fixture);
     let layout = fixture.path().join("target/oci/hello");
-    // What a killed verify left (its process is gone), and a running one's (this process).
-    let killed = fixture.path().join("target/.oci-verify-999999999-abcdef");
-    let running = fixture
+    // What a killed verify left (named after a process id that is alive here, as a reused one
+    // is), and a running one's: locked by this process, and named after a process id that does
+    // not exist here, as a verify's in another PID namespace (a container) is.
+    let killed = fixture
         .path()
-        .join(format!("target/.oci-verify-{}-ghijkl", std::process::id()));
+        .join(format!("target/.oci-verify-{}-abcdef", std::process::id()));
+    let running = fixture.path().join("target/.oci-verify-999999999-ghijkl");
     for dir in [&killed, &running] {
         std::fs::create_dir_all(dir.join("oci")).unwrap();
     }
+    let in_use = std::fs::File::open(&running).unwrap();
+    in_use.lock().unwrap();
 
     let output = cargo_oci_with_env(&fixture, &["verify"], &epoch);
     assert_success(&output, "cargo oci verify");
@@ -153,6 +157,7 @@ fn verify_rebuilds_and_finds_the_same_digests() {
         "a killed verify's scratch directory is swept"
     );
     assert!(running.exists(), "a running verify's is not");
+    drop(in_use);
     std::fs::remove_dir_all(&running).unwrap();
     assert_eq!(
         text(&output.stdout),
