@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::support::registries::{
-    MisbehavingRegistry, Misbehaviour, MovingTagRegistry, RegistrySetup, TestAuthority,
+    MisbehavingRegistry, Misbehaviour, MovingTagRegistry, RegistrySetup, RelativeLocationRegistry,
+    TestAuthority,
 };
 use crate::support::{assert_success, tool, Fixture, Registry};
 
@@ -372,4 +373,34 @@ fn a_plain_http_registry_starting_up_is_tried_again() {
         "{stderr}"
     );
     assert_eq!(registry.pings.load(Ordering::SeqCst), 2);
+}
+
+/// A `Location` relative to the upload's URL (`uuid?state=…`), as RFC 3986 allows, is resolved
+/// against that URL, not against the registry's root.
+#[test]
+fn an_upload_location_relative_to_the_upload_is_followed() {
+    let registry = RelativeLocationRegistry::start();
+    let fixture = Fixture::copy("hello");
+    let repository = format!("{}/team/hello", registry.host);
+    // Nothing attached: this registry keeps no manifest to list referrers under.
+    let output = fixture.build(&[
+        "--quiet",
+        "--sbom",
+        "none",
+        "--provenance",
+        "none",
+        "--push",
+        &repository,
+    ]);
+    assert_success(&output, "a push to a registry answering relative locations");
+    let layout = fixture.layout();
+    let (manifest, _) = crate::support::manifest_and_config(&layout);
+    let closed = registry.closed.lock().unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        assert!(
+            closed.iter().any(|c| c == digest),
+            "{digest} not in {closed:?}"
+        );
+    }
 }

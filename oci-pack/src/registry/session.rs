@@ -316,17 +316,6 @@ impl Session {
         format!("{}/v2/{}/{path}", self.origin, self.repository.name)
     }
 
-    /// An upload `Location`: absolute, or relative to the registry.
-    fn absolute(&self, location: &str) -> String {
-        if location.starts_with("https://") || location.starts_with("http://") {
-            location.to_owned()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.origin)
-        } else {
-            format!("{}/{location}", self.origin)
-        }
-    }
-
     fn failed(&self, action: &'static str, failure: Failure) -> Error {
         failure.into_error(&self.repository.registry, action)
     }
@@ -733,7 +722,7 @@ impl Session {
         match expect(&mut response, &[201, 202])? {
             201 if mount.is_some() => Ok(Upload::Mounted),
             _ => header(&response, "location")
-                .map(|location| Upload::At(self.absolute(&location)))
+                .map(|location| Upload::At(resolve_location(&url, &location)))
                 .ok_or_else(|| Failure::Refused("it started an upload without a location".into())),
         }
     }
@@ -763,7 +752,7 @@ impl Session {
         })?;
         expect(&mut response, &[202, 204])?;
         let location = header(&response, "location")
-            .map(|l| self.absolute(&l))
+            .map(|l| resolve_location(location, &l))
             .unwrap_or_else(|| location.to_owned());
         let separator = if location.contains('?') { '&' } else { '?' };
         let close = format!("{location}{separator}digest={}", blob.digest);
@@ -816,6 +805,40 @@ impl<R: Read> Read for Counted<'_, R> {
 fn plain_token_server(server: &str, registry: &str, plain_http_allowed: bool) -> bool {
     let loopback = Repository::parse(&format!("{server}/token")).is_ok_and(|s| s.is_loopback());
     plain_http_allowed && (loopback || server == registry)
+}
+
+/// A `Location` header's URL, resolved against the URL of the request it answered, as RFC 3986
+/// (section 5.2) resolves a reference: absolute, network-path (`//host/…`), absolute-path
+/// (`/v2/…`), query-only (`?state=…`) or relative to the request's directory (`uuid?state=…`).
+/// Dot segments are left as they are: no registry sends them.
+fn resolve_location(request: &str, location: &str) -> String {
+    let scheme_end = request.find("://").map_or(0, |i| i + 3);
+    let origin_end = request[scheme_end..]
+        .find('/')
+        .map_or(request.len(), |i| scheme_end + i);
+    let path = request.split(['?', '#']).next().unwrap_or(request);
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
+        location.to_owned()
+    } else if location.starts_with("//") {
+        format!("{}{location}", &request[..scheme_end.saturating_sub(2)])
+    } else if location.starts_with('/') {
+        format!("{}{location}", &request[..origin_end])
+    } else if location.starts_with('?') || location.is_empty() {
+        format!("{path}{location}")
+    } else {
+        let directory = &path[..path
+            .rfind('/')
+            .map_or(path.len(), |i| i + 1)
+            .max(origin_end)];
+        let separator = if directory.ends_with('/') { "" } else { "/" };
+        format!("{directory}{separator}{location}")
+    }
 }
 
 /// Whether `url` is on `origin` (`https://host[:port]`): the same scheme, host and port, the
@@ -1000,6 +1023,37 @@ mod tests {
             "http://127.0.0.1:50001/v2/",
             "http://127.0.0.1:5000"
         ));
+    }
+
+    #[test]
+    fn a_location_is_resolved_against_the_request_it_answers() {
+        let patch = "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=1";
+        for (location, resolved) in [
+            (
+                "uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "/v2/app/blobs/uploads/uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            ("//cdn.example/up/1", "http://cdn.example/up/1"),
+            ("https://cdn.example/up/1", "https://cdn.example/up/1"),
+        ] {
+            assert_eq!(resolve_location(patch, location), resolved, "{location}");
+        }
+        assert_eq!(
+            resolve_location("https://reg.example/v2/app/blobs/uploads/", "uuid"),
+            "https://reg.example/v2/app/blobs/uploads/uuid"
+        );
+        assert_eq!(
+            resolve_location("https://reg.example", "v2/x"),
+            "https://reg.example/v2/x"
+        );
     }
 
     #[test]

@@ -1016,3 +1016,70 @@ impl MovingTagRegistry {
         server
     }
 }
+
+/// A registry of a few lines that takes pushes to any repository, and answers each upload's
+/// `PATCH` with a `Location` relative to the upload's own URL (`uuid?state=…`, as RFC 3986
+/// allows): an upload closed anywhere else is answered 404. Records each blob upload it closed.
+pub struct RelativeLocationRegistry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// The digest of each blob whose upload was closed where the `Location` said.
+    pub closed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RelativeLocationRegistry {
+    pub fn start() -> RelativeLocationRegistry {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = RelativeLocationRegistry {
+            host: listener.local_addr().unwrap().to_string(),
+            closed: Arc::new(Mutex::new(Vec::new())),
+        };
+        let closed = server.closed.clone();
+        let uploads = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (closed, uploads) = (closed.clone(), uploads.clone());
+                std::thread::spawn(move || {
+                    while let Some(request) = Request::read(&stream) {
+                        let path = request.path.as_str();
+                        let (status, location) = match request.method.as_str() {
+                            "GET" if path == "/v2/" => ("200 OK", String::new()),
+                            "POST" if path.ends_with("/blobs/uploads/") => {
+                                let n = uploads.fetch_add(1, Ordering::SeqCst);
+                                ("202 Accepted", format!("{path}upload-{n}"))
+                            }
+                            "PATCH" if path.contains("/blobs/uploads/upload-") => {
+                                let name = path.rsplit('/').next().unwrap();
+                                ("202 Accepted", format!("{name}?state=patched"))
+                            }
+                            "PUT" if path.contains("/blobs/uploads/") => {
+                                match path.split_once("?state=patched&digest=") {
+                                    Some((_, digest)) => {
+                                        closed.lock().unwrap().push(digest.replace("%3A", ":"));
+                                        ("201 Created", String::new())
+                                    }
+                                    None => ("404 Not Found", String::new()),
+                                }
+                            }
+                            "PUT" if path.contains("/manifests/") => ("201 Created", String::new()),
+                            _ => ("404 Not Found", String::new()),
+                        };
+                        let location = match location.is_empty() {
+                            true => String::new(),
+                            false => format!("location: {location}\r\n"),
+                        };
+                        let head =
+                            format!("HTTP/1.1 {status}\r\n{location}content-length: 2\r\n\r\n{{}}");
+                        if (&stream).write_all(head.as_bytes()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        server
+    }
+}
