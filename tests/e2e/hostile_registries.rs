@@ -75,6 +75,14 @@ fn a_silent_registry_is_given_up_after_the_stall_limit() {
             "stalled",
         ],
     );
+
+    // The same over plain HTTP, the HTTPS probe answered at once as a Go server does: the
+    // stall is what is said, not the HTTPS probe's failure.
+    let (server, fixture) = misbehaving(Misbehaviour::SilentPlain).unwrap();
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(&output, &fixture, &["stalled"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("InvalidContentType"), "{stderr}");
 }
 
 #[test]

@@ -608,6 +608,9 @@ impl RecordingProxy {
 pub enum Misbehaviour {
     /// Accepts connections and reads requests, and never answers.
     Silent,
+    /// As [`Self::Silent`], but a TLS handshake is answered as Go's plain HTTP servers answer
+    /// it: a plain HTTP registry that stalls.
+    SilentPlain,
     /// Answers blob requests with the right headers, then one byte a second.
     Trickle,
     /// Sends a blob without end, saying no length.
@@ -681,7 +684,10 @@ impl MisbehavingRegistry {
                     pings.clone(),
                 );
                 std::thread::spawn(move || {
-                    if misbehaviour == Misbehaviour::StartingUp {
+                    if matches!(
+                        misbehaviour,
+                        Misbehaviour::StartingUp | Misbehaviour::SilentPlain
+                    ) {
                         answer_tls_as_go_does(&stream);
                     }
                     while let Some(request) = Request::read(&stream) {
@@ -758,7 +764,7 @@ impl Answer<'_> {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         };
-        if misbehaviour == M::Silent {
+        if matches!(misbehaviour, M::Silent | M::SilentPlain) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             return false;
         }
