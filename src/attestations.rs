@@ -22,6 +22,7 @@ use crate::provenance::SLSA_PROVENANCE;
 use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::signing::{Envelope, PublicKey, Unverified};
+use crate::text::escape_controls;
 
 /// What `verify --key` was asked.
 #[derive(Debug)]
@@ -127,7 +128,7 @@ pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
                         stdout,
                         "{}: not verified: {}",
                         verdict.platform,
-                        verdict.problems.join("; ")
+                        escape_controls(&verdict.problems.join("; "))
                     )?,
                 }
             }

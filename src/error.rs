@@ -61,7 +61,9 @@ impl From<anyhow::Error> for Error {
             ErrorKind::Build
         } else {
             match inner.downcast_ref::<oci_pack::Error>() {
-                Some(E::Registry { .. } | E::OfflineCacheMiss { .. }) => ErrorKind::Registry,
+                Some(E::Registry { .. } | E::NoEndpoint { .. } | E::OfflineCacheMiss { .. }) => {
+                    ErrorKind::Registry
+                }
                 Some(E::RefuseToReplace { .. }) => ErrorKind::Output,
                 Some(
                     E::NotAnImage { .. }

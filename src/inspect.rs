@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{BASE_DIGEST, BASE_NAME};
 use oci_pack::cache::BuildCache;
+use oci_pack::capability;
 use oci_pack::config::History;
 use oci_pack::digest::Digest;
 use oci_pack::inspect::{self, Image, PlatformImage, Referrer};
@@ -26,6 +27,7 @@ use crate::cargo_build::{Verbosity, WorkspaceOptions};
 use crate::outputs::MessageFormat;
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -182,7 +184,7 @@ pub fn open(
                 None => scratch.path().join("cache"),
             };
             let cache = BuildCache::open(&root)?;
-            let access = registries.base_access(&image.repository, &cache)?;
+            let access = registries.base_access(image, &cache)?;
             (Some(cache), Some(access))
         }
         _ => (None, None),
@@ -278,6 +280,9 @@ struct FileReport {
     sha256: Option<Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// File capabilities as `getcap` shows them: `cap_net_bind_service=ep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<String>,
 }
 
 impl Report {
@@ -333,9 +338,10 @@ impl Measured {
             Ok(measured) => Some(measured),
             Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
                 shell.warn(format_args!(
-                    "layer {} of {} is `{media_type}`, which cannot be decompressed",
+                    "layer {} of {} is `{}`, which cannot be decompressed",
                     i + 1,
-                    platform.platform
+                    platform.platform,
+                    escape_controls(&media_type)
                 ));
                 None
             }
@@ -410,6 +416,7 @@ impl PlatformReport {
                         size,
                         sha256,
                         link,
+                        capabilities: node.capability.as_deref().map(capability::describe),
                     }
                 })
                 .collect();
@@ -517,8 +524,12 @@ impl Report {
                     .link
                     .as_ref()
                     .map_or_else(String::new, |l| format!(" -> {l}"));
+                let capabilities = file
+                    .capabilities
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!("  {c}"));
                 out.line(&format!(
-                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}",
+                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}{capabilities}",
                     mode_string(file.kind, &file.mode),
                     owner(file),
                     file.size,
@@ -644,8 +655,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// Every line of the report passes here: what the image says (names, labels, history) is
+    /// shown with its control characters escaped, so it cannot act on the terminal or forge a
+    /// line.
     fn line(&mut self, line: &str) {
-        self.text.push_str(line.trim_end());
+        self.text.push_str(escape_controls(line).trim_end());
         self.text.push('\n');
     }
 

@@ -100,7 +100,7 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         let Some(number) = crate::values::single_port(port) else {
             shell.warn(format_args!(
                 "the image exposes `{}`, which is not one port: it is not published",
-                port.escape_debug()
+                crate::text::escape_controls(port)
             ));
             continue;
         };

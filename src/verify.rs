@@ -21,6 +21,7 @@ use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{Format, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -126,13 +127,16 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
             layout.display(),
             check.unreferenced.len(),
             plural(check.unreferenced.len()),
-            check.unreferenced.join(", ")
+            escape_controls(&check.unreferenced.join(", "))
         ));
     }
     match check.problems.as_slice() {
         [] => Ok(()),
         problems => {
-            let listed: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("\n  {}", escape_controls(&p.to_string())))
+                .collect();
             bail!(
                 "the layout `{}` is damaged ({} problem{}):{}",
                 layout.display(),
@@ -299,10 +303,8 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                 } else {
                     format!("{rebuilt_digest} ({})", image.summary.platforms.join(", "))
                 };
-                writeln!(
-                    stdout,
-                    "{name} is reproducible: {what}, the same as `{source}`"
-                )?;
+                let text = format!("{name} is reproducible: {what}, the same as `{source}`");
+                writeln!(stdout, "{}", escape_controls(&text))?;
             }
             MessageFormat::Human => {
                 write!(
@@ -323,7 +325,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                     })
                 });
                 if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
-                    writeln!(stdout, "  note: {hint}")?;
+                    writeln!(stdout, "  note: {}", escape_controls(&hint))?;
                 } else if binaries_differ {
                     writeln!(
                         stdout,
@@ -338,7 +340,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         if !comparison.same {
             failures.push(format!(
                 "`{name}` is not reproducible: {}",
-                first_difference(&comparison)
+                escape_controls(&first_difference(&comparison))
             ));
         }
     }
@@ -512,8 +514,9 @@ fn human_differences(
     comparison: &Comparison,
 ) -> String {
     let mut out = String::new();
+    // What the images say (file names, history, config values) shown escaped, as by inspect.
     let mut line = |text: String| {
-        out.push_str(text.trim_end());
+        out.push_str(escape_controls(&text).trim_end());
         out.push('\n');
     };
     line(format!(
@@ -641,6 +644,11 @@ fn file_line(file: &FileDiff) -> String {
                         ),
                         "mtime" => (a.mtime.to_string(), b.mtime.to_string()),
                         "sha256" => (short_hash(a), short_hash(b)),
+                        "capabilities" => {
+                            let shown = |e: &LayerEntry| e.capabilities.clone();
+                            let none = || "none".to_owned();
+                            (shown(a).unwrap_or_else(none), shown(b).unwrap_or_else(none))
+                        }
                         _ => (
                             a.link.clone().unwrap_or_default(),
                             b.link.clone().unwrap_or_default(),
@@ -752,4 +760,36 @@ fn first_difference(comparison: &Comparison) -> String {
         "the {part} of {platform} differs ({}); the layers are the same",
         fields.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_pack::inspect::EntryKind;
+
+    #[test]
+    fn a_file_line_names_each_field_that_differs() {
+        let entry = |capabilities: Option<&str>, uid| LayerEntry {
+            path: "usr/local/bin/app".into(),
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid,
+            gid: 0,
+            mtime: 0,
+            size: 1,
+            sha256: None,
+            link: None,
+            capabilities: capabilities.map(str::to_owned),
+        };
+        let file = FileDiff {
+            path: "usr/local/bin/app".into(),
+            fields: vec!["owner", "capabilities"],
+            expected: Some(entry(Some("cap_net_bind_service=ep"), 0)),
+            actual: Some(entry(None, 65532)),
+        };
+        assert_eq!(
+            file_line(&file),
+            "~ /usr/local/bin/app  owner 0:0 → 65532:0, capabilities cap_net_bind_service=ep → none"
+        );
+    }
 }

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -79,6 +79,7 @@ impl BuildCache {
         let store = BlobStore::open(root)?;
         let lock_path = root.join("lock");
         let lock = fs::File::options()
+            .custom_flags(crate::output::NO_FOLLOW)
             .create(true)
             .truncate(false)
             .write(true)
@@ -248,7 +249,9 @@ impl BuildCache {
                 }
             }
         }
-        let _ = fs::write(&marker, b"");
+        // A new file renamed over it: never written through a link planted at its name.
+        let _ = tempfile::NamedTempFile::new_in(&self.root)
+            .and_then(|file| file.persist(&marker).map_err(|e| e.error));
         self.lock
             .lock_shared()
             .map_err(Error::io("lock", self.root.join("lock")))?;
@@ -308,10 +311,15 @@ impl BuildCache {
             (sum.as_bytes() == &recorded).then_some((layer, diff_id, body))
         })();
         if checked.is_none() {
-            self.warn(format!(
-                "dropped the damaged cache entry `{}`",
-                path.display()
-            ));
+            // What an earlier version wrote is out of date, not damaged: dropped quietly.
+            let mut head = [0u8; 64];
+            let read = fs::File::open(path).and_then(|mut f| f.read(&mut head));
+            if !LayerChanges::is_earlier_encoding(&head[..read.unwrap_or(0)]) {
+                self.warn(format!(
+                    "dropped the damaged cache entry `{}`",
+                    path.display()
+                ));
+            }
             let _ = fs::remove_file(path);
         }
         checked
@@ -569,6 +577,12 @@ mod tests {
             "{warnings:?}"
         );
         assert!(cache.check_changes(&entry).is_some(), "rebuilt");
+
+        // An entry an earlier version wrote is rebuilt without a word.
+        fs::write(&entry, b"cargo-oci layer changes 3\nwhat it held").unwrap();
+        assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), ["etc/issue"]);
+        assert_eq!(cache.take_warnings(), Vec::<String>::new());
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
     }
 
     /// Sets a file's modification time `seconds` into the past.
@@ -647,6 +661,33 @@ mod tests {
         );
         // Once a day at most.
         assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_lock_is_never_taken_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("lock")).unwrap();
+        assert!(BuildCache::open(dir.path()).is_err());
+        assert!(
+            fs::symlink_metadata(&elsewhere).is_err(),
+            "nothing created through it"
+        );
+    }
+
+    #[test]
+    fn the_sweep_marker_is_never_written_through_a_link() {
+        let (dir, cache) = cache();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("precious");
+        fs::write(&victim, b"keep me").unwrap();
+        age(&victim, 30 * 24 * 3600);
+        std::os::unix::fs::symlink(&victim, dir.path().join("swept")).unwrap();
+        cache.sweep(UNUSED_FOR).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert!(fs::symlink_metadata(dir.path().join("swept"))
+            .unwrap()
+            .is_file());
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! and authentication are tried a fixed number of times. Credentials go to the registry they
 //! are for and its token server, never along a redirect.
 //!
+//! A base may be pulled from several places, its [`Endpoint`]s (mirrors, then its registry), tried
+//! in order until one serves it; which ones, the caller decides.
+//!
 //! Behind the `registry` feature, so a library user who only writes layouts compiles no HTTP.
 
 mod auth;
@@ -35,60 +38,108 @@ use crate::store::BlobStore;
 /// does not, few enough not to look like an attack to a registry.
 pub const PARALLEL_FETCHES: usize = 3;
 
-/// What pulling bases from one registry needs: its credentials, whether plain HTTP may be
-/// tried, and where fetched blobs are kept. A session is opened once per repository and shared
-/// by every base of the build, its token with it.
+/// One place a registry image may be pulled from: a mirror, or the repository the image names
+/// (or where the caller's configuration moved it).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The repository asked for the image, e.g. `mirror.example.com/library/debian`.
+    pub repository: Repository,
+    /// For its registry, and sent to no other.
+    pub credentials: Credentials,
+    /// Whether plain HTTP may be tried with it (a registry that answers no TLS).
+    pub plain_http: bool,
+}
+
+/// What pulling bases needs: the endpoints they come from, and where fetched blobs are kept. A
+/// session is opened once per endpoint and shared by every base of the build, its token with it.
 #[derive(Debug)]
 pub struct RegistryAccess {
-    credentials: Credentials,
-    plain_http: bool,
+    /// Tried in order; the one that served last is asked first.
+    endpoints: Vec<Endpoint>,
     /// Every fetched manifest and blob, by digest; with the tags last resolved under `refs/`.
     cache: BlobStore,
     /// Use only what the cache holds.
     offline: bool,
     limits: Limits,
     sessions: Mutex<BTreeMap<Repository, Arc<Session>>>,
+    /// The index of the endpoint that served last, if any has.
+    served: Mutex<Option<usize>>,
     /// What each image reference resolved to, by its text: asked of the registry once per
     /// build, so a tag that moves meanwhile cannot give two platforms two different bases.
     resolved: Mutex<BTreeMap<String, Descriptor>>,
 }
 
 impl RegistryAccess {
-    /// Access with `credentials` for every repository of the registry; `plain_http` lets a
-    /// registry that answers no TLS be reached over HTTP, `offline` serves only what `cache`
-    /// holds.
+    /// Access to a base through `endpoints`, tried in order until one serves (at least one is
+    /// needed: the image's own repository); `offline` serves only what `cache` holds.
     pub fn new(
-        credentials: Credentials,
-        plain_http: bool,
+        endpoints: Vec<Endpoint>,
         cache: BlobStore,
         offline: bool,
         limits: Limits,
     ) -> RegistryAccess {
+        assert!(!endpoints.is_empty(), "an image comes from somewhere");
         RegistryAccess {
-            credentials,
-            plain_http,
+            endpoints,
             cache,
             offline,
             limits,
             sessions: Mutex::default(),
+            served: Mutex::default(),
             resolved: Mutex::default(),
         }
     }
 
-    fn session(&self, repository: &Repository) -> Result<Arc<Session>> {
+    /// The repository that served the last manifest or blob fetched, if any was.
+    pub fn served_from(&self) -> Option<&Repository> {
+        let served = *self.served.lock().expect("not poisoned");
+        served.map(|index| &self.endpoints[index].repository)
+    }
+
+    fn session(&self, endpoint: &Endpoint) -> Result<Arc<Session>> {
         let mut sessions = self.sessions.lock().expect("not poisoned");
-        if let Some(session) = sessions.get(repository) {
+        if let Some(session) = sessions.get(&endpoint.repository) {
             return Ok(session.clone());
         }
         let session = Arc::new(Session::connect(
-            repository,
-            &self.credentials,
-            self.plain_http,
+            &endpoint.repository,
+            &endpoint.credentials,
+            endpoint.plain_http,
             self.limits,
             Access::Pull,
         )?);
-        sessions.insert(repository.clone(), session.clone());
+        sessions.insert(endpoint.repository.clone(), session.clone());
         Ok(session)
+    }
+
+    /// `attempt` with each endpoint's session in turn, the one that served last first, until
+    /// one succeeds. A failure of this machine (writing the cache) is no endpoint's and ends
+    /// the search; when every endpoint fails, the error names each with its own (with one
+    /// endpoint, it is that one's error).
+    fn on_endpoints<T>(
+        &self,
+        image: &RemoteImage,
+        mut attempt: impl FnMut(&Session) -> Result<T>,
+    ) -> Result<T> {
+        let first = self.served.lock().expect("not poisoned").unwrap_or(0);
+        let others = (0..self.endpoints.len()).filter(|&index| index != first);
+        let mut failures = Vec::new();
+        for index in std::iter::once(first).chain(others) {
+            let endpoint = &self.endpoints[index];
+            match self.session(endpoint).and_then(|session| attempt(&session)) {
+                Ok(value) => {
+                    *self.served.lock().expect("not poisoned") = Some(index);
+                    return Ok(value);
+                }
+                Err(error @ Error::Io { .. }) => return Err(error),
+                Err(error) if self.endpoints.len() == 1 => return Err(error),
+                Err(error) => failures.push((endpoint.repository.to_string(), Box::new(error))),
+            }
+        }
+        Err(Error::NoEndpoint {
+            image: image.to_string(),
+            failures,
+        })
     }
 
     fn ref_file(&self, image: &RemoteImage, tag: &str) -> std::path::PathBuf {
@@ -121,9 +172,9 @@ impl RegistryAccess {
             if self.offline {
                 return Err(offline_miss(format!("manifest {digest}")));
             }
-            return self
-                .session(&image.repository)?
-                .resolve(&digest.to_string(), &self.cache);
+            return self.on_endpoints(image, |session| {
+                session.resolve(&digest.to_string(), &self.cache)
+            });
         }
         let tag = image.tag.as_deref().unwrap_or("latest");
         let ref_file = self.ref_file(image, tag);
@@ -135,10 +186,14 @@ impl RegistryAccess {
                 .cached_manifest(&digest)?
                 .ok_or_else(|| offline_miss(format!("manifest {digest}")));
         }
-        let descriptor = self.session(&image.repository)?.resolve(tag, &self.cache)?;
+        let descriptor = self.on_endpoints(image, |session| session.resolve(tag, &self.cache))?;
         let refs = ref_file.parent().expect("under refs/");
         std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
-        std::fs::write(&ref_file, descriptor.digest.to_string())
+        // A new file renamed over the old: never written through a link planted at its name.
+        let mut file = tempfile::NamedTempFile::new_in(refs)
+            .map_err(Error::io("create a temporary file in", refs))?;
+        std::io::Write::write_all(&mut file, descriptor.digest.to_string().as_bytes())
+            .and_then(|()| file.persist(&ref_file).map_err(|e| e.error))
             .map_err(Error::io("write", &ref_file))?;
         Ok(descriptor)
     }
@@ -165,19 +220,15 @@ impl RegistryFetch for RegistryAccess {
     }
 
     /// Makes each of `blobs` of `image`'s repository available in the cache: those it lacks
-    /// are fetched [`PARALLEL_FETCHES`] at a time. The first failure stops the others.
+    /// are fetched [`PARALLEL_FETCHES`] at a time. The first failure stops the others; an
+    /// endpoint that fails leaves what is still missing to the next.
     fn fetch(
         &self,
         image: &RemoteImage,
         blobs: &[Descriptor],
         progress: &mut dyn Progress,
     ) -> Result<()> {
-        let mut missing: Vec<&Descriptor> = blobs
-            .iter()
-            .filter(|b| !self.cache.contains(&b.digest))
-            .collect();
-        missing.dedup_by_key(|b| b.digest);
-        let Some(first) = missing.first() else {
+        let Some(first) = self.missing(blobs).first().copied() else {
             return Ok(());
         };
         if self.offline {
@@ -186,10 +237,44 @@ impl RegistryFetch for RegistryAccess {
                 what: format!("blob {}", first.digest),
             });
         }
-        let session = self.session(&image.repository)?;
+        self.on_endpoints(image, |session| self.fetch_from(session, blobs, progress))
+    }
+
+    /// Asked of the registry every time (what refers to an image changes without its digest
+    /// changing); none `--offline`.
+    fn referrers(&self, image: &RemoteImage, subject: &Digest) -> Result<Vec<Descriptor>> {
+        if self.offline {
+            return Ok(Vec::new());
+        }
+        self.on_endpoints(image, |session| session.referrers(subject))
+    }
+}
+
+impl RegistryAccess {
+    /// Those of `blobs` the cache lacks, each once.
+    fn missing<'a>(&self, blobs: &'a [Descriptor]) -> Vec<&'a Descriptor> {
+        let mut missing: Vec<&Descriptor> = blobs
+            .iter()
+            .filter(|b| !self.cache.contains(&b.digest))
+            .collect();
+        missing.dedup_by_key(|b| b.digest);
+        missing
+    }
+
+    /// Fetches those of `blobs` the cache lacks from `session`'s repository.
+    fn fetch_from(
+        &self,
+        session: &Session,
+        blobs: &[Descriptor],
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let missing = self.missing(blobs);
+        if missing.is_empty() {
+            return Ok(());
+        }
         let mut transfer = Transfer {
             pushing: false,
-            repository: image.repository.to_string(),
+            repository: session.repository().to_string(),
             blobs_done: 0,
             blobs: missing.len(),
             bytes_done: 0,
@@ -208,7 +293,7 @@ impl RegistryFetch for RegistryAccess {
         std::thread::scope(|scope| {
             for _ in 0..PARALLEL_FETCHES.min(missing.len()) {
                 let sender = sender.clone();
-                let (queue, stop, session, cache) = (&queue, &stop, &session, &self.cache);
+                let (queue, stop, cache) = (&queue, &stop, &self.cache);
                 scope.spawn(move || loop {
                     let next = queue.lock().expect("not poisoned").next().copied();
                     let Some(blob) = next.filter(|_| !stop.load(Ordering::Relaxed)) else {
@@ -244,14 +329,5 @@ impl RegistryFetch for RegistryAccess {
             Some(error) => Err(error),
             None => Ok(()),
         }
-    }
-
-    /// Asked of the registry every time (what refers to an image changes without its digest
-    /// changing); none `--offline`.
-    fn referrers(&self, image: &RemoteImage, subject: &Digest) -> Result<Vec<Descriptor>> {
-        if self.offline {
-            return Ok(Vec::new());
-        }
-        self.session(&image.repository)?.referrers(subject)
     }
 }

@@ -17,6 +17,8 @@ mod hostile;
 mod hostile_registries;
 mod inspect;
 mod library;
+mod mirrors;
+mod nonroot;
 mod oracles;
 mod parents;
 mod provenance;
