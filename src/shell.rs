@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use oci_pack::progress::{Event, Progress, Transfer};
 
 use crate::cargo_build::Verbosity;
+use crate::text::escape_lines;
 
 /// cargo's palette (`cargo::util::style`).
 mod style {
@@ -228,6 +229,7 @@ impl Shell {
             return listener("warning", &message.to_string());
         }
         let (warn, bold) = (style::WARN, style::BOLD);
+        let message = escape_lines(&message.to_string());
         let _ = writeln!(
             self.stderr(),
             "{warn}warning{warn:#}{bold}:{bold:#} {message}"
@@ -244,6 +246,7 @@ impl Shell {
             return listener(verb, &message.to_string());
         }
         let status = style::STATUS;
+        let message = escape_lines(&message.to_string());
         let _ = writeln!(self.stderr(), "{status}{verb:>12}{status:#} {message}");
     }
 }
@@ -251,10 +254,12 @@ impl Shell {
 /// What [`Shell::error`] prints, styled.
 fn error_text(error: &anyhow::Error) -> String {
     let (red, bold) = (style::ERROR, style::BOLD);
-    let mut text = format!("{red}error{red:#}{bold}:{bold:#} {error}\n");
+    // An error may quote what an image holds (a tar entry's name): its controls are escaped.
+    let message = escape_lines(&error.to_string());
+    let mut text = format!("{red}error{red:#}{bold}:{bold:#} {message}\n");
     for cause in error.chain().skip(1) {
         text.push_str("\nCaused by:\n");
-        for line in cause.to_string().lines() {
+        for line in escape_lines(&cause.to_string()).lines() {
             match line.is_empty() {
                 true => text.push('\n'),
                 false => text.push_str(&format!("  {line}\n")),
@@ -416,6 +421,20 @@ mod tests {
         assert!(
             text.starts_with("\x1b[1m\x1b[91merror\x1b[0m\x1b[1m:\x1b[0m "),
             "{text:?}"
+        );
+    }
+
+    #[test]
+    fn an_error_quoting_an_image_moves_no_cursor_and_forges_no_line() {
+        let error = anyhow::anyhow!("entry `a\u{1b}[2Jb` is hostile")
+            .context("failed to read `evil\u{1b}]0;title\u{7}`");
+        let text = error_text(&error);
+        let plain =
+            String::from_utf8(anstream::adapter::strip_bytes(text.as_bytes()).into_vec()).unwrap();
+        assert_eq!(
+            plain,
+            "error: failed to read `evil\\x1b]0;title\\x07`\n\nCaused by:\n  \
+             entry `a\\x1b[2Jb` is hostile\n"
         );
     }
 }

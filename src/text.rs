@@ -52,6 +52,15 @@ pub fn escape_controls(text: &str) -> String {
     escaped
 }
 
+/// [`escape_controls`] line by line: a message's own line breaks kept, nothing else that
+/// moves the cursor or recolours the terminal. For messages that may quote an image's names.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
