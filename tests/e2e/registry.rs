@@ -528,3 +528,151 @@ fn a_pull_shows_status_lines_and_no_bar_when_stderr_is_not_a_terminal() {
     crate::support::assert_success(&quiet, "a quiet build on a registry base");
     assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
 }
+
+/// What each `cargo oci` run sent through `proxy`: the request lines since the last call.
+struct Requests<'a> {
+    proxy: &'a crate::support::registries::RecordingProxy,
+    seen: usize,
+}
+
+impl Requests<'_> {
+    fn since_last(&mut self) -> Vec<String> {
+        let lines = self.proxy.request_lines();
+        let new = lines[self.seen..].to_vec();
+        self.seen = lines.len();
+        new
+    }
+}
+
+/// A base by tag already in the cache: its manifest is asked with `HEAD`, never fetched again
+/// (Docker Hub counts every manifest `GET` as a pull).
+#[test]
+fn a_second_build_on_a_cached_tagged_base_fetches_no_manifest() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    registry.put(&parents.layout, "busybox:1.36");
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let mut requests = Requests {
+        proxy: &proxy,
+        seen: 0,
+    };
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",
+        proxy.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let first = requests.since_last();
+    assert!(
+        first.contains(&"GET /v2/busybox/manifests/1.36".to_owned()),
+        "{first:#?}"
+    );
+
+    fixture.build_ok(&["--quiet"]);
+    let second = requests.since_last();
+    assert!(
+        second.contains(&"HEAD /v2/busybox/manifests/1.36".to_owned()),
+        "{second:#?}"
+    );
+    assert!(
+        !second
+            .iter()
+            .any(|line| line.starts_with("GET /v2/busybox/manifests/")),
+        "a manifest was fetched again: {second:#?}"
+    );
+}
+
+/// The release pipeline's case: two releases a day apart (`SOURCE_DATE_EPOCH` from the
+/// commit) whose only change is the code. The files layer keeps its digest and is not sent
+/// again: only the new binaries layer, the config, and the new SBOM and provenance are. Built
+/// and pushed again unchanged (a pipeline run again), nothing is sent: `HEAD`s only.
+#[test]
+fn two_releases_a_day_apart_upload_only_what_the_code_changed() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let mut requests = Requests {
+        proxy: &proxy,
+        seen: 0,
+    };
+    let fixture = Fixture::copy("hello");
+    let repository = format!("{}/team/app", proxy.host);
+    let release = |epoch: &str| {
+        let output =
+            fixture.build_with_env(&["--push", &repository], &[("SOURCE_DATE_EPOCH", epoch)]);
+        crate::support::assert_success(&output, "a release");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    release("1700000000");
+    let (first, _) = crate::support::manifest_and_config(&fixture.layout());
+    requests.since_last();
+
+    let main = fixture.path().join("src/main.rs");
+    let code = fs::read_to_string(&main).unwrap();
+    fs::write(
+        &main,
+        code.replace("\"waiting\"", "\"waiting for a signal\""),
+    )
+    .unwrap();
+    let stderr = release("1700086400");
+    let (second, _) = crate::support::manifest_and_config(&fixture.layout());
+    let digest = |manifest: &serde_json::Value, path: &str| {
+        manifest.pointer(path).unwrap().as_str().unwrap().to_owned()
+    };
+    let files = digest(&second, "/layers/0/digest");
+    assert_eq!(files, digest(&first, "/layers/0/digest"), "the files layer");
+    let binaries = digest(&second, "/layers/1/digest");
+    assert_ne!(
+        binaries,
+        digest(&first, "/layers/1/digest"),
+        "the binaries layer"
+    );
+    assert!(
+        stderr.contains("(2 blobs sent, 1 already there, 0 mounted)"),
+        "{stderr}"
+    );
+    // What was uploaded: each upload is closed by `PUT …?digest=`.
+    let uploaded: Vec<String> = requests
+        .since_last()
+        .iter()
+        .filter(|line| line.starts_with("PUT /v2/team/app/blobs/uploads/"))
+        .filter_map(|line| line.split("digest=").nth(1))
+        .map(|digest| digest.replace("%3A", ":"))
+        .collect();
+    let index = read_json(&fixture.layout().join("index.json"));
+    let mut expected = vec![binaries, digest(&second, "/config/digest")];
+    for artifact in index["manifests"].as_array().unwrap() {
+        if artifact.get("artifactType").is_some() {
+            let manifest =
+                crate::support::blob(&fixture.layout(), artifact["digest"].as_str().unwrap());
+            for layer in manifest["layers"].as_array().unwrap() {
+                expected.push(layer["digest"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let (mut uploaded, mut expected) = (uploaded, expected);
+    uploaded.sort();
+    expected.sort();
+    assert_eq!(uploaded, expected, "the blobs sent");
+    assert!(!uploaded.contains(&files));
+
+    release("1700086400");
+    let again = requests.since_last();
+    assert!(
+        again
+            .iter()
+            .all(|line| line.starts_with("HEAD ") || line.starts_with("GET /v2/")),
+        "{again:#?}"
+    );
+    assert!(
+        !again
+            .iter()
+            .any(|line| line.starts_with("GET /v2/team/app/manifests/")),
+        "{again:#?}"
+    );
+}

@@ -328,8 +328,18 @@ impl Session {
     }
 
     /// The manifest or index `reference` (a tag, or a digest) names now, stored in `store`
-    /// and described. One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
+    /// and described. A tag is asked with `HEAD` first, and its manifest fetched only when
+    /// `store` lacks the digest the registry names (a registry counts a `GET` as a pull, and
+    /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
+        if reference.parse::<Digest>().is_err() {
+            if let Some(digest) = self.manifest_digest(reference, ACCEPTED_MANIFESTS)? {
+                // One the store holds but cannot vouch for is fetched again.
+                if let Ok(Some(descriptor)) = stored_manifest(store, &digest) {
+                    return Ok(descriptor);
+                }
+            }
+        }
         let url = self.url(&format!("manifests/{reference}"));
         let (bytes, named, content_type) = retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
@@ -370,6 +380,29 @@ impl Session {
                 )
             })?;
         store.put(&media_type, &bytes)
+    }
+
+    /// `HEAD manifests/<reference>`: the digest the registry names (`Docker-Content-Digest`)
+    /// for the manifest `accept` asks for; `None` when there is none, or the registry does not
+    /// say (a `GET` then tells).
+    fn manifest_digest(&self, reference: &str, accept: &str) -> Result<Option<Digest>> {
+        Ok(self.head_manifest(reference, accept)?.1)
+    }
+
+    /// `HEAD manifests/<reference>`: the status, and the digest named with a 200.
+    fn head_manifest(&self, reference: &str, accept: &str) -> Result<(u16, Option<Digest>)> {
+        let url = self.url(&format!("manifests/{reference}"));
+        retry(&self.limits, || {
+            let response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.head(&url), auth)
+                    .header("Accept", accept)
+                    .call()
+            })?;
+            let status = response.status().as_u16();
+            let named = header(&response, "docker-content-digest").and_then(|d| d.parse().ok());
+            Ok((status, named.filter(|_| status == 200)))
+        })
+        .map_err(|failure| self.failed("check a manifest at", failure))
     }
 
     /// Fetches `descriptor` (a manifest, an index or a blob) into `store`, streamed and
@@ -491,7 +524,10 @@ impl Session {
             progress.on_event(&Event::Transfer(&transfer));
         }
         for manifest in &manifests {
-            self.put_manifest(&manifest.digest.to_string(), store, manifest)?;
+            let reference = manifest.digest.to_string();
+            if self.head_manifest(&reference, &manifest.media_type)?.0 != 200 {
+                self.put_manifest(&reference, store, manifest)?;
+            }
         }
         // Tags last: each only once everything it points at is there.
         Ok(Pushed {
@@ -546,8 +582,9 @@ impl Session {
     }
 
     /// The artifacts about `subject`: the referrers API's index, or on a registry without it
-    /// the index under the fallback tag; none when there is neither.
-    pub fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+    /// the index under the fallback tag (not fetched when `store` holds it); none when there
+    /// is neither.
+    pub fn referrers(&self, subject: &Digest, store: &BlobStore) -> Result<Vec<Descriptor>> {
         let url = self.url(&format!("referrers/{subject}"));
         let listed = retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
@@ -574,7 +611,7 @@ impl Session {
                     })?,
                 )
             }
-            None => self.fallback_listing(&crate::referrer::fallback_tag(subject))?,
+            None => self.fallback_listing(&crate::referrer::fallback_tag(subject), store)?,
         };
         match index.and_then(|mut index| index.get_mut("manifests").map(serde_json::Value::take)) {
             None => Ok(Vec::new()),
@@ -622,7 +659,7 @@ impl Session {
             source,
         })?;
         for _ in 0..3 {
-            let mut index = match self.fallback_listing(&tag)? {
+            let mut index = match self.fallback_listing(&tag, store)? {
                 Some(index) => index,
                 None => serde_json::json!({
                     "schemaVersion": 2,
@@ -650,7 +687,7 @@ impl Session {
             let listing = store.put_json(media_type::OCI_INDEX, "a referrers index", &index)?;
             self.put_manifest(&tag, store, &listing)?;
             if self
-                .fallback_listing(&tag)?
+                .fallback_listing(&tag, store)?
                 .is_some_and(|index| listed(&index))
             {
                 return Ok(());
@@ -666,10 +703,32 @@ impl Session {
     }
 
     /// The index under a fallback tag, as JSON (so no field another client wrote is lost);
-    /// `None` when the tag does not exist.
-    fn fallback_listing(&self, tag: &str) -> Result<Option<serde_json::Value>> {
+    /// `None` when the tag does not exist. Asked with `HEAD` first: an index `store` holds (one
+    /// this session pushed, or an earlier push from the same store) is not fetched again.
+    fn fallback_listing(&self, tag: &str, store: &BlobStore) -> Result<Option<serde_json::Value>> {
+        let (status, named) = self.head_manifest(tag, media_type::OCI_INDEX)?;
+        if status == 404 {
+            return Ok(None);
+        }
+        let bytes = match named.and_then(|digest| stored_bytes(store, &digest).ok()) {
+            Some(bytes) => bytes,
+            None => match self.get_fallback_listing(tag)? {
+                Some(bytes) => bytes,
+                None => return Ok(None),
+            },
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::MalformedJson {
+                what: format!("the referrers index `{tag}` of {}", self.repository),
+                source,
+            })
+    }
+
+    /// `GET` of the index under a fallback tag; `None` when the tag does not exist.
+    fn get_fallback_listing(&self, tag: &str) -> Result<Option<Vec<u8>>> {
         let url = self.url(&format!("manifests/{tag}"));
-        let listed = retry(&self.limits, || {
+        retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
                 with_auth(self.agent.get(&url), auth)
                     .header("Accept", media_type::OCI_INDEX)
@@ -680,15 +739,7 @@ impl Session {
                 _ => Ok(None),
             }
         })
-        .map_err(|failure| self.failed("fetch the referrers tag from", failure))?;
-        listed
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
-                    what: format!("the referrers index `{tag}` of {}", self.repository),
-                    source,
-                })
-            })
-            .transpose()
+        .map_err(|failure| self.failed("fetch the referrers tag from", failure))
     }
 
     /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
@@ -696,7 +747,9 @@ impl Session {
     fn tag(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Vec<String>> {
         let mut pushed = Vec::new();
         for tag in tags.iter().collect::<std::collections::BTreeSet<_>>() {
-            self.put_manifest(tag, store, target)?;
+            if self.manifest_digest(tag, &target.media_type)? != Some(target.digest) {
+                self.put_manifest(tag, store, target)?;
+            }
             pushed.push(format!("{}:{tag}", self.repository));
         }
         Ok(pushed)
@@ -945,8 +998,32 @@ fn read_document(response: &mut Response<Body>, limits: &Limits) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// The bytes of blob `digest` in `store`, read verified.
+fn stored_bytes(store: &BlobStore, digest: &Digest) -> Result<Vec<u8>> {
+    let path = store.blob_path(digest);
+    let size = std::fs::metadata(&path)
+        .map_err(Error::io("read", &path))?
+        .len();
+    store.read(&Descriptor::new("", *digest, size))
+}
+
+/// The manifest or index `digest` in `store`, described from its own bytes, which are read
+/// verified (an entry that does not match is an error, not trusted); `None` when `store` lacks
+/// it or it is neither.
+pub(super) fn stored_manifest(store: &BlobStore, digest: &Digest) -> Result<Option<Descriptor>> {
+    let Ok(metadata) = std::fs::metadata(store.blob_path(digest)) else {
+        return Ok(None);
+    };
+    let mut descriptor = Descriptor::new("", *digest, metadata.len());
+    let bytes = store.read(&descriptor)?;
+    Ok(media_type_of(&bytes).map(|media_type| {
+        descriptor.media_type = media_type;
+        descriptor
+    }))
+}
+
 /// A manifest's media type, from its own `mediaType` or, failing that, its shape.
-pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
+fn media_type_of(bytes: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     match value.get("mediaType").and_then(|m| m.as_str()) {
         Some(media) => Some(media.to_owned()),

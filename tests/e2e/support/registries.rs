@@ -594,6 +594,23 @@ impl RecordingProxy {
             .collect()
     }
 
+    /// The request line (`METHOD PATH`) of every request so far, in order. A request may
+    /// follow a body on the same connection with no line break between them.
+    pub fn request_lines(&self) -> Vec<String> {
+        const METHODS: [&str; 6] = ["GET /", "HEAD /", "PUT /", "POST /", "PATCH /", "DELETE /"];
+        let sent = self.sent.lock().unwrap();
+        let text = String::from_utf8_lossy(&sent);
+        let mut pieces: Vec<&str> = text.split(" HTTP/1.1\r\n").collect();
+        pieces.pop(); // what follows the last request line
+        pieces
+            .iter()
+            .filter_map(|piece| {
+                let start = METHODS.iter().filter_map(|m| piece.rfind(m)).max()?;
+                Some(piece[start..].to_owned())
+            })
+            .collect()
+    }
+
     /// How many requests went through.
     pub fn requests(&self) -> usize {
         let sent = self.sent.lock().unwrap();
@@ -630,6 +647,8 @@ pub enum Misbehaviour {
     TrickleHeaders,
     /// Answers the manifest with a 404 whose body comes a byte a second.
     TrickleErrorBody,
+    /// Answers `HEAD` of a manifest without `Docker-Content-Digest`, as some registries do.
+    NoDigestOnHead,
 }
 
 /// A registry server of a few lines that serves the only image of an OCI layout as
@@ -708,13 +727,16 @@ impl Answer<'_> {
         use Misbehaviour as M;
         let mut stream = self.stream;
         let head = |status: &str, headers: &str| format!("HTTP/1.1 {status}\r\n{headers}");
+        // The answer to a `HEAD` has the headers of a `GET`'s, and no body.
+        let head_only = request.method == "HEAD";
         let send = |status: &str, headers: &str, body: &[u8]| {
             let mut stream = self.stream;
             let head = head(
                 status,
                 &format!("{headers}content-length: {}\r\n\r\n", body.len()),
             );
-            stream.write_all(head.as_bytes()).is_ok() && stream.write_all(body).is_ok()
+            stream.write_all(head.as_bytes()).is_ok()
+                && (head_only || stream.write_all(body).is_ok())
         };
         let challenge = format!(
             "www-authenticate: Bearer realm=\"http://{}/token\",service=test\r\n",
@@ -787,6 +809,22 @@ impl Answer<'_> {
             _ => {}
         }
         let digest_of = |path: &str| path.rsplit('/').next().unwrap_or_default().to_owned();
+        if head_only && request.path.starts_with("/v2/base/manifests/") {
+            // The misbehaviours of manifests are those of `GET`.
+            let digest = self.manifest["digest"].as_str().unwrap();
+            let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+            let named = match misbehaviour {
+                M::TrickleErrorBody => return send("404 Not Found", "", b""),
+                M::NoDigestOnHead => String::new(),
+                _ => format!("docker-content-digest: {digest}\r\n"),
+            };
+            let media = self.manifest["mediaType"].as_str().unwrap();
+            return send(
+                "200 OK",
+                &format!("{named}content-type: {media}\r\n"),
+                &bytes,
+            );
+        }
         if request.path.starts_with("/v2/base/manifests/") {
             let digest = self.manifest["digest"].as_str().unwrap();
             let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
