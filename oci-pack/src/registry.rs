@@ -32,9 +32,9 @@ use crate::reference::{RemoteImage, Repository};
 use crate::source::RegistryFetch;
 use crate::store::BlobStore;
 
-/// How many layers of a base are fetched at once: enough to fill a link that one connection
-/// does not, few enough not to look like an attack to a registry.
-pub const PARALLEL_FETCHES: usize = 3;
+/// How many layers of a base are fetched at once (and blobs pushed): enough to fill a link that
+/// one connection does not, few enough not to look like an attack to a registry.
+pub const PARALLEL_FETCHES: usize = transport::PARALLEL_TRANSFERS;
 
 /// What pulling bases from one registry needs: its credentials, whether plain HTTP may be
 /// tried, and where fetched blobs are kept. A session is opened once per repository and shared

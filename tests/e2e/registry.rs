@@ -37,6 +37,19 @@ fn sha256(bytes: &[u8]) -> String {
     oci_pack::digest::Digest::of(bytes).to_string()
 }
 
+/// `size` bytes that gzip cannot shrink.
+fn noise(size: usize) -> Vec<u8> {
+    let mut noise = Vec::with_capacity(size);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    noise
+}
+
 #[test]
 fn a_push_is_by_digest_with_every_tag_and_skips_what_is_there() {
     let Some(registry) = Registry::start(None) else {
@@ -402,16 +415,8 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
         return;
     };
     let fixture = Fixture::copy("hello");
-    // 8 MiB that gzip cannot shrink, so the upload is long enough to be cut in its middle.
-    let mut noise = Vec::with_capacity(8 << 20);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while noise.len() < 8 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        noise.extend_from_slice(&x.to_le_bytes());
-    }
-    fs::write(fixture.path().join("static/noise.bin"), &noise).unwrap();
+    // So the upload is long enough to be cut in its middle.
+    fs::write(fixture.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
     fixture.build_ok(&["--quiet"]);
 
     let proxy = crate::support::CuttingProxy::start(&registry.host, 2 << 20);
@@ -675,4 +680,83 @@ fn two_releases_a_day_apart_upload_only_what_the_code_changed() {
             .any(|line| line.starts_with("GET /v2/team/app/manifests/")),
         "{again:#?}"
     );
+}
+
+/// A pull cut in the middle of a large layer goes on from where it stopped (`Range`), and the
+/// layer is still checked against its digest: no more than the layer and the cut part come
+/// through, where starting again would fetch the cut part twice.
+#[test]
+fn a_pull_cut_in_the_middle_of_a_layer_is_resumed_where_it_stopped() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let base = Fixture::copy("hello");
+    fs::write(base.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
+    base.build_ok(&["--quiet", "--push", &format!("{}/big-base", registry.host)]);
+    let (manifest, _) = crate::support::manifest_and_config(&base.layout());
+    let pulled: u64 = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["size"].as_u64().unwrap())
+        .sum();
+
+    // Cut 4 MiB into the pull, for less time than the first retry waits.
+    let proxy = crate::support::CuttingProxy::start_transient_download(
+        &registry.host,
+        4 << 20,
+        std::time::Duration::from_millis(200),
+    );
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/big-base:0.1.0\"\n",
+        proxy.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let (built, _) = crate::support::manifest_and_config(&fixture.layout());
+    let layers = |manifest: &serde_json::Value| manifest["layers"].as_array().unwrap().clone();
+    assert_eq!(layers(&built)[..2], layers(&manifest), "the base's layers");
+    // The layers, the manifests, the config and headers: well under another 4 MiB.
+    let forwarded = proxy.forwarded();
+    assert!(
+        forwarded < pulled + (1 << 20),
+        "{forwarded} bytes came through for {pulled} bytes of layers"
+    );
+}
+
+/// Blobs go to the registry three at a time, as a pull fetches them: a large layer does not
+/// hold up the others. The manifests go once every blob is there.
+#[test]
+fn blobs_are_pushed_several_at_a_time() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let fixture = Fixture::copy("hello");
+    fs::write(fixture.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
+    fixture.build_ok(&["--quiet", "--push", &format!("{}/parallel", proxy.host)]);
+    assert!(
+        proxy.most_connections() >= 2,
+        "{} connection(s) at most",
+        proxy.most_connections()
+    );
+    let requests = proxy.request_lines();
+    let first_manifest = requests
+        .iter()
+        .position(|line| line.starts_with("PUT /v2/parallel/manifests/"))
+        .unwrap();
+    let last_upload = requests
+        .iter()
+        .rposition(|line| line.starts_with("PUT /v2/parallel/blobs/uploads/"))
+        .unwrap();
+    let image_uploads = requests[..first_manifest]
+        .iter()
+        .filter(|line| line.starts_with("PUT /v2/parallel/blobs/uploads/"))
+        .count();
+    assert_eq!(image_uploads, 3, "{requests:#?}");
+    assert!(
+        last_upload > first_manifest,
+        "the SBOM's blobs go after the image"
+    );
+    assert_registry_serves(&registry, "parallel:0.1.0", &index_digest(&fixture));
 }

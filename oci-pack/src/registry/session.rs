@@ -5,13 +5,14 @@
 //! network the same way, never whole in memory.
 
 use std::io::{self, Read, Write as _};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use ureq::http::Response;
 use ureq::{Body, ResponseExt as _, SendBody};
 
 use super::auth::{self, Challenge, Credentials};
-use super::transport::{self, retry, Failure, Limits, Paced};
+use super::transport::{self, retry, Failure, Limits, Paced, PARALLEL_TRANSFERS};
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ use crate::json::MAX_DOCUMENT_BYTES;
 use crate::media_type;
 use crate::progress::{Event, Progress, Transfer};
 use crate::reference::{Repository, DOCKER_HUB};
-use crate::store::BlobStore;
+use crate::store::{BlobStore, BlobWriter};
 
 /// What a session is for, which decides the scopes its token is asked for.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +102,16 @@ fn api_host(registry: &str) -> &str {
     } else {
         registry
     }
+}
+
+/// What a push did with one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The registry had it.
+    Skipped,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    Uploaded,
 }
 
 /// What starting an upload gave.
@@ -434,28 +445,52 @@ impl Session {
             return Ok(());
         }
         let url = self.url(&format!("blobs/{}", descriptor.digest));
+        // What the tries before received: a try cut off is resumed where it stopped, when the
+        // registry answers the `Range` asked for (else it starts again from byte 0).
+        let mut partial: Option<(BlobWriter, u64)> = None;
         retry(&self.limits, || {
+            let from = partial.as_ref().map_or(0, |(_, received)| *received);
             let mut response = self.exchange(&url, &mut |auth| {
-                with_auth(self.agent.get(&url), auth).call()
+                let request = with_auth(self.agent.get(&url), auth);
+                match from {
+                    0 => request.call(),
+                    from => request.header("Range", format!("bytes={from}-")).call(),
+                }
             })?;
-            expect(&mut response, &[200])?;
+            let resumed = match expect(&mut response, &[200, 206])? {
+                206 if content_range(&response) == Some((from, descriptor.size)) => true,
+                206 => {
+                    return Err(Failure::Refused(format!(
+                        "it answered a range of blob {} that was not asked for",
+                        descriptor.digest
+                    )))
+                }
+                _ => false,
+            };
+            let (mut writer, mut received) = match partial.take().filter(|_| resumed) {
+                Some(partial) => partial,
+                None => (store.writer().map_err(Failure::local)?, 0),
+            };
             if let Some(length) = response.body().content_length() {
-                if length > descriptor.size {
+                if received + length > descriptor.size {
                     return Err(Failure::Refused(format!(
                         "it is sending {length} bytes for blob {}, which has {}",
-                        descriptor.digest, descriptor.size
+                        descriptor.digest,
+                        descriptor.size - received
                     )));
                 }
             }
-            let mut writer = store.writer().map_err(Failure::local)?;
             let mut body = Paced::new(response.into_body().into_reader(), self.limits);
             let mut chunk = vec![0; CHUNK];
-            let mut received = 0u64;
             loop {
-                let read = body.read(&mut chunk).map_err(Failure::Io)?;
-                if read == 0 {
-                    break;
-                }
+                let read = match body.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(read) => read,
+                    Err(error) => {
+                        partial = Some((writer, received));
+                        return Err(Failure::Io(error));
+                    }
+                };
                 received += read as u64;
                 if received > descriptor.size {
                     return Err(Failure::Refused(format!(
@@ -477,7 +512,8 @@ impl Session {
 
     /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
     /// the registry lacks is mounted from the session's `mount_from` when it is there, else
-    /// streamed from disk. `progress` hears how the blobs go.
+    /// streamed from disk, [`PARALLEL_TRANSFERS`] blobs at a time; the manifests go once every
+    /// blob is there, the tags last. `progress` hears how the blobs go.
     pub fn push(
         &self,
         store: &BlobStore,
@@ -486,6 +522,32 @@ impl Session {
         progress: &mut dyn Progress,
     ) -> Result<Pushed> {
         let crate::graph::ImageGraph { blobs, manifests } = crate::graph::walk(store, target)?;
+        let sent = self.push_blobs(store, &blobs, progress)?;
+        for manifest in &manifests {
+            let reference = manifest.digest.to_string();
+            if self.head_manifest(&reference, &manifest.media_type)?.0 != 200 {
+                self.put_manifest(&reference, store, manifest)?;
+            }
+        }
+        let count = |what: Sent| sent.iter().filter(|s| **s == what).count();
+        // Tags last: each only once everything it points at is there.
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, target.digest),
+            tags: self.tag(store, target, tags)?,
+            uploaded: count(Sent::Uploaded),
+            skipped: count(Sent::Skipped),
+            mounted: count(Sent::Mounted),
+        })
+    }
+
+    /// Makes each of `blobs` present in the repository, [`PARALLEL_TRANSFERS`] at a time; what
+    /// was done with each, in no particular order. The first failure stops the others.
+    fn push_blobs(
+        &self,
+        store: &BlobStore,
+        blobs: &[Descriptor],
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<Sent>> {
         let mut transfer = Transfer {
             pushing: true,
             repository: self.repository.to_string(),
@@ -495,48 +557,80 @@ impl Session {
             bytes: blobs.iter().map(|b| b.size).sum(),
         };
         progress.on_event(&Event::Transfer(&transfer));
-        let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
-        for blob in &blobs {
-            let bytes_before = transfer.bytes_done;
-            if self.blob_exists(&blob.digest)? {
-                skipped += 1;
-            } else {
-                let mut on_bytes = |bytes: u64| {
-                    transfer.bytes_done = (transfer.bytes_done + bytes).min(transfer.bytes);
+        enum Message {
+            Bytes(usize, u64),
+            Done(usize, Result<Sent>),
+        }
+        let queue = Mutex::new(blobs.iter().enumerate());
+        let stop = AtomicBool::new(false);
+        let (sender, receiver) = mpsc::channel();
+        let (mut sent, mut failure) = (Vec::new(), None);
+        // What each blob has sent so far: whatever a retry sent twice, a blob counts once.
+        let (mut sent_bytes, mut moved) = (vec![0; blobs.len()], 0);
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_TRANSFERS.min(blobs.len()) {
+                let (sender, queue, stop) = (sender.clone(), &queue, &stop);
+                scope.spawn(move || loop {
+                    let next = queue.lock().expect("not poisoned").next();
+                    let Some((i, blob)) = next.filter(|_| !stop.load(Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let done = self.push_blob(blob, store, &mut |bytes| {
+                        !stop.load(Ordering::Relaxed)
+                            && sender.send(Message::Bytes(i, bytes)).is_ok()
+                    });
+                    if sender.send(Message::Done(i, done)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            for message in receiver {
+                match message {
+                    Message::Bytes(i, bytes) => {
+                        sent_bytes[i] += bytes;
+                        moved += bytes;
+                    }
+                    Message::Done(i, Ok(what)) => {
+                        moved = moved - sent_bytes[i] + blobs[i].size;
+                        transfer.blobs_done += 1;
+                        sent.push(what);
+                    }
+                    Message::Done(_, Err(error)) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(error);
+                    }
+                }
+                transfer.bytes_done = moved.min(transfer.bytes);
+                if failure.is_none() {
                     progress.on_event(&Event::Transfer(&transfer));
-                };
-                let was_mounted =
-                    retry(&self.limits, || match self.start_upload(&blob.digest)? {
-                        Upload::Mounted => Ok(true),
-                        Upload::At(location) => self
-                            .upload(&location, blob, store, &mut on_bytes)
-                            .map(|()| false),
-                    })
-                    .map_err(|failure| self.failed("upload a blob to", failure))?;
-                match was_mounted {
-                    true => mounted += 1,
-                    false => uploaded += 1,
                 }
             }
-            // Whatever a retry sent twice, the blob counts once.
-            transfer.bytes_done = bytes_before + blob.size;
-            transfer.blobs_done += 1;
-            progress.on_event(&Event::Transfer(&transfer));
+        });
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(sent),
         }
-        for manifest in &manifests {
-            let reference = manifest.digest.to_string();
-            if self.head_manifest(&reference, &manifest.media_type)?.0 != 200 {
-                self.put_manifest(&reference, store, manifest)?;
-            }
+    }
+
+    /// Makes `blob` present in the repository: there already, mounted, or uploaded from
+    /// `store`; `on_bytes` hears of each chunk sent and stops the upload by returning `false`.
+    fn push_blob(
+        &self,
+        blob: &Descriptor,
+        store: &BlobStore,
+        on_bytes: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Sent> {
+        if self.blob_exists(&blob.digest)? {
+            return Ok(Sent::Skipped);
         }
-        // Tags last: each only once everything it points at is there.
-        Ok(Pushed {
-            reference: format!("{}@{}", self.repository, target.digest),
-            tags: self.tag(store, target, tags)?,
-            uploaded,
-            skipped,
-            mounted,
+        retry(&self.limits, || match self.start_upload(&blob.digest)? {
+            Upload::Mounted => Ok(Sent::Mounted),
+            Upload::At(location) => self
+                .upload(&location, blob, store, on_bytes)
+                .map(|()| Sent::Uploaded),
         })
+        .map_err(|failure| self.failed("upload a blob to", failure))
     }
 
     /// Pushes the index `index` from `store` by digest and under each of `tags`; the manifests
@@ -789,13 +883,13 @@ impl Session {
 
     /// Streams `blob` from `store` to the upload at `location` (`PATCH`), then closes it with
     /// the digest (`PUT`), as Docker does. The blob is checked against its digest as it is read,
-    /// and `on_bytes` hears of each chunk as it goes.
+    /// and `on_bytes` hears of each chunk as it goes, and stops it by returning `false`.
     fn upload(
         &self,
         location: &str,
         blob: &Descriptor,
         store: &BlobStore,
-        on_bytes: &mut dyn FnMut(u64),
+        on_bytes: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), Failure> {
         let mut response = self.exchange(location, &mut |auth| {
             let reader = store
@@ -845,18 +939,34 @@ impl Session {
     }
 }
 
-/// A body that tells how much of it has been read.
+/// A body that tells how much of it has been read, and stops when told to.
 struct Counted<'a, R> {
     inner: R,
-    on_bytes: &'a mut dyn FnMut(u64),
+    on_bytes: &'a mut dyn FnMut(u64) -> bool,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        (self.on_bytes)(read as u64);
-        Ok(read)
+        match (self.on_bytes)(read as u64) {
+            true => Ok(read),
+            false => Err(io::Error::other("another transfer failed first")),
+        }
     }
+}
+
+/// The `Content-Range` of a 206 answer, `bytes FIRST-LAST/SIZE`, as where the part starts and
+/// the size of the whole (checked to end where the whole does); `None` when it is not that.
+fn content_range(response: &Response<Body>) -> Option<(u64, u64)> {
+    parse_content_range(&header(response, "content-range")?)
+}
+
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let (range, size) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, size): (u64, u64, u64) =
+        (first.parse().ok()?, last.parse().ok()?, size.parse().ok()?);
+    (first <= last && last + 1 == size).then_some((first, size))
 }
 
 /// Whether a token server at `server` (`host[:port]`) may be asked over plain HTTP for
@@ -1063,6 +1173,22 @@ mod tests {
             "http://127.0.0.1:50001/v2/",
             "http://127.0.0.1:5000"
         ));
+    }
+
+    #[test]
+    fn a_content_range_must_run_to_the_end_of_the_blob() {
+        assert_eq!(parse_content_range("bytes 100-999/1000"), Some((100, 1000)));
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((0, 1)));
+        for wrong in [
+            "bytes 100-998/1000",
+            "bytes 100-999/*",
+            "bytes 500-100/1000",
+            "items 100-999/1000",
+            "bytes 100-/1000",
+            "bytes */1000",
+        ] {
+            assert_eq!(parse_content_range(wrong), None, "{wrong}");
+        }
     }
 
     #[test]

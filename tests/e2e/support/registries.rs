@@ -174,7 +174,7 @@ impl Drop for Registry {
 
 /// A TCP proxy in front of a registry that cuts every connection, mid-transfer, once a number
 /// of bytes has gone through, and refuses new ones until [`CuttingProxy::resume`]: a registry
-/// that goes away in the middle of a push, deterministically.
+/// that goes away in the middle of a push (or a pull), deterministically.
 pub struct CuttingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
@@ -183,6 +183,8 @@ pub struct CuttingProxy {
 
 struct ProxyState {
     open: bool,
+    /// Count what the registry sends (a pull) rather than what it receives (a push).
+    downloads: bool,
     /// After a cut, let connections through again this much later.
     reopen_after: Option<std::time::Duration>,
     cut_after: Option<u64>,
@@ -198,6 +200,7 @@ impl CuttingProxy {
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(ProxyState {
             open: true,
+            downloads: false,
             reopen_after: None,
             cut_after: Some(cut_after),
             forwarded: 0,
@@ -222,11 +225,14 @@ impl CuttingProxy {
                 guard
                     .streams
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                drop(guard);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let counting = shared.clone();
-                std::thread::spawn(move || Self::pump(client, server, Some(counting)));
-                std::thread::spawn(move || Self::pump(s2, c2, None));
+                let (up, down) = match guard.downloads {
+                    false => (Some(shared.clone()), None),
+                    true => (None, Some(shared.clone())),
+                };
+                drop(guard);
+                std::thread::spawn(move || Self::pump(client, server, up));
+                std::thread::spawn(move || Self::pump(s2, c2, down));
             }
         });
         CuttingProxy { host, state }
@@ -281,6 +287,23 @@ impl CuttingProxy {
         let proxy = CuttingProxy::start(upstream, cut_after);
         proxy.state.lock().unwrap().reopen_after = Some(pause);
         proxy
+    }
+
+    /// Like [`CuttingProxy::start_transient`], counting what the registry sends: a pull cut
+    /// in the middle of a blob.
+    pub fn start_transient_download(
+        upstream: &str,
+        cut_after: u64,
+        pause: std::time::Duration,
+    ) -> CuttingProxy {
+        let proxy = CuttingProxy::start_transient(upstream, cut_after, pause);
+        proxy.state.lock().unwrap().downloads = true;
+        proxy
+    }
+
+    /// The bytes counted so far, the cut connection's included.
+    pub fn forwarded(&self) -> u64 {
+        self.state.lock().unwrap().forwarded
     }
 
     /// Lets connections through again, with no further cut.
@@ -538,12 +561,15 @@ impl TestAuthority {
     }
 }
 
-/// A TCP proxy in front of a registry that records every `Authorization` header the registry
-/// receives through it: proof of where credentials went.
+/// A TCP proxy in front of a registry that records every request the registry receives through
+/// it (proof of where credentials went, and of what was asked), and how many connections were
+/// open at once.
 pub struct RecordingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
     sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Connections open now, and the most open at once.
+    connections: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
 }
 
 impl RecordingProxy {
@@ -553,13 +579,20 @@ impl RecordingProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let sent = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new((0, 0)));
         let upstream = upstream.to_owned();
-        let recording = sent.clone();
+        let (recording, counting) = (sent.clone(), connections.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = std::net::TcpStream::connect(&upstream) else {
                     continue;
                 };
+                let counting = counting.clone();
+                {
+                    let mut open = counting.lock().unwrap();
+                    open.0 += 1;
+                    open.1 = open.1.max(open.0);
+                }
                 let (mut client_in, mut server_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (mut server_in, mut client_out) = (server, client);
@@ -572,6 +605,7 @@ impl RecordingProxy {
                             break;
                         }
                     }
+                    counting.lock().unwrap().0 -= 1;
                     let _ = server_out.shutdown(std::net::Shutdown::Write);
                 });
                 std::thread::spawn(move || {
@@ -580,7 +614,16 @@ impl RecordingProxy {
                 });
             }
         });
-        RecordingProxy { host, sent }
+        RecordingProxy {
+            host,
+            sent,
+            connections,
+        }
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_connections(&self) -> usize {
+        self.connections.lock().unwrap().1
     }
 
     /// The `Authorization` headers of every request so far.
