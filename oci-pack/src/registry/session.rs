@@ -481,31 +481,16 @@ impl Session {
                 }
             }
             let mut body = Paced::new(response.into_body().into_reader(), self.limits);
-            let mut chunk = vec![0; CHUNK];
-            loop {
-                let read = match body.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(read) => read,
-                    Err(error) => {
-                        partial = Some((writer, received));
-                        return Err(Failure::Io(error));
-                    }
-                };
-                received += read as u64;
-                if received > descriptor.size {
-                    return Err(Failure::Refused(format!(
-                        "it sent more than the {} bytes of blob {}",
-                        descriptor.size, descriptor.digest
-                    )));
+            let into = (&mut writer, &mut received);
+            match receive(&mut body, into, descriptor, store, on_bytes) {
+                Ok(()) => writer.commit_as(descriptor).map_err(Failure::local),
+                // Cut off: what came is kept for the next try.
+                Err(Failure::Io(error)) => {
+                    partial = Some((writer, received));
+                    Err(Failure::Io(error))
                 }
-                writer
-                    .write_all(&chunk[..read])
-                    .map_err(|e| Failure::local(Error::io("write to", store.root())(e)))?;
-                if !on_bytes(read as u64) {
-                    return Err(Failure::Cancelled);
-                }
+                Err(failure) => Err(failure),
             }
-            writer.commit_as(descriptor).map_err(Failure::local)
         })
         .map_err(|failure| self.failed("fetch a blob from", failure))
     }
@@ -951,6 +936,38 @@ impl<R: Read> Read for Counted<'_, R> {
         match (self.on_bytes)(read as u64) {
             true => Ok(read),
             false => Err(io::Error::other("another transfer failed first")),
+        }
+    }
+}
+
+/// Reads `body` into the writer of `into` until it ends, counting what it holds; a blob is cut
+/// off as soon as it exceeds `descriptor`'s size. `on_bytes` hears of each chunk stored and
+/// stops the transfer by returning `false`.
+fn receive(
+    body: &mut impl Read,
+    (writer, received): (&mut BlobWriter, &mut u64),
+    descriptor: &Descriptor,
+    store: &BlobStore,
+    on_bytes: &mut dyn FnMut(u64) -> bool,
+) -> Result<(), Failure> {
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        let read = body.read(&mut chunk).map_err(Failure::Io)?;
+        if read == 0 {
+            return Ok(());
+        }
+        *received += read as u64;
+        if *received > descriptor.size {
+            return Err(Failure::Refused(format!(
+                "it sent more than the {} bytes of blob {}",
+                descriptor.size, descriptor.digest
+            )));
+        }
+        writer
+            .write_all(&chunk[..read])
+            .map_err(|e| Failure::local(Error::io("write to", store.root())(e)))?;
+        if !on_bytes(read as u64) {
+            return Err(Failure::Cancelled);
         }
     }
 }
