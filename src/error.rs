@@ -61,7 +61,9 @@ impl From<anyhow::Error> for Error {
             ErrorKind::Build
         } else {
             match inner.downcast_ref::<oci_pack::Error>() {
-                Some(E::Registry { .. } | E::OfflineCacheMiss { .. }) => ErrorKind::Registry,
+                Some(E::Registry { .. } | E::NoEndpoint { .. } | E::OfflineCacheMiss { .. }) => {
+                    ErrorKind::Registry
+                }
                 Some(E::RefuseToReplace { .. }) => ErrorKind::Output,
                 Some(
                     E::NotAnImage { .. }
@@ -100,9 +102,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {}
 
-/// A metadata key with a value that is wrong, in the `Cargo.toml` that holds it.
-/// An image whose attestations do not verify (`verify --key`): the command line's exit code 1,
-/// apart from an error that kept the check from being made.
+/// A check that was made and failed: an image whose attestations do not verify (`verify
+/// --key`), a rebuild that is not reproducible, a damaged layout (`verify --layout`). The
+/// command line's exit code 1, apart from an error that kept the check from being made (101).
 #[derive(Debug)]
 pub(crate) struct NotVerified {
     pub message: String,
@@ -116,6 +118,7 @@ impl fmt::Display for NotVerified {
 
 impl std::error::Error for NotVerified {}
 
+/// A metadata key with a value that is wrong, in the `Cargo.toml` that holds it.
 #[derive(Debug)]
 pub(crate) struct MetadataError {
     pub manifest: PathBuf,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{BASE_DIGEST, BASE_NAME};
 use oci_pack::cache::BuildCache;
+use oci_pack::capability;
 use oci_pack::config::History;
 use oci_pack::digest::Digest;
 use oci_pack::inspect::{self, Image, PlatformImage, Referrer};
@@ -22,10 +23,11 @@ use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
 use serde::Serialize;
 
-use crate::cargo_build::{Verbosity, WorkspaceOptions};
-use crate::outputs::MessageFormat;
+use crate::cargo_build::WorkspaceOptions;
+use crate::outputs::{reason, Message, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -54,8 +56,7 @@ pub struct InspectArgs {
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: InspectArgs) -> Result<()> {
-    let shell = Shell::new(Verbosity::Normal);
+pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
     let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let (source, cache_dir) = match &args.image {
         Some(text) => {
@@ -93,12 +94,18 @@ pub fn exec(args: InspectArgs) -> Result<()> {
         cache_dir.as_deref(),
         &registries,
         platform.as_ref(),
-        &shell,
+        shell,
     )?;
-    let report = Report::of(&opened.image, args.files, args.largest, &shell)?;
+    let report = Report::of(&opened.image, args.files, args.largest, shell)?;
     let mut stdout = std::io::stdout().lock();
     match args.message_format {
-        MessageFormat::Json => writeln!(stdout, "{}", serde_json::to_string(&report)?)?,
+        MessageFormat::Json => {
+            let message = Message {
+                reason: reason::IMAGE_INSPECTED,
+                body: &report,
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&message)?)?
+        }
         MessageFormat::Human if args.files => write!(stdout, "{}", report.files_human())?,
         MessageFormat::Human => write!(stdout, "{}", report.human())?,
     }
@@ -182,7 +189,7 @@ pub fn open(
                 None => scratch.path().join("cache"),
             };
             let cache = BuildCache::open(&root)?;
-            let access = registries.base_access(&image.repository, &cache)?;
+            let access = registries.base_access(image, &cache)?;
             (Some(cache), Some(access))
         }
         _ => (None, None),
@@ -278,6 +285,9 @@ struct FileReport {
     sha256: Option<Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// File capabilities as `getcap` shows them: `cap_net_bind_service=ep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<String>,
 }
 
 impl Report {
@@ -322,9 +332,10 @@ impl PlatformReport {
                 Ok(measured) => Some(measured),
                 Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
                     shell.warn(format_args!(
-                        "layer {} of {} is `{media_type}`, which cannot be decompressed",
+                        "layer {} of {} is `{}`, which cannot be decompressed",
                         i + 1,
-                        platform.platform
+                        platform.platform,
+                        escape_controls(&media_type)
                     ));
                     None
                 }
@@ -376,6 +387,7 @@ impl PlatformReport {
                         size,
                         sha256,
                         link,
+                        capabilities: node.capability.as_deref().map(capability::describe),
                     }
                 })
                 .collect();
@@ -483,8 +495,12 @@ impl Report {
                     .link
                     .as_ref()
                     .map_or_else(String::new, |l| format!(" -> {l}"));
+                let capabilities = file
+                    .capabilities
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!("  {c}"));
                 out.line(&format!(
-                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}",
+                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}{capabilities}",
                     mode_string(file.kind, &file.mode),
                     owner(file),
                     file.size,
@@ -610,8 +626,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// Every line of the report passes here: what the image says (names, labels, history) is
+    /// shown with its control characters escaped, so it cannot act on the terminal or forge a
+    /// line.
     fn line(&mut self, line: &str) {
-        self.text.push_str(line.trim_end());
+        self.text.push_str(escape_controls(line).trim_end());
         self.text.push('\n');
     }
 

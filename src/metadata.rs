@@ -25,6 +25,11 @@ pub struct ImageMetadata {
     pub bin_dir: Option<String>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    /// Empty directories, each with its owner and mode.
+    #[serde(default)]
+    pub dirs: Vec<DirSpec>,
+    /// File capabilities of the image's binaries (`CAP_NET_BIND_SERVICE`, …).
+    pub capabilities: Option<Vec<String>>,
     #[serde(default)]
     pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
@@ -182,6 +187,40 @@ pub struct FileSpec {
     /// `src` may be outside the package (it must be said: `/etc/shadow` is never a typo away).
     #[serde(default, rename = "allow-outside")]
     pub allow_outside: bool,
+    /// `"UID:GID"`, the owner of every entry staged (default `0:0`).
+    pub owner: Option<String>,
+    /// The mode of every file staged, octal (`"0640"`).
+    pub mode: Option<Mode>,
+    /// For a directory `src`: the mode of every directory staged, octal (`"0750"`).
+    #[serde(rename = "dir-mode")]
+    pub dir_mode: Option<Mode>,
+}
+
+/// An empty directory in the image: `{ path = "/data", owner = "65532:65532", mode = "0750" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    pub path: String,
+    /// `"UID:GID"` (default `0:0`).
+    pub owner: Option<String>,
+    /// Octal (default `"0755"`).
+    pub mode: Option<Mode>,
+}
+
+/// A mode as an octal string, `"0640"`: a TOML number would be read as decimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode(pub String);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Mode(text)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a mode as an octal string like \"0640\", found {other} \
+                 (TOML reads a number as decimal)"
+            ))),
+        }
+    }
 }
 
 /// How new layers are compressed, as `compression` and `--compression` name it.
@@ -608,6 +647,8 @@ mod template_tests {
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
         let metadata = super::load(None, Some(&oci)).unwrap().remove(0).image;
         assert_eq!(metadata.files.len(), 2);
+        assert_eq!(metadata.files[1].mode, Some(super::Mode("0640".into())));
+        assert_eq!(metadata.dirs[0].path, "/data");
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);
         assert_eq!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
-use oci_pack::layer::Compression;
+use oci_pack::layer::{Attributes, Capabilities, Compression, Owner};
 use oci_pack::path::image_path;
 use oci_pack::platform::Platform;
 use oci_pack::reference::Reference;
@@ -15,10 +15,12 @@ use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::Builder;
 use crate::metadata::{
-    BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, ImageMetadata, KeyError, LayerMtime, Loaded,
+    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
+    LayerMtime, Loaded, Mode,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
+use crate::text::without_userinfo;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -98,8 +100,12 @@ pub struct ImagePlan {
     pub remove: Vec<String>,
     pub bins: Vec<String>,
     pub bin_dir: String,
-    /// `(source on disk, destination in the image)`.
-    pub files: Vec<(PathBuf, String)>,
+    /// `files`, in order.
+    pub files: Vec<FilePlan>,
+    /// `dirs`, and `/tmp` for a `scratch` image that runs as a user other than root.
+    pub dirs: Vec<DirPlan>,
+    /// `capabilities`: every binary's file capabilities.
+    pub capabilities: Capabilities,
     pub config: ConfigChanges,
     pub author: Option<String>,
     pub comment: Option<String>,
@@ -108,6 +114,29 @@ pub struct ImagePlan {
     /// Every file's modification time inside the new layers (`layer-mtime`).
     pub mtime: Timestamp,
 }
+
+/// One `files` entry: what is copied, where to, and what every entry it stages gets.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    /// On disk.
+    pub source: PathBuf,
+    /// In the image, absolute.
+    pub dest: String,
+    pub attributes: Attributes,
+}
+
+/// One empty directory of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirPlan {
+    /// In the image, absolute.
+    pub path: String,
+    pub owner: Owner,
+    pub mode: u32,
+}
+
+/// The directory every program may write to (`1777`, as on any Linux system), which a
+/// `scratch` image running as a user other than root gets unless `dirs` names it.
+const TMP: &str = "/tmp";
 
 /// What the command line sets over the metadata.
 #[derive(Debug, Clone, Default)]
@@ -176,6 +205,11 @@ impl std::error::Error for PlanError {}
 const PREFIX: &str = "package.metadata.oci";
 const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
 const DEFAULT_TAG: &str = "{name}:{version}";
+
+/// What one table of annotations may hold, keys and values: a registry takes a manifest of
+/// 4 MiB at most, and the provenance repeats the metadata table, so a MiB leaves room for both
+/// and for any number of layers.
+const MAX_ANNOTATION_BYTES: usize = 1 << 20;
 
 fn key_error(key: &str, message: impl Into<String>) -> KeyError {
     KeyError {
@@ -329,7 +363,10 @@ fn resolve_named(
         auditable,
         metadata: metadata.table.clone(),
         index: set.index.unwrap_or(false),
-        index_annotations: set.index_annotations.clone(),
+        index_annotations: {
+            check_annotations("index-annotations", &set.index_annotations)?;
+            set.index_annotations.clone()
+        },
     })
 }
 
@@ -345,11 +382,19 @@ fn tags(
     let mut tags: Vec<Reference> = Vec::new();
     let default = [DEFAULT_TAG.to_owned()];
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
-        let key = format!("tags[{i}]");
+        // The default's error names the key to set, not one the user never wrote.
+        let (key, what) = match templates {
+            Some(_) => (format!("tags[{i}]"), String::new()),
+            None => (
+                "tags".to_owned(),
+                format!("none is set, and the default `{DEFAULT_TAG}` fails: "),
+            ),
+        };
+        let key_error = |message: String| key_error(&key, format!("{what}{message}"));
         let mut tag = template
             .replace("{name}", name)
             .replace("{package}", &package.name)
-            .replace("{version}", &package.version);
+            .replace("{version}", &tag_safe(&package.version));
         let git = [
             ("{git_sha}", package.revision.clone()),
             (
@@ -372,27 +417,23 @@ fn tags(
                     }
                     _ => format!("`{}` is not in a git checkout", package.dir.display()),
                 };
-                return Err(key_error(
-                    &key,
-                    format!("`{placeholder}` needs a git checkout: {why}"),
-                ));
+                return Err(key_error(format!(
+                    "`{placeholder}` needs a git checkout: {why}"
+                )));
             };
-            tag = tag.replace(placeholder, &value);
+            tag = tag.replace(placeholder, &tag_safe(&value));
         }
         let tag: Reference = tag
             .parse()
-            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
+            .map_err(|e: oci_pack::Error| key_error(e.to_string()))?;
         match tags.iter().find(|t| t.tag == tag.tag) {
             Some(same) if *same == tag => {}
             Some(other) => {
-                return Err(key_error(
-                    &key,
-                    format!(
-                        "`{other}` and `{tag}` share the tag `{}`, \
-                         which names an image in an OCI layout",
-                        tag.tag
-                    ),
-                ))
+                return Err(key_error(format!(
+                    "`{other}` and `{tag}` share the tag `{}`, \
+                     which names an image in an OCI layout",
+                    tag.tag
+                )))
             }
             None => tags.push(tag),
         }
@@ -404,6 +445,39 @@ fn tags(
         ));
     }
     Ok(tags)
+}
+
+/// A version (or git tag) as a tag may hold it: `+`, which semver's build metadata begins with
+/// (`1.0.0+meta`), is no tag character, and becomes `_`, as Helm and other OCI tools write it.
+fn tag_safe(version: &str) -> String {
+    version.replace('+', "_")
+}
+
+/// The annotations of one table, at most [`MAX_ANNOTATION_BYTES`] in all; else the error names
+/// the largest.
+fn check_annotations(key: &str, annotations: &BTreeMap<String, String>) -> Result<(), KeyError> {
+    let size = |(k, v): (&String, &String)| k.len() + v.len();
+    let total: usize = annotations.iter().map(size).sum();
+    let Some(largest) = annotations.iter().max_by_key(|entry| size(*entry)) else {
+        return Ok(());
+    };
+    if total <= MAX_ANNOTATION_BYTES {
+        return Ok(());
+    }
+    let name = largest.0;
+    let path = match name.contains(['.', '"', ' ']) || name.is_empty() {
+        true => format!("{key}.{}", crate::rustflags::toml_string(name)),
+        false => format!("{key}.{name}"),
+    };
+    Err(key_error(
+        &path,
+        format!(
+            "{total} bytes of annotations (this one {}), more than the {} MiB a table of them \
+             may hold: a registry takes a manifest of 4 MiB at most",
+            size(largest),
+            MAX_ANNOTATION_BYTES >> 20
+        ),
+    ))
 }
 
 /// The plan of the image for `triple` (the Rust target it is built for, the host's when no
@@ -529,7 +603,13 @@ fn resolve_image(
             None => file.dest.clone(),
         };
         image_path(&dest).map_err(|e| key_error(&format!("files[{i}]"), format!("`dest`: {e}")))?;
-        files.push((source, dest));
+        let attributes = file_attributes(file, &source)
+            .map_err(|(key, message)| key_error(&format!("files[{i}].{key}"), message))?;
+        files.push(FilePlan {
+            source,
+            dest,
+            attributes,
+        });
     }
 
     if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
@@ -543,6 +623,19 @@ fn resolve_image(
     }
 
     let mut config = config_changes(&metadata.config)?;
+    let mut dirs = dirs(&metadata.dirs)?;
+    let tmp_named = dirs
+        .iter()
+        .any(|d| image_path(&d.path).ok() == image_path(TMP).ok());
+    if base == ImageSource::Scratch && !values::runs_as_root(config.user.as_deref()) && !tmp_named {
+        let tmp = DirPlan {
+            path: TMP.to_owned(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        dirs.insert(0, tmp);
+    }
+    let capabilities = capabilities(metadata.capabilities.as_deref(), &bins)?;
     if config.entrypoint.is_none() {
         if let [only] = bins.as_slice() {
             config.entrypoint = Some(vec![format!("{bin_dir}/{only}")]);
@@ -562,8 +655,13 @@ fn resolve_image(
         bins,
         bin_dir,
         files,
+        dirs,
+        capabilities,
         config,
-        annotations: annotations(package, author.as_deref(), created, metadata.annotations),
+        annotations: {
+            check_annotations("annotations", &metadata.annotations)?;
+            annotations(package, author.as_deref(), created, metadata.annotations)
+        },
         author,
         comment: metadata.comment,
         compression,
@@ -572,6 +670,87 @@ fn resolve_image(
             LayerMtime::SourceDateEpoch => created,
         },
     })
+}
+
+/// What a `files` entry gives what it stages, or the key at fault and why.
+fn file_attributes(file: &FileSpec, source: &Path) -> Result<Attributes, (&'static str, String)> {
+    let mode = |key, mode: &Option<Mode>| {
+        mode.as_ref()
+            .map(|m| values::mode(&m.0))
+            .transpose()
+            .map_err(|e| (key, e))
+    };
+    let is_dir = std::fs::metadata(source).is_ok_and(|m| m.is_dir());
+    if file.dir_mode.is_some() && !is_dir {
+        return Err((
+            "dir-mode",
+            format!(
+                "`src` `{}` is not a directory; `mode` is a file's mode",
+                source.display()
+            ),
+        ));
+    }
+    Ok(Attributes {
+        owner: file
+            .owner
+            .as_deref()
+            .map(owner)
+            .transpose()
+            .map_err(|e| ("owner", e))?,
+        file_mode: mode("mode", &file.mode)?,
+        dir_mode: mode("dir-mode", &file.dir_mode)?,
+        capabilities: Capabilities::NONE,
+    })
+}
+
+/// `dirs`, each checked: an absolute path named once, its owner and mode.
+fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
+    let mut dirs: Vec<DirPlan> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let key = |field: &str| format!("dirs[{i}]{field}");
+        let path = image_path(&spec.path).map_err(|e| key_error(&key(".path"), e.to_string()))?;
+        if dirs
+            .iter()
+            .any(|d| image_path(&d.path).ok().as_ref() == Some(&path))
+        {
+            return Err(key_error(
+                &key(".path"),
+                format!("`{}` is listed twice", spec.path),
+            ));
+        }
+        let owner = match &spec.owner {
+            Some(text) => owner(text).map_err(|e| key_error(&key(".owner"), e))?,
+            None => Owner::ROOT,
+        };
+        let mode = match &spec.mode {
+            Some(mode) => values::mode(&mode.0).map_err(|e| key_error(&key(".mode"), e))?,
+            None => oci_pack::layer::EXECUTABLE_MODE,
+        };
+        dirs.push(DirPlan {
+            path: spec.path.clone(),
+            owner,
+            mode,
+        });
+    }
+    Ok(dirs)
+}
+
+/// `capabilities`, for `bins`: a name the kernel does not know, or capabilities for no binary,
+/// is an error.
+fn capabilities(names: Option<&[String]>, bins: &[String]) -> Result<Capabilities, KeyError> {
+    let capabilities =
+        Capabilities::parse(names.unwrap_or_default()).map_err(|e| key_error("capabilities", e))?;
+    if !capabilities.is_empty() && bins.is_empty() {
+        return Err(key_error(
+            "capabilities",
+            "capabilities are given to the image's binaries, and it has none",
+        ));
+    }
+    Ok(capabilities)
+}
+
+fn owner(text: &str) -> Result<Owner, String> {
+    values::owner(text).map(|(uid, gid)| Owner { uid, gid })
 }
 
 fn compression(spec: CompressionSpec) -> Compression {
@@ -776,9 +955,16 @@ fn annotations(
         ("version", Some(package.version.clone())),
         ("description", package.description.clone()),
         ("licenses", package.license.clone()),
-        ("source", package.repository.clone()),
-        ("url", package.homepage.clone()),
-        ("documentation", package.documentation.clone()),
+        // URLs are published with the image: never with the credentials of one.
+        (
+            "source",
+            package.repository.as_deref().map(without_userinfo),
+        ),
+        ("url", package.homepage.as_deref().map(without_userinfo)),
+        (
+            "documentation",
+            package.documentation.as_deref().map(without_userinfo),
+        ),
         ("authors", authors),
         ("revision", package.revision.clone()),
     ];
@@ -1011,8 +1197,182 @@ mod tests {
         let allowed =
             json!({"files": [{"src": "/etc/hostname", "dest": "/x", "allow-outside": true}]});
         let allowed = plan(allowed).unwrap();
-        assert_eq!(allowed.files[0].0, PathBuf::from("/etc/hostname"));
+        assert_eq!(allowed.files[0].source, PathBuf::from("/etc/hostname"));
         assert!(plan(json!({"config": {"memory-swap": -1, "user": "1000:1000"}})).is_ok());
+    }
+
+    #[test]
+    fn files_take_an_owner_and_modes_and_dirs_are_listed_with_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conf, secret) = (dir.path().join("conf"), dir.path().join("secret"));
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(&secret, "s").unwrap();
+        let (conf, secret) = (conf.display().to_string(), secret.display().to_string());
+        let plan = plan(json!({
+            "base": "oci:base",
+            "files": [
+                {"src": conf, "dest": "/etc/app", "owner": "65532:65532", "mode": "0640",
+                 "dir-mode": "0750"},
+                {"src": secret, "dest": "/etc/secret"},
+            ],
+            "dirs": [{"path": "/data", "owner": "65532:65533", "mode": "0700"}, {"path": "/run"}],
+        }))
+        .unwrap();
+        let ours = Owner {
+            uid: 65532,
+            gid: 65532,
+        };
+        assert_eq!(
+            plan.files[0].attributes,
+            Attributes {
+                owner: Some(ours),
+                file_mode: Some(0o640),
+                dir_mode: Some(0o750),
+                capabilities: Capabilities::NONE,
+            }
+        );
+        assert_eq!(plan.files[1].attributes, Attributes::default());
+        let dir = |path: &str, uid, gid, mode| DirPlan {
+            path: path.into(),
+            owner: Owner { uid, gid },
+            mode,
+        };
+        // A base that is not `scratch` has its own `/tmp`.
+        assert_eq!(
+            plan.dirs,
+            [dir("/data", 65532, 65533, 0o700), dir("/run", 0, 0, 0o755)]
+        );
+
+        let errors = [
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "dir-mode": "0750"}]}),
+                "`package.metadata.oci.files[0].dir-mode`: `src` `",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "owner": "nobody"}]}),
+                "`package.metadata.oci.files[0].owner`: `nobody` is not an owner",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "mode": 640}]}),
+                "`package.metadata.oci.files[0].mode`: expected a mode as an octal string",
+            ),
+            (
+                json!({"dirs": [{"path": "/d", "mode": "0999"}]}),
+                "`package.metadata.oci.dirs[0].mode`: `0999` is not a mode",
+            ),
+            (
+                json!({"dirs": [{"path": "/d"}, {"path": "/d/"}]}),
+                "`package.metadata.oci.dirs[1].path`: `/d/` is listed twice",
+            ),
+            (
+                json!({"dirs": [{"path": "d"}]}),
+                "`package.metadata.oci.dirs[0].path`: invalid image path `d`",
+            ),
+        ];
+        for (metadata, expected) in errors {
+            let error = super::tests::plan(metadata.clone()).unwrap_err();
+            assert!(error.contains(expected), "{metadata}:\n  got {error}");
+        }
+    }
+
+    /// A `scratch` image has no `/tmp`; one that runs as a user other than root could not
+    /// make it.
+    #[test]
+    fn a_scratch_image_running_as_a_user_gets_a_tmp_unless_dirs_names_it() {
+        let tmp = |metadata| -> Vec<DirPlan> {
+            let dirs = plan(metadata).unwrap().dirs;
+            dirs.into_iter()
+                .filter(|d| d.path.starts_with("/tmp"))
+                .collect()
+        };
+        let sticky = DirPlan {
+            path: "/tmp".into(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        assert_eq!(
+            tmp(json!({"config": {"user": "65532:65532"}})),
+            std::slice::from_ref(&sticky)
+        );
+        assert_eq!(tmp(json!({"config": {"user": "nobody"}})), [sticky]);
+        assert_eq!(tmp(json!({})), []);
+        assert_eq!(tmp(json!({"config": {"user": "0:65532"}})), []);
+        assert_eq!(
+            tmp(json!({"base": "oci:base", "config": {"user": "1"}})),
+            []
+        );
+        let own = json!({"config": {"user": "1"}, "dirs": [{"path": "/tmp/", "owner": "1:1"}]});
+        assert_eq!(
+            tmp(own),
+            [DirPlan {
+                path: "/tmp/".into(),
+                owner: Owner { uid: 1, gid: 1 },
+                mode: 0o755
+            }]
+        );
+    }
+
+    #[test]
+    fn capabilities_take_every_spelling_and_are_overridden_per_target_and_image() {
+        let metadata = json!({
+            "capabilities": ["CAP_NET_BIND_SERVICE"],
+            "target": {"aarch64-unknown-linux-gnu": {"capabilities": ["net_raw", "NET_ADMIN"]}},
+        });
+        let set = build_on(
+            metadata,
+            &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+        )
+        .unwrap();
+        let names: Vec<Vec<String>> = set.images.iter().map(|i| i.capabilities.names()).collect();
+        assert_eq!(
+            names,
+            [
+                vec!["CAP_NET_BIND_SERVICE"],
+                vec!["CAP_NET_ADMIN", "CAP_NET_RAW"]
+            ]
+        );
+        let images = json!({"capabilities": ["net_bind_service"],
+            "images": {"hello": {"capabilities": []}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let plan = resolve(
+            &image,
+            &package(),
+            Timestamp(0),
+            &Overrides::default(),
+            "x86_64-unknown-linux-gnu",
+        )
+        .unwrap();
+        assert!(plan.images[0].capabilities.is_empty());
+
+        let error = super::tests::plan(json!({"capabilities": ["CAP_NET_BIND"]})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.capabilities`: `CAP_NET_BIND` is not a Linux capability; \
+                 expected one of CAP_CHOWN,"
+            ),
+            "{error}"
+        );
+        let none = json!({"base": "oci:base", "bins": [], "capabilities": ["net_raw"]});
+        assert_eq!(
+            super::tests::plan(none).unwrap_err(),
+            "`package.metadata.oci.capabilities`: \
+             capabilities are given to the image's binaries, and it has none"
+        );
+        let images = json!({"images": {"hello": {"capabilities": ["bogus"]}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let overrides = Overrides::default();
+        let host = "x86_64-unknown-linux-gnu";
+        let error = resolve(&image, &package(), Timestamp(0), &overrides, host).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`package.metadata.oci.images.hello.capabilities`: `bogus`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1214,6 +1574,55 @@ mod tests {
             error.starts_with("`package.metadata.oci.images.nope.bins`: `nope` is not a binary"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn build_metadata_in_a_version_makes_a_valid_default_tag() {
+        let facts = PackageFacts {
+            version: "1.0.0+meta.1".into(),
+            git_tag: Some("v1.0.0+meta".into()),
+            ..package()
+        };
+        let made = |templates: Option<&[String]>| -> Vec<String> {
+            let tags = tags(templates, "app", &facts).unwrap();
+            tags.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(made(None), ["app:1.0.0_meta.1"]);
+        assert_eq!(made(Some(&["app:{git_tag}".into()])), ["app:v1.0.0_meta"]);
+        // The default that still fails names the key to set, not one never written.
+        let upper = PackageFacts {
+            name: "Hello".into(),
+            ..package()
+        };
+        let error = tags(None, "Hello", &upper).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.tags`: none is set, and the default `{name}:{version}` \
+                 fails: "
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn annotations_too_large_for_a_manifest_are_refused_by_key() {
+        let big = "x".repeat(5 << 20);
+        let error =
+            plan(json!({"annotations": {"org.example.notes": big, "small": "1"}})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.annotations.\"org.example.notes\"`: 5242903 bytes of \
+                 annotations (this one 5242897), more than the 1 MiB a table of them may hold"
+            ),
+            "{error}"
+        );
+        let error =
+            build(json!({"index-annotations": {"notes": "x".repeat(1 << 20)}})).unwrap_err();
+        assert!(
+            error.starts_with("`package.metadata.oci.index-annotations.notes`"),
+            "{error}"
+        );
+        assert!(plan(json!({"annotations": {"notes": "x".repeat(1000)}})).is_ok());
     }
 
     #[test]

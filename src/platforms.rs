@@ -115,7 +115,7 @@ pub fn targets_of_base(
     let access = match base {
         ImageSource::Registry(image) => {
             cache = BuildCache::open(cache_root)?;
-            Some(registries.base_access(&image.repository, &cache)?)
+            Some(registries.base_access(image, &cache)?)
         }
         _ => None,
     };

@@ -1,18 +1,20 @@
 //! How this run reaches registries: the credentials for each (see `credentials.rs`), the
 //! limits of patience cargo's own settings give (`CARGO_HTTP_TIMEOUT`,
 //! `CARGO_HTTP_LOW_SPEED_LIMIT`, `CARGO_NET_RETRY`), which registries may be reached over plain
-//! HTTP, and one access per registry shared by every base of the build.
+//! HTTP, where bases are pulled from (`registries.conf`'s mirrors, see `registries_conf.rs`),
+//! and one access per base repository shared by every platform of the build.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use oci_pack::cache::BuildCache;
-use oci_pack::reference::Repository;
-use oci_pack::registry::{Access, Credentials, Limits, RegistryAccess, Session};
+use oci_pack::reference::{RemoteImage, Repository};
+use oci_pack::registry::{Access, Credentials, Endpoint, Limits, RegistryAccess, Session};
 
 use crate::credentials::CredentialSources;
+use crate::registries_conf::RegistriesConf;
 
 /// Cargo's settings for its own downloads, read from the environment as cargo reads them.
 pub fn limits_from_env() -> Result<Limits> {
@@ -42,14 +44,18 @@ pub fn limits_from_env() -> Result<Limits> {
 /// Everything a run needs to reach registries.
 #[derive(Debug)]
 pub struct Registries {
-    /// Registries that may be reached over plain HTTP (loopback ones always may).
+    /// Registries `--insecure-registry` names, which may be reached over plain HTTP (as
+    /// loopback ones always may, and those `registries.conf` says are `insecure`).
     pub insecure: Vec<String>,
     /// Use only the cache (`--offline`, `--frozen`).
     pub offline: bool,
     limits: Limits,
     credentials: CredentialSources,
-    /// One access per base registry, its sessions shared by every platform's base.
-    accesses: std::sync::Mutex<BTreeMap<String, Arc<RegistryAccess>>>,
+    /// Read when a registry is first needed, so a run that needs none never reads it.
+    conf: Mutex<Option<Arc<RegistriesConf>>>,
+    /// One access per list of places a base is pulled from, its sessions shared by every
+    /// platform's base.
+    accesses: Mutex<BTreeMap<Vec<Repository>, Arc<RegistryAccess>>>,
 }
 
 impl Registries {
@@ -62,6 +68,7 @@ impl Registries {
             offline,
             limits: limits_from_env()?,
             credentials: CredentialSources::from_env(&registries)?,
+            conf: Mutex::default(),
             accesses: Default::default(),
         })
     }
@@ -70,33 +77,56 @@ impl Registries {
         self.credentials.for_registry(registry)
     }
 
-    /// Where bases from `repository`'s registry are fetched from, into the build cache.
+    /// `registries.conf`, read once.
+    fn conf(&self) -> Result<Arc<RegistriesConf>> {
+        let mut conf = self.conf.lock().expect("not poisoned");
+        if let Some(conf) = &*conf {
+            return Ok(conf.clone());
+        }
+        Ok(conf.insert(Arc::new(RegistriesConf::from_env()?)).clone())
+    }
+
+    /// Where `image` is fetched from, into the build cache: its mirrors, then its registry,
+    /// as `registries.conf` says, each with its own registry's credentials.
     pub fn base_access(
         &self,
-        repository: &Repository,
+        image: &RemoteImage,
         cache: &BuildCache,
     ) -> Result<Arc<RegistryAccess>> {
+        let sources = self.conf()?.pull_sources(image)?;
+        let key: Vec<Repository> = sources.iter().map(|s| s.repository.clone()).collect();
         let mut accesses = self.accesses.lock().expect("not poisoned");
-        if let Some(access) = accesses.get(&repository.registry) {
+        if let Some(access) = accesses.get(&key) {
             return Ok(access.clone());
         }
+        let endpoints = sources
+            .into_iter()
+            .map(|source| {
+                Ok(Endpoint {
+                    credentials: self.credentials(&source.repository.registry)?,
+                    plain_http: source.insecure
+                        || source.repository.allows_plain_http(&self.insecure),
+                    repository: source.repository,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let access = Arc::new(RegistryAccess::new(
-            self.credentials(&repository.registry)?,
-            repository.allows_plain_http(&self.insecure),
-            cache.store().clone(),
+            endpoints,
+            cache,
             self.offline,
             self.limits,
         ));
-        accesses.insert(repository.registry.clone(), access.clone());
+        accesses.insert(key, access.clone());
         Ok(access)
     }
 
     /// The push destination `text`, its credentials found now, before anything is built.
     pub fn push_target(&self, text: &str) -> Result<PushTarget> {
         let repository = Repository::parse(text)?;
+        let insecure = self.conf()?.push_allows_plain_http(&repository)?;
         Ok(PushTarget {
             credentials: self.credentials(&repository.registry)?,
-            plain_http: repository.allows_plain_http(&self.insecure),
+            plain_http: insecure || repository.allows_plain_http(&self.insecure),
             limits: self.limits,
             repository,
             mount_from: None,

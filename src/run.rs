@@ -26,8 +26,7 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-pub fn exec(mut args: RunArgs) -> Result<()> {
-    let shell = Shell::new(args.build.verbosity());
+pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
     let engine = match args.engine {
         Some(engine) => engine,
         None => Loader::installed()
@@ -61,7 +60,7 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         );
     }
     // stdout is the container's.
-    let built = build::build(&args.build, &shell, false)?;
+    let built = build::build(&args.build, shell, false)?;
     let image = match built.as_slice() {
         [image] => image,
         several => bail!(

@@ -275,6 +275,19 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Every place a registry image may be pulled from (its mirrors, then its registry)
+    /// failed; each is named with its own error.
+    #[error(
+        "failed to pull `{image}` from any of the {} places it may come from:{}",
+        failures.len(),
+        failures.iter().map(|(at, error)| format!("\n  {at}: {}", chain(error))).collect::<String>()
+    )]
+    NoEndpoint {
+        /// The registry image, e.g. `"docker.io/library/debian:bookworm"`.
+        image: String,
+        /// Each repository asked, in order, with why it could not serve the image.
+        failures: Vec<(String, Box<Error>)>,
+    },
     /// An offline build that needs something of a registry image it has not cached.
     #[error("`{image}` needs {what}, which is not in the cache, and the build is offline")]
     OfflineCacheMiss {
@@ -358,4 +371,16 @@ impl Error {
             source,
         }
     }
+}
+
+/// `error` and every error under it, as one line: `failed to connect to registry `x`: could not
+/// connect`.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

@@ -108,7 +108,7 @@ pub fn build_image(
         for layer in &parent.layers {
             match into_cache {
                 Some(cache) => cache.adopt(&parent.store, layer, parent.layers_verified())?,
-                None => store.import(&parent.store, layer, parent.layers_verified())?,
+                None => store.copy_in(&parent.store, layer, parent.layers_verified())?,
             }
             descriptors.push(layer.clone());
         }
@@ -412,6 +412,8 @@ mod tests {
             let file = std::fs::File::options().write(true).open(&binary).unwrap();
             let then = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
             file.set_modified(then).unwrap();
+            // Setting it moved the change time, which must settle too.
+            std::thread::sleep(std::time::Duration::from_millis(60));
         };
         settle();
         let request = || {

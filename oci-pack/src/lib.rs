@@ -65,6 +65,7 @@
 pub mod annotation;
 pub mod archive;
 pub mod cache;
+pub mod capability;
 pub mod check;
 pub mod compress;
 pub mod config;

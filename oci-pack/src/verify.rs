@@ -513,8 +513,8 @@ pub struct LayerIds {
 pub struct FileDiff {
     /// The entry's name, relative to the root.
     pub path: String,
-    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`; empty when
-    /// one side lacks the entry.
+    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`,
+    /// `capabilities`; empty when one side lacks the entry.
     pub fields: Vec<&'static str>,
     /// The expected layer's entry.
     pub expected: Option<LayerEntry>,
@@ -776,6 +776,7 @@ fn entry_fields(a: &LayerEntry, b: &LayerEntry) -> Vec<&'static str> {
         ("mtime", a.mtime != b.mtime),
         ("sha256", a.sha256 != b.sha256),
         ("link", a.link != b.link),
+        ("capabilities", a.capabilities != b.capabilities),
     ]
     .into_iter()
     .filter_map(|(name, differs)| differs.then_some(name))
@@ -829,6 +830,7 @@ mod tests {
             size,
             sha256: Some(Digest::of(sha)),
             link: None,
+            capabilities: None,
         }
     }
 

@@ -456,3 +456,43 @@ fn manifest_path_selects_the_package_from_elsewhere() {
         "nothing is written in the working directory"
     );
 }
+
+/// A version with build metadata (`1.0.0+meta`, which no tag may hold) makes the default tag
+/// as Helm writes it, `1.0.0_meta`, which skopeo finds.
+#[test]
+fn a_version_with_build_metadata_makes_a_valid_default_tag() {
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("version = \"0.1.0\"", "version = \"1.0.0+meta\"");
+    fs::write(&manifest, text).unwrap();
+    fixture.set_metadata("[package.metadata.oci]\n");
+    fixture.build_ok(&["--quiet"]);
+    assert!(crate::support::tool("skopeo"), "skopeo is needed");
+    crate::support::run(
+        std::process::Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:1.0.0_meta", fixture.layout().display())),
+    );
+}
+
+/// Annotations a manifest cannot hold are refused before cargo runs, by key and manifest.
+#[test]
+fn annotations_too_large_are_refused_before_cargo_runs() {
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nannotations = {{ notes = \"{}\" }}\n",
+        "x".repeat(5 << 20)
+    ));
+    let output = fixture.build(&[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`package.metadata.oci.annotations.notes`: 5242885 bytes of annotations"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Cargo.toml"), "{stderr}");
+    assert!(!stderr.contains("Compiling"), "{stderr}");
+    assert!(!fixture.path().join("target").exists());
+}

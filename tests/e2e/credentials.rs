@@ -91,7 +91,10 @@ fn environment_credentials_go_to_the_push_registry_only() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains(&format!("registry `{}`: authentication failed", proxy.host)),
+        stderr.contains(&format!(
+            "registry `{}`\n\nCaused by:\n  authentication failed",
+            proxy.host
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");

@@ -225,6 +225,7 @@ fn a_push_is_reported_in_one_shape_whatever_pushed_it() {
     assert_success(&output, "cargo oci push");
     let pushed = json(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(pushed, built);
+    assert_eq!(built["reason"], "image-pushed");
     assert!(built["config"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(
         built["tags"],

@@ -206,7 +206,7 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
     let human = inspect_human(&fixture, &["--files"]);
     let lines: Vec<&str> = human.lines().collect();
     assert!(
-        lines[0].starts_with(&format!("linux/{}: 9 paths, 3 files, ", HOST.go)),
+        lines[0].starts_with(&format!("linux/{}: 10 paths, 3 files, ", HOST.go)),
         "{human}"
     );
     let paths: Vec<&str> = lines[1..]
@@ -221,6 +221,8 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
             "/srv/static/css",
             "/srv/static/css/site.css",
             "/srv/static/index.html",
+            // A scratch image running as 65532 gets the /tmp it could not make.
+            "/tmp",
             "/usr",
             "/usr/local",
             "/usr/local/bin",
@@ -253,7 +255,7 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
         (hello["mode"].as_str(), hello["type"].as_str()),
         (Some("0755"), Some("file"))
     );
-    assert_eq!(files.len(), 9);
+    assert_eq!(files.len(), 10);
 }
 
 #[test]
@@ -378,4 +380,99 @@ fn inspect_pulls_a_registry_image_into_the_cache() {
         .as_str()
         .unwrap();
     assert!(cache.join(layer.trim_start_matches("sha256:")).is_file());
+}
+
+/// A name with a newline (a forged line) and a terminal escape (clear the screen, set the
+/// window title): shown escaped by `inspect`, `inspect --files` and `verify --against`, exact
+/// in JSON.
+#[test]
+fn an_images_control_characters_never_reach_the_terminal() {
+    use crate::hostile::{craft, gzip};
+    use oci_pack::testing::Raw;
+    let forged = "srv/evil\n-rwxr-xr-x  0:0  1  /forged";
+    let escape = "srv/\x1b[2J\x1b]0;pwned\x07";
+    let fixture = Fixture::copy("hello");
+    let layout = fixture.path().join("crafted");
+    let files = gzip(&[
+        Raw::Dir("srv", 0o755),
+        Raw::File(forged, b"x", 0o644),
+        Raw::File(escape, b"y", 0o644),
+    ]);
+    let bins = gzip(&[Raw::File("usr/local/bin/hello", b"not it", 0o755)]);
+    let diff_ids: Vec<String> = [&files, &bins]
+        .iter()
+        .map(|layer| layer.diff_id.to_string())
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": HOST.go, "os": "linux",
+        "config": {"Env": ["TITLE=\x1b]0;pwned\x07"], "Labels": {"team": "a\nforged: yes"}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "\x1b[31mred"}, {"created_by": "bins"}]
+    }))
+    .unwrap();
+    craft(&layout, &[files, bins], Some(&config), |_| {});
+    let image = format!("oci:{}:latest", layout.display());
+
+    let raw = |text: &str| text.contains('\x1b') || text.contains('\x07');
+    let human = inspect_human(&fixture, &[&image]);
+    assert!(!raw(&human), "{human:?}");
+    assert!(human.contains("TITLE=\\x1b]0;pwned\\x07"), "{human}");
+    assert!(human.contains("team=a\\nforged: yes"), "{human}");
+    assert!(human.contains("\\x1b[31mred"), "{human}");
+    assert!(!human.lines().any(|l| l.starts_with("forged")), "{human}");
+
+    let files = inspect_human(&fixture, &["--files", &image]);
+    assert!(!raw(&files), "{files:?}");
+    assert!(
+        files.contains("/srv/evil\\n-rwxr-xr-x  0:0  1  /forged\n"),
+        "{files}"
+    );
+    assert!(
+        files.contains("/srv/\\x1b[2J\\x1b]0;pwned\\x07\n"),
+        "{files}"
+    );
+    assert!(!files
+        .lines()
+        .any(|l| l.contains(" /forged") && !l.contains("evil")));
+
+    // JSON stays exact.
+    let report = inspect_json(&fixture, &["--files", &image]);
+    let paths: Vec<&str> = report["platforms"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&format!("/{forged}").as_str()), "{paths:?}");
+    assert!(paths.contains(&format!("/{escape}").as_str()), "{paths:?}");
+
+    // A layer of a media type no decoder reads is named in a warning, escaped too.
+    let odd = fixture.path().join("odd");
+    craft(
+        &odd,
+        &[gzip(&[Raw::File("a", b"x", 0o644)])],
+        None,
+        |manifest| {
+            manifest["layers"][0]["mediaType"] = "application/x.\x1b[2J".into();
+        },
+    );
+    let output = fixture.cargo_oci(&["inspect", &format!("oci:{}:latest", odd.display())]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("`application/x.\\x1b[2J`"), "{stderr}");
+    assert!(!raw(&stderr), "{stderr:?}");
+
+    // The rebuild differs from it in the files layer, whose names are listed.
+    let output = fixture.cargo_oci(&["verify", "--quiet", "--against", &image]);
+    assert!(!output.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(!raw(&stdout) && !raw(&stderr), "{stdout:?} {stderr:?}");
+    assert!(stdout.contains("/srv/evil\\n-rwxr-xr-x"), "{stdout}");
+    assert!(stdout.contains("/srv/\\x1b[2J"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("-rwxr-xr-x")),
+        "{stdout}"
+    );
 }

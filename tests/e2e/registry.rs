@@ -116,7 +116,8 @@ fn basic_auth_comes_from_docker_config_and_a_wrong_password_is_a_clear_error() {
     assert!(!output.status.success());
     assert!(
         stderr.contains(&format!(
-            "registry `{}`: authentication failed: check the credentials for this registry (401",
+            "registry `{}`\n\nCaused by:\n  authentication failed: check the credentials for \
+             this registry (401",
             registry.host
         )),
         "{stderr}"

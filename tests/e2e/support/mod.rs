@@ -108,6 +108,8 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_OCI_REGISTRY_USERNAME",
     "CARGO_OCI_REGISTRY_PASSWORD",
     "REGISTRY_AUTH_FILE",
+    "CONTAINERS_REGISTRIES_CONF",
+    "CONTAINERS_REGISTRIES_CONF_DIR",
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_HOME",
     "CARGO_HTTP_TIMEOUT",
@@ -128,6 +130,12 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_TERM_COLOR",
+    "CARGO_TERM_VERBOSE",
+    "CARGO_TERM_QUIET",
+    // Read through anstream, with NO_COLOR, when colour is `auto`.
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
     "CARGO_OCI_SIGNING_KEY",
     // A CI's variables name the builder in a provenance.
     "GITHUB_ACTIONS",
@@ -136,8 +144,10 @@ const MACHINE_SETTINGS: &[&str] = &[
 
 /// Makes `command` see none of the developer's own settings, so their Docker login or proxy
 /// cannot change a test's outcome: an empty `HOME` (cargo's and rustup's homes kept where they
-/// are, for the toolchain and the crate cache), an empty `DOCKER_CONFIG`, and no registry,
-/// network or build settings from the environment. A test sets what it needs after this.
+/// are, for the toolchain and the crate cache), an empty `DOCKER_CONFIG`, an empty
+/// `registries.conf` and drop-in directory (not the machine's `/etc/containers`, which podman's
+/// package fills), and no registry, network or build settings from the environment. A test
+/// sets what it needs after this.
 pub fn hermetic(command: &mut Command) -> &mut Command {
     static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let home = HOME.get_or_init(|| {
@@ -145,6 +155,8 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
         fs::create_dir_all(home.join(".docker")).unwrap();
         // podman insists on reading it when DOCKER_CONFIG is set.
         fs::write(home.join(".docker/config.json"), "{}").unwrap();
+        fs::write(home.join("registries.conf"), "").unwrap();
+        fs::create_dir_all(home.join("registries.conf.d")).unwrap();
         home
     });
     let real_home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
@@ -160,7 +172,11 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
         .env("CARGO_HOME", cargo_home)
         .env("RUSTUP_HOME", rustup_home)
         .env("DOCKER_CONFIG", home.join(".docker"))
-        .env("CARGO_TERM_COLOR", "never")
+        .env("CONTAINERS_REGISTRIES_CONF", home.join("registries.conf"))
+        .env(
+            "CONTAINERS_REGISTRIES_CONF_DIR",
+            home.join("registries.conf.d"),
+        )
 }
 
 pub fn assert_success(output: &Output, what: &str) {

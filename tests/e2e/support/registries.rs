@@ -108,8 +108,16 @@ impl Registry {
 
     /// Copies the only image of the OCI layout `layout` into this registry as `name:tag`.
     pub fn put(&self, layout: &Path, name_tag: &str) {
+        self.put_as(layout, name_tag, None);
+    }
+
+    /// [`Registry::put`], the manifest converted to skopeo's `format` (`oci` or `v2s2`) if given.
+    pub fn put_as(&self, layout: &Path, name_tag: &str, format: Option<&str>) {
         let mut command = Command::new("skopeo");
         command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(format) = format {
+            command.args(["--format", format]);
+        }
         if let Some((user, password)) = &self.auth {
             command
                 .arg("--dest-creds")
