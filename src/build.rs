@@ -197,10 +197,11 @@ fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &S
     let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
         return;
     };
+    // A base's range (`1-65535/tcp`) is no port to publish.
     let ports: String = image
         .exposed_ports
         .iter()
-        .map(|port| format!(" -p {}:{}", port.split('/').next().unwrap_or(port), port))
+        .filter_map(|port| Some(format!(" -p {}:{port}", crate::values::single_port(port)?)))
         .collect();
     let engine = loaded
         .or_else(Loader::installed)

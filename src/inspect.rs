@@ -292,10 +292,13 @@ struct FileReport {
 
 impl Report {
     fn of(image: &Image, files: bool, largest: bool, shell: &Shell) -> Result<Report> {
+        let mut measured = Measured::default();
         let platforms = image
             .platforms
             .iter()
-            .map(|platform| PlatformReport::of(image, platform, files, largest, shell))
+            .map(|platform| {
+                PlatformReport::of(image, platform, files, largest, shell, &mut measured)
+            })
             .collect::<Result<_>>()?;
         Ok(Report {
             source: image.source.clone(),
@@ -315,6 +318,49 @@ impl Report {
     }
 }
 
+/// Each distinct layer decompressed once, however many times (and by however many platforms)
+/// it is listed: a small manifest listing one large layer thousands of times costs one read.
+#[derive(Default)]
+struct Measured {
+    /// `None`: a layer whose media type cannot be decompressed (warned of once).
+    layers: BTreeMap<Digest, Option<inspect::Uncompressed>>,
+}
+
+impl Measured {
+    /// The uncompressed size and diff_id of layer `i` of `platform`.
+    fn layer(
+        &mut self,
+        image: &Image,
+        platform: &PlatformImage,
+        i: usize,
+        shell: &Shell,
+    ) -> Result<Option<inspect::Uncompressed>> {
+        let layer = &platform.layers[i];
+        if let Some(known) = self.layers.get(&layer.digest) {
+            return Ok(*known);
+        }
+        let measured = match inspect::uncompressed(&image.store, layer) {
+            Ok(measured) => Some(measured),
+            Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
+                shell.warn(format_args!(
+                    "layer {} of {} is `{}`, which cannot be decompressed",
+                    i + 1,
+                    platform.platform,
+                    escape_controls(&media_type)
+                ));
+                None
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("failed to read layer {} of {}", i + 1, platform.platform)
+                })
+            }
+        };
+        self.layers.insert(layer.digest, measured);
+        Ok(measured)
+    }
+}
+
 impl PlatformReport {
     fn of(
         image: &Image,
@@ -322,25 +368,13 @@ impl PlatformReport {
         files: bool,
         largest: bool,
         shell: &Shell,
+        measured: &mut Measured,
     ) -> Result<PlatformReport> {
         let history = platform.layer_history();
         let diff_ids = &platform.config.rootfs.diff_ids;
         let mut layers = Vec::new();
         for (i, layer) in platform.layers.iter().enumerate() {
-            let what = || format!("failed to read layer {} of {}", i + 1, platform.platform);
-            let measured = match inspect::uncompressed(&image.store, layer) {
-                Ok(measured) => Some(measured),
-                Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
-                    shell.warn(format_args!(
-                        "layer {} of {} is `{}`, which cannot be decompressed",
-                        i + 1,
-                        platform.platform,
-                        escape_controls(&media_type)
-                    ));
-                    None
-                }
-                Err(error) => return Err(error).with_context(what),
-            };
+            let measured = measured.layer(image, platform, i, shell)?;
             let diff_id = diff_ids.get(i).copied();
             if let (Some(measured), Some(expected)) = (measured, diff_id) {
                 if measured.diff_id != expected {

@@ -174,6 +174,8 @@ pub enum PlanError {
         second: String,
         platform: String,
     },
+    /// Settings that cannot go together, the command line's among them: each named.
+    Conflict(String),
 }
 
 impl From<KeyError> for PlanError {
@@ -196,6 +198,7 @@ impl std::fmt::Display for PlanError {
                 "targets `{first}` and `{second}` both build {platform}; \
                  an image index holds one image per platform"
             ),
+            PlanError::Conflict(message) => f.write_str(message),
         }
     }
 }
@@ -323,6 +326,15 @@ fn resolve_named(
         )
         .into());
     }
+    if formats.contains(&Format::Docker) {
+        if let Some(image) = images.iter().find(|i| i.compression == Compression::Zstd) {
+            return Err(docker_cannot_hold_zstd(
+                metadata,
+                overrides,
+                image.triple.as_deref(),
+            ));
+        }
+    }
     let repository = match &set.repository {
         Some(template) => {
             let repository = template.replace("{name}", name);
@@ -368,6 +380,40 @@ fn resolve_named(
             set.index_annotations.clone()
         },
     })
+}
+
+/// A Docker archive asked for with zstd layers (for `triple`'s image), which `docker load`
+/// cannot read: said before anything is built, naming the setting or flag behind each.
+fn docker_cannot_hold_zstd(
+    metadata: &Loaded,
+    overrides: &Overrides,
+    triple: Option<&str>,
+) -> PlanError {
+    let compression_key = match triple {
+        Some(triple) if metadata.image.compression != Some(CompressionSpec::Zstd) => {
+            format!("target.{triple}.compression")
+        }
+        _ => "compression".to_owned(),
+    };
+    let why = "`docker load` reads plain and gzip layers only; use gzip, or the `oci` or \
+               `oci-archive` format";
+    if overrides.formats.is_empty() && overrides.compression.is_none() {
+        let message = format!(
+            "a Docker archive cannot hold the zstd layers `{compression_key}` asks for: {why}"
+        );
+        return key_error("formats", message).into();
+    }
+    let format = match overrides.formats.is_empty() {
+        true => format!("`{PREFIX}.formats`"),
+        false => "`--format docker`".to_owned(),
+    };
+    let compression = match overrides.compression {
+        Some(_) => "`--compression zstd`".to_owned(),
+        None => format!("`{PREFIX}.{compression_key}`"),
+    };
+    PlanError::Conflict(format!(
+        "a Docker archive ({format}) cannot hold the zstd layers {compression} asks for: {why}"
+    ))
 }
 
 /// The image tags: one `index.json` entry each, named by the tag part; a repeated tag is one

@@ -95,7 +95,14 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
         );
     }
     for port in &image.exposed_ports {
-        let number = port.split('/').next().unwrap_or(port);
+        // A base's range (`1-65535/tcp`) would publish every port of the machine.
+        let Some(number) = crate::values::single_port(port) else {
+            shell.warn(format_args!(
+                "the image exposes `{}`, which is not one port: it is not published",
+                crate::text::escape_controls(port)
+            ));
+            continue;
+        };
         command
             .arg("--publish")
             .arg(format!("127.0.0.1:{number}:{port}"));

@@ -26,6 +26,16 @@ pub fn exposed_ports(spec: &str) -> Result<Vec<String>, String> {
     Ok((first..=last).map(|p| format!("{p}/{protocol}")).collect())
 }
 
+/// The port a config's `ExposedPorts` key (`8080/tcp`, `8080`) names, to publish it; `None`
+/// for a range (a base's `1-65535/tcp` would publish every port of the machine) or anything
+/// that is not a port.
+pub fn single_port(key: &str) -> Option<u16> {
+    match exposed_ports(key).ok()?.as_slice() {
+        [one] => one.split('/').next()?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Go's duration syntax, as Docker's `--health-interval` takes it: `30s`, `1m30s`, `1.5h`,
 /// `250ms`. Returns nanoseconds.
 pub fn duration_ns(text: &str) -> Result<u64, String> {
@@ -164,6 +174,22 @@ pub fn env_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_single_port_is_one_to_publish() {
+        assert_eq!(single_port("8080/tcp"), Some(8080));
+        assert_eq!(single_port("53/udp"), Some(53));
+        assert_eq!(single_port("9000"), Some(9000));
+        for not_one in [
+            "1-65535/tcp",
+            "8000-8001/tcp",
+            "0/tcp",
+            "http",
+            "80/tcp\n-v /:/x",
+        ] {
+            assert_eq!(single_port(not_one), None, "{not_one}");
+        }
+    }
 
     #[test]
     fn owners_and_modes_are_numeric() {

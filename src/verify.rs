@@ -195,10 +195,9 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
     sweep_scratch(&target_dir, shell);
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
-        .tempdir_in(&target_dir)
-        .with_context(|| format!("failed to create a directory in `{}`", target_dir.display()))?;
+    // The lock is dropped before the directory: another verify may sweep it meanwhile, which
+    // removes the same files.
+    let (scratch, _in_use) = scratch_dir(&target_dir)?;
     shell.status(
         "Rebuilding",
         format_args!(
@@ -419,23 +418,62 @@ fn recorded_targets(expected: &[(String, ImageSource)]) -> Vec<String> {
     }
 }
 
-/// The scratch target directories of verify runs: `.oci-verify-<pid>-…`.
+/// The scratch target directories of verify runs: `.oci-verify-…`.
 const SCRATCH_PREFIX: &str = ".oci-verify-";
 
+/// A new scratch directory in `target_dir`, and the lock (`flock`) on it that says it is in use
+/// for as long as it is held: a process id would not, seen from another PID namespace (a
+/// container sharing the directory) or once reused.
+fn scratch_dir(target_dir: &Path) -> Result<(tempfile::TempDir, std::fs::File)> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..3 {
+        let scratch = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(target_dir)
+            .with_context(|| {
+                format!("failed to create a directory in `{}`", target_dir.display())
+            })?;
+        let path = scratch.path();
+        let dir = std::fs::File::open(path)
+            .with_context(|| format!("failed to open `{}`", path.display()))?;
+        // Another verify's sweep may have taken it between its creation and this lock: then
+        // the lock is taken, or the directory is gone (or another) once it is held.
+        let same = |held: &std::fs::File| {
+            let (Ok(ours), Ok(now)) = (held.metadata(), std::fs::metadata(path)) else {
+                return false;
+            };
+            (ours.dev(), ours.ino()) == (now.dev(), now.ino())
+        };
+        match dir.try_lock() {
+            Ok(()) if same(&dir) => return Ok((scratch, dir)),
+            Ok(()) | Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("failed to lock `{}`", path.display()))
+            }
+        }
+    }
+    bail!(
+        "failed to create a scratch directory in `{}`: other verify runs kept sweeping it",
+        target_dir.display()
+    )
+}
+
 /// Removes the scratch directories of verify runs that were killed before they could: those
-/// whose process is gone. A running verify's is left alone.
+/// no process holds the lock of. A running verify's is left alone.
 fn sweep_scratch(target_dir: &Path, shell: &Shell) {
     let Ok(entries) = std::fs::read_dir(target_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix(SCRATCH_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        let Some(pid) = pid else { continue };
-        if Path::new("/proc").join(pid.to_string()).exists() {
+        if !name.starts_with(SCRATCH_PREFIX) {
+            continue;
+        }
+        // Held while it is removed, so no verify starts using it meanwhile.
+        let Ok(dir) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        if dir.try_lock().is_err() {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {

@@ -271,7 +271,9 @@ impl BuildCache {
         }
         let mut swept = self.sweep_partial();
         let marker = self.root.join("swept");
-        if age(&marker).is_none_or(|since| since >= SWEEP_EVERY) {
+        // Anything but a file at the marker's name (a planted link) is no record of a sweep.
+        let is_file = fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
+        if !is_file || age(&marker).is_none_or(|since| since >= SWEEP_EVERY) {
             swept += self.sweep_unused(unused_for);
             // A new file renamed over it: never written through a link planted at its name.
             let _ = tempfile::NamedTempFile::new_in(&self.root)

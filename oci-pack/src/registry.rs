@@ -68,6 +68,9 @@ pub struct RegistryAccess {
     sessions: Mutex<BTreeMap<Repository, Arc<Session>>>,
     /// The index of the endpoint that served last, if any has.
     served: Mutex<Option<usize>>,
+    /// What each image reference resolved to, by its text: asked of the registry once per
+    /// build, so a tag that moves meanwhile cannot give two platforms two different bases.
+    resolved: Mutex<BTreeMap<String, Descriptor>>,
 }
 
 impl RegistryAccess {
@@ -88,6 +91,7 @@ impl RegistryAccess {
             limits,
             sessions: Mutex::default(),
             served: Mutex::default(),
+            resolved: Mutex::default(),
         }
     }
 
@@ -152,16 +156,9 @@ impl RegistryAccess {
     fn cached_manifest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
         session::stored_manifest(&self.cache, digest)
     }
-}
 
-impl RegistryFetch for RegistryAccess {
-    fn store(&self) -> &BlobStore {
-        &self.cache
-    }
-
-    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
-    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
-    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+    /// `image` resolved by the registry (or, offline, by what the cache recorded).
+    fn resolve_now(&self, image: &RemoteImage) -> Result<Descriptor> {
         let offline_miss = |what: String| Error::OfflineCacheMiss {
             image: image.to_string(),
             what,
@@ -194,6 +191,27 @@ impl RegistryFetch for RegistryAccess {
         let descriptor = self.on_endpoints(image, |session| session.resolve(tag, &self.cache))?;
         self.build_cache.record_tag(&name, &descriptor.digest);
         self.build_cache.mark_used([descriptor.digest]);
+        Ok(descriptor)
+    }
+}
+
+impl RegistryFetch for RegistryAccess {
+    fn store(&self) -> &BlobStore {
+        &self.cache
+    }
+
+    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
+    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
+    /// Each reference is resolved once for the life of this access (a build): every platform
+    /// and image built on it gets the same digest, even if the tag moves meanwhile.
+    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+        // Held while resolving, so two threads asking for one reference ask the registry once.
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        if let Some(descriptor) = resolved.get(&image.to_string()) {
+            return Ok(descriptor.clone());
+        }
+        let descriptor = self.resolve_now(image)?;
+        resolved.insert(image.to_string(), descriptor.clone());
         Ok(descriptor)
     }
 

@@ -47,6 +47,45 @@ pub fn settled(metadata: &fs::Metadata) -> bool {
     })
 }
 
+/// Opens the regular file at `path` for reading, and nothing else: a FIFO, a device (`/dev/zero`
+/// behind a symbolic link), a socket or a directory is refused without a byte read from it, so a
+/// hostile layout cannot make a read block or go on for ever. The open itself never blocks
+/// (`O_NONBLOCK`, which changes nothing for a regular file). With `follow_links` false, a
+/// symbolic link is refused too (`O_NOFOLLOW`).
+pub fn open_regular(path: &Path, follow_links: bool) -> io::Result<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut flags = OFlags::NONBLOCK;
+    if !follow_links {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path);
+    let not_regular = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        )
+    };
+    let file = match opened {
+        Err(error) if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(not_regular("a symbolic link"))
+        }
+        opened => opened?,
+    };
+    let kind = file.metadata()?.file_type();
+    match () {
+        _ if kind.is_file() => Ok(file),
+        _ if kind.is_dir() => Err(not_regular("a directory")),
+        _ if kind.is_fifo() => Err(not_regular("a FIFO")),
+        _ if kind.is_char_device() || kind.is_block_device() => Err(not_regular("a device")),
+        _ if kind.is_socket() => Err(not_regular("a socket")),
+        _ => Err(not_regular("of another kind")),
+    }
+}
+
 /// A directory of blobs named by digest (`blobs/sha256/<hex>`), the shape of an OCI layout's:
 /// written once, atomically, and verified when read.
 #[derive(Debug, Clone)]
@@ -133,7 +172,7 @@ impl BlobStore {
         }
         let path = self.blob_path(&descriptor.digest);
         let mut bytes = Vec::new();
-        match File::open(&path) {
+        match open_regular(&path, true) {
             Ok(file) => file
                 .take(descriptor.size.saturating_add(1))
                 .read_to_end(&mut bytes)
@@ -159,7 +198,7 @@ impl BlobStore {
     /// nothing read from it is trusted before the last byte is checked.
     pub fn reader(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
         let path = self.blob_path(&descriptor.digest);
-        let file = match File::open(&path) {
+        let file = match open_regular(&path, true) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingBlob(descriptor.digest))
@@ -424,6 +463,40 @@ impl Write for BlobWriter {
 mod tests {
     use super::*;
     use crate::media_type;
+
+    #[test]
+    fn only_a_regular_file_is_opened_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let zeros = dir.path().join("zeros");
+        std::os::unix::fs::symlink("/dev/zero", &zeros).unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"bytes").unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&file, &linked).unwrap();
+
+        let refused = |path: &Path, follow| open_regular(path, follow).unwrap_err().to_string();
+        assert_eq!(refused(&fifo, true), "it is a FIFO, not a regular file");
+        assert_eq!(refused(&zeros, true), "it is a device, not a regular file");
+        assert_eq!(
+            refused(dir.path(), true),
+            "it is a directory, not a regular file"
+        );
+        assert_eq!(
+            refused(&linked, false),
+            "it is a symbolic link, not a regular file"
+        );
+        assert!(open_regular(&linked, true).is_ok());
+        assert!(open_regular(&file, false).is_ok());
+    }
 
     #[test]
     fn put_then_read_round_trips_and_names_blob_by_digest() {

@@ -127,15 +127,35 @@ const MAX_LIBC_BYTES: u64 = 64 << 20;
 
 impl FileTree {
     /// Applies `layers` (base first) to an empty tree, checking each against its digest and
-    /// `diff_ids`.
+    /// `diff_ids`. A layer listed several times is read once: its changes are kept until its
+    /// last listing, so a small manifest cannot make a large layer be decompressed thousands
+    /// of times.
     pub fn read_layers(
         store: &BlobStore,
         layers: &[Descriptor],
         diff_ids: &[Digest],
     ) -> Result<FileTree> {
+        let listings = || {
+            layers
+                .iter()
+                .zip(diff_ids)
+                .map(|(l, d)| (l, (l.digest, *d)))
+        };
+        let last_listed: BTreeMap<(Digest, Digest), usize> = listings()
+            .enumerate()
+            .map(|(i, (_, key))| (key, i))
+            .collect();
+        let mut kept: BTreeMap<(Digest, Digest), LayerChanges> = BTreeMap::new();
         let mut tree = FileTree::default();
-        for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            tree.apply(LayerChanges::read(store, layer, diff_id)?)?;
+        for (i, (layer, key)) in listings().enumerate() {
+            let changes = match kept.remove(&key) {
+                Some(changes) => changes,
+                None => LayerChanges::read(store, layer, &key.1)?,
+            };
+            if last_listed[&key] > i {
+                kept.insert(key, changes.clone());
+            }
+            tree.apply(changes)?;
         }
         Ok(tree)
     }

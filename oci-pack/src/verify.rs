@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io;
+use std::io::{self, Read as _};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -365,25 +365,29 @@ impl Checker {
                 continue;
             }
             let path = blob_dir.join(&name);
+            let at = format!("the unreferenced `blobs/sha256/{name}`");
             if let Some(digest) = digest {
-                let hashed = std::fs::File::open(&path).and_then(|file| {
-                    let mut reader = DigestReader::new(io::BufReader::new(file));
+                // A regular file only, read no further than the size it had when opened.
+                let hashed = crate::store::open_regular(&path, false).and_then(|file| {
+                    let size = file.metadata()?.len();
+                    let bounded = io::BufReader::new(file).take(size.saturating_add(1));
+                    let mut reader = DigestReader::new(bounded);
                     io::copy(&mut reader, &mut io::sink())?;
                     Ok(reader.finish())
                 });
                 match hashed {
-                    Ok((actual, _)) if actual == digest => {
+                    Ok((actual, size)) if actual == digest => {
                         self.report.blobs += 1;
-                        self.report.bytes += path.metadata().map_or(0, |m| m.len());
+                        self.report.bytes += size;
                     }
                     Ok((actual, size)) => {
                         let problem =
                             format!("its name says {digest}, its {size} bytes hash to {actual}");
-                        self.problem("an unreferenced blob", Some(digest), problem);
+                        self.problem(&at, Some(digest), problem);
                     }
                     Err(error) => {
                         let problem = format!("cannot be read: {error}");
-                        self.problem("an unreferenced blob", Some(digest), problem);
+                        self.problem(&at, Some(digest), problem);
                     }
                 }
             }

@@ -382,6 +382,97 @@ fn inspect_pulls_a_registry_image_into_the_cache() {
     assert!(cache.join(layer.trim_start_matches("sha256:")).is_file());
 }
 
+/// A small layout whose manifest lists one layer of 32 MiB of zeros 5,000 times (160 GB once
+/// decompressed, were it read each time): `inspect`, and `inspect --files`, read it once. The
+/// time limit is a guard against the old behaviour, which ran for many minutes, not a measure.
+#[test]
+fn a_layer_listed_thousands_of_times_is_read_once() {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    const LISTINGS: usize = 5_000;
+    const ZEROS: u64 = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("amplified");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        std::fs::write(blob_path(&layout, &json!(digest)), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(ZEROS);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "zeros", std::io::repeat(0).take(ZEROS))
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&tar));
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzip, &tar).unwrap();
+    let (layer, layer_size) = put(&gzip.finish().unwrap());
+    let config = json!({
+        "architecture": HOST.go, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": vec![diff_id; LISTINGS]},
+    });
+    let (config, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let layer = json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": layer, "size": layer_size,
+    });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config, "size": config_size,
+        },
+        "layers": vec![layer; LISTINGS],
+    });
+    let (manifest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest, "size": manifest_size,
+        "annotations": {"org.opencontainers.image.ref.name": "1"},
+    }]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let fixture = Fixture::copy("hello");
+    let source = format!("oci:{}", layout.display());
+    let limit = std::time::Duration::from_secs(120);
+    for files in [false, true] {
+        let mut args = vec!["inspect", "--message-format", "json", &source];
+        if files {
+            args.push("--files");
+        }
+        let output = fixture.cargo_oci_within(&args, limit);
+        assert_success(&output, "cargo oci inspect of a layer listed 5,000 times");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let platform = &report["platforms"][0];
+        assert_eq!(platform["layers"].as_array().unwrap().len(), LISTINGS);
+        assert_eq!(
+            platform["uncompressed_size"].as_u64(),
+            Some(tar.len() as u64 * LISTINGS as u64)
+        );
+        if files {
+            let listed = platform["files"].as_array().unwrap();
+            assert!(
+                listed
+                    .iter()
+                    .any(|f| f["path"] == "/zeros" && f["size"] == ZEROS),
+                "{listed:?}"
+            );
+        }
+    }
+}
+
 /// A name with a newline (a forged line) and a terminal escape (clear the screen, set the
 /// window title): shown escaped by `inspect`, `inspect --files` and `verify --against`, exact
 /// in JSON.

@@ -190,6 +190,10 @@ impl Session {
         let plain = format!("http://{host}");
         match self.ping_at(&plain) {
             Ok(challenge) => Ok((plain, challenge)),
+            // Busy, starting or stalled over plain HTTP: a registry that speaks TLS would have
+            // refused plain HTTP at once, so this one speaks plain HTTP, and its own failure
+            // is what to report (and try again).
+            Err(failure) if speaks_plain_http(&failure) => Err(failure),
             // A registry that speaks TLS but could not be trusted: that is what to report,
             // not that it does not speak plain HTTP.
             Err(_) if is_tls_failure(&tls_failure) => Err(Failure::Transport(tls_failure)),
@@ -212,13 +216,14 @@ impl Session {
             401 => challenge_of(&response).map(Some).ok_or_else(|| {
                 Failure::Refused("it asks for authentication in a way no registry does".into())
             }),
-            status => Err(Failure::Status {
-                status,
-                detail: format!(
+            status => {
+                let retry_after = header(&response, "retry-after");
+                let detail = format!(
                     "to `GET /v2/`, which a registry answers: is it one? {}",
                     error_detail(&mut response)
-                ),
-            }),
+                );
+                Err(Failure::answered(status, detail, retry_after.as_deref()))
+            }
         }
     }
 
@@ -310,10 +315,9 @@ impl Session {
                 });
             }
             if transport::is_transient_status(status) {
-                return Err(Failure::Status {
-                    status,
-                    detail: error_detail(&mut response),
-                });
+                let retry_after = self::header(&response, "retry-after");
+                let detail = error_detail(&mut response);
+                return Err(Failure::answered(status, detail, retry_after.as_deref()));
             }
             return Ok(response);
         }
@@ -321,17 +325,6 @@ impl Session {
 
     fn url(&self, path: &str) -> String {
         format!("{}/v2/{}/{path}", self.origin, self.repository.name)
-    }
-
-    /// An upload `Location`: absolute, or relative to the registry.
-    fn absolute(&self, location: &str) -> String {
-        if location.starts_with("https://") || location.starts_with("http://") {
-            location.to_owned()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.origin)
-        } else {
-            format!("{}/{location}", self.origin)
-        }
     }
 
     fn failed(&self, action: &'static str, failure: Failure) -> Error {
@@ -861,7 +854,7 @@ impl Session {
         match expect(&mut response, &[201, 202])? {
             201 if mount.is_some() => Ok(Upload::Mounted),
             _ => header(&response, "location")
-                .map(|location| Upload::At(self.absolute(&location)))
+                .map(|location| Upload::At(resolve_location(&url, &location)))
                 .ok_or_else(|| Failure::Refused("it started an upload without a location".into())),
         }
     }
@@ -891,7 +884,7 @@ impl Session {
         })?;
         expect(&mut response, &[202, 204])?;
         let location = header(&response, "location")
-            .map(|l| self.absolute(&l))
+            .map(|l| resolve_location(location, &l))
             .unwrap_or_else(|| location.to_owned());
         let separator = if location.contains('?') { '&' } else { '?' };
         let close = format!("{location}{separator}digest={}", blob.digest);
@@ -994,6 +987,40 @@ fn plain_token_server(server: &str, registry: &str, plain_http_allowed: bool) ->
     plain_http_allowed && (loopback || server == registry)
 }
 
+/// A `Location` header's URL, resolved against the URL of the request it answered, as RFC 3986
+/// (section 5.2) resolves a reference: absolute, network-path (`//host/…`), absolute-path
+/// (`/v2/…`), query-only (`?state=…`) or relative to the request's directory (`uuid?state=…`).
+/// Dot segments are left as they are: no registry sends them.
+fn resolve_location(request: &str, location: &str) -> String {
+    let scheme_end = request.find("://").map_or(0, |i| i + 3);
+    let origin_end = request[scheme_end..]
+        .find('/')
+        .map_or(request.len(), |i| scheme_end + i);
+    let path = request.split(['?', '#']).next().unwrap_or(request);
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
+        location.to_owned()
+    } else if location.starts_with("//") {
+        format!("{}{location}", &request[..scheme_end.saturating_sub(2)])
+    } else if location.starts_with('/') {
+        format!("{}{location}", &request[..origin_end])
+    } else if location.starts_with('?') || location.is_empty() {
+        format!("{path}{location}")
+    } else {
+        let directory = &path[..path
+            .rfind('/')
+            .map_or(path.len(), |i| i + 1)
+            .max(origin_end)];
+        let separator = if directory.ends_with('/') { "" } else { "/" };
+        format!("{directory}{separator}{location}")
+    }
+}
+
 /// Whether `url` is on `origin` (`https://host[:port]`): the same scheme, host and port, the
 /// default port written or not.
 fn same_origin(url: &str, origin: &str) -> bool {
@@ -1013,6 +1040,16 @@ fn redirected_challenge(response: &Response<Body>) -> Failure {
          and are not sent there",
         response.get_uri().host().unwrap_or_default()
     ))
+}
+
+/// Whether a plain HTTP probe's `failure` shows a registry speaking plain HTTP, busy: it answered
+/// 429 or 5xx, or stalled. (A TLS server asked in plain HTTP answers 400, or hangs up, at once.)
+fn speaks_plain_http(failure: &Failure) -> bool {
+    match failure {
+        Failure::Status { status, .. } => transport::is_transient_status(*status),
+        Failure::RetryAfter { .. } | Failure::Transport(ureq::Error::Timeout(_)) => true,
+        _ => false,
+    }
 }
 
 /// A failure of the TLS handshake (a certificate not trusted, or not TLS at all), as opposed to
@@ -1206,6 +1243,37 @@ mod tests {
         ] {
             assert_eq!(parse_content_range(wrong), None, "{wrong}");
         }
+    }
+
+    #[test]
+    fn a_location_is_resolved_against_the_request_it_answers() {
+        let patch = "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=1";
+        for (location, resolved) in [
+            (
+                "uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "/v2/app/blobs/uploads/uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            ("//cdn.example/up/1", "http://cdn.example/up/1"),
+            ("https://cdn.example/up/1", "https://cdn.example/up/1"),
+        ] {
+            assert_eq!(resolve_location(patch, location), resolved, "{location}");
+        }
+        assert_eq!(
+            resolve_location("https://reg.example/v2/app/blobs/uploads/", "uuid"),
+            "https://reg.example/v2/app/blobs/uploads/uuid"
+        );
+        assert_eq!(
+            resolve_location("https://reg.example", "v2/x"),
+            "https://reg.example/v2/x"
+        );
     }
 
     #[test]
