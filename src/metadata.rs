@@ -33,6 +33,8 @@ pub struct ImageMetadata {
     #[serde(default)]
     pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
+    /// Every file's modification time inside the new layers (default: one fixed time).
+    pub layer_mtime: Option<LayerMtime>,
     pub author: Option<String>,
     pub comment: Option<String>,
     #[serde(default)]
@@ -231,6 +233,17 @@ pub enum CompressionSpec {
     Zstd,
     /// Plain tar
     None,
+}
+
+/// `layer-mtime`: what every file's modification time inside the new layers is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerMtime {
+    /// 1970-01-01T00:00:01Z, whatever `SOURCE_DATE_EPOCH` says: a layer whose files did not
+    /// change keeps its digest from release to release.
+    Fixed,
+    /// `SOURCE_DATE_EPOCH`, as the image's `created`: every release changes every layer.
+    SourceDateEpoch,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

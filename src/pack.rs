@@ -104,6 +104,7 @@ pub fn image_request(
         author: plan.author.clone(),
         comment: plan.comment.clone(),
         created,
+        mtime: plan.mtime,
         annotations: plan.annotations.clone(),
         compression: plan.compression,
     })

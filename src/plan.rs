@@ -16,7 +16,7 @@ use oci_pack::timestamp::Timestamp;
 use crate::cargo_build::Builder;
 use crate::metadata::{
     BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
-    Loaded, Mode,
+    LayerMtime, Loaded, Mode,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
@@ -111,6 +111,8 @@ pub struct ImagePlan {
     pub comment: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub compression: Compression,
+    /// Every file's modification time inside the new layers (`layer-mtime`).
+    pub mtime: Timestamp,
 }
 
 /// One `files` entry: what is copied, where to, and what every entry it stages gets.
@@ -709,6 +711,10 @@ fn resolve_image(
         author,
         comment: metadata.comment,
         compression,
+        mtime: match metadata.layer_mtime.unwrap_or(LayerMtime::Fixed) {
+            LayerMtime::Fixed => oci_pack::layer::FIXED_MTIME,
+            LayerMtime::SourceDateEpoch => created,
+        },
     })
 }
 
@@ -1091,6 +1097,38 @@ mod tests {
             "1970-01-01T00:00:00Z"
         );
         assert_eq!(plan.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn layer_mtime_is_fixed_unless_asked_to_follow_source_date_epoch() {
+        let resolve = |metadata: serde_json::Value| {
+            let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string());
+            let overrides = Overrides::default();
+            let (package, host) = (package(), "x86_64-unknown-linux-gnu");
+            resolve(
+                &metadata?.remove(0),
+                &package,
+                Timestamp(1_700_000_000),
+                &overrides,
+                host,
+            )
+            .map(|mut plan| plan.images.remove(0).mtime)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(resolve(json!({})), Ok(oci_pack::layer::FIXED_MTIME));
+        assert_eq!(resolve(json!({"layer-mtime": "fixed"})), Ok(Timestamp(1)));
+        assert_eq!(
+            resolve(json!({"layer-mtime": "source-date-epoch"})),
+            Ok(Timestamp(1_700_000_000))
+        );
+        let error = resolve(json!({"layer-mtime": "now"})).unwrap_err();
+        assert!(
+            error.contains(
+                "`package.metadata.oci.layer-mtime`: unknown variant `now`, expected \
+                 `fixed` or `source-date-epoch`"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub const EXECUTABLE_MODE: u32 = 0o755;
 /// Mode of files nobody runs.
 pub const FILE_MODE: u32 = 0o644;
 
+/// The one modification time of every entry of a new layer, whatever the image's date, so a
+/// layer's bytes depend on its contents alone and an unchanged layer keeps its digest from
+/// release to release: 1970-01-01T00:00:01Z. One second past the epoch, as Jib chose, because
+/// Java's `File.lastModified` answers 0 for a file it cannot read, so Spring (and others)
+/// take an mtime of 0 for a missing file.
+pub const FIXED_MTIME: Timestamp = Timestamp(1);
+
 /// Who owns an entry, by number as a layer records it: `0:0` (root) unless chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Owner {
@@ -711,7 +718,7 @@ mod tests {
         let digests = |contents: &LayerContents| -> Vec<String> {
             let layers: Vec<Layer> = [Compression::None, Compression::Gzip, Compression::Zstd]
                 .into_iter()
-                .map(|c| write_layer(&store, contents, c, Timestamp(1_700_000_000)).unwrap())
+                .map(|c| write_layer(&store, contents, c, FIXED_MTIME).unwrap())
                 .collect();
             assert!(layers.iter().all(|l| l.diff_id == layers[0].diff_id));
             layers
@@ -722,9 +729,9 @@ mod tests {
         assert_eq!(
             digests(&sample()),
             [
-                "sha256:fa4941c76a86be7ab0504f6b63b5454b17e0900f8ad7d47b7fc833d1fe1749be",
-                "sha256:4f5cdeec7bf38496143c0c139f10fd547c7e73d96429cc8b3c1a34965cf7830e",
-                "sha256:5c4081f8d95966fdc111dbf5fc625a8b090d8e3c230b20dc65fed95203ddbee8",
+                "sha256:ae030ac209aa1bcef92b166ee2e8cd0dbbd8d9a5cf573a94540e9e733712a9e0",
+                "sha256:40cfb5cb6d2f4fcb542e75907c549c9b7df75ca4ca443c4d0a3cc6b36f1584fb",
+                "sha256:6a2ef58aa216f43f7cb4a90f884b0e619def372847a6e297336d123ab7014d00",
             ]
         );
         // Several chunks: nine gzip members and a tenth, three zstd frames.
@@ -743,9 +750,9 @@ mod tests {
         assert_eq!(
             digests(&large),
             [
-                "sha256:446ec1ffc555291d64ba35f024f93a07d171d9a2e1191d5555a543cadcac92fe",
-                "sha256:79600a7e01f82c1e164b914cda1c0d8775aa77842a11c3a527b52b16680901f6",
-                "sha256:d44ada499b93a041027f1ed794cd1c4ede54902b4bb6e7256f119e15e22d217d",
+                "sha256:86267bc90b8aaf7556ba659151258a43348ebf6100a70d1422128180369e90da",
+                "sha256:586c130ace40757f59239516a43b90e2ff3ccdf7277392daebf66043f6b36370",
+                "sha256:634d07e37f1c866fb918417737d6f116f27b668580135ced349ae9d58b585e7d",
             ]
         );
         // Owners, modes and capabilities chosen: the PAX header is part of the contract.
@@ -769,9 +776,9 @@ mod tests {
         assert_eq!(
             digests(&nonroot),
             [
-                "sha256:3d362019a9be80345877c69a0d1acdbcd0107fbe748a1d96bcda46de7af278db",
-                "sha256:b7cbdb0f807d4bf86550829a95b6481faed4cba20e804d0d02728887200e1eb4",
-                "sha256:2c3b74978b19bfebd0c78fd19e5b006f44bda2759eb8ee9b0752e548f1fb4576",
+                "sha256:2bbbf42bb58e73bac37186e30f1cde98122d65672f222dc49e080a3672ccdb78",
+                "sha256:05f0c1772264f6ca4fd74a39594c943d21ff0e429e2edabe92ef9a060b4bb34a",
+                "sha256:6cd74ade816655371430b13c036a575f29b9b0528ec0228626c28e449acb73cb",
             ]
         );
     }

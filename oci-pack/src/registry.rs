@@ -2,7 +2,8 @@
 //! what a base image needs into a content-addressed cache, several layers at a time, each
 //! streamed through its digest check; and pushing a layout: every blob the registry lacks, then
 //! the manifests by digest, then the tags last, so a failure never leaves a tag pointing at
-//! something incomplete.
+//! something incomplete. What is there already is asked with `HEAD`, never fetched or sent
+//! again: a tag's manifest in the cache, a blob, manifest or tag the registry has.
 //!
 //! Everything a registry sends is bounded: a stalled or crawling connection is given up (see
 //! [`Limits`]), a blob may not exceed its descriptor's size, a manifest its 4 MiB, redirects
@@ -35,9 +36,9 @@ use crate::reference::{RemoteImage, Repository};
 use crate::source::RegistryFetch;
 use crate::store::BlobStore;
 
-/// How many layers of a base are fetched at once: enough to fill a link that one connection
-/// does not, few enough not to look like an attack to a registry.
-pub const PARALLEL_FETCHES: usize = 3;
+/// How many layers of a base are fetched at once (and blobs pushed): enough to fill a link that
+/// one connection does not, few enough not to look like an attack to a registry.
+pub const PARALLEL_FETCHES: usize = transport::PARALLEL_TRANSFERS;
 
 /// One place a registry image may be pulled from: a mirror, or the repository the image names
 /// (or where the caller's configuration moved it).
@@ -153,14 +154,7 @@ impl RegistryAccess {
 
     /// A manifest or index already in the cache, described from its own bytes.
     fn cached_manifest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
-        let Ok(metadata) = std::fs::metadata(self.cache.blob_path(digest)) else {
-            return Ok(None);
-        };
-        let mut descriptor = Descriptor::new("", *digest, metadata.len());
-        // Verified (and bounded) like any read: a cache entry that does not match is not trusted.
-        let bytes = self.cache.read(&descriptor)?;
-        descriptor.media_type = session::media_type_of(&bytes).unwrap_or_default();
-        Ok(Some(descriptor))
+        session::stored_manifest(&self.cache, digest)
     }
 
     /// `image` resolved by the registry (or, offline, by what the cache recorded).
@@ -250,7 +244,7 @@ impl RegistryFetch for RegistryAccess {
         if self.offline {
             return Ok(Vec::new());
         }
-        self.on_endpoints(image, |session| session.referrers(subject))
+        self.on_endpoints(image, |session| session.referrers(subject, &self.cache))
     }
 }
 

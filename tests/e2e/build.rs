@@ -171,12 +171,30 @@ fn the_same_crate_in_two_places_gives_the_same_digests() {
     assert_eq!(config_a, config_b);
 }
 
+/// `SOURCE_DATE_EPOCH` dates the config, its history and the annotation; the layers' files are
+/// at one fixed time, so two releases of the same files share their layers' digests.
 #[test]
-fn source_date_epoch_dates_config_history_annotation_and_files() {
+fn source_date_epoch_dates_config_history_and_annotation_not_files() {
     let fixture = Fixture::copy("hello");
-    let output = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "1700000000")]);
-    crate::support::assert_success(&output, "cargo oci build");
-    let (manifest, config) = manifest_and_config(&fixture.layout());
+    let build_at = |epoch: &str| {
+        let output = fixture.build_with_env(&["--quiet"], &[("SOURCE_DATE_EPOCH", epoch)]);
+        crate::support::assert_success(&output, "cargo oci build");
+        manifest_and_config(&fixture.layout())
+    };
+    let layers = |manifest: &serde_json::Value| -> Vec<String> {
+        let layers = manifest["layers"].as_array().unwrap();
+        layers.iter().map(|l| l["digest"].to_string()).collect()
+    };
+    let mtimes = |manifest: &serde_json::Value| -> Vec<u64> {
+        let digest = manifest["layers"][1]["digest"].as_str().unwrap();
+        let blobs = fixture.layout().join("blobs/sha256");
+        let layer = fs::read(blobs.join(digest.trim_start_matches("sha256:"))).unwrap();
+        let decoder = flate2::read::MultiGzDecoder::new(layer.as_slice());
+        let entries = oci_pack::testing::list_tar(decoder);
+        entries.iter().map(|entry| entry.mtime).collect()
+    };
+
+    let (manifest, config) = build_at("1700000000");
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
     assert!(config["history"]
         .as_array()
@@ -187,18 +205,33 @@ fn source_date_epoch_dates_config_history_annotation_and_files() {
         manifest["annotations"]["org.opencontainers.image.created"],
         "2023-11-14T22:13:20Z"
     );
+    let dates = mtimes(&manifest);
+    assert!(
+        !dates.is_empty() && dates.iter().all(|&mtime| mtime == 1),
+        "{dates:?}"
+    );
+    // A day later: a new config, the same layers (files and binaries).
+    let (later, later_config) = build_at("1700086400");
+    assert_eq!(later_config["created"], "2023-11-15T22:13:20Z");
+    assert_eq!(layers(&later), layers(&manifest));
+    assert_eq!(layers(&manifest).len(), 2);
 
-    let layer_digest = manifest["layers"][1]["digest"].as_str().unwrap();
-    let layer = fs::read(
-        fixture
-            .layout()
-            .join("blobs/sha256")
-            .join(layer_digest.trim_start_matches("sha256:")),
-    )
-    .unwrap();
-    for entry in oci_pack::testing::list_tar(flate2::read::MultiGzDecoder::new(layer.as_slice())) {
-        assert_eq!(entry.mtime, 1_700_000_000, "{}", entry.path);
-    }
+    // `layer-mtime = "source-date-epoch"` dates every file too: the layers follow the date.
+    let text = fs::read_to_string(fixture.path().join("Cargo.toml")).unwrap();
+    let opted_in = text.replace(
+        "[package.metadata.oci]\n",
+        "[package.metadata.oci]\nlayer-mtime = \"source-date-epoch\"\n",
+    );
+    fs::write(fixture.path().join("Cargo.toml"), opted_in).unwrap();
+    let (dated, _) = build_at("1700000000");
+    let dates = mtimes(&dated);
+    assert!(
+        dates.iter().all(|&mtime| mtime == 1_700_000_000),
+        "{dates:?}"
+    );
+    let (dated_later, _) = build_at("1700086400");
+    let (a, b) = (layers(&dated), layers(&dated_later));
+    assert!(a[0] != b[0] && a[1] != b[1], "{a:?} {b:?}");
 
     let bad = fixture.build_with_env(&[], &[("SOURCE_DATE_EPOCH", "yesterday")]);
     assert!(!bad.status.success());

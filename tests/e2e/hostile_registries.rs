@@ -290,6 +290,19 @@ fn a_redirect_target_asking_for_credentials_gets_none() {
     );
 }
 
+/// A registry that names no digest when a manifest is asked with `HEAD`: the manifest is
+/// fetched, every build.
+#[test]
+fn a_registry_naming_no_digest_on_head_is_asked_with_get() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::NoDigestOnHead) else {
+        return;
+    };
+    for build in ["first", "second"] {
+        let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+        assert_success(&output, &format!("the {build} build"));
+    }
+}
+
 /// A tag that moves during a build (a release pushed meanwhile) is resolved once: both
 /// platforms of the index are built on the same base index, the one the tag named first.
 #[test]

@@ -204,7 +204,8 @@ fn verify_rebuilds_and_finds_the_same_digests() {
     let created = "  created  \"2023-11-14T22:13:20Z\" → \"1970-01-01T00:00:00Z\" \
                    (was SOURCE_DATE_EPOCH the same?)\n";
     assert!(stdout.contains(created), "{stdout}");
-    assert!(stdout.contains("mtime 1700000000 → 0"), "{stdout}");
+    // The layers do not depend on the date: their files are at one fixed time.
+    assert!(!stdout.contains("mtime"), "{stdout}");
 }
 
 /// Code a build script generates is included from OUT_DIR, under the target directory, and

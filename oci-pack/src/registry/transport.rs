@@ -35,6 +35,10 @@ impl Default for Limits {
     }
 }
 
+/// How many blobs move at once, pulled or pushed: enough to fill a link that one connection
+/// does not, few enough not to look like an attack to a registry.
+pub(super) const PARALLEL_TRANSFERS: usize = 3;
+
 /// Redirects followed for one request (a blob is often sent from a CDN through one or two).
 pub(super) const MAX_REDIRECTS: u32 = 5;
 

@@ -182,7 +182,7 @@ impl Drop for Registry {
 
 /// A TCP proxy in front of a registry that cuts every connection, mid-transfer, once a number
 /// of bytes has gone through, and refuses new ones until [`CuttingProxy::resume`]: a registry
-/// that goes away in the middle of a push, deterministically.
+/// that goes away in the middle of a push (or a pull), deterministically.
 pub struct CuttingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
@@ -191,6 +191,8 @@ pub struct CuttingProxy {
 
 struct ProxyState {
     open: bool,
+    /// Count what the registry sends (a pull) rather than what it receives (a push).
+    downloads: bool,
     /// After a cut, let connections through again this much later.
     reopen_after: Option<std::time::Duration>,
     cut_after: Option<u64>,
@@ -206,6 +208,7 @@ impl CuttingProxy {
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(ProxyState {
             open: true,
+            downloads: false,
             reopen_after: None,
             cut_after: Some(cut_after),
             forwarded: 0,
@@ -230,11 +233,14 @@ impl CuttingProxy {
                 guard
                     .streams
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                drop(guard);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let counting = shared.clone();
-                std::thread::spawn(move || Self::pump(client, server, Some(counting)));
-                std::thread::spawn(move || Self::pump(s2, c2, None));
+                let (up, down) = match guard.downloads {
+                    false => (Some(shared.clone()), None),
+                    true => (None, Some(shared.clone())),
+                };
+                drop(guard);
+                std::thread::spawn(move || Self::pump(client, server, up));
+                std::thread::spawn(move || Self::pump(s2, c2, down));
             }
         });
         CuttingProxy { host, state }
@@ -289,6 +295,23 @@ impl CuttingProxy {
         let proxy = CuttingProxy::start(upstream, cut_after);
         proxy.state.lock().unwrap().reopen_after = Some(pause);
         proxy
+    }
+
+    /// Like [`CuttingProxy::start_transient`], counting what the registry sends: a pull cut
+    /// in the middle of a blob.
+    pub fn start_transient_download(
+        upstream: &str,
+        cut_after: u64,
+        pause: std::time::Duration,
+    ) -> CuttingProxy {
+        let proxy = CuttingProxy::start_transient(upstream, cut_after, pause);
+        proxy.state.lock().unwrap().downloads = true;
+        proxy
+    }
+
+    /// The bytes counted so far, the cut connection's included.
+    pub fn forwarded(&self) -> u64 {
+        self.state.lock().unwrap().forwarded
     }
 
     /// Lets connections through again, with no further cut.
@@ -546,12 +569,15 @@ impl TestAuthority {
     }
 }
 
-/// A TCP proxy in front of a registry that records every `Authorization` header the registry
-/// receives through it: proof of where credentials went.
+/// A TCP proxy in front of a registry that records every request the registry receives through
+/// it (proof of where credentials went, and of what was asked), and how many connections were
+/// open at once.
 pub struct RecordingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
     sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Connections open now, and the most open at once.
+    connections: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
 }
 
 impl RecordingProxy {
@@ -561,13 +587,20 @@ impl RecordingProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let sent = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new((0, 0)));
         let upstream = upstream.to_owned();
-        let recording = sent.clone();
+        let (recording, counting) = (sent.clone(), connections.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = std::net::TcpStream::connect(&upstream) else {
                     continue;
                 };
+                let counting = counting.clone();
+                {
+                    let mut open = counting.lock().unwrap();
+                    open.0 += 1;
+                    open.1 = open.1.max(open.0);
+                }
                 let (mut client_in, mut server_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (mut server_in, mut client_out) = (server, client);
@@ -580,6 +613,7 @@ impl RecordingProxy {
                             break;
                         }
                     }
+                    counting.lock().unwrap().0 -= 1;
                     let _ = server_out.shutdown(std::net::Shutdown::Write);
                 });
                 std::thread::spawn(move || {
@@ -588,7 +622,16 @@ impl RecordingProxy {
                 });
             }
         });
-        RecordingProxy { host, sent }
+        RecordingProxy {
+            host,
+            sent,
+            connections,
+        }
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_connections(&self) -> usize {
+        self.connections.lock().unwrap().1
     }
 
     /// The `Authorization` headers of every request so far.
@@ -599,6 +642,23 @@ impl RecordingProxy {
             .filter_map(|line| line.split_once(':'))
             .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
             .map(|(_, value)| value.trim().to_owned())
+            .collect()
+    }
+
+    /// The request line (`METHOD PATH`) of every request so far, in order. A request may
+    /// follow a body on the same connection with no line break between them.
+    pub fn request_lines(&self) -> Vec<String> {
+        const METHODS: [&str; 6] = ["GET /", "HEAD /", "PUT /", "POST /", "PATCH /", "DELETE /"];
+        let sent = self.sent.lock().unwrap();
+        let text = String::from_utf8_lossy(&sent);
+        let mut pieces: Vec<&str> = text.split(" HTTP/1.1\r\n").collect();
+        pieces.pop(); // what follows the last request line
+        pieces
+            .iter()
+            .filter_map(|piece| {
+                let start = METHODS.iter().filter_map(|m| piece.rfind(m)).max()?;
+                Some(piece[start..].to_owned())
+            })
             .collect()
     }
 
@@ -641,6 +701,8 @@ pub enum Misbehaviour {
     TrickleHeaders,
     /// Answers the manifest with a 404 whose body comes a byte a second.
     TrickleErrorBody,
+    /// Answers `HEAD` of a manifest without `Docker-Content-Digest`, as some registries do.
+    NoDigestOnHead,
     /// Still starting: answers `GET /v2/` 503 with `Retry-After: 1` the first two times. It
     /// answers a TLS handshake as Go's plain HTTP servers (distribution's among them) do, with
     /// a 400 in plain HTTP.
@@ -752,13 +814,16 @@ impl Answer<'_> {
         use Misbehaviour as M;
         let mut stream = self.stream;
         let head = |status: &str, headers: &str| format!("HTTP/1.1 {status}\r\n{headers}");
+        // The answer to a `HEAD` has the headers of a `GET`'s, and no body.
+        let head_only = request.method == "HEAD";
         let send = |status: &str, headers: &str, body: &[u8]| {
             let mut stream = self.stream;
             let head = head(
                 status,
                 &format!("{headers}content-length: {}\r\n\r\n", body.len()),
             );
-            stream.write_all(head.as_bytes()).is_ok() && stream.write_all(body).is_ok()
+            stream.write_all(head.as_bytes()).is_ok()
+                && (head_only || stream.write_all(body).is_ok())
         };
         let challenge = format!(
             "www-authenticate: Bearer realm=\"http://{}/token\",service=test\r\n",
@@ -835,6 +900,22 @@ impl Answer<'_> {
             _ => {}
         }
         let digest_of = |path: &str| path.rsplit('/').next().unwrap_or_default().to_owned();
+        if head_only && request.path.starts_with("/v2/base/manifests/") {
+            // The misbehaviours of manifests are those of `GET`.
+            let digest = self.manifest["digest"].as_str().unwrap();
+            let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+            let named = match misbehaviour {
+                M::TrickleErrorBody => return send("404 Not Found", "", b""),
+                M::NoDigestOnHead => String::new(),
+                _ => format!("docker-content-digest: {digest}\r\n"),
+            };
+            let media = self.manifest["mediaType"].as_str().unwrap();
+            return send(
+                "200 OK",
+                &format!("{named}content-type: {media}\r\n"),
+                &bytes,
+            );
+        }
         if request.path.starts_with("/v2/base/manifests/") {
             let digest = self.manifest["digest"].as_str().unwrap();
             let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
