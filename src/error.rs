@@ -54,34 +54,18 @@ impl Error {
 
 impl From<anyhow::Error> for Error {
     fn from(inner: anyhow::Error) -> Error {
-        use oci_pack::Error as E;
         let kind = if inner.downcast_ref::<MetadataError>().is_some() {
             ErrorKind::Metadata
         } else if inner.downcast_ref::<BuildFailed>().is_some() {
             ErrorKind::Build
         } else {
-            match inner.downcast_ref::<oci_pack::Error>() {
-                Some(E::Registry { .. } | E::NoEndpoint { .. } | E::OfflineCacheMiss { .. }) => {
-                    ErrorKind::Registry
+            match inner.downcast_ref().map(oci_pack::Error::kind) {
+                Some(oci_pack::ErrorKind::Registry) => ErrorKind::Registry,
+                Some(oci_pack::ErrorKind::Image) => ErrorKind::Base,
+                Some(oci_pack::ErrorKind::Output) => ErrorKind::Output,
+                Some(oci_pack::ErrorKind::Input | oci_pack::ErrorKind::Io) | None => {
+                    ErrorKind::Other
                 }
-                Some(E::RefuseToReplace { .. }) => ErrorKind::Output,
-                Some(
-                    E::NotAnImage { .. }
-                    | E::InvalidSource { .. }
-                    | E::NoMatchingPlatform { .. }
-                    | E::HostileLayerEntry { .. }
-                    | E::InvalidLayerEntry { .. }
-                    | E::HostileArchiveEntry { .. }
-                    | E::ArchiveMissingFile { .. }
-                    | E::BlobMismatch { .. }
-                    | E::MissingBlob(_)
-                    | E::DiffIdMismatch { .. }
-                    | E::LayerCountMismatch { .. }
-                    | E::UnsupportedMediaType { .. }
-                    | E::LayerRead { .. }
-                    | E::MalformedJson { .. },
-                ) => ErrorKind::Base,
-                _ => ErrorKind::Other,
             }
         };
         Error { kind, inner }
