@@ -359,7 +359,10 @@ fn resolve_named(
             [] => tags(set.tags.as_deref(), name, package)?,
             given => tags(Some(given), name, package).map_err(|error| {
                 // `tags[i]`: the error is about the i-th `--tag`.
-                let i = (error.path.below.iter())
+                let i = error
+                    .path
+                    .below
+                    .iter()
                     .find_map(|segment| match segment {
                         Segment::Index(i) => Some(*i),
                         Segment::Key(_) => None,
