@@ -14,6 +14,7 @@ use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::Builder;
+use crate::error::{KeyPath, Segment, Table};
 use crate::metadata::{
     BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
     LayerMtime, Loaded, Mode,
@@ -214,9 +215,16 @@ const DEFAULT_TAG: &str = "{name}:{version}";
 /// and for any number of layers.
 const MAX_ANNOTATION_BYTES: usize = 1 << 20;
 
-fn key_error(key: &str, message: impl Into<String>) -> KeyError {
+/// `keys` of the package's table, which [`resolve`] moves under the image's own table when the
+/// package has several.
+fn at(keys: &[&str]) -> KeyPath {
+    keys.iter()
+        .fold(KeyPath::new(Table::Package), |path, key| path.key(*key))
+}
+
+fn key_error(path: KeyPath, message: impl Into<String>) -> KeyError {
     KeyError {
-        path: format!("{PREFIX}.{key}"),
+        path,
         message: message.into(),
     }
 }
@@ -231,13 +239,12 @@ pub fn resolve(
     host: &str,
 ) -> Result<BuildPlan, PlanError> {
     resolve_named(metadata, package, created, overrides, host).map_err(|error| match error {
-        PlanError::Key(KeyError { path, message }) => PlanError::Key(KeyError {
-            path: match (&metadata.name, path.strip_prefix(PREFIX)) {
-                (Some(name), Some(rest)) => format!("{PREFIX}.images.{name}{rest}"),
-                _ => path,
-            },
-            message,
-        }),
+        PlanError::Key(mut error) => {
+            if let Some(name) = &metadata.name {
+                error.path.table = Table::Image(name.clone());
+            }
+            PlanError::Key(error)
+        }
         other => other,
     })
 }
@@ -259,7 +266,7 @@ fn resolve_named(
         _ if from_base.is_some() => vec![None],
         ([], None | Some(Targets::Base)) => vec![None],
         ([], Some(Targets::List(targets))) if targets.is_empty() => {
-            return Err(key_error("targets", "the list is empty").into())
+            return Err(key_error(at(&["targets"]), "the list is empty").into())
         }
         ([], Some(Targets::List(targets))) => targets.iter().cloned().map(Some).collect(),
         (cli, _) => cli.iter().cloned().map(Some).collect(),
@@ -299,7 +306,7 @@ fn resolve_named(
                 Builder::Cargo | Builder::Auditable => Builder::Auditable,
                 other => {
                     return Err(key_error(
-                        "auditable",
+                        at(&["auditable"]),
                         format!(
                             "`cargo auditable build` is the builder of an auditable image, \
                              and `builder` is {}; build with cargo, or leave out `auditable`",
@@ -321,7 +328,7 @@ fn resolve_named(
     formats.dedup();
     if formats.is_empty() {
         return Err(key_error(
-            "formats",
+            at(&["formats"]),
             "at least one output format is needed: \"oci\", \"oci-archive\" or \"docker\"",
         )
         .into());
@@ -339,7 +346,7 @@ fn resolve_named(
         Some(template) => {
             let repository = template.replace("{name}", name);
             oci_pack::reference::Repository::parse(&repository)
-                .map_err(|e| key_error("repository", e.to_string()))?;
+                .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
             Some(repository)
         }
         None => None,
@@ -353,12 +360,15 @@ fn resolve_named(
         tags: match overrides.tags.as_slice() {
             [] => tags(set.tags.as_deref(), name, package)?,
             given => tags(Some(given), name, package).map_err(|error| {
-                let i: usize = error
+                // `tags[i]`: the error is about the i-th `--tag`.
+                let i = error
                     .path
-                    .split(['[', ']'])
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse()
+                    .below
+                    .iter()
+                    .find_map(|segment| match segment {
+                        Segment::Index(i) => Some(*i),
+                        Segment::Key(_) => None,
+                    })
                     .unwrap_or(0);
                 PlanError::Tag {
                     tag: given[i].clone(),
@@ -401,7 +411,7 @@ fn docker_cannot_hold_zstd(
         let message = format!(
             "a Docker archive cannot hold the zstd layers `{compression_key}` asks for: {why}"
         );
-        return key_error("formats", message).into();
+        return key_error(at(&["formats"]), message).into();
     }
     let format = match overrides.formats.is_empty() {
         true => format!("`{PREFIX}.formats`"),
@@ -430,13 +440,13 @@ fn tags(
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
         // The default's error names the key to set, not one the user never wrote.
         let (key, what) = match templates {
-            Some(_) => (format!("tags[{i}]"), String::new()),
+            Some(_) => (at(&["tags"]).index(i), String::new()),
             None => (
-                "tags".to_owned(),
+                at(&["tags"]),
                 format!("none is set, and the default `{DEFAULT_TAG}` fails: "),
             ),
         };
-        let key_error = |message: String| key_error(&key, format!("{what}{message}"));
+        let key_error = |message: String| key_error(key.clone(), format!("{what}{message}"));
         let mut tag = template
             .replace("{name}", name)
             .replace("{package}", &package.name)
@@ -486,7 +496,7 @@ fn tags(
     }
     if tags.is_empty() {
         return Err(key_error(
-            "tags",
+            at(&["tags"]),
             "at least one tag is needed to name the image",
         ));
     }
@@ -511,12 +521,12 @@ fn check_annotations(key: &str, annotations: &BTreeMap<String, String>) -> Resul
         return Ok(());
     }
     let name = largest.0;
-    let path = match name.contains(['.', '"', ' ']) || name.is_empty() {
-        true => format!("{key}.{}", crate::rustflags::toml_string(name)),
-        false => format!("{key}.{name}"),
+    let name = match name.contains(['.', '"', ' ']) || name.is_empty() {
+        true => crate::rustflags::toml_string(name),
+        false => name.clone(),
     };
     Err(key_error(
-        &path,
+        at(&[key]).key(name),
         format!(
             "{total} bytes of annotations (this one {}), more than the {} MiB a table of them \
              may hold: a registry takes a manifest of 4 MiB at most",
@@ -546,7 +556,7 @@ fn resolve_image(
             "zigbuild" => Builder::Zigbuild,
             other => {
                 return Err(key_error(
-                    "builder",
+                    at(&["builder"]),
                     format!(
                         "`{other}` is not a builder: \
                          use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"
@@ -555,7 +565,7 @@ fn resolve_image(
             }
         },
         Some(BuilderSpec::Command(command)) if command.is_empty() => {
-            return Err(key_error("builder", "the command is empty"))
+            return Err(key_error(at(&["builder"]), "the command is empty"))
         }
         Some(BuilderSpec::Command(command)) => {
             // A relative program path is the package's, like every other path in the metadata.
@@ -567,17 +577,17 @@ fn resolve_image(
         }
     };
     let base = ImageSource::parse(metadata.base.as_deref().unwrap_or("scratch"), &package.dir)
-        .map_err(|e| key_error("base", e.to_string()))?;
+        .map_err(|e| key_error(at(&["base"]), e.to_string()))?;
     let mut remove = Vec::new();
     for (i, path) in metadata.remove.iter().enumerate() {
-        let key = format!("remove[{i}]");
+        let key = || at(&["remove"]).index(i);
         if base == ImageSource::Scratch {
             return Err(key_error(
-                &key,
+                key(),
                 "there is nothing to remove from the `scratch` base",
             ));
         }
-        image_path(path).map_err(|e| key_error(&key, e.to_string()))?;
+        image_path(path).map_err(|e| key_error(key(), e.to_string()))?;
         remove.push(path.clone());
     }
 
@@ -585,7 +595,7 @@ fn resolve_image(
         Some(bins) => {
             if let Some(missing) = bins.iter().find(|b| !package.bin_targets.contains(b)) {
                 return Err(key_error(
-                    "bins",
+                    at(&["bins"]),
                     format!(
                         "`{missing}` is not a binary of package `{}` (it has: {})",
                         package.name,
@@ -600,7 +610,7 @@ fn resolve_image(
             Some(name) if package.bin_targets.iter().any(|b| b == name) => vec![name.to_owned()],
             Some(name) => {
                 return Err(key_error(
-                    "bins",
+                    at(&["bins"]),
                     format!(
                         "`{name}` is not a binary of package `{}` (it has: {}); \
                          say which go in this image with `bins`",
@@ -615,21 +625,22 @@ fn resolve_image(
     let bin_dir = metadata
         .bin_dir
         .unwrap_or_else(|| DEFAULT_BIN_DIR.to_owned());
-    image_path(&bin_dir).map_err(|e| key_error("bin-dir", e.to_string()))?;
+    image_path(&bin_dir).map_err(|e| key_error(at(&["bin-dir"]), e.to_string()))?;
     let bin_dir = bin_dir.trim_end_matches('/').to_owned();
 
     let mut files = Vec::new();
     for (i, file) in metadata.files.iter().enumerate() {
+        let file_key = || at(&["files"]).index(i);
         let source = oci_pack::path::lexically_normal(&package.dir.join(&file.src));
         if std::fs::symlink_metadata(&source).is_err() {
             return Err(key_error(
-                &format!("files[{i}]"),
+                file_key(),
                 format!("`src` `{}` does not exist", source.display()),
             ));
         }
         if !file.allow_outside && !inside(&package.dir, &source) {
             return Err(key_error(
-                &format!("files[{i}]"),
+                file_key(),
                 format!(
                     "`src` `{}` is outside the package; what goes in an image comes from the \
                      package unless `allow-outside = true` says otherwise",
@@ -648,9 +659,9 @@ fn resolve_image(
             ),
             None => file.dest.clone(),
         };
-        image_path(&dest).map_err(|e| key_error(&format!("files[{i}]"), format!("`dest`: {e}")))?;
+        image_path(&dest).map_err(|e| key_error(file_key(), format!("`dest`: {e}")))?;
         let attributes = file_attributes(file, &source)
-            .map_err(|(key, message)| key_error(&format!("files[{i}].{key}"), message))?;
+            .map_err(|(key, message)| key_error(file_key().key(key), message))?;
         files.push(FilePlan {
             source,
             dest,
@@ -660,7 +671,7 @@ fn resolve_image(
 
     if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
         return Err(key_error(
-            "bins",
+            at(&["bins"]),
             format!(
                 "nothing to pack: package `{}` has no binaries and no `files` are listed",
                 package.name
@@ -753,23 +764,23 @@ fn file_attributes(file: &FileSpec, source: &Path) -> Result<Attributes, (&'stat
 fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
     let mut dirs: Vec<DirPlan> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let key = |field: &str| format!("dirs[{i}]{field}");
-        let path = image_path(&spec.path).map_err(|e| key_error(&key(".path"), e.to_string()))?;
+        let key = |field: &str| at(&["dirs"]).index(i).key(field);
+        let path = image_path(&spec.path).map_err(|e| key_error(key("path"), e.to_string()))?;
         if dirs
             .iter()
             .any(|d| image_path(&d.path).ok().as_ref() == Some(&path))
         {
             return Err(key_error(
-                &key(".path"),
+                key("path"),
                 format!("`{}` is listed twice", spec.path),
             ));
         }
         let owner = match &spec.owner {
-            Some(text) => owner(text).map_err(|e| key_error(&key(".owner"), e))?,
+            Some(text) => owner(text).map_err(|e| key_error(key("owner"), e))?,
             None => Owner::ROOT,
         };
         let mode = match &spec.mode {
-            Some(mode) => values::mode(&mode.0).map_err(|e| key_error(&key(".mode"), e))?,
+            Some(mode) => values::mode(&mode.0).map_err(|e| key_error(key("mode"), e))?,
             None => oci_pack::layer::EXECUTABLE_MODE,
         };
         dirs.push(DirPlan {
@@ -784,11 +795,11 @@ fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
 /// `capabilities`, for `bins`: a name the kernel does not know, or capabilities for no binary,
 /// is an error.
 fn capabilities(names: Option<&[String]>, bins: &[String]) -> Result<Capabilities, KeyError> {
-    let capabilities =
-        Capabilities::parse(names.unwrap_or_default()).map_err(|e| key_error("capabilities", e))?;
+    let capabilities = Capabilities::parse(names.unwrap_or_default())
+        .map_err(|e| key_error(at(&["capabilities"]), e))?;
     if !capabilities.is_empty() && bins.is_empty() {
         return Err(key_error(
-            "capabilities",
+            at(&["capabilities"]),
             "capabilities are given to the image's binaries, and it has none",
         ));
     }
@@ -830,7 +841,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
             let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
             if value.is_empty() || !value.chars().all(name) {
                 return Err(key_error(
-                    key,
+                    at(&[key]),
                     format!("`{value}` is not a platform name like \"linux\" or \"arm64\""),
                 ));
             }
@@ -846,7 +857,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
         ),
         (None, _, _) => {
             return Err(key_error(
-                &format!("target.{triple}"),
+                at(&["target", triple]),
                 format!(
                     "no container platform is known for the target `{triple}`; \
                      set `os` and `architecture` in this table"
@@ -871,7 +882,7 @@ pub(crate) fn config_changes(
         None => {}
         Some(EnvSpec::Table(table)) => {
             for (name, value) in table {
-                values::env_name(name).map_err(|e| key_error("config.env", e))?;
+                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
                 env.push((name.clone(), value.clone()));
             }
         }
@@ -879,11 +890,12 @@ pub(crate) fn config_changes(
             for (i, entry) in list.iter().enumerate() {
                 let (name, value) = entry.split_once('=').ok_or_else(|| {
                     key_error(
-                        &format!("config.env[{i}]"),
+                        at(&["config", "env"]).index(i),
                         format!("`{entry}` is not of the form NAME=value"),
                     )
                 })?;
-                values::env_name(name).map_err(|e| key_error(&format!("config.env[{i}]"), e))?;
+                values::env_name(name)
+                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
                 env.push((name.to_owned(), value.to_owned()));
             }
         }
@@ -894,27 +906,27 @@ pub(crate) fn config_changes(
         let text = port.to_string();
         exposed_ports.extend(
             values::exposed_ports(&text)
-                .map_err(|e| key_error(&format!("config.exposed-ports[{i}]"), e))?,
+                .map_err(|e| key_error(at(&["config", "exposed-ports"]).index(i), e))?,
         );
     }
 
     for (i, volume) in spec.volumes.iter().enumerate() {
         image_path(volume)
-            .map_err(|e| key_error(&format!("config.volumes[{i}]"), e.to_string()))?;
+            .map_err(|e| key_error(at(&["config", "volumes"]).index(i), e.to_string()))?;
     }
     if let Some(dir) = &spec.working_dir {
         if !dir.starts_with('/') {
             return Err(key_error(
-                "config.working-dir",
+                at(&["config", "working-dir"]),
                 format!("`{dir}` must be an absolute path"),
             ));
         }
     }
     if let Some(signal) = &spec.stop_signal {
-        values::stop_signal(signal).map_err(|e| key_error("config.stop-signal", e))?;
+        values::stop_signal(signal).map_err(|e| key_error(at(&["config", "stop-signal"]), e))?;
     }
     if let Some(user) = &spec.user {
-        values::user(user).map_err(|e| key_error("config.user", e))?;
+        values::user(user).map_err(|e| key_error(at(&["config", "user"]), e))?;
     }
     for (key, value, least) in [
         ("memory", spec.memory, 0),
@@ -928,7 +940,7 @@ pub(crate) fn config_changes(
                 "it is bytes, or -1 for unlimited".to_owned()
             };
             return Err(key_error(
-                &format!("config.{key}"),
+                at(&["config", key]),
                 format!("`{}`: {meaning}", value.unwrap_or_default()),
             ));
         }
@@ -942,7 +954,7 @@ pub(crate) fn config_changes(
                 Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
                 _ => {
                     return Err(key_error(
-                        "config.healthcheck.test",
+                        at(&["config", "healthcheck", "test"]),
                         "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
                          or [\"NONE\"]",
                     ))
@@ -953,7 +965,7 @@ pub(crate) fn config_changes(
                     .as_deref()
                     .map(values::duration_ns)
                     .transpose()
-                    .map_err(|e| key_error(&format!("config.healthcheck.{key}"), e))
+                    .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
             };
             Some(Healthcheck {
                 test: check.test.clone(),

@@ -104,7 +104,7 @@ pub use cache::BuildCache;
 pub use config::{ConfigChanges, ContainerConfig, ImageConfig};
 pub use descriptor::Descriptor;
 pub use digest::Digest;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use image::{build_image, join_index, BuiltImage, ImageRequest, NewLayer};
 pub use index::ImageIndex;
 pub use layer::{Compression, LayerContents, FIXED_MTIME};

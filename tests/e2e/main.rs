@@ -13,6 +13,7 @@ mod command_line;
 mod compression;
 mod credentials;
 mod cross;
+mod errors;
 mod first_hour;
 mod hostile;
 mod hostile_registries;
