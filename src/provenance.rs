@@ -22,8 +22,8 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// SLSA provenance, version 1.
 pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
 
-/// What our provenance's `externalParameters` and `resolvedDependencies` mean, as the README's
-/// "Provenance" section documents them; a new meaning gets a new version.
+/// What our provenance's `externalParameters` and `resolvedDependencies` mean, as
+/// `docs/explanation/security.md` documents them; a new meaning gets a new version.
 pub const BUILD_TYPE: &str = "urn:cargo-oci:build-type:cargo-oci-build:v1";
 
 /// The builder of a build that no recognised CI ran: someone's own machine, which makes no

@@ -22,8 +22,9 @@ fn index_tags(fixture: &Fixture) -> Vec<String> {
         .collect()
 }
 
-/// `[build] rustflags = ["-C", "target-feature=+crt-static"]`, as the README says, on a crate
-/// with a proc-macro and a build script: they are built for the host, and the binary static.
+/// `[build] rustflags = ["-C", "target-feature=+crt-static"]`, the static linking the first-image
+/// guide asks of a `scratch` image, on a crate with a proc-macro and a build script: they are
+/// built for the host, and the binary static.
 #[test]
 fn a_crate_with_a_proc_macro_and_a_build_script_links_statically() {
     let fixture = Fixture::copy("macros");
