@@ -128,6 +128,50 @@ impl Build {
         self
     }
 
+    /// `--bin`: only the images that pack this binary (each whole: an image that packs
+    /// others too is an error); repeatable.
+    pub fn bin(mut self, name: impl Into<String>) -> Build {
+        self.args.cargo.bins.push(name.into());
+        self
+    }
+
+    /// `--jobs`: cargo's number of parallel jobs.
+    pub fn jobs(mut self, jobs: u32) -> Build {
+        self.args.cargo.jobs = Some(jobs.to_string());
+        self
+    }
+
+    /// `--config`: a cargo configuration value, `KEY=VALUE` or a file's path, for every cargo
+    /// run of the build; repeatable.
+    pub fn config(mut self, setting: impl Into<String>) -> Build {
+        self.args.cargo.workspace.config.push(setting.into());
+        self
+    }
+
+    /// `-Z`: an unstable (nightly-only) flag for every cargo run; repeatable.
+    pub fn unstable_flag(mut self, flag: impl Into<String>) -> Build {
+        self.args.cargo.workspace.unstable_flags.push(flag.into());
+        self
+    }
+
+    /// `--timings`: cargo's report of how long each crate took to build.
+    pub fn timings(mut self) -> Build {
+        self.args.cargo.timings = Some(String::new());
+        self
+    }
+
+    /// `--keep-going`: build as many crates as possible before failing.
+    pub fn keep_going(mut self) -> Build {
+        self.args.cargo.keep_going = true;
+        self
+    }
+
+    /// `--ignore-rust-version`: build even with a toolchain older than a `rust-version`.
+    pub fn ignore_rust_version(mut self) -> Build {
+        self.args.cargo.ignore_rust_version = true;
+        self
+    }
+
     /// `--format`: an output to write, replacing the metadata's `formats`; repeatable.
     pub fn format(mut self, format: Format) -> Build {
         self.args.formats.push(format);
@@ -244,8 +288,6 @@ impl Build {
                 *path = dir.join(&*path);
             }
         }
-        args.quiet = self.verbosity == Verbosity::Quiet;
-        args.verbose = self.verbosity == Verbosity::Verbose;
         if let Some(format) = self.report {
             args.message_format = format;
         }

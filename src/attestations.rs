@@ -22,6 +22,7 @@ use crate::provenance::SLSA_PROVENANCE;
 use crate::registries::Registries;
 use crate::shell::Shell;
 use crate::signing::{Envelope, PublicKey, Unverified};
+use crate::text::escape_controls;
 
 /// What `verify --key` was asked.
 #[derive(Debug)]
@@ -107,6 +108,7 @@ pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
     match request.format {
         MessageFormat::Json => {
             let message = serde_json::json!({
+                "reason": crate::outputs::reason::ATTESTATIONS_VERIFIED,
                 "image": source.to_string(),
                 "key": key_id,
                 "verified": verified,
@@ -127,7 +129,7 @@ pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
                         stdout,
                         "{}: not verified: {}",
                         verdict.platform,
-                        verdict.problems.join("; ")
+                        escape_controls(&verdict.problems.join("; "))
                     )?,
                 }
             }

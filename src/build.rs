@@ -15,7 +15,7 @@ use oci_pack::output::OutputLock;
 use oci_pack::reference::Repository;
 use oci_pack::source::{ImageSource, ParentImage};
 
-use crate::cargo_build::{self, BuildRequest, CargoOptions, Verbosity, Wanted};
+use crate::cargo_build::{self, BuildRequest, CargoOptions, Wanted};
 use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
@@ -102,12 +102,6 @@ pub struct BuildArgs {
     /// scratch target directory to the real one with them)
     #[arg(skip)]
     pub extra_rustflags: Vec<String>,
-    /// Print nothing but the results and errors
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also print each layer and manifest as it is written
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// What a build made of one image: what it reports, and what running it needs.
@@ -126,28 +120,75 @@ pub struct Finished {
     pub runs_here: bool,
 }
 
-pub fn exec(args: BuildArgs) -> Result<()> {
-    let shell = Shell::new(args.verbosity());
-    let finished = build(&args, &shell, true)?;
+pub fn exec(args: BuildArgs, shell: &Shell) -> Result<()> {
+    let finished = build(&args, shell, true)?;
     if let [only] = finished.as_slice() {
         // The package the user named, named again in the commands suggested.
         let package = match args.cargo.workspace.packages.as_slice() {
             [one] => format!(" -p {one}"),
             _ => String::new(),
         };
-        next_steps(only, &package, args.load, &shell);
+        next_steps(only, &package, args.load, shell);
     }
     Ok(())
 }
 
-impl BuildArgs {
-    pub fn verbosity(&self) -> Verbosity {
-        match (self.quiet, self.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (_, true) => Verbosity::Verbose,
-            _ => Verbosity::Normal,
+/// `--bin`: the images that pack the binaries named, each whole. What an image packs is what
+/// its metadata says, so an image that packs a binary not named is refused rather than cut
+/// down (one image name would otherwise mean two different images); an image that packs none
+/// of them is left out.
+fn select_bins(
+    plans: Vec<BuildPlan>,
+    named: &[String],
+    packages: &BTreeMap<String, &cargo_metadata::Package>,
+    shell: &Shell,
+) -> Result<Vec<BuildPlan>> {
+    let packed = |plan: &BuildPlan| -> std::collections::BTreeSet<String> {
+        plan.images
+            .iter()
+            .flat_map(|i| i.bins.iter().cloned())
+            .collect()
+    };
+    if let Some(missing) = named
+        .iter()
+        .find(|bin| !plans.iter().any(|plan| packed(plan).contains(*bin)))
+    {
+        let all: std::collections::BTreeSet<String> = plans.iter().flat_map(packed).collect();
+        let all: Vec<String> = all.into_iter().map(|bin| format!("`{bin}`")).collect();
+        bail!(
+            "`--bin {missing}`: no chosen image packs a binary `{missing}` (they pack: {})",
+            match all.is_empty() {
+                true => "none".to_owned(),
+                false => all.join(", "),
+            }
+        );
+    }
+    let mut chosen = Vec::new();
+    for plan in plans {
+        let (wanted, others): (Vec<String>, Vec<String>) = packed(&plan)
+            .into_iter()
+            .partition(|bin| named.contains(bin));
+        match (wanted.as_slice(), others.as_slice()) {
+            ([], _) => shell.detail(
+                "Skipping",
+                format_args!("{} (it packs no binary `--bin` names)", plan.name),
+            ),
+            (_, []) => chosen.push(plan),
+            ([first, ..], others) => bail!(
+                "`--bin {first}` chooses the image `{}`, which also packs {}; `--bin` chooses \
+                 whole images: name each of its binaries, or give `{first}` an image of its \
+                 own (`images.{first}`)\n  --> {}",
+                plan.name,
+                others
+                    .iter()
+                    .map(|bin| format!("`{bin}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                packages[&plan.package].manifest_path
+            ),
         }
     }
+    Ok(chosen)
 }
 
 /// How to run what was just built, for someone who has not done it before: with the image's
@@ -156,10 +197,11 @@ fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &S
     let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
         return;
     };
+    // A base's range (`1-65535/tcp`) is no port to publish.
     let ports: String = image
         .exposed_ports
         .iter()
-        .map(|port| format!(" -p {}:{}", port.split('/').next().unwrap_or(port), port))
+        .filter_map(|port| Some(format!(" -p {}:{port}", crate::values::single_port(port)?)))
         .collect();
     let engine = loaded
         .or_else(Loader::installed)
@@ -190,7 +232,6 @@ fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &S
 /// `report`: one stdout line per output.
 pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finished>> {
     let started = Instant::now();
-    let verbosity = args.verbosity();
     let shell = shell.clone();
 
     let created = workspace::source_date_epoch()?;
@@ -291,6 +332,9 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
         }
         plans = expanded;
+    }
+    if !args.cargo.bins.is_empty() {
+        plans = select_bins(plans, &args.cargo.bins, &packages, &shell)?;
     }
     if plans.is_empty() {
         bail!(
@@ -407,7 +451,6 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             &packages,
             &facts.host,
             &target_dir,
-            verbosity,
             &shell,
         )?)
     };
@@ -633,7 +676,17 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             .collect::<Result<Vec<_>>>()
     });
     if written.is_ok() {
-        // What no build has used for two weeks goes; outputs keep their own links.
+        // What this build used is kept two weeks more; what no build used for two weeks goes,
+        // outputs keeping their own links.
+        for (image, _) in &images {
+            let blobs = image.blobs().into_iter().flatten();
+            cache.mark_used(blobs.map(|blob| blob.digest));
+        }
+        let used_by: Vec<String> = destinations
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        cache.record_use(&used_by.join("\n"));
         match cache.sweep(oci_pack::cache::UNUSED_FOR) {
             Ok(0) => {}
             Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),
@@ -1132,7 +1185,6 @@ fn build_all<'a>(
     packages: &BTreeMap<String, &'a cargo_metadata::Package>,
     host: &'a str,
     target_dir: &std::path::Path,
-    verbosity: Verbosity,
     shell: &Shell,
 ) -> Result<BuiltRuns<'a>> {
     let mut runs: Vec<(RunKey<'a>, Vec<Wanted<'a>>)> = Vec::new();
@@ -1204,7 +1256,8 @@ fn build_all<'a>(
             rustflags,
             own_target_dir: own.as_deref(),
             config: &configs[i],
-            verbosity,
+            verbosity: shell.verbosity(),
+            color: shell.cargo_color(),
         })?;
         built.runs.push((*key, executables));
     }

@@ -38,6 +38,12 @@ pub struct WorkspaceOptions {
     /// Directory for all generated artifacts
     #[arg(long, value_name = "DIRECTORY")]
     pub target_dir: Option<PathBuf>,
+    /// Override a configuration value, as cargo's `--config` (repeatable)
+    #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
+    /// Unstable (nightly-only) flags to Cargo, as cargo's `-Z` (repeatable)
+    #[arg(short = 'Z', value_name = "FLAG")]
+    pub unstable_flags: Vec<String>,
     /// Where cargo, rustc and git run, as if the build were started there: the package it
     /// selects, cargo's `.cargo/config.toml` and rustup's toolchain file depend on it. Set by
     /// the library (`Build::current_dir`); the command line runs where it is started.
@@ -46,9 +52,7 @@ pub struct WorkspaceOptions {
 }
 
 impl WorkspaceOptions {
-    /// `--locked`, `--offline`, `--frozen`: they mean the same to `cargo metadata` and
-    /// `cargo build`.
-    /// `cargo metadata` of this workspace, with the lock flags and `extra` options, run where
+    /// `cargo metadata` of this workspace, with cargo's flags and `extra` options, run where
     /// the build runs.
     pub fn metadata_command(&self, extra: Vec<String>) -> cargo_metadata::MetadataCommand {
         let mut command = cargo_metadata::MetadataCommand::new();
@@ -61,8 +65,12 @@ impl WorkspaceOptions {
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
         }
-        let lock = self.lock_args().into_iter().map(String::from);
-        command.other_options(lock.chain(extra).collect::<Vec<_>>());
+        command.other_options(
+            self.cargo_args()
+                .into_iter()
+                .chain(extra)
+                .collect::<Vec<_>>(),
+        );
         command
     }
 
@@ -74,15 +82,26 @@ impl WorkspaceOptions {
         }
     }
 
-    pub fn lock_args(&self) -> Vec<&'static str> {
-        [
+    /// `--locked`, `--offline`, `--frozen`, `--config`, `-Z`: they mean the same to every
+    /// cargo command, so each cargo run is given them.
+    pub fn cargo_args(&self) -> Vec<String> {
+        let locks = [
             (self.locked, "--locked"),
             (self.offline, "--offline"),
             (self.frozen, "--frozen"),
-        ]
-        .into_iter()
-        .filter_map(|(on, flag)| on.then_some(flag))
-        .collect()
+        ];
+        let mut args: Vec<String> = locks
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, flag)| flag.to_owned())
+            .collect();
+        for setting in &self.config {
+            args.extend(["--config".to_owned(), setting.clone()]);
+        }
+        for flag in &self.unstable_flags {
+            args.extend(["-Z".to_owned(), flag.clone()]);
+        }
+        args
     }
 }
 
@@ -110,6 +129,31 @@ pub struct CargoOptions {
     /// else the host)
     #[arg(long = "target", value_name = "TRIPLE")]
     pub targets: Vec<String>,
+    /// Only the images that pack this binary, and only its binaries built (repeatable); an
+    /// image that packs others too is an error
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
+    /// Every binary of the chosen images (the default)
+    #[arg(long = "bins", conflicts_with = "bins")]
+    pub all_bins: bool,
+    /// Number of parallel jobs, as cargo's `--jobs`
+    #[arg(short = 'j', long, value_name = "N", allow_negative_numbers = true)]
+    pub jobs: Option<String>,
+    /// Cargo's report of how long each crate took to build
+    #[arg(
+        long,
+        value_name = "FMTS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub timings: Option<String>,
+    /// Build as many crates as possible rather than stopping at the first failure
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Build even with a toolchain older than a package's `rust-version`
+    #[arg(long)]
+    pub ignore_rust_version: bool,
 }
 
 impl CargoOptions {
@@ -125,6 +169,28 @@ impl CargoOptions {
         }
         if self.no_default_features {
             args.push("--no-default-features".to_owned());
+        }
+        args
+    }
+
+    /// `-j`, `--timings`, `--keep-going`, `--ignore-rust-version`: for the build alone.
+    pub fn build_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(jobs) = &self.jobs {
+            args.extend(["--jobs".to_owned(), jobs.clone()]);
+        }
+        match self.timings.as_deref() {
+            None => {}
+            Some("") => args.push("--timings".to_owned()),
+            Some(formats) => args.push(format!("--timings={formats}")),
+        }
+        for (on, flag) in [
+            (self.keep_going, "--keep-going"),
+            (self.ignore_rust_version, "--ignore-rust-version"),
+        ] {
+            if on {
+                args.push(flag.to_owned());
+            }
         }
         args
     }
@@ -210,6 +276,8 @@ pub struct BuildRequest<'a> {
     /// `--config` settings for this run (the linker chosen for its target).
     pub config: &'a [String],
     pub verbosity: Verbosity,
+    /// `--color`, when the user gave it.
+    pub color: Option<&'a str>,
 }
 
 /// Each executable built, by package name and binary name.
@@ -226,11 +294,18 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         own_target_dir,
         config,
         verbosity,
+        color,
     } = *request;
     let mut command = builder.command();
     command.arg("--message-format=json-render-diagnostics");
     for setting in config {
         command.args(["--config", setting]);
+    }
+    // The user's own cargo flags after ours, so their `--config` wins.
+    command.args(options.workspace.cargo_args());
+    command.args(options.build_args());
+    if let Some(color) = color {
+        command.args(["--color", color]);
     }
     if !rustflags.is_empty() {
         let (dir, cargo_home) = config_places(&options.workspace)?;
@@ -250,7 +325,6 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     if let Some(path) = &options.workspace.manifest_path {
         command.arg("--manifest-path").arg(path);
     }
-    command.args(options.workspace.lock_args());
     command.args(["--profile", profile(options)]);
     command.args(["--target", target]);
     let bins: std::collections::BTreeSet<&String> = wanted.iter().flat_map(|w| &w.bins).collect();
@@ -265,6 +339,7 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         Verbosity::Quiet => command.arg("--quiet"),
         Verbosity::Normal => &mut command,
         Verbosity::Verbose => command.arg("--verbose"),
+        Verbosity::VeryVerbose => command.arg("-vv"),
     };
     options.workspace.run_here(&mut command);
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -386,8 +461,8 @@ fn profile(options: &CargoOptions) -> &str {
     options.profile.as_deref().unwrap_or("release")
 }
 
-/// How much is said on stderr (cargo's own messages included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much is said on stderr (cargo's own messages included), least first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
     /// Nothing but errors (cargo's `--quiet`).
     Quiet,
@@ -396,6 +471,8 @@ pub enum Verbosity {
     Normal,
     /// Also each layer and manifest as it is written (cargo's `--verbose`).
     Verbose,
+    /// As `Verbose`, and cargo's `-vv` (build scripts' output too).
+    VeryVerbose,
 }
 
 #[cfg(test)]

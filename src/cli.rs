@@ -1,10 +1,12 @@
-//! The command line: `cargo oci build|run|push|index|inspect|verify`, parsed with clap, each
-//! subcommand run, and an error printed with its causes and turned into the exit code.
+//! The command line: `cargo oci build|run|push|index|inspect|verify`, parsed with clap, the
+//! options every subcommand shares (`-v`, `-q`, `--color`, `-V`), each subcommand run, and an
+//! error printed with its causes and turned into cargo's exit code.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
+use crate::shell::{Shell, ShellOptions};
 use crate::{build, credentials, index, init, inspect, push, run, signing, verify};
 
 /// Cargo runs us as `cargo-oci oci build …`.
@@ -16,10 +18,15 @@ enum Cli {
 
 /// Build OCI and Docker images of Rust crates, described in Cargo.toml
 #[derive(Debug, clap::Args)]
-#[command(version)]
+#[command(disable_version_flag = true)]
 struct Oci {
+    /// Print version info and exit (with -v, the commit it was built from, as `cargo -vV`)
+    #[arg(short = 'V', long)]
+    version: bool,
+    #[command(flatten)]
+    shell: ShellOptions,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +47,10 @@ enum Command {
     Verify(verify::VerifyArgs),
 }
 
+/// cargo's exit code for an error; `1` is a check that was made and failed (`verify`), or a
+/// command line that cannot be parsed.
+const ERROR: u8 = 101;
+
 /// What `cargo-oci`'s `main` does: parse the arguments, run the subcommand, report.
 pub fn main() -> ExitCode {
     // Before any thread or child process exists.
@@ -50,26 +61,73 @@ pub fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a != "oci") {
         args.insert(1, "oci".into());
     }
-    let Cli::Oci(oci) = Cli::parse_from(args);
-    let result = match oci.command {
-        Command::Init(args) => init::exec(args),
-        Command::Build(args) => build::exec(args),
-        Command::Run(args) => run::exec(args),
-        Command::Push(args) => push::exec(args),
-        Command::Index(args) => index::exec(args),
-        Command::Inspect(args) => inspect::exec(args),
-        Command::Verify(args) => verify::exec(args),
+    let oci = match Cli::try_parse_from(args) {
+        Ok(Cli::Oci(oci)) => oci,
+        // Help is not an error; a wrong argument is a usage error, 1 as for cargo.
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::from(error.use_stderr()));
+        }
+    };
+    let shell = match oci.shell.shell() {
+        Ok(shell) => shell,
+        Err(error) => {
+            Shell::new(crate::cargo_build::Verbosity::Normal).error(&error);
+            return ExitCode::from(ERROR);
+        }
+    };
+    if oci.version {
+        print_version(shell.verbosity() >= crate::cargo_build::Verbosity::Verbose);
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = oci.command else {
+        let mut command = Cli::command();
+        command.build();
+        let oci = command.find_subcommand_mut("oci").expect("declared above");
+        let _ = oci.print_help();
+        return ExitCode::from(1);
+    };
+    let result = match command {
+        Command::Init(args) => init::exec(args, &shell),
+        Command::Build(args) => build::exec(args, &shell),
+        Command::Run(args) => run::exec(args, &shell),
+        Command::Push(args) => push::exec(args, &shell),
+        Command::Index(args) => index::exec(args, &shell),
+        Command::Inspect(args) => inspect::exec(args, &shell),
+        Command::Verify(args) => verify::exec(args, &shell),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // Checked, and found wanting: 1, apart from a check that could not be made.
-        Err(error) if error.is::<crate::error::NotVerified>() => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(1)
-        }
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            shell.error(&error);
+            // Checked, and found wanting: 1, apart from a check that could not be made.
+            match error.is::<crate::error::NotVerified>() {
+                true => ExitCode::from(1),
+                false => ExitCode::from(ERROR),
+            }
         }
     }
+}
+
+/// `cargo-oci 0.1.0 (1d36623 2026-12-05)`; with `-v`, each fact on its own line, as
+/// `cargo -vV` prints them. The commit is the git checkout's it was built from, if any.
+fn print_version(verbose: bool) {
+    use std::io::Write as _;
+    let release = env!("CARGO_PKG_VERSION");
+    let commit = option_env!("CARGO_OCI_COMMIT_HASH").zip(option_env!("CARGO_OCI_COMMIT_DATE"));
+    let mut text = match commit {
+        Some((hash, date)) => format!(
+            "cargo-oci {release} ({} {date})\n",
+            &hash[..hash.len().min(9)]
+        ),
+        None => format!("cargo-oci {release}\n"),
+    };
+    if verbose {
+        text.push_str(&format!("release: {release}\n"));
+        if let Some((hash, date)) = commit {
+            text.push_str(&format!("commit-hash: {hash}\ncommit-date: {date}\n"));
+        }
+        text.push_str(&format!("host: {}\n", env!("CARGO_OCI_HOST")));
+    }
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }

@@ -30,8 +30,7 @@ pub struct IndexArgs {
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: IndexArgs) -> Result<()> {
-    let shell = Shell::new(crate::cargo_build::Verbosity::Normal);
+pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
     let images = args
         .images
         .iter()

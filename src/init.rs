@@ -44,9 +44,6 @@ pub struct InitArgs {
     /// joining them under the release tag
     #[arg(long, value_enum, value_name = "CI")]
     pub ci: Option<Ci>,
-    /// Do not print what was done
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// Where a release pipeline runs.
@@ -68,12 +65,7 @@ impl Ci {
     }
 }
 
-pub fn exec(args: InitArgs) -> Result<()> {
-    let shell = Shell::new(if args.quiet {
-        crate::cargo_build::Verbosity::Quiet
-    } else {
-        crate::cargo_build::Verbosity::Normal
-    });
+pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
     let options = WorkspaceOptions {
         manifest_path: args.manifest_path.clone(),
         ..WorkspaceOptions::default()
@@ -110,7 +102,7 @@ pub fn exec(args: InitArgs) -> Result<()> {
                         metadata.workspace_root.join("Cargo.toml")
                     ),
                 );
-                return finish(&args, &metadata, &shell, true);
+                return finish(&args, &metadata, shell, true);
             }
             Table {
                 manifest: package.manifest_path.clone().into_std_path_buf(),
@@ -127,8 +119,8 @@ pub fn exec(args: InitArgs) -> Result<()> {
             bins: Vec::new(),
         },
     };
-    let image = table.add(&args.base, rustflags, &shell)?;
-    finish(&args, &metadata, &shell, image)
+    let image = table.add(&args.base, rustflags, shell)?;
+    finish(&args, &metadata, shell, image)
 }
 
 /// What follows the image's table: the xtask, the pipeline, and the next step.
@@ -136,7 +128,7 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
     if args.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
-    let says_next = !args.quiet && image;
+    let says_next = shell.verbosity() != crate::cargo_build::Verbosity::Quiet && image;
     // The workspace read once more, only when something needs it: the table just written may
     // have made every member an image.
     let images = match args.ci.is_some() || says_next {
@@ -214,8 +206,9 @@ impl Table<'_> {
     /// Appends the table unless the manifest has one; whether the crate now makes images.
     fn add(&self, base: &str, rustflags: bool, shell: &Shell) -> Result<bool> {
         let shown = self.manifest.display();
-        let text = fs::read_to_string(&self.manifest)
-            .with_context(|| format!("failed to read {shown}"))?;
+        let manifest = manifest(&self.manifest);
+        let text =
+            fs::read_to_string(&manifest).with_context(|| format!("failed to read {shown}"))?;
         let document: DocumentMut = text
             .parse()
             .with_context(|| format!("{shown} is not valid TOML"))?;
@@ -248,6 +241,11 @@ impl Table<'_> {
             let bins: Vec<String> = self.bins.iter().map(|bin| toml_string(bin)).collect();
             table.push_str(&format!("bins = [{}]\n", bins.join(", ")));
         }
+        table.push_str(
+            "# What the user may write, and a port below 1024 it may listen on:\n\
+             # dirs = [{ path = \"/data\", owner = \"65532:65532\", mode = \"0750\" }]\n\
+             # capabilities = [\"CAP_NET_BIND_SERVICE\"]\n",
+        );
         table.push_str(&format!(
             "tags = [\"{{name}}:{{version}}\", \"{{name}}:latest\"]\n\n\
              [{}.config]\n\
@@ -260,7 +258,7 @@ impl Table<'_> {
         } else {
             "\n"
         };
-        let updated = format!("{text}{separator}{table}");
+        let updated = same_line_ends(&text, format!("{text}{separator}{table}"));
         // What cannot take a table (an inline `metadata = { … }`) is refused, not broken.
         if let Err(error) = updated.parse::<DocumentMut>() {
             bail!(
@@ -269,7 +267,7 @@ impl Table<'_> {
                 error.to_string().trim()
             );
         }
-        write_file(&self.manifest, &updated)?;
+        write_file(&manifest, &updated)?;
         shell.status("Adding", format_args!("`[{}]` to {shown}", self.header));
         Ok(true)
     }
@@ -302,8 +300,8 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
             ));
             XTASK_MANIFEST.to_owned()
         };
-        write_file(&dir.join("Cargo.toml"), &manifest)?;
-        write_file(&dir.join("src/main.rs"), XTASK_MAIN)?;
+        write_file(&inside(root, &dir.join("Cargo.toml"))?, &manifest)?;
+        write_file(&inside(root, &dir.join("src/main.rs"))?, XTASK_MAIN)?;
         shell.status("Creating", format_args!("{}", dir.display()));
     }
     add_member(root, shell)?;
@@ -338,7 +336,7 @@ fn add_pipeline(ci: Ci, metadata: &Metadata, images: &[String], shell: &Shell) -
         shell.status("Unchanged", format_args!("{} exists", path.display()));
         return Ok(());
     }
-    write_file(&path, text)?;
+    write_file(&inside(root, &path)?, text)?;
     shell.status("Creating", path.display());
     shell.warn(format_args!(
         "set `CARGO_OCI_GIT` in {} to the repository cargo oci is installed from",
@@ -359,7 +357,8 @@ fn add_pipeline(ci: Ci, metadata: &Metadata, images: &[String], shell: &Shell) -
 fn add_member(root: &Path, shell: &Shell) -> Result<()> {
     let manifest = root.join("Cargo.toml");
     let shown = manifest.display();
-    let text = fs::read_to_string(&manifest).with_context(|| format!("failed to read {shown}"))?;
+    let resolved = self::manifest(&manifest);
+    let text = fs::read_to_string(&resolved).with_context(|| format!("failed to read {shown}"))?;
     let mut document: DocumentMut = text
         .parse()
         .with_context(|| format!("{shown} is not valid TOML"))?;
@@ -377,16 +376,24 @@ fn add_member(root: &Path, shell: &Shell) -> Result<()> {
         return Ok(());
     }
     members.push("xtask");
-    write_file(&manifest, &document.to_string())?;
+    write_file(&resolved, &same_line_ends(&text, document.to_string()))?;
     shell.status("Adding", format_args!("`xtask` to the members in {shown}"));
     Ok(())
 }
 
-/// `[alias] xtask = "run --package xtask --"` in the workspace's `.cargo/config.toml`.
+/// `[alias] xtask = "run --package xtask --"` in the workspace's cargo configuration: the
+/// `.cargo/config.toml` cargo reads, or the legacy `.cargo/config` where only that exists
+/// (cargo ignores a `config.toml` written beside it, and warns of the two).
 fn add_alias(root: &Path, shell: &Shell) -> Result<()> {
-    let config = root.join(".cargo/config.toml");
+    let dir = root.join(".cargo");
+    let exists = |path: &Path| fs::symlink_metadata(path).is_ok();
+    let config = match !exists(&dir.join("config.toml")) && exists(&dir.join("config")) {
+        true => dir.join("config"),
+        false => dir.join("config.toml"),
+    };
     let shown = config.display();
-    let text = match fs::read_to_string(&config) {
+    let resolved = inside(root, &config)?;
+    let text = match fs::read_to_string(&resolved) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => return Err(error).with_context(|| format!("failed to read {shown}")),
@@ -403,30 +410,75 @@ fn add_alias(root: &Path, shell: &Shell) -> Result<()> {
         return Ok(());
     }
     aliases.insert("xtask", toml_edit::value("run --package xtask --"));
-    write_file(&config, &document.to_string())?;
+    write_file(&resolved, &same_line_ends(&text, document.to_string()))?;
     shell.status("Adding", format_args!("the `cargo xtask` alias to {shown}"));
     Ok(())
 }
 
-/// Writes a whole file through a temporary beside it, so an interruption leaves the old one.
-/// The file keeps its permissions; a new one gets the umask's.
+/// A manifest cargo read, links followed wherever they lead, as cargo follows them: a linked
+/// manifest is updated, and stays a link.
+fn manifest(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Writes a whole file at `path` (its links resolved) through a temporary beside it, so an
+/// interruption leaves the old one. The temporary has a random name and is created anew
+/// (`O_EXCL`, which no link satisfies): no name a repository could plant a link at is ever
+/// written through. The file keeps its permissions; a new one gets the umask's.
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    // A link is followed: the file it names is updated, and the link stays a link.
-    let resolved = fs::canonicalize(path).ok();
-    let path = resolved.as_deref().unwrap_or(path);
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().expect("a file path has a parent");
-    let name = path
-        .file_name()
-        .expect("a file path has a name")
-        .to_string_lossy();
-    let temporary = dir.join(format!(".{name}.cargo-oci-init"));
+    let name = path.file_name().expect("a file path has a name");
     let write = || -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
-        fs::write(&temporary, text)?;
+        let mut temporary = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".cargo-oci-init")
+            .permissions(fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?;
+        temporary.write_all(text.as_bytes())?;
         if let Ok(old) = fs::metadata(path) {
-            fs::set_permissions(&temporary, old.permissions())?;
+            temporary.as_file().set_permissions(old.permissions())?;
         }
-        fs::rename(&temporary, path)
+        temporary.persist(path).map_err(|error| error.error)?;
+        Ok(())
     };
     write().with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// `path`, a file init adds to the repository at `root`, with the links on the way resolved,
+/// each of which must stay in the repository: a `.github/workflows` linking elsewhere is
+/// refused, named.
+fn inside(root: &Path, path: &Path) -> Result<PathBuf> {
+    let relative = path.strip_prefix(root).expect("a path in the repository");
+    let canonical_root =
+        fs::canonicalize(root).with_context(|| format!("failed to read `{}`", root.display()))?;
+    let mut resolved = canonical_root.clone();
+    let mut shown = root.to_path_buf();
+    for part in relative.components() {
+        resolved.push(part);
+        shown.push(part);
+        let is_link = fs::symlink_metadata(&resolved).is_ok_and(|m| m.is_symlink());
+        if !is_link {
+            continue;
+        }
+        match fs::canonicalize(&resolved) {
+            Ok(target) if target.starts_with(&canonical_root) => resolved = target,
+            _ => bail!(
+                "`{}` is a symbolic link out of `{}`: refusing to write through it",
+                shown.display(),
+                root.display()
+            ),
+        }
+    }
+    Ok(resolved)
+}
+
+/// `edited` with the line ends of `original`: a manifest written with CRLF keeps them.
+fn same_line_ends(original: &str, edited: String) -> String {
+    match original.contains("\r\n") {
+        true => edited.replace("\r\n", "\n").replace('\n', "\r\n"),
+        false => edited,
+    }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{BASE_DIGEST, BASE_NAME};
 use oci_pack::cache::BuildCache;
+use oci_pack::capability;
 use oci_pack::config::History;
 use oci_pack::digest::Digest;
 use oci_pack::inspect::{self, Image, PlatformImage, Referrer};
@@ -22,10 +23,11 @@ use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
 use serde::Serialize;
 
-use crate::cargo_build::{Verbosity, WorkspaceOptions};
-use crate::outputs::MessageFormat;
+use crate::cargo_build::WorkspaceOptions;
+use crate::outputs::{reason, Message, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -54,8 +56,7 @@ pub struct InspectArgs {
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: InspectArgs) -> Result<()> {
-    let shell = Shell::new(Verbosity::Normal);
+pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
     let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let (source, cache_dir) = match &args.image {
         Some(text) => {
@@ -93,12 +94,18 @@ pub fn exec(args: InspectArgs) -> Result<()> {
         cache_dir.as_deref(),
         &registries,
         platform.as_ref(),
-        &shell,
+        shell,
     )?;
-    let report = Report::of(&opened.image, args.files, args.largest, &shell)?;
+    let report = Report::of(&opened.image, args.files, args.largest, shell)?;
     let mut stdout = std::io::stdout().lock();
     match args.message_format {
-        MessageFormat::Json => writeln!(stdout, "{}", serde_json::to_string(&report)?)?,
+        MessageFormat::Json => {
+            let message = Message {
+                reason: reason::IMAGE_INSPECTED,
+                body: &report,
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&message)?)?
+        }
         MessageFormat::Human if args.files => write!(stdout, "{}", report.files_human())?,
         MessageFormat::Human => write!(stdout, "{}", report.human())?,
     }
@@ -278,14 +285,20 @@ struct FileReport {
     sha256: Option<Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
+    /// File capabilities as `getcap` shows them: `cap_net_bind_service=ep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<String>,
 }
 
 impl Report {
     fn of(image: &Image, files: bool, largest: bool, shell: &Shell) -> Result<Report> {
+        let mut measured = Measured::default();
         let platforms = image
             .platforms
             .iter()
-            .map(|platform| PlatformReport::of(image, platform, files, largest, shell))
+            .map(|platform| {
+                PlatformReport::of(image, platform, files, largest, shell, &mut measured)
+            })
             .collect::<Result<_>>()?;
         Ok(Report {
             source: image.source.clone(),
@@ -305,6 +318,49 @@ impl Report {
     }
 }
 
+/// Each distinct layer decompressed once, however many times (and by however many platforms)
+/// it is listed: a small manifest listing one large layer thousands of times costs one read.
+#[derive(Default)]
+struct Measured {
+    /// `None`: a layer whose media type cannot be decompressed (warned of once).
+    layers: BTreeMap<Digest, Option<inspect::Uncompressed>>,
+}
+
+impl Measured {
+    /// The uncompressed size and diff_id of layer `i` of `platform`.
+    fn layer(
+        &mut self,
+        image: &Image,
+        platform: &PlatformImage,
+        i: usize,
+        shell: &Shell,
+    ) -> Result<Option<inspect::Uncompressed>> {
+        let layer = &platform.layers[i];
+        if let Some(known) = self.layers.get(&layer.digest) {
+            return Ok(*known);
+        }
+        let measured = match inspect::uncompressed(&image.store, layer) {
+            Ok(measured) => Some(measured),
+            Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
+                shell.warn(format_args!(
+                    "layer {} of {} is `{}`, which cannot be decompressed",
+                    i + 1,
+                    platform.platform,
+                    escape_controls(&media_type)
+                ));
+                None
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("failed to read layer {} of {}", i + 1, platform.platform)
+                })
+            }
+        };
+        self.layers.insert(layer.digest, measured);
+        Ok(measured)
+    }
+}
+
 impl PlatformReport {
     fn of(
         image: &Image,
@@ -312,24 +368,13 @@ impl PlatformReport {
         files: bool,
         largest: bool,
         shell: &Shell,
+        measured: &mut Measured,
     ) -> Result<PlatformReport> {
         let history = platform.layer_history();
         let diff_ids = &platform.config.rootfs.diff_ids;
         let mut layers = Vec::new();
         for (i, layer) in platform.layers.iter().enumerate() {
-            let what = || format!("failed to read layer {} of {}", i + 1, platform.platform);
-            let measured = match inspect::uncompressed(&image.store, layer) {
-                Ok(measured) => Some(measured),
-                Err(oci_pack::Error::UnsupportedMediaType { media_type, .. }) => {
-                    shell.warn(format_args!(
-                        "layer {} of {} is `{media_type}`, which cannot be decompressed",
-                        i + 1,
-                        platform.platform
-                    ));
-                    None
-                }
-                Err(error) => return Err(error).with_context(what),
-            };
+            let measured = measured.layer(image, platform, i, shell)?;
             let diff_id = diff_ids.get(i).copied();
             if let (Some(measured), Some(expected)) = (measured, diff_id) {
                 if measured.diff_id != expected {
@@ -376,6 +421,7 @@ impl PlatformReport {
                         size,
                         sha256,
                         link,
+                        capabilities: node.capability.as_deref().map(capability::describe),
                     }
                 })
                 .collect();
@@ -483,8 +529,12 @@ impl Report {
                     .link
                     .as_ref()
                     .map_or_else(String::new, |l| format!(" -> {l}"));
+                let capabilities = file
+                    .capabilities
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!("  {c}"));
                 out.line(&format!(
-                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}",
+                    "{}  {:<owner_width$}  {:>size_width$}  {}{link}{capabilities}",
                     mode_string(file.kind, &file.mode),
                     owner(file),
                     file.size,
@@ -610,8 +660,11 @@ struct Lines {
 }
 
 impl Lines {
+    /// Every line of the report passes here: what the image says (names, labels, history) is
+    /// shown with its control characters escaped, so it cannot act on the terminal or forge a
+    /// line.
     fn line(&mut self, line: &str) {
-        self.text.push_str(line.trim_end());
+        self.text.push_str(escape_controls(line).trim_end());
         self.text.push('\n');
     }
 

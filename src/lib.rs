@@ -42,6 +42,7 @@ mod rustflags;
 mod sbom;
 mod shell;
 mod signing;
+mod text;
 mod values;
 mod verify;
 mod workspace;

@@ -16,6 +16,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::error::{KeyPath, Table};
+
 /// What one image is: the keys a `target.<triple>` table may override.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -25,9 +27,16 @@ pub struct ImageMetadata {
     pub bin_dir: Option<String>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    /// Empty directories, each with its owner and mode.
+    #[serde(default)]
+    pub dirs: Vec<DirSpec>,
+    /// File capabilities of the image's binaries (`CAP_NET_BIND_SERVICE`, …).
+    pub capabilities: Option<Vec<String>>,
     #[serde(default)]
     pub remove: Vec<String>,
     pub compression: Option<CompressionSpec>,
+    /// Every file's modification time inside the new layers (default: one fixed time).
+    pub layer_mtime: Option<LayerMtime>,
     pub author: Option<String>,
     pub comment: Option<String>,
     #[serde(default)]
@@ -180,6 +189,40 @@ pub struct FileSpec {
     /// `src` may be outside the package (it must be said: `/etc/shadow` is never a typo away).
     #[serde(default, rename = "allow-outside")]
     pub allow_outside: bool,
+    /// `"UID:GID"`, the owner of every entry staged (default `0:0`).
+    pub owner: Option<String>,
+    /// The mode of every file staged, octal (`"0640"`).
+    pub mode: Option<Mode>,
+    /// For a directory `src`: the mode of every directory staged, octal (`"0750"`).
+    #[serde(rename = "dir-mode")]
+    pub dir_mode: Option<Mode>,
+}
+
+/// An empty directory in the image: `{ path = "/data", owner = "65532:65532", mode = "0750" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    pub path: String,
+    /// `"UID:GID"` (default `0:0`).
+    pub owner: Option<String>,
+    /// Octal (default `"0755"`).
+    pub mode: Option<Mode>,
+}
+
+/// A mode as an octal string, `"0640"`: a TOML number would be read as decimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode(pub String);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Mode(text)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a mode as an octal string like \"0640\", found {other} \
+                 (TOML reads a number as decimal)"
+            ))),
+        }
+    }
 }
 
 /// How new layers are compressed, as `compression` and `--compression` name it.
@@ -192,6 +235,17 @@ pub enum CompressionSpec {
     Zstd,
     /// Plain tar
     None,
+}
+
+/// `layer-mtime`: what every file's modification time inside the new layers is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerMtime {
+    /// 1970-01-01T00:00:01Z, whatever `SOURCE_DATE_EPOCH` says: a layer whose files did not
+    /// change keeps its digest from release to release.
+    Fixed,
+    /// `SOURCE_DATE_EPOCH`, as the image's `created`: every release changes every layer.
+    SourceDateEpoch,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -253,10 +307,10 @@ pub struct HealthcheckSpec {
     pub retries: Option<u64>,
 }
 
-/// A metadata table that does not match the schema, with the dotted path of the culprit.
+/// A metadata table that does not match the schema, with the path of the culprit.
 #[derive(Debug)]
 pub struct KeyError {
-    pub path: String,
+    pub path: KeyPath,
     pub message: String,
 }
 
@@ -274,7 +328,7 @@ pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Vec<Lo
     let mut package = package.cloned().unwrap_or(Value::Null);
     if workspace.get(IMAGES).is_some() {
         return Err(KeyError {
-            path: format!("workspace.metadata.oci.{IMAGES}"),
+            path: KeyPath::new(Table::Workspace).key(IMAGES),
             message: "`images` names one package's images; set it in `[package.metadata.oci]`"
                 .into(),
         });
@@ -287,79 +341,83 @@ pub fn load(workspace: Option<&Value>, package: Option<&Value>) -> Result<Vec<Lo
         Some(Value::Object(images)) => Some(images),
         Some(_) => {
             return Err(KeyError {
-                path: format!("package.metadata.oci.{IMAGES}"),
+                path: KeyPath::new(Table::Package).key(IMAGES),
                 message: "expected a table of images, as in `[package.metadata.oci.images.api]`"
                     .into(),
             })
         }
     };
-    split(&workspace, "workspace.metadata.oci")?;
-    split(&package, "package.metadata.oci")?;
+    split(&workspace, &KeyPath::new(Table::Workspace))?;
+    split(&package, &KeyPath::new(Table::Package))?;
     let mut merged = workspace;
     merge(&mut merged, package);
     let Some(images) = images else {
-        return Ok(vec![load_image(merged, None, "package.metadata.oci")?]);
+        return Ok(vec![load_image(
+            merged,
+            None,
+            &KeyPath::new(Table::Package),
+        )?]);
     };
     if images.is_empty() {
         return Err(KeyError {
-            path: format!("package.metadata.oci.{IMAGES}"),
+            path: KeyPath::new(Table::Package).key(IMAGES),
             message: "the table is empty: name at least one image, or remove it".into(),
         });
     }
     let mut loaded = Vec::new();
     for (name, table) in images {
-        let prefix = format!("package.metadata.oci.{IMAGES}.{name}");
+        let at = KeyPath::new(Table::Image(name.clone()));
         if table.get(IMAGES).is_some() {
             return Err(KeyError {
-                path: format!("{prefix}.{IMAGES}"),
+                path: at.key(IMAGES),
                 message: "an image's table cannot hold images of its own".into(),
             });
         }
-        split(&table, &prefix)?;
+        split(&table, &at)?;
         let mut for_image = merged.clone();
         merge(&mut for_image, table);
-        loaded.push(load_image(for_image, Some(name), &prefix)?);
+        loaded.push(load_image(for_image, Some(name), &at)?);
     }
     Ok(loaded)
 }
 
 /// One image from its merged table: set-wide keys, image keys, and each target's.
-fn load_image(table: Value, name: Option<String>, prefix: &str) -> Result<Loaded, KeyError> {
-    let (set, image_keys) = split(&table, prefix)?;
+fn load_image(table: Value, name: Option<String>, at: &KeyPath) -> Result<Loaded, KeyError> {
+    let (set, image_keys) = split(&table, at)?;
     let mut targets = BTreeMap::new();
     for (triple, table) in &set.target {
-        let prefix = format!("{prefix}.target.{triple}");
+        let at = at.clone().key("target").key(triple);
         if let Some(key) = SetMetadata::KEYS.iter().find(|k| table.get(**k).is_some()) {
             return Err(KeyError {
-                path: format!("{prefix}.{key}"),
+                path: at.key(*key),
                 message: format!(
                     "`{key}` describes every image together and cannot be set per target"
                 ),
             });
         }
-        parse::<ImageMetadata>(table.clone(), &prefix)?;
+        parse::<ImageMetadata>(table.clone(), &at)?;
         let mut for_target = image_keys.clone();
         merge(&mut for_target, table.clone());
-        targets.insert(triple.clone(), parse(for_target, &prefix)?);
+        targets.insert(triple.clone(), parse(for_target, &at)?);
     }
     Ok(Loaded {
         table: table.clone(),
         name,
         set,
-        image: parse(image_keys, prefix)?,
+        image: parse(image_keys, at)?,
         targets,
     })
 }
 
 /// Checks a whole table: its set-wide keys, and the rest as image keys. Returns the first parsed
 /// and the second as it is, for merging.
-fn split(value: &Value, prefix: &str) -> Result<(SetMetadata, Value), KeyError> {
+fn split(value: &Value, at: &KeyPath) -> Result<(SetMetadata, Value), KeyError> {
     let table = match value {
         Value::Null => Map::new(),
         Value::Object(table) => table.clone(),
         other => {
             // Let serde say what was expected instead of a table.
-            parse::<ImageMetadata>(other.clone(), prefix)?;
+            parse::<ImageMetadata>(other.clone(), at)?;
             unreachable!("only a table parses as a table")
         }
     };
@@ -369,19 +427,19 @@ fn split(value: &Value, prefix: &str) -> Result<(SetMetadata, Value), KeyError> 
     let image = Value::Object(image);
     // A misspelt set-wide key lands among the image keys: suggest from all.
     let known: Vec<&str> = SetMetadata::KEYS.iter().copied().chain([IMAGES]).collect();
-    parse_with::<ImageMetadata>(image.clone(), prefix, &known)?;
-    Ok((parse(Value::Object(set), prefix)?, image))
+    parse_with::<ImageMetadata>(image.clone(), at, &known)?;
+    Ok((parse(Value::Object(set), at)?, image))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, KeyError> {
-    parse_with(value, prefix, &[])
+fn parse<T: serde::de::DeserializeOwned>(value: Value, at: &KeyPath) -> Result<T, KeyError> {
+    parse_with(value, at, &[])
 }
 
 /// Parses `value`; an unknown key directly in it is compared with serde's known keys and
 /// `also_known` for the "did you mean".
 fn parse_with<T: serde::de::DeserializeOwned>(
     value: Value,
-    prefix: &str,
+    at: &KeyPath,
     also_known: &[&str],
 ) -> Result<T, KeyError> {
     let value = if value.is_null() {
@@ -390,12 +448,17 @@ fn parse_with<T: serde::de::DeserializeOwned>(
         value
     };
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let inner = error.path().to_string();
-        let top_level = !inner.contains(['.', '[']);
-        let path = match inner.as_str() {
-            "." => prefix.to_owned(),
-            inner => format!("{prefix}.{inner}"),
-        };
+        let mut path = at.clone();
+        for segment in error.path().iter() {
+            use serde_path_to_error::Segment as Serde;
+            path = match segment {
+                Serde::Seq { index } => path.index(*index),
+                Serde::Map { key } => path.key(key),
+                Serde::Enum { variant } => path.key(variant),
+                Serde::Unknown => path.key("?"),
+            };
+        }
+        let top_level = error.path().iter().count() == 1;
         let also_known = if top_level { also_known } else { &[] };
         KeyError {
             path,
@@ -595,6 +658,8 @@ mod template_tests {
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
         let metadata = super::load(None, Some(&oci)).unwrap().remove(0).image;
         assert_eq!(metadata.files.len(), 2);
+        assert_eq!(metadata.files[1].mode, Some(super::Mode("0640".into())));
+        assert_eq!(metadata.dirs[0].path, "/data");
         let config = crate::plan::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);
         assert_eq!(

@@ -153,7 +153,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         let path = format.path(to.layout);
         let kind = match format {
             Format::Oci => {
-                if layout_holds(&path, image)? {
+                if layout_holds(&path, image, cache)? {
                     fresh.push(Output {
                         format,
                         path,
@@ -277,8 +277,10 @@ fn stage_file(owner: &Path, path: &Path, bytes: &[u8]) -> Result<tempfile::Named
 }
 
 /// Whether the layout at `path` holds `image` already: the same `index.json`, and every blob
-/// there with its size.
-fn layout_holds(path: &Path, image: &Tagged) -> Result<bool> {
+/// there proven to hold its bytes, hashed or known to the cache as unchanged since it was (a
+/// layout's blobs are the cache's own files, linked, so usually known: the build just checked
+/// them). A blob damaged in the cache is damaged here too, and found so.
+fn layout_holds(path: &Path, image: &Tagged, cache: &BuildCache) -> Result<bool> {
     let Ok(index) = std::fs::read(path.join("index.json")) else {
         return Ok(false);
     };
@@ -287,8 +289,9 @@ fn layout_holds(path: &Path, image: &Tagged) -> Result<bool> {
     }
     let blobs = BlobStore::existing(path);
     Ok(image.blobs()?.iter().all(|blob| {
-        std::fs::symlink_metadata(blobs.blob_path(&blob.digest))
-            .is_ok_and(|m| m.is_file() && m.len() == blob.size)
+        let regular = std::fs::symlink_metadata(blobs.blob_path(&blob.digest))
+            .is_ok_and(|m| m.is_file() && m.len() == blob.size);
+        regular && cache.verify(&blobs, blob).is_ok()
     }))
 }
 
@@ -455,6 +458,35 @@ pub enum MessageFormat {
     Json,
 }
 
+/// The `reason` of each kind of JSON message (`--message-format json`), as each of cargo's
+/// own messages names its kind, so ours can share a stream with cargo's.
+pub mod reason {
+    /// An output written (or fresh): a layout, an archive.
+    pub const IMAGE_BUILT: &str = "image-built";
+    /// An SBOM file written beside the outputs.
+    pub const SBOM_WRITTEN: &str = "sbom-written";
+    /// The image streamed into `docker load` or `podman load`.
+    pub const IMAGE_LOADED: &str = "image-loaded";
+    /// The image (or `cargo oci index`'s index) pushed to a registry.
+    pub const IMAGE_PUSHED: &str = "image-pushed";
+    /// `cargo oci inspect`: an image as it is.
+    pub const IMAGE_INSPECTED: &str = "image-inspected";
+    /// `cargo oci verify`: a rebuild compared with the image.
+    pub const IMAGE_VERIFIED: &str = "image-verified";
+    /// `cargo oci verify --layout`: a layout's integrity.
+    pub const LAYOUT_CHECKED: &str = "layout-checked";
+    /// `cargo oci verify --key`: an image's signed provenance.
+    pub const ATTESTATIONS_VERIFIED: &str = "attestations-verified";
+}
+
+/// A JSON message: its `reason` first, then `body`'s fields in their order.
+#[derive(Debug, serde::Serialize)]
+pub struct Message<'a, T> {
+    pub reason: &'static str,
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
 /// What every output line says about the image.
 #[derive(Debug)]
 pub struct ImageSummary {
@@ -483,10 +515,17 @@ pub fn report(
     let mut stdout = std::io::stdout().lock();
     // Each line names where the image went: a path, a loader, or a registry reference.
     let mut line = |kind: &str, place: (&str, String)| -> std::io::Result<()> {
+        let reason = match kind {
+            "sbom" => reason::SBOM_WRITTEN,
+            "load" => reason::IMAGE_LOADED,
+            "push" => reason::IMAGE_PUSHED,
+            _ => reason::IMAGE_BUILT,
+        };
         match format {
             MessageFormat::Human => writeln!(stdout, "{kind} {} {}", image.digest, place.1),
             MessageFormat::Json => {
                 let mut message = serde_json::json!({
+                    "reason": reason,
                     "format": kind,
                     "image": image.name,
                     "digest": image.digest,

@@ -10,7 +10,7 @@ use oci_pack::cache::BuildCache;
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
-use oci_pack::layer::LayerContents;
+use oci_pack::layer::{Attributes, LayerContents};
 use oci_pack::source::{ImageSource, ParentImage, RegistryFetch};
 use oci_pack::timestamp::Timestamp;
 
@@ -67,13 +67,22 @@ pub fn image_request(
 ) -> Result<ImageRequest> {
     // Static files change less often than binaries, so they go in the lower layer, where a
     // registry that already has it need not receive it again.
+    // Directories first: a `dirs` entry's owner and mode win over a `files` entry under it.
     let mut files = LayerContents::new();
-    for (source, dest) in &plan.files {
-        files.add_path(dest, source)?;
+    for dir in &plan.dirs {
+        files.add_chosen_directory(&dir.path, dir.mode, dir.owner)?;
+    }
+    for file in &plan.files {
+        files.add_path_with(&file.dest, &file.source, &file.attributes)?;
     }
     let mut bins = LayerContents::new();
+    let capable = Attributes {
+        capabilities: plan.capabilities,
+        ..Attributes::default()
+    };
     for name in &plan.bins {
-        bins.add_path(&format!("{}/{name}", plan.bin_dir), &executables[name])?;
+        let dest = format!("{}/{name}", plan.bin_dir);
+        bins.add_path_with(&dest, &executables[name], &capable)?;
     }
     Ok(ImageRequest {
         platform: plan.platform.clone(),
@@ -95,6 +104,7 @@ pub fn image_request(
         author: plan.author.clone(),
         comment: plan.comment.clone(),
         created,
+        mtime: plan.mtime,
         annotations: plan.annotations.clone(),
         compression: plan.compression,
     })
@@ -102,7 +112,10 @@ pub fn image_request(
 
 /// The `created_by` of the first layer, which also carries the whiteouts of `remove`.
 fn first_layer_history(plan: &ImagePlan) -> String {
-    match (plan.files.is_empty(), plan.remove.is_empty()) {
+    match (
+        plan.files.is_empty() && plan.dirs.is_empty(),
+        plan.remove.is_empty(),
+    ) {
         (_, true) => "cargo oci: files".to_owned(),
         (true, false) => format!("cargo oci: remove {}", plan.remove.join(" ")),
         (false, false) => format!("cargo oci: files, remove {}", plan.remove.join(" ")),

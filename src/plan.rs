@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_pack::config::{ConfigChanges, Healthcheck};
-use oci_pack::layer::Compression;
+use oci_pack::layer::{Attributes, Capabilities, Compression, Owner};
 use oci_pack::path::image_path;
 use oci_pack::platform::Platform;
 use oci_pack::reference::Reference;
@@ -14,11 +14,14 @@ use oci_pack::source::ImageSource;
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::Builder;
+use crate::error::{KeyPath, Segment, Table};
 use crate::metadata::{
-    BuilderSpec, CompressionSpec, ElfCheck, EnvSpec, ImageMetadata, KeyError, Loaded,
+    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
+    LayerMtime, Loaded, Mode,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
+use crate::text::without_userinfo;
 use crate::values;
 
 /// What Cargo tells us about the package being packed.
@@ -98,14 +101,43 @@ pub struct ImagePlan {
     pub remove: Vec<String>,
     pub bins: Vec<String>,
     pub bin_dir: String,
-    /// `(source on disk, destination in the image)`.
-    pub files: Vec<(PathBuf, String)>,
+    /// `files`, in order.
+    pub files: Vec<FilePlan>,
+    /// `dirs`, and `/tmp` for a `scratch` image that runs as a user other than root.
+    pub dirs: Vec<DirPlan>,
+    /// `capabilities`: every binary's file capabilities.
+    pub capabilities: Capabilities,
     pub config: ConfigChanges,
     pub author: Option<String>,
     pub comment: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub compression: Compression,
+    /// Every file's modification time inside the new layers (`layer-mtime`).
+    pub mtime: Timestamp,
 }
+
+/// One `files` entry: what is copied, where to, and what every entry it stages gets.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    /// On disk.
+    pub source: PathBuf,
+    /// In the image, absolute.
+    pub dest: String,
+    pub attributes: Attributes,
+}
+
+/// One empty directory of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirPlan {
+    /// In the image, absolute.
+    pub path: String,
+    pub owner: Owner,
+    pub mode: u32,
+}
+
+/// The directory every program may write to (`1777`, as on any Linux system), which a
+/// `scratch` image running as a user other than root gets unless `dirs` names it.
+const TMP: &str = "/tmp";
 
 /// What the command line sets over the metadata.
 #[derive(Debug, Clone, Default)]
@@ -143,6 +175,8 @@ pub enum PlanError {
         second: String,
         platform: String,
     },
+    /// Settings that cannot go together, the command line's among them: each named.
+    Conflict(String),
 }
 
 impl From<KeyError> for PlanError {
@@ -165,6 +199,7 @@ impl std::fmt::Display for PlanError {
                 "targets `{first}` and `{second}` both build {platform}; \
                  an image index holds one image per platform"
             ),
+            PlanError::Conflict(message) => f.write_str(message),
         }
     }
 }
@@ -175,9 +210,21 @@ const PREFIX: &str = "package.metadata.oci";
 const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
 const DEFAULT_TAG: &str = "{name}:{version}";
 
-fn key_error(key: &str, message: impl Into<String>) -> KeyError {
+/// What one table of annotations may hold, keys and values: a registry takes a manifest of
+/// 4 MiB at most, and the provenance repeats the metadata table, so a MiB leaves room for both
+/// and for any number of layers.
+const MAX_ANNOTATION_BYTES: usize = 1 << 20;
+
+/// `keys` of the package's table, which [`resolve`] moves under the image's own table when the
+/// package has several.
+fn at(keys: &[&str]) -> KeyPath {
+    keys.iter()
+        .fold(KeyPath::new(Table::Package), |path, key| path.key(*key))
+}
+
+fn key_error(path: KeyPath, message: impl Into<String>) -> KeyError {
     KeyError {
-        path: format!("{PREFIX}.{key}"),
+        path,
         message: message.into(),
     }
 }
@@ -192,13 +239,12 @@ pub fn resolve(
     host: &str,
 ) -> Result<BuildPlan, PlanError> {
     resolve_named(metadata, package, created, overrides, host).map_err(|error| match error {
-        PlanError::Key(KeyError { path, message }) => PlanError::Key(KeyError {
-            path: match (&metadata.name, path.strip_prefix(PREFIX)) {
-                (Some(name), Some(rest)) => format!("{PREFIX}.images.{name}{rest}"),
-                _ => path,
-            },
-            message,
-        }),
+        PlanError::Key(mut error) => {
+            if let Some(name) = &metadata.name {
+                error.path.table = Table::Image(name.clone());
+            }
+            PlanError::Key(error)
+        }
         other => other,
     })
 }
@@ -220,7 +266,7 @@ fn resolve_named(
         _ if from_base.is_some() => vec![None],
         ([], None | Some(Targets::Base)) => vec![None],
         ([], Some(Targets::List(targets))) if targets.is_empty() => {
-            return Err(key_error("targets", "the list is empty").into())
+            return Err(key_error(at(&["targets"]), "the list is empty").into())
         }
         ([], Some(Targets::List(targets))) => targets.iter().cloned().map(Some).collect(),
         (cli, _) => cli.iter().cloned().map(Some).collect(),
@@ -260,7 +306,7 @@ fn resolve_named(
                 Builder::Cargo | Builder::Auditable => Builder::Auditable,
                 other => {
                     return Err(key_error(
-                        "auditable",
+                        at(&["auditable"]),
                         format!(
                             "`cargo auditable build` is the builder of an auditable image, \
                              and `builder` is {}; build with cargo, or leave out `auditable`",
@@ -282,16 +328,25 @@ fn resolve_named(
     formats.dedup();
     if formats.is_empty() {
         return Err(key_error(
-            "formats",
+            at(&["formats"]),
             "at least one output format is needed: \"oci\", \"oci-archive\" or \"docker\"",
         )
         .into());
+    }
+    if formats.contains(&Format::Docker) {
+        if let Some(image) = images.iter().find(|i| i.compression == Compression::Zstd) {
+            return Err(docker_cannot_hold_zstd(
+                metadata,
+                overrides,
+                image.triple.as_deref(),
+            ));
+        }
     }
     let repository = match &set.repository {
         Some(template) => {
             let repository = template.replace("{name}", name);
             oci_pack::reference::Repository::parse(&repository)
-                .map_err(|e| key_error("repository", e.to_string()))?;
+                .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
             Some(repository)
         }
         None => None,
@@ -305,12 +360,15 @@ fn resolve_named(
         tags: match overrides.tags.as_slice() {
             [] => tags(set.tags.as_deref(), name, package)?,
             given => tags(Some(given), name, package).map_err(|error| {
-                let i: usize = error
+                // `tags[i]`: the error is about the i-th `--tag`.
+                let i = error
                     .path
-                    .split(['[', ']'])
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse()
+                    .below
+                    .iter()
+                    .find_map(|segment| match segment {
+                        Segment::Index(i) => Some(*i),
+                        Segment::Key(_) => None,
+                    })
                     .unwrap_or(0);
                 PlanError::Tag {
                     tag: given[i].clone(),
@@ -327,8 +385,45 @@ fn resolve_named(
         auditable,
         metadata: metadata.table.clone(),
         index: set.index.unwrap_or(false),
-        index_annotations: set.index_annotations.clone(),
+        index_annotations: {
+            check_annotations("index-annotations", &set.index_annotations)?;
+            set.index_annotations.clone()
+        },
     })
+}
+
+/// A Docker archive asked for with zstd layers (for `triple`'s image), which `docker load`
+/// cannot read: said before anything is built, naming the setting or flag behind each.
+fn docker_cannot_hold_zstd(
+    metadata: &Loaded,
+    overrides: &Overrides,
+    triple: Option<&str>,
+) -> PlanError {
+    let compression_key = match triple {
+        Some(triple) if metadata.image.compression != Some(CompressionSpec::Zstd) => {
+            format!("target.{triple}.compression")
+        }
+        _ => "compression".to_owned(),
+    };
+    let why = "`docker load` reads plain and gzip layers only; use gzip, or the `oci` or \
+               `oci-archive` format";
+    if overrides.formats.is_empty() && overrides.compression.is_none() {
+        let message = format!(
+            "a Docker archive cannot hold the zstd layers `{compression_key}` asks for: {why}"
+        );
+        return key_error(at(&["formats"]), message).into();
+    }
+    let format = match overrides.formats.is_empty() {
+        true => format!("`{PREFIX}.formats`"),
+        false => "`--format docker`".to_owned(),
+    };
+    let compression = match overrides.compression {
+        Some(_) => "`--compression zstd`".to_owned(),
+        None => format!("`{PREFIX}.{compression_key}`"),
+    };
+    PlanError::Conflict(format!(
+        "a Docker archive ({format}) cannot hold the zstd layers {compression} asks for: {why}"
+    ))
 }
 
 /// The image tags: one `index.json` entry each, named by the tag part; a repeated tag is one
@@ -343,11 +438,19 @@ fn tags(
     let mut tags: Vec<Reference> = Vec::new();
     let default = [DEFAULT_TAG.to_owned()];
     for (i, template) in templates.unwrap_or(&default).iter().enumerate() {
-        let key = format!("tags[{i}]");
+        // The default's error names the key to set, not one the user never wrote.
+        let (key, what) = match templates {
+            Some(_) => (at(&["tags"]).index(i), String::new()),
+            None => (
+                at(&["tags"]),
+                format!("none is set, and the default `{DEFAULT_TAG}` fails: "),
+            ),
+        };
+        let key_error = |message: String| key_error(key.clone(), format!("{what}{message}"));
         let mut tag = template
             .replace("{name}", name)
             .replace("{package}", &package.name)
-            .replace("{version}", &package.version);
+            .replace("{version}", &tag_safe(&package.version));
         let git = [
             ("{git_sha}", package.revision.clone()),
             (
@@ -370,38 +473,67 @@ fn tags(
                     }
                     _ => format!("`{}` is not in a git checkout", package.dir.display()),
                 };
-                return Err(key_error(
-                    &key,
-                    format!("`{placeholder}` needs a git checkout: {why}"),
-                ));
+                return Err(key_error(format!(
+                    "`{placeholder}` needs a git checkout: {why}"
+                )));
             };
-            tag = tag.replace(placeholder, &value);
+            tag = tag.replace(placeholder, &tag_safe(&value));
         }
         let tag: Reference = tag
             .parse()
-            .map_err(|e: oci_pack::Error| key_error(&key, e.to_string()))?;
+            .map_err(|e: oci_pack::Error| key_error(e.to_string()))?;
         match tags.iter().find(|t| t.tag == tag.tag) {
             Some(same) if *same == tag => {}
             Some(other) => {
-                return Err(key_error(
-                    &key,
-                    format!(
-                        "`{other}` and `{tag}` share the tag `{}`, \
-                         which names an image in an OCI layout",
-                        tag.tag
-                    ),
-                ))
+                return Err(key_error(format!(
+                    "`{other}` and `{tag}` share the tag `{}`, \
+                     which names an image in an OCI layout",
+                    tag.tag
+                )))
             }
             None => tags.push(tag),
         }
     }
     if tags.is_empty() {
         return Err(key_error(
-            "tags",
+            at(&["tags"]),
             "at least one tag is needed to name the image",
         ));
     }
     Ok(tags)
+}
+
+/// A version (or git tag) as a tag may hold it: `+`, which semver's build metadata begins with
+/// (`1.0.0+meta`), is no tag character, and becomes `_`, as Helm and other OCI tools write it.
+fn tag_safe(version: &str) -> String {
+    version.replace('+', "_")
+}
+
+/// The annotations of one table, at most [`MAX_ANNOTATION_BYTES`] in all; else the error names
+/// the largest.
+fn check_annotations(key: &str, annotations: &BTreeMap<String, String>) -> Result<(), KeyError> {
+    let size = |(k, v): (&String, &String)| k.len() + v.len();
+    let total: usize = annotations.iter().map(size).sum();
+    let Some(largest) = annotations.iter().max_by_key(|entry| size(*entry)) else {
+        return Ok(());
+    };
+    if total <= MAX_ANNOTATION_BYTES {
+        return Ok(());
+    }
+    let name = largest.0;
+    let name = match name.contains(['.', '"', ' ']) || name.is_empty() {
+        true => crate::rustflags::toml_string(name),
+        false => name.clone(),
+    };
+    Err(key_error(
+        at(&[key]).key(name),
+        format!(
+            "{total} bytes of annotations (this one {}), more than the {} MiB a table of them \
+             may hold: a registry takes a manifest of 4 MiB at most",
+            size(largest),
+            MAX_ANNOTATION_BYTES >> 20
+        ),
+    ))
 }
 
 /// The plan of the image for `triple` (the Rust target it is built for, the host's when no
@@ -424,7 +556,7 @@ fn resolve_image(
             "zigbuild" => Builder::Zigbuild,
             other => {
                 return Err(key_error(
-                    "builder",
+                    at(&["builder"]),
                     format!(
                         "`{other}` is not a builder: \
                          use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"
@@ -433,7 +565,7 @@ fn resolve_image(
             }
         },
         Some(BuilderSpec::Command(command)) if command.is_empty() => {
-            return Err(key_error("builder", "the command is empty"))
+            return Err(key_error(at(&["builder"]), "the command is empty"))
         }
         Some(BuilderSpec::Command(command)) => {
             // A relative program path is the package's, like every other path in the metadata.
@@ -445,17 +577,17 @@ fn resolve_image(
         }
     };
     let base = ImageSource::parse(metadata.base.as_deref().unwrap_or("scratch"), &package.dir)
-        .map_err(|e| key_error("base", e.to_string()))?;
+        .map_err(|e| key_error(at(&["base"]), e.to_string()))?;
     let mut remove = Vec::new();
     for (i, path) in metadata.remove.iter().enumerate() {
-        let key = format!("remove[{i}]");
+        let key = || at(&["remove"]).index(i);
         if base == ImageSource::Scratch {
             return Err(key_error(
-                &key,
+                key(),
                 "there is nothing to remove from the `scratch` base",
             ));
         }
-        image_path(path).map_err(|e| key_error(&key, e.to_string()))?;
+        image_path(path).map_err(|e| key_error(key(), e.to_string()))?;
         remove.push(path.clone());
     }
 
@@ -463,7 +595,7 @@ fn resolve_image(
         Some(bins) => {
             if let Some(missing) = bins.iter().find(|b| !package.bin_targets.contains(b)) {
                 return Err(key_error(
-                    "bins",
+                    at(&["bins"]),
                     format!(
                         "`{missing}` is not a binary of package `{}` (it has: {})",
                         package.name,
@@ -478,7 +610,7 @@ fn resolve_image(
             Some(name) if package.bin_targets.iter().any(|b| b == name) => vec![name.to_owned()],
             Some(name) => {
                 return Err(key_error(
-                    "bins",
+                    at(&["bins"]),
                     format!(
                         "`{name}` is not a binary of package `{}` (it has: {}); \
                          say which go in this image with `bins`",
@@ -493,21 +625,22 @@ fn resolve_image(
     let bin_dir = metadata
         .bin_dir
         .unwrap_or_else(|| DEFAULT_BIN_DIR.to_owned());
-    image_path(&bin_dir).map_err(|e| key_error("bin-dir", e.to_string()))?;
+    image_path(&bin_dir).map_err(|e| key_error(at(&["bin-dir"]), e.to_string()))?;
     let bin_dir = bin_dir.trim_end_matches('/').to_owned();
 
     let mut files = Vec::new();
     for (i, file) in metadata.files.iter().enumerate() {
+        let file_key = || at(&["files"]).index(i);
         let source = oci_pack::path::lexically_normal(&package.dir.join(&file.src));
         if std::fs::symlink_metadata(&source).is_err() {
             return Err(key_error(
-                &format!("files[{i}]"),
+                file_key(),
                 format!("`src` `{}` does not exist", source.display()),
             ));
         }
         if !file.allow_outside && !inside(&package.dir, &source) {
             return Err(key_error(
-                &format!("files[{i}]"),
+                file_key(),
                 format!(
                     "`src` `{}` is outside the package; what goes in an image comes from the \
                      package unless `allow-outside = true` says otherwise",
@@ -526,13 +659,19 @@ fn resolve_image(
             ),
             None => file.dest.clone(),
         };
-        image_path(&dest).map_err(|e| key_error(&format!("files[{i}]"), format!("`dest`: {e}")))?;
-        files.push((source, dest));
+        image_path(&dest).map_err(|e| key_error(file_key(), format!("`dest`: {e}")))?;
+        let attributes = file_attributes(file, &source)
+            .map_err(|(key, message)| key_error(file_key().key(key), message))?;
+        files.push(FilePlan {
+            source,
+            dest,
+            attributes,
+        });
     }
 
     if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
         return Err(key_error(
-            "bins",
+            at(&["bins"]),
             format!(
                 "nothing to pack: package `{}` has no binaries and no `files` are listed",
                 package.name
@@ -541,6 +680,19 @@ fn resolve_image(
     }
 
     let mut config = config_changes(&metadata.config)?;
+    let mut dirs = dirs(&metadata.dirs)?;
+    let tmp_named = dirs
+        .iter()
+        .any(|d| image_path(&d.path).ok() == image_path(TMP).ok());
+    if base == ImageSource::Scratch && !values::runs_as_root(config.user.as_deref()) && !tmp_named {
+        let tmp = DirPlan {
+            path: TMP.to_owned(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        dirs.insert(0, tmp);
+    }
+    let capabilities = capabilities(metadata.capabilities.as_deref(), &bins)?;
     if config.entrypoint.is_none() {
         if let [only] = bins.as_slice() {
             config.entrypoint = Some(vec![format!("{bin_dir}/{only}")]);
@@ -560,12 +712,102 @@ fn resolve_image(
         bins,
         bin_dir,
         files,
+        dirs,
+        capabilities,
         config,
-        annotations: annotations(package, author.as_deref(), created, metadata.annotations),
+        annotations: {
+            check_annotations("annotations", &metadata.annotations)?;
+            annotations(package, author.as_deref(), created, metadata.annotations)
+        },
         author,
         comment: metadata.comment,
         compression,
+        mtime: match metadata.layer_mtime.unwrap_or(LayerMtime::Fixed) {
+            LayerMtime::Fixed => oci_pack::layer::FIXED_MTIME,
+            LayerMtime::SourceDateEpoch => created,
+        },
     })
+}
+
+/// What a `files` entry gives what it stages, or the key at fault and why.
+fn file_attributes(file: &FileSpec, source: &Path) -> Result<Attributes, (&'static str, String)> {
+    let mode = |key, mode: &Option<Mode>| {
+        mode.as_ref()
+            .map(|m| values::mode(&m.0))
+            .transpose()
+            .map_err(|e| (key, e))
+    };
+    let is_dir = std::fs::metadata(source).is_ok_and(|m| m.is_dir());
+    if file.dir_mode.is_some() && !is_dir {
+        return Err((
+            "dir-mode",
+            format!(
+                "`src` `{}` is not a directory; `mode` is a file's mode",
+                source.display()
+            ),
+        ));
+    }
+    Ok(Attributes {
+        owner: file
+            .owner
+            .as_deref()
+            .map(owner)
+            .transpose()
+            .map_err(|e| ("owner", e))?,
+        file_mode: mode("mode", &file.mode)?,
+        dir_mode: mode("dir-mode", &file.dir_mode)?,
+        capabilities: Capabilities::NONE,
+    })
+}
+
+/// `dirs`, each checked: an absolute path named once, its owner and mode.
+fn dirs(specs: &[DirSpec]) -> Result<Vec<DirPlan>, KeyError> {
+    let mut dirs: Vec<DirPlan> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let key = |field: &str| at(&["dirs"]).index(i).key(field);
+        let path = image_path(&spec.path).map_err(|e| key_error(key("path"), e.to_string()))?;
+        if dirs
+            .iter()
+            .any(|d| image_path(&d.path).ok().as_ref() == Some(&path))
+        {
+            return Err(key_error(
+                key("path"),
+                format!("`{}` is listed twice", spec.path),
+            ));
+        }
+        let owner = match &spec.owner {
+            Some(text) => owner(text).map_err(|e| key_error(key("owner"), e))?,
+            None => Owner::ROOT,
+        };
+        let mode = match &spec.mode {
+            Some(mode) => values::mode(&mode.0).map_err(|e| key_error(key("mode"), e))?,
+            None => oci_pack::layer::EXECUTABLE_MODE,
+        };
+        dirs.push(DirPlan {
+            path: spec.path.clone(),
+            owner,
+            mode,
+        });
+    }
+    Ok(dirs)
+}
+
+/// `capabilities`, for `bins`: a name the kernel does not know, or capabilities for no binary,
+/// is an error.
+fn capabilities(names: Option<&[String]>, bins: &[String]) -> Result<Capabilities, KeyError> {
+    let capabilities = Capabilities::parse(names.unwrap_or_default())
+        .map_err(|e| key_error(at(&["capabilities"]), e))?;
+    if !capabilities.is_empty() && bins.is_empty() {
+        return Err(key_error(
+            at(&["capabilities"]),
+            "capabilities are given to the image's binaries, and it has none",
+        ));
+    }
+    Ok(capabilities)
+}
+
+fn owner(text: &str) -> Result<Owner, String> {
+    values::owner(text).map(|(uid, gid)| Owner { uid, gid })
 }
 
 fn compression(spec: CompressionSpec) -> Compression {
@@ -599,7 +841,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
             let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
             if value.is_empty() || !value.chars().all(name) {
                 return Err(key_error(
-                    key,
+                    at(&[key]),
                     format!("`{value}` is not a platform name like \"linux\" or \"arm64\""),
                 ));
             }
@@ -615,7 +857,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
         ),
         (None, _, _) => {
             return Err(key_error(
-                &format!("target.{triple}"),
+                at(&["target", triple]),
                 format!(
                     "no container platform is known for the target `{triple}`; \
                      set `os` and `architecture` in this table"
@@ -640,7 +882,7 @@ pub(crate) fn config_changes(
         None => {}
         Some(EnvSpec::Table(table)) => {
             for (name, value) in table {
-                values::env_name(name).map_err(|e| key_error("config.env", e))?;
+                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
                 env.push((name.clone(), value.clone()));
             }
         }
@@ -648,11 +890,12 @@ pub(crate) fn config_changes(
             for (i, entry) in list.iter().enumerate() {
                 let (name, value) = entry.split_once('=').ok_or_else(|| {
                     key_error(
-                        &format!("config.env[{i}]"),
+                        at(&["config", "env"]).index(i),
                         format!("`{entry}` is not of the form NAME=value"),
                     )
                 })?;
-                values::env_name(name).map_err(|e| key_error(&format!("config.env[{i}]"), e))?;
+                values::env_name(name)
+                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
                 env.push((name.to_owned(), value.to_owned()));
             }
         }
@@ -663,27 +906,27 @@ pub(crate) fn config_changes(
         let text = port.to_string();
         exposed_ports.extend(
             values::exposed_ports(&text)
-                .map_err(|e| key_error(&format!("config.exposed-ports[{i}]"), e))?,
+                .map_err(|e| key_error(at(&["config", "exposed-ports"]).index(i), e))?,
         );
     }
 
     for (i, volume) in spec.volumes.iter().enumerate() {
         image_path(volume)
-            .map_err(|e| key_error(&format!("config.volumes[{i}]"), e.to_string()))?;
+            .map_err(|e| key_error(at(&["config", "volumes"]).index(i), e.to_string()))?;
     }
     if let Some(dir) = &spec.working_dir {
         if !dir.starts_with('/') {
             return Err(key_error(
-                "config.working-dir",
+                at(&["config", "working-dir"]),
                 format!("`{dir}` must be an absolute path"),
             ));
         }
     }
     if let Some(signal) = &spec.stop_signal {
-        values::stop_signal(signal).map_err(|e| key_error("config.stop-signal", e))?;
+        values::stop_signal(signal).map_err(|e| key_error(at(&["config", "stop-signal"]), e))?;
     }
     if let Some(user) = &spec.user {
-        values::user(user).map_err(|e| key_error("config.user", e))?;
+        values::user(user).map_err(|e| key_error(at(&["config", "user"]), e))?;
     }
     for (key, value, least) in [
         ("memory", spec.memory, 0),
@@ -697,7 +940,7 @@ pub(crate) fn config_changes(
                 "it is bytes, or -1 for unlimited".to_owned()
             };
             return Err(key_error(
-                &format!("config.{key}"),
+                at(&["config", key]),
                 format!("`{}`: {meaning}", value.unwrap_or_default()),
             ));
         }
@@ -711,7 +954,7 @@ pub(crate) fn config_changes(
                 Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
                 _ => {
                     return Err(key_error(
-                        "config.healthcheck.test",
+                        at(&["config", "healthcheck", "test"]),
                         "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
                          or [\"NONE\"]",
                     ))
@@ -722,7 +965,7 @@ pub(crate) fn config_changes(
                     .as_deref()
                     .map(values::duration_ns)
                     .transpose()
-                    .map_err(|e| key_error(&format!("config.healthcheck.{key}"), e))
+                    .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
             };
             Some(Healthcheck {
                 test: check.test.clone(),
@@ -770,9 +1013,16 @@ fn annotations(
         ("version", Some(package.version.clone())),
         ("description", package.description.clone()),
         ("licenses", package.license.clone()),
-        ("source", package.repository.clone()),
-        ("url", package.homepage.clone()),
-        ("documentation", package.documentation.clone()),
+        // URLs are published with the image: never with the credentials of one.
+        (
+            "source",
+            package.repository.as_deref().map(without_userinfo),
+        ),
+        ("url", package.homepage.as_deref().map(without_userinfo)),
+        (
+            "documentation",
+            package.documentation.as_deref().map(without_userinfo),
+        ),
         ("authors", authors),
         ("revision", package.revision.clone()),
     ];
@@ -859,6 +1109,38 @@ mod tests {
             "1970-01-01T00:00:00Z"
         );
         assert_eq!(plan.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn layer_mtime_is_fixed_unless_asked_to_follow_source_date_epoch() {
+        let resolve = |metadata: serde_json::Value| {
+            let metadata = crate::metadata::load(None, Some(&metadata)).map_err(|e| e.to_string());
+            let overrides = Overrides::default();
+            let (package, host) = (package(), "x86_64-unknown-linux-gnu");
+            resolve(
+                &metadata?.remove(0),
+                &package,
+                Timestamp(1_700_000_000),
+                &overrides,
+                host,
+            )
+            .map(|mut plan| plan.images.remove(0).mtime)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(resolve(json!({})), Ok(oci_pack::layer::FIXED_MTIME));
+        assert_eq!(resolve(json!({"layer-mtime": "fixed"})), Ok(Timestamp(1)));
+        assert_eq!(
+            resolve(json!({"layer-mtime": "source-date-epoch"})),
+            Ok(Timestamp(1_700_000_000))
+        );
+        let error = resolve(json!({"layer-mtime": "now"})).unwrap_err();
+        assert!(
+            error.contains(
+                "`package.metadata.oci.layer-mtime`: unknown variant `now`, expected \
+                 `fixed` or `source-date-epoch`"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
@@ -973,8 +1255,182 @@ mod tests {
         let allowed =
             json!({"files": [{"src": "/etc/hostname", "dest": "/x", "allow-outside": true}]});
         let allowed = plan(allowed).unwrap();
-        assert_eq!(allowed.files[0].0, PathBuf::from("/etc/hostname"));
+        assert_eq!(allowed.files[0].source, PathBuf::from("/etc/hostname"));
         assert!(plan(json!({"config": {"memory-swap": -1, "user": "1000:1000"}})).is_ok());
+    }
+
+    #[test]
+    fn files_take_an_owner_and_modes_and_dirs_are_listed_with_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conf, secret) = (dir.path().join("conf"), dir.path().join("secret"));
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(&secret, "s").unwrap();
+        let (conf, secret) = (conf.display().to_string(), secret.display().to_string());
+        let plan = plan(json!({
+            "base": "oci:base",
+            "files": [
+                {"src": conf, "dest": "/etc/app", "owner": "65532:65532", "mode": "0640",
+                 "dir-mode": "0750"},
+                {"src": secret, "dest": "/etc/secret"},
+            ],
+            "dirs": [{"path": "/data", "owner": "65532:65533", "mode": "0700"}, {"path": "/run"}],
+        }))
+        .unwrap();
+        let ours = Owner {
+            uid: 65532,
+            gid: 65532,
+        };
+        assert_eq!(
+            plan.files[0].attributes,
+            Attributes {
+                owner: Some(ours),
+                file_mode: Some(0o640),
+                dir_mode: Some(0o750),
+                capabilities: Capabilities::NONE,
+            }
+        );
+        assert_eq!(plan.files[1].attributes, Attributes::default());
+        let dir = |path: &str, uid, gid, mode| DirPlan {
+            path: path.into(),
+            owner: Owner { uid, gid },
+            mode,
+        };
+        // A base that is not `scratch` has its own `/tmp`.
+        assert_eq!(
+            plan.dirs,
+            [dir("/data", 65532, 65533, 0o700), dir("/run", 0, 0, 0o755)]
+        );
+
+        let errors = [
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "dir-mode": "0750"}]}),
+                "`package.metadata.oci.files[0].dir-mode`: `src` `",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "owner": "nobody"}]}),
+                "`package.metadata.oci.files[0].owner`: `nobody` is not an owner",
+            ),
+            (
+                json!({"files": [{"src": secret, "dest": "/s", "mode": 640}]}),
+                "`package.metadata.oci.files[0].mode`: expected a mode as an octal string",
+            ),
+            (
+                json!({"dirs": [{"path": "/d", "mode": "0999"}]}),
+                "`package.metadata.oci.dirs[0].mode`: `0999` is not a mode",
+            ),
+            (
+                json!({"dirs": [{"path": "/d"}, {"path": "/d/"}]}),
+                "`package.metadata.oci.dirs[1].path`: `/d/` is listed twice",
+            ),
+            (
+                json!({"dirs": [{"path": "d"}]}),
+                "`package.metadata.oci.dirs[0].path`: invalid image path `d`",
+            ),
+        ];
+        for (metadata, expected) in errors {
+            let error = super::tests::plan(metadata.clone()).unwrap_err();
+            assert!(error.contains(expected), "{metadata}:\n  got {error}");
+        }
+    }
+
+    /// A `scratch` image has no `/tmp`; one that runs as a user other than root could not
+    /// make it.
+    #[test]
+    fn a_scratch_image_running_as_a_user_gets_a_tmp_unless_dirs_names_it() {
+        let tmp = |metadata| -> Vec<DirPlan> {
+            let dirs = plan(metadata).unwrap().dirs;
+            dirs.into_iter()
+                .filter(|d| d.path.starts_with("/tmp"))
+                .collect()
+        };
+        let sticky = DirPlan {
+            path: "/tmp".into(),
+            owner: Owner::ROOT,
+            mode: 0o1777,
+        };
+        assert_eq!(
+            tmp(json!({"config": {"user": "65532:65532"}})),
+            std::slice::from_ref(&sticky)
+        );
+        assert_eq!(tmp(json!({"config": {"user": "nobody"}})), [sticky]);
+        assert_eq!(tmp(json!({})), []);
+        assert_eq!(tmp(json!({"config": {"user": "0:65532"}})), []);
+        assert_eq!(
+            tmp(json!({"base": "oci:base", "config": {"user": "1"}})),
+            []
+        );
+        let own = json!({"config": {"user": "1"}, "dirs": [{"path": "/tmp/", "owner": "1:1"}]});
+        assert_eq!(
+            tmp(own),
+            [DirPlan {
+                path: "/tmp/".into(),
+                owner: Owner { uid: 1, gid: 1 },
+                mode: 0o755
+            }]
+        );
+    }
+
+    #[test]
+    fn capabilities_take_every_spelling_and_are_overridden_per_target_and_image() {
+        let metadata = json!({
+            "capabilities": ["CAP_NET_BIND_SERVICE"],
+            "target": {"aarch64-unknown-linux-gnu": {"capabilities": ["net_raw", "NET_ADMIN"]}},
+        });
+        let set = build_on(
+            metadata,
+            &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+        )
+        .unwrap();
+        let names: Vec<Vec<String>> = set.images.iter().map(|i| i.capabilities.names()).collect();
+        assert_eq!(
+            names,
+            [
+                vec!["CAP_NET_BIND_SERVICE"],
+                vec!["CAP_NET_ADMIN", "CAP_NET_RAW"]
+            ]
+        );
+        let images = json!({"capabilities": ["net_bind_service"],
+            "images": {"hello": {"capabilities": []}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let plan = resolve(
+            &image,
+            &package(),
+            Timestamp(0),
+            &Overrides::default(),
+            "x86_64-unknown-linux-gnu",
+        )
+        .unwrap();
+        assert!(plan.images[0].capabilities.is_empty());
+
+        let error = super::tests::plan(json!({"capabilities": ["CAP_NET_BIND"]})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.capabilities`: `CAP_NET_BIND` is not a Linux capability; \
+                 expected one of CAP_CHOWN,"
+            ),
+            "{error}"
+        );
+        let none = json!({"base": "oci:base", "bins": [], "capabilities": ["net_raw"]});
+        assert_eq!(
+            super::tests::plan(none).unwrap_err(),
+            "`package.metadata.oci.capabilities`: \
+             capabilities are given to the image's binaries, and it has none"
+        );
+        let images = json!({"images": {"hello": {"capabilities": ["bogus"]}}});
+        let image = crate::metadata::load(None, Some(&images))
+            .unwrap()
+            .remove(0);
+        let overrides = Overrides::default();
+        let host = "x86_64-unknown-linux-gnu";
+        let error = resolve(&image, &package(), Timestamp(0), &overrides, host).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`package.metadata.oci.images.hello.capabilities`: `bogus`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1176,6 +1632,55 @@ mod tests {
             error.starts_with("`package.metadata.oci.images.nope.bins`: `nope` is not a binary"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn build_metadata_in_a_version_makes_a_valid_default_tag() {
+        let facts = PackageFacts {
+            version: "1.0.0+meta.1".into(),
+            git_tag: Some("v1.0.0+meta".into()),
+            ..package()
+        };
+        let made = |templates: Option<&[String]>| -> Vec<String> {
+            let tags = tags(templates, "app", &facts).unwrap();
+            tags.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(made(None), ["app:1.0.0_meta.1"]);
+        assert_eq!(made(Some(&["app:{git_tag}".into()])), ["app:v1.0.0_meta"]);
+        // The default that still fails names the key to set, not one never written.
+        let upper = PackageFacts {
+            name: "Hello".into(),
+            ..package()
+        };
+        let error = tags(None, "Hello", &upper).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.tags`: none is set, and the default `{name}:{version}` \
+                 fails: "
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn annotations_too_large_for_a_manifest_are_refused_by_key() {
+        let big = "x".repeat(5 << 20);
+        let error =
+            plan(json!({"annotations": {"org.example.notes": big, "small": "1"}})).unwrap_err();
+        assert!(
+            error.starts_with(
+                "`package.metadata.oci.annotations.\"org.example.notes\"`: 5242903 bytes of \
+                 annotations (this one 5242897), more than the 1 MiB a table of them may hold"
+            ),
+            "{error}"
+        );
+        let error =
+            build(json!({"index-annotations": {"notes": "x".repeat(1 << 20)}})).unwrap_err();
+        assert!(
+            error.starts_with("`package.metadata.oci.index-annotations.notes`"),
+            "{error}"
+        );
+        assert!(plan(json!({"annotations": {"notes": "x".repeat(1000)}})).is_ok());
     }
 
     #[test]

@@ -14,14 +14,16 @@ use oci_pack::digest::Digest;
 use oci_pack::timestamp::Timestamp;
 use serde_json::{json, Value};
 
+use crate::text::without_userinfo;
+
 /// The in-toto statement layer, version 1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 
 /// SLSA provenance, version 1.
 pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
 
-/// What our provenance's `externalParameters` and `resolvedDependencies` mean, as the README's
-/// "Provenance" section documents them; a new meaning gets a new version.
+/// What our provenance's `externalParameters` and `resolvedDependencies` mean, as
+/// `docs/explanation/security.md` documents them; a new meaning gets a new version.
 pub const BUILD_TYPE: &str = "urn:cargo-oci:build-type:cargo-oci-build:v1";
 
 /// The builder of a build that no recognised CI ran: someone's own machine, which makes no
@@ -92,32 +94,24 @@ impl Source {
     }
 }
 
-/// A git remote's URL as it may be published: no user name or password (a token in
-/// `https://x-access-token:…@host/…`), no query or fragment; scp-like `git@host:path` as
-/// `ssh://host/path`.
+/// A git remote's URL as it may be published: no user information (a token in
+/// `https://x-access-token:…@host/…`, [`without_userinfo`]), no query or fragment, which name
+/// no part of a repository and can carry a token too (`?private_token=…`); scp-like
+/// `git@host:path` as `ssh://host/path`.
 pub fn without_credentials(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or(url);
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if url.contains("://") {
+        return without_userinfo(url);
+    }
+    // `user@host:path`, git's scp-like syntax (a local path has no `:` before a `/`).
+    match url.split_once(':') {
+        Some((authority, path)) if !authority.contains('/') && !authority.is_empty() => {
             let host = authority
                 .rsplit_once('@')
                 .map_or(authority, |(_, host)| host);
-            match path.is_empty() && !rest.contains('/') {
-                true => format!("{scheme}://{host}"),
-                false => format!("{scheme}://{host}/{path}"),
-            }
+            format!("ssh://{host}/{}", path.trim_start_matches('/'))
         }
-        // `user@host:path`, git's scp-like syntax (a local path has no `:` before a `/`).
-        None => match url.split_once(':') {
-            Some((authority, path)) if !authority.contains('/') && !authority.is_empty() => {
-                let host = authority
-                    .rsplit_once('@')
-                    .map_or(authority, |(_, host)| host);
-                format!("ssh://{host}/{}", path.trim_start_matches('/'))
-            }
-            _ => url.to_owned(),
-        },
+        _ => url.to_owned(),
     }
 }
 
@@ -136,7 +130,7 @@ impl RunDetails {
         let var = |name: &str| env(name).filter(|value| !value.is_empty());
         if var("GITHUB_ACTIONS").as_deref() == Some("true") {
             let server = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
-            let server = server.trim_end_matches('/');
+            let server = without_userinfo(server.trim_end_matches('/'));
             if let (Some(workflow), Some(repository), Some(run)) = (
                 var("GITHUB_WORKFLOW_REF"),
                 var("GITHUB_REPOSITORY"),
@@ -157,11 +151,11 @@ impl RunDetails {
                 var("CI_PROJECT_PATH"),
                 var("CI_JOB_URL"),
             ) {
-                let server = server.trim_end_matches('/');
+                let server = without_userinfo(server.trim_end_matches('/'));
                 let runner = var("CI_RUNNER_ID").unwrap_or_else(|| "unknown".into());
                 return RunDetails {
                     builder_id: format!("{server}/{project}/-/runners/{runner}"),
-                    invocation_id: Some(job),
+                    invocation_id: Some(without_userinfo(&job)),
                 };
             }
         }

@@ -39,8 +39,7 @@ pub struct PushArgs {
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: PushArgs) -> Result<()> {
-    let shell = Shell::new(crate::cargo_build::Verbosity::Normal);
+pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
     let layout = match args.layout.clone() {
         Some(layout) => layout,
         None => {

@@ -112,7 +112,7 @@ impl Registries {
             .collect::<Result<Vec<_>>>()?;
         let access = Arc::new(RegistryAccess::new(
             endpoints,
-            cache.store().clone(),
+            cache,
             self.offline,
             self.limits,
         ));

@@ -26,8 +26,7 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-pub fn exec(mut args: RunArgs) -> Result<()> {
-    let shell = Shell::new(args.build.verbosity());
+pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
     let engine = match args.engine {
         Some(engine) => engine,
         None => Loader::installed()
@@ -61,7 +60,7 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         );
     }
     // stdout is the container's.
-    let built = build::build(&args.build, &shell, false)?;
+    let built = build::build(&args.build, shell, false)?;
     let image = match built.as_slice() {
         [image] => image,
         several => bail!(
@@ -96,7 +95,14 @@ pub fn exec(mut args: RunArgs) -> Result<()> {
         );
     }
     for port in &image.exposed_ports {
-        let number = port.split('/').next().unwrap_or(port);
+        // A base's range (`1-65535/tcp`) would publish every port of the machine.
+        let Some(number) = crate::values::single_port(port) else {
+            shell.warn(format_args!(
+                "the image exposes `{}`, which is not one port: it is not published",
+                crate::text::escape_controls(port)
+            ));
+            continue;
+        };
         command
             .arg("--publish")
             .arg(format!("127.0.0.1:{number}:{port}"));

@@ -16,6 +16,7 @@ use oci_pack::timestamp::Timestamp;
 use serde_json::{json, Value};
 
 use crate::cargo_build::CargoOptions;
+use crate::text::without_userinfo;
 
 /// Which document an image's SBOM is: `sbom = "…"` and `--sbom`.
 #[derive(
@@ -217,14 +218,15 @@ fn stable_key(package: &Package) -> (String, String, String) {
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
-/// Where a package comes from, as cargo's source string says.
+/// Where a package comes from, as cargo's source string says; its URLs without user
+/// information (a token in `http://ci-bot:TOKEN@host/…` is never published).
 enum Origin<'a> {
     CratesIo,
     /// Another registry: its index URL.
-    Registry(&'a str),
+    Registry(String),
     /// A git repository (its URL, without the query) at a commit.
     Git {
-        url: &'a str,
+        url: String,
         commit: &'a str,
     },
     /// A directory of the workspace or beside it.
@@ -241,10 +243,13 @@ fn origin(package: &Package) -> Origin<'_> {
     } else if let Some(git) = repr.strip_prefix("git+") {
         let (url, commit) = git.split_once('#').unwrap_or((git, ""));
         let url = url.split('?').next().unwrap_or(url);
-        Origin::Git { url, commit }
+        Origin::Git {
+            url: without_userinfo(url),
+            commit,
+        }
     } else {
         let index = repr.split_once('+').map_or(repr, |(_, url)| url);
-        Origin::Registry(index)
+        Origin::Registry(without_userinfo(index))
     }
 }
 
@@ -257,7 +262,9 @@ fn purl(package: &Package) -> Option<String> {
     match origin(package) {
         Origin::CratesIo => Some(base),
         Origin::Path => None,
-        Origin::Registry(index) => Some(format!("{base}?repository_url={}", percent_encode(index))),
+        Origin::Registry(index) => {
+            Some(format!("{base}?repository_url={}", percent_encode(&index)))
+        }
         Origin::Git { url, commit } => Some(format!(
             "{base}?vcs_url={}",
             percent_encode(&format!("git+{url}@{commit}"))
@@ -272,7 +279,7 @@ fn download_location(package: &Package) -> String {
             "https://crates.io/api/v1/crates/{}/{}/download",
             package.name, package.version
         ),
-        Origin::Git { url, commit } if spdx_takes_vcs_url(url) => format!("git+{url}@{commit}"),
+        Origin::Git { url, commit } if spdx_takes_vcs_url(&url) => format!("git+{url}@{commit}"),
         Origin::Git { .. } | Origin::Registry(_) | Origin::Path => "NOASSERTION".to_owned(),
     }
 }
@@ -327,7 +334,6 @@ const KNOWN_LICENSES: &[&str] = &[
     "LGPL-2.1-or-later",
     "LGPL-3.0-only",
     "LGPL-3.0-or-later",
-    "LLVM-exception",
     "MIT",
     "MIT-0",
     "MPL-2.0",
@@ -339,6 +345,9 @@ const KNOWN_LICENSES: &[&str] = &[
     "WTFPL",
     "Zlib",
 ];
+
+/// The exceptions a `WITH` may name, of those crates use.
+const KNOWN_EXCEPTIONS: &[&str] = &["LLVM-exception", "Classpath-exception-2.0"];
 
 const OPERATORS: [&str; 3] = ["AND", "OR", "WITH"];
 
@@ -362,11 +371,9 @@ impl License {
                 .join(" OR "),
             false => text.to_owned(),
         };
-        let known = identifiers(&expression)
-            .all(|id| KNOWN_LICENSES.contains(&id.trim_end_matches('+')) || is_license_ref(id));
-        Some(match known {
-            true => License::Expression(expression),
-            false => License::Text(text.to_owned()),
+        Some(match expression::parse(&expression) {
+            Some(expression) => License::Expression(expression),
+            None => License::Text(text.to_owned()),
         })
     }
 
@@ -412,12 +419,130 @@ fn identifiers(expression: &str) -> impl Iterator<Item = &str> {
 }
 
 fn is_license_ref(id: &str) -> bool {
-    id.strip_prefix("LicenseRef-").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    })
+    id.strip_prefix("LicenseRef-").is_some_and(is_idstring)
+}
+
+/// SPDX's `idstring`: letters, digits, `-` and `.`, at least one.
+fn is_idstring(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// SPDX license expressions (SPDX 2.3, annex D), read by their grammar:
+///
+/// ```text
+/// compound = and *("OR" and)
+/// and      = with *("AND" with)
+/// with     = simple ["WITH" exception-id]
+/// simple   = license-id ["+"] / "LicenseRef-" idstring / "(" compound ")"
+/// ```
+///
+/// A license id must be one of [`KNOWN_LICENSES`] and an exception one of
+/// [`KNOWN_EXCEPTIONS`], so that every validator, whatever its license list, accepts it.
+mod expression {
+    use super::{is_idstring, is_license_ref, KNOWN_EXCEPTIONS, KNOWN_LICENSES};
+
+    /// `text` written the one way SPDX documents read it (single spaces, no line breaks), if it
+    /// is a well-formed expression of known identifiers.
+    pub fn parse(text: &str) -> Option<String> {
+        let tokens: Vec<&str> = text
+            .split_whitespace()
+            .flat_map(split_parentheses)
+            .collect();
+        let mut parser = Parser {
+            tokens: &tokens,
+            next: 0,
+        };
+        parser.compound()?;
+        (parser.next == tokens.len()).then(|| render(&tokens))
+    }
+
+    /// `(MIT` → `(`, `MIT`; `Apache-2.0))` → `Apache-2.0`, `)`, `)`.
+    fn split_parentheses(word: &str) -> Vec<&str> {
+        let mut tokens = Vec::new();
+        let mut start = 0;
+        for (i, c) in word.char_indices() {
+            if c == '(' || c == ')' {
+                if start < i {
+                    tokens.push(&word[start..i]);
+                }
+                tokens.push(&word[i..i + 1]);
+                start = i + 1;
+            }
+        }
+        if start < word.len() {
+            tokens.push(&word[start..]);
+        }
+        tokens
+    }
+
+    fn render(tokens: &[&str]) -> String {
+        let mut text = String::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let after_open = i > 0 && tokens[i - 1] == "(";
+            if i > 0 && !after_open && *token != ")" {
+                text.push(' ');
+            }
+            text.push_str(token);
+        }
+        text
+    }
+
+    struct Parser<'a> {
+        tokens: &'a [&'a str],
+        next: usize,
+    }
+
+    impl<'a> Parser<'a> {
+        fn peek(&self) -> Option<&'a str> {
+            self.tokens.get(self.next).copied()
+        }
+
+        fn take(&mut self) -> Option<&'a str> {
+            let token = self.peek()?;
+            self.next += 1;
+            Some(token)
+        }
+
+        /// `first *(operator first)`
+        fn chain(&mut self, operator: &str, first: fn(&mut Self) -> Option<()>) -> Option<()> {
+            first(self)?;
+            while self.peek() == Some(operator) {
+                self.next += 1;
+                first(self)?;
+            }
+            Some(())
+        }
+
+        fn compound(&mut self) -> Option<()> {
+            self.chain("OR", |p| p.chain("AND", Self::with))
+        }
+
+        fn with(&mut self) -> Option<()> {
+            self.simple()?;
+            if self.peek() == Some("WITH") {
+                self.next += 1;
+                KNOWN_EXCEPTIONS.contains(&self.take()?).then_some(())?;
+            }
+            Some(())
+        }
+
+        fn simple(&mut self) -> Option<()> {
+            match self.take()? {
+                "(" => {
+                    self.compound()?;
+                    (self.take()? == ")").then_some(())
+                }
+                id if is_license_ref(id) => Some(()),
+                id => {
+                    let id = id.strip_suffix('+').unwrap_or(id);
+                    (is_idstring(id) && KNOWN_LICENSES.contains(&id)).then_some(())
+                }
+            }
+        }
+    }
 }
 
 /// Letters, digits, `.` and `-`: what an SPDX identifier may hold.
@@ -789,6 +914,37 @@ mod tests {
         assert_eq!(declared.spdx(), "MIT AND LicenseRef-Acme");
         assert_eq!(declared.refs().len(), 1);
         assert_eq!(License::parse("  "), None);
+    }
+
+    #[test]
+    fn a_license_is_an_expression_only_where_the_grammar_says_so() {
+        let spdx = |text: &str| License::parse(text).unwrap().spdx();
+        // Well-formed: written with single spaces, on one line.
+        assert_eq!(spdx("MIT\nOR  Apache-2.0"), "MIT OR Apache-2.0");
+        assert_eq!(spdx("((MIT))"), "((MIT))");
+        assert_eq!(
+            spdx("Apache-2.0 WITH LLVM-exception OR (GPL-2.0-or-later+ AND MIT)"),
+            "Apache-2.0 WITH LLVM-exception OR (GPL-2.0-or-later+ AND MIT)"
+        );
+        // Accepted by cargo, no expression: declared references to the text.
+        for (text, reference) in [
+            ("(MIT", "LicenseRef--MIT"),
+            ("MIT)", "LicenseRef-MIT-"),
+            ("MIT OR", "LicenseRef-MIT-OR"),
+            ("OR MIT", "LicenseRef-OR-MIT"),
+            ("MIT AND OR Zlib", "LicenseRef-MIT-AND-OR-Zlib"),
+            ("() MIT", "LicenseRef----MIT"),
+            ("MIT WITH Zlib", "LicenseRef-MIT-WITH-Zlib"),
+            ("LLVM-exception", "LicenseRef-LLVM-exception"),
+            ("MIT Apache-2.0", "LicenseRef-MIT-Apache-2.0"),
+            ("mit or apache-2.0", "LicenseRef-mit-or-apache-2.0"),
+            ("MIT++", "LicenseRef-MIT--"),
+        ] {
+            let license = License::parse(text).unwrap();
+            assert_eq!(license.spdx(), reference, "{text}");
+            assert_eq!(license.refs(), [(reference.to_owned(), text.to_owned())]);
+            assert_eq!(license.cyclonedx(), json!([{"license": {"name": text}}]));
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Parsers for the values Docker gives a syntax to: ports, durations, signals, env entries.
+//! Parsers for the values Docker gives a syntax to: ports, durations, signals, env entries;
+//! and the owners and modes of files, as `chown` and `chmod` take them.
 //! Each returns a message that reads well after the key it is about.
 
 /// `8080` or `8080/tcp` → `8080/tcp`; `8000-8002/udp` → three ports, as `EXPOSE` expands them.
@@ -23,6 +24,16 @@ pub fn exposed_ports(spec: &str) -> Result<Vec<String>, String> {
         return Err(format!("`{spec}`: the range is backwards"));
     }
     Ok((first..=last).map(|p| format!("{p}/{protocol}")).collect())
+}
+
+/// The port a config's `ExposedPorts` key (`8080/tcp`, `8080`) names, to publish it; `None`
+/// for a range (a base's `1-65535/tcp` would publish every port of the machine) or anything
+/// that is not a port.
+pub fn single_port(key: &str) -> Option<u16> {
+    match exposed_ports(key).ok()?.as_slice() {
+        [one] => one.split('/').next()?.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Go's duration syntax, as Docker's `--health-interval` takes it: `30s`, `1m30s`, `1.5h`,
@@ -114,6 +125,43 @@ pub fn user(text: &str) -> Result<(), String> {
     }
 }
 
+/// Whether the config's `user` runs as root: no user, `0`, `root`, with any group.
+pub fn runs_as_root(user: Option<&str>) -> bool {
+    let name = user.map_or("", |u| u.split(':').next().unwrap_or_default());
+    matches!(name, "" | "0" | "root")
+}
+
+/// `UID:GID`, numeric as a layer records it: `65532:65532` → `(65532, 65532)`.
+pub fn owner(text: &str) -> Result<(u32, u32), String> {
+    let id = |part: &str| {
+        part.parse::<u32>()
+            .ok()
+            .filter(|_| part.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match text
+        .split_once(':')
+        .map(|(user, group)| (id(user), id(group)))
+    {
+        Some((Some(uid), Some(gid))) => Ok((uid, gid)),
+        _ => Err(format!(
+            "`{text}` is not an owner like \"65532:65532\": a layer records numeric IDs, \
+             UID:GID"
+        )),
+    }
+}
+
+/// A mode as `chmod` takes it in octal: `"0640"`, `"750"`, `"1777"`.
+pub fn mode(text: &str) -> Result<u32, String> {
+    let octal =
+        !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| matches!(b, b'0'..=b'7'));
+    match octal.then(|| u32::from_str_radix(text, 8)) {
+        Some(Ok(mode)) => Ok(mode),
+        _ => Err(format!(
+            "`{text}` is not a mode like \"0640\": up to four octal digits"
+        )),
+    }
+}
+
 /// An environment variable name: not empty, no `=`, no NUL.
 pub fn env_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.contains(['=', '\0']) {
@@ -126,6 +174,56 @@ pub fn env_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_single_port_is_one_to_publish() {
+        assert_eq!(single_port("8080/tcp"), Some(8080));
+        assert_eq!(single_port("53/udp"), Some(53));
+        assert_eq!(single_port("9000"), Some(9000));
+        for not_one in [
+            "1-65535/tcp",
+            "8000-8001/tcp",
+            "0/tcp",
+            "http",
+            "80/tcp\n-v /:/x",
+        ] {
+            assert_eq!(single_port(not_one), None, "{not_one}");
+        }
+    }
+
+    #[test]
+    fn owners_and_modes_are_numeric() {
+        assert_eq!(owner("65532:65533"), Ok((65532, 65533)));
+        assert_eq!(owner("0:0"), Ok((0, 0)));
+        for wrong in [
+            "65532",
+            "nobody:nogroup",
+            "1:2:3",
+            "-1:0",
+            "+1:0",
+            "4294967296:0",
+            "",
+        ] {
+            assert!(
+                owner(wrong).unwrap_err().contains("is not an owner"),
+                "{wrong}"
+            );
+        }
+        assert_eq!(mode("0640"), Ok(0o640));
+        assert_eq!(mode("750"), Ok(0o750));
+        assert_eq!(mode("1777"), Ok(0o1777));
+        for wrong in ["", "0o640", "0800", "17777", "rw-r--r--"] {
+            assert!(
+                mode(wrong).unwrap_err().contains("is not a mode"),
+                "{wrong}"
+            );
+        }
+        assert!(runs_as_root(None));
+        assert!(runs_as_root(Some("root:65532")));
+        assert!(runs_as_root(Some("0")));
+        assert!(!runs_as_root(Some("65532:0")));
+        assert!(!runs_as_root(Some("nobody")));
+    }
 
     #[test]
     fn ports() {

@@ -15,12 +15,14 @@ use oci_pack::source::{ImageSource, Selector};
 use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
 
 use crate::build::BuildArgs;
-use crate::cargo_build::{CargoOptions, Verbosity};
+use crate::cargo_build::CargoOptions;
+use crate::error::NotVerified;
 use crate::inspect::{self, bytes};
 use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{Format, MessageFormat};
 use crate::registries::Registries;
 use crate::shell::Shell;
+use crate::text::escape_controls;
 use crate::workspace;
 
 #[derive(Debug, clap::Args)]
@@ -55,21 +57,9 @@ pub struct VerifyArgs {
     /// How results are printed on stdout
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Print nothing but the results and errors
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also print each layer and manifest as it is written
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
-pub fn exec(args: VerifyArgs) -> Result<()> {
-    let verbosity = match (args.quiet, args.verbose) {
-        (true, _) => Verbosity::Quiet,
-        (_, true) => Verbosity::Verbose,
-        _ => Verbosity::Normal,
-    };
-    let shell = Shell::new(verbosity);
+pub fn exec(args: VerifyArgs, shell: &Shell) -> Result<()> {
     if let Some(key) = &args.key {
         let request = crate::attestations::Request {
             key,
@@ -78,11 +68,11 @@ pub fn exec(args: VerifyArgs) -> Result<()> {
             insecure_registry: &args.insecure_registry,
             format: args.message_format,
         };
-        return crate::attestations::exec(&request, &shell);
+        return crate::attestations::exec(&request, shell);
     }
     match &args.layout {
-        Some(layout) => check_layout(layout, args.message_format, &shell),
-        None => rebuild_and_compare(&args, &shell),
+        Some(layout) => check_layout(layout, args.message_format, shell),
+        None => rebuild_and_compare(&args, shell),
     }
 }
 
@@ -94,6 +84,7 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
     match format {
         MessageFormat::Json => {
             let message = serde_json::json!({
+                "reason": crate::outputs::reason::LAYOUT_CHECKED,
                 "layout": layout,
                 "intact": check.problems.is_empty(),
                 "manifests": check.manifests,
@@ -126,20 +117,24 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
             layout.display(),
             check.unreferenced.len(),
             plural(check.unreferenced.len()),
-            check.unreferenced.join(", ")
+            escape_controls(&check.unreferenced.join(", "))
         ));
     }
     match check.problems.as_slice() {
         [] => Ok(()),
         problems => {
-            let listed: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
-            bail!(
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("\n  {}", escape_controls(&p.to_string())))
+                .collect();
+            let message = format!(
                 "the layout `{}` is damaged ({} problem{}):{}",
                 layout.display(),
                 problems.len(),
                 plural(problems.len()),
                 listed.concat()
-            )
+            );
+            Err(NotVerified { message }.into())
         }
     }
 }
@@ -200,10 +195,9 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
     sweep_scratch(&target_dir, shell);
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
-        .tempdir_in(&target_dir)
-        .with_context(|| format!("failed to create a directory in `{}`", target_dir.display()))?;
+    // The lock is dropped before the directory: another verify may sweep it meanwhile, which
+    // removes the same files.
+    let (scratch, _in_use) = scratch_dir(&target_dir)?;
     shell.status(
         "Rebuilding",
         format_args!(
@@ -218,8 +212,6 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         compression: args.compression,
         formats: vec![Format::Oci],
         insecure_registry: args.insecure_registry.clone(),
-        quiet: args.quiet,
-        verbose: args.verbose,
         ..BuildArgs::default()
     };
     build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
@@ -272,6 +264,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         match args.message_format {
             MessageFormat::Json => {
                 let message = serde_json::json!({
+                    "reason": crate::outputs::reason::IMAGE_VERIFIED,
                     "image": name,
                     "reproducible": comparison.same,
                     "digest": rebuilt_digest,
@@ -300,10 +293,8 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                 } else {
                     format!("{rebuilt_digest} ({})", image.summary.platforms.join(", "))
                 };
-                writeln!(
-                    stdout,
-                    "{name} is reproducible: {what}, the same as `{source}`"
-                )?;
+                let text = format!("{name} is reproducible: {what}, the same as `{source}`");
+                writeln!(stdout, "{}", escape_controls(&text))?;
             }
             MessageFormat::Human => {
                 write!(
@@ -324,7 +315,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
                     })
                 });
                 if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
-                    writeln!(stdout, "  note: {hint}")?;
+                    writeln!(stdout, "  note: {}", escape_controls(&hint))?;
                 } else if binaries_differ {
                     writeln!(
                         stdout,
@@ -339,15 +330,18 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         if !comparison.same {
             failures.push(format!(
                 "`{name}` is not reproducible: {}",
-                first_difference(&comparison)
+                escape_controls(&first_difference(&comparison))
             ));
         }
     }
     stdout.flush()?;
     match failures.as_slice() {
         [] => Ok(()),
-        [one] => bail!("{one}"),
-        several => bail!("{}", several.join("\n")),
+        // Checked, and not reproducible: exit code 1.
+        failures => Err(NotVerified {
+            message: failures.join("\n"),
+        }
+        .into()),
     }
 }
 
@@ -424,23 +418,62 @@ fn recorded_targets(expected: &[(String, ImageSource)]) -> Vec<String> {
     }
 }
 
-/// The scratch target directories of verify runs: `.oci-verify-<pid>-…`.
+/// The scratch target directories of verify runs: `.oci-verify-…`.
 const SCRATCH_PREFIX: &str = ".oci-verify-";
 
+/// A new scratch directory in `target_dir`, and the lock (`flock`) on it that says it is in use
+/// for as long as it is held: a process id would not, seen from another PID namespace (a
+/// container sharing the directory) or once reused.
+fn scratch_dir(target_dir: &Path) -> Result<(tempfile::TempDir, std::fs::File)> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..3 {
+        let scratch = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(target_dir)
+            .with_context(|| {
+                format!("failed to create a directory in `{}`", target_dir.display())
+            })?;
+        let path = scratch.path();
+        let dir = std::fs::File::open(path)
+            .with_context(|| format!("failed to open `{}`", path.display()))?;
+        // Another verify's sweep may have taken it between its creation and this lock: then
+        // the lock is taken, or the directory is gone (or another) once it is held.
+        let same = |held: &std::fs::File| {
+            let (Ok(ours), Ok(now)) = (held.metadata(), std::fs::metadata(path)) else {
+                return false;
+            };
+            (ours.dev(), ours.ino()) == (now.dev(), now.ino())
+        };
+        match dir.try_lock() {
+            Ok(()) if same(&dir) => return Ok((scratch, dir)),
+            Ok(()) | Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("failed to lock `{}`", path.display()))
+            }
+        }
+    }
+    bail!(
+        "failed to create a scratch directory in `{}`: other verify runs kept sweeping it",
+        target_dir.display()
+    )
+}
+
 /// Removes the scratch directories of verify runs that were killed before they could: those
-/// whose process is gone. A running verify's is left alone.
+/// no process holds the lock of. A running verify's is left alone.
 fn sweep_scratch(target_dir: &Path, shell: &Shell) {
     let Ok(entries) = std::fs::read_dir(target_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix(SCRATCH_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        let Some(pid) = pid else { continue };
-        if Path::new("/proc").join(pid.to_string()).exists() {
+        if !name.starts_with(SCRATCH_PREFIX) {
+            continue;
+        }
+        // Held while it is removed, so no verify starts using it meanwhile.
+        let Ok(dir) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        if dir.try_lock().is_err() {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {
@@ -474,8 +507,9 @@ fn human_differences(
     comparison: &Comparison,
 ) -> String {
     let mut out = String::new();
+    // What the images say (file names, history, config values) shown escaped, as by inspect.
     let mut line = |text: String| {
-        out.push_str(text.trim_end());
+        out.push_str(escape_controls(&text).trim_end());
         out.push('\n');
     };
     line(format!(
@@ -603,6 +637,11 @@ fn file_line(file: &FileDiff) -> String {
                         ),
                         "mtime" => (a.mtime.to_string(), b.mtime.to_string()),
                         "sha256" => (short_hash(a), short_hash(b)),
+                        "capabilities" => {
+                            let shown = |e: &LayerEntry| e.capabilities.clone();
+                            let none = || "none".to_owned();
+                            (shown(a).unwrap_or_else(none), shown(b).unwrap_or_else(none))
+                        }
                         _ => (
                             a.link.clone().unwrap_or_default(),
                             b.link.clone().unwrap_or_default(),
@@ -714,4 +753,36 @@ fn first_difference(comparison: &Comparison) -> String {
         "the {part} of {platform} differs ({}); the layers are the same",
         fields.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_pack::inspect::EntryKind;
+
+    #[test]
+    fn a_file_line_names_each_field_that_differs() {
+        let entry = |capabilities: Option<&str>, uid| LayerEntry {
+            path: "usr/local/bin/app".into(),
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid,
+            gid: 0,
+            mtime: 0,
+            size: 1,
+            sha256: None,
+            link: None,
+            capabilities: capabilities.map(str::to_owned),
+        };
+        let file = FileDiff {
+            path: "usr/local/bin/app".into(),
+            fields: vec!["owner", "capabilities"],
+            expected: Some(entry(Some("cap_net_bind_service=ep"), 0)),
+            actual: Some(entry(None, 65532)),
+        };
+        assert_eq!(
+            file_line(&file),
+            "~ /usr/local/bin/app  owner 0:0 → 65532:0, capabilities cap_net_bind_service=ep → none"
+        );
+    }
 }

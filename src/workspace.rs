@@ -9,7 +9,7 @@ use cargo_metadata::{Metadata, Package};
 use oci_pack::timestamp::Timestamp;
 
 use crate::cargo_build::WorkspaceOptions;
-use crate::error::MetadataError;
+use crate::error::{Manifest, MetadataError};
 use crate::metadata::KeyError;
 use crate::plan::{self, BuildPlan, Overrides, PackageFacts, PlanError};
 
@@ -172,10 +172,9 @@ pub fn image_names(facts: &Facts, options: &WorkspaceOptions) -> Result<Vec<Stri
 
 /// A metadata error, in the `Cargo.toml` its key is in: the workspace's or the package's.
 fn in_manifest(workspace: &Metadata, package: &Package, error: KeyError) -> anyhow::Error {
-    let manifest = if error.path.starts_with("workspace.") {
-        workspace.workspace_root.join("Cargo.toml")
-    } else {
-        package.manifest_path.clone()
+    let manifest = match error.path.manifest() {
+        Manifest::Workspace => workspace.workspace_root.join("Cargo.toml"),
+        Manifest::Package => package.manifest_path.clone(),
     };
     MetadataError {
         manifest: manifest.into_std_path_buf(),

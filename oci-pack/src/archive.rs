@@ -289,9 +289,18 @@ pub fn write_archive<W: Write>(
                     source,
                 }
             })?;
-        let (manifest, repositories) = docker::archive_manifest(&manifest, &image.tags)?;
-        contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;
-        contents.add_bytes("/repositories", repositories, FILE_MODE)?;
+        // An OCI archive carries Docker's files only for `docker load`'s sake: an image with
+        // layers it cannot read (zstd) goes without them, as the OCI archive it is.
+        let docker_loads = |m: &ImageManifest| {
+            m.layers
+                .iter()
+                .all(|l| media_type::docker_loads(&l.media_type))
+        };
+        if format == ArchiveFormat::Docker || docker_loads(&manifest) {
+            let (manifest, repositories) = docker::archive_manifest(&manifest, &image.tags)?;
+            contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;
+            contents.add_bytes("/repositories", repositories, FILE_MODE)?;
+        }
     }
     write_tar(&contents, out, mtime)
 }

@@ -11,23 +11,28 @@
 //!   ([`crate::layer::LayerContents::stamp`]), so an unchanged layer is not even read again.
 //! - `outputs/<path>`: what each archive written was made of, so one that would be written
 //!   again, byte for byte, is left as it is.
-//! - `verified/<device>-<inode>`: which file was found to hash to which digest, and its size and
-//!   modification time then; while they stay the same, the file is not hashed again. As git
-//!   does for its index, a file that has not [`settled`] when it is hashed is not recorded: a
-//!   change within the same clock tick would not show in its modification time.
+//! - `verified/<device>-<inode>`: which file was found to hash to which digest, and its size,
+//!   modification and change times then (as git's index); while they stay the same, the file
+//!   is not hashed again. As git does, a file that has not [`settled`] when it is hashed is not
+//!   recorded: a change within the same clock tick would not show in its times.
+//! - `refs/<key>`: the digest each registry tag last resolved to, for `--offline`.
+//! - `used/<key>`: every blob a build used (its images', its bases'), kept from the sweep.
 //!
 //! Nothing here is trusted blindly: every entry carries the sha256 of its contents, and one that
-//! does not match, or does not parse, is dropped (with a warning) and rebuilt.
+//! does not match, or does not parse, is dropped (with a warning) and rebuilt. The checksums
+//! catch accidents (a full disk, a killed build, a stray write), not a forged entry: whoever
+//! can write `target/` can make any build say anything, as cargo's own `target/` can.
 //!
-//! The cache does not grow without end: what no build has used for [`UNUSED_FOR`] is forgotten
-//! ([`BuildCache::sweep`]). Outputs hold their own links to blobs, so none loses anything; a
-//! build that wants a forgotten layer again compresses it again. Builds share the cache under a
-//! shared lock on `lock`; a sweep runs only when no other build holds it.
+//! The cache does not grow without end: what no build has used for [`UNUSED_FOR`] is forgotten,
+//! and what a killed build was writing goes at the next sweep ([`BuildCache::sweep`]). Outputs
+//! hold their own links to blobs, so none loses anything; a build that wants a forgotten layer
+//! again compresses it again. Builds share the cache under a shared lock on `lock`; a sweep
+//! runs only when no other build holds it.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -52,15 +57,20 @@ pub struct BuildCache {
     lock: Arc<fs::File>,
     /// Files hashed by this process: (device, inode) → what they were found to be.
     verified: Arc<Mutex<HashMap<(u64, u64), Stamp>>>,
+    /// Blobs this process used, for [`BuildCache::record_use`].
+    used: Arc<Mutex<std::collections::BTreeSet<Digest>>>,
     warnings: Arc<Mutex<Vec<String>>>,
 }
 
-/// What a file was when it was found to hash to `digest`.
+/// What a file was when it was found to hash to `digest`: as git's index, its size and its
+/// modification and change times (a rewrite that restores the modification time, or keeps
+/// it, still moves the change time, which only the kernel sets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     digest: Digest,
     size: u64,
     modified: (i64, i64),
+    changed: (i64, i64),
 }
 
 impl Stamp {
@@ -69,7 +79,38 @@ impl Stamp {
             digest,
             size: metadata.len(),
             modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
         }
+    }
+
+    fn parse(text: &str) -> Option<Stamp> {
+        let mut fields = text.split(' ');
+        let digest = fields.next()?.parse().ok()?;
+        let size = fields.next()?.parse().ok()?;
+        let mut next = || fields.next()?.parse::<i64>().ok();
+        let stamp = Stamp {
+            digest,
+            size,
+            modified: (next()?, next()?),
+            changed: (next()?, next()?),
+        };
+        fields.next().is_none().then_some(stamp)
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Stamp {
+            digest,
+            size,
+            modified,
+            changed,
+        } = self;
+        write!(
+            f,
+            "{digest} {size} {} {} {} {}",
+            modified.0, modified.1, changed.0, changed.1
+        )
     }
 }
 
@@ -79,6 +120,7 @@ impl BuildCache {
         let store = BlobStore::open(root)?;
         let lock_path = root.join("lock");
         let lock = fs::File::options()
+            .custom_flags(crate::output::NO_FOLLOW)
             .create(true)
             .truncate(false)
             .write(true)
@@ -90,6 +132,7 @@ impl BuildCache {
             store,
             lock: Arc::new(lock),
             verified: Arc::default(),
+            used: Arc::default(),
             warnings: Arc::default(),
         })
     }
@@ -129,16 +172,10 @@ impl BuildCache {
         if self.verified.lock().expect("not poisoned").get(&key) == Some(&now) {
             return true;
         }
-        let recorded = self.read_entry(&self.stamp_path(key)).and_then(|bytes| {
-            let text = String::from_utf8(bytes).ok()?;
-            let mut fields = text.split(' ');
-            let stamp = Stamp {
-                digest: fields.next()?.parse().ok()?,
-                size: fields.next()?.parse().ok()?,
-                modified: (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?),
-            };
-            fields.next().is_none().then_some(stamp)
-        });
+        // A record of an older format (no change time) does not parse: the file is hashed.
+        let recorded = self
+            .read_entry(&self.stamp_path(key))
+            .and_then(|bytes| Stamp::parse(std::str::from_utf8(&bytes).ok()?));
         if recorded == Some(now) {
             self.verified.lock().expect("not poisoned").insert(key, now);
             return true;
@@ -177,16 +214,14 @@ impl BuildCache {
         if !settled(&metadata) {
             return;
         }
-        let text = format!(
-            "{} {} {} {}",
-            stamp.digest, stamp.size, stamp.modified.0, stamp.modified.1
-        );
-        self.write_entry(&self.stamp_path(key), text.as_bytes());
+        self.write_entry(&self.stamp_path(key), stamp.to_string().as_bytes());
     }
 
-    /// Makes the blob `descriptor` of `source` part of the cache's store: one already there is
-    /// kept only while it is verified (a damaged one is replaced, with a warning); one brought
-    /// in is checked unless the caller has `verified` its source.
+    /// Makes the blob `descriptor` of `source` (a parent's store) part of the cache's store:
+    /// one already there is kept only while it is verified (a damaged one is replaced, with a
+    /// warning); one brought in is a copy, never a link (the parent may be the user's own
+    /// layout, which nothing done to the cache may change), checked unless the caller has
+    /// `verified` its source.
     pub fn adopt(&self, source: &BlobStore, descriptor: &Descriptor, verified: bool) -> Result<()> {
         let here = self.store.blob_path(&descriptor.digest);
         if fs::symlink_metadata(&here).is_ok() {
@@ -199,60 +234,164 @@ impl BuildCache {
             ));
             fs::remove_file(&here).map_err(Error::io("remove", &here))?;
         }
-        self.store.import(source, descriptor, verified)?;
+        self.store.copy_in(source, descriptor, verified)?;
         if verified {
             self.remember(&self.store, descriptor);
         }
         Ok(())
     }
 
-    /// Forgets what no build has used for `unused_for`: compressed layers (their records and
-    /// blobs), stamps, parent layers' changes and hashing records. Runs at most once a day, and
-    /// only when no other build holds the cache; returns how many entries went.
+    /// Notes that this build uses the blobs `digests` of the cache's store (its images', its
+    /// bases'), for [`BuildCache::record_use`].
+    pub fn mark_used(&self, digests: impl IntoIterator<Item = Digest>) {
+        self.used.lock().expect("not poisoned").extend(digests);
+    }
+
+    /// Records under `used/` every blob this process marked used, as what the build `key`
+    /// uses (its next run replaces the record), so that a sweep keeps them [`UNUSED_FOR`]
+    /// after, however old their files are.
+    pub fn record_use(&self, key: &str) {
+        let body: String = (self.used.lock().expect("not poisoned").iter())
+            .map(|digest| format!("{digest}\n"))
+            .collect();
+        let name = Digest::of(key.as_bytes());
+        self.write_entry(&self.root.join("used").join(name.hex()), body.as_bytes());
+    }
+
+    /// Sweeps the cache, but only when no other build holds it: then every file still being
+    /// written (a blob's `.partial-*`, an entry's temporary file) is one a build that died
+    /// left, and goes at once. Once a day at most, what no build has used for `unused_for`
+    /// goes too: entries not read or written since, and blobs older than that which no live
+    /// `layers/` or `used/` record names (a base's, an old build's). Returns how many files
+    /// went.
     pub fn sweep(&self, unused_for: std::time::Duration) -> Result<usize> {
-        let marker = self.root.join("swept");
-        let due = fs::metadata(&marker)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|swept| swept.elapsed().ok())
-            .is_none_or(|since| since >= SWEEP_EVERY);
         // Our shared lock becomes exclusive only if no other build holds one.
-        if !due || self.lock.try_lock().is_err() {
+        if self.lock.try_lock().is_err() {
             return Ok(0);
         }
-        let old = |path: &Path| {
-            fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age >= unused_for)
-        };
-        let mut swept = 0;
-        for dir in ["layers", "stamps", "changes", "verified", "outputs"] {
-            for entry in fs::read_dir(self.root.join(dir)).into_iter().flatten() {
-                let Ok(entry) = entry else { continue };
-                let path = entry.path();
-                if !old(&path) {
-                    continue;
-                }
-                if dir == "layers" {
-                    let blob = self
-                        .read_entry(&path)
-                        .and_then(|b| serde_json::from_slice::<Descriptor>(&b).ok());
-                    if let Some(blob) = blob {
-                        let _ = fs::remove_file(self.store.blob_path(&blob.digest));
-                    }
-                }
-                if fs::remove_file(&path).is_ok() {
-                    swept += 1;
-                }
-            }
+        let mut swept = self.sweep_partial();
+        let marker = self.root.join("swept");
+        // Anything but a file at the marker's name (a planted link) is no record of a sweep.
+        let is_file = fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
+        if !is_file || age(&marker).is_none_or(|since| since >= SWEEP_EVERY) {
+            swept += self.sweep_unused(unused_for);
+            // A new file renamed over it: never written through a link planted at its name.
+            let _ = tempfile::NamedTempFile::new_in(&self.root)
+                .and_then(|file| file.persist(&marker).map_err(|e| e.error));
         }
-        let _ = fs::write(&marker, b"");
         self.lock
             .lock_shared()
             .map_err(Error::io("lock", self.root.join("lock")))?;
         Ok(swept)
+    }
+
+    /// Removes what dead builds were writing: every file whose name begins with a dot (blobs
+    /// and entries are named by digests, temporary files never are).
+    fn sweep_partial(&self) -> usize {
+        let dirs = ENTRY_DIRS.iter().chain(&["refs", "blobs/sha256"]);
+        dirs.flat_map(|dir| files_in(&self.root.join(dir)))
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
+            })
+            .filter(|path| fs::remove_file(path).is_ok())
+            .count()
+    }
+
+    /// Removes entries unused for `unused_for`, then blobs as old that no live entry needs.
+    fn sweep_unused(&self, unused_for: std::time::Duration) -> usize {
+        let old = |path: &Path| age(path).is_some_and(|age| age >= unused_for);
+        let mut swept = 0;
+        let mut live = std::collections::BTreeSet::new();
+        for dir in ENTRY_DIRS {
+            for path in files_in(&self.root.join(dir)) {
+                if old(&path) {
+                    swept += usize::from(fs::remove_file(&path).is_ok());
+                } else {
+                    live.extend(self.blobs_kept_by(dir, &path));
+                }
+            }
+        }
+        for path in files_in(&self.root.join("blobs").join("sha256")) {
+            let digest = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+            if digest.is_some_and(|digest| !live.contains(&digest)) && old(&path) {
+                swept += usize::from(fs::remove_file(&path).is_ok());
+            }
+        }
+        swept
+    }
+
+    /// The blobs an entry keeps from a sweep: a `layers/` entry's layer, every blob a `used/`
+    /// entry lists.
+    fn blobs_kept_by(&self, dir: &str, entry: &Path) -> Vec<Digest> {
+        let body = match dir {
+            "layers" | "used" => self.check_entry(entry),
+            _ => None,
+        };
+        let Some(body) = body else {
+            return Vec::new();
+        };
+        if dir == "layers" {
+            let layer = serde_json::from_slice::<Descriptor>(&body);
+            layer.map(|layer| vec![layer.digest]).unwrap_or_default()
+        } else {
+            let text = String::from_utf8_lossy(&body);
+            text.lines().filter_map(|line| line.parse().ok()).collect()
+        }
+    }
+
+    /// The digest the tag `name` (`repository:tag`) last resolved to, as recorded under
+    /// `refs/`, if it was. A record that holds no digest is removed, and the error says where
+    /// it was and what it held.
+    pub fn recorded_tag(&self, name: &str) -> std::result::Result<Option<Digest>, String> {
+        /// A digest and a newline, with room to spare.
+        const MAX_TAG_RECORD_BYTES: u64 = 256;
+        let path = self.tag_path(name);
+        let Ok(metadata) = fs::symlink_metadata(&path) else {
+            return Ok(None);
+        };
+        let mut text = String::new();
+        // Only a regular file is read: a FIFO would never end.
+        let read = match metadata.is_file() {
+            true => fs::File::open(&path)
+                .and_then(|file| file.take(MAX_TAG_RECORD_BYTES).read_to_string(&mut text))
+                .map_err(|error| error.to_string()),
+            false => Err("not a file".to_owned()),
+        };
+        let parsed = read.and_then(|_| text.trim().parse::<Digest>().map_err(|e| e.to_string()));
+        parsed.map(Some).map_err(|error| {
+            let _ = fs::remove_file(&path);
+            format!("its record `{}` is damaged: {error}", path.display())
+        })
+    }
+
+    /// Records that the tag `name` (`repository:tag`) resolved to `digest`: written beside
+    /// its place and renamed into it, so a record is whole or absent. A cache that cannot be
+    /// written to only warns, as for every entry.
+    pub fn record_tag(&self, name: &str, digest: &Digest) {
+        let path = self.tag_path(name);
+        let write = || -> io::Result<()> {
+            let dir = path.parent().expect("under refs/");
+            fs::create_dir_all(dir)?;
+            let mut file = tempfile::NamedTempFile::new_in(dir)?;
+            file.write_all(format!("{digest}\n").as_bytes())?;
+            file.persist(&path)?;
+            Ok(())
+        };
+        if let Err(error) = write() {
+            self.warn(format!(
+                "could not write the cache entry `{}`: {error}",
+                path.display()
+            ));
+        }
+    }
+
+    fn tag_path(&self, name: &str) -> PathBuf {
+        let key = Digest::of(name.as_bytes());
+        self.root.join("refs").join(key.hex())
     }
 
     fn stamp_path(&self, (device, inode): (u64, u64)) -> PathBuf {
@@ -307,11 +446,18 @@ impl BuildCache {
             (&file).read_exact(&mut recorded).ok()?;
             (sum.as_bytes() == &recorded).then_some((layer, diff_id, body))
         })();
-        if checked.is_none() {
-            self.warn(format!(
-                "dropped the damaged cache entry `{}`",
-                path.display()
-            ));
+        if checked.is_some() {
+            touch(path);
+        } else {
+            // What an earlier version wrote is out of date, not damaged: dropped quietly.
+            let mut head = [0u8; 64];
+            let read = fs::File::open(path).and_then(|mut f| f.read(&mut head));
+            if !LayerChanges::is_earlier_encoding(&head[..read.unwrap_or(0)]) {
+                self.warn(format!(
+                    "dropped the damaged cache entry `{}`",
+                    path.display()
+                ));
+            }
             let _ = fs::remove_file(path);
         }
         checked
@@ -402,8 +548,16 @@ impl BuildCache {
     }
 
     /// An entry's contents, if the file is there, not too large, and its trailing sha256
-    /// matches; a damaged entry is removed with a warning.
+    /// matches; a damaged entry is removed with a warning. The entry counts as used: a sweep
+    /// leaves it for another [`UNUSED_FOR`].
     fn read_entry(&self, path: &Path) -> Option<Vec<u8>> {
+        let body = self.check_entry(path)?;
+        touch(path);
+        Some(body)
+    }
+
+    /// [`BuildCache::read_entry`], not counting as a use.
+    fn check_entry(&self, path: &Path) -> Option<Vec<u8>> {
         /// Entries are small; a parent layer of a million files encodes to tens of MB.
         const MAX_ENTRY_BYTES: u64 = 1 << 30;
         let file = fs::File::open(path).ok()?;
@@ -499,15 +653,37 @@ impl Write for EntryWriter {
     }
 }
 
+/// The directories of entries, each swept of those unused.
+const ENTRY_DIRS: [&str; 6] = ["layers", "stamps", "changes", "verified", "outputs", "used"];
+
+/// How long ago `path` was modified.
+fn age(path: &Path) -> Option<std::time::Duration> {
+    let modified = fs::symlink_metadata(path).and_then(|m| m.modified());
+    modified.ok()?.elapsed().ok()
+}
+
+/// Marks an entry used now (its modification time), once a day at most: the sweep goes by it.
+fn touch(path: &Path) {
+    if age(path).is_some_and(|age| age >= SWEEP_EVERY) {
+        let now = std::time::SystemTime::now();
+        let _ = fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_modified(now));
+    }
+}
+
+/// Every file directly in `dir` (none if it cannot be read).
+fn files_in(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    let entries = fs::read_dir(dir).into_iter().flatten().flatten();
+    entries
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+}
+
 fn output_stamp(metadata: &fs::Metadata, key: &Digest) -> String {
-    format!(
-        "{key} {} {} {} {} {}",
-        metadata.dev(),
-        metadata.ino(),
-        metadata.len(),
-        metadata.mtime(),
-        metadata.mtime_nsec()
-    )
+    let stamp = Stamp::of(metadata, *key);
+    format!("{stamp} {} {}", metadata.dev(), metadata.ino())
 }
 
 #[cfg(test)]
@@ -569,6 +745,12 @@ mod tests {
             "{warnings:?}"
         );
         assert!(cache.check_changes(&entry).is_some(), "rebuilt");
+
+        // An entry an earlier version wrote is rebuilt without a word.
+        fs::write(&entry, b"cargo-oci layer changes 3\nwhat it held").unwrap();
+        assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), ["etc/issue"]);
+        assert_eq!(cache.take_warnings(), Vec::<String>::new());
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
     }
 
     /// Sets a file's modification time `seconds` into the past.
@@ -576,6 +758,8 @@ mod tests {
         let file = fs::File::options().write(true).open(path).unwrap();
         let then = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds);
         file.set_modified(then).unwrap();
+        // Setting it moved the change time, which must settle too.
+        std::thread::sleep(std::time::Duration::from_millis(60));
     }
 
     #[test]
@@ -615,6 +799,7 @@ mod tests {
 
     #[test]
     fn a_sweep_forgets_what_nobody_used_and_waits_for_other_builds() {
+        const MONTH: u64 = 30 * 24 * 3600;
         let (dir, cache) = cache();
         let mut contents = crate::layer::LayerContents::new();
         contents.add_bytes("/old", b"old".to_vec(), 0o644).unwrap();
@@ -630,23 +815,127 @@ mod tests {
             let path = record.unwrap().path();
             let bytes = fs::read(&path).unwrap();
             if String::from_utf8_lossy(&bytes).contains(&old.descriptor.digest.to_string()) {
-                age(&path, 30 * 24 * 3600);
+                age(&path, MONTH);
             }
         }
+        // Blobs no record names: an old base's config, one a build still uses, a new one.
+        let put = |bytes: &[u8]| cache.store().put(media_type::OCI_CONFIG, bytes).unwrap();
+        let (forgotten, used, young) = (put(b"forgotten"), put(b"used"), put(b"young"));
+        for blob in [&old.descriptor, &new.descriptor, &forgotten, &used] {
+            age(&cache.store().blob_path(&blob.digest), MONTH);
+        }
+        cache.mark_used([used.digest]);
+        cache.record_use("a build");
+        // What killed builds were writing: a blob, an entry.
+        let partial = |dir: &str, name: &str| {
+            let path = cache.root().join(dir).join(name);
+            fs::write(&path, b"half").unwrap();
+            path
+        };
+        let half_blob = partial("blobs/sha256", ".partial-killed");
+        let half_entry = partial("layers", ".tmpKilled");
 
-        // Another build holds the cache: nothing is swept.
+        // Another build holds the cache: nothing is swept, not even what is half-written.
         let other = BuildCache::open(dir.path()).unwrap();
         assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 0);
+        assert!(half_blob.exists() && half_entry.exists());
         drop(other);
-        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 1);
-        assert!(!cache.store().contains(&old.descriptor.digest));
-        assert!(cache.store().contains(&new.descriptor.digest));
+        // The old record, its blob, the forgotten blob, and the two partial files.
+        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 5);
+        assert!(!half_blob.exists() && !half_entry.exists());
+        for gone in [&old.descriptor, &forgotten] {
+            assert!(!cache.store().contains(&gone.digest), "{gone:?}");
+        }
+        for kept in [&new.descriptor, &used, &young] {
+            assert!(cache.store().contains(&kept.digest), "{kept:?}");
+        }
         assert_eq!(
             cache.reusable_layer(&new.diff_id, Compression::Gzip),
             Some(new)
         );
-        // Once a day at most.
-        assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 0);
+        // What is unused is looked for once a day at most; half-written files go at once.
+        let half_blob = partial("blobs/sha256", ".partial-killed");
+        assert_eq!(cache.sweep(std::time::Duration::ZERO).unwrap(), 1);
+        assert!(!half_blob.exists());
+        assert!(cache.store().contains(&young.digest));
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_with_its_old_times_is_not_trusted() {
+        let (_dir, cache) = cache();
+        let blob = cache
+            .store()
+            .put(media_type::OCI_LAYER_TAR, b"content")
+            .unwrap();
+        let path = cache.store().blob_path(&blob.digest);
+        age(&path, 10);
+        cache.verify(cache.store(), &blob).unwrap();
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        (&file).write_all(b"CONTENT").unwrap();
+        file.set_modified(modified).unwrap();
+        // The same inode, size and modification time: only the change time moved.
+        for cache in [cache.clone(), BuildCache::open(cache.root()).unwrap()] {
+            assert!(!cache.is_verified(cache.store(), &blob));
+            assert!(cache.verify(cache.store(), &blob).is_err());
+        }
+    }
+
+    #[test]
+    fn a_tag_record_is_whole_or_named_when_damaged() {
+        let (dir, cache) = cache();
+        assert_eq!(cache.recorded_tag("example.com/app:1"), Ok(None));
+        let digest = Digest::of(b"manifest");
+        cache.record_tag("example.com/app:1", &digest);
+        assert_eq!(cache.recorded_tag("example.com/app:1"), Ok(Some(digest)));
+        let records: Vec<_> = fs::read_dir(dir.path().join("refs")).unwrap().collect();
+        assert_eq!(records.len(), 1, "no temporary file is left");
+        let record = records[0].as_ref().unwrap().path();
+
+        fs::write(&record, b"").unwrap();
+        let error = cache.recorded_tag("example.com/app:1").unwrap_err();
+        assert!(
+            error.starts_with(&format!("its record `{}` is damaged: ", record.display())),
+            "{error}"
+        );
+        assert!(!record.exists(), "a damaged record is removed");
+
+        // `refs/` cannot be written: a warning, as for any entry, not an error.
+        fs::remove_dir(dir.path().join("refs")).unwrap();
+        fs::write(dir.path().join("refs"), b"").unwrap();
+        cache.record_tag("example.com/app:1", &digest);
+        let warnings = cache.take_warnings();
+        assert!(
+            warnings[0].starts_with("could not write the cache entry `"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn the_lock_is_never_taken_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("lock")).unwrap();
+        assert!(BuildCache::open(dir.path()).is_err());
+        assert!(
+            fs::symlink_metadata(&elsewhere).is_err(),
+            "nothing created through it"
+        );
+    }
+
+    #[test]
+    fn the_sweep_marker_is_never_written_through_a_link() {
+        let (dir, cache) = cache();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("precious");
+        fs::write(&victim, b"keep me").unwrap();
+        age(&victim, 30 * 24 * 3600);
+        std::os::unix::fs::symlink(&victim, dir.path().join("swept")).unwrap();
+        cache.sweep(UNUSED_FOR).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert!(fs::symlink_metadata(dir.path().join("swept"))
+            .unwrap()
+            .is_file());
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl ImageFiles<'_> {
         for layer in self.layers.iter().rev() {
             if let Some(entry) = layer.get(path) {
                 return match entry {
-                    Entry::Symlink { target } => Some(Lookup::Link(target.clone())),
+                    Entry::Symlink { target, .. } => Some(Lookup::Link(target.clone())),
                     Entry::Whiteout => None,
                     _ => Some(Lookup::Found(Found::Layer(entry))),
                 };

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
-use crate::layer::{Entry, FileSource, LayerContents};
+use crate::layer::{Entry, FileSource, LayerContents, Owner};
 use crate::path::{absolute, image_path, opaque_whiteout_in, whiteout_of};
 use crate::tree::{FileTree, Node, NodeKind};
 
 /// `contents` staged on top of `parent`:
-/// - a file identical to the parent's at the same path (content, mode, owner) is left out;
-/// - a directory the parent already has is left out, so its mode and owner stay the parent's;
+/// - a file identical to the parent's at the same path (content, mode, owner, capabilities) is
+///   left out;
+/// - a directory the parent already has is left out, so its mode and owner stay the parent's,
+///   unless its owner or mode was chosen ([`LayerContents::is_chosen`]) and differs;
 /// - each path of `remove` becomes a whiteout, and must exist in the parent;
 /// - staging under a path that is a link or a file in the parent is an error, since the
 ///   directory we would write there would replace it.
@@ -40,7 +42,8 @@ pub fn layer_on(
                 });
             }
         }
-        if !same_as_parent(parent.get(path), entry)? {
+        let chosen = contents.is_chosen(path);
+        if !same_as_parent(parent.get(path), entry, chosen)? {
             layer.insert_exact(path.to_owned(), entry.clone());
         }
     }
@@ -76,7 +79,7 @@ pub fn rootfs_diff(parent: &FileTree, rootfs: &Path) -> Result<LayerContents> {
 
     let mut layer = LayerContents::new();
     for (path, entry) in desired.entries() {
-        if !same_as_parent(parent.get(path), entry)? {
+        if !same_as_parent(parent.get(path), entry, false)? {
             layer.insert_exact(path.to_owned(), entry.clone());
         }
     }
@@ -103,19 +106,31 @@ pub fn rootfs_diff(parent: &FileTree, rootfs: &Path) -> Result<LayerContents> {
     Ok(layer)
 }
 
-/// Whether writing `entry` would leave the parent's `node` as it is (we write as uid/gid 0).
-fn same_as_parent(node: Option<&Node>, entry: &Entry) -> Result<bool> {
+/// Whether writing `entry` would leave the parent's `node` as it is; `chosen`: whether a
+/// directory's attributes were chosen rather than a default.
+fn same_as_parent(node: Option<&Node>, entry: &Entry, chosen: bool) -> Result<bool> {
     let Some(node) = node else { return Ok(false) };
-    let owned_by_root = node.uid == 0 && node.gid == 0;
+    let owned_by = |owner: &Owner| (node.uid, node.gid) == (owner.uid.into(), owner.gid.into());
     Ok(match (entry, &node.kind) {
         // A directory the parent has keeps its own attributes when ours are a default.
-        (Entry::Directory { .. }, NodeKind::Directory) => true,
-        (Entry::Symlink { target }, NodeKind::Symlink { target: theirs }) => {
-            owned_by_root && target == theirs
+        (Entry::Directory { mode, owner }, NodeKind::Directory) => {
+            !chosen || (owned_by(owner) && *mode == node.mode)
         }
-        (Entry::File { source, mode }, NodeKind::File { size, digest, .. }) => {
-            owned_by_root
+        (Entry::Symlink { target, owner }, NodeKind::Symlink { target: theirs }) => {
+            owned_by(owner) && target == theirs
+        }
+        (
+            Entry::File {
+                source,
+                mode,
+                owner,
+                capabilities,
+            },
+            NodeKind::File { size, digest, .. },
+        ) => {
+            owned_by(owner)
                 && *mode == node.mode
+                && capabilities.xattr().as_ref().map(|v| &v[..]) == node.capability.as_deref()
                 && content_digest(source, *size)?.as_ref() == Some(digest)
         }
         _ => false,
@@ -146,9 +161,13 @@ fn content_digest(source: &FileSource, size: u64) -> Result<Option<Digest>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::{EXECUTABLE_MODE, FILE_MODE};
+    use crate::layer::{
+        write_layer, Attributes, Capabilities, Compression, EXECUTABLE_MODE, FILE_MODE,
+    };
     use crate::store::BlobStore;
     use crate::testing::{gzip_layer, Raw};
+    use crate::timestamp::Timestamp;
+    use crate::tree::LayerChanges;
 
     fn parent() -> FileTree {
         let dir = tempfile::tempdir().unwrap();
@@ -215,6 +234,81 @@ mod tests {
             layer.get(Path::new("var/.wh.cache")),
             Some(&Entry::Whiteout)
         );
+    }
+
+    /// A parent written by us: its binary with capabilities or without.
+    fn parent_with(store: &BlobStore, app: &Path, capabilities: Capabilities) -> FileTree {
+        let mut contents = LayerContents::new();
+        let attributes = Attributes {
+            capabilities,
+            ..Attributes::default()
+        };
+        contents
+            .add_path_with("/usr/local/bin/app", app, &attributes)
+            .unwrap();
+        contents.add_directory("/data", EXECUTABLE_MODE).unwrap();
+        contents.add_directory("/srv", EXECUTABLE_MODE).unwrap();
+        let layer = write_layer(store, &contents, Compression::Gzip, Timestamp(0)).unwrap();
+        let changes = LayerChanges::read(store, &layer.descriptor, &layer.diff_id).unwrap();
+        // The attribute survives the cache's encoding of the parent.
+        assert_eq!(
+            LayerChanges::decode(&changes.encode()),
+            Some(changes.clone())
+        );
+        let mut tree = FileTree::default();
+        tree.apply(changes).unwrap();
+        tree
+    }
+
+    #[test]
+    fn owners_modes_and_capabilities_that_differ_from_the_parent_are_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let app = dir.path().join("app");
+        std::fs::write(&app, b"app").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let bind = Capabilities::parse(&["net_bind_service"]).unwrap();
+        let staged = |capabilities| {
+            let mut staged = LayerContents::new();
+            let attributes = Attributes {
+                capabilities,
+                ..Attributes::default()
+            };
+            staged
+                .add_path_with("/usr/local/bin/app", &app, &attributes)
+                .unwrap();
+            let owner = Owner {
+                uid: 65532,
+                gid: 65532,
+            };
+            staged.add_chosen_directory("/data", 0o750, owner).unwrap();
+            staged
+                .add_chosen_directory("/srv", EXECUTABLE_MODE, Owner::ROOT)
+                .unwrap();
+            staged
+        };
+        let plain = parent_with(&store, &app, Capabilities::NONE);
+        let capable = parent_with(&store, &app, bind);
+        let node = capable.get(Path::new("usr/local/bin/app")).unwrap();
+        assert_eq!(node.capability.as_deref(), Some(&bind.xattr().unwrap()[..]));
+
+        // Capabilities added or taken away are changes; the same ones are not.
+        for (parent, capabilities, app_written) in [
+            (&plain, bind, true),
+            (&capable, Capabilities::NONE, true),
+            (&capable, bind, false),
+        ] {
+            let layer = layer_on(parent, &staged(capabilities), &[]).unwrap();
+            let mut expected = vec!["data"];
+            if app_written {
+                expected.push("usr/local/bin/app");
+            }
+            // `/srv` was chosen as the parent has it; `/usr` and below were implied.
+            assert_eq!(paths(&layer), expected, "{capabilities:?}");
+        }
     }
 
     #[test]

@@ -343,7 +343,75 @@ pub enum Error {
     },
 }
 
+/// What an [`Error`] is about, for a caller that reports or retries by kind rather than by
+/// variant.
+///
+/// Not `#[non_exhaustive]`: a caller maps every kind, so a new one must be mapped to compile,
+/// as a new [`Error`] variant must be classified here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A registry could not be reached, refused the request, or could not serve the image.
+    Registry,
+    /// An image read as input (a base image, a layout, an archive) is missing, unusable, broken
+    /// or hostile.
+    Image,
+    /// An output would replace something it should not.
+    Output,
+    /// What the caller asked for cannot be done: an invalid reference, path or digest, files
+    /// that do not fit in one image, an image that does not fit the format asked for.
+    Input,
+    /// Reading or writing the host's files or the build cache failed, or a document could not be
+    /// encoded.
+    Io,
+}
+
 impl Error {
+    /// What the error is about.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind::*;
+        // Every variant by name, no `_`: a new variant must be classified to compile.
+        match self {
+            Error::Registry { .. } | Error::NoEndpoint { .. } | Error::OfflineCacheMiss { .. } => {
+                Registry
+            }
+            Error::InvalidSource { .. }
+            | Error::NotAnImage { .. }
+            | Error::NoMatchingPlatform { .. }
+            | Error::BlobMismatch { .. }
+            | Error::MissingBlob(_)
+            | Error::UnsupportedMediaType { .. }
+            | Error::LayerCountMismatch { .. }
+            | Error::MalformedJson { .. }
+            | Error::TooLarge { .. }
+            | Error::HostileArchiveEntry { .. }
+            | Error::ArchiveMissingFile { .. }
+            | Error::HostileLayerEntry { .. }
+            | Error::InvalidLayerEntry { .. }
+            | Error::LayerRead { .. }
+            | Error::DiffIdMismatch { .. } => Image,
+            Error::RefuseToReplace { .. } => Output,
+            Error::InvalidDigest(_)
+            | Error::InvalidImagePath { .. }
+            | Error::DuplicatePath { .. }
+            | Error::NotADirectory { .. }
+            | Error::UnsupportedFileType { .. }
+            | Error::InvalidReference { .. }
+            | Error::NoLayers
+            | Error::RemoveMissing { .. }
+            | Error::NotForDockerLoad { .. }
+            | Error::DockerArchiveNeedsOneImage
+            | Error::InvalidElf { .. }
+            | Error::NoPlatform { .. }
+            | Error::DuplicatePlatform { .. }
+            | Error::ConflictsWithParent { .. } => Input,
+            Error::Io { .. }
+            | Error::BlobRead { .. }
+            | Error::FileChanged { .. }
+            | Error::CacheEntry { .. }
+            | Error::Json { .. } => Io,
+        }
+    }
+
     /// Names `path` in an I/O error that did not know where it was writing.
     pub(crate) fn for_destination(self, action: &'static str, path: &std::path::Path) -> Error {
         match self {
@@ -383,4 +451,38 @@ fn chain(error: &Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_says_what_an_error_is_about() {
+        let registry = Error::Registry {
+            registry: "127.0.0.1:1".into(),
+            action: "connect to",
+            source: "connection refused".into(),
+        };
+        let unreachable = Error::NoEndpoint {
+            image: "127.0.0.1:1/app:1".into(),
+            failures: vec![("127.0.0.1:1/app".into(), Box::new(registry))],
+        };
+        assert_eq!(unreachable.kind(), ErrorKind::Registry);
+        let missing_base = Error::NotAnImage {
+            source_text: "oci:./nowhere".into(),
+            reason: "it has no `index.json`".into(),
+        };
+        assert_eq!(missing_base.kind(), ErrorKind::Image);
+        let occupied = Error::RefuseToReplace {
+            path: "out".into(),
+            reason: "it is not an image layout".into(),
+        };
+        assert_eq!(occupied.kind(), ErrorKind::Output);
+        assert_eq!(Error::NoLayers.kind(), ErrorKind::Input);
+        let cache = Error::CacheEntry {
+            reason: "a record is empty".into(),
+        };
+        assert_eq!(cache.kind(), ErrorKind::Io);
+    }
 }

@@ -38,8 +38,13 @@ pub struct ImageRequest {
     pub author: Option<String>,
     /// The `comment` of every history entry this image adds.
     pub comment: Option<String>,
-    /// `created` of the config and its history, and the mtime of every new file.
+    /// `created` of the config and its history.
     pub created: Timestamp,
+    /// The modification time of every entry of the new layers: [`FIXED_MTIME`] for layers
+    /// whose bytes depend on their contents alone, or `created` for file times that follow it.
+    ///
+    /// [`FIXED_MTIME`]: crate::layer::FIXED_MTIME
+    pub mtime: Timestamp,
     /// Manifest annotations; `org.opencontainers.image.base.*` are added for a parent.
     pub annotations: BTreeMap<String, String>,
     /// How the new layers are compressed; the parent's keep theirs.
@@ -103,7 +108,7 @@ pub fn build_image(
         for layer in &parent.layers {
             match into_cache {
                 Some(cache) => cache.adopt(&parent.store, layer, parent.layers_verified())?,
-                None => store.import(&parent.store, layer, parent.layers_verified())?,
+                None => store.copy_in(&parent.store, layer, parent.layers_verified())?,
             }
             descriptors.push(layer.clone());
         }
@@ -111,7 +116,7 @@ pub fn build_image(
 
     let mut layers = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
-        let (compression, mtime) = (request.compression, request.created);
+        let (compression, mtime) = (request.compression, request.mtime);
         let layer = match cache {
             Some(cache) => {
                 let stamp = contents.stamp(mtime);
@@ -308,6 +313,7 @@ mod tests {
             author: Some("Ferris <ferris@example.com>".into()),
             comment: None,
             created: Timestamp(1_700_000_000),
+            mtime: crate::layer::FIXED_MTIME,
             annotations: BTreeMap::from([(
                 "org.opencontainers.image.title".into(),
                 "hello".into(),
@@ -332,17 +338,17 @@ mod tests {
         assert_eq!(
             layer_digests,
             [
-                "sha256:a8dddf82bd9e8d27479955406b0ce57d24fc0a410d2a55ff262b5750e030bec9",
-                "sha256:b72ed022baf2e247edfed6489163218368bd3972c8169daae7562b9b47a8aa6a"
+                "sha256:de80d20cad0421a1e0cc2f6f10358dc990bbf57ec9918b1f7de0f9a8e709f6ca",
+                "sha256:4794d786dccb0bb24e55626ee83262bd361277229ebbcb74a610c4871da5668c"
             ]
         );
         assert_eq!(
             image.config.digest.to_string(),
-            "sha256:8c52f47917d3f53745dcb3fa3a9fc03d722537b45f05a316f24f3fd2d7573d24"
+            "sha256:591de76f48d34bb8ea1124e47137598280221d2ac350909ac8d10c67b42226ed"
         );
         assert_eq!(
             image.manifest.digest.to_string(),
-            "sha256:ed797570cd343c830938283625600be87ecabd408e2c4123d15ff584231127f5"
+            "sha256:60f514e22131c6ef98bdb46aa71592e9fe8ba1087f3036587186029da10a509d"
         );
     }
 
@@ -406,6 +412,8 @@ mod tests {
             let file = std::fs::File::options().write(true).open(&binary).unwrap();
             let then = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
             file.set_modified(then).unwrap();
+            // Setting it moved the change time, which must settle too.
+            std::thread::sleep(std::time::Duration::from_millis(60));
         };
         settle();
         let request = || {

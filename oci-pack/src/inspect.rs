@@ -26,7 +26,7 @@ use crate::progress::{NoProgress, Progress};
 use crate::reference::RemoteImage;
 use crate::source::{ImageSource, RegistryFetch, Selector};
 use crate::store::{BlobStore, VerifiedReader};
-use crate::tree::{layer_decoder, FileTree};
+use crate::tree::{capability_of, layer_decoder, FileTree};
 
 /// An image as its source holds it.
 #[derive(Debug, Clone)]
@@ -120,6 +120,10 @@ pub struct LayerEntry {
     /// Where a symbolic or hard link points.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// Its file capabilities (`security.capability`), as `getcap` shows them:
+    /// `cap_net_bind_service=ep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<String>,
 }
 
 /// A mode as people write it: `"0755"`.
@@ -347,6 +351,9 @@ pub fn layer_entries(store: &BlobStore, layer: &Descriptor) -> Result<Vec<LayerE
             let mut archive = tar::Archive::new(&mut decoded);
             for entry in archive.entries().map_err(layer_error)? {
                 let mut entry = entry.map_err(layer_error)?;
+                let capabilities = capability_of(&mut entry)
+                    .map_err(layer_error)?
+                    .map(|value| crate::capability::describe(&value));
                 let header = entry.header();
                 let kind = match header.entry_type() {
                     tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
@@ -385,6 +392,7 @@ pub fn layer_entries(store: &BlobStore, layer: &Descriptor) -> Result<Vec<LayerE
                     size,
                     sha256,
                     link,
+                    capabilities,
                 });
             }
         }
@@ -957,6 +965,43 @@ mod tests {
         ] {
             assert!(matches!(error, Error::BlobMismatch { .. }), "{error}");
         }
+    }
+
+    #[test]
+    fn owners_and_capabilities_are_listed_as_the_headers_give_them() {
+        use crate::layer::{write_layer, Attributes, Capabilities, Compression, LayerContents};
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let binary = dir.path().join("server");
+        std::fs::write(&binary, b"\x7fELF").unwrap();
+        let mut contents = LayerContents::new();
+        let attributes = Attributes {
+            owner: Some(crate::layer::Owner { uid: 7, gid: 8 }),
+            capabilities: Capabilities::parse(&["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]).unwrap(),
+            ..Attributes::default()
+        };
+        contents
+            .add_path_with("/bin/server", &binary, &attributes)
+            .unwrap();
+        let mtime = crate::timestamp::Timestamp(0);
+        let layer = write_layer(&store, &contents, Compression::Gzip, mtime).unwrap();
+        let listed = layer_entries(&store, &layer.descriptor).unwrap();
+        let shown: Vec<_> = listed
+            .iter()
+            .map(|e| (e.path.as_str(), e.uid, e.gid, e.capabilities.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("bin", 0, 0, None),
+                (
+                    "bin/server",
+                    7,
+                    8,
+                    Some("cap_net_bind_service,cap_net_raw=ep")
+                )
+            ]
+        );
     }
 
     #[test]

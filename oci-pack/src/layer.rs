@@ -2,15 +2,18 @@
 //! (the tar's `diff_id` and the blob's digest) in one pass straight into the blob store.
 //!
 //! Determinism is by construction: entries are kept sorted by path (component-wise, so a
-//! directory always precedes its contents), every header is built by hand with uid/gid 0, the
-//! caller's mtime and an explicit mode, and long names use the GNU scheme of the `tar` crate.
+//! directory always precedes its contents), every header is built by hand with the entry's
+//! owner (uid/gid 0 unless one is given), the caller's mtime and an explicit mode, and long names
+//! use the GNU scheme of the `tar` crate. A file with capabilities gets a PAX header of its own
+//! before it, holding the `security.capability` attribute; no other entry has one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub use crate::capability::Capabilities;
 pub use crate::compress::Compression;
 use crate::compress::Encoder;
 use crate::descriptor::Descriptor;
@@ -25,6 +28,47 @@ pub const EXECUTABLE_MODE: u32 = 0o755;
 /// Mode of files nobody runs.
 pub const FILE_MODE: u32 = 0o644;
 
+/// The one modification time of every entry of a new layer, whatever the image's date, so a
+/// layer's bytes depend on its contents alone and an unchanged layer keeps its digest from
+/// release to release: 1970-01-01T00:00:01Z. One second past the epoch, as Jib chose, because
+/// Java's `File.lastModified` answers 0 for a file it cannot read, so Spring (and others)
+/// take an mtime of 0 for a missing file.
+pub const FIXED_MTIME: Timestamp = Timestamp(1);
+
+/// Who owns an entry, by number as a layer records it: `0:0` (root) unless chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// The user ID.
+    pub uid: u32,
+    /// The group ID.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// `0:0`, every entry's owner unless another is chosen.
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+/// What the entries staged from one source get instead of the defaults (owned by root,
+/// directories 0755, files 0755 or 0644 by their owner's execute bit, no capabilities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// The owner of every entry.
+    pub owner: Option<Owner>,
+    /// The mode of every file.
+    pub file_mode: Option<u32>,
+    /// The mode of every directory.
+    pub dir_mode: Option<u32>,
+    /// The capabilities of every file.
+    pub capabilities: Capabilities,
+}
+
 /// What one path of a layer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,6 +77,8 @@ pub enum Entry {
     Directory {
         /// Permission bits, e.g. `0o755`.
         mode: u32,
+        /// Its owner.
+        owner: Owner,
     },
     /// A regular file.
     File {
@@ -40,11 +86,17 @@ pub enum Entry {
         source: FileSource,
         /// Permission bits, e.g. `0o644`.
         mode: u32,
+        /// Its owner.
+        owner: Owner,
+        /// Its file capabilities, written as its `security.capability` attribute.
+        capabilities: Capabilities,
     },
     /// A symbolic link, stored as it is and never followed.
     Symlink {
         /// What the link points to, e.g. `../lib/libssl.so.3` or `/usr/bin/app`.
         target: PathBuf,
+        /// Its owner.
+        owner: Owner,
     },
     /// An empty marker file: `.wh.NAME` hides a lower `NAME`, `.wh..wh..opq` hides everything a
     /// lower layer has in its directory. Stored under its own name.
@@ -66,6 +118,9 @@ pub struct LayerContents {
     entries: BTreeMap<PathBuf, Entry>,
     /// Keep the permission bits found on disk instead of 0755/0644 (for a full root filesystem).
     preserve_modes: bool,
+    /// The directories whose owner or mode the caller chose: written over a parent's directory
+    /// that differs, where any other directory the parent has is left as the parent has it.
+    chosen: BTreeSet<PathBuf>,
 }
 
 impl LayerContents {
@@ -93,6 +148,11 @@ impl LayerContents {
         self.entries.insert(path, entry);
     }
 
+    /// Whether the owner or mode of the directory at `path` was chosen, not a default.
+    pub fn is_chosen(&self, path: &Path) -> bool {
+        self.chosen.contains(path)
+    }
+
     /// Whether nothing was added; an empty layer is left out of an image.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -100,8 +160,9 @@ impl LayerContents {
 
     /// A digest of what the layer's tar is made of, found without reading a file: every
     /// entry's path, kind and mode, the bytes given, and for each file on disk its device,
-    /// inode, size and modification time; and `mtime`, every entry's date. The same stamp, the
-    /// same tar, as long as nobody rewrites a file keeping its size and modification time.
+    /// inode, size, modification and change times (as git's index); and `mtime`, every
+    /// entry's date. The same stamp, the same tar: a file rewritten in place moves its change
+    /// time even when its size and modification time are kept (`tar`, `touch -d`).
     /// `None` while a file on disk has not [`settled`](crate::store::settled).
     pub fn stamp(&self, mtime: Timestamp) -> Option<Digest> {
         use std::os::unix::fs::MetadataExt;
@@ -109,31 +170,44 @@ impl LayerContents {
         for (path, entry) in &self.entries {
             stamp.extend_from_slice(path.as_os_str().as_encoded_bytes());
             let line = match entry {
-                Entry::Directory { mode } => format!("\0dir {mode}\n"),
+                Entry::Directory { mode, owner } => format!("\0dir {mode}{}\n", owner_stamp(owner)),
                 Entry::Whiteout => "\0whiteout\n".to_owned(),
-                Entry::Symlink { target } => {
+                Entry::Symlink { target, owner } => {
                     let target = target.as_os_str().as_encoded_bytes();
-                    format!("\0link {}\n", Digest::of(target))
+                    format!("\0link {}{}\n", Digest::of(target), owner_stamp(owner))
                 }
                 Entry::File {
                     source: FileSource::Bytes(bytes),
                     mode,
-                } => format!("\0bytes {mode} {}\n", Digest::of(bytes)),
+                    owner,
+                    capabilities,
+                } => format!(
+                    "\0bytes {mode} {}{}{}\n",
+                    Digest::of(bytes),
+                    owner_stamp(owner),
+                    capability_stamp(*capabilities)
+                ),
                 Entry::File {
                     source: FileSource::Disk(source),
                     mode,
+                    owner,
+                    capabilities,
                 } => {
                     let metadata = fs::metadata(source).ok()?;
                     if !crate::store::settled(&metadata) {
                         return None;
                     }
                     format!(
-                        "\0file {mode} {} {} {} {} {}\n",
+                        "\0file {mode} {} {} {} {} {} {} {}{}{}\n",
                         metadata.dev(),
                         metadata.ino(),
                         metadata.len(),
                         metadata.mtime(),
-                        metadata.mtime_nsec()
+                        metadata.mtime_nsec(),
+                        metadata.ctime(),
+                        metadata.ctime_nsec(),
+                        owner_stamp(owner),
+                        capability_stamp(*capabilities)
                     )
                 }
             };
@@ -153,37 +227,65 @@ impl LayerContents {
     /// may execute it, else 0644), a symbolic link (stored as a link, never followed), or a
     /// directory with everything under it.
     pub fn add_path(&mut self, dest: &str, source: &Path) -> Result<()> {
-        let dest = image_path(dest)?;
-        self.add_from_disk(dest, source)
+        self.add_path_with(dest, source, &Attributes::default())
     }
 
-    fn add_from_disk(&mut self, dest: PathBuf, source: &Path) -> Result<()> {
+    /// [`Self::add_path`], every entry it stages given `attributes` instead of the defaults.
+    pub fn add_path_with(
+        &mut self,
+        dest: &str,
+        source: &Path,
+        attributes: &Attributes,
+    ) -> Result<()> {
+        let dest = image_path(dest)?;
+        self.add_from_disk(dest, source, attributes)
+    }
+
+    fn add_from_disk(
+        &mut self,
+        dest: PathBuf,
+        source: &Path,
+        attributes: &Attributes,
+    ) -> Result<()> {
         let metadata =
             fs::symlink_metadata(source).map_err(Error::io("read metadata of", source))?;
         let file_type = metadata.file_type();
+        let owner = attributes.owner.unwrap_or(Owner::ROOT);
         if file_type.is_symlink() {
             let target = fs::read_link(source).map_err(Error::io("read link", source))?;
-            self.insert(dest, Entry::Symlink { target })
+            self.insert(dest, Entry::Symlink { target, owner })
         } else if file_type.is_file() {
             // 0755 if its owner may run it, else 0644, never more than it had on disk.
             let on_disk = metadata.permissions().mode() & 0o7777;
-            let mode = match (self.preserve_modes, on_disk & 0o100 != 0) {
-                (true, _) => on_disk,
-                (false, true) => EXECUTABLE_MODE & on_disk,
-                (false, false) => FILE_MODE & on_disk,
+            let mode = match attributes.file_mode {
+                Some(mode) => mode,
+                None if self.preserve_modes => on_disk,
+                None if on_disk & 0o100 != 0 => EXECUTABLE_MODE & on_disk,
+                None => FILE_MODE & on_disk,
             };
             let source = FileSource::Disk(source.to_owned());
-            self.insert(dest, Entry::File { source, mode })
+            let capabilities = attributes.capabilities;
+            self.insert(
+                dest,
+                Entry::File {
+                    source,
+                    mode,
+                    owner,
+                    capabilities,
+                },
+            )
         } else if file_type.is_dir() {
-            let mode = if self.preserve_modes {
-                metadata.permissions().mode() & 0o7777
-            } else {
-                EXECUTABLE_MODE & metadata.permissions().mode()
+            let on_disk = metadata.permissions().mode() & 0o7777;
+            let mode = match attributes.dir_mode {
+                Some(mode) => mode,
+                None if self.preserve_modes => on_disk,
+                None => EXECUTABLE_MODE & on_disk,
             };
-            self.insert(dest.clone(), Entry::Directory { mode })?;
+            let chosen = attributes.owner.is_some() || attributes.dir_mode.is_some();
+            self.insert_directory(dest.clone(), mode, owner, chosen)?;
             for child in fs::read_dir(source).map_err(Error::io("read directory", source))? {
                 let child = child.map_err(Error::io("read directory", source))?;
-                self.add_from_disk(dest.join(child.file_name()), &child.path())?;
+                self.add_from_disk(dest.join(child.file_name()), &child.path(), attributes)?;
             }
             Ok(())
         } else {
@@ -200,6 +302,8 @@ impl LayerContents {
             Entry::File {
                 source: FileSource::Bytes(bytes),
                 mode,
+                owner: Owner::ROOT,
+                capabilities: Capabilities::NONE,
             },
         )
     }
@@ -211,6 +315,8 @@ impl LayerContents {
             Entry::File {
                 source: FileSource::Disk(source),
                 mode,
+                owner: Owner::ROOT,
+                capabilities: Capabilities::NONE,
             },
         )
     }
@@ -221,13 +327,38 @@ impl LayerContents {
             image_path(dest)?,
             Entry::Symlink {
                 target: target.into(),
+                owner: Owner::ROOT,
             },
         )
     }
 
     /// Adds a directory at `dest` with `mode`; one already there keeps its mode.
     pub fn add_directory(&mut self, dest: &str, mode: u32) -> Result<()> {
-        self.insert(image_path(dest)?, Entry::Directory { mode })
+        self.insert_directory(image_path(dest)?, mode, Owner::ROOT, false)
+    }
+
+    /// Adds an empty directory at `dest` owned by `owner` with `mode`, chosen: written over a
+    /// parent's directory that differs, and over the default one another entry implied.
+    pub fn add_chosen_directory(&mut self, dest: &str, mode: u32, owner: Owner) -> Result<()> {
+        self.insert_directory(image_path(dest)?, mode, owner, true)
+    }
+
+    /// Adds a directory; a chosen one replaces a directory already there that was not.
+    fn insert_directory(
+        &mut self,
+        path: PathBuf,
+        mode: u32,
+        owner: Owner,
+        chosen: bool,
+    ) -> Result<()> {
+        let entry = Entry::Directory { mode, owner };
+        if chosen && !self.chosen.contains(&path) {
+            if let Some(Entry::Directory { .. }) = self.entries.get(&path) {
+                self.entries.insert(path.clone(), entry.clone());
+            }
+            self.chosen.insert(path.clone());
+        }
+        self.insert(path, entry)
     }
 
     /// Adds `entry` and the directories above it that are not there yet.
@@ -249,6 +380,7 @@ impl LayerContents {
                         ancestor.to_owned(),
                         Entry::Directory {
                             mode: EXECUTABLE_MODE,
+                            owner: Owner::ROOT,
                         },
                     );
                 }
@@ -268,6 +400,23 @@ impl LayerContents {
                 path: absolute(&path),
             }),
         }
+    }
+}
+
+/// What a stamp line adds for an owner other than root: nothing for root, so a layer of
+/// defaults keeps the stamp it had before owners could be chosen.
+fn owner_stamp(owner: &Owner) -> String {
+    match *owner {
+        Owner::ROOT => String::new(),
+        owner => format!(" owner {owner}"),
+    }
+}
+
+/// What a stamp line adds for capabilities: nothing for none.
+fn capability_stamp(capabilities: Capabilities) -> String {
+    match capabilities.xattr() {
+        None => String::new(),
+        Some(value) => format!(" xattr {}", Digest::of(&value)),
     }
 }
 
@@ -322,23 +471,38 @@ fn append_entry<W: Write>(
     mtime: Timestamp,
 ) -> Result<()> {
     let mut header = tar::Header::new_gnu();
-    header.set_uid(0);
-    header.set_gid(0);
+    let owner = match entry {
+        Entry::Directory { owner, .. }
+        | Entry::File { owner, .. }
+        | Entry::Symlink { owner, .. } => *owner,
+        Entry::Whiteout => Owner::ROOT,
+    };
+    header.set_uid(owner.uid.into());
+    header.set_gid(owner.gid.into());
     header.set_mtime(mtime.0);
     let failed = |source| Error::Io {
         action: "write tar entry",
         path: path.to_owned(),
         source,
     };
+    if let Entry::File { capabilities, .. } = entry {
+        if let Some(value) = capabilities.xattr() {
+            let record = pax_record(
+                &format!("SCHILY.xattr.{}", crate::capability::XATTR),
+                &value,
+            );
+            append_pax_header(tar, path, &record, mtime).map_err(failed)?;
+        }
+    }
     match entry {
-        Entry::Directory { mode } => {
+        Entry::Directory { mode, .. } => {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(*mode);
             header.set_size(0);
             tar.append_data(&mut header, path, io::empty())
                 .map_err(failed)
         }
-        Entry::Symlink { target } => {
+        Entry::Symlink { target, .. } => {
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
@@ -354,6 +518,7 @@ fn append_entry<W: Write>(
         Entry::File {
             source: FileSource::Bytes(bytes),
             mode,
+            ..
         } => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(*mode);
@@ -364,6 +529,7 @@ fn append_entry<W: Write>(
         Entry::File {
             source: FileSource::Disk(source),
             mode,
+            ..
         } => {
             let file = File::open(source).map_err(Error::io("open", source))?;
             let size = file
@@ -387,6 +553,43 @@ fn append_entry<W: Write>(
                 })
         }
     }
+}
+
+/// One PAX record: `LEN KEY=VALUE\n`, where LEN counts the whole record, its own digits too.
+pub(crate) fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let rest = key.len() + value.len() + 3; // the space, `=` and the newline
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    let mut record = format!("{len} {key}=").into_bytes();
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    record
+}
+
+/// A PAX extended header (`x`) for the entry at `path`, which follows it, named as Go's
+/// `archive/tar` names one (`PaxHeaders.0/NAME`, cut to the 100 bytes of a name field): the
+/// name is never used, but a fixed one keeps the bytes reproducible.
+fn append_pax_header<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    records: &[u8],
+    mtime: Timestamp,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    let mut name = b"PaxHeaders.0/".to_vec();
+    name.extend_from_slice(path.file_name().unwrap_or_default().as_encoded_bytes());
+    name.truncate(100);
+    header.as_old_mut().name[..name.len()].copy_from_slice(&name);
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(FILE_MODE);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime.0);
+    header.set_size(records.len() as u64);
+    header.set_cksum();
+    tar.append(&header, records)
 }
 
 /// Yields exactly the size written in the tar header, or fails: a file that shrank while being
@@ -515,7 +718,7 @@ mod tests {
         let digests = |contents: &LayerContents| -> Vec<String> {
             let layers: Vec<Layer> = [Compression::None, Compression::Gzip, Compression::Zstd]
                 .into_iter()
-                .map(|c| write_layer(&store, contents, c, Timestamp(1_700_000_000)).unwrap())
+                .map(|c| write_layer(&store, contents, c, FIXED_MTIME).unwrap())
                 .collect();
             assert!(layers.iter().all(|l| l.diff_id == layers[0].diff_id));
             layers
@@ -526,9 +729,9 @@ mod tests {
         assert_eq!(
             digests(&sample()),
             [
-                "sha256:fa4941c76a86be7ab0504f6b63b5454b17e0900f8ad7d47b7fc833d1fe1749be",
-                "sha256:4f5cdeec7bf38496143c0c139f10fd547c7e73d96429cc8b3c1a34965cf7830e",
-                "sha256:5c4081f8d95966fdc111dbf5fc625a8b090d8e3c230b20dc65fed95203ddbee8",
+                "sha256:ae030ac209aa1bcef92b166ee2e8cd0dbbd8d9a5cf573a94540e9e733712a9e0",
+                "sha256:40cfb5cb6d2f4fcb542e75907c549c9b7df75ca4ca443c4d0a3cc6b36f1584fb",
+                "sha256:6a2ef58aa216f43f7cb4a90f884b0e619def372847a6e297336d123ab7014d00",
             ]
         );
         // Several chunks: nine gzip members and a tenth, three zstd frames.
@@ -547,9 +750,35 @@ mod tests {
         assert_eq!(
             digests(&large),
             [
-                "sha256:446ec1ffc555291d64ba35f024f93a07d171d9a2e1191d5555a543cadcac92fe",
-                "sha256:79600a7e01f82c1e164b914cda1c0d8775aa77842a11c3a527b52b16680901f6",
-                "sha256:d44ada499b93a041027f1ed794cd1c4ede54902b4bb6e7256f119e15e22d217d",
+                "sha256:86267bc90b8aaf7556ba659151258a43348ebf6100a70d1422128180369e90da",
+                "sha256:586c130ace40757f59239516a43b90e2ff3ccdf7277392daebf66043f6b36370",
+                "sha256:634d07e37f1c866fb918417737d6f116f27b668580135ced349ae9d58b585e7d",
+            ]
+        );
+        // Owners, modes and capabilities chosen: the PAX header is part of the contract.
+        let mut nonroot = sample();
+        let owner = Owner {
+            uid: 65532,
+            gid: 65532,
+        };
+        nonroot.add_chosen_directory("/data", 0o750, owner).unwrap();
+        let binary = tempfile::NamedTempFile::new().unwrap();
+        fs::write(binary.path(), b"\x7fELF pretend").unwrap();
+        let attributes = Attributes {
+            owner: Some(owner),
+            file_mode: Some(0o750),
+            capabilities: Capabilities::parse(&["NET_BIND_SERVICE"]).unwrap(),
+            ..Attributes::default()
+        };
+        nonroot
+            .add_path_with("/usr/local/bin/server", binary.path(), &attributes)
+            .unwrap();
+        assert_eq!(
+            digests(&nonroot),
+            [
+                "sha256:2bbbf42bb58e73bac37186e30f1cde98122d65672f222dc49e080a3672ccdb78",
+                "sha256:05f0c1772264f6ca4fd74a39594c943d21ff0e429e2edabe92ef9a060b4bb34a",
+                "sha256:6cd74ade816655371430b13c036a575f29b9b0528ec0228626c28e449acb73cb",
             ]
         );
     }
@@ -582,7 +811,7 @@ mod tests {
             .add_path("/srv/static", &src.path().join("static"))
             .unwrap();
         let mode = |name: &str| match contents.get(Path::new(name)) {
-            Some(Entry::File { mode, .. } | Entry::Directory { mode }) => *mode,
+            Some(Entry::File { mode, .. } | Entry::Directory { mode, .. }) => *mode,
             other => panic!("{name}: {other:?}"),
         };
         assert_eq!(mode("srv/static/run.sh"), 0o755);
@@ -594,7 +823,8 @@ mod tests {
         assert_eq!(
             contents.get(Path::new("srv/static/passwd")),
             Some(&Entry::Symlink {
-                target: "/etc/passwd".into()
+                target: "/etc/passwd".into(),
+                owner: Owner::ROOT,
             })
         );
     }
@@ -615,6 +845,108 @@ mod tests {
             contents.add_bytes("/a", vec![], FILE_MODE),
             Err(Error::NotADirectory { .. })
         ));
+    }
+
+    /// What a non-root image needs: files and directories owned and moded as asked, empty
+    /// directories, a binary's capabilities in a PAX header before it, and nothing else changed.
+    #[test]
+    fn chosen_owners_modes_and_capabilities_are_written_as_asked() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("conf/sub")).unwrap();
+        fs::write(src.path().join("conf/sub/secret"), "s").unwrap();
+        fs::write(src.path().join("server"), "\x7fELF").unwrap();
+        fs::set_permissions(src.path().join("server"), fs::Permissions::from_mode(0o755)).unwrap();
+        let owner = Owner {
+            uid: 65532,
+            gid: 65533,
+        };
+        let mut contents = LayerContents::new();
+        let conf = Attributes {
+            owner: Some(owner),
+            file_mode: Some(0o640),
+            dir_mode: Some(0o750),
+            ..Attributes::default()
+        };
+        contents
+            .add_path_with("/etc/app", &src.path().join("conf"), &conf)
+            .unwrap();
+        // A directory another entry implied first is replaced by the chosen one.
+        contents.add_bytes("/data/keep", vec![], FILE_MODE).unwrap();
+        contents
+            .add_chosen_directory("/data", 0o700, owner)
+            .unwrap();
+        let capabilities = Capabilities::parse(&["CAP_NET_BIND_SERVICE"]).unwrap();
+        let bin = Attributes {
+            capabilities,
+            ..Attributes::default()
+        };
+        contents
+            .add_path_with("/usr/local/bin/server", &src.path().join("server"), &bin)
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let layer = write_layer(&store, &contents, Compression::None, Timestamp(1)).unwrap();
+        let tar_bytes = store.read(&layer.descriptor).unwrap();
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let xattrs: Vec<(String, Vec<u8>)> = entry
+                .pax_extensions()
+                .unwrap()
+                .map(|records| {
+                    records
+                        .map(|r| r.unwrap())
+                        .map(|r| (r.key().unwrap().to_owned(), r.value_bytes().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let header = entry.header();
+            seen.push((
+                entry.path().unwrap().display().to_string(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+                header.mode().unwrap(),
+                xattrs,
+            ));
+        }
+        let none = Vec::new;
+        let ours = |path: &str, mode| (path.to_owned(), 65532, 65533, mode, none());
+        let root = |path: &str, mode| (path.to_owned(), 0, 0, mode, none());
+        let mut server = root("usr/local/bin/server", 0o755);
+        server.4 = vec![(
+            "SCHILY.xattr.security.capability".to_owned(),
+            capabilities.xattr().unwrap().to_vec(),
+        )];
+        assert_eq!(
+            seen,
+            [
+                ours("data", 0o700),
+                root("data/keep", 0o644),
+                root("etc", 0o755),
+                ours("etc/app", 0o750),
+                ours("etc/app/sub", 0o750),
+                ours("etc/app/sub/secret", 0o640),
+                root("usr", 0o755),
+                root("usr/local", 0o755),
+                root("usr/local/bin", 0o755),
+                server,
+            ]
+        );
+        assert!(contents.is_chosen(Path::new("data")));
+        assert!(contents.is_chosen(Path::new("etc/app/sub")));
+        assert!(!contents.is_chosen(Path::new("etc")));
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        assert_eq!(pax_record("k", b"v"), b"6 k=v\n");
+        // 9 bytes without its length: "10" would make it 11, so it is "11".
+        assert_eq!(pax_record("k", b"vvvvv"), b"11 k=vvvvv\n");
+        let long = pax_record("SCHILY.xattr.security.capability", &[0; 20]);
+        assert_eq!(&long[..3], b"57 ");
+        assert_eq!(long.len(), 57);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //!
 //! use oci_pack::{
 //!     build_image, ImageIndex, ImageRequest, LayerContents, NewLayer, NoProgress, Platform,
-//!     Reference, StagedLayout, Timestamp,
+//!     Reference, StagedLayout, Timestamp, FIXED_MTIME,
 //! };
 //!
 //! let dir = tempfile::tempdir()?;
@@ -43,6 +43,7 @@
 //!     author: None,
 //!     comment: None,
 //!     created: Timestamp(1_700_000_000), // SOURCE_DATE_EPOCH
+//!     mtime: FIXED_MTIME, // every file's: the layer depends on its contents alone
 //!     annotations: BTreeMap::new(),
 //!     compression: Default::default(),
 //! };
@@ -64,6 +65,7 @@
 pub mod annotation;
 pub mod archive;
 pub mod cache;
+pub mod capability;
 pub mod check;
 pub mod compress;
 pub mod config;
@@ -102,10 +104,10 @@ pub use cache::BuildCache;
 pub use config::{ConfigChanges, ContainerConfig, ImageConfig};
 pub use descriptor::Descriptor;
 pub use digest::Digest;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use image::{build_image, join_index, BuiltImage, ImageRequest, NewLayer};
 pub use index::ImageIndex;
-pub use layer::{Compression, LayerContents};
+pub use layer::{Compression, LayerContents, FIXED_MTIME};
 pub use layout::{StagedLayout, Tagged};
 pub use manifest::ImageManifest;
 pub use platform::Platform;

@@ -4,6 +4,7 @@
 //! behind cleaned up by the next one. Nothing is replaced that we did not write.
 
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::annotation::CONTAINERD_IMAGE_NAME;
@@ -117,11 +118,16 @@ impl OutputLock {
     }
 }
 
+/// `O_NOFOLLOW`, for files opened by a fixed name in a directory a repository may ship.
+pub(crate) const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
 fn lock_file(destination: &Path) -> Result<(fs::File, PathBuf)> {
     let (dir, name) = names(destination);
     fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
     let path = dir.join(format!(".{name}.lock"));
     let file = fs::File::options()
+        // A link planted at its name is refused, never followed to create a file elsewhere.
+        .custom_flags(NO_FOLLOW)
         .create(true)
         .truncate(false)
         .write(true)
@@ -336,6 +342,18 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_is_never_taken_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".app.lock")).unwrap();
+        assert!(OutputLock::acquire(&dir.path().join("app")).is_err());
+        assert!(
+            fs::symlink_metadata(&elsewhere).is_err(),
+            "nothing created through it"
+        );
+    }
 
     fn tags() -> Vec<Reference> {
         vec!["app:1.0".parse().unwrap()]

@@ -2,7 +2,8 @@
 //! what a base image needs into a content-addressed cache, several layers at a time, each
 //! streamed through its digest check; and pushing a layout: every blob the registry lacks, then
 //! the manifests by digest, then the tags last, so a failure never leaves a tag pointing at
-//! something incomplete.
+//! something incomplete. What is there already is asked with `HEAD`, never fetched or sent
+//! again: a tag's manifest in the cache, a blob, manifest or tag the registry has.
 //!
 //! Everything a registry sends is bounded: a stalled or crawling connection is given up (see
 //! [`Limits`]), a blob may not exceed its descriptor's size, a manifest its 4 MiB, redirects
@@ -26,6 +27,7 @@ pub use auth::Credentials;
 pub use session::{Access, Pushed, Session};
 pub use transport::Limits;
 
+use crate::cache::BuildCache;
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -34,9 +36,9 @@ use crate::reference::{RemoteImage, Repository};
 use crate::source::RegistryFetch;
 use crate::store::BlobStore;
 
-/// How many layers of a base are fetched at once: enough to fill a link that one connection
-/// does not, few enough not to look like an attack to a registry.
-pub const PARALLEL_FETCHES: usize = 3;
+/// How many layers of a base are fetched at once (and blobs pushed): enough to fill a link that
+/// one connection does not, few enough not to look like an attack to a registry.
+pub const PARALLEL_FETCHES: usize = transport::PARALLEL_TRANSFERS;
 
 /// One place a registry image may be pulled from: a mirror, or the repository the image names
 /// (or where the caller's configuration moved it).
@@ -56,14 +58,19 @@ pub struct Endpoint {
 pub struct RegistryAccess {
     /// Tried in order; the one that served last is asked first.
     endpoints: Vec<Endpoint>,
-    /// Every fetched manifest and blob, by digest; with the tags last resolved under `refs/`.
+    /// Every fetched manifest and blob, by digest: the build cache's store.
     cache: BlobStore,
+    /// The build cache: the tags last resolved (`refs/`), what this build used.
+    build_cache: BuildCache,
     /// Use only what the cache holds.
     offline: bool,
     limits: Limits,
     sessions: Mutex<BTreeMap<Repository, Arc<Session>>>,
     /// The index of the endpoint that served last, if any has.
     served: Mutex<Option<usize>>,
+    /// What each image reference resolved to, by its text: asked of the registry once per
+    /// build, so a tag that moves meanwhile cannot give two platforms two different bases.
+    resolved: Mutex<BTreeMap<String, Descriptor>>,
 }
 
 impl RegistryAccess {
@@ -71,18 +78,20 @@ impl RegistryAccess {
     /// needed: the image's own repository); `offline` serves only what `cache` holds.
     pub fn new(
         endpoints: Vec<Endpoint>,
-        cache: BlobStore,
+        cache: &BuildCache,
         offline: bool,
         limits: Limits,
     ) -> RegistryAccess {
         assert!(!endpoints.is_empty(), "an image comes from somewhere");
         RegistryAccess {
             endpoints,
-            cache,
+            cache: cache.store().clone(),
+            build_cache: cache.clone(),
             offline,
             limits,
             sessions: Mutex::default(),
             served: Mutex::default(),
+            resolved: Mutex::default(),
         }
     }
 
@@ -138,37 +147,24 @@ impl RegistryAccess {
         })
     }
 
-    fn ref_file(&self, image: &RemoteImage, tag: &str) -> std::path::PathBuf {
-        let key = Digest::of(format!("{}:{tag}", image.repository).as_bytes());
-        self.cache.root().join("refs").join(key.hex())
+    /// The name a tag's last digest is recorded under.
+    fn tag_name(image: &RemoteImage, tag: &str) -> String {
+        format!("{}:{tag}", image.repository)
     }
 
     /// A manifest or index already in the cache, described from its own bytes.
     fn cached_manifest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
-        let Ok(metadata) = std::fs::metadata(self.cache.blob_path(digest)) else {
-            return Ok(None);
-        };
-        let mut descriptor = Descriptor::new("", *digest, metadata.len());
-        // Verified (and bounded) like any read: a cache entry that does not match is not trusted.
-        let bytes = self.cache.read(&descriptor)?;
-        descriptor.media_type = session::media_type_of(&bytes).unwrap_or_default();
-        Ok(Some(descriptor))
-    }
-}
-
-impl RegistryFetch for RegistryAccess {
-    fn store(&self) -> &BlobStore {
-        &self.cache
+        session::stored_manifest(&self.cache, digest)
     }
 
-    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
-    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
-    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+    /// `image` resolved by the registry (or, offline, by what the cache recorded).
+    fn resolve_now(&self, image: &RemoteImage) -> Result<Descriptor> {
         let offline_miss = |what: String| Error::OfflineCacheMiss {
             image: image.to_string(),
             what,
         };
         if let Some(digest) = &image.digest {
+            self.build_cache.mark_used([*digest]);
             if let Some(descriptor) = self.cached_manifest(digest)? {
                 return Ok(descriptor);
             }
@@ -180,20 +176,42 @@ impl RegistryFetch for RegistryAccess {
             });
         }
         let tag = image.tag.as_deref().unwrap_or("latest");
-        let ref_file = self.ref_file(image, tag);
+        let name = Self::tag_name(image, tag);
         if self.offline {
-            let recorded = std::fs::read_to_string(&ref_file)
-                .map_err(|_| offline_miss(format!("the tag `{tag}`")))?;
-            let digest: Digest = recorded.trim().parse()?;
+            let digest = match self.build_cache.recorded_tag(&name) {
+                Ok(Some(digest)) => digest,
+                Ok(None) => return Err(offline_miss(format!("the tag `{tag}`"))),
+                Err(damaged) => return Err(offline_miss(format!("the tag `{tag}` ({damaged})"))),
+            };
+            self.build_cache.mark_used([digest]);
             return self
                 .cached_manifest(&digest)?
                 .ok_or_else(|| offline_miss(format!("manifest {digest}")));
         }
         let descriptor = self.on_endpoints(image, |session| session.resolve(tag, &self.cache))?;
-        let refs = ref_file.parent().expect("under refs/");
-        std::fs::create_dir_all(refs).map_err(Error::io("create directory", refs))?;
-        std::fs::write(&ref_file, descriptor.digest.to_string())
-            .map_err(Error::io("write", &ref_file))?;
+        self.build_cache.record_tag(&name, &descriptor.digest);
+        self.build_cache.mark_used([descriptor.digest]);
+        Ok(descriptor)
+    }
+}
+
+impl RegistryFetch for RegistryAccess {
+    fn store(&self) -> &BlobStore {
+        &self.cache
+    }
+
+    /// What `image` names now: by digest as given, else its tag resolved (once; recorded in the
+    /// cache so an `--offline` build finds it). The manifest or index is in the cache after.
+    /// Each reference is resolved once for the life of this access (a build): every platform
+    /// and image built on it gets the same digest, even if the tag moves meanwhile.
+    fn resolve(&self, image: &RemoteImage) -> Result<Descriptor> {
+        // Held while resolving, so two threads asking for one reference ask the registry once.
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        if let Some(descriptor) = resolved.get(&image.to_string()) {
+            return Ok(descriptor.clone());
+        }
+        let descriptor = self.resolve_now(image)?;
+        resolved.insert(image.to_string(), descriptor.clone());
         Ok(descriptor)
     }
 
@@ -206,6 +224,8 @@ impl RegistryFetch for RegistryAccess {
         blobs: &[Descriptor],
         progress: &mut dyn Progress,
     ) -> Result<()> {
+        // Kept by the cache's sweep while builds use them, fetched now or before.
+        (self.build_cache).mark_used(blobs.iter().map(|blob| blob.digest));
         let Some(first) = self.missing(blobs).first().copied() else {
             return Ok(());
         };
@@ -224,7 +244,7 @@ impl RegistryFetch for RegistryAccess {
         if self.offline {
             return Ok(Vec::new());
         }
-        self.on_endpoints(image, |session| session.referrers(subject))
+        self.on_endpoints(image, |session| session.referrers(subject, &self.cache))
     }
 }
 

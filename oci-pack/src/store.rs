@@ -19,22 +19,71 @@ use crate::json::MAX_DOCUMENT_BYTES;
 /// 8 KiB is what a layer of tens of MB would otherwise pay for.
 pub(crate) const IO_BUFFER: usize = 1 << 20;
 
-/// Whether a file's modification time now vouches for its content: a file modified within the
-/// current clock tick could be modified again without its time changing (git's "racy" entries).
-/// With nanosecond times the kernel's tick is a few milliseconds; a filesystem that keeps
-/// whole seconds (the nanoseconds are zero) needs two.
+/// How the name of a blob still being written begins; what a killed build left with it is
+/// swept ([`crate::cache::BuildCache::sweep`]).
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
+/// Whether a file's times now vouch for its content: a file modified (or its inode changed)
+/// within the current clock tick could be modified again without its times changing (git's
+/// "racy" entries). The change time counts too, since a file rewritten and given back its old
+/// modification time (`tar`, `touch -d`) shows only there. With nanosecond times the kernel's
+/// tick is a few milliseconds; a filesystem that keeps whole seconds (the nanoseconds are zero)
+/// needs two.
 pub fn settled(metadata: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let window = if metadata.mtime_nsec() == 0 {
-        std::time::Duration::from_secs(2)
+    use std::time::{Duration, UNIX_EPOCH};
+    let window = if metadata.ctime_nsec() == 0 {
+        Duration::from_secs(2)
     } else {
-        std::time::Duration::from_millis(50)
+        Duration::from_millis(50)
     };
-    metadata
-        .modified()
+    let changed = u64::try_from(metadata.ctime())
         .ok()
-        .and_then(|modified| modified.elapsed().ok())
-        .is_some_and(|age| age >= window)
+        .zip(u32::try_from(metadata.ctime_nsec()).ok())
+        .map(|(seconds, nanos)| UNIX_EPOCH + Duration::new(seconds, nanos));
+    [metadata.modified().ok(), changed].into_iter().all(|time| {
+        time.and_then(|time| time.elapsed().ok())
+            .is_some_and(|age| age >= window)
+    })
+}
+
+/// Opens the regular file at `path` for reading, and nothing else: a FIFO, a device (`/dev/zero`
+/// behind a symbolic link), a socket or a directory is refused without a byte read from it, so a
+/// hostile layout cannot make a read block or go on for ever. The open itself never blocks
+/// (`O_NONBLOCK`, which changes nothing for a regular file). With `follow_links` false, a
+/// symbolic link is refused too (`O_NOFOLLOW`).
+pub fn open_regular(path: &Path, follow_links: bool) -> io::Result<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut flags = OFlags::NONBLOCK;
+    if !follow_links {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path);
+    let not_regular = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        )
+    };
+    let file = match opened {
+        Err(error) if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(not_regular("a symbolic link"))
+        }
+        opened => opened?,
+    };
+    let kind = file.metadata()?.file_type();
+    match () {
+        _ if kind.is_file() => Ok(file),
+        _ if kind.is_dir() => Err(not_regular("a directory")),
+        _ if kind.is_fifo() => Err(not_regular("a FIFO")),
+        _ if kind.is_char_device() || kind.is_block_device() => Err(not_regular("a device")),
+        _ if kind.is_socket() => Err(not_regular("a socket")),
+        _ => Err(not_regular("of another kind")),
+    }
 }
 
 /// A directory of blobs named by digest (`blobs/sha256/<hex>`), the shape of an OCI layout's:
@@ -83,16 +132,10 @@ impl BlobStore {
 
     /// Starts a streamed blob; its digest is known when [`BlobWriter::commit`] is called.
     pub fn writer(&self) -> Result<BlobWriter> {
-        let dir = self.blob_dir();
-        // Readable as the umask allows, as any other file: blobs end up in outputs.
-        let file = tempfile::Builder::new()
-            .prefix(".partial-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(&dir)
-            .map_err(Error::io("create a temporary file in", &dir))?;
+        let file = self.partial_file()?;
         Ok(BlobWriter {
             inner: DigestWriter::new(BufWriter::with_capacity(IO_BUFFER, file)),
-            dir,
+            dir: self.blob_dir(),
         })
     }
 
@@ -129,7 +172,7 @@ impl BlobStore {
         }
         let path = self.blob_path(&descriptor.digest);
         let mut bytes = Vec::new();
-        match File::open(&path) {
+        match open_regular(&path, true) {
             Ok(file) => file
                 .take(descriptor.size.saturating_add(1))
                 .read_to_end(&mut bytes)
@@ -155,26 +198,23 @@ impl BlobStore {
     /// nothing read from it is trusted before the last byte is checked.
     pub fn reader(&self, descriptor: &Descriptor) -> Result<VerifiedReader> {
         let path = self.blob_path(&descriptor.digest);
-        let file = match File::open(&path) {
+        let file = match open_regular(&path, true) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingBlob(descriptor.digest))
             }
             Err(e) => return Err(Error::io("open", &path)(e)),
         };
-        Ok(VerifiedReader {
-            inner: io::BufReader::with_capacity(IO_BUFFER, file)
-                .take(descriptor.size.saturating_add(1)),
-            hasher: Some(DigestWriter::new(io::sink())),
-            expected: descriptor.clone(),
-        })
+        Ok(VerifiedReader::over(file, descriptor))
     }
 
     /// Makes the blob `descriptor` of `source` part of this store: a hard link where the
-    /// filesystem allows, else a copy. Unless the caller has `verified` it, it is read once and
-    /// checked against its digest and size, so a tampered parent blob never reaches an output,
-    /// even one that stages nothing. A blob that is a symbolic link is never linked: its bytes
-    /// are copied, checked, so an output never points at a file outside it.
+    /// filesystem allows, else a copy. For stores that are ours alone (the build cache and the
+    /// outputs made from it); a blob of someone else's store is [copied](Self::copy_in). Unless
+    /// the caller has `verified` it, it is read once and checked against its digest and size,
+    /// so a tampered parent blob never reaches an output, even one that stages nothing. A blob
+    /// that is a symbolic link is never linked: its bytes are copied, checked, so an output
+    /// never points at a file outside it.
     ///
     /// A blob already here is kept if it has the right size; checking more is the caller's
     /// (see [`crate::cache::BuildCache::adopt`]).
@@ -184,15 +224,13 @@ impl BlobStore {
         descriptor: &Descriptor,
         verified: bool,
     ) -> Result<()> {
-        let to = self.blob_path(&descriptor.digest);
-        match fs::symlink_metadata(&to) {
-            Ok(existing) if existing.is_file() && existing.len() == descriptor.size => {
-                return Ok(())
-            }
-            Ok(_) => fs::remove_file(&to).map_err(Error::io("remove", &to))?,
-            Err(_) => {}
+        if self.holds_size_of(descriptor)? {
+            return Ok(());
         }
-        let from = source.blob_path(&descriptor.digest);
+        let (from, to) = (
+            source.blob_path(&descriptor.digest),
+            self.blob_path(&descriptor.digest),
+        );
         let is_file = fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
         if is_file && fs::hard_link(&from, &to).is_ok() {
             if verified {
@@ -205,11 +243,88 @@ impl BlobStore {
             }
             return Ok(());
         }
+        self.copy_in(source, descriptor, verified)
+    }
+
+    /// Makes the blob `descriptor` of `source` part of this store as a file of its own, never
+    /// a link to `source`'s: what happens to one never happens to the other. Where the
+    /// filesystem can, the copy shares the blocks (a reflink, copy-on-write), else the bytes
+    /// are copied; either way they are checked against the descriptor unless `verified`.
+    pub fn copy_in(
+        &self,
+        source: &BlobStore,
+        descriptor: &Descriptor,
+        verified: bool,
+    ) -> Result<()> {
+        if self.holds_size_of(descriptor)? {
+            return Ok(());
+        }
+        if let Some(clone) = self.reflink(source, descriptor) {
+            if !verified {
+                let file = clone.reopen().map_err(Error::io("read", clone.path()))?;
+                let mut reader = VerifiedReader::over(file, descriptor);
+                io::copy(&mut reader, &mut io::sink()).map_err(|e| reader.error(e))?;
+            }
+            let to = self.blob_path(&descriptor.digest);
+            clone
+                .persist(&to)
+                .map_err(|e| Error::io("rename a blob to", &to)(e.error))?;
+            return Ok(());
+        }
         let mut reader = source.reader(descriptor)?;
         let mut writer = self.writer()?;
         io::copy(&mut reader, &mut writer).map_err(|e| reader.error(e))?;
-        writer.commit()?;
-        Ok(())
+        writer.commit_as(descriptor)
+    }
+
+    /// Whether a regular file of the descriptor's size is here already; anything else with its
+    /// name is removed.
+    fn holds_size_of(&self, descriptor: &Descriptor) -> Result<bool> {
+        let to = self.blob_path(&descriptor.digest);
+        match fs::symlink_metadata(&to) {
+            Ok(existing) if existing.is_file() && existing.len() == descriptor.size => Ok(true),
+            Ok(_) => fs::remove_file(&to)
+                .map(|()| false)
+                .map_err(Error::io("remove", &to)),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// The blob `descriptor` of `source` cloned (`FICLONE`) into a temporary file here, if the
+    /// filesystem shares blocks between files and the source is a regular file of the right
+    /// size; `None` otherwise.
+    #[cfg(target_os = "linux")]
+    fn reflink(
+        &self,
+        source: &BlobStore,
+        descriptor: &Descriptor,
+    ) -> Option<tempfile::NamedTempFile> {
+        let path = source.blob_path(&descriptor.digest);
+        // A link is copied and checked, as `import` does, never cloned unread.
+        let metadata = fs::symlink_metadata(&path).ok()?;
+        if !metadata.is_file() || metadata.len() != descriptor.size {
+            return None;
+        }
+        let from = File::open(&path).ok()?;
+        let clone = self.partial_file().ok()?;
+        rustix::fs::ioctl_ficlone(clone.as_file(), &from).ok()?;
+        Some(clone)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn reflink(&self, _: &BlobStore, _: &Descriptor) -> Option<tempfile::NamedTempFile> {
+        None
+    }
+
+    /// A new temporary file among the blobs, named so a sweep knows it for one.
+    fn partial_file(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.blob_dir();
+        // Readable as the umask allows, as any other file: blobs end up in outputs.
+        tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(&dir)
+            .map_err(Error::io("create a temporary file in", &dir))
     }
 
     /// Deletes every blob not in `keep`.
@@ -240,6 +355,16 @@ pub struct VerifiedReader {
 }
 
 impl VerifiedReader {
+    /// Reads `file`, which should hold `descriptor`'s bytes.
+    fn over(file: File, descriptor: &Descriptor) -> VerifiedReader {
+        VerifiedReader {
+            inner: io::BufReader::with_capacity(IO_BUFFER, file)
+                .take(descriptor.size.saturating_add(1)),
+            hasher: Some(DigestWriter::new(io::sink())),
+            expected: descriptor.clone(),
+        }
+    }
+
     /// Turns an error met while reading this blob (or data decoded from it) into the engine's
     /// error about this blob.
     pub fn error(&self, error: io::Error) -> Error {
@@ -340,6 +465,40 @@ mod tests {
     use crate::media_type;
 
     #[test]
+    fn only_a_regular_file_is_opened_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let zeros = dir.path().join("zeros");
+        std::os::unix::fs::symlink("/dev/zero", &zeros).unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"bytes").unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&file, &linked).unwrap();
+
+        let refused = |path: &Path, follow| open_regular(path, follow).unwrap_err().to_string();
+        assert_eq!(refused(&fifo, true), "it is a FIFO, not a regular file");
+        assert_eq!(refused(&zeros, true), "it is a device, not a regular file");
+        assert_eq!(
+            refused(dir.path(), true),
+            "it is a directory, not a regular file"
+        );
+        assert_eq!(
+            refused(&linked, false),
+            "it is a symbolic link, not a regular file"
+        );
+        assert!(open_regular(&linked, true).is_ok());
+        assert!(open_regular(&file, false).is_ok());
+    }
+
+    #[test]
     fn put_then_read_round_trips_and_names_blob_by_digest() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
@@ -411,6 +570,64 @@ mod tests {
             b"host file",
             "a copy, not a link"
         );
+    }
+
+    #[test]
+    fn a_blob_copied_in_is_a_file_of_its_own_and_checked() {
+        use std::os::unix::fs::MetadataExt;
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (from, to) = (
+            BlobStore::open(from_dir.path()).unwrap(),
+            BlobStore::open(to_dir.path()).unwrap(),
+        );
+        let good = from.put(media_type::OCI_LAYER_TAR, b"layer").unwrap();
+        to.copy_in(&from, &good, true).unwrap();
+        let (original, copy) = (from.blob_path(&good.digest), to.blob_path(&good.digest));
+        let inode = |path: &Path| fs::metadata(path).unwrap().ino();
+        assert_ne!(inode(&original), inode(&copy), "never a link");
+        assert_eq!(fs::metadata(&original).unwrap().nlink(), 1);
+        // What happens to the copy does not happen to the original.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .write_all(b"L")
+            .unwrap();
+        assert_eq!(from.read(&good).unwrap(), b"layer");
+        assert_eq!(
+            fs::read_dir(to_dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            1
+        );
+
+        let bad = from.put(media_type::OCI_LAYER_TAR, b"other").unwrap();
+        fs::write(from.blob_path(&bad.digest), b"evil!").unwrap();
+        assert!(matches!(
+            to.copy_in(&from, &bad, false),
+            Err(Error::BlobMismatch { .. })
+        ));
+        assert_eq!(
+            fs::read_dir(to_dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            1,
+            "nothing of a tampered blob is kept, not even a partial file"
+        );
+    }
+
+    #[test]
+    fn a_file_is_settled_only_once_its_change_time_is_old_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        fs::write(&path, b"x").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        file.set_modified(old).unwrap();
+        // An old modification time, but the inode changed just now.
+        assert!(!settled(&fs::metadata(&path).unwrap()));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(settled(&fs::metadata(&path).unwrap()));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Node {
     pub uid: u64,
     /// Owner's group ID.
     pub gid: u64,
+    /// Its `security.capability` attribute (file capabilities) as the layer's PAX header gives
+    /// it, if it has one.
+    pub capability: Option<Box<[u8]>>,
 }
 
 /// The type of a [`Node`], with what the engine needs of its content.
@@ -116,20 +119,43 @@ enum Change {
     HardLink { path: Key, target: Key },
 }
 
+/// A `security.capability` attribute larger than this is refused (the kernel's are 24 bytes).
+const MAX_CAPABILITY_BYTES: usize = 1024;
+
 /// A C library larger than this is not read for its glibc version.
 const MAX_LIBC_BYTES: u64 = 64 << 20;
 
 impl FileTree {
     /// Applies `layers` (base first) to an empty tree, checking each against its digest and
-    /// `diff_ids`.
+    /// `diff_ids`. A layer listed several times is read once: its changes are kept until its
+    /// last listing, so a small manifest cannot make a large layer be decompressed thousands
+    /// of times.
     pub fn read_layers(
         store: &BlobStore,
         layers: &[Descriptor],
         diff_ids: &[Digest],
     ) -> Result<FileTree> {
+        let listings = || {
+            layers
+                .iter()
+                .zip(diff_ids)
+                .map(|(l, d)| (l, (l.digest, *d)))
+        };
+        let last_listed: BTreeMap<(Digest, Digest), usize> = listings()
+            .enumerate()
+            .map(|(i, (_, key))| (key, i))
+            .collect();
+        let mut kept: BTreeMap<(Digest, Digest), LayerChanges> = BTreeMap::new();
         let mut tree = FileTree::default();
-        for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            tree.apply(LayerChanges::read(store, layer, diff_id)?)?;
+        for (i, (layer, key)) in listings().enumerate() {
+            let changes = match kept.remove(&key) {
+                Some(changes) => changes,
+                None => LayerChanges::read(store, layer, &key.1)?,
+            };
+            if last_listed[&key] > i {
+                kept.insert(key, changes.clone());
+            }
+            tree.apply(changes)?;
         }
         Ok(tree)
     }
@@ -400,6 +426,16 @@ fn read_entries(
                     visit(Change::Whiteout(into_key(hidden)))?;
                     continue;
                 }
+                let capability = capability_of(&mut entry)
+                    .map_err(layer_error)?
+                    .map(|value| match value.len() {
+                        ..=MAX_CAPABILITY_BYTES => Ok(value),
+                        _ => Err(invalid(
+                            &raw,
+                            "its `security.capability` attribute is too long",
+                        )),
+                    })
+                    .transpose()?;
                 let header = entry.header();
                 let mode = header.mode().map_err(layer_error)? & 0o7777;
                 let uid = header.uid().map_err(layer_error)?;
@@ -448,6 +484,7 @@ fn read_entries(
                     mode,
                     uid,
                     gid,
+                    capability,
                 };
                 visit(Change::Put(into_key(path), node))?;
             }
@@ -474,6 +511,24 @@ fn read_entries(
         }
         Ok(())
     }
+}
+
+/// The `security.capability` attribute an entry's PAX header gives it, if any.
+pub(crate) fn capability_of<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<Option<Box<[u8]>>> {
+    let key = format!("SCHILY.xattr.{}", crate::capability::XATTR);
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
+    for extension in extensions {
+        let extension = extension?;
+        if extension.key_bytes() == key.as_bytes() {
+            let value = extension.value_bytes();
+            return Ok((!value.is_empty()).then(|| value.into()));
+        }
+    }
+    Ok(None)
 }
 
 /// A regular file's node: its size and content digest, and for a C library, the newest glibc
@@ -518,7 +573,7 @@ impl<R: Read, W: io::Write> Read for Tee<'_, R, W> {
 /// parent of a million files is applied from the cache without holding its encoding or its
 /// changes in memory; a cache entry also carries the sha256 of these bytes, so a torn or
 /// tampered entry is dropped, never trusted.
-const ENCODING: &[u8] = b"cargo-oci layer changes 3\n";
+const ENCODING: &[u8] = b"cargo-oci layer changes 4\n";
 /// The tag that ends the changes.
 const END: u8 = 0xff;
 /// No path in a layer is longer than this (Linux allows 4096 bytes).
@@ -557,6 +612,13 @@ impl LayerChanges {
             diff_id,
             changes,
         })
+    }
+
+    /// Whether `head`, the start of a cache entry, is an encoding an earlier version wrote: out
+    /// of date, not damaged.
+    pub(crate) fn is_earlier_encoding(head: &[u8]) -> bool {
+        let family = &ENCODING[..ENCODING.iter().rposition(|b| *b == b' ').unwrap_or(0) + 1];
+        head.starts_with(family) && !head.starts_with(ENCODING)
     }
 
     /// Reads an encoding from `input` to its end without keeping it: its layer and diff_id,
@@ -636,6 +698,15 @@ fn decode_each(
             2 => {
                 let path = input.path()?;
                 let (mode, uid, gid) = (input.u32()?, input.u64()?, input.u64()?);
+                let capability = match input.u64()? {
+                    0 => None,
+                    len if len as usize > MAX_CAPABILITY_BYTES => return Err(Failure::Malformed),
+                    len => {
+                        let mut value = vec![0u8; len as usize];
+                        input.fill(&mut value)?;
+                        Some(value.into_boxed_slice())
+                    }
+                };
                 let kind = match input.u8()? {
                     0 => NodeKind::Directory,
                     1 => NodeKind::Special,
@@ -667,6 +738,7 @@ fn decode_each(
                     mode,
                     uid,
                     gid,
+                    capability,
                 };
                 Change::Put(path, node)
             }
@@ -706,6 +778,9 @@ impl<W: Write + ?Sized> EncodedWriter<'_, W> {
                 self.u32(node.mode)?;
                 self.u64(node.uid)?;
                 self.u64(node.gid)?;
+                let capability = node.capability.as_deref().unwrap_or_default();
+                self.u64(capability.len() as u64)?;
+                self.bytes(capability)?;
                 match &node.kind {
                     NodeKind::Directory => self.u8(0),
                     NodeKind::Special => self.u8(1),
@@ -1019,6 +1094,56 @@ mod tests {
         let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
         let tree = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap();
         assert_eq!(tree.len(), 2);
+    }
+
+    /// A tar of one file `app` whose PAX header holds `records`.
+    fn with_pax(records: &[(&str, &[u8])]) -> Vec<u8> {
+        let data: Vec<u8> = records
+            .iter()
+            .flat_map(|(key, value)| crate::layer::pax_record(key, value))
+            .collect();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, kind, content) in [
+            ("PaxHeaders.0/app", tar::EntryType::XHeader, &data[..]),
+            ("app", tar::EntryType::Regular, b"x"),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_path(path).unwrap();
+            header.set_entry_type(kind);
+            header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(content.len() as u64);
+            header.set_cksum();
+            builder.append(&header, content).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_capability_is_read_from_the_pax_header_other_attributes_are_not() {
+        let (_dir, store) = store();
+        let capability = crate::capability::Capabilities::parse(&["net_raw"]).unwrap();
+        let value = capability.xattr().unwrap();
+        let tar = with_pax(&[
+            ("SCHILY.xattr.user.comment", b"hello"),
+            ("SCHILY.xattr.security.capability", &value),
+        ]);
+        let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
+        let tree = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap();
+        let node = tree.get(Path::new("app")).unwrap();
+        assert_eq!(node.capability.as_deref(), Some(&value[..]));
+
+        let huge = vec![1u8; MAX_CAPABILITY_BYTES + 1];
+        let tar = with_pax(&[("SCHILY.xattr.security.capability", &huge)]);
+        let layer = store.put(media_type::OCI_LAYER_TAR, &tar).unwrap();
+        let error = FileTree::read_layers(&store, &[layer], &[Digest::of(&tar)]).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidLayerEntry { entry, .. } if entry == "app"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("too long"), "{error}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io;
+use std::io::{self, Read as _};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -365,25 +365,29 @@ impl Checker {
                 continue;
             }
             let path = blob_dir.join(&name);
+            let at = format!("the unreferenced `blobs/sha256/{name}`");
             if let Some(digest) = digest {
-                let hashed = std::fs::File::open(&path).and_then(|file| {
-                    let mut reader = DigestReader::new(io::BufReader::new(file));
+                // A regular file only, read no further than the size it had when opened.
+                let hashed = crate::store::open_regular(&path, false).and_then(|file| {
+                    let size = file.metadata()?.len();
+                    let bounded = io::BufReader::new(file).take(size.saturating_add(1));
+                    let mut reader = DigestReader::new(bounded);
                     io::copy(&mut reader, &mut io::sink())?;
                     Ok(reader.finish())
                 });
                 match hashed {
-                    Ok((actual, _)) if actual == digest => {
+                    Ok((actual, size)) if actual == digest => {
                         self.report.blobs += 1;
-                        self.report.bytes += path.metadata().map_or(0, |m| m.len());
+                        self.report.bytes += size;
                     }
                     Ok((actual, size)) => {
                         let problem =
                             format!("its name says {digest}, its {size} bytes hash to {actual}");
-                        self.problem("an unreferenced blob", Some(digest), problem);
+                        self.problem(&at, Some(digest), problem);
                     }
                     Err(error) => {
                         let problem = format!("cannot be read: {error}");
-                        self.problem("an unreferenced blob", Some(digest), problem);
+                        self.problem(&at, Some(digest), problem);
                     }
                 }
             }
@@ -513,8 +517,8 @@ pub struct LayerIds {
 pub struct FileDiff {
     /// The entry's name, relative to the root.
     pub path: String,
-    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`; empty when
-    /// one side lacks the entry.
+    /// What differs: `kind`, `size`, `mode`, `owner`, `mtime`, `sha256`, `link`,
+    /// `capabilities`; empty when one side lacks the entry.
     pub fields: Vec<&'static str>,
     /// The expected layer's entry.
     pub expected: Option<LayerEntry>,
@@ -776,6 +780,7 @@ fn entry_fields(a: &LayerEntry, b: &LayerEntry) -> Vec<&'static str> {
         ("mtime", a.mtime != b.mtime),
         ("sha256", a.sha256 != b.sha256),
         ("link", a.link != b.link),
+        ("capabilities", a.capabilities != b.capabilities),
     ]
     .into_iter()
     .filter_map(|(name, differs)| differs.then_some(name))
@@ -829,6 +834,7 @@ mod tests {
             size,
             sha256: Some(Digest::of(sha)),
             link: None,
+            capabilities: None,
         }
     }
 

@@ -218,15 +218,15 @@ fn podman_loads_and_runs_both_archives() {
 }
 
 /// `--load=podman` copies the image into podman's store from the build cache (skopeo into
-/// `containers-storage:`): it runs there under every tag, its ID is the config digest, and after
-/// a code change only the new layer moves, uncompressed: the base's layer is not even read.
+/// `containers-storage:`): after a code change it runs there under every tag, its ID is the
+/// config digest, the base's layer is the one podman had and the new one went in uncompressed.
 #[test]
-fn podman_load_runs_under_every_tag_and_moves_only_the_new_layer() {
+fn podman_load_runs_under_every_tag_with_the_new_layer_uncompressed() {
     let (Some(podman), Some(parents)) = (Podman::new(), parents()) else {
         return;
     };
     let fixture = Fixture::copy("hello");
-    // A base of this test's own, whose blobs no other test reads.
+    // A base of its own: the first load brings it into podman, the second finds it there.
     let base = fixture.path().join("base");
     crate::support::copy_dir(&parents.layout, &base);
     fixture.set_metadata(&format!(
@@ -243,27 +243,12 @@ fn podman_load_runs_under_every_tag_and_moves_only_the_new_layer() {
         crate::support::assert_success(&output, "cargo oci build --load=podman");
     };
     load();
-    let base_layer = fixture
-        .layout()
-        .join(&blob_paths(&manifest_and_config(&fixture.layout()).0)[0]);
-    let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
-    let blob = fs::File::open(&base_layer).unwrap();
-    let modified = blob.metadata().unwrap().modified().unwrap();
-    // An access time before the modification time: the next read sets it (relatime).
-    let times = fs::FileTimes::new().set_accessed(long_ago);
-    blob.set_times(times.set_modified(modified)).unwrap();
     let main = fixture.path().join("src/main.rs");
     let code = fs::read_to_string(&main).unwrap();
     fs::write(&main, code.replace("stopped by signal", "stopped, signal")).unwrap();
     load();
 
     let (manifest, config) = manifest_and_config(&fixture.layout());
-    assert_eq!(fixture.layout().join(&blob_paths(&manifest)[0]), base_layer);
-    let accessed = fs::metadata(&base_layer).unwrap().accessed().unwrap();
-    assert_eq!(
-        accessed, long_ago,
-        "the second load read the base's layer, which podman had"
-    );
     // podman got the new layer uncompressed, under its diff_id, and the base's as it is.
     let raw = run(Command::new("skopeo").args([
         "inspect",

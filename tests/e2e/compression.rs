@@ -1,7 +1,8 @@
 //! How layers are compressed, judged by tools we did not write: gzip layers of several members
 //! that GNU gzip reads whole, zstd layers that skopeo reads, podman runs and the zstd tool
-//! decompresses to their diff_id, a zstd parent made by skopeo, a Docker archive refused for
-//! zstd layers, and bytes that do not depend on how many cores the build had.
+//! decompresses to their diff_id, a zstd parent made by skopeo, an OCI archive of zstd layers,
+//! a Docker archive refused for them before cargo runs, and bytes that do not depend on how many
+//! cores the build had.
 
 use std::fs;
 use std::path::Path;
@@ -88,10 +89,71 @@ fn zstd_layers_are_read_by_skopeo_and_zstd_and_run_by_podman() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains("which `docker load` cannot read"),
+        stderr.contains("`docker load` reads plain and gzip layers only"),
         "{stderr}"
     );
     assert!(!fixture.path().join("target/oci/hello.docker.tar").exists());
+}
+
+/// An OCI archive holds zstd layers (skopeo copies it out whole); a Docker archive cannot, and
+/// asking for one is refused before cargo builds anything, naming the flag or key behind each.
+#[test]
+fn an_oci_archive_holds_zstd_layers_and_a_docker_archive_is_refused_before_cargo() {
+    if !tool("skopeo") || !tool("zstd") {
+        return;
+    }
+    let fixture = Fixture::copy("hello");
+    let built = || fixture.path().join("target/release").exists();
+    let refused = fixture.build(&["--compression", "zstd", "--format", "docker"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(
+            "error: package `hello`: a Docker archive (`--format docker`) cannot hold the zstd \
+             layers `--compression zstd` asks for: `docker load` reads plain and gzip layers \
+             only; use gzip, or the `oci` or `oci-archive` format"
+        ),
+        "{stderr}"
+    );
+    assert!(!built(), "cargo ran before the refusal: {stderr}");
+    fixture
+        .set_metadata("[package.metadata.oci]\nformats = [\"docker\"]\ncompression = \"zstd\"\n");
+    let refused = fixture.build(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    for text in [
+        "Cargo.toml",
+        "package.metadata.oci.formats",
+        "cannot hold the zstd layers `compression` asks for",
+    ] {
+        assert!(stderr.contains(text), "`{text}` not in: {stderr}");
+    }
+    assert!(!built(), "cargo ran before the refusal: {stderr}");
+
+    fixture.set_metadata("[package.metadata.oci]\n");
+    fixture.build_ok(&[
+        "--quiet",
+        "--format",
+        "oci-archive",
+        "--compression",
+        "zstd",
+    ]);
+    assert!(built(), "the check above looks where cargo builds");
+    let archive = fixture.path().join("target/oci/hello.oci.tar");
+    let copied = fixture.path().join("copied");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci-archive:{}:0.1.0", archive.display()))
+        .arg(format!("oci:{}:0.1.0", copied.display())));
+    let (manifest, _) = manifest_and_config(&copied);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{manifest}"
+    );
+    assert_layers_decompress_to_their_diff_ids(&copied, 2, &["zstd", "-dcq"]);
 }
 
 /// A parent whose layers skopeo compressed with zstd is read like any other.

@@ -50,9 +50,9 @@ fn helper(dir: &Path, name: &str, body: &str) {
     fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
-/// The README's release workflow: a token for the push registry in the environment, a base from
-/// a private registry with a login of its own. The base's registry never sees the token, unless
-/// `CARGO_OCI_REGISTRY` names it.
+/// The release workflow of `docs/guide/publishing.md`: a token for the push registry in the
+/// environment, a base from a private registry with a login of its own. The base's registry
+/// never sees the token, unless `CARGO_OCI_REGISTRY` names it.
 #[test]
 fn environment_credentials_go_to_the_push_registry_only() {
     let base_login = ("base-user", "base-pass");
@@ -91,7 +91,10 @@ fn environment_credentials_go_to_the_push_registry_only() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains(&format!("registry `{}`: authentication failed", proxy.host)),
+        stderr.contains(&format!(
+            "registry `{}`\n\nCaused by:\n  authentication failed",
+            proxy.host
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");

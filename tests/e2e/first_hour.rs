@@ -22,8 +22,9 @@ fn index_tags(fixture: &Fixture) -> Vec<String> {
         .collect()
 }
 
-/// `[build] rustflags = ["-C", "target-feature=+crt-static"]`, as the README says, on a crate
-/// with a proc-macro and a build script: they are built for the host, and the binary static.
+/// `[build] rustflags = ["-C", "target-feature=+crt-static"]`, the static linking the first-image
+/// guide asks of a `scratch` image, on a crate with a proc-macro and a build script: they are
+/// built for the host, and the binary static.
 #[test]
 fn a_crate_with_a_proc_macro_and_a_build_script_links_statically() {
     let fixture = Fixture::copy("macros");
@@ -225,6 +226,7 @@ fn a_push_is_reported_in_one_shape_whatever_pushed_it() {
     assert_success(&output, "cargo oci push");
     let pushed = json(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(pushed, built);
+    assert_eq!(built["reason"], "image-pushed");
     assert!(built["config"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(
         built["tags"],
@@ -345,4 +347,72 @@ fn cargo_oci_run_runs_the_image_with_docker() {
         return;
     };
     run_with("docker", &[("DOCKER_HOST", &dockerd.host())]);
+}
+
+/// A base may expose a range (`1-65535/tcp`): `cargo oci run` publishes its single ports and
+/// says it skips the range, rather than asking the engine to publish every port. The engine
+/// here is a stand-in that records how it is run.
+#[test]
+fn cargo_oci_run_publishes_single_ports_and_skips_a_bases_range() {
+    use sha2::Digest as _;
+    let fixture = Fixture::copy("hello");
+    let base = fixture.path().join("base");
+    fs::create_dir_all(base.join("blobs/sha256")).unwrap();
+    let put = |value: serde_json::Value| {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let hex = format!("{:x}", sha2::Sha256::digest(&bytes));
+        fs::write(base.join("blobs/sha256").join(&hex), &bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (config, config_size) = put(serde_json::json!({
+        "architecture": crate::support::host::HOST.go, "os": "linux",
+        "config": {"ExposedPorts": {"1-65535/tcp": {}, "8080/tcp": {}}},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }));
+    let (manifest, manifest_size) = put(serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config, "size": config_size,
+        },
+        "layers": [],
+    }));
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest, "size": manifest_size,
+    }]});
+    fs::write(base.join("index.json"), index.to_string()).unwrap();
+    fs::write(base.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fixture.set_metadata("[package.metadata.oci]\nbase = \"oci:base\"\n");
+
+    let bin = fixture.path().join("engine");
+    fs::create_dir_all(&bin).unwrap();
+    let engine = bin.join("podman");
+    fs::write(
+        &engine,
+        "#!/bin/sh\nif [ \"$1\" = load ]; then cat >/dev/null; \
+         echo 'Loaded image: localhost/hello:0.1.0'; exit 0; fi\n\
+         echo \"$@\" > \"$(dirname \"$0\")/run-args.txt\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = crate::support::cargo_oci()
+        .args(["run", "--quiet", "--engine", "podman"])
+        .current_dir(fixture.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo oci run with a stand-in engine");
+    let args = fs::read_to_string(bin.join("run-args.txt")).unwrap();
+    assert!(args.contains("--publish 127.0.0.1:8080:8080/tcp"), "{args}");
+    assert!(!args.contains("1-65535"), "{args}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the image exposes `1-65535/tcp`, which is not one port: it is not published"
+        ),
+        "{stderr}"
+    );
 }

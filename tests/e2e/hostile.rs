@@ -18,7 +18,7 @@ const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub(crate) struct Layer {
     media_type: &'static str,
     blob: Vec<u8>,
-    diff_id: Digest,
+    pub(crate) diff_id: Digest,
 }
 
 pub(crate) fn gzip(entries: &[Raw<'_>]) -> Layer {
@@ -430,4 +430,42 @@ fn hostile_archives_are_refused() {
         "docker-archive:link.tar",
         &["has a hostile entry `manifest.json`: the link points outside the archive".to_owned()],
     );
+}
+
+/// A link planted in the build cache where a registry base's tag is recorded (as a `target/`
+/// shipped in a repository could hold) is replaced, never written through.
+#[test]
+fn a_link_planted_in_the_cache_is_never_written_through() {
+    let Some(registry) = crate::support::Registry::start(None) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    crate::support::run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:latest", parents.layout.display()))
+            .arg(format!("docker://{}/busybox:1.36", registry.host)),
+    );
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",
+        registry.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let refs = fixture.path().join("target/oci/.cache/refs");
+    let [recorded] = fs::read_dir(&refs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let victim = fixture.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    fs::remove_file(&recorded).unwrap();
+    std::os::unix::fs::symlink(&victim, &recorded).unwrap();
+    fixture.build_ok(&["--quiet"]);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(fs::symlink_metadata(&recorded).unwrap().is_file());
 }

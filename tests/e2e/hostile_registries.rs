@@ -6,7 +6,10 @@ use std::process::Output;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::support::registries::{MisbehavingRegistry, Misbehaviour, RegistrySetup, TestAuthority};
+use crate::support::registries::{
+    MisbehavingRegistry, Misbehaviour, MovingTagRegistry, RegistrySetup, RelativeLocationRegistry,
+    TestAuthority,
+};
 use crate::support::{assert_success, tool, Fixture, Registry};
 
 /// Patience for these tests: 2 s without a byte is a stall, no second tries.
@@ -72,6 +75,14 @@ fn a_silent_registry_is_given_up_after_the_stall_limit() {
             "stalled",
         ],
     );
+
+    // The same over plain HTTP, the HTTPS probe answered at once as a Go server does: the
+    // stall is what is said, not the HTTPS probe's failure.
+    let (server, fixture) = misbehaving(Misbehaviour::SilentPlain).unwrap();
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_refused(&output, &fixture, &["stalled"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("InvalidContentType"), "{stderr}");
 }
 
 #[test]
@@ -277,4 +288,140 @@ fn a_redirect_target_asking_for_credentials_gets_none() {
         0,
         "the redirect target's token server was asked"
     );
+}
+
+/// A registry that names no digest when a manifest is asked with `HEAD`: the manifest is
+/// fetched, every build.
+#[test]
+fn a_registry_naming_no_digest_on_head_is_asked_with_get() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::NoDigestOnHead) else {
+        return;
+    };
+    for build in ["first", "second"] {
+        let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+        assert_success(&output, &format!("the {build} build"));
+    }
+}
+
+/// A tag that moves during a build (a release pushed meanwhile) is resolved once: both
+/// platforms of the index are built on the same base index, the one the tag named first.
+#[test]
+fn a_tag_is_resolved_once_for_every_platform() {
+    use crate::support::host::{FOREIGN, HOST};
+    if !tool(FOREIGN.gcc) || !tool("cc") {
+        return;
+    }
+    let registry = MovingTagRegistry::start();
+    let fixture = Fixture::copy("hello");
+    let release = |triple: &str| fixture.path().join("target").join(triple).join("release");
+    crate::targets::foreign_program(&release(FOREIGN.triple).join("hello"));
+    let source = fixture.path().join("hello.c");
+    std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
+    std::fs::create_dir_all(release(HOST.triple)).unwrap();
+    crate::support::run(
+        std::process::Command::new("cc")
+            .args(["-static", "-o"])
+            .arg(release(HOST.triple).join("hello"))
+            .arg(&source),
+    );
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/base:1\"\n",
+        registry.host
+    ));
+    let output = fixture.build(&[
+        "--quiet",
+        "--no-build",
+        "--target",
+        HOST.triple,
+        "--target",
+        FOREIGN.triple,
+    ]);
+    assert_success(&output, "a build on a moving tag");
+    assert_eq!(registry.tag_requests.load(Ordering::SeqCst), 1);
+    let layout = fixture.layout();
+    let top = crate::support::read_json(&layout.join("index.json"));
+    let index = crate::support::blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let platforms = index["manifests"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2, "{index}");
+    // The first index the tag named, as the build fetched it into its cache.
+    let first = crate::support::blob(
+        &fixture.path().join("target/oci/.cache"),
+        &registry.indexes[0],
+    );
+    for platform in platforms {
+        let manifest = crate::support::blob(&layout, platform["digest"].as_str().unwrap());
+        let base = &manifest["annotations"]["org.opencontainers.image.base.digest"];
+        assert!(
+            first["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["digest"] == *base),
+            "{} is built on {base}, not on a manifest of {}",
+            platform["platform"],
+            registry.indexes[0]
+        );
+        let config = crate::support::blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        let env = &config["config"]["Env"];
+        assert!(
+            env.as_array().unwrap().iter().any(|e| e == "BASE=v1"),
+            "{} is built on another base than the first platform: {env}",
+            platform["platform"]
+        );
+    }
+}
+
+/// A plain HTTP registry still starting (503 to `/v2/`, `Retry-After: 1`) is tried again, as
+/// any request is, and what is reported is its own answer, not the HTTPS probe's failure.
+#[test]
+fn a_plain_http_registry_starting_up_is_tried_again() {
+    let Some((registry, fixture)) = misbehaving(Misbehaviour::StartingUp) else {
+        return;
+    };
+    let base = format!("{}/base:1", registry.host);
+    let output = build_on(&fixture, &base, &[("CARGO_HTTP_TIMEOUT", "2")]);
+    assert_success(&output, "a build on a registry that answered 503 twice");
+    assert_eq!(registry.pings.load(Ordering::SeqCst), 3);
+
+    // Given up after one try again: the registry's 503 is the error.
+    let (registry, fixture) = misbehaving(Misbehaviour::StartingUp).unwrap();
+    let base = format!("{}/base:1", registry.host);
+    let output = build_on(&fixture, &base, &[("CARGO_NET_RETRY", "1")]);
+    assert_refused(&output, &fixture, &["it answered 503 Service Unavailable"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("rustls") && !stderr.contains("TLS"),
+        "{stderr}"
+    );
+    assert_eq!(registry.pings.load(Ordering::SeqCst), 2);
+}
+
+/// A `Location` relative to the upload's URL (`uuid?state=…`), as RFC 3986 allows, is resolved
+/// against that URL, not against the registry's root.
+#[test]
+fn an_upload_location_relative_to_the_upload_is_followed() {
+    let registry = RelativeLocationRegistry::start();
+    let fixture = Fixture::copy("hello");
+    let repository = format!("{}/team/hello", registry.host);
+    // Nothing attached: this registry keeps no manifest to list referrers under.
+    let output = fixture.build(&[
+        "--quiet",
+        "--sbom",
+        "none",
+        "--provenance",
+        "none",
+        "--push",
+        &repository,
+    ]);
+    assert_success(&output, "a push to a registry answering relative locations");
+    let layout = fixture.layout();
+    let (manifest, _) = crate::support::manifest_and_config(&layout);
+    let closed = registry.closed.lock().unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        assert!(
+            closed.iter().any(|c| c == digest),
+            "{digest} not in {closed:?}"
+        );
+    }
 }

@@ -206,7 +206,7 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
     let human = inspect_human(&fixture, &["--files"]);
     let lines: Vec<&str> = human.lines().collect();
     assert!(
-        lines[0].starts_with(&format!("linux/{}: 9 paths, 3 files, ", HOST.go)),
+        lines[0].starts_with(&format!("linux/{}: 10 paths, 3 files, ", HOST.go)),
         "{human}"
     );
     let paths: Vec<&str> = lines[1..]
@@ -221,6 +221,8 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
             "/srv/static/css",
             "/srv/static/css/site.css",
             "/srv/static/index.html",
+            // A scratch image running as 65532 gets the /tmp it could not make.
+            "/tmp",
             "/usr",
             "/usr/local",
             "/usr/local/bin",
@@ -253,7 +255,7 @@ fn inspect_files_lists_the_final_tree_with_sizes() {
         (hello["mode"].as_str(), hello["type"].as_str()),
         (Some("0755"), Some("file"))
     );
-    assert_eq!(files.len(), 9);
+    assert_eq!(files.len(), 10);
 }
 
 #[test]
@@ -378,4 +380,190 @@ fn inspect_pulls_a_registry_image_into_the_cache() {
         .as_str()
         .unwrap();
     assert!(cache.join(layer.trim_start_matches("sha256:")).is_file());
+}
+
+/// A small layout whose manifest lists one layer of 32 MiB of zeros 5,000 times (160 GB once
+/// decompressed, were it read each time): `inspect`, and `inspect --files`, read it once. The
+/// time limit is a guard against the old behaviour, which ran for many minutes, not a measure.
+#[test]
+fn a_layer_listed_thousands_of_times_is_read_once() {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    const LISTINGS: usize = 5_000;
+    const ZEROS: u64 = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("amplified");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        std::fs::write(blob_path(&layout, &json!(digest)), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(ZEROS);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "zeros", std::io::repeat(0).take(ZEROS))
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&tar));
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzip, &tar).unwrap();
+    let (layer, layer_size) = put(&gzip.finish().unwrap());
+    let config = json!({
+        "architecture": HOST.go, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": vec![diff_id; LISTINGS]},
+    });
+    let (config, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let layer = json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": layer, "size": layer_size,
+    });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config, "size": config_size,
+        },
+        "layers": vec![layer; LISTINGS],
+    });
+    let (manifest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest, "size": manifest_size,
+        "annotations": {"org.opencontainers.image.ref.name": "1"},
+    }]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let fixture = Fixture::copy("hello");
+    let source = format!("oci:{}", layout.display());
+    let limit = std::time::Duration::from_secs(120);
+    for files in [false, true] {
+        let mut args = vec!["inspect", "--message-format", "json", &source];
+        if files {
+            args.push("--files");
+        }
+        let output = fixture.cargo_oci_within(&args, limit);
+        assert_success(&output, "cargo oci inspect of a layer listed 5,000 times");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let platform = &report["platforms"][0];
+        assert_eq!(platform["layers"].as_array().unwrap().len(), LISTINGS);
+        assert_eq!(
+            platform["uncompressed_size"].as_u64(),
+            Some(tar.len() as u64 * LISTINGS as u64)
+        );
+        if files {
+            let listed = platform["files"].as_array().unwrap();
+            assert!(
+                listed
+                    .iter()
+                    .any(|f| f["path"] == "/zeros" && f["size"] == ZEROS),
+                "{listed:?}"
+            );
+        }
+    }
+}
+
+/// A name with a newline (a forged line) and a terminal escape (clear the screen, set the
+/// window title): shown escaped by `inspect`, `inspect --files` and `verify --against`, exact
+/// in JSON.
+#[test]
+fn an_images_control_characters_never_reach_the_terminal() {
+    use crate::hostile::{craft, gzip};
+    use oci_pack::testing::Raw;
+    let forged = "srv/evil\n-rwxr-xr-x  0:0  1  /forged";
+    let escape = "srv/\x1b[2J\x1b]0;pwned\x07";
+    let fixture = Fixture::copy("hello");
+    let layout = fixture.path().join("crafted");
+    let files = gzip(&[
+        Raw::Dir("srv", 0o755),
+        Raw::File(forged, b"x", 0o644),
+        Raw::File(escape, b"y", 0o644),
+    ]);
+    let bins = gzip(&[Raw::File("usr/local/bin/hello", b"not it", 0o755)]);
+    let diff_ids: Vec<String> = [&files, &bins]
+        .iter()
+        .map(|layer| layer.diff_id.to_string())
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": HOST.go, "os": "linux",
+        "config": {"Env": ["TITLE=\x1b]0;pwned\x07"], "Labels": {"team": "a\nforged: yes"}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "\x1b[31mred"}, {"created_by": "bins"}]
+    }))
+    .unwrap();
+    craft(&layout, &[files, bins], Some(&config), |_| {});
+    let image = format!("oci:{}:latest", layout.display());
+
+    let raw = |text: &str| text.contains('\x1b') || text.contains('\x07');
+    let human = inspect_human(&fixture, &[&image]);
+    assert!(!raw(&human), "{human:?}");
+    assert!(human.contains("TITLE=\\x1b]0;pwned\\x07"), "{human}");
+    assert!(human.contains("team=a\\nforged: yes"), "{human}");
+    assert!(human.contains("\\x1b[31mred"), "{human}");
+    assert!(!human.lines().any(|l| l.starts_with("forged")), "{human}");
+
+    let files = inspect_human(&fixture, &["--files", &image]);
+    assert!(!raw(&files), "{files:?}");
+    assert!(
+        files.contains("/srv/evil\\n-rwxr-xr-x  0:0  1  /forged\n"),
+        "{files}"
+    );
+    assert!(
+        files.contains("/srv/\\x1b[2J\\x1b]0;pwned\\x07\n"),
+        "{files}"
+    );
+    assert!(!files
+        .lines()
+        .any(|l| l.contains(" /forged") && !l.contains("evil")));
+
+    // JSON stays exact.
+    let report = inspect_json(&fixture, &["--files", &image]);
+    let paths: Vec<&str> = report["platforms"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&format!("/{forged}").as_str()), "{paths:?}");
+    assert!(paths.contains(&format!("/{escape}").as_str()), "{paths:?}");
+
+    // A layer of a media type no decoder reads is named in a warning, escaped too.
+    let odd = fixture.path().join("odd");
+    craft(
+        &odd,
+        &[gzip(&[Raw::File("a", b"x", 0o644)])],
+        None,
+        |manifest| {
+            manifest["layers"][0]["mediaType"] = "application/x.\x1b[2J".into();
+        },
+    );
+    let output = fixture.cargo_oci(&["inspect", &format!("oci:{}:latest", odd.display())]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("`application/x.\\x1b[2J`"), "{stderr}");
+    assert!(!raw(&stderr), "{stderr:?}");
+
+    // The rebuild differs from it in the files layer, whose names are listed.
+    let output = fixture.cargo_oci(&["verify", "--quiet", "--against", &image]);
+    assert!(!output.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(!raw(&stdout) && !raw(&stderr), "{stdout:?} {stderr:?}");
+    assert!(stdout.contains("/srv/evil\\n-rwxr-xr-x"), "{stdout}");
+    assert!(stdout.contains("/srv/\\x1b[2J"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("-rwxr-xr-x")),
+        "{stdout}"
+    );
 }

@@ -85,3 +85,43 @@ fn a_misspelt_key_is_a_metadata_error_naming_it() {
     assert!(message.contains("Cargo.toml"), "{message}");
     assert!(!fixture.layout().exists(), "nothing is written");
 }
+
+/// Cargo's build flags as methods: `bin` chooses the image, `jobs` and `config` reach cargo
+/// (which refuses 0 jobs, however it is told).
+#[test]
+fn cargo_flags_are_methods_too() {
+    let fixture = Fixture::copy("services");
+    let images = Build::new()
+        .current_dir(fixture.path())
+        .target_dir("target")
+        .workspace()
+        .bin("seed")
+        .jobs(1)
+        .keep_going()
+        .ignore_rust_version()
+        .verbosity(Verbosity::Quiet)
+        .run()
+        .unwrap();
+    let names: Vec<&str> = images.iter().map(|image| image.name.as_str()).collect();
+    assert_eq!(names, ["seed"]);
+
+    let error = Build::new()
+        .current_dir(fixture.path())
+        .target_dir("target")
+        .package("api")
+        .jobs(0)
+        .verbosity(Verbosity::Quiet)
+        .run()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Build, "{error}");
+
+    let error = Build::new()
+        .current_dir(fixture.path())
+        .target_dir("target")
+        .package("api")
+        .config("build.jobs=0")
+        .verbosity(Verbosity::Quiet)
+        .run()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Build, "{error}");
+}

@@ -151,19 +151,20 @@ fn mirrors_are_tried_in_order_and_a_failing_one_leaves_the_base_to_the_next() {
         docker_digest
     );
 
-    // When every place fails, each is named, in order, with its own error.
+    // When every place fails, each is named, in order, with its own error (a cause, indented
+    // under `Caused by:`).
     let all_fail = mirrors_of_invalid(&[&closed, &empty.host]);
     let output = with_conf(&fixture, &all_fail, &["inspect", &image], &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines = [
         format!("failed to pull `{BASE}` from any of the 3 places it may come from:"),
-        format!("\n  {closed}/busybox: failed to connect to registry `{closed}`: "),
+        format!("\n    {closed}/busybox: failed to connect to registry `{closed}`: "),
         format!(
-            "\n  {}/busybox: failed to fetch a manifest from registry `{}`: it answered 404",
+            "\n    {}/busybox: failed to fetch a manifest from registry `{}`: it answered 404",
             empty.host, empty.host
         ),
-        "\n  registry.invalid/busybox: failed to connect to registry `registry.invalid`: "
+        "\n    registry.invalid/busybox: failed to connect to registry `registry.invalid`: "
             .to_owned(),
     ];
     let mut rest = stderr.as_ref();

@@ -117,6 +117,7 @@ fn umoci_unpacks_files_where_they_belong_with_modes_and_owner() {
             "srv/static/css",
             "srv/static/css/site.css",
             "srv/static/index.html",
+            "tmp",
             "usr",
             "usr/local",
             "usr/local/bin",

@@ -37,6 +37,19 @@ fn sha256(bytes: &[u8]) -> String {
     oci_pack::digest::Digest::of(bytes).to_string()
 }
 
+/// `size` bytes that gzip cannot shrink.
+fn noise(size: usize) -> Vec<u8> {
+    let mut noise = Vec::with_capacity(size);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    noise
+}
+
 #[test]
 fn a_push_is_by_digest_with_every_tag_and_skips_what_is_there() {
     let Some(registry) = Registry::start(None) else {
@@ -103,7 +116,8 @@ fn basic_auth_comes_from_docker_config_and_a_wrong_password_is_a_clear_error() {
     assert!(!output.status.success());
     assert!(
         stderr.contains(&format!(
-            "registry `{}`: authentication failed: check the credentials for this registry (401",
+            "registry `{}`\n\nCaused by:\n  authentication failed: check the credentials for \
+             this registry (401",
             registry.host
         )),
         "{stderr}"
@@ -402,16 +416,8 @@ fn a_registry_lost_in_the_middle_of_a_push_leaves_no_tag_and_the_push_can_be_red
         return;
     };
     let fixture = Fixture::copy("hello");
-    // 8 MiB that gzip cannot shrink, so the upload is long enough to be cut in its middle.
-    let mut noise = Vec::with_capacity(8 << 20);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while noise.len() < 8 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        noise.extend_from_slice(&x.to_le_bytes());
-    }
-    fs::write(fixture.path().join("static/noise.bin"), &noise).unwrap();
+    // So the upload is long enough to be cut in its middle.
+    fs::write(fixture.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
     fixture.build_ok(&["--quiet"]);
 
     let proxy = crate::support::CuttingProxy::start(&registry.host, 2 << 20);
@@ -527,4 +533,231 @@ fn a_pull_shows_status_lines_and_no_bar_when_stderr_is_not_a_terminal() {
     let quiet = fixture.build(&["--quiet"]);
     crate::support::assert_success(&quiet, "a quiet build on a registry base");
     assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+}
+
+/// What each `cargo oci` run sent through `proxy`: the request lines since the last call.
+struct Requests<'a> {
+    proxy: &'a crate::support::registries::RecordingProxy,
+    seen: usize,
+}
+
+impl Requests<'_> {
+    fn since_last(&mut self) -> Vec<String> {
+        let lines = self.proxy.request_lines();
+        let new = lines[self.seen..].to_vec();
+        self.seen = lines.len();
+        new
+    }
+}
+
+/// A base by tag already in the cache: its manifest is asked with `HEAD`, never fetched again
+/// (Docker Hub counts every manifest `GET` as a pull).
+#[test]
+fn a_second_build_on_a_cached_tagged_base_fetches_no_manifest() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let Some(parents) = crate::support::parents::parents() else {
+        return;
+    };
+    registry.put(&parents.layout, "busybox:1.36");
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let mut requests = Requests {
+        proxy: &proxy,
+        seen: 0,
+    };
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",
+        proxy.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let first = requests.since_last();
+    assert!(
+        first.contains(&"GET /v2/busybox/manifests/1.36".to_owned()),
+        "{first:#?}"
+    );
+
+    fixture.build_ok(&["--quiet"]);
+    let second = requests.since_last();
+    assert!(
+        second.contains(&"HEAD /v2/busybox/manifests/1.36".to_owned()),
+        "{second:#?}"
+    );
+    assert!(
+        !second
+            .iter()
+            .any(|line| line.starts_with("GET /v2/busybox/manifests/")),
+        "a manifest was fetched again: {second:#?}"
+    );
+}
+
+/// The release pipeline's case: two releases a day apart (`SOURCE_DATE_EPOCH` from the
+/// commit) whose only change is the code. The files layer keeps its digest and is not sent
+/// again: only the new binaries layer, the config, and the new SBOM and provenance are. Built
+/// and pushed again unchanged (a pipeline run again), nothing is sent: `HEAD`s only.
+#[test]
+fn two_releases_a_day_apart_upload_only_what_the_code_changed() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let mut requests = Requests {
+        proxy: &proxy,
+        seen: 0,
+    };
+    let fixture = Fixture::copy("hello");
+    let repository = format!("{}/team/app", proxy.host);
+    let release = |epoch: &str| {
+        let output =
+            fixture.build_with_env(&["--push", &repository], &[("SOURCE_DATE_EPOCH", epoch)]);
+        crate::support::assert_success(&output, "a release");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    release("1700000000");
+    let (first, _) = crate::support::manifest_and_config(&fixture.layout());
+    requests.since_last();
+
+    let main = fixture.path().join("src/main.rs");
+    let code = fs::read_to_string(&main).unwrap();
+    fs::write(
+        &main,
+        code.replace("\"waiting\"", "\"waiting for a signal\""),
+    )
+    .unwrap();
+    let stderr = release("1700086400");
+    let (second, _) = crate::support::manifest_and_config(&fixture.layout());
+    let digest = |manifest: &serde_json::Value, path: &str| {
+        manifest.pointer(path).unwrap().as_str().unwrap().to_owned()
+    };
+    let files = digest(&second, "/layers/0/digest");
+    assert_eq!(files, digest(&first, "/layers/0/digest"), "the files layer");
+    let binaries = digest(&second, "/layers/1/digest");
+    assert_ne!(
+        binaries,
+        digest(&first, "/layers/1/digest"),
+        "the binaries layer"
+    );
+    assert!(
+        stderr.contains("(2 blobs sent, 1 already there, 0 mounted)"),
+        "{stderr}"
+    );
+    // What was uploaded: each upload is closed by `PUT …?digest=`.
+    let uploaded: Vec<String> = requests
+        .since_last()
+        .iter()
+        .filter(|line| line.starts_with("PUT /v2/team/app/blobs/uploads/"))
+        .filter_map(|line| line.split("digest=").nth(1))
+        .map(|digest| digest.replace("%3A", ":"))
+        .collect();
+    let index = read_json(&fixture.layout().join("index.json"));
+    let mut expected = vec![binaries, digest(&second, "/config/digest")];
+    for artifact in index["manifests"].as_array().unwrap() {
+        if artifact.get("artifactType").is_some() {
+            let manifest =
+                crate::support::blob(&fixture.layout(), artifact["digest"].as_str().unwrap());
+            for layer in manifest["layers"].as_array().unwrap() {
+                expected.push(layer["digest"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let (mut uploaded, mut expected) = (uploaded, expected);
+    uploaded.sort();
+    expected.sort();
+    assert_eq!(uploaded, expected, "the blobs sent");
+    assert!(!uploaded.contains(&files));
+
+    release("1700086400");
+    let again = requests.since_last();
+    assert!(
+        again
+            .iter()
+            .all(|line| line.starts_with("HEAD ") || line.starts_with("GET /v2/")),
+        "{again:#?}"
+    );
+    assert!(
+        !again
+            .iter()
+            .any(|line| line.starts_with("GET /v2/team/app/manifests/")),
+        "{again:#?}"
+    );
+}
+
+/// A pull cut in the middle of a large layer goes on from where it stopped (`Range`), and the
+/// layer is still checked against its digest: no more than the layer and the cut part come
+/// through, where starting again would fetch the cut part twice.
+#[test]
+fn a_pull_cut_in_the_middle_of_a_layer_is_resumed_where_it_stopped() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let base = Fixture::copy("hello");
+    fs::write(base.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
+    base.build_ok(&["--quiet", "--push", &format!("{}/big-base", registry.host)]);
+    let (manifest, _) = crate::support::manifest_and_config(&base.layout());
+    let pulled: u64 = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["size"].as_u64().unwrap())
+        .sum();
+
+    // Cut 4 MiB into the pull, for less time than the first retry waits.
+    let proxy = crate::support::CuttingProxy::start_transient_download(
+        &registry.host,
+        4 << 20,
+        std::time::Duration::from_millis(200),
+    );
+    let fixture = Fixture::copy("hello");
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"{}/big-base:0.1.0\"\n",
+        proxy.host
+    ));
+    fixture.build_ok(&["--quiet"]);
+    let (built, _) = crate::support::manifest_and_config(&fixture.layout());
+    let layers = |manifest: &serde_json::Value| manifest["layers"].as_array().unwrap().clone();
+    assert_eq!(layers(&built)[..2], layers(&manifest), "the base's layers");
+    // The layers, the manifests, the config and headers: well under another 4 MiB.
+    let forwarded = proxy.forwarded();
+    assert!(
+        forwarded < pulled + (1 << 20),
+        "{forwarded} bytes came through for {pulled} bytes of layers"
+    );
+}
+
+/// Blobs go to the registry three at a time, as a pull fetches them: a large layer does not
+/// hold up the others. The manifests go once every blob is there.
+#[test]
+fn blobs_are_pushed_several_at_a_time() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let proxy = crate::support::registries::RecordingProxy::start(&registry.host);
+    let fixture = Fixture::copy("hello");
+    fs::write(fixture.path().join("static/noise.bin"), noise(8 << 20)).unwrap();
+    fixture.build_ok(&["--quiet", "--push", &format!("{}/parallel", proxy.host)]);
+    assert!(
+        proxy.most_connections() >= 2,
+        "{} connection(s) at most",
+        proxy.most_connections()
+    );
+    let requests = proxy.request_lines();
+    let first_manifest = requests
+        .iter()
+        .position(|line| line.starts_with("PUT /v2/parallel/manifests/"))
+        .unwrap();
+    let last_upload = requests
+        .iter()
+        .rposition(|line| line.starts_with("PUT /v2/parallel/blobs/uploads/"))
+        .unwrap();
+    let image_uploads = requests[..first_manifest]
+        .iter()
+        .filter(|line| line.starts_with("PUT /v2/parallel/blobs/uploads/"))
+        .count();
+    assert_eq!(image_uploads, 3, "{requests:#?}");
+    assert!(
+        last_upload > first_manifest,
+        "the SBOM's blobs go after the image"
+    );
+    assert_registry_serves(&registry, "parallel:0.1.0", &index_digest(&fixture));
 }

@@ -190,6 +190,54 @@ fn a_license_that_is_no_spdx_expression_is_declared_not_broken() {
     );
 }
 
+/// Validates the CycloneDX 1.5 document named by its argument, strictly.
+const CYCLONEDX_VALIDATOR: &str = "import sys\n\
+    from cyclonedx.validation.json import JsonStrictValidator\n\
+    from cyclonedx.schema import SchemaVersion\n\
+    error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+    sys.exit(str(error) if error else 0)\n";
+
+/// Licenses cargo accepts for a package it never publishes, which are no SPDX expression or
+/// are one only once written on one line: both validators accept each document.
+#[test]
+fn a_malformed_license_expression_still_makes_valid_documents() {
+    let Some(tools) = python_tools() else { return };
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    let platform = crate::support::host::HOST.platform().replace('/', "-");
+    for (license, declared) in [
+        ("(MIT", "LicenseRef--MIT"),
+        ("MIT OR", "LicenseRef-MIT-OR"),
+        ("MIT\\nOR Apache-2.0", "MIT OR Apache-2.0"),
+    ] {
+        let text = original.replace("license = \"MIT\"", &format!("license = \"{license}\""));
+        fs::write(&manifest, text).unwrap();
+        fixture.build_ok(&["--quiet"]);
+        let spdx = fixture
+            .path()
+            .join(format!("target/oci/hello.{platform}.spdx.json"));
+        run(Command::new(tools.join("pyspdxtools")).arg("-i").arg(&spdx));
+        let document = read_json(&spdx);
+        let hello = document["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "hello" && p["primaryPackagePurpose"] == "APPLICATION")
+            .unwrap()
+            .clone();
+        assert_eq!(hello["licenseDeclared"], declared, "{license}");
+
+        fixture.build_ok(&["--quiet", "--sbom", "cyclonedx"]);
+        let cyclonedx = fixture
+            .path()
+            .join(format!("target/oci/hello.{platform}.cdx.json"));
+        run(Command::new(tools.join("python3"))
+            .args(["-c", CYCLONEDX_VALIDATOR])
+            .arg(&cyclonedx));
+    }
+}
+
 #[test]
 fn a_cyclonedx_sbom_passes_the_cyclonedx_schema_validator() {
     let Some(tools) = python_tools() else { return };
@@ -199,13 +247,8 @@ fn a_cyclonedx_sbom_passes_the_cyclonedx_schema_validator() {
         "target/oci/inventory.{}.cdx.json",
         host_platform(&fixture)
     ));
-    let validate = "import sys\n\
-        from cyclonedx.validation.json import JsonStrictValidator\n\
-        from cyclonedx.schema import SchemaVersion\n\
-        error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
-        sys.exit(str(error) if error else 0)\n";
     run(Command::new(tools.join("python3"))
-        .args(["-c", validate])
+        .args(["-c", CYCLONEDX_VALIDATOR])
         .arg(&file));
     let bom = read_json(&file);
     let names: Vec<&str> = bom["components"]
@@ -343,4 +386,176 @@ fn a_pushed_sbom_is_found_through_the_fallback_tag() {
         types,
         ["application/spdx+json", "application/vnd.cyclonedx+json"]
     );
+}
+
+/// The token a dependency's URL carries, which nothing published may hold.
+const TOKEN: &str = "ghp_s3cretT0ken";
+
+/// A bare repository of a one-file library `privdep` in `dir`, served over git's dumb HTTP
+/// protocol on loopback (any user information accepted, as no challenge is made); its URL.
+fn serve_git_dependency(dir: &Path) -> String {
+    let git = |cwd: &Path, args: &[&str]| {
+        run(Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ferris")
+            .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
+            .env("GIT_COMMITTER_NAME", "Ferris")
+            .env("GIT_COMMITTER_EMAIL", "ferris@example.com"))
+    };
+    let work = dir.join("privdep");
+    fs::create_dir_all(work.join("src")).unwrap();
+    fs::write(
+        work.join("Cargo.toml"),
+        "[package]\nname = \"privdep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(work.join("src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();
+    git(&work, &["init", "--quiet", "--initial-branch=main"]);
+    git(&work, &["add", "--all"]);
+    git(&work, &["commit", "--quiet", "--message", "privdep"]);
+    let served = dir.join("served");
+    let bare = served.join("privdep.git");
+    git(
+        dir,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            "privdep",
+            "served/privdep.git",
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(request) = crate::support::registries::Request::read(&stream) else {
+                continue;
+            };
+            let path = request.path.split('?').next().unwrap_or("").to_owned();
+            let file = (!path.contains(".."))
+                .then(|| fs::read(served.join(path.trim_start_matches('/'))).ok())
+                .flatten();
+            let (status, body) = match file {
+                Some(body) => ("200 OK", body),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://ci-bot:{TOKEN}@127.0.0.1:{port}/privdep.git")
+}
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A git dependency fetched with a token in its URL, a `repository` with one, a checkout whose
+/// remote has one: the SBOMs (valid, the dependency listed by its URL), the annotations and the
+/// provenance hold none of them.
+#[test]
+fn no_sbom_annotation_or_provenance_holds_a_urls_credentials() {
+    let Some(tools) = python_tools() else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let url = serve_git_dependency(scratch.path());
+    let fixture = Fixture::copy("hello");
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(
+            "repository = \"https://example.com/hello\"",
+            &format!("repository = \"https://ci-bot:{TOKEN}@example.com/hello\""),
+        )
+        .replace(
+            "[workspace]",
+            &format!("[dependencies]\nprivdep = {{ git = \"{url}\" }}\n\n[workspace]"),
+        );
+    fs::write(&manifest, text).unwrap();
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .args(args)
+            .current_dir(fixture.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ferris")
+            .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
+            .env("GIT_COMMITTER_NAME", "Ferris")
+            .env("GIT_COMMITTER_EMAIL", "ferris@example.com"))
+    };
+    git(&["init", "--quiet", "--initial-branch=main"]);
+    git(&["add", "--all"]);
+    git(&["commit", "--quiet", "--message", "hello"]);
+    let remote = format!("https://x-access-token:{TOKEN}@git.example.com/team/hello.git");
+    git(&["remote", "add", "origin", &remote]);
+
+    // A cargo home of its own: the dependency fetched by git's own client (libgit2 speaks no
+    // dumb HTTP), into no shared cache.
+    let cargo_home = scratch.path().join("cargo-home");
+    let env = [
+        ("CARGO_HOME", cargo_home.to_str().unwrap()),
+        ("CARGO_NET_GIT_FETCH_WITH_CLI", "true"),
+    ];
+    let oci = fixture.path().join("target/oci");
+    let platform = crate::support::host::HOST.platform().replace('/', "-");
+    let build = |sbom: &str| {
+        let output = fixture.build_with_env(&["--quiet", "--sbom", sbom], &env);
+        assert_success(&output, "cargo oci build");
+        // Nothing written holds the token: documents, blobs, the cache.
+        assert_eq!(files_holding(&oci, TOKEN), Vec::<PathBuf>::new());
+    };
+
+    build("spdx");
+    let spdx = oci.join(format!("hello.{platform}.spdx.json"));
+    run(Command::new(tools.join("pyspdxtools")).arg("-i").arg(&spdx));
+    // Listed, by the URL without its user information.
+    let text = fs::read_to_string(&spdx).unwrap();
+    assert!(
+        text.contains("vcs_url=git%2Bhttp%3A%2F%2F127.0.0.1%3A"),
+        "{text}"
+    );
+    let (manifest, config) = crate::support::manifest_and_config(&fixture.output("hello"));
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.source"], "https://example.com/hello",
+        "{manifest} {config}"
+    );
+    let provenance = oci.join(crate::support::provenance_of("hello"));
+    let text = fs::read_to_string(&provenance).unwrap();
+    assert!(
+        text.contains("\"git+https://git.example.com/team/hello.git\""),
+        "{text}"
+    );
+
+    build("cyclonedx");
+    let cyclonedx = oci.join(format!("hello.{platform}.cdx.json"));
+    run(Command::new(tools.join("python3"))
+        .args(["-c", CYCLONEDX_VALIDATOR])
+        .arg(&cyclonedx));
+    let text = fs::read_to_string(&cyclonedx).unwrap();
+    assert!(text.contains("\"git+http://127.0.0.1:"), "{text}");
 }

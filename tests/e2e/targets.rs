@@ -323,29 +323,6 @@ fn the_builder_setting_runs_a_stand_in_for_cross() {
 }
 
 #[test]
-fn a_binary_of_the_wrong_architecture_is_refused() {
-    if !tool(FOREIGN.gcc) {
-        return;
-    }
-    let fixture = Fixture::copy("hello");
-    let misplaced = release_dir(&fixture, HOST.triple).join("hello");
-    foreign_program(&misplaced);
-    let output = fixture.build(&["--quiet", "--no-build", "--target", HOST.triple]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains(&format!(
-            "binary `hello` (`{}`) is {}, which does not run on {}",
-            misplaced.display(),
-            FOREIGN.elf,
-            HOST.platform()
-        )),
-        "{stderr}"
-    );
-    assert!(!fixture.layout().exists());
-}
-
-#[test]
 fn an_unmapped_triple_needs_its_platform_spelled_out() {
     let fixture = Fixture::copy("hello");
     let output = fixture.build(&["--quiet", "--target", "sparc64-unknown-linux-gnu"]);

@@ -248,3 +248,126 @@ fn the_xtask_template_builds_and_pushes_a_workspace() {
         );
     }
 }
+
+/// `cargo oci init` with extra arguments in `dir`, its output whatever the outcome.
+fn init_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    cargo_oci()
+        .arg("init")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A repository that ships links at the names init's temporaries once had (fixed names beside
+/// each file it writes) makes it write through none of them: the files they point at, outside
+/// the repository, are untouched, and what init writes lands in the repository.
+#[test]
+fn init_writes_through_no_link_planted_in_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    for planted in [
+        ".Cargo.toml.cargo-oci-init",
+        ".cargo/.config.toml.cargo-oci-init",
+        ".github/workflows/.release.yml.cargo-oci-init",
+    ] {
+        let link = crate_dir.join(planted);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+    }
+    let output = init_output(&crate_dir, &["--xtask", "--ci", "github"]);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_success(&output, "cargo oci init");
+    let manifest = fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("[package.metadata.oci]"), "{manifest}");
+    assert!(manifest.contains("members = [\"xtask\"]"), "{manifest}");
+    let config = fs::read_to_string(crate_dir.join(".cargo/config.toml")).unwrap();
+    assert!(
+        config.contains("xtask = \"run --package xtask --\""),
+        "{config}"
+    );
+    assert!(crate_dir.join(".github/workflows/release.yml").is_file());
+    // No temporary is left behind.
+    let left: Vec<_> = fs::read_dir(&crate_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".cargo-oci-init") && name != ".Cargo.toml.cargo-oci-init")
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+/// A `.github/workflows` linking out of the repository is refused, named, and nothing is
+/// written where it points.
+#[test]
+fn init_refuses_a_pipeline_directory_linked_out_of_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::create_dir_all(crate_dir.join(".github")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, crate_dir.join(".github/workflows")).unwrap();
+    let output = init_output(&crate_dir, &["--ci", "github"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "`{}` is a symbolic link out of `{}`",
+            crate_dir.join(".github/workflows").display(),
+            crate_dir.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+/// A legacy `.cargo/config` (no extension) is where cargo reads aliases from while no
+/// `config.toml` exists: the alias goes there, and `cargo xtask` is known.
+#[test]
+fn init_xtask_adds_the_alias_where_cargo_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    new_crate(&crate_dir);
+    fs::create_dir_all(crate_dir.join(".cargo")).unwrap();
+    fs::write(crate_dir.join(".cargo/config"), "[alias]\nb = \"build\"\n").unwrap();
+    init(&crate_dir, &["--quiet", "--xtask"]);
+    assert!(!crate_dir.join(".cargo/config.toml").exists());
+    let legacy = fs::read_to_string(crate_dir.join(".cargo/config")).unwrap();
+    assert!(
+        legacy.starts_with("[alias]\nb = \"build\"\n")
+            && legacy.contains("xtask = \"run --package xtask --\""),
+        "{legacy}"
+    );
+    // cargo itself knows the alias (a `cargo xtask --help` would build the xtask).
+    let output = hermetic(&mut Command::new("cargo"))
+        .args(["--list"])
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listed.lines().any(|l| l.trim_start().starts_with("xtask ")),
+        "{listed}"
+    );
+}
+
+/// A manifest with CRLF line ends keeps them, lines added included.
+#[test]
+fn init_keeps_a_manifests_line_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("fresh");
+    let manifest = new_crate(&crate_dir).replace('\n', "\r\n");
+    fs::write(crate_dir.join("Cargo.toml"), &manifest).unwrap();
+    init(&crate_dir, &["--quiet", "--xtask"]);
+    let after = fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(after.contains("[package.metadata.oci]\r\n"), "{after:?}");
+    assert!(after.contains("members = [\"xtask\"]\r\n"), "{after:?}");
+    assert_eq!(
+        after.matches('\n').count(),
+        after.matches("\r\n").count(),
+        "{after:?}"
+    );
+}

@@ -1,10 +1,12 @@
 //! `cargo xtask bench [--runs N] [WORDS]`: `cargo oci build --no-build` against the tools it
 //! replaces, on the same inputs, in one paired run: `umoci insert` for an OCI layout, `podman
-//! build` + `podman save` for a Docker archive, `podman build` for `--load=podman`. WORDS keep
-//! only the rows whose names hold one of them. It builds its own workloads (parents made by
-//! umoci from busybox, the host's shared libraries and the Rust toolchain's files), times each
-//! pair several times, alternating who goes first, and prints medians and ratios: these
-//! machines are noisy, and a ratio measured in one run is what can be compared across runs.
+//! build` + `podman save` for a Docker archive, `podman build` for `--load=podman`, `skopeo
+//! copy` for a push (those rows are in `registry.rs`). WORDS keep only the rows whose names
+//! hold one of them (`bench push`: the registry rows alone). It builds its own workloads
+//! (parents made by umoci from busybox, the host's shared libraries and the Rust toolchain's
+//! files), times each pair several times, alternating who goes first, and prints medians and
+//! ratios: these machines are noisy, and a ratio measured in one run is what can be compared
+//! across runs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{on_path, project_root, Result};
+
+mod registry;
 
 /// Timed runs of each side of each pair, unless `--runs` says otherwise.
 const RUNS: usize = 7;
@@ -56,6 +60,7 @@ fn parse_choice(args: &[String]) -> Result<Choice> {
     Ok(choice)
 }
 
+/// The rows `args` choose (`--runs N`, words), every row without words.
 pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
     let _ = CHOICE.set(parse_choice(args)?);
     for tool in ["umoci", "busybox"] {
@@ -81,29 +86,47 @@ pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
          [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
     )?;
 
+    let mut rows = build_rows(&work, &inputs, &conf, podman)?;
+    let mut notes = Vec::new();
+    let registry = on_path("docker-registry") && on_path("skopeo");
+    if wanted("push") && registry {
+        let release = Workload::new(&work, "release", &inputs.service, &inputs.libs_parent)?;
+        release.add_files()?;
+        rows.extend(registry::push_vs_skopeo(&release, &work)?);
+        let registry = registry::LocalRegistry::start(&work.join("registry-release"))?;
+        notes.push(registry::second_release_bytes(&release, &registry)?);
+    } else if wanted("push") {
+        eprintln!("note: docker-registry or skopeo is missing, so pushes are not measured");
+    }
+    print_table(&inputs, &rows, &notes);
+    Ok(())
+}
+
+/// The rows of `cargo oci build` against umoci and podman.
+fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let service = Workload::new(&work, "service", &inputs.service, &inputs.libs_parent)?;
+    let service = Workload::new(work, "service", &inputs.service, &inputs.libs_parent)?;
     let name = "service onto libs, OCI layout";
     if wanted(name) {
         rows.push(first_pack_vs_umoci(&service, name)?);
     }
     if podman && wanted("service onto libs, Docker archive") {
-        rows.push(docker_archive_vs_podman(&service, &conf)?);
+        rows.push(docker_archive_vs_podman(&service, conf)?);
     }
     let name = "service onto libs, --load=podman";
     if podman && on_path("skopeo") && wanted(name) {
-        rows.push(load_vs_podman_build(&service, &conf, name)?);
+        rows.push(load_vs_podman_build(&service, conf, name)?);
     }
     let name = "service onto libs, unchanged rebuild";
     if wanted(name) {
         rows.push(unchanged_rebuild(&service, name)?);
     }
-    let small = Workload::new(&work, "small-big", &inputs.small, &inputs.big_parent)?;
+    let small = Workload::new(work, "small-big", &inputs.small, &inputs.big_parent)?;
     let name = "small onto big parent, OCI layout";
     if wanted(name) {
         rows.push(first_pack_vs_umoci(&small, name)?);
     }
-    let tiny = Workload::new(&work, "small-scratch", &inputs.small, Path::new("scratch"))?;
+    let tiny = Workload::new(work, "small-scratch", &inputs.small, Path::new("scratch"))?;
     let name = "small onto scratch, unchanged rebuild";
     if wanted(name) {
         rows.push(unchanged_rebuild(&tiny, name)?);
@@ -111,7 +134,7 @@ pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
     for images in [1, 4, 16] {
         let name = format!("workspace of {images} services onto libs, OCI layouts");
         if wanted(&name) {
-            rows.push(workspace_of(&work, &inputs, images, &name)?);
+            rows.push(workspace_of(work, inputs, images, &name)?);
         }
     }
     let name = "service onto libs, no cache at all";
@@ -119,12 +142,11 @@ pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
         rows.push(cold_first_pack(&service, name)?);
     }
 
-    print_table(&inputs, &rows);
-    Ok(())
+    Ok(rows)
 }
 
 #[expect(clippy::print_stdout, reason = "the table is what the bench is for")]
-fn print_table(inputs: &Inputs, rows: &[Row]) {
+fn print_table(inputs: &Inputs, rows: &[Row], notes: &[String]) {
     println!();
     println!("{}", inputs.describe());
     println!(
@@ -136,6 +158,9 @@ fn print_table(inputs: &Inputs, rows: &[Row]) {
     println!("| --- | --- | --- | --- | --- | --- |");
     for row in rows {
         println!("{row}");
+    }
+    for note in notes {
+        println!("\n{note}");
     }
 }
 
@@ -267,6 +292,65 @@ impl Workload {
 
     /// `cargo oci build --no-build ARGS`, through cargo as a user runs it.
     fn cargo_oci(&self, args: &[&str]) -> Command {
+        let mut command = self.cargo();
+        command
+            .args(["oci", "build", "--no-build", "--quiet"])
+            .args(args);
+        command
+    }
+
+    /// `cargo oci push` of the layout to `repository`.
+    fn cargo_oci_push(&self, repository: &str) -> Command {
+        let mut command = self.cargo();
+        command
+            .args(["oci", "push", "--layout"])
+            .arg(self.output())
+            .arg(repository);
+        command
+    }
+
+    /// Static files, in a `files` layer of their own: 2 MiB of noise and 2 MiB of text.
+    fn add_files(&self) -> Result {
+        let dir = self.dir.join("static");
+        fs::create_dir_all(&dir)?;
+        let mut noise = Vec::with_capacity(2 << 20);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while noise.len() < 2 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            noise.extend_from_slice(&x.to_le_bytes());
+        }
+        fs::write(dir.join("noise.bin"), noise)?;
+        let text: String = (0..40_000)
+            .map(|i| format!("line {i} of the manual\n"))
+            .collect();
+        fs::write(dir.join("manual.txt"), text)?;
+        let manifest = self.dir.join("Cargo.toml");
+        let toml = fs::read_to_string(&manifest)?;
+        fs::write(
+            &manifest,
+            format!("{toml}files = [{{ src = \"static\", dest = \"/srv/static\" }}]\n"),
+        )?;
+        Ok(())
+    }
+
+    /// Sets `layer-mtime` (or leaves it out: `None`).
+    fn set_layer_mtime(&self, value: Option<&str>) -> Result {
+        let manifest = self.dir.join("Cargo.toml");
+        let toml = fs::read_to_string(&manifest)?;
+        let mut lines: Vec<String> = toml
+            .lines()
+            .filter(|line| !line.starts_with("layer-mtime"))
+            .map(str::to_owned)
+            .collect();
+        lines.extend(value.map(|value| format!("layer-mtime = \"{value}\"")));
+        fs::write(&manifest, lines.join("\n") + "\n")?;
+        Ok(())
+    }
+
+    /// cargo, in the crate, with this project's `cargo-oci` first on PATH.
+    fn cargo(&self) -> Command {
         let mut command = Command::new(env!("CARGO"));
         let bin = project_root().join("target/release");
         let path = std::env::var_os("PATH").unwrap_or_default();
@@ -274,8 +358,6 @@ impl Workload {
         paths.extend(std::env::split_paths(&path));
         command
             .env("PATH", std::env::join_paths(paths).unwrap())
-            .args(["oci", "build", "--no-build", "--quiet"])
-            .args(args)
             .current_dir(&self.dir)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("SOURCE_DATE_EPOCH");

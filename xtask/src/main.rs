@@ -25,8 +25,9 @@ tasks:
            cargo-zigbuild, cargo-auditable and rust-audit-info from crates.io, the rustup
            targets of the cross builds, qemu's binfmt_misc entry)
   example  build the example crate's image with this cargo-oci
-  bench    cargo oci against umoci and podman on the same workloads, paired (`--runs N`,
-           and words to keep only the rows whose names hold one)
+  bench    cargo oci against umoci, podman and skopeo on the same workloads, paired;
+           `--runs N`, and words to keep only the rows whose names hold one (`bench push`:
+           the registry rows alone)
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
 
 /// The tools the end-to-end tests run, and the Debian package of each.

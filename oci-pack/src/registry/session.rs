@@ -5,13 +5,14 @@
 //! network the same way, never whole in memory.
 
 use std::io::{self, Read, Write as _};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use ureq::http::Response;
 use ureq::{Body, ResponseExt as _, SendBody};
 
 use super::auth::{self, Challenge, Credentials};
-use super::transport::{self, retry, Failure, Limits, Paced};
+use super::transport::{self, retry, Failure, Limits, Paced, PARALLEL_TRANSFERS};
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ use crate::json::MAX_DOCUMENT_BYTES;
 use crate::media_type;
 use crate::progress::{Event, Progress, Transfer};
 use crate::reference::{Repository, DOCKER_HUB};
-use crate::store::BlobStore;
+use crate::store::{BlobStore, BlobWriter};
 
 /// What a session is for, which decides the scopes its token is asked for.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +104,16 @@ fn api_host(registry: &str) -> &str {
     }
 }
 
+/// What a push did with one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The registry had it.
+    Skipped,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    Uploaded,
+}
+
 /// What starting an upload gave.
 enum Upload {
     /// The registry mounted the blob from another repository: nothing to send.
@@ -179,6 +190,10 @@ impl Session {
         let plain = format!("http://{host}");
         match self.ping_at(&plain) {
             Ok(challenge) => Ok((plain, challenge)),
+            // Busy, starting or stalled over plain HTTP: a registry that speaks TLS would have
+            // refused plain HTTP at once, so this one speaks plain HTTP, and its own failure
+            // is what to report (and try again).
+            Err(failure) if speaks_plain_http(&failure) => Err(failure),
             // A registry that speaks TLS but could not be trusted: that is what to report,
             // not that it does not speak plain HTTP.
             Err(_) if is_tls_failure(&tls_failure) => Err(Failure::Transport(tls_failure)),
@@ -201,13 +216,14 @@ impl Session {
             401 => challenge_of(&response).map(Some).ok_or_else(|| {
                 Failure::Refused("it asks for authentication in a way no registry does".into())
             }),
-            status => Err(Failure::Status {
-                status,
-                detail: format!(
+            status => {
+                let retry_after = header(&response, "retry-after");
+                let detail = format!(
                     "to `GET /v2/`, which a registry answers: is it one? {}",
                     error_detail(&mut response)
-                ),
-            }),
+                );
+                Err(Failure::answered(status, detail, retry_after.as_deref()))
+            }
         }
     }
 
@@ -299,10 +315,9 @@ impl Session {
                 });
             }
             if transport::is_transient_status(status) {
-                return Err(Failure::Status {
-                    status,
-                    detail: error_detail(&mut response),
-                });
+                let retry_after = self::header(&response, "retry-after");
+                let detail = error_detail(&mut response);
+                return Err(Failure::answered(status, detail, retry_after.as_deref()));
             }
             return Ok(response);
         }
@@ -312,24 +327,23 @@ impl Session {
         format!("{}/v2/{}/{path}", self.origin, self.repository.name)
     }
 
-    /// An upload `Location`: absolute, or relative to the registry.
-    fn absolute(&self, location: &str) -> String {
-        if location.starts_with("https://") || location.starts_with("http://") {
-            location.to_owned()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.origin)
-        } else {
-            format!("{}/{location}", self.origin)
-        }
-    }
-
     fn failed(&self, action: &'static str, failure: Failure) -> Error {
         failure.into_error(&self.repository.registry, action)
     }
 
     /// The manifest or index `reference` (a tag, or a digest) names now, stored in `store`
-    /// and described. One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
+    /// and described. A tag is asked with `HEAD` first, and its manifest fetched only when
+    /// `store` lacks the digest the registry names (a registry counts a `GET` as a pull, and
+    /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
+        if reference.parse::<Digest>().is_err() {
+            if let Some(digest) = self.manifest_digest(reference, ACCEPTED_MANIFESTS)? {
+                // One the store holds but cannot vouch for is fetched again.
+                if let Ok(Some(descriptor)) = stored_manifest(store, &digest) {
+                    return Ok(descriptor);
+                }
+            }
+        }
         let url = self.url(&format!("manifests/{reference}"));
         let (bytes, named, content_type) = retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
@@ -372,6 +386,29 @@ impl Session {
         store.put(&media_type, &bytes)
     }
 
+    /// `HEAD manifests/<reference>`: the digest the registry names (`Docker-Content-Digest`)
+    /// for the manifest `accept` asks for; `None` when there is none, or the registry does not
+    /// say (a `GET` then tells).
+    fn manifest_digest(&self, reference: &str, accept: &str) -> Result<Option<Digest>> {
+        Ok(self.head_manifest(reference, accept)?.1)
+    }
+
+    /// `HEAD manifests/<reference>`: the status, and the digest named with a 200.
+    fn head_manifest(&self, reference: &str, accept: &str) -> Result<(u16, Option<Digest>)> {
+        let url = self.url(&format!("manifests/{reference}"));
+        retry(&self.limits, || {
+            let response = self.exchange(&url, &mut |auth| {
+                with_auth(self.agent.head(&url), auth)
+                    .header("Accept", accept)
+                    .call()
+            })?;
+            let status = response.status().as_u16();
+            let named = header(&response, "docker-content-digest").and_then(|d| d.parse().ok());
+            Ok((status, named.filter(|_| status == 200)))
+        })
+        .map_err(|failure| self.failed("check a manifest at", failure))
+    }
+
     /// Fetches `descriptor` (a manifest, an index or a blob) into `store`, streamed and
     /// checked against its digest and size as it arrives: a registry that sends more than the
     /// size is cut off there. `on_bytes` hears of each chunk stored and stops the transfer by
@@ -401,50 +438,60 @@ impl Session {
             return Ok(());
         }
         let url = self.url(&format!("blobs/{}", descriptor.digest));
+        // What the tries before received: a try cut off is resumed where it stopped, when the
+        // registry answers the `Range` asked for (else it starts again from byte 0).
+        let mut partial: Option<(BlobWriter, u64)> = None;
         retry(&self.limits, || {
+            let from = partial.as_ref().map_or(0, |(_, received)| *received);
             let mut response = self.exchange(&url, &mut |auth| {
-                with_auth(self.agent.get(&url), auth).call()
+                let request = with_auth(self.agent.get(&url), auth);
+                match from {
+                    0 => request.call(),
+                    from => request.header("Range", format!("bytes={from}-")).call(),
+                }
             })?;
-            expect(&mut response, &[200])?;
+            let resumed = match expect(&mut response, &[200, 206])? {
+                206 if content_range(&response) == Some((from, descriptor.size)) => true,
+                206 => {
+                    return Err(Failure::Refused(format!(
+                        "it answered a range of blob {} that was not asked for",
+                        descriptor.digest
+                    )))
+                }
+                _ => false,
+            };
+            let (mut writer, mut received) = match partial.take().filter(|_| resumed) {
+                Some(partial) => partial,
+                None => (store.writer().map_err(Failure::local)?, 0),
+            };
             if let Some(length) = response.body().content_length() {
-                if length > descriptor.size {
+                if received + length > descriptor.size {
                     return Err(Failure::Refused(format!(
                         "it is sending {length} bytes for blob {}, which has {}",
-                        descriptor.digest, descriptor.size
+                        descriptor.digest,
+                        descriptor.size - received
                     )));
                 }
             }
-            let mut writer = store.writer().map_err(Failure::local)?;
             let mut body = Paced::new(response.into_body().into_reader(), self.limits);
-            let mut chunk = vec![0; CHUNK];
-            let mut received = 0u64;
-            loop {
-                let read = body.read(&mut chunk).map_err(Failure::Io)?;
-                if read == 0 {
-                    break;
+            let into = (&mut writer, &mut received);
+            match receive(&mut body, into, descriptor, store, on_bytes) {
+                Ok(()) => writer.commit_as(descriptor).map_err(Failure::local),
+                // Cut off: what came is kept for the next try.
+                Err(Failure::Io(error)) => {
+                    partial = Some((writer, received));
+                    Err(Failure::Io(error))
                 }
-                received += read as u64;
-                if received > descriptor.size {
-                    return Err(Failure::Refused(format!(
-                        "it sent more than the {} bytes of blob {}",
-                        descriptor.size, descriptor.digest
-                    )));
-                }
-                writer
-                    .write_all(&chunk[..read])
-                    .map_err(|e| Failure::local(Error::io("write to", store.root())(e)))?;
-                if !on_bytes(read as u64) {
-                    return Err(Failure::Cancelled);
-                }
+                Err(failure) => Err(failure),
             }
-            writer.commit_as(descriptor).map_err(Failure::local)
         })
         .map_err(|failure| self.failed("fetch a blob from", failure))
     }
 
     /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
     /// the registry lacks is mounted from the session's `mount_from` when it is there, else
-    /// streamed from disk. `progress` hears how the blobs go.
+    /// streamed from disk, [`PARALLEL_TRANSFERS`] blobs at a time; the manifests go once every
+    /// blob is there, the tags last. `progress` hears how the blobs go.
     pub fn push(
         &self,
         store: &BlobStore,
@@ -453,6 +500,32 @@ impl Session {
         progress: &mut dyn Progress,
     ) -> Result<Pushed> {
         let crate::graph::ImageGraph { blobs, manifests } = crate::graph::walk(store, target)?;
+        let sent = self.push_blobs(store, &blobs, progress)?;
+        for manifest in &manifests {
+            let reference = manifest.digest.to_string();
+            if self.head_manifest(&reference, &manifest.media_type)?.0 != 200 {
+                self.put_manifest(&reference, store, manifest)?;
+            }
+        }
+        let count = |what: Sent| sent.iter().filter(|s| **s == what).count();
+        // Tags last: each only once everything it points at is there.
+        Ok(Pushed {
+            reference: format!("{}@{}", self.repository, target.digest),
+            tags: self.tag(store, target, tags)?,
+            uploaded: count(Sent::Uploaded),
+            skipped: count(Sent::Skipped),
+            mounted: count(Sent::Mounted),
+        })
+    }
+
+    /// Makes each of `blobs` present in the repository, [`PARALLEL_TRANSFERS`] at a time; what
+    /// was done with each, in no particular order. The first failure stops the others.
+    fn push_blobs(
+        &self,
+        store: &BlobStore,
+        blobs: &[Descriptor],
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<Sent>> {
         let mut transfer = Transfer {
             pushing: true,
             repository: self.repository.to_string(),
@@ -462,45 +535,80 @@ impl Session {
             bytes: blobs.iter().map(|b| b.size).sum(),
         };
         progress.on_event(&Event::Transfer(&transfer));
-        let (mut uploaded, mut skipped, mut mounted) = (0, 0, 0);
-        for blob in &blobs {
-            let bytes_before = transfer.bytes_done;
-            if self.blob_exists(&blob.digest)? {
-                skipped += 1;
-            } else {
-                let mut on_bytes = |bytes: u64| {
-                    transfer.bytes_done = (transfer.bytes_done + bytes).min(transfer.bytes);
+        enum Message {
+            Bytes(usize, u64),
+            Done(usize, Result<Sent>),
+        }
+        let queue = Mutex::new(blobs.iter().enumerate());
+        let stop = AtomicBool::new(false);
+        let (sender, receiver) = mpsc::channel();
+        let (mut sent, mut failure) = (Vec::new(), None);
+        // What each blob has sent so far: whatever a retry sent twice, a blob counts once.
+        let (mut sent_bytes, mut moved) = (vec![0; blobs.len()], 0);
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_TRANSFERS.min(blobs.len()) {
+                let (sender, queue, stop) = (sender.clone(), &queue, &stop);
+                scope.spawn(move || loop {
+                    let next = queue.lock().expect("not poisoned").next();
+                    let Some((i, blob)) = next.filter(|_| !stop.load(Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let done = self.push_blob(blob, store, &mut |bytes| {
+                        !stop.load(Ordering::Relaxed)
+                            && sender.send(Message::Bytes(i, bytes)).is_ok()
+                    });
+                    if sender.send(Message::Done(i, done)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            for message in receiver {
+                match message {
+                    Message::Bytes(i, bytes) => {
+                        sent_bytes[i] += bytes;
+                        moved += bytes;
+                    }
+                    Message::Done(i, Ok(what)) => {
+                        moved = moved - sent_bytes[i] + blobs[i].size;
+                        transfer.blobs_done += 1;
+                        sent.push(what);
+                    }
+                    Message::Done(_, Err(error)) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(error);
+                    }
+                }
+                transfer.bytes_done = moved.min(transfer.bytes);
+                if failure.is_none() {
                     progress.on_event(&Event::Transfer(&transfer));
-                };
-                let was_mounted =
-                    retry(&self.limits, || match self.start_upload(&blob.digest)? {
-                        Upload::Mounted => Ok(true),
-                        Upload::At(location) => self
-                            .upload(&location, blob, store, &mut on_bytes)
-                            .map(|()| false),
-                    })
-                    .map_err(|failure| self.failed("upload a blob to", failure))?;
-                match was_mounted {
-                    true => mounted += 1,
-                    false => uploaded += 1,
                 }
             }
-            // Whatever a retry sent twice, the blob counts once.
-            transfer.bytes_done = bytes_before + blob.size;
-            transfer.blobs_done += 1;
-            progress.on_event(&Event::Transfer(&transfer));
+        });
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(sent),
         }
-        for manifest in &manifests {
-            self.put_manifest(&manifest.digest.to_string(), store, manifest)?;
+    }
+
+    /// Makes `blob` present in the repository: there already, mounted, or uploaded from
+    /// `store`; `on_bytes` hears of each chunk sent and stops the upload by returning `false`.
+    fn push_blob(
+        &self,
+        blob: &Descriptor,
+        store: &BlobStore,
+        on_bytes: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Sent> {
+        if self.blob_exists(&blob.digest)? {
+            return Ok(Sent::Skipped);
         }
-        // Tags last: each only once everything it points at is there.
-        Ok(Pushed {
-            reference: format!("{}@{}", self.repository, target.digest),
-            tags: self.tag(store, target, tags)?,
-            uploaded,
-            skipped,
-            mounted,
+        retry(&self.limits, || match self.start_upload(&blob.digest)? {
+            Upload::Mounted => Ok(Sent::Mounted),
+            Upload::At(location) => self
+                .upload(&location, blob, store, on_bytes)
+                .map(|()| Sent::Uploaded),
         })
+        .map_err(|failure| self.failed("upload a blob to", failure))
     }
 
     /// Pushes the index `index` from `store` by digest and under each of `tags`; the manifests
@@ -546,8 +654,9 @@ impl Session {
     }
 
     /// The artifacts about `subject`: the referrers API's index, or on a registry without it
-    /// the index under the fallback tag; none when there is neither.
-    pub fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+    /// the index under the fallback tag (not fetched when `store` holds it); none when there
+    /// is neither.
+    pub fn referrers(&self, subject: &Digest, store: &BlobStore) -> Result<Vec<Descriptor>> {
         let url = self.url(&format!("referrers/{subject}"));
         let listed = retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
@@ -574,7 +683,7 @@ impl Session {
                     })?,
                 )
             }
-            None => self.fallback_listing(&crate::referrer::fallback_tag(subject))?,
+            None => self.fallback_listing(&crate::referrer::fallback_tag(subject), store)?,
         };
         match index.and_then(|mut index| index.get_mut("manifests").map(serde_json::Value::take)) {
             None => Ok(Vec::new()),
@@ -622,7 +731,7 @@ impl Session {
             source,
         })?;
         for _ in 0..3 {
-            let mut index = match self.fallback_listing(&tag)? {
+            let mut index = match self.fallback_listing(&tag, store)? {
                 Some(index) => index,
                 None => serde_json::json!({
                     "schemaVersion": 2,
@@ -650,7 +759,7 @@ impl Session {
             let listing = store.put_json(media_type::OCI_INDEX, "a referrers index", &index)?;
             self.put_manifest(&tag, store, &listing)?;
             if self
-                .fallback_listing(&tag)?
+                .fallback_listing(&tag, store)?
                 .is_some_and(|index| listed(&index))
             {
                 return Ok(());
@@ -666,10 +775,32 @@ impl Session {
     }
 
     /// The index under a fallback tag, as JSON (so no field another client wrote is lost);
-    /// `None` when the tag does not exist.
-    fn fallback_listing(&self, tag: &str) -> Result<Option<serde_json::Value>> {
+    /// `None` when the tag does not exist. Asked with `HEAD` first: an index `store` holds (one
+    /// this session pushed, or an earlier push from the same store) is not fetched again.
+    fn fallback_listing(&self, tag: &str, store: &BlobStore) -> Result<Option<serde_json::Value>> {
+        let (status, named) = self.head_manifest(tag, media_type::OCI_INDEX)?;
+        if status == 404 {
+            return Ok(None);
+        }
+        let bytes = match named.and_then(|digest| stored_bytes(store, &digest).ok()) {
+            Some(bytes) => bytes,
+            None => match self.get_fallback_listing(tag)? {
+                Some(bytes) => bytes,
+                None => return Ok(None),
+            },
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::MalformedJson {
+                what: format!("the referrers index `{tag}` of {}", self.repository),
+                source,
+            })
+    }
+
+    /// `GET` of the index under a fallback tag; `None` when the tag does not exist.
+    fn get_fallback_listing(&self, tag: &str) -> Result<Option<Vec<u8>>> {
         let url = self.url(&format!("manifests/{tag}"));
-        let listed = retry(&self.limits, || {
+        retry(&self.limits, || {
             let mut response = self.exchange(&url, &mut |auth| {
                 with_auth(self.agent.get(&url), auth)
                     .header("Accept", media_type::OCI_INDEX)
@@ -680,15 +811,7 @@ impl Session {
                 _ => Ok(None),
             }
         })
-        .map_err(|failure| self.failed("fetch the referrers tag from", failure))?;
-        listed
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|source| Error::MalformedJson {
-                    what: format!("the referrers index `{tag}` of {}", self.repository),
-                    source,
-                })
-            })
-            .transpose()
+        .map_err(|failure| self.failed("fetch the referrers tag from", failure))
     }
 
     /// Points each of `tags` (each once) at `target`, which must be pushed already; returns
@@ -696,7 +819,9 @@ impl Session {
     fn tag(&self, store: &BlobStore, target: &Descriptor, tags: &[String]) -> Result<Vec<String>> {
         let mut pushed = Vec::new();
         for tag in tags.iter().collect::<std::collections::BTreeSet<_>>() {
-            self.put_manifest(tag, store, target)?;
+            if self.manifest_digest(tag, &target.media_type)? != Some(target.digest) {
+                self.put_manifest(tag, store, target)?;
+            }
             pushed.push(format!("{}:{tag}", self.repository));
         }
         Ok(pushed)
@@ -729,20 +854,20 @@ impl Session {
         match expect(&mut response, &[201, 202])? {
             201 if mount.is_some() => Ok(Upload::Mounted),
             _ => header(&response, "location")
-                .map(|location| Upload::At(self.absolute(&location)))
+                .map(|location| Upload::At(resolve_location(&url, &location)))
                 .ok_or_else(|| Failure::Refused("it started an upload without a location".into())),
         }
     }
 
     /// Streams `blob` from `store` to the upload at `location` (`PATCH`), then closes it with
     /// the digest (`PUT`), as Docker does. The blob is checked against its digest as it is read,
-    /// and `on_bytes` hears of each chunk as it goes.
+    /// and `on_bytes` hears of each chunk as it goes, and stops it by returning `false`.
     fn upload(
         &self,
         location: &str,
         blob: &Descriptor,
         store: &BlobStore,
-        on_bytes: &mut dyn FnMut(u64),
+        on_bytes: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), Failure> {
         let mut response = self.exchange(location, &mut |auth| {
             let reader = store
@@ -759,7 +884,7 @@ impl Session {
         })?;
         expect(&mut response, &[202, 204])?;
         let location = header(&response, "location")
-            .map(|l| self.absolute(&l))
+            .map(|l| resolve_location(location, &l))
             .unwrap_or_else(|| location.to_owned());
         let separator = if location.contains('?') { '&' } else { '?' };
         let close = format!("{location}{separator}digest={}", blob.digest);
@@ -792,18 +917,66 @@ impl Session {
     }
 }
 
-/// A body that tells how much of it has been read.
+/// A body that tells how much of it has been read, and stops when told to.
 struct Counted<'a, R> {
     inner: R,
-    on_bytes: &'a mut dyn FnMut(u64),
+    on_bytes: &'a mut dyn FnMut(u64) -> bool,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        (self.on_bytes)(read as u64);
-        Ok(read)
+        match (self.on_bytes)(read as u64) {
+            true => Ok(read),
+            false => Err(io::Error::other("another transfer failed first")),
+        }
     }
+}
+
+/// Reads `body` into the writer of `into` until it ends, counting what it holds; a blob is cut
+/// off as soon as it exceeds `descriptor`'s size. `on_bytes` hears of each chunk stored and
+/// stops the transfer by returning `false`.
+fn receive(
+    body: &mut impl Read,
+    (writer, received): (&mut BlobWriter, &mut u64),
+    descriptor: &Descriptor,
+    store: &BlobStore,
+    on_bytes: &mut dyn FnMut(u64) -> bool,
+) -> Result<(), Failure> {
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        let read = body.read(&mut chunk).map_err(Failure::Io)?;
+        if read == 0 {
+            return Ok(());
+        }
+        *received += read as u64;
+        if *received > descriptor.size {
+            return Err(Failure::Refused(format!(
+                "it sent more than the {} bytes of blob {}",
+                descriptor.size, descriptor.digest
+            )));
+        }
+        writer
+            .write_all(&chunk[..read])
+            .map_err(|e| Failure::local(Error::io("write to", store.root())(e)))?;
+        if !on_bytes(read as u64) {
+            return Err(Failure::Cancelled);
+        }
+    }
+}
+
+/// The `Content-Range` of a 206 answer, `bytes FIRST-LAST/SIZE`, as where the part starts and
+/// the size of the whole (checked to end where the whole does); `None` when it is not that.
+fn content_range(response: &Response<Body>) -> Option<(u64, u64)> {
+    parse_content_range(&header(response, "content-range")?)
+}
+
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let (range, size) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, size): (u64, u64, u64) =
+        (first.parse().ok()?, last.parse().ok()?, size.parse().ok()?);
+    (first <= last && last + 1 == size).then_some((first, size))
 }
 
 /// Whether a token server at `server` (`host[:port]`) may be asked over plain HTTP for
@@ -812,6 +985,40 @@ impl<R: Read> Read for Counted<'_, R> {
 fn plain_token_server(server: &str, registry: &str, plain_http_allowed: bool) -> bool {
     let loopback = Repository::parse(&format!("{server}/token")).is_ok_and(|s| s.is_loopback());
     plain_http_allowed && (loopback || server == registry)
+}
+
+/// A `Location` header's URL, resolved against the URL of the request it answered, as RFC 3986
+/// (section 5.2) resolves a reference: absolute, network-path (`//host/…`), absolute-path
+/// (`/v2/…`), query-only (`?state=…`) or relative to the request's directory (`uuid?state=…`).
+/// Dot segments are left as they are: no registry sends them.
+fn resolve_location(request: &str, location: &str) -> String {
+    let scheme_end = request.find("://").map_or(0, |i| i + 3);
+    let origin_end = request[scheme_end..]
+        .find('/')
+        .map_or(request.len(), |i| scheme_end + i);
+    let path = request.split(['?', '#']).next().unwrap_or(request);
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
+        location.to_owned()
+    } else if location.starts_with("//") {
+        format!("{}{location}", &request[..scheme_end.saturating_sub(2)])
+    } else if location.starts_with('/') {
+        format!("{}{location}", &request[..origin_end])
+    } else if location.starts_with('?') || location.is_empty() {
+        format!("{path}{location}")
+    } else {
+        let directory = &path[..path
+            .rfind('/')
+            .map_or(path.len(), |i| i + 1)
+            .max(origin_end)];
+        let separator = if directory.ends_with('/') { "" } else { "/" };
+        format!("{directory}{separator}{location}")
+    }
 }
 
 /// Whether `url` is on `origin` (`https://host[:port]`): the same scheme, host and port, the
@@ -833,6 +1040,16 @@ fn redirected_challenge(response: &Response<Body>) -> Failure {
          and are not sent there",
         response.get_uri().host().unwrap_or_default()
     ))
+}
+
+/// Whether a plain HTTP probe's `failure` shows a registry speaking plain HTTP, busy: it answered
+/// 429 or 5xx, or stalled. (A TLS server asked in plain HTTP answers 400, or hangs up, at once.)
+fn speaks_plain_http(failure: &Failure) -> bool {
+    match failure {
+        Failure::Status { status, .. } => transport::is_transient_status(*status),
+        Failure::RetryAfter { .. } | Failure::Transport(ureq::Error::Timeout(_)) => true,
+        _ => false,
+    }
 }
 
 /// A failure of the TLS handshake (a certificate not trusted, or not TLS at all), as opposed to
@@ -945,8 +1162,32 @@ fn read_document(response: &mut Response<Body>, limits: &Limits) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// The bytes of blob `digest` in `store`, read verified.
+fn stored_bytes(store: &BlobStore, digest: &Digest) -> Result<Vec<u8>> {
+    let path = store.blob_path(digest);
+    let size = std::fs::metadata(&path)
+        .map_err(Error::io("read", &path))?
+        .len();
+    store.read(&Descriptor::new("", *digest, size))
+}
+
+/// The manifest or index `digest` in `store`, described from its own bytes, which are read
+/// verified (an entry that does not match is an error, not trusted); `None` when `store` lacks
+/// it or it is neither.
+pub(super) fn stored_manifest(store: &BlobStore, digest: &Digest) -> Result<Option<Descriptor>> {
+    let Ok(metadata) = std::fs::metadata(store.blob_path(digest)) else {
+        return Ok(None);
+    };
+    let mut descriptor = Descriptor::new("", *digest, metadata.len());
+    let bytes = store.read(&descriptor)?;
+    Ok(media_type_of(&bytes).map(|media_type| {
+        descriptor.media_type = media_type;
+        descriptor
+    }))
+}
+
 /// A manifest's media type, from its own `mediaType` or, failing that, its shape.
-pub(super) fn media_type_of(bytes: &[u8]) -> Option<String> {
+fn media_type_of(bytes: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     match value.get("mediaType").and_then(|m| m.as_str()) {
         Some(media) => Some(media.to_owned()),
@@ -986,6 +1227,53 @@ mod tests {
             "http://127.0.0.1:50001/v2/",
             "http://127.0.0.1:5000"
         ));
+    }
+
+    #[test]
+    fn a_content_range_must_run_to_the_end_of_the_blob() {
+        assert_eq!(parse_content_range("bytes 100-999/1000"), Some((100, 1000)));
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((0, 1)));
+        for wrong in [
+            "bytes 100-998/1000",
+            "bytes 100-999/*",
+            "bytes 500-100/1000",
+            "items 100-999/1000",
+            "bytes 100-/1000",
+            "bytes */1000",
+        ] {
+            assert_eq!(parse_content_range(wrong), None, "{wrong}");
+        }
+    }
+
+    #[test]
+    fn a_location_is_resolved_against_the_request_it_answers() {
+        let patch = "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=1";
+        for (location, resolved) in [
+            (
+                "uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            (
+                "/v2/app/blobs/uploads/uuid?_state=2",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid?_state=2",
+            ),
+            ("//cdn.example/up/1", "http://cdn.example/up/1"),
+            ("https://cdn.example/up/1", "https://cdn.example/up/1"),
+        ] {
+            assert_eq!(resolve_location(patch, location), resolved, "{location}");
+        }
+        assert_eq!(
+            resolve_location("https://reg.example/v2/app/blobs/uploads/", "uuid"),
+            "https://reg.example/v2/app/blobs/uploads/uuid"
+        );
+        assert_eq!(
+            resolve_location("https://reg.example", "v2/x"),
+            "https://reg.example/v2/x"
+        );
     }
 
     #[test]

@@ -35,6 +35,10 @@ impl Default for Limits {
     }
 }
 
+/// How many blobs move at once, pulled or pushed: enough to fill a link that one connection
+/// does not, few enough not to look like an attack to a registry.
+pub(super) const PARALLEL_TRANSFERS: usize = 3;
+
 /// Redirects followed for one request (a blob is often sent from a CDN through one or two).
 pub(super) const MAX_REDIRECTS: u32 = 5;
 
@@ -157,7 +161,7 @@ pub(super) fn retry<T>(
         match operation() {
             Err(failure) if attempt < limits.retries && failure.is_transient() => {
                 attempt += 1;
-                std::thread::sleep(pause(attempt));
+                std::thread::sleep(failure.pause(attempt, limits));
             }
             done => return done,
         }
@@ -178,6 +182,11 @@ pub(super) enum Failure {
     Status {
         status: u16,
         detail: String,
+    },
+    /// An answer that asked to be tried again after a while (429 or 503 with `Retry-After`).
+    RetryAfter {
+        wait: Duration,
+        failure: Box<Failure>,
     },
     /// The registry refused us; nothing of the credentials is kept.
     AuthenticationFailed {
@@ -202,7 +211,31 @@ impl Failure {
             Failure::Transport(error) => is_transient(error),
             Failure::Io(error) => is_transient_io(error),
             Failure::Status { status, .. } => is_transient_status(*status),
+            Failure::RetryAfter { failure, .. } => failure.is_transient(),
             _ => false,
+        }
+    }
+
+    /// The pause before the `attempt`th try again: the usual one, or longer if the registry
+    /// asked for it, though never longer than [`Limits::stall`].
+    fn pause(&self, attempt: u32, limits: &Limits) -> Duration {
+        match self {
+            Failure::RetryAfter { wait, .. } => (*wait).min(limits.stall).max(pause(attempt)),
+            _ => pause(attempt),
+        }
+    }
+
+    /// The failure a `status` answer is, with the `Retry-After` (in seconds) it gave, if any.
+    pub(super) fn answered(status: u16, detail: String, retry_after: Option<&str>) -> Failure {
+        let failure = Failure::Status { status, detail };
+        // An HTTP date is possible too, and rare from registries: the usual pause serves.
+        let seconds = retry_after.and_then(|value| value.trim().parse::<u64>().ok());
+        match seconds {
+            Some(seconds) if status == 429 || status == 503 => Failure::RetryAfter {
+                wait: Duration::from_secs(seconds),
+                failure: Box::new(failure),
+            },
+            _ => failure,
         }
     }
 
@@ -265,6 +298,7 @@ impl std::fmt::Display for Failure {
                     )
                 }
             }
+            Failure::RetryAfter { failure, .. } => write!(f, "{failure}"),
             Failure::Refused(reason) => f.write_str(reason),
             Failure::Local(error) => write!(f, "{error}"),
             Failure::Cancelled => f.write_str("cancelled, as another transfer failed"),
@@ -324,6 +358,29 @@ mod tests {
         let mut all = Vec::new();
         brisk.read_to_end(&mut all).unwrap();
         assert_eq!(all.len(), 4096);
+    }
+
+    #[test]
+    fn a_retry_after_is_waited_out_up_to_the_stall_limit() {
+        let limits = Limits {
+            stall: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let busy = Failure::answered(503, String::new(), Some("7"));
+        assert!(busy.is_transient());
+        assert_eq!(busy.pause(1, &limits), Duration::from_secs(7));
+        assert_eq!(busy.to_string(), "it answered 503 Service Unavailable");
+        let patient = Failure::answered(429, String::new(), Some(" 3600 "));
+        assert_eq!(patient.pause(1, &limits), limits.stall, "capped");
+        let soon = Failure::answered(503, String::new(), Some("0"));
+        assert_eq!(soon.pause(2, &limits), pause(2), "never sooner than usual");
+        for (status, retry_after) in [
+            (500, Some("7")),
+            (503, Some("Wed, 21 Oct 2026 07:28:00 GMT")),
+        ] {
+            let failure = Failure::answered(status, String::new(), retry_after);
+            assert!(matches!(failure, Failure::Status { .. }), "{failure:?}");
+        }
     }
 
     #[test]

@@ -81,6 +81,12 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Runs `cargo oci ARGS` in the fixture, killed (and the test failed) if it has not ended
+    /// within `limit`: a guard for commands that once hung, not a measure of speed.
+    pub fn cargo_oci_within(&self, args: &[&str], limit: std::time::Duration) -> Output {
+        output_within(cargo_oci().args(args).current_dir(self.path()), limit)
+    }
+
     /// Builds and panics with cargo-oci's stderr if it fails; returns stdout.
     pub fn build_ok(&self, args: &[&str]) -> String {
         let output = self.build(args);
@@ -92,6 +98,44 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The output of `command`, which is killed, and the test failed, if it runs past `limit`.
+pub fn output_within(command: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drained as they come, so a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not end within {limit:?}: it hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
@@ -130,6 +174,12 @@ const MACHINE_SETTINGS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "RUSTFLAGS",
     "NO_COLOR",
+    "CARGO_TERM_COLOR",
+    "CARGO_TERM_VERBOSE",
+    "CARGO_TERM_QUIET",
+    // Read through anstream, with NO_COLOR, when colour is `auto`.
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
     "CARGO_OCI_SIGNING_KEY",
     // A CI's variables name the builder in a provenance.
     "GITHUB_ACTIONS",
@@ -171,7 +221,6 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
             "CONTAINERS_REGISTRIES_CONF_DIR",
             home.join("registries.conf.d"),
         )
-        .env("CARGO_TERM_COLOR", "never")
 }
 
 pub fn assert_success(output: &Output, what: &str) {

@@ -182,7 +182,7 @@ impl Drop for Registry {
 
 /// A TCP proxy in front of a registry that cuts every connection, mid-transfer, once a number
 /// of bytes has gone through, and refuses new ones until [`CuttingProxy::resume`]: a registry
-/// that goes away in the middle of a push, deterministically.
+/// that goes away in the middle of a push (or a pull), deterministically.
 pub struct CuttingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
@@ -191,6 +191,8 @@ pub struct CuttingProxy {
 
 struct ProxyState {
     open: bool,
+    /// Count what the registry sends (a pull) rather than what it receives (a push).
+    downloads: bool,
     /// After a cut, let connections through again this much later.
     reopen_after: Option<std::time::Duration>,
     cut_after: Option<u64>,
@@ -206,6 +208,7 @@ impl CuttingProxy {
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(ProxyState {
             open: true,
+            downloads: false,
             reopen_after: None,
             cut_after: Some(cut_after),
             forwarded: 0,
@@ -230,11 +233,14 @@ impl CuttingProxy {
                 guard
                     .streams
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                drop(guard);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let counting = shared.clone();
-                std::thread::spawn(move || Self::pump(client, server, Some(counting)));
-                std::thread::spawn(move || Self::pump(s2, c2, None));
+                let (up, down) = match guard.downloads {
+                    false => (Some(shared.clone()), None),
+                    true => (None, Some(shared.clone())),
+                };
+                drop(guard);
+                std::thread::spawn(move || Self::pump(client, server, up));
+                std::thread::spawn(move || Self::pump(s2, c2, down));
             }
         });
         CuttingProxy { host, state }
@@ -289,6 +295,23 @@ impl CuttingProxy {
         let proxy = CuttingProxy::start(upstream, cut_after);
         proxy.state.lock().unwrap().reopen_after = Some(pause);
         proxy
+    }
+
+    /// Like [`CuttingProxy::start_transient`], counting what the registry sends: a pull cut
+    /// in the middle of a blob.
+    pub fn start_transient_download(
+        upstream: &str,
+        cut_after: u64,
+        pause: std::time::Duration,
+    ) -> CuttingProxy {
+        let proxy = CuttingProxy::start_transient(upstream, cut_after, pause);
+        proxy.state.lock().unwrap().downloads = true;
+        proxy
+    }
+
+    /// The bytes counted so far, the cut connection's included.
+    pub fn forwarded(&self) -> u64 {
+        self.state.lock().unwrap().forwarded
     }
 
     /// Lets connections through again, with no further cut.
@@ -546,12 +569,15 @@ impl TestAuthority {
     }
 }
 
-/// A TCP proxy in front of a registry that records every `Authorization` header the registry
-/// receives through it: proof of where credentials went.
+/// A TCP proxy in front of a registry that records every request the registry receives through
+/// it (proof of where credentials went, and of what was asked), and how many connections were
+/// open at once.
 pub struct RecordingProxy {
     /// `127.0.0.1:PORT` to talk to instead of the registry.
     pub host: String,
     sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Connections open now, and the most open at once.
+    connections: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
 }
 
 impl RecordingProxy {
@@ -561,13 +587,20 @@ impl RecordingProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let sent = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new((0, 0)));
         let upstream = upstream.to_owned();
-        let recording = sent.clone();
+        let (recording, counting) = (sent.clone(), connections.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = std::net::TcpStream::connect(&upstream) else {
                     continue;
                 };
+                let counting = counting.clone();
+                {
+                    let mut open = counting.lock().unwrap();
+                    open.0 += 1;
+                    open.1 = open.1.max(open.0);
+                }
                 let (mut client_in, mut server_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (mut server_in, mut client_out) = (server, client);
@@ -580,6 +613,7 @@ impl RecordingProxy {
                             break;
                         }
                     }
+                    counting.lock().unwrap().0 -= 1;
                     let _ = server_out.shutdown(std::net::Shutdown::Write);
                 });
                 std::thread::spawn(move || {
@@ -588,7 +622,16 @@ impl RecordingProxy {
                 });
             }
         });
-        RecordingProxy { host, sent }
+        RecordingProxy {
+            host,
+            sent,
+            connections,
+        }
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_connections(&self) -> usize {
+        self.connections.lock().unwrap().1
     }
 
     /// The `Authorization` headers of every request so far.
@@ -599,6 +642,23 @@ impl RecordingProxy {
             .filter_map(|line| line.split_once(':'))
             .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
             .map(|(_, value)| value.trim().to_owned())
+            .collect()
+    }
+
+    /// The request line (`METHOD PATH`) of every request so far, in order. A request may
+    /// follow a body on the same connection with no line break between them.
+    pub fn request_lines(&self) -> Vec<String> {
+        const METHODS: [&str; 6] = ["GET /", "HEAD /", "PUT /", "POST /", "PATCH /", "DELETE /"];
+        let sent = self.sent.lock().unwrap();
+        let text = String::from_utf8_lossy(&sent);
+        let mut pieces: Vec<&str> = text.split(" HTTP/1.1\r\n").collect();
+        pieces.pop(); // what follows the last request line
+        pieces
+            .iter()
+            .filter_map(|piece| {
+                let start = METHODS.iter().filter_map(|m| piece.rfind(m)).max()?;
+                Some(piece[start..].to_owned())
+            })
             .collect()
     }
 
@@ -616,6 +676,9 @@ impl RecordingProxy {
 pub enum Misbehaviour {
     /// Accepts connections and reads requests, and never answers.
     Silent,
+    /// As [`Self::Silent`], but a TLS handshake is answered as Go's plain HTTP servers answer
+    /// it: a plain HTTP registry that stalls.
+    SilentPlain,
     /// Answers blob requests with the right headers, then one byte a second.
     Trickle,
     /// Sends a blob without end, saying no length.
@@ -638,6 +701,12 @@ pub enum Misbehaviour {
     TrickleHeaders,
     /// Answers the manifest with a 404 whose body comes a byte a second.
     TrickleErrorBody,
+    /// Answers `HEAD` of a manifest without `Docker-Content-Digest`, as some registries do.
+    NoDigestOnHead,
+    /// Still starting: answers `GET /v2/` 503 with `Retry-After: 1` the first two times. It
+    /// answers a TLS handshake as Go's plain HTTP servers (distribution's among them) do, with
+    /// a 400 in plain HTTP.
+    StartingUp,
 }
 
 /// A registry server of a few lines that serves the only image of an OCI layout as
@@ -649,6 +718,8 @@ pub struct MisbehavingRegistry {
     pub token_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes of blob bodies written.
     pub blob_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `GET /v2/` requests answered in plain HTTP.
+    pub pings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MisbehavingRegistry {
@@ -664,19 +735,31 @@ impl MisbehavingRegistry {
             requests: Arc::new(AtomicUsize::new(0)),
             token_requests: Arc::new(AtomicUsize::new(0)),
             blob_bytes: Arc::new(AtomicU64::new(0)),
+            pings: Arc::new(AtomicUsize::new(0)),
         };
-        let (requests, tokens, blob_bytes) = (
+        let (requests, tokens, blob_bytes, pings) = (
             server.requests.clone(),
             server.token_requests.clone(),
             server.blob_bytes.clone(),
+            server.pings.clone(),
         );
         let layout = layout.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (layout, manifest, host) = (layout.clone(), manifest.clone(), host.clone());
-                let (requests, tokens, blob_bytes) =
-                    (requests.clone(), tokens.clone(), blob_bytes.clone());
+                let (requests, tokens, blob_bytes, pings) = (
+                    requests.clone(),
+                    tokens.clone(),
+                    blob_bytes.clone(),
+                    pings.clone(),
+                );
                 std::thread::spawn(move || {
+                    if matches!(
+                        misbehaviour,
+                        Misbehaviour::StartingUp | Misbehaviour::SilentPlain
+                    ) {
+                        answer_tls_as_go_does(&stream);
+                    }
                     while let Some(request) = Request::read(&stream) {
                         requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let answer = Answer {
@@ -686,6 +769,7 @@ impl MisbehavingRegistry {
                             host: &host,
                             tokens: &tokens,
                             blob_bytes: &blob_bytes,
+                            pings: &pings,
                         };
                         if !answer.respond(&request, misbehaviour) {
                             break;
@@ -706,6 +790,20 @@ struct Answer<'a> {
     host: &'a str,
     tokens: &'a std::sync::atomic::AtomicUsize,
     blob_bytes: &'a std::sync::atomic::AtomicU64,
+    pings: &'a std::sync::atomic::AtomicUsize,
+}
+
+/// What a Go HTTP server answers a TLS handshake with, as distribution's plain HTTP registry does.
+fn answer_tls_as_go_does(stream: &std::net::TcpStream) {
+    use std::io::Write;
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16 {
+        let mut stream = stream;
+        let _ = stream.write_all(
+            b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        );
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Answer<'_> {
@@ -716,13 +814,16 @@ impl Answer<'_> {
         use Misbehaviour as M;
         let mut stream = self.stream;
         let head = |status: &str, headers: &str| format!("HTTP/1.1 {status}\r\n{headers}");
+        // The answer to a `HEAD` has the headers of a `GET`'s, and no body.
+        let head_only = request.method == "HEAD";
         let send = |status: &str, headers: &str, body: &[u8]| {
             let mut stream = self.stream;
             let head = head(
                 status,
                 &format!("{headers}content-length: {}\r\n\r\n", body.len()),
             );
-            stream.write_all(head.as_bytes()).is_ok() && stream.write_all(body).is_ok()
+            stream.write_all(head.as_bytes()).is_ok()
+                && (head_only || stream.write_all(body).is_ok())
         };
         let challenge = format!(
             "www-authenticate: Bearer realm=\"http://{}/token\",service=test\r\n",
@@ -736,7 +837,7 @@ impl Answer<'_> {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         };
-        if misbehaviour == M::Silent {
+        if matches!(misbehaviour, M::Silent | M::SilentPlain) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             return false;
         }
@@ -778,6 +879,10 @@ impl Answer<'_> {
             return send("200 OK", "", br#"{"token":"t"}"#);
         }
         if request.path == "/v2/" {
+            let ping = self.pings.fetch_add(1, Ordering::SeqCst);
+            if misbehaviour == M::StartingUp && ping < 2 {
+                return send("503 Service Unavailable", "retry-after: 1\r\n", b"{}");
+            }
             return match misbehaviour {
                 M::AuthenticationLoop => send("401 Unauthorized", &challenge, b"{}"),
                 _ => send("200 OK", "", b"{}"),
@@ -795,6 +900,22 @@ impl Answer<'_> {
             _ => {}
         }
         let digest_of = |path: &str| path.rsplit('/').next().unwrap_or_default().to_owned();
+        if head_only && request.path.starts_with("/v2/base/manifests/") {
+            // The misbehaviours of manifests are those of `GET`.
+            let digest = self.manifest["digest"].as_str().unwrap();
+            let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+            let named = match misbehaviour {
+                M::TrickleErrorBody => return send("404 Not Found", "", b""),
+                M::NoDigestOnHead => String::new(),
+                _ => format!("docker-content-digest: {digest}\r\n"),
+            };
+            let media = self.manifest["mediaType"].as_str().unwrap();
+            return send(
+                "200 OK",
+                &format!("{named}content-type: {media}\r\n"),
+                &bytes,
+            );
+        }
         if request.path.starts_with("/v2/base/manifests/") {
             let digest = self.manifest["digest"].as_str().unwrap();
             let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
@@ -863,5 +984,197 @@ impl Answer<'_> {
             };
         }
         send("404 Not Found", "", b"{}")
+    }
+}
+
+/// A registry of a few lines serving `base:1`, an index of two platforms (`linux/amd64`,
+/// `linux/arm64`), whose tag moves from one index to another right after it is first fetched,
+/// as a tag does when a new release is pushed during a build. Each image has no layer, and a
+/// config whose `Env` says which index it is from (`BASE=v1`, `BASE=v2`).
+pub struct MovingTagRegistry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// The digest of each index, in the order the tag points at them.
+    pub indexes: [String; 2],
+    /// How many times the tag was fetched (`GET manifests/1`; a `HEAD` moves nothing).
+    pub tag_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MovingTagRegistry {
+    pub fn start() -> MovingTagRegistry {
+        use sha2::Digest as _;
+        use std::collections::BTreeMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut blobs: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+        let mut put = |media: &str, value: serde_json::Value| {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let digest = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+            let descriptor = serde_json::json!({
+                "mediaType": media, "digest": digest, "size": bytes.len()
+            });
+            blobs.insert(digest, (media.to_owned(), bytes));
+            descriptor
+        };
+        let indexes = ["v1", "v2"].map(|version| {
+            let manifests: Vec<serde_json::Value> = ["amd64", "arm64"]
+                .iter()
+                .map(|arch| {
+                    let config = put(
+                        "application/vnd.oci.image.config.v1+json",
+                        serde_json::json!({
+                            "architecture": arch, "os": "linux",
+                            "config": {"Env": [format!("BASE={version}")]},
+                            "rootfs": {"type": "layers", "diff_ids": []},
+                        }),
+                    );
+                    let mut manifest = put(
+                        "application/vnd.oci.image.manifest.v1+json",
+                        serde_json::json!({
+                            "schemaVersion": 2,
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "config": config, "layers": [],
+                        }),
+                    );
+                    manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+                    manifest
+                })
+                .collect();
+            put(
+                "application/vnd.oci.image.index.v1+json",
+                serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": manifests,
+                }),
+            )["digest"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = MovingTagRegistry {
+            host: listener.local_addr().unwrap().to_string(),
+            indexes: indexes.clone(),
+            tag_requests: std::sync::Arc::new(AtomicUsize::new(0)),
+        };
+        let blobs = std::sync::Arc::new(blobs);
+        let tag_requests = server.tag_requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (blobs, indexes, tag_requests) =
+                    (blobs.clone(), indexes.clone(), tag_requests.clone());
+                std::thread::spawn(move || {
+                    while let Some(request) = Request::read(&stream) {
+                        let digest = match request.path.as_str() {
+                            "/v2/" => None,
+                            "/v2/base/manifests/1" if request.method == "HEAD" => {
+                                let moved = tag_requests.load(Ordering::SeqCst) > 0;
+                                Some(indexes[usize::from(moved)].clone())
+                            }
+                            "/v2/base/manifests/1" => {
+                                let moved = tag_requests.fetch_add(1, Ordering::SeqCst) > 0;
+                                Some(indexes[usize::from(moved)].clone())
+                            }
+                            path => Some(path.rsplit('/').next().unwrap_or_default().to_owned()),
+                        };
+                        let (status, media, body) = match digest.map(|d| (blobs.get(&d), d)) {
+                            None => ("200 OK", String::new(), b"{}".to_vec()),
+                            Some((Some((media, bytes)), digest)) => (
+                                "200 OK",
+                                format!(
+                                    "content-type: {media}\r\ndocker-content-digest: {digest}\r\n"
+                                ),
+                                bytes.clone(),
+                            ),
+                            Some((None, _)) => ("404 Not Found", String::new(), b"{}".to_vec()),
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status}\r\n{media}content-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let body = if request.method == "HEAD" {
+                            Vec::new()
+                        } else {
+                            body
+                        };
+                        use std::io::Write;
+                        let mut stream = &stream;
+                        if stream.write_all(head.as_bytes()).is_err()
+                            || stream.write_all(&body).is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        server
+    }
+}
+
+/// A registry of a few lines that takes pushes to any repository, and answers each upload's
+/// `PATCH` with a `Location` relative to the upload's own URL (`uuid?state=…`, as RFC 3986
+/// allows): an upload closed anywhere else is answered 404. Records each blob upload it closed.
+pub struct RelativeLocationRegistry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// The digest of each blob whose upload was closed where the `Location` said.
+    pub closed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RelativeLocationRegistry {
+    pub fn start() -> RelativeLocationRegistry {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = RelativeLocationRegistry {
+            host: listener.local_addr().unwrap().to_string(),
+            closed: Arc::new(Mutex::new(Vec::new())),
+        };
+        let closed = server.closed.clone();
+        let uploads = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (closed, uploads) = (closed.clone(), uploads.clone());
+                std::thread::spawn(move || {
+                    while let Some(request) = Request::read(&stream) {
+                        let path = request.path.as_str();
+                        let (status, location) = match request.method.as_str() {
+                            "GET" if path == "/v2/" => ("200 OK", String::new()),
+                            "POST" if path.ends_with("/blobs/uploads/") => {
+                                let n = uploads.fetch_add(1, Ordering::SeqCst);
+                                ("202 Accepted", format!("{path}upload-{n}"))
+                            }
+                            "PATCH" if path.contains("/blobs/uploads/upload-") => {
+                                let name = path.rsplit('/').next().unwrap();
+                                ("202 Accepted", format!("{name}?state=patched"))
+                            }
+                            "PUT" if path.contains("/blobs/uploads/") => {
+                                match path.split_once("?state=patched&digest=") {
+                                    Some((_, digest)) => {
+                                        closed.lock().unwrap().push(digest.replace("%3A", ":"));
+                                        ("201 Created", String::new())
+                                    }
+                                    None => ("404 Not Found", String::new()),
+                                }
+                            }
+                            "PUT" if path.contains("/manifests/") => ("201 Created", String::new()),
+                            _ => ("404 Not Found", String::new()),
+                        };
+                        let location = match location.is_empty() {
+                            true => String::new(),
+                            false => format!("location: {location}\r\n"),
+                        };
+                        let head =
+                            format!("HTTP/1.1 {status}\r\n{location}content-length: 2\r\n\r\n{{}}");
+                        if (&stream).write_all(head.as_bytes()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        server
     }
 }
