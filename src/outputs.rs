@@ -242,6 +242,9 @@ impl Staged {
             });
         }
         outputs.sort_by_key(|o| o.format);
+        // Linking the layout's blobs and removing the layout it replaced moved their change
+        // times: the cache renews what it checked, so the next build need not hash them again.
+        cache.renew_after_links();
         for (file, path) in self.beside {
             file.persist(&path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
