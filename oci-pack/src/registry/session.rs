@@ -490,7 +490,8 @@ impl Session {
 
     /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob
     /// the registry lacks is mounted from the session's `mount_from` when it is there, else
-    /// streamed from disk, [`PARALLEL_TRANSFERS`] blobs at a time; the manifests go once every
+    /// streamed from disk, as many at a time as pulls fetch
+    /// ([`PARALLEL_FETCHES`](crate::registry::PARALLEL_FETCHES)); the manifests go once every
     /// blob is there, the tags last. `progress` hears how the blobs go.
     pub fn push(
         &self,
