@@ -479,7 +479,6 @@ const LONG_FUNCTIONS_BEING_SPLIT: &[&str] = &[
     "oci-pack/src/tree.rs::read_entries",
     "oci-pack/src/elf.rs::read_from",
     "oci-pack/src/verify.rs::compare_platform",
-    "src/build.rs::build",
     "src/build.rs::attach_attestations",
     "src/plan.rs::resolve_named",
     "src/plan.rs::resolve_image",
