@@ -1304,21 +1304,7 @@ fn attach_attestations(
                 .transpose()
         };
         if plan.provenance {
-            let predicate = provenance::slsa_predicate(
-                &inputs.build,
-                &provenance::ImageFacts {
-                    name: &plan.name,
-                    triple: image.triple.as_deref().unwrap_or(inputs.host),
-                    platform: &platform,
-                    base: base_of(inputs.store, made)?,
-                },
-            );
-            let statement = provenance::statement(
-                &plan.name,
-                &made.manifest.digest,
-                provenance::SLSA_PROVENANCE,
-                predicate,
-            )?;
+            let statement = provenance_statement(plan, image, made, inputs)?;
             let file_name = format!("{stem}.provenance.json");
             match sign(&statement)? {
                 Some(envelope) => {
@@ -1375,6 +1361,30 @@ fn attach_attestations(
         }
     }
     Ok(attested)
+}
+
+/// The in-toto statement of the SLSA provenance of `made`, `plan`'s image for `image`'s platform.
+fn provenance_statement(
+    plan: &BuildPlan,
+    image: &crate::plan::ImagePlan,
+    made: &BuiltImage,
+    inputs: &Attesting<'_>,
+) -> Result<Vec<u8>> {
+    let predicate = provenance::slsa_predicate(
+        &inputs.build,
+        &provenance::ImageFacts {
+            name: &plan.name,
+            triple: image.triple.as_deref().unwrap_or(inputs.host),
+            platform: &image.platform.to_string(),
+            base: base_of(inputs.store, made)?,
+        },
+    );
+    provenance::statement(
+        &plan.name,
+        &made.manifest.digest,
+        provenance::SLSA_PROVENANCE,
+        predicate,
+    )
 }
 
 /// An image's SBOMs: attached (the referrers), to write beside it (each path and bytes), and
