@@ -479,8 +479,6 @@ const LONG_FUNCTIONS_BEING_SPLIT: &[&str] = &[
     "oci-pack/src/tree.rs::read_entries",
     "oci-pack/src/elf.rs::read_from",
     "oci-pack/src/verify.rs::compare_platform",
-    "src/plan.rs::resolve_named",
-    "src/plan.rs::resolve_image",
     "src/sbom.rs::spdx",
 ];
 
