@@ -16,8 +16,8 @@ use oci_pack::timestamp::Timestamp;
 use crate::cargo_build::Builder;
 use crate::error::{KeyPath, Segment, Table};
 use crate::metadata::{
-    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
-    LayerMtime, Loaded, Mode, SetMetadata,
+    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, HealthcheckSpec,
+    ImageMetadata, KeyError, LayerMtime, Loaded, Mode, SetMetadata,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
@@ -933,29 +933,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
 pub(crate) fn config_changes(
     spec: &crate::metadata::ConfigSpec,
 ) -> Result<ConfigChanges, KeyError> {
-    let mut env = Vec::new();
-    match &spec.env {
-        None => {}
-        Some(EnvSpec::Table(table)) => {
-            for (name, value) in table {
-                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
-                env.push((name.clone(), value.clone()));
-            }
-        }
-        Some(EnvSpec::List(list)) => {
-            for (i, entry) in list.iter().enumerate() {
-                let (name, value) = entry.split_once('=').ok_or_else(|| {
-                    key_error(
-                        at(&["config", "env"]).index(i),
-                        format!("`{entry}` is not of the form NAME=value"),
-                    )
-                })?;
-                values::env_name(name)
-                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
-                env.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
+    let env = env(spec.env.as_ref())?;
 
     let mut exposed_ports = Vec::new();
     for (i, port) in spec.exposed_ports.iter().enumerate() {
@@ -1002,37 +980,7 @@ pub(crate) fn config_changes(
         }
     }
 
-    let healthcheck = match &spec.healthcheck {
-        None => None,
-        Some(check) => {
-            match check.test.first().map(String::as_str) {
-                Some("NONE") if check.test.len() == 1 => {}
-                Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
-                _ => {
-                    return Err(key_error(
-                        at(&["config", "healthcheck", "test"]),
-                        "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
-                         or [\"NONE\"]",
-                    ))
-                }
-            }
-            let duration = |key: &str, value: &Option<String>| {
-                value
-                    .as_deref()
-                    .map(values::duration_ns)
-                    .transpose()
-                    .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
-            };
-            Some(Healthcheck {
-                test: check.test.clone(),
-                interval: duration("interval", &check.interval)?,
-                timeout: duration("timeout", &check.timeout)?,
-                start_period: duration("start-period", &check.start_period)?,
-                retries: check.retries,
-                extra: BTreeMap::new(),
-            })
-        }
-    };
+    let healthcheck = spec.healthcheck.as_ref().map(healthcheck).transpose()?;
 
     Ok(ConfigChanges {
         user: spec.user.clone(),
@@ -1048,6 +996,64 @@ pub(crate) fn config_changes(
         memory: spec.memory,
         memory_swap: spec.memory_swap,
         cpu_shares: spec.cpu_shares,
+    })
+}
+
+/// `config.env`, as a table or as `NAME=value` strings: each name checked.
+fn env(spec: Option<&EnvSpec>) -> Result<Vec<(String, String)>, KeyError> {
+    let mut env = Vec::new();
+    match spec {
+        None => {}
+        Some(EnvSpec::Table(table)) => {
+            for (name, value) in table {
+                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
+                env.push((name.clone(), value.clone()));
+            }
+        }
+        Some(EnvSpec::List(list)) => {
+            for (i, entry) in list.iter().enumerate() {
+                let (name, value) = entry.split_once('=').ok_or_else(|| {
+                    key_error(
+                        at(&["config", "env"]).index(i),
+                        format!("`{entry}` is not of the form NAME=value"),
+                    )
+                })?;
+                values::env_name(name)
+                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// `config.healthcheck`: its test's form and its durations checked.
+fn healthcheck(check: &HealthcheckSpec) -> Result<Healthcheck, KeyError> {
+    match check.test.first().map(String::as_str) {
+        Some("NONE") if check.test.len() == 1 => {}
+        Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
+        _ => {
+            return Err(key_error(
+                at(&["config", "healthcheck", "test"]),
+                "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
+                 or [\"NONE\"]",
+            ))
+        }
+    }
+    let duration = |key: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(values::duration_ns)
+            .transpose()
+            .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
+    };
+    Ok(Healthcheck {
+        test: check.test.clone(),
+        interval: duration("interval", &check.interval)?,
+        timeout: duration("timeout", &check.timeout)?,
+        start_period: duration("start-period", &check.start_period)?,
+        retries: check.retries,
+        extra: BTreeMap::new(),
     })
 }
 
