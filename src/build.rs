@@ -2,6 +2,27 @@
 //! every binary in one cargo run per target, pack every image with oci-pack (a base shared by
 //! several opened once), and only when all are staged move their outputs into place; report
 //! each output on stdout.
+//!
+//! [`build`] runs these steps, in order; everything that can be checked is checked before cargo
+//! spends minutes building:
+//!
+//! 1. [`choose_images`]: the packages chosen as cargo chooses them, each one's metadata resolved
+//!    into image plans (again for its base's platforms with `targets = "base"`), `--bin`
+//!    applied, and the plans checked.
+//! 2. [`destinations`]: each image's output path, checked to be one a layout may be written to.
+//! 3. [`push_targets`]: where each image is pushed, with its credentials.
+//! 4. [`open_bases`]: every base read and its layers checked, once per base and platform.
+//! 5. [`compile`]: cargo builds the binaries, one run per target, builder and rustflags.
+//! 6. [`start_sbom_resolution`]: each target's dependencies asked of cargo, on threads, while
+//!    the images are packed.
+//! 7. [`pack_images`]: every image packed by oci-pack, its binaries checked.
+//! 8. [`attest_images`]: SBOMs and attestations attached, platforms joined into an index, tags.
+//! 9. [`lock_outputs`], [`write_outputs`]: every output locked, every image staged (loaded,
+//!    pushed), then all moved into place; the cache told what was used.
+//! 10. [`report_images`]: each output told, and what callers need of each image returned.
+//!
+//! The builder runs of step 5 are in [`runs`]; the SBOMs and attestations of step 8 in
+//! [`attest`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,23 +30,30 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::cache::BuildCache;
-use oci_pack::image::join_index;
+use oci_pack::image::{join_index, BuiltImage};
 use oci_pack::layout::Tagged;
 use oci_pack::output::OutputLock;
 use oci_pack::reference::Repository;
 use oci_pack::source::{ImageSource, ParentImage};
+use oci_pack::timestamp::Timestamp;
 
-use crate::cargo_build::{self, BuildRequest, CargoOptions, Wanted};
+use crate::cargo_build::{self, CargoOptions};
 use crate::metadata::{CompressionSpec, ElfCheck};
 use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
 use crate::pack;
 use crate::plan::{BuildPlan, Overrides};
 use crate::provenance::{self, ProvenanceMode};
-use crate::registries::Registries;
+use crate::registries::{PushTarget, Registries};
 use crate::sbom::{self, SbomFormat};
 use crate::shell::Shell;
 use crate::signing;
 use crate::workspace;
+
+mod attest;
+mod runs;
+
+use attest::{attach_attestations, attach_sboms, Attesting, SbomInputs, Sboms};
+use runs::{build_all, check_auditable_installed, BuiltRuns};
 
 /// The annotation of a layout's `index.json` that names the targets its image was built for,
 /// separated by spaces.
@@ -140,7 +168,7 @@ pub fn exec(args: BuildArgs, shell: &Shell) -> Result<()> {
 fn select_bins(
     plans: Vec<BuildPlan>,
     named: &[String],
-    packages: &BTreeMap<String, &cargo_metadata::Package>,
+    packages: &Packages<'_>,
     shell: &Shell,
 ) -> Result<Vec<BuildPlan>> {
     let packed = |plan: &BuildPlan| -> std::collections::BTreeSet<String> {
@@ -229,14 +257,82 @@ fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &S
 }
 
 /// Builds every image the arguments choose, and writes, loads and pushes it as they ask;
-/// `report`: one stdout line per output.
+/// `report`: one stdout line per output. The steps, in order, are the module's.
 pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finished>> {
     let started = Instant::now();
-    let shell = shell.clone();
-
     let created = workspace::source_date_epoch()?;
     let facts = workspace::Facts::gather(&args.cargo.workspace)?;
-    let metadata = &facts.metadata;
+    let target_dir = args
+        .cargo
+        .workspace
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
+    let cx = Context {
+        args,
+        shell,
+        facts: &facts,
+        created,
+        target_dir,
+    };
+    let Chosen {
+        plans,
+        packages,
+        signer,
+    } = choose_images(&cx)?;
+    let destinations = destinations(&cx, &plans)?;
+    let (registries, push_targets) = push_targets(&cx, &plans)?;
+    let cache = BuildCache::open(&cx.target_dir.join("oci").join(".cache"))?;
+    let bases = open_bases(&plans, &cache, &registries, shell)?;
+    let executables = compile(&cx, &plans, &packages)?;
+    let resolving = start_sbom_resolution(&cx, &plans);
+    let built = pack_images(&cx, &plans, bases, executables.as_ref(), &cache)?;
+    let images = attest_images(
+        &cx,
+        &Packed {
+            plans: &plans,
+            packages: &packages,
+            destinations: &destinations,
+            cache: &cache,
+            signer: signer.as_ref(),
+        },
+        built,
+        resolving,
+    )?;
+    // Held until the images are reported, so no other build writes them meanwhile.
+    let _locks = lock_outputs(&destinations, shell)?;
+    let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
+    let finished = report_images(&cx, images, written?, report, &cache)?;
+    finished_status(shell, &finished, started);
+    Ok(finished)
+}
+
+/// What every step of a build reads: its arguments, and the workspace as found before the first.
+struct Context<'a> {
+    args: &'a BuildArgs,
+    shell: &'a Shell,
+    facts: &'a workspace::Facts,
+    /// The time every image records.
+    created: Timestamp,
+    /// `--target-dir`, or cargo's.
+    target_dir: PathBuf,
+}
+
+/// The packages that make images, by name.
+type Packages<'a> = BTreeMap<String, &'a cargo_metadata::Package>;
+
+/// The images a build makes: their plans, the packages they come from (by name), and what
+/// signs their attestations.
+struct Chosen<'a> {
+    plans: Vec<BuildPlan>,
+    packages: Packages<'a>,
+    signer: Option<signing::KeySigner>,
+}
+
+/// Step 1: every image the arguments choose, its metadata resolved and checked before
+/// anything is built.
+fn choose_images<'a>(cx: &Context<'a>) -> Result<Chosen<'a>> {
+    let args = cx.args;
     let overrides = Overrides {
         targets: args.cargo.targets.clone(),
         formats: args.formats.clone(),
@@ -254,10 +350,35 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
     };
     // A key that cannot sign fails the build before anything is built.
     let signer = signing::KeySigner::from_args(args.sign_key.as_deref())?;
-    // Every selected package's metadata is resolved before anything is built.
+    let (mut plans, packages) = resolve_packages(cx, &overrides)?;
+    // `targets = "base"` and `--platform`: each such package's plans again, for the targets
+    // of its base's platforms.
+    if plans.iter().any(|plan| plan.from_base.is_some()) {
+        plans = expand_from_base(cx, plans, &packages, &overrides, &wanted_platforms)?;
+    }
+    if !args.cargo.bins.is_empty() {
+        plans = select_bins(plans, &args.cargo.bins, &packages, cx.shell)?;
+    }
+    check_plans(cx, &plans)?;
+    for image in plans.iter_mut().flat_map(|plan| &mut plan.images) {
+        image.rustflags.extend(args.extra_rustflags.iter().cloned());
+    }
+    Ok(Chosen {
+        plans,
+        packages,
+        signer,
+    })
+}
+
+/// Every selected package's image plans, and the packages that make images, by name.
+fn resolve_packages<'a>(
+    cx: &Context<'a>,
+    overrides: &Overrides,
+) -> Result<(Vec<BuildPlan>, Packages<'a>)> {
+    let metadata = &cx.facts.metadata;
     let mut plans: Vec<BuildPlan> = Vec::new();
     let mut packages = BTreeMap::new();
-    for selected in workspace::select_packages(metadata, &args.cargo.workspace)? {
+    for selected in workspace::select_packages(metadata, &cx.args.cargo.workspace)? {
         let package = selected.package;
         if !workspace::is_image(metadata, package) {
             if selected.named {
@@ -274,7 +395,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                     package.manifest_path
                 );
             }
-            shell.detail(
+            cx.shell.detail(
                 "Skipping",
                 format_args!("{} (no `[package.metadata.oci]`)", package.name),
             );
@@ -282,60 +403,63 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         }
         packages.insert(package.name.to_string(), package);
         plans.extend(workspace::build_plans(
-            &facts, package, created, &overrides,
+            cx.facts, package, cx.created, overrides,
         )?);
     }
-    // `targets = "base"` and `--platform`: each such package's plans again, for the targets
-    // of its base's platforms.
-    if plans.iter().any(|plan| plan.from_base.is_some()) {
-        let registries = Registries::from_env(
-            &args.insecure_registry,
-            args.cargo.workspace.offline || args.cargo.workspace.frozen,
-            &[],
-        )?;
-        let target_dir = args
-            .cargo
-            .workspace
-            .target_dir
-            .clone()
-            .unwrap_or_else(|| metadata.target_directory.clone().into());
-        let mut expanded = Vec::new();
-        for plan in std::mem::take(&mut plans) {
-            let Some(libc) = plan.from_base else {
-                expanded.push(plan);
-                continue;
-            };
-            let base = &plan.images[0].base;
-            let targets = crate::platforms::targets_of_base(
-                base,
-                libc,
-                &wanted_platforms,
-                &registries,
-                &target_dir.join("oci").join(".cache"),
-                &shell,
-            )
-            .with_context(|| format!("image `{}`", plan.name))?;
-            shell.detail(
-                "Targets",
-                format_args!(
-                    "{} from its base `{base}`: {}",
-                    plan.name,
-                    targets.join(", ")
-                ),
-            );
-            let overrides = Overrides {
-                targets,
-                ..overrides.clone()
-            };
-            let again =
-                workspace::build_plans(&facts, packages[&plan.package], created, &overrides)?;
-            expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
-        }
-        plans = expanded;
+    Ok((plans, packages))
+}
+
+/// The plans whose targets are their base's platforms, planned again for those targets.
+fn expand_from_base(
+    cx: &Context<'_>,
+    plans: Vec<BuildPlan>,
+    packages: &Packages<'_>,
+    overrides: &Overrides,
+    wanted_platforms: &crate::platforms::Wanted,
+) -> Result<Vec<BuildPlan>> {
+    let args = cx.args;
+    let registries = Registries::from_env(
+        &args.insecure_registry,
+        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &[],
+    )?;
+    let mut expanded = Vec::new();
+    for plan in plans {
+        let Some(libc) = plan.from_base else {
+            expanded.push(plan);
+            continue;
+        };
+        let base = &plan.images[0].base;
+        let targets = crate::platforms::targets_of_base(
+            base,
+            libc,
+            wanted_platforms,
+            &registries,
+            &cx.target_dir.join("oci").join(".cache"),
+            cx.shell,
+        )
+        .with_context(|| format!("image `{}`", plan.name))?;
+        cx.shell.detail(
+            "Targets",
+            format_args!(
+                "{} from its base `{base}`: {}",
+                plan.name,
+                targets.join(", ")
+            ),
+        );
+        let overrides = Overrides {
+            targets,
+            ..overrides.clone()
+        };
+        let again =
+            workspace::build_plans(cx.facts, packages[&plan.package], cx.created, &overrides)?;
+        expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
     }
-    if !args.cargo.bins.is_empty() {
-        plans = select_bins(plans, &args.cargo.bins, &packages, &shell)?;
-    }
+    Ok(expanded)
+}
+
+/// Some image is chosen, each has a name of its own, and `--output` names one.
+fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
     if plans.is_empty() {
         bail!(
             "no selected package is an image: give one a `[package.metadata.oci]` table \
@@ -352,31 +476,26 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                 plan.name
             );
         }
-        warn_without_entrypoint(plan, &shell);
+        warn_without_entrypoint(plan, cx.shell);
     }
-    if args.output.is_some() && plans.len() > 1 {
+    if cx.args.output.is_some() && plans.len() > 1 {
         bail!(
             "`--output` names one image's layout, and {} images are built ({}); \
              each goes to `<target-dir>/oci/<image>`",
             plans.len(),
-            names(&plans)
+            names(plans)
         );
     }
-    for image in plans.iter_mut().flat_map(|plan| &mut plan.images) {
-        image.rustflags.extend(args.extra_rustflags.iter().cloned());
-    }
+    Ok(())
+}
 
-    let target_dir = args
-        .cargo
-        .workspace
-        .target_dir
-        .clone()
-        .unwrap_or_else(|| metadata.target_directory.clone().into());
+/// Step 2: each image's output path, checked to be one a layout may be written to.
+fn destinations(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<Vec<PathBuf>> {
     let mut destinations = Vec::new();
-    for plan in &plans {
-        let output = match &args.output {
+    for plan in plans {
+        let output = match &cx.args.output {
             Some(output) => output.clone(),
-            None => target_dir.join("oci").join(&plan.name),
+            None => cx.target_dir.join("oci").join(&plan.name),
         };
         let output = std::path::absolute(&output)
             .with_context(|| format!("invalid output path `{}`", output.display()))?;
@@ -385,9 +504,17 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         }
         destinations.push(output);
     }
+    Ok(destinations)
+}
 
-    // Where each image is pushed, and its credentials, are checked before anything is built.
-    let pushes = push_repositories(args.push.as_deref(), &plans)?;
+/// Step 3: where each image is pushed, and its credentials, checked before anything is built;
+/// and the registries the build reads its bases from.
+fn push_targets(
+    cx: &Context<'_>,
+    plans: &[BuildPlan],
+) -> Result<(Registries, Vec<Option<PushTarget>>)> {
+    let args = cx.args;
+    let pushes = push_repositories(args.push.as_deref(), plans)?;
     let push_repositories: Vec<Repository> = pushes.iter().flatten().cloned().collect();
     let registries = Registries::from_env(
         &args.insecure_registry,
@@ -408,13 +535,20 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             .transpose()?;
         push_targets.push(target);
     }
+    Ok((registries, push_targets))
+}
 
-    let cache = BuildCache::open(&target_dir.join("oci").join(".cache"))?;
-    // Every base is read, and its layers checked, before cargo spends minutes building; a base
-    // several images share is read once.
-    let mut bases: Vec<Vec<Option<ParentImage>>> = Vec::new();
+/// Step 4: every base is read, and its layers checked, before cargo spends minutes building; a
+/// base several images share is read once. Each plan's bases, by platform.
+fn open_bases(
+    plans: &[BuildPlan],
+    cache: &BuildCache,
+    registries: &Registries,
+    shell: &Shell,
+) -> Result<Vec<Vec<Option<ParentImage>>>> {
+    let mut bases = Vec::new();
     let mut opened: Vec<(String, Option<ParentImage>)> = Vec::new();
-    for plan in &plans {
+    for plan in plans {
         let mut per_platform = Vec::new();
         for image in &plan.images {
             let key = format!("{} {}", image.base, image.platform);
@@ -427,7 +561,7 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
                     base.clone()
                 }
                 None => {
-                    let base = pack::open_base(image, &cache, &shell, &registries)?;
+                    let base = pack::open_base(image, cache, shell, registries)?;
                     opened.push((key, base.clone()));
                     base
                 }
@@ -436,70 +570,130 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         }
         bases.push(per_platform);
     }
+    Ok(bases)
+}
 
-    if !args.no_build {
-        if let Some(plan) = plans.iter().find(|plan| plan.auditable) {
-            check_auditable_installed(&plan.name)?;
-        }
+/// Step 5: cargo builds every image's binaries, unless `--no-build` packs those built before.
+fn compile<'a>(
+    cx: &Context<'a>,
+    plans: &'a [BuildPlan],
+    packages: &Packages<'a>,
+) -> Result<Option<BuiltRuns<'a>>> {
+    if cx.args.no_build {
+        return Ok(None);
     }
-    let executables = if args.no_build {
-        None
-    } else {
-        Some(build_all(
-            &args.cargo,
-            &plans,
-            &packages,
-            &facts.host,
-            &target_dir,
-            &shell,
-        )?)
-    };
-    // What each target's SBOMs are made of is asked of cargo while the images are packed (not
-    // while cargo builds: both would wait on cargo's package cache lock).
+    if let Some(plan) = plans.iter().find(|plan| plan.auditable) {
+        check_auditable_installed(&plan.name)?;
+    }
+    build_all(
+        &cx.args.cargo,
+        plans,
+        packages,
+        &cx.facts.host,
+        &cx.target_dir,
+        cx.shell,
+    )
+    .map(Some)
+}
+
+/// Each target's `cargo metadata`, being asked on a thread of its own.
+type Resolving = Vec<(
+    String,
+    std::thread::JoinHandle<Result<cargo_metadata::Metadata>>,
+)>;
+
+/// Step 6: what each target's SBOMs are made of is asked of cargo while the images are packed
+/// (not while cargo builds: both would wait on cargo's package cache lock).
+fn start_sbom_resolution(cx: &Context<'_>, plans: &[BuildPlan]) -> Resolving {
     let sbom_triples: std::collections::BTreeSet<String> = plans
         .iter()
         .filter(|plan| plan.sbom != SbomFormat::None)
         .flat_map(|plan| &plan.images)
-        .map(|image| image.triple.clone().unwrap_or_else(|| facts.host.clone()))
+        .map(|image| {
+            image
+                .triple
+                .clone()
+                .unwrap_or_else(|| cx.facts.host.clone())
+        })
         .collect();
-    let resolving: Vec<_> = sbom_triples
+    sbom_triples
         .into_iter()
         .map(|triple| {
-            let (cargo, asked) = (args.cargo.clone(), triple.clone());
+            let (cargo, asked) = (cx.args.cargo.clone(), triple.clone());
             (
                 triple,
                 std::thread::spawn(move || sbom::resolve(&cargo, &asked)),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Step 7: every image packed on its base, its binaries checked; in the plans' order.
+fn pack_images(
+    cx: &Context<'_>,
+    plans: &[BuildPlan],
+    bases: Vec<Vec<Option<ParentImage>>>,
+    executables: Option<&BuiltRuns<'_>>,
+    cache: &BuildCache,
+) -> Result<Vec<BuiltImage>> {
+    let host = &cx.facts.host;
     let mut requests = Vec::new();
     for (plan, bases) in plans.iter().zip(bases) {
         for (image, base) in plan.images.iter().zip(bases) {
-            let bins = match &executables {
+            let bins = match executables {
                 _ if image.bins.is_empty() => Default::default(),
-                Some(built) => built.bins_of(image, &plan.package, &facts.host),
+                Some(built) => built.bins_of(image, &plan.package, host),
                 None => cargo_build::prebuilt_bins(
-                    &args.cargo,
-                    &target_dir,
-                    image.triple.as_deref().unwrap_or(&facts.host),
+                    &cx.args.cargo,
+                    &cx.target_dir,
+                    image.triple.as_deref().unwrap_or(host),
                     image.triple.is_none(),
                     &image.bins,
                 )?,
             };
-            let mut request = pack::image_request(image, &bins, created, base)?;
-            pack::check_binaries(&mut request, image, &bins, &shell)?;
+            let mut request = pack::image_request(image, &bins, cx.created, base)?;
+            pack::check_binaries(&mut request, image, &bins, cx.shell)?;
             requests.push(request);
         }
     }
-
-    for plan in &plans {
+    for plan in plans {
         let platforms: Vec<String> = plan.images.iter().map(|i| i.platform.to_string()).collect();
-        shell.status(
+        cx.shell.status(
             "Packing",
             format_args!("{} ({})", plan.name, platforms.join(", ")),
         );
     }
-    let mut built = pack::pack_all(&cache, requests, &shell)?.into_iter();
+    pack::pack_all(cache, requests, cx.shell)
+}
+
+/// What the images were packed from and into, for the steps after packing.
+struct Packed<'a> {
+    plans: &'a [BuildPlan],
+    packages: &'a Packages<'a>,
+    destinations: &'a [PathBuf],
+    cache: &'a BuildCache,
+    signer: Option<&'a signing::KeySigner>,
+}
+
+/// One image, made and attested, ready to be written.
+struct Assembled {
+    tagged: Tagged,
+    summary: ImageSummary,
+    /// The files to write beside its outputs (SBOMs, attestations): each path and bytes.
+    beside: Vec<(PathBuf, Vec<u8>)>,
+    /// The files of these kinds an earlier build left beside them, to remove.
+    stale: Vec<PathBuf>,
+}
+
+/// Step 8: each image's SBOMs and attestations attached, its platforms joined into an index
+/// where it has several, and its tags and summary made.
+fn attest_images(
+    cx: &Context<'_>,
+    packed: &Packed<'_>,
+    built: Vec<BuiltImage>,
+    resolving: Resolving,
+) -> Result<Vec<Assembled>> {
+    let workspace_root = cx.facts.metadata.workspace_root.as_std_path();
     let resolved = resolving
         .into_iter()
         .map(|(triple, thread)| {
@@ -511,14 +705,15 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         .collect::<Result<BTreeMap<String, cargo_metadata::Metadata>>>()?;
     let checksums = match resolved.is_empty() {
         true => BTreeMap::new(),
-        false => sbom::lock_checksums(metadata.workspace_root.as_std_path())?,
+        false => sbom::lock_checksums(workspace_root)?,
     };
-    let lock = provenance::file_digest(&metadata.workspace_root.as_std_path().join("Cargo.lock"))?;
+    let lock = provenance::file_digest(&workspace_root.join("Cargo.lock"))?;
     let run_details = provenance::RunDetails::from_env(&|name| std::env::var(name).ok());
+    let mut built = built.into_iter();
     let mut images = Vec::new();
-    let mut sboms = Vec::new();
-    for (plan, layout) in plans.iter().zip(&destinations) {
+    for (plan, layout) in packed.plans.iter().zip(packed.destinations) {
         let built: Vec<_> = built.by_ref().take(plan.images.len()).collect();
+        let package = packed.packages[&plan.package];
         let Sboms {
             mut referrers,
             mut files,
@@ -528,104 +723,201 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             &built,
             layout,
             &SbomInputs {
-                cache: &cache,
+                cache: packed.cache,
                 resolved: &resolved,
                 checksums: &checksums,
-                package: &packages[&plan.package].id,
-                host: &facts.host,
-                created,
+                package: &package.id,
+                host: &cx.facts.host,
+                created: cx.created,
             },
         )?;
         let sbom_files = files.len();
-        let package = packages[&plan.package];
-        let dir = package
-            .manifest_path
-            .parent()
-            .map(|dir| dir.as_std_path().to_owned())
-            .unwrap_or_default();
-        let source = std::fs::canonicalize(&dir)
-            .ok()
-            .and_then(|dir| facts.revision(&dir))
-            .map(|commit| provenance::Source::of(&dir, commit));
+        let source = package_source(cx.facts, package);
         let attested = attach_attestations(
             plan,
             &built,
             layout,
             &files,
             &Attesting {
-                store: cache.store(),
-                signer: signer.as_ref().map(|s| s as &dyn signing::Signer),
-                host: &facts.host,
-                build: provenance::BuildFacts {
-                    package: package.name.as_str(),
-                    targets: plan
-                        .images
-                        .iter()
-                        .map(|i| i.triple.clone().unwrap_or_else(|| facts.host.clone()))
-                        .collect(),
-                    features: &args.cargo.features,
-                    all_features: args.cargo.all_features,
-                    no_default_features: args.cargo.no_default_features,
-                    profile: args.cargo.profile.as_deref().unwrap_or("release"),
-                    metadata: &plan.metadata,
-                    source: source.as_ref(),
-                    lock,
-                    toolchain: &facts.toolchain,
-                    run: &run_details,
-                    created,
-                },
+                store: packed.cache.store(),
+                signer: packed.signer.map(|s| s as &dyn signing::Signer),
+                host: &cx.facts.host,
+                build: build_facts(cx, plan, package, source.as_ref(), lock, &run_details),
             },
         )?;
         referrers.extend(attested.referrers);
         files.extend(attested.files);
         stale.extend(attested.stale);
-        let (target, config) = match built.as_slice() {
-            [only] if !plan.writes_index() => {
-                (only.manifest.clone(), Some(only.config.digest.to_string()))
-            }
-            _ => {
-                let manifests = built.iter().map(|b| b.manifest.clone()).collect();
-                let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
-                (index, None)
-            }
-        };
-        // The targets built, recorded in the layout's `index.json` (not in the image, whose
-        // digests stay as they were), for `cargo oci verify` to rebuild every platform.
-        let mut annotations = plan.index_annotations.clone();
-        let triples: Vec<&str> = plan
+        let (tagged, mut summary) = tag_image(cx, plan, &built, packed.cache, referrers)?;
+        let (sboms, attestations) = files.split_at(sbom_files);
+        summary.sboms = sboms.iter().map(|(path, _)| path.clone()).collect();
+        summary.attestations = attestations.iter().map(|(path, _)| path.clone()).collect();
+        images.push(Assembled {
+            tagged,
+            summary,
+            beside: files,
+            stale,
+        });
+    }
+    Ok(images)
+}
+
+/// The directory and commit `package` was built from, when its sources are in a git checkout.
+fn package_source(
+    facts: &workspace::Facts,
+    package: &cargo_metadata::Package,
+) -> Option<provenance::Source> {
+    let dir = package
+        .manifest_path
+        .parent()
+        .map(|dir| dir.as_std_path().to_owned())
+        .unwrap_or_default();
+    std::fs::canonicalize(&dir)
+        .ok()
+        .and_then(|dir| facts.revision(&dir))
+        .map(|commit| provenance::Source::of(&dir, commit))
+}
+
+/// What the provenance of `plan`'s images says of how they were built.
+fn build_facts<'a>(
+    cx: &Context<'a>,
+    plan: &'a BuildPlan,
+    package: &'a cargo_metadata::Package,
+    source: Option<&'a provenance::Source>,
+    lock: Option<oci_pack::digest::Digest>,
+    run: &'a provenance::RunDetails,
+) -> provenance::BuildFacts<'a> {
+    let facts = cx.facts;
+    let cargo = &cx.args.cargo;
+    provenance::BuildFacts {
+        package: package.name.as_str(),
+        targets: plan
             .images
             .iter()
-            .map(|image| image.triple.as_deref().unwrap_or(&facts.host))
-            .collect();
-        annotations.insert(TARGETS_ANNOTATION.to_owned(), triples.join(" "));
-        let tagged = Tagged {
-            store: cache.store().clone(),
-            target: target.clone(),
-            tags: plan.tags.clone(),
-            annotations,
-            referrers,
-        };
-        let summary = ImageSummary {
-            name: plan.name.clone(),
-            digest: target.digest.to_string(),
-            config,
-            tags: plan.tags.iter().map(ToString::to_string).collect(),
-            platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
-            sboms: files[..sbom_files]
-                .iter()
-                .map(|(path, _)| path.clone())
-                .collect(),
-            attestations: files[sbom_files..]
-                .iter()
-                .map(|(path, _)| path.clone())
-                .collect(),
-        };
-        images.push((tagged, summary));
-        sboms.push((files, stale));
+            .map(|i| i.triple.clone().unwrap_or_else(|| facts.host.clone()))
+            .collect(),
+        features: &cargo.features,
+        all_features: cargo.all_features,
+        no_default_features: cargo.no_default_features,
+        profile: cargo.profile.as_deref().unwrap_or("release"),
+        metadata: &plan.metadata,
+        source,
+        lock,
+        toolchain: &facts.toolchain,
+        run,
+        created: cx.created,
     }
+}
 
-    // One build at a time writes an output (and the archives beside it); the locks are taken
-    // in path order, so two workspace builds never wait on each other in a circle.
+/// `plan`'s image (its one manifest, or an index of its platforms) as tagged for its outputs,
+/// and its summary (without the files beside it).
+fn tag_image(
+    cx: &Context<'_>,
+    plan: &BuildPlan,
+    built: &[BuiltImage],
+    cache: &BuildCache,
+    referrers: Vec<oci_pack::descriptor::Descriptor>,
+) -> Result<(Tagged, ImageSummary)> {
+    let (target, config) = match built {
+        [only] if !plan.writes_index() => {
+            (only.manifest.clone(), Some(only.config.digest.to_string()))
+        }
+        _ => {
+            let manifests = built.iter().map(|b| b.manifest.clone()).collect();
+            let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
+            (index, None)
+        }
+    };
+    // The targets built, recorded in the layout's `index.json` (not in the image, whose
+    // digests stay as they were), for `cargo oci verify` to rebuild every platform.
+    let mut annotations = plan.index_annotations.clone();
+    let triples: Vec<&str> = plan
+        .images
+        .iter()
+        .map(|image| image.triple.as_deref().unwrap_or(&cx.facts.host))
+        .collect();
+    annotations.insert(TARGETS_ANNOTATION.to_owned(), triples.join(" "));
+    let summary = ImageSummary {
+        name: plan.name.clone(),
+        digest: target.digest.to_string(),
+        config,
+        tags: plan.tags.iter().map(ToString::to_string).collect(),
+        platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
+        sboms: Vec::new(),
+        attestations: Vec::new(),
+    };
+    let tagged = Tagged {
+        store: cache.store().clone(),
+        target,
+        tags: plan.tags.clone(),
+        annotations,
+        referrers,
+    };
+    Ok((tagged, summary))
+}
+
+/// Each image's outputs, whether it was loaded (the loader's message) and where it was pushed.
+type Written = Vec<(
+    Vec<outputs::Output>,
+    Option<String>,
+    Option<oci_pack::registry::Pushed>,
+)>;
+
+/// Step 9, with the outputs locked: every image staged (and loaded, and pushed) before any
+/// output moves into place, so a failure leaves every image's previous outputs as they were;
+/// then all persisted, and the cache told what this build used.
+fn write_outputs(
+    cx: &Context<'_>,
+    plans: &[BuildPlan],
+    images: &[Assembled],
+    destinations: &[PathBuf],
+    push_targets: &[Option<PushTarget>],
+    cache: &BuildCache,
+) -> Result<Written> {
+    let staged: Result<Vec<outputs::Staged>> = images
+        .iter()
+        .zip(destinations)
+        .zip(push_targets)
+        .zip(plans)
+        .map(|(((image, layout), push), plan)| {
+            outputs::stage(
+                &image.tagged,
+                &outputs::Destinations {
+                    layout,
+                    formats: &plan.formats,
+                    load: cx.args.load,
+                    push: push.as_ref(),
+                    push_tags: !cx.args.by_digest,
+                    shell: cx.shell,
+                    mtime: cx.created,
+                    beside: &image.beside,
+                    stale: &image.stale,
+                },
+                cache,
+            )
+        })
+        .collect();
+    let written = staged.and_then(|staged| {
+        staged
+            .into_iter()
+            .map(|staged| {
+                let (loaded, pushed) = (staged.loaded.clone(), staged.pushed.clone());
+                Ok((staged.persist(cache)?, loaded, pushed))
+            })
+            .collect::<Result<Written>>()
+    });
+    if written.is_ok() {
+        keep_what_was_used(images, destinations, cache, cx.shell);
+    }
+    for warning in cache.take_warnings() {
+        cx.shell.warn(warning);
+    }
+    written
+}
+
+/// One build at a time writes an output (and the archives beside it); the locks are taken in
+/// path order, so two workspace builds never wait on each other in a circle.
+fn lock_outputs(destinations: &[PathBuf], shell: &Shell) -> Result<Vec<OutputLock>> {
     let mut order: Vec<&PathBuf> = destinations.iter().collect();
     order.sort();
     let mut locks = Vec::new();
@@ -641,63 +933,46 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             }
         });
     }
-    // Every image is staged (and loaded, and pushed) before any output moves into place: a
-    // failure leaves every image's previous outputs as they were.
-    let staged: Result<Vec<outputs::Staged>> = images
+    Ok(locks)
+}
+
+/// What this build used is kept two weeks more; what no build used for two weeks goes, outputs
+/// keeping their own links.
+fn keep_what_was_used(
+    images: &[Assembled],
+    destinations: &[PathBuf],
+    cache: &BuildCache,
+    shell: &Shell,
+) {
+    for image in images {
+        let blobs = image.tagged.blobs().into_iter().flatten();
+        cache.mark_used(blobs.map(|blob| blob.digest));
+    }
+    let used_by: Vec<String> = destinations
         .iter()
-        .zip(&destinations)
-        .zip(&push_targets)
-        .zip(plans.iter().zip(&sboms))
-        .map(|((((image, _), layout), push), (plan, (sboms, stale)))| {
-            outputs::stage(
-                image,
-                &outputs::Destinations {
-                    layout,
-                    formats: &plan.formats,
-                    load: args.load,
-                    push: push.as_ref(),
-                    push_tags: !args.by_digest,
-                    shell: &shell,
-                    mtime: created,
-                    beside: sboms,
-                    stale,
-                },
-                &cache,
-            )
-        })
+        .map(|d| d.display().to_string())
         .collect();
-    let written = staged.and_then(|staged| {
-        staged
-            .into_iter()
-            .map(|staged| {
-                let (loaded, pushed) = (staged.loaded.clone(), staged.pushed.clone());
-                Ok((staged.persist(&cache)?, loaded, pushed))
-            })
-            .collect::<Result<Vec<_>>>()
-    });
-    if written.is_ok() {
-        // What this build used is kept two weeks more; what no build used for two weeks goes,
-        // outputs keeping their own links.
-        for (image, _) in &images {
-            let blobs = image.blobs().into_iter().flatten();
-            cache.mark_used(blobs.map(|blob| blob.digest));
-        }
-        let used_by: Vec<String> = destinations
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect();
-        cache.record_use(&used_by.join("\n"));
-        match cache.sweep(oci_pack::cache::UNUSED_FOR) {
-            Ok(0) => {}
-            Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),
-            Err(error) => shell.warn(format_args!("could not sweep the build cache: {error}")),
-        }
+    cache.record_use(&used_by.join("\n"));
+    match cache.sweep(oci_pack::cache::UNUSED_FOR) {
+        Ok(0) => {}
+        Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),
+        Err(error) => shell.warn(format_args!("could not sweep the build cache: {error}")),
     }
-    for warning in cache.take_warnings() {
-        shell.warn(warning);
-    }
+}
+
+/// Step 10: each image's outputs, load and push told on stderr (and with `report`, on stdout),
+/// and what a caller needs of it.
+fn report_images(
+    cx: &Context<'_>,
+    images: Vec<Assembled>,
+    written: Written,
+    report: bool,
+    cache: &BuildCache,
+) -> Result<Vec<Finished>> {
+    let shell = cx.shell;
     let mut finished = Vec::new();
-    for ((_, summary), (written, loaded, pushed)) in images.into_iter().zip(written?) {
+    for (image, (written, loaded, pushed)) in images.into_iter().zip(written) {
+        let summary = image.summary;
         for output in &written {
             let verb = if output.fresh { "Fresh" } else { "Writing" };
             shell.status(verb, output.path.display());
@@ -710,15 +985,15 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
         }
         if report {
             outputs::report(
-                args.message_format,
+                cx.args.message_format,
                 &summary,
                 &written,
-                args.load,
+                cx.args.load,
                 pushed.as_ref(),
             )?;
         }
-        let (layers, bytes, exposed_ports) = measure(&cache, &summary)?;
-        let host = oci_pack::platform::Platform::from_rust_target(&facts.host);
+        let (layers, bytes, exposed_ports) = measure(cache, &summary)?;
+        let host = oci_pack::platform::Platform::from_rust_target(&cx.facts.host);
         let runs_here = matches!(
             (summary.platforms.as_slice(), host),
             ([platform], Some(host)) if *platform == host.to_string()
@@ -733,11 +1008,16 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             runs_here,
         });
     }
+    Ok(finished)
+}
+
+/// The last line: the tags made, one image's size, and how long the build took.
+fn finished_status(shell: &Shell, finished: &[Finished], started: Instant) {
     let tags: Vec<String> = finished
         .iter()
         .flat_map(|f| f.summary.tags.clone())
         .collect();
-    let size = match finished.as_slice() {
+    let size = match finished {
         [only] => format!(
             " ({} layer{}, {} compressed)",
             only.layers,
@@ -754,7 +1034,6 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
             started.elapsed().as_secs_f64()
         ),
     );
-    Ok(finished)
 }
 
 /// `12.3 MiB`
@@ -848,418 +1127,4 @@ fn push_repositories(push: Option<&str>, plans: &[BuildPlan]) -> Result<Vec<Opti
             Ok(Some(Repository::parse(&text)?))
         })
         .collect()
-}
-
-/// What the SBOMs of a build are made of.
-struct SbomInputs<'a> {
-    cache: &'a BuildCache,
-    /// `cargo metadata` of each target's resolution.
-    resolved: &'a BTreeMap<String, cargo_metadata::Metadata>,
-    checksums: &'a sbom::Checksums,
-    /// The package whose binaries the image holds.
-    package: &'a cargo_metadata::PackageId,
-    host: &'a str,
-    created: oci_pack::timestamp::Timestamp,
-}
-
-/// The SBOM of each platform's image of `plan`: attached to the image in the cache's store
-/// (the referrers to list in `index.json` and push), and the files to write beside `layout`,
-/// `<layout>.<os>-<arch>.spdx.json`.
-fn attach_sboms(
-    plan: &BuildPlan,
-    built: &[oci_pack::image::BuiltImage],
-    layout: &std::path::Path,
-    inputs: &SbomInputs<'_>,
-) -> Result<Sboms> {
-    // Every SBOM file an earlier build may have left beside this layout: those this build
-    // does not write describe another image, and go, when the layout they sat beside is
-    // written too (else the layout keeps the SBOM it holds, and its file).
-    let name = layout.file_name().unwrap_or_default().to_string_lossy();
-    let name = name.as_ref();
-    let writes_layout = plan.formats.contains(&Format::Oci);
-    let stale = plan
-        .images
-        .iter()
-        .filter(|_| writes_layout)
-        .flat_map(|image| {
-            let platform = image.platform.to_string().replace('/', "-");
-            [SbomFormat::Spdx, SbomFormat::CycloneDx]
-                .into_iter()
-                .filter(|format| *format != plan.sbom)
-                .map(move |format| format!("{name}.{platform}.{}", format.extension()))
-        })
-        .map(|file_name| layout.with_file_name(file_name))
-        .collect();
-    let Some(media_type) = plan.sbom.media_type() else {
-        return Ok(Sboms {
-            stale,
-            ..Sboms::default()
-        });
-    };
-    let mut referrers = Vec::new();
-    let mut files = Vec::new();
-    for (image, made) in plan.images.iter().zip(built) {
-        let store = inputs.cache.store();
-        let base = base_of(store, made)?;
-        let platform = image.platform.to_string();
-        let triple = image.triple.as_deref().unwrap_or(inputs.host);
-        let document = sbom::document(
-            plan.sbom,
-            &sbom::Subject {
-                name: &plan.name,
-                platform: &platform,
-                manifest: made.manifest.digest,
-                created: inputs.created,
-                base,
-            },
-            &inputs.resolved[triple],
-            inputs.package,
-            inputs.checksums,
-        )?;
-        let file_name = format!(
-            "{}.{}.{}",
-            layout.file_name().unwrap_or_default().to_string_lossy(),
-            platform.replace('/', "-"),
-            plan.sbom.extension()
-        );
-        let annotations = BTreeMap::from([
-            (
-                oci_pack::annotation::CREATED.to_owned(),
-                inputs.created.to_rfc3339(),
-            ),
-            (oci_pack::annotation::TITLE.to_owned(), file_name.clone()),
-        ]);
-        referrers.push(oci_pack::referrer::attach(
-            store,
-            &made.manifest,
-            media_type,
-            &document,
-            annotations,
-        )?);
-        files.push((layout.with_file_name(file_name), document));
-    }
-    Ok(Sboms {
-        referrers,
-        files,
-        stale,
-    })
-}
-
-/// The base image's name and manifest digest, as `made`'s manifest annotations name them.
-fn base_of(
-    store: &oci_pack::store::BlobStore,
-    made: &oci_pack::image::BuiltImage,
-) -> Result<Option<(String, Option<String>)>> {
-    let manifest: oci_pack::manifest::ImageManifest =
-        serde_json::from_slice(&store.read(&made.manifest)?)
-            .context("failed to read the image manifest just written")?;
-    Ok(manifest
-        .annotations
-        .get(oci_pack::annotation::BASE_NAME)
-        .map(|name| {
-            let digest = manifest.annotations.get(oci_pack::annotation::BASE_DIGEST);
-            (name.clone(), digest.cloned())
-        }))
-}
-
-/// What the attestations of an image are made of, and what signs them.
-struct Attesting<'a> {
-    store: &'a oci_pack::store::BlobStore,
-    signer: Option<&'a dyn signing::Signer>,
-    host: &'a str,
-    build: provenance::BuildFacts<'a>,
-}
-
-/// The in-toto predicate type of an SBOM document of `format`.
-fn sbom_predicate_type(format: SbomFormat) -> Option<&'static str> {
-    match format {
-        SbomFormat::Spdx => Some("https://spdx.dev/Document/v2.3"),
-        SbomFormat::CycloneDx => Some("https://cyclonedx.org/bom/v1.5"),
-        SbomFormat::None => None,
-    }
-}
-
-/// Each platform's attestations of `plan`: its SLSA provenance (a statement, or with a signer
-/// a DSSE envelope of it) and, with a signer, its SBOM (`sboms`, one per platform, in order)
-/// as a signed statement too; each attached to the platform's manifest and written beside
-/// `layout` (`<layout>.<os>-<arch>.provenance.json`, `….provenance.dsse.json`,
-/// `….spdx.dsse.json`). The files of these kinds this build does not write are stale.
-fn attach_attestations(
-    plan: &BuildPlan,
-    built: &[oci_pack::image::BuiltImage],
-    layout: &std::path::Path,
-    sboms: &[(PathBuf, Vec<u8>)],
-    inputs: &Attesting<'_>,
-) -> Result<Sboms> {
-    use oci_pack::annotation::{CREATED, PREDICATE_TYPE, TITLE};
-    use oci_pack::media_type::{DSSE_ENVELOPE, IN_TOTO_JSON};
-    let name = layout.file_name().unwrap_or_default().to_string_lossy();
-    let writes_layout = plan.formats.contains(&Format::Oci);
-    let mut attested = Sboms::default();
-    for (i, (image, made)) in plan.images.iter().zip(built).enumerate() {
-        let platform = image.platform.to_string();
-        let stem = format!("{name}.{}", platform.replace('/', "-"));
-        let mut written = Vec::new();
-        let mut attach =
-            |file_name: String, media_type: Option<&str>, predicate_type: &str, bytes: Vec<u8>| {
-                // `None`: a file beside the outputs only.
-                if let Some(media_type) = media_type {
-                    let annotations = BTreeMap::from([
-                        (CREATED.to_owned(), inputs.build.created.to_rfc3339()),
-                        (TITLE.to_owned(), file_name.clone()),
-                        (PREDICATE_TYPE.to_owned(), predicate_type.to_owned()),
-                    ]);
-                    attested.referrers.push(oci_pack::referrer::attach(
-                        inputs.store,
-                        &made.manifest,
-                        media_type,
-                        &bytes,
-                        annotations,
-                    )?);
-                }
-                attested
-                    .files
-                    .push((layout.with_file_name(&file_name), bytes));
-                written.push(file_name);
-                anyhow::Ok(())
-            };
-        let sign = |statement: &[u8]| -> Result<Option<Vec<u8>>> {
-            inputs
-                .signer
-                .map(|signer| {
-                    signing::Envelope::sign(signing::IN_TOTO_PAYLOAD_TYPE, statement, signer)
-                        .map(|envelope| envelope.to_bytes())
-                        .context("failed to sign an attestation")
-                })
-                .transpose()
-        };
-        if plan.provenance {
-            let predicate = provenance::slsa_predicate(
-                &inputs.build,
-                &provenance::ImageFacts {
-                    name: &plan.name,
-                    triple: image.triple.as_deref().unwrap_or(inputs.host),
-                    platform: &platform,
-                    base: base_of(inputs.store, made)?,
-                },
-            );
-            let statement = provenance::statement(
-                &plan.name,
-                &made.manifest.digest,
-                provenance::SLSA_PROVENANCE,
-                predicate,
-            )?;
-            let file_name = format!("{stem}.provenance.json");
-            match sign(&statement)? {
-                Some(envelope) => {
-                    attach(
-                        format!("{stem}.provenance.dsse.json"),
-                        Some(DSSE_ENVELOPE),
-                        provenance::SLSA_PROVENANCE,
-                        envelope,
-                    )?;
-                    // The statement itself beside it, unattached.
-                    attach(file_name, None, provenance::SLSA_PROVENANCE, statement)?;
-                }
-                None => attach(
-                    file_name,
-                    Some(IN_TOTO_JSON),
-                    provenance::SLSA_PROVENANCE,
-                    statement,
-                )?,
-            }
-        }
-        if let (Some(predicate_type), Some((_, document))) =
-            (sbom_predicate_type(plan.sbom), sboms.get(i))
-        {
-            let predicate: serde_json::Value =
-                serde_json::from_slice(document).context("failed to read the SBOM just made")?;
-            let statement = provenance::statement(
-                &plan.name,
-                &made.manifest.digest,
-                predicate_type,
-                predicate,
-            )?;
-            if let Some(envelope) = sign(&statement)? {
-                let kind = plan.sbom.extension().trim_end_matches(".json");
-                attach(
-                    format!("{stem}.{kind}.dsse.json"),
-                    Some(DSSE_ENVELOPE),
-                    predicate_type,
-                    envelope,
-                )?;
-            }
-        }
-        if writes_layout {
-            for kind in [
-                "provenance.json",
-                "provenance.dsse.json",
-                "spdx.dsse.json",
-                "cdx.dsse.json",
-            ] {
-                let file_name = format!("{stem}.{kind}");
-                if !written.contains(&file_name) {
-                    attested.stale.push(layout.with_file_name(file_name));
-                }
-            }
-        }
-    }
-    Ok(attested)
-}
-
-/// An image's SBOMs: attached (the referrers), to write beside it (each path and bytes), and
-/// the files of other formats an earlier build left there, to remove.
-#[derive(Default)]
-struct Sboms {
-    referrers: Vec<oci_pack::descriptor::Descriptor>,
-    files: Vec<(PathBuf, Vec<u8>)>,
-    stale: Vec<PathBuf>,
-}
-
-/// What one builder run is for: its target, builder and rustflags.
-type RunKey<'a> = (&'a str, &'a cargo_build::Builder, &'a [String]);
-
-/// Every builder run's executables, by the run they came from: two images of one package and
-/// binary built by different runs (other targets, builders or rustflags) each get their own.
-struct BuiltRuns<'a> {
-    runs: Vec<(RunKey<'a>, cargo_build::Executables)>,
-}
-
-impl BuiltRuns<'_> {
-    /// The executables built for `image` of `package` (whose target is `host` when it names
-    /// none), by binary name.
-    fn bins_of(
-        &self,
-        image: &crate::plan::ImagePlan,
-        package: &str,
-        host: &str,
-    ) -> BTreeMap<String, PathBuf> {
-        let triple = image.triple.as_deref().unwrap_or(host);
-        let (_, executables) = self
-            .runs
-            .iter()
-            .find(|((t, b, r), _)| {
-                *t == triple && **b == image.builder && *r == image.rustflags.as_slice()
-            })
-            .expect("every image with binaries had a builder run");
-        image
-            .bins
-            .iter()
-            .map(|bin| {
-                let key = (package.to_owned(), bin.clone());
-                (bin.clone(), executables[&key].clone())
-            })
-            .collect()
-    }
-}
-
-/// `cargo auditable` is a cargo subcommand: `cargo-auditable` on `PATH` or in
-/// `$CARGO_HOME/bin`, where cargo looks for it. Checked before cargo runs, since cargo's own
-/// "no such command" names no way out.
-fn check_auditable_installed(image: &str) -> Result<()> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default();
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
-    dirs.extend(cargo_home.map(|home| home.join("bin")));
-    if dirs.iter().any(|dir| dir.join("cargo-auditable").is_file()) {
-        return Ok(());
-    }
-    bail!(
-        "image `{image}` is auditable (`auditable = true` or `--auditable`), which builds with \
-         `cargo auditable build`, and cargo-auditable is not installed: \
-         `cargo install cargo-auditable`"
-    )
-}
-
-/// Builds every image's binaries: one builder run per target, builder and rustflags, with every
-/// package that needs it; `host` is the target of an image that names none. The first run of
-/// each target builds where cargo would; any other run of the same target (other rustflags or
-/// builder) in its own `<target-dir>/oci/.runs/<key>`, so no run overwrites the binaries
-/// another built before they are packed.
-fn build_all<'a>(
-    options: &CargoOptions,
-    plans: &'a [BuildPlan],
-    packages: &BTreeMap<String, &'a cargo_metadata::Package>,
-    host: &'a str,
-    target_dir: &std::path::Path,
-    shell: &Shell,
-) -> Result<BuiltRuns<'a>> {
-    let mut runs: Vec<(RunKey<'a>, Vec<Wanted<'a>>)> = Vec::new();
-    for plan in plans {
-        for image in plan.images.iter().filter(|i| !i.bins.is_empty()) {
-            let triple = image.triple.as_deref().unwrap_or(host);
-            let key: RunKey<'a> = (triple, &image.builder, &image.rustflags);
-            let index = match runs.iter().position(|(k, _)| *k == key) {
-                Some(index) => index,
-                None => {
-                    runs.push((key, Vec::new()));
-                    runs.len() - 1
-                }
-            };
-            let package = packages[&plan.package];
-            let wanted = &mut runs[index].1;
-            match wanted.iter_mut().find(|w| w.name == package.name.as_str()) {
-                Some(w) => w.bins.extend(image.bins.iter().cloned()),
-                None => wanted.push(Wanted {
-                    package: &package.id,
-                    name: package.name.as_str(),
-                    bins: image.bins.iter().cloned().collect(),
-                }),
-            }
-        }
-    }
-    // What every run needs is checked before the first starts: a missing standard library or
-    // linker is a few lines naming the way out, not minutes of building and then the linker's
-    // hundreds.
-    let (dir, cargo_home) = cargo_build::config_places(&options.workspace)?;
-    let foreign = runs.iter().any(|((t, _, _), _)| *t != host);
-    let sysroot = foreign
-        .then(|| workspace::sysroot(&options.workspace))
-        .flatten();
-    let env = |name: &str| std::env::var(name).ok();
-    let machine = crate::linker::Machine {
-        host,
-        env: &env,
-        dir: &dir,
-        cargo_home: cargo_home.as_deref(),
-        sysroot: sysroot.as_deref(),
-    };
-    let mut configs = Vec::new();
-    for ((target, builder, rustflags), _) in &runs {
-        let linker = crate::linker::prepare(target, builder, rustflags, &machine)
-            .map_err(|message| anyhow::anyhow!(message))?;
-        shell.detail("Linking", format_args!("{target} {}", linker.describe()));
-        configs.push(linker.config(target));
-    }
-    let mut built = BuiltRuns { runs: Vec::new() };
-    for (i, (key, wanted)) in runs.iter().enumerate() {
-        let (target, builder, rustflags) = *key;
-        // cargo writes `<target-dir>/<triple>/<profile>/` whatever the builder or flags, and
-        // zigbuild drops a glibc suffix from the directory name.
-        let place = cargo_build::plain_triple(target);
-        let shared = runs[..i]
-            .iter()
-            .any(|((t, _, _), _)| cargo_build::plain_triple(t) == place);
-        let own = shared.then(|| {
-            let what = format!("{builder:?}\x1f{target}\x1f{}", rustflags.join("\x1f"));
-            let key = oci_pack::digest::Digest::of(what.as_bytes()).hex();
-            target_dir.join("oci/.runs").join(&key[..16])
-        });
-        let executables = cargo_build::build_bins(&BuildRequest {
-            options,
-            wanted,
-            target,
-            builder,
-            rustflags,
-            own_target_dir: own.as_deref(),
-            config: &configs[i],
-            verbosity: shell.verbosity(),
-            color: shell.cargo_color(),
-        })?;
-        built.runs.push((*key, executables));
-    }
-    Ok(built)
 }

@@ -397,40 +397,9 @@ impl PlatformReport {
                 created_by: history[i].and_then(|h| h.created_by.clone()),
             });
         }
-        let files = if files {
-            let tree = image
-                .file_tree(platform)
-                .with_context(|| format!("failed to read the files of {}", platform.platform))?;
-            let mut listed: Vec<FileReport> = tree
-                .iter()
-                .map(|(path, node)| {
-                    let (kind, size, sha256, link) = match &node.kind {
-                        NodeKind::Directory => ("directory", 0, None, None),
-                        NodeKind::File { size, digest, .. } => ("file", *size, Some(*digest), None),
-                        NodeKind::Symlink { target } => {
-                            ("symlink", 0, None, Some(target.display().to_string()))
-                        }
-                        _ => ("special", 0, None, None),
-                    };
-                    FileReport {
-                        path: format!("/{}", path.display()),
-                        kind,
-                        mode: format!("{:04o}", node.mode),
-                        uid: node.uid,
-                        gid: node.gid,
-                        size,
-                        sha256,
-                        link,
-                        capabilities: node.capability.as_deref().map(capability::describe),
-                    }
-                })
-                .collect();
-            if largest {
-                listed.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-            }
-            Some(listed)
-        } else {
-            None
+        let files = match files {
+            true => Some(file_reports(image, platform, largest)?),
+            false => None,
         };
         let config = platform.config.config.clone().unwrap_or_default();
         Ok(PlatformReport {
@@ -464,6 +433,41 @@ impl PlatformReport {
             files,
         })
     }
+}
+
+/// Every file of `platform`'s final tree, by path or (`largest`) by size, largest first.
+fn file_reports(image: &Image, platform: &PlatformImage, largest: bool) -> Result<Vec<FileReport>> {
+    let tree = image
+        .file_tree(platform)
+        .with_context(|| format!("failed to read the files of {}", platform.platform))?;
+    let mut listed: Vec<FileReport> = tree
+        .iter()
+        .map(|(path, node)| {
+            let (kind, size, sha256, link) = match &node.kind {
+                NodeKind::Directory => ("directory", 0, None, None),
+                NodeKind::File { size, digest, .. } => ("file", *size, Some(*digest), None),
+                NodeKind::Symlink { target } => {
+                    ("symlink", 0, None, Some(target.display().to_string()))
+                }
+                _ => ("special", 0, None, None),
+            };
+            FileReport {
+                path: format!("/{}", path.display()),
+                kind,
+                mode: format!("{:04o}", node.mode),
+                uid: node.uid,
+                gid: node.gid,
+                size,
+                sha256,
+                link,
+                capabilities: node.capability.as_deref().map(capability::describe),
+            }
+        })
+        .collect();
+    if largest {
+        listed.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    }
+    Ok(listed)
 }
 
 /// The width of the labels of the human report.
@@ -596,6 +600,12 @@ impl PlatformReport {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         out.map("annotations", &annotations);
+        self.human_layers(out);
+        out.list("attached", &self.attached(referrers, attestations));
+    }
+
+    /// The size, and a table of the layers.
+    fn human_layers(&self, out: &mut Lines) {
         let uncompressed = self.uncompressed_size.map_or_else(|| "?".to_owned(), bytes);
         out.field(
             "size",
@@ -631,7 +641,15 @@ impl PlatformReport {
                 ),
             );
         }
-        let attached: Vec<String> = referrers
+    }
+
+    /// What is attached to this platform's manifest, each with what its attestation says.
+    fn attached(
+        &self,
+        referrers: &[Referrer],
+        attestations: &[crate::provenance::Attestation],
+    ) -> Vec<String> {
+        referrers
             .iter()
             .filter(|r| Some(r.subject) == self.manifest)
             .map(|r| {
@@ -648,8 +666,7 @@ impl PlatformReport {
                 }
                 line
             })
-            .collect();
-        out.list("attached", &attached);
+            .collect()
     }
 }
 

@@ -16,8 +16,8 @@ use oci_pack::timestamp::Timestamp;
 use crate::cargo_build::Builder;
 use crate::error::{KeyPath, Segment, Table};
 use crate::metadata::{
-    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, ImageMetadata, KeyError,
-    LayerMtime, Loaded, Mode,
+    BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, HealthcheckSpec,
+    ImageMetadata, KeyError, LayerMtime, Loaded, Mode, SetMetadata,
 };
 use crate::outputs::Format;
 use crate::sbom::SbomFormat;
@@ -301,24 +301,72 @@ fn resolve_named(
     }
     let auditable = overrides.auditable || set.auditable.unwrap_or(false);
     if auditable {
-        for image in &mut images {
-            image.builder = match &image.builder {
-                Builder::Cargo | Builder::Auditable => Builder::Auditable,
-                other => {
-                    return Err(key_error(
-                        at(&["auditable"]),
-                        format!(
-                            "`cargo auditable build` is the builder of an auditable image, \
-                             and `builder` is {}; build with cargo, or leave out `auditable`",
-                            other.describe()
-                        ),
-                    )
-                    .into())
-                }
-            };
-        }
+        build_auditable(&mut images)?;
     }
 
+    let formats = formats(metadata, overrides, &images)?;
+    let repository = match &set.repository {
+        Some(template) => {
+            let repository = template.replace("{name}", name);
+            oci_pack::reference::Repository::parse(&repository)
+                .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
+            Some(repository)
+        }
+        None => None,
+    };
+    Ok(BuildPlan {
+        from_base,
+        name: name.to_owned(),
+        package: package.name.clone(),
+        repository,
+        images,
+        tags: plan_tags(set, overrides, name, package)?,
+        formats,
+        sbom: overrides.sbom.or(set.sbom).unwrap_or_default(),
+        provenance: match overrides.provenance {
+            Some(mode) => mode == crate::provenance::ProvenanceMode::Slsa,
+            None => set.provenance.unwrap_or(true),
+        },
+        auditable,
+        metadata: metadata.table.clone(),
+        index: set.index.unwrap_or(false),
+        index_annotations: {
+            check_annotations("index-annotations", &set.index_annotations)?;
+            set.index_annotations.clone()
+        },
+    })
+}
+
+/// Every image of an auditable package built with `cargo auditable build`, which only the
+/// cargo builder can be.
+fn build_auditable(images: &mut [ImagePlan]) -> Result<(), PlanError> {
+    for image in images.iter_mut() {
+        image.builder = match &image.builder {
+            Builder::Cargo | Builder::Auditable => Builder::Auditable,
+            other => {
+                return Err(key_error(
+                    at(&["auditable"]),
+                    format!(
+                        "`cargo auditable build` is the builder of an auditable image, \
+                         and `builder` is {}; build with cargo, or leave out `auditable`",
+                        other.describe()
+                    ),
+                )
+                .into())
+            }
+        };
+    }
+    Ok(())
+}
+
+/// The output formats: `--format`, else `formats`, else an OCI layout; sorted, at least one,
+/// and a Docker archive only of layers `docker load` reads.
+fn formats(
+    metadata: &Loaded,
+    overrides: &Overrides,
+    images: &[ImagePlan],
+) -> Result<Vec<Format>, PlanError> {
+    let set = &metadata.set;
     let mut formats = if overrides.formats.is_empty() {
         set.formats.clone().unwrap_or_else(|| vec![Format::Oci])
     } else {
@@ -342,53 +390,34 @@ fn resolve_named(
             ));
         }
     }
-    let repository = match &set.repository {
-        Some(template) => {
-            let repository = template.replace("{name}", name);
-            oci_pack::reference::Repository::parse(&repository)
-                .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
-            Some(repository)
-        }
-        None => None,
-    };
-    Ok(BuildPlan {
-        from_base,
-        name: name.to_owned(),
-        package: package.name.clone(),
-        repository,
-        images,
-        tags: match overrides.tags.as_slice() {
-            [] => tags(set.tags.as_deref(), name, package)?,
-            given => tags(Some(given), name, package).map_err(|error| {
-                // `tags[i]`: the error is about the i-th `--tag`.
-                let i = error
-                    .path
-                    .below
-                    .iter()
-                    .find_map(|segment| match segment {
-                        Segment::Index(i) => Some(*i),
-                        Segment::Key(_) => None,
-                    })
-                    .unwrap_or(0);
-                PlanError::Tag {
-                    tag: given[i].clone(),
-                    message: error.message,
-                }
-            })?,
-        },
-        formats,
-        sbom: overrides.sbom.or(set.sbom).unwrap_or_default(),
-        provenance: match overrides.provenance {
-            Some(mode) => mode == crate::provenance::ProvenanceMode::Slsa,
-            None => set.provenance.unwrap_or(true),
-        },
-        auditable,
-        metadata: metadata.table.clone(),
-        index: set.index.unwrap_or(false),
-        index_annotations: {
-            check_annotations("index-annotations", &set.index_annotations)?;
-            set.index_annotations.clone()
-        },
+    Ok(formats)
+}
+
+/// The image's tags: `--tag`, else `tags` (an error in a `--tag` names that one).
+fn plan_tags(
+    set: &SetMetadata,
+    overrides: &Overrides,
+    name: &str,
+    package: &PackageFacts,
+) -> Result<Vec<Reference>, PlanError> {
+    Ok(match overrides.tags.as_slice() {
+        [] => tags(set.tags.as_deref(), name, package)?,
+        given => tags(Some(given), name, package).map_err(|error| {
+            // `tags[i]`: the error is about the i-th `--tag`.
+            let i = error
+                .path
+                .below
+                .iter()
+                .find_map(|segment| match segment {
+                    Segment::Index(i) => Some(*i),
+                    Segment::Key(_) => None,
+                })
+                .unwrap_or(0);
+            PlanError::Tag {
+                tag: given[i].clone(),
+                message: error.message,
+            }
+        })?,
     })
 }
 
@@ -548,126 +577,18 @@ fn resolve_image(
 ) -> Result<ImagePlan, KeyError> {
     let metadata = metadata.clone();
     let platform = platform(&metadata, triple)?;
-    let builder = match &metadata.builder {
-        None => Builder::Cargo,
-        Some(BuilderSpec::Named(name)) => match name.as_str() {
-            "cargo" => Builder::Cargo,
-            "cross" => Builder::Cross,
-            "zigbuild" => Builder::Zigbuild,
-            other => {
-                return Err(key_error(
-                    at(&["builder"]),
-                    format!(
-                        "`{other}` is not a builder: \
-                         use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"
-                    ),
-                ))
-            }
-        },
-        Some(BuilderSpec::Command(command)) if command.is_empty() => {
-            return Err(key_error(at(&["builder"]), "the command is empty"))
-        }
-        Some(BuilderSpec::Command(command)) => {
-            // A relative program path is the package's, like every other path in the metadata.
-            let mut command = command.clone();
-            if command[0].contains('/') {
-                command[0] = package.dir.join(&command[0]).display().to_string();
-            }
-            Builder::Command(command)
-        }
-    };
+    let builder = builder(metadata.builder.as_ref(), package)?;
     let base = ImageSource::parse(metadata.base.as_deref().unwrap_or("scratch"), &package.dir)
         .map_err(|e| key_error(at(&["base"]), e.to_string()))?;
-    let mut remove = Vec::new();
-    for (i, path) in metadata.remove.iter().enumerate() {
-        let key = || at(&["remove"]).index(i);
-        if base == ImageSource::Scratch {
-            return Err(key_error(
-                key(),
-                "there is nothing to remove from the `scratch` base",
-            ));
-        }
-        image_path(path).map_err(|e| key_error(key(), e.to_string()))?;
-        remove.push(path.clone());
-    }
-
-    let bins = match metadata.bins {
-        Some(bins) => {
-            if let Some(missing) = bins.iter().find(|b| !package.bin_targets.contains(b)) {
-                return Err(key_error(
-                    at(&["bins"]),
-                    format!(
-                        "`{missing}` is not a binary of package `{}` (it has: {})",
-                        package.name,
-                        list(&package.bin_targets)
-                    ),
-                ));
-            }
-            bins
-        }
-        None => match image {
-            None => package.bin_targets.clone(),
-            Some(name) if package.bin_targets.iter().any(|b| b == name) => vec![name.to_owned()],
-            Some(name) => {
-                return Err(key_error(
-                    at(&["bins"]),
-                    format!(
-                        "`{name}` is not a binary of package `{}` (it has: {}); \
-                         say which go in this image with `bins`",
-                        package.name,
-                        list(&package.bin_targets)
-                    ),
-                ))
-            }
-        },
-    };
+    let remove = remove(&metadata.remove, &base)?;
+    let bins = bins(metadata.bins, package, image)?;
 
     let bin_dir = metadata
         .bin_dir
         .unwrap_or_else(|| DEFAULT_BIN_DIR.to_owned());
     image_path(&bin_dir).map_err(|e| key_error(at(&["bin-dir"]), e.to_string()))?;
     let bin_dir = bin_dir.trim_end_matches('/').to_owned();
-
-    let mut files = Vec::new();
-    for (i, file) in metadata.files.iter().enumerate() {
-        let file_key = || at(&["files"]).index(i);
-        let source = oci_pack::path::lexically_normal(&package.dir.join(&file.src));
-        if std::fs::symlink_metadata(&source).is_err() {
-            return Err(key_error(
-                file_key(),
-                format!("`src` `{}` does not exist", source.display()),
-            ));
-        }
-        if !file.allow_outside && !inside(&package.dir, &source) {
-            return Err(key_error(
-                file_key(),
-                format!(
-                    "`src` `{}` is outside the package; what goes in an image comes from the \
-                     package unless `allow-outside = true` says otherwise",
-                    source.display()
-                ),
-            ));
-        }
-        let dest = match file.dest.strip_suffix('/') {
-            // `dest/` means "into this directory", as with `COPY`.
-            Some(dir) => format!(
-                "{dir}/{}",
-                source
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ),
-            None => file.dest.clone(),
-        };
-        image_path(&dest).map_err(|e| key_error(file_key(), format!("`dest`: {e}")))?;
-        let attributes = file_attributes(file, &source)
-            .map_err(|(key, message)| key_error(file_key().key(key), message))?;
-        files.push(FilePlan {
-            source,
-            dest,
-            attributes,
-        });
-    }
+    let files = files(&metadata.files, package)?;
 
     if bins.is_empty() && files.is_empty() && base == ImageSource::Scratch {
         return Err(key_error(
@@ -727,6 +648,141 @@ fn resolve_image(
             LayerMtime::SourceDateEpoch => created,
         },
     })
+}
+
+/// The builder `builder` names: cargo, cross, zigbuild or a command (a relative program path
+/// being the package's).
+fn builder(builder: Option<&BuilderSpec>, package: &PackageFacts) -> Result<Builder, KeyError> {
+    Ok(match builder {
+        None => Builder::Cargo,
+        Some(BuilderSpec::Named(name)) => match name.as_str() {
+            "cargo" => Builder::Cargo,
+            "cross" => Builder::Cross,
+            "zigbuild" => Builder::Zigbuild,
+            other => {
+                return Err(key_error(
+                    at(&["builder"]),
+                    format!(
+                        "`{other}` is not a builder: \
+                         use \"cargo\", \"cross\", \"zigbuild\" or a command as a list"
+                    ),
+                ))
+            }
+        },
+        Some(BuilderSpec::Command(command)) if command.is_empty() => {
+            return Err(key_error(at(&["builder"]), "the command is empty"))
+        }
+        Some(BuilderSpec::Command(command)) => {
+            // A relative program path is the package's, like every other path in the metadata.
+            let mut command = command.clone();
+            if command[0].contains('/') {
+                command[0] = package.dir.join(&command[0]).display().to_string();
+            }
+            Builder::Command(command)
+        }
+    })
+}
+
+/// The paths `remove` takes out of the base, each checked.
+fn remove(paths: &[String], base: &ImageSource) -> Result<Vec<String>, KeyError> {
+    let mut remove = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let key = || at(&["remove"]).index(i);
+        if *base == ImageSource::Scratch {
+            return Err(key_error(
+                key(),
+                "there is nothing to remove from the `scratch` base",
+            ));
+        }
+        image_path(path).map_err(|e| key_error(key(), e.to_string()))?;
+        remove.push(path.clone());
+    }
+    Ok(remove)
+}
+
+/// The binaries an image packs: `bins`, else the package's (for an `images.<name>` table, the
+/// binary of that name).
+fn bins(
+    bins: Option<Vec<String>>,
+    package: &PackageFacts,
+    image: Option<&str>,
+) -> Result<Vec<String>, KeyError> {
+    Ok(match bins {
+        Some(bins) => {
+            if let Some(missing) = bins.iter().find(|b| !package.bin_targets.contains(b)) {
+                return Err(key_error(
+                    at(&["bins"]),
+                    format!(
+                        "`{missing}` is not a binary of package `{}` (it has: {})",
+                        package.name,
+                        list(&package.bin_targets)
+                    ),
+                ));
+            }
+            bins
+        }
+        None => match image {
+            None => package.bin_targets.clone(),
+            Some(name) if package.bin_targets.iter().any(|b| b == name) => vec![name.to_owned()],
+            Some(name) => {
+                return Err(key_error(
+                    at(&["bins"]),
+                    format!(
+                        "`{name}` is not a binary of package `{}` (it has: {}); \
+                         say which go in this image with `bins`",
+                        package.name,
+                        list(&package.bin_targets)
+                    ),
+                ))
+            }
+        },
+    })
+}
+
+/// The plan of each `files` entry: its source (in the package unless allowed outside),
+/// destination and attributes, each checked.
+fn files(specs: &[FileSpec], package: &PackageFacts) -> Result<Vec<FilePlan>, KeyError> {
+    let mut files = Vec::new();
+    for (i, file) in specs.iter().enumerate() {
+        let file_key = || at(&["files"]).index(i);
+        let source = oci_pack::path::lexically_normal(&package.dir.join(&file.src));
+        if std::fs::symlink_metadata(&source).is_err() {
+            return Err(key_error(
+                file_key(),
+                format!("`src` `{}` does not exist", source.display()),
+            ));
+        }
+        if !file.allow_outside && !inside(&package.dir, &source) {
+            return Err(key_error(
+                file_key(),
+                format!(
+                    "`src` `{}` is outside the package; what goes in an image comes from the \
+                     package unless `allow-outside = true` says otherwise",
+                    source.display()
+                ),
+            ));
+        }
+        let dest = match file.dest.strip_suffix('/') {
+            // `dest/` means "into this directory", as with `COPY`.
+            Some(dir) => format!(
+                "{dir}/{}",
+                source
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ),
+            None => file.dest.clone(),
+        };
+        image_path(&dest).map_err(|e| key_error(file_key(), format!("`dest`: {e}")))?;
+        let attributes = file_attributes(file, &source)
+            .map_err(|(key, message)| key_error(file_key().key(key), message))?;
+        files.push(FilePlan {
+            source,
+            dest,
+            attributes,
+        });
+    }
+    Ok(files)
 }
 
 /// What a `files` entry gives what it stages, or the key at fault and why.
@@ -877,29 +933,7 @@ fn platform(metadata: &ImageMetadata, triple: &str) -> Result<Platform, KeyError
 pub(crate) fn config_changes(
     spec: &crate::metadata::ConfigSpec,
 ) -> Result<ConfigChanges, KeyError> {
-    let mut env = Vec::new();
-    match &spec.env {
-        None => {}
-        Some(EnvSpec::Table(table)) => {
-            for (name, value) in table {
-                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
-                env.push((name.clone(), value.clone()));
-            }
-        }
-        Some(EnvSpec::List(list)) => {
-            for (i, entry) in list.iter().enumerate() {
-                let (name, value) = entry.split_once('=').ok_or_else(|| {
-                    key_error(
-                        at(&["config", "env"]).index(i),
-                        format!("`{entry}` is not of the form NAME=value"),
-                    )
-                })?;
-                values::env_name(name)
-                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
-                env.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
+    let env = env(spec.env.as_ref())?;
 
     let mut exposed_ports = Vec::new();
     for (i, port) in spec.exposed_ports.iter().enumerate() {
@@ -946,37 +980,7 @@ pub(crate) fn config_changes(
         }
     }
 
-    let healthcheck = match &spec.healthcheck {
-        None => None,
-        Some(check) => {
-            match check.test.first().map(String::as_str) {
-                Some("NONE") if check.test.len() == 1 => {}
-                Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
-                _ => {
-                    return Err(key_error(
-                        at(&["config", "healthcheck", "test"]),
-                        "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
-                         or [\"NONE\"]",
-                    ))
-                }
-            }
-            let duration = |key: &str, value: &Option<String>| {
-                value
-                    .as_deref()
-                    .map(values::duration_ns)
-                    .transpose()
-                    .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
-            };
-            Some(Healthcheck {
-                test: check.test.clone(),
-                interval: duration("interval", &check.interval)?,
-                timeout: duration("timeout", &check.timeout)?,
-                start_period: duration("start-period", &check.start_period)?,
-                retries: check.retries,
-                extra: BTreeMap::new(),
-            })
-        }
-    };
+    let healthcheck = spec.healthcheck.as_ref().map(healthcheck).transpose()?;
 
     Ok(ConfigChanges {
         user: spec.user.clone(),
@@ -992,6 +996,64 @@ pub(crate) fn config_changes(
         memory: spec.memory,
         memory_swap: spec.memory_swap,
         cpu_shares: spec.cpu_shares,
+    })
+}
+
+/// `config.env`, as a table or as `NAME=value` strings: each name checked.
+fn env(spec: Option<&EnvSpec>) -> Result<Vec<(String, String)>, KeyError> {
+    let mut env = Vec::new();
+    match spec {
+        None => {}
+        Some(EnvSpec::Table(table)) => {
+            for (name, value) in table {
+                values::env_name(name).map_err(|e| key_error(at(&["config", "env"]), e))?;
+                env.push((name.clone(), value.clone()));
+            }
+        }
+        Some(EnvSpec::List(list)) => {
+            for (i, entry) in list.iter().enumerate() {
+                let (name, value) = entry.split_once('=').ok_or_else(|| {
+                    key_error(
+                        at(&["config", "env"]).index(i),
+                        format!("`{entry}` is not of the form NAME=value"),
+                    )
+                })?;
+                values::env_name(name)
+                    .map_err(|e| key_error(at(&["config", "env"]).index(i), e))?;
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// `config.healthcheck`: its test's form and its durations checked.
+fn healthcheck(check: &HealthcheckSpec) -> Result<Healthcheck, KeyError> {
+    match check.test.first().map(String::as_str) {
+        Some("NONE") if check.test.len() == 1 => {}
+        Some("CMD" | "CMD-SHELL") if check.test.len() > 1 => {}
+        _ => {
+            return Err(key_error(
+                at(&["config", "healthcheck", "test"]),
+                "must be [\"CMD\", program, args…], [\"CMD-SHELL\", command] \
+                 or [\"NONE\"]",
+            ))
+        }
+    }
+    let duration = |key: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(values::duration_ns)
+            .transpose()
+            .map_err(|e| key_error(at(&["config", "healthcheck", key]), e))
+    };
+    Ok(Healthcheck {
+        test: check.test.clone(),
+        interval: duration("interval", &check.interval)?,
+        timeout: duration("timeout", &check.timeout)?,
+        start_period: duration("start-period", &check.start_period)?,
+        retries: check.retries,
+        extra: BTreeMap::new(),
     })
 }
 

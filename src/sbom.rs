@@ -626,6 +626,63 @@ fn spdx_id(kind: &str, index: usize, name: &str) -> String {
         .collect();
     format!("SPDXRef-{kind}-{index}-{name}")
 }
+/// The SPDX package of a component (`application`: the one whose binaries the image holds),
+/// with the license references its expression uses.
+fn spdx_package(
+    component: &Component<'_>,
+    id: &str,
+    application: bool,
+) -> (Value, Vec<(String, String)>) {
+    let package = component.package;
+    let license = License::of(package);
+    let mut entry = json!({
+        "name": package.name,
+        "SPDXID": id,
+        "versionInfo": package.version.to_string(),
+        "downloadLocation": download_location(package),
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": if application { "APPLICATION" } else { "LIBRARY" },
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": license.as_ref().map_or("NOASSERTION".to_owned(), License::spdx),
+        "copyrightText": "NOASSERTION",
+    });
+    let refs = license.iter().flat_map(License::refs).collect();
+    if let Some(purl) = purl(package) {
+        entry["externalRefs"] = json!([{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": purl,
+        }]);
+    }
+    if let Some(checksum) = component.checksum {
+        entry["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": checksum}]);
+    }
+    (entry, refs)
+}
+
+/// The SPDX package of the base image, `name` (at `digest` when known) for `platform`.
+fn spdx_base(name: &str, digest: Option<&str>, platform: &str) -> Value {
+    let mut base = json!({
+        "name": name,
+        "SPDXID": "SPDXRef-Base",
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "comment": "The base image",
+    });
+    if let Some(digest) = digest {
+        base["versionInfo"] = json!(digest);
+        base["externalRefs"] = json!([{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": image_purl(name, digest, platform),
+        }]);
+    }
+    base
+}
 
 fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) -> Value {
     let digest = subject.manifest.to_string();
@@ -655,30 +712,8 @@ fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) 
     })];
     let mut license_refs = BTreeMap::new();
     for (i, component) in components.iter().enumerate() {
-        let package = component.package;
-        let license = License::of(package);
-        let mut entry = json!({
-            "name": package.name,
-            "SPDXID": ids[&package.id],
-            "versionInfo": package.version.to_string(),
-            "downloadLocation": download_location(package),
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": if i == 0 { "APPLICATION" } else { "LIBRARY" },
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": license.as_ref().map_or("NOASSERTION".to_owned(), License::spdx),
-            "copyrightText": "NOASSERTION",
-        });
-        license_refs.extend(license.iter().flat_map(License::refs));
-        if let Some(purl) = purl(package) {
-            entry["externalRefs"] = json!([{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": purl,
-            }]);
-        }
-        if let Some(checksum) = component.checksum {
-            entry["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": checksum}]);
-        }
+        let (entry, refs) = spdx_package(component, &ids[&component.package.id], i == 0);
+        license_refs.extend(refs);
         packages.push(entry);
     }
     if let Some(root) = components.first() {
@@ -698,25 +733,7 @@ fn spdx(subject: &Subject<'_>, components: &[Component<'_>], edges: &Edges<'_>) 
         }
     }
     if let Some((name, digest)) = &subject.base {
-        let mut base = json!({
-            "name": name,
-            "SPDXID": "SPDXRef-Base",
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "CONTAINER",
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "comment": "The base image",
-        });
-        if let Some(digest) = digest {
-            base["versionInfo"] = json!(digest);
-            base["externalRefs"] = json!([{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": image_purl(name, digest, subject.platform),
-            }]);
-        }
+        let base = spdx_base(name, digest.as_deref(), subject.platform);
         packages.push(base);
         relationships.push(json!({
             "spdxElementId": image_id,

@@ -156,41 +156,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         .clone()
         .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
     // What each rebuild is compared with, found before minutes go into building.
-    let expected: Vec<(String, ImageSource)> = match &args.against {
-        Some(text) => {
-            let [name] = names.as_slice() else {
-                bail!(
-                    "`--against` names one image, and the packages chosen make {} ({}); \
-                     choose one with `-p`",
-                    names.len(),
-                    names.join(", ")
-                )
-            };
-            let here = match &options.current_dir {
-                Some(dir) => dir.clone(),
-                None => std::env::current_dir().context("failed to read the current directory")?,
-            };
-            vec![(name.clone(), ImageSource::parse(text, &here)?)]
-        }
-        None => names
-            .iter()
-            .map(|name| {
-                let dir = target_dir.join("oci").join(name);
-                if !dir.join("index.json").is_file() {
-                    bail!(
-                        "no image at `{}` to compare the rebuild with: build it first \
-                         (`cargo oci build`), or name one with `--against IMAGE`",
-                        dir.display()
-                    );
-                }
-                let source = ImageSource::OciLayout {
-                    dir,
-                    selector: Selector::Only,
-                };
-                Ok((name.clone(), source))
-            })
-            .collect::<Result<_>>()?,
-    };
+    let expected = expected_images(args, &names, &target_dir)?;
 
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
@@ -206,28 +172,8 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
             scratch.path().display()
         ),
     );
-    let mut build_args = BuildArgs {
-        cargo: args.cargo.clone(),
-        elf_check: args.elf_check,
-        compression: args.compression,
-        formats: vec![Format::Oci],
-        insecure_registry: args.insecure_registry.clone(),
-        ..BuildArgs::default()
-    };
-    build_args.cargo.workspace.target_dir = Some(scratch.path().to_owned());
-    if args.cargo.targets.is_empty() {
-        build_args.cargo.targets = recorded_targets(&expected);
-    }
-    // Paths under the target directory (a build script's OUT_DIR, included code) end up in
-    // binaries; built elsewhere, they would differ for that reason alone. The same build in
-    // the same directory is what reproducibility asks, so the scratch directory is named as
-    // the real one in what rustc writes.
     let real = std::path::absolute(&target_dir)?;
-    build_args.extra_rustflags = vec![format!(
-        "--remap-path-prefix={}={}",
-        std::path::absolute(scratch.path())?.display(),
-        real.display()
-    )];
+    let build_args = rebuild_args(args, &expected, scratch.path(), &real)?;
     let finished = crate::build::build(&build_args, shell, false)?;
 
     let registries = Registries::from_env(
@@ -259,73 +205,19 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
             comparison.index.clear();
             comparison.same = comparison.platforms.is_empty();
         }
-        let expected_digest = theirs.image.target.as_ref().map(|t| t.digest.to_string());
-        let rebuilt_digest = &image.summary.digest;
+        let verdict = Verdict {
+            image,
+            source,
+            expected_digest: theirs.image.target.as_ref().map(|t| t.digest.to_string()),
+            rebuilt: &ours.image,
+            comparison: &comparison,
+            partial,
+            scratch: scratch.path(),
+            real: &real,
+        };
         match args.message_format {
-            MessageFormat::Json => {
-                let message = serde_json::json!({
-                    "reason": crate::outputs::reason::IMAGE_VERIFIED,
-                    "image": name,
-                    "reproducible": comparison.same,
-                    "digest": rebuilt_digest,
-                    "platforms": image.summary.platforms,
-                    "expected": {
-                        "source": source.to_string(),
-                        "digest": expected_digest,
-                    },
-                    "differences": comparison,
-                });
-                writeln!(stdout, "{message}")?;
-            }
-            MessageFormat::Human if comparison.same => {
-                let what = if partial && expected_digest.as_ref() != Some(rebuilt_digest) {
-                    // Compared platform by platform: the manifests are what match.
-                    let platforms: Vec<String> = ours
-                        .image
-                        .platforms
-                        .iter()
-                        .map(|p| match &p.manifest {
-                            Some(m) => format!("{} {}", p.platform, m.digest),
-                            None => p.platform.to_string(),
-                        })
-                        .collect();
-                    platforms.join(", ")
-                } else {
-                    format!("{rebuilt_digest} ({})", image.summary.platforms.join(", "))
-                };
-                let text = format!("{name} is reproducible: {what}, the same as `{source}`");
-                writeln!(stdout, "{}", escape_controls(&text))?;
-            }
-            MessageFormat::Human => {
-                write!(
-                    stdout,
-                    "{}",
-                    human_differences(
-                        name,
-                        &source.to_string(),
-                        expected_digest.as_deref(),
-                        rebuilt_digest,
-                        &comparison
-                    )
-                )?;
-                let binaries_differ = comparison.platforms.iter().any(|p| {
-                    p.layer.as_ref().is_some_and(|layer| {
-                        let bins = layer.created_by.as_deref().unwrap_or("");
-                        bins.starts_with("cargo oci: bins") && !layer.files.is_empty()
-                    })
-                });
-                if let Some(hint) = path_hint(&comparison, scratch.path(), &real) {
-                    writeln!(stdout, "  note: {}", escape_controls(&hint))?;
-                } else if binaries_differ {
-                    writeln!(
-                        stdout,
-                        "  note: was `{source}` built with these packages selected (`-p`, \
-                         `--workspace`), features and profile? cargo unifies dependency \
-                         features across the packages one build selects, so `-p {name}` alone \
-                         and the whole workspace can make different binaries"
-                    )?;
-                }
-            }
+            MessageFormat::Json => writeln!(stdout, "{}", verdict.json())?,
+            MessageFormat::Human => write!(stdout, "{}", verdict.human())?,
         }
         if !comparison.same {
             failures.push(format!(
@@ -342,6 +234,164 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
             message: failures.join("\n"),
         }
         .into()),
+    }
+}
+
+/// What each image's rebuild is compared with: `--against` (for one image), else the layout
+/// its last build wrote, `<target-dir>/oci/<image>`.
+fn expected_images(
+    args: &VerifyArgs,
+    names: &[String],
+    target_dir: &Path,
+) -> Result<Vec<(String, ImageSource)>> {
+    let Some(text) = &args.against else {
+        return names
+            .iter()
+            .map(|name| {
+                let dir = target_dir.join("oci").join(name);
+                if !dir.join("index.json").is_file() {
+                    bail!(
+                        "no image at `{}` to compare the rebuild with: build it first \
+                         (`cargo oci build`), or name one with `--against IMAGE`",
+                        dir.display()
+                    );
+                }
+                let source = ImageSource::OciLayout {
+                    dir,
+                    selector: Selector::Only,
+                };
+                Ok((name.clone(), source))
+            })
+            .collect();
+    };
+    let [name] = names else {
+        bail!(
+            "`--against` names one image, and the packages chosen make {} ({}); \
+             choose one with `-p`",
+            names.len(),
+            names.join(", ")
+        )
+    };
+    let here = match &args.cargo.workspace.current_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("failed to read the current directory")?,
+    };
+    Ok(vec![(name.clone(), ImageSource::parse(text, &here)?)])
+}
+
+/// The build that remakes the expected images in `scratch`: the same flags, the targets they
+/// record, and the scratch directory named as the `real` target directory in what rustc writes.
+fn rebuild_args(
+    args: &VerifyArgs,
+    expected: &[(String, ImageSource)],
+    scratch: &Path,
+    real: &Path,
+) -> Result<BuildArgs> {
+    let mut build_args = BuildArgs {
+        cargo: args.cargo.clone(),
+        elf_check: args.elf_check,
+        compression: args.compression,
+        formats: vec![Format::Oci],
+        insecure_registry: args.insecure_registry.clone(),
+        ..BuildArgs::default()
+    };
+    build_args.cargo.workspace.target_dir = Some(scratch.to_owned());
+    if args.cargo.targets.is_empty() {
+        build_args.cargo.targets = recorded_targets(expected);
+    }
+    // Paths under the target directory (a build script's OUT_DIR, included code) end up in
+    // binaries; built elsewhere, they would differ for that reason alone. The same build in
+    // the same directory is what reproducibility asks, so the scratch directory is named as
+    // the real one in what rustc writes.
+    build_args.extra_rustflags = vec![format!(
+        "--remap-path-prefix={}={}",
+        std::path::absolute(scratch)?.display(),
+        real.display()
+    )];
+    Ok(build_args)
+}
+
+/// One image's rebuild compared with what it should be, as verify reports it.
+struct Verdict<'a> {
+    image: &'a crate::build::Finished,
+    /// What it was compared with.
+    source: &'a ImageSource,
+    expected_digest: Option<String>,
+    rebuilt: &'a oci_pack::inspect::Image,
+    comparison: &'a Comparison,
+    /// Whether only some platforms were rebuilt (`--target`).
+    partial: bool,
+    scratch: &'a Path,
+    real: &'a Path,
+}
+
+impl Verdict<'_> {
+    /// The `image-verified` message of `--message-format json`.
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reason": crate::outputs::reason::IMAGE_VERIFIED,
+            "image": self.image.summary.name,
+            "reproducible": self.comparison.same,
+            "digest": self.image.summary.digest,
+            "platforms": self.image.summary.platforms,
+            "expected": {
+                "source": self.source.to_string(),
+                "digest": self.expected_digest,
+            },
+            "differences": self.comparison,
+        })
+    }
+
+    /// What a person reads: that it is reproducible, or how it differs and, where it can be
+    /// told, why.
+    fn human(&self) -> String {
+        let (name, source) = (&self.image.summary.name, self.source);
+        let rebuilt_digest = &self.image.summary.digest;
+        let comparison = self.comparison;
+        if comparison.same {
+            let what = if self.partial && self.expected_digest.as_ref() != Some(rebuilt_digest) {
+                // Compared platform by platform: the manifests are what match.
+                let platforms: Vec<String> = self
+                    .rebuilt
+                    .platforms
+                    .iter()
+                    .map(|p| match &p.manifest {
+                        Some(m) => format!("{} {}", p.platform, m.digest),
+                        None => p.platform.to_string(),
+                    })
+                    .collect();
+                platforms.join(", ")
+            } else {
+                let platforms = self.image.summary.platforms.join(", ");
+                format!("{rebuilt_digest} ({platforms})")
+            };
+            let text = format!("{name} is reproducible: {what}, the same as `{source}`");
+            return format!("{}\n", escape_controls(&text));
+        }
+        let mut text = human_differences(
+            name,
+            &source.to_string(),
+            self.expected_digest.as_deref(),
+            rebuilt_digest,
+            comparison,
+        );
+        let binaries_differ = comparison.platforms.iter().any(|p| {
+            p.layer.as_ref().is_some_and(|layer| {
+                let bins = layer.created_by.as_deref().unwrap_or("");
+                bins.starts_with("cargo oci: bins") && !layer.files.is_empty()
+            })
+        });
+        if let Some(hint) = path_hint(comparison, self.scratch, self.real) {
+            text.push_str(&format!("  note: {}\n", escape_controls(&hint)));
+        } else if binaries_differ {
+            text.push_str(&format!(
+                "  note: was `{source}` built with these packages selected (`-p`, \
+                 `--workspace`), features and profile? cargo unifies dependency features \
+                 across the packages one build selects, so `-p {name}` alone and the whole \
+                 workspace can make different binaries\n"
+            ));
+        }
+        text
     }
 }
 

@@ -168,11 +168,6 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
             .collect()
     };
 
-    // Every offset taken from the file is added with a check: a crafted file must not wrap.
-    let add = |base: u64, more: u64| {
-        base.checked_add(more)
-            .ok_or_else(|| invalid("an offset beyond any file"))
-    };
     let mut interpreter = None;
     if let Some(interp) = segments.iter().find(|s| s.kind == PT_INTERP) {
         let bytes = read_at(file, interp.offset, interp.filesz.min(4096))
@@ -182,103 +177,177 @@ fn read_from<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Option<ElfInfo
                 .into_owned(),
         );
     }
-    let mut needed = Vec::new();
-    let mut versions_needed = Vec::new();
-    let mut versions_defined = Vec::new();
-    if let Some(dynamic) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
-        let bytes = read_at(file, dynamic.offset, dynamic.filesz.min(MAX_SECTION_BYTES))
-            .map_err(|_| invalid("truncated PT_DYNAMIC"))?;
-        let entry_size = if class == Class::Elf64 { 16 } else { 8 };
-        let entries: Vec<(u64, u64)> = bytes
-            .chunks_exact(entry_size)
-            .map(|e| r.dyn_entry(e))
-            .take_while(|(tag, _)| *tag != 0)
-            .collect();
-        let strtab = entries
-            .iter()
-            .find(|(tag, _)| *tag == DT_STRTAB)
-            .map(|(_, addr)| *addr);
-        let strtab = strtab.and_then(|addr| file_offset(&segments, addr));
-        for (_, name_offset) in entries.iter().filter(|(tag, _)| *tag == DT_NEEDED) {
-            let strtab = strtab.ok_or_else(|| invalid("DT_NEEDED without a string table"))?;
-            let name = read_at(file, add(strtab, *name_offset)?, 256)
-                .map_err(|_| invalid("truncated string table"))?;
-            needed.push(
-                String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or_default())
-                    .into_owned(),
-            );
-        }
-        let tag = |wanted: u64| entries.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
-        let string = |file: &mut F, offset: u64| -> Result<String> {
-            let strtab = strtab.ok_or_else(|| invalid("symbol versions without a string table"))?;
-            let bytes = read_at(file, add(strtab, offset)?, 256)
-                .map_err(|_| invalid("truncated string table"))?;
-            Ok(
-                String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
-                    .into_owned(),
-            )
-        };
-        // Verneed/Vernaux and Verdef/Verdaux have the same layout in ELF32 and ELF64.
-        if let (Some(addr), Some(count)) = (tag(DT_VERNEED), tag(DT_VERNEEDNUM)) {
-            let mut at = file_offset(&segments, addr)
-                .ok_or_else(|| invalid("DT_VERNEED outside the file"))?;
-            for _ in 0..count.min(MAX_VERSION_ENTRIES) {
-                let need = read_at(file, at, 16).map_err(|_| invalid("truncated DT_VERNEED"))?;
-                if need.len() < 16 {
-                    return Err(invalid("truncated DT_VERNEED"));
-                }
-                let (aux_count, aux, next) = (r.u16(&need, 2), r.u32(&need, 8), r.u32(&need, 12));
-                let mut aux_at = add(at, u64::from(aux))?;
-                for _ in 0..aux_count.min(MAX_VERSION_ENTRIES as u16) {
-                    let entry =
-                        read_at(file, aux_at, 16).map_err(|_| invalid("truncated DT_VERNEED"))?;
-                    if entry.len() < 16 {
-                        return Err(invalid("truncated DT_VERNEED"));
-                    }
-                    versions_needed.push(string(file, u64::from(r.u32(&entry, 8)))?);
-                    match r.u32(&entry, 12) {
-                        0 => break,
-                        step => aux_at = add(aux_at, u64::from(step))?,
-                    }
-                }
-                match next {
-                    0 => break,
-                    step => at = add(at, u64::from(step))?,
-                }
-            }
-        }
-        if let (Some(addr), Some(count)) = (tag(DT_VERDEF), tag(DT_VERDEFNUM)) {
-            let mut at = file_offset(&segments, addr)
-                .ok_or_else(|| invalid("DT_VERDEF outside the file"))?;
-            for _ in 0..count.min(MAX_VERSION_ENTRIES) {
-                let def = read_at(file, at, 20).map_err(|_| invalid("truncated DT_VERDEF"))?;
-                if def.len() < 20 {
-                    return Err(invalid("truncated DT_VERDEF"));
-                }
-                let (aux, next) = (r.u32(&def, 12), r.u32(&def, 16));
-                let first = read_at(file, add(at, u64::from(aux))?, 8)
-                    .map_err(|_| invalid("truncated DT_VERDEF"))?;
-                if first.len() < 8 {
-                    return Err(invalid("truncated DT_VERDEF"));
-                }
-                versions_defined.push(string(file, u64::from(r.u32(&first, 0)))?);
-                match next {
-                    0 => break,
-                    step => at = add(at, u64::from(step))?,
-                }
-            }
-        }
-    }
+    let dynamic = match segments.iter().find(|s| s.kind == PT_DYNAMIC) {
+        Some(dynamic) => read_dynamic(file, path, &r, &segments, dynamic)?,
+        None => Dynamic::default(),
+    };
     Ok(Some(ElfInfo {
         class,
         endian,
         machine,
         interpreter,
-        needed,
-        versions_needed,
-        versions_defined,
+        needed: dynamic.needed,
+        versions_needed: dynamic.versions_needed,
+        versions_defined: dynamic.versions_defined,
     }))
 }
+
+/// What a `PT_DYNAMIC` segment names: the libraries needed, and the symbol versions needed and
+/// defined.
+#[derive(Default)]
+struct Dynamic {
+    needed: Vec<String>,
+    versions_needed: Vec<String>,
+    versions_defined: Vec<String>,
+}
+
+/// Reads the dynamic segment of one file: its entries, and the strings they point at.
+struct DynamicReader<'a> {
+    path: &'a Path,
+    r: &'a Reader,
+    segments: &'a [Segment],
+    /// The file offset of the string table, if the file has one.
+    strtab: Option<u64>,
+}
+
+fn read_dynamic<F: Read + Seek>(
+    file: &mut F,
+    path: &Path,
+    r: &Reader,
+    segments: &[Segment],
+    dynamic: &Segment,
+) -> Result<Dynamic> {
+    let bytes = read_at(file, dynamic.offset, dynamic.filesz.min(MAX_SECTION_BYTES))
+        .map_err(|_| invalid(path, "truncated PT_DYNAMIC"))?;
+    let entry_size = if r.class == Class::Elf64 { 16 } else { 8 };
+    let entries: Vec<(u64, u64)> = bytes
+        .chunks_exact(entry_size)
+        .map(|e| r.dyn_entry(e))
+        .take_while(|(tag, _)| *tag != 0)
+        .collect();
+    let tag = |wanted: u64| entries.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
+    let reader = DynamicReader {
+        path,
+        r,
+        segments,
+        strtab: tag(DT_STRTAB).and_then(|addr| file_offset(segments, addr)),
+    };
+    let mut found = Dynamic::default();
+    for (_, name_offset) in entries.iter().filter(|(tag, _)| *tag == DT_NEEDED) {
+        let name = reader.string(file, *name_offset, "DT_NEEDED without a string table")?;
+        found.needed.push(name);
+    }
+    if let (Some(addr), Some(count)) = (tag(DT_VERNEED), tag(DT_VERNEEDNUM)) {
+        found.versions_needed = reader.versions_needed(file, addr, count)?;
+    }
+    if let (Some(addr), Some(count)) = (tag(DT_VERDEF), tag(DT_VERDEFNUM)) {
+        found.versions_defined = reader.versions_defined(file, addr, count)?;
+    }
+    Ok(found)
+}
+
+/// The error of a file that is not the ELF file it claims to be.
+fn invalid(path: &Path, reason: &str) -> Error {
+    Error::InvalidElf {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+// Verneed/Vernaux and Verdef/Verdaux have the same layout in ELF32 and ELF64.
+impl DynamicReader<'_> {
+    fn invalid(&self, reason: &str) -> Error {
+        invalid(self.path, reason)
+    }
+
+    /// Every offset taken from the file is added with a check: a crafted file must not wrap.
+    fn add(&self, base: u64, more: u64) -> Result<u64> {
+        base.checked_add(more)
+            .ok_or_else(|| self.invalid("an offset beyond any file"))
+    }
+
+    /// The string at `offset` in the string table; `missing` says what needed it when there is
+    /// no table.
+    fn string<F: Read + Seek>(&self, file: &mut F, offset: u64, missing: &str) -> Result<String> {
+        let strtab = self.strtab.ok_or_else(|| self.invalid(missing))?;
+        let bytes = read_at(file, self.add(strtab, offset)?, 256)
+            .map_err(|_| self.invalid("truncated string table"))?;
+        Ok(
+            String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default())
+                .into_owned(),
+        )
+    }
+
+    /// The versions of `DT_VERNEED`'s `count` entries at `addr`, each library's in turn.
+    fn versions_needed<F: Read + Seek>(
+        &self,
+        file: &mut F,
+        addr: u64,
+        count: u64,
+    ) -> Result<Vec<String>> {
+        let (r, truncated) = (self.r, || self.invalid("truncated DT_VERNEED"));
+        let mut versions = Vec::new();
+        let mut at = file_offset(self.segments, addr)
+            .ok_or_else(|| self.invalid("DT_VERNEED outside the file"))?;
+        for _ in 0..count.min(MAX_VERSION_ENTRIES) {
+            let need = read_at(file, at, 16).map_err(|_| truncated())?;
+            if need.len() < 16 {
+                return Err(truncated());
+            }
+            let (aux_count, aux, next) = (r.u16(&need, 2), r.u32(&need, 8), r.u32(&need, 12));
+            let mut aux_at = self.add(at, u64::from(aux))?;
+            for _ in 0..aux_count.min(MAX_VERSION_ENTRIES as u16) {
+                let entry = read_at(file, aux_at, 16).map_err(|_| truncated())?;
+                if entry.len() < 16 {
+                    return Err(truncated());
+                }
+                versions.push(self.string(file, u64::from(r.u32(&entry, 8)), NO_STRINGS)?);
+                match r.u32(&entry, 12) {
+                    0 => break,
+                    step => aux_at = self.add(aux_at, u64::from(step))?,
+                }
+            }
+            match next {
+                0 => break,
+                step => at = self.add(at, u64::from(step))?,
+            }
+        }
+        Ok(versions)
+    }
+
+    /// The version each of `DT_VERDEF`'s `count` entries at `addr` defines.
+    fn versions_defined<F: Read + Seek>(
+        &self,
+        file: &mut F,
+        addr: u64,
+        count: u64,
+    ) -> Result<Vec<String>> {
+        let (r, truncated) = (self.r, || self.invalid("truncated DT_VERDEF"));
+        let mut versions = Vec::new();
+        let mut at = file_offset(self.segments, addr)
+            .ok_or_else(|| self.invalid("DT_VERDEF outside the file"))?;
+        for _ in 0..count.min(MAX_VERSION_ENTRIES) {
+            let def = read_at(file, at, 20).map_err(|_| truncated())?;
+            if def.len() < 20 {
+                return Err(truncated());
+            }
+            let (aux, next) = (r.u32(&def, 12), r.u32(&def, 16));
+            let first = read_at(file, self.add(at, u64::from(aux))?, 8).map_err(|_| truncated())?;
+            if first.len() < 8 {
+                return Err(truncated());
+            }
+            versions.push(self.string(file, u64::from(r.u32(&first, 0)), NO_STRINGS)?);
+            match next {
+                0 => break,
+                step => at = self.add(at, u64::from(step))?,
+            }
+        }
+        Ok(versions)
+    }
+}
+
+/// Why symbol versions cannot be read in a file with no string table.
+const NO_STRINGS: &str = "symbol versions without a string table";
 
 struct Segment {
     kind: u32,

@@ -600,38 +600,15 @@ pub fn compare(expected: &Image, actual: &Image) -> Result<Comparison> {
     Ok(comparison)
 }
 
-/// How one platform's images differ, or `None` when they are the same.
-fn compare_platform(
+/// The first layer of `theirs` and `ours` that differs (with its files, unless only the
+/// compression does), the numbers of the others, and whether they have as many: into `diff`.
+fn diff_layers(
     expected: &Image,
     theirs: &PlatformImage,
     actual: &Image,
     ours: &PlatformImage,
-) -> Result<Option<PlatformDiff>> {
-    let manifests = (
-        theirs.manifest.as_ref().map(|m| m.digest),
-        ours.manifest.as_ref().map(|m| m.digest),
-    );
-    let same_layers = theirs.layers.len() == ours.layers.len()
-        && theirs
-            .layers
-            .iter()
-            .zip(&ours.layers)
-            .all(|(a, b)| a.digest == b.digest);
-    match manifests {
-        (Some(a), Some(b)) if a == b => return Ok(None),
-        (None, _) | (_, None)
-            if same_layers && theirs.config_blob.digest == ours.config_blob.digest =>
-        {
-            return Ok(None)
-        }
-        _ => {}
-    }
-    let mut diff = PlatformDiff {
-        platform: theirs.platform.to_string(),
-        expected: manifests.0,
-        actual: manifests.1,
-        ..PlatformDiff::default()
-    };
+    diff: &mut PlatformDiff,
+) -> Result<()> {
     let their_ids = &theirs.config.rootfs.diff_ids;
     let our_ids = &ours.config.rootfs.diff_ids;
     let differs = |i: usize| {
@@ -672,6 +649,42 @@ fn compare_platform(
     if theirs.layers.len() != ours.layers.len() {
         diff.layer_count = Some((theirs.layers.len(), ours.layers.len()));
     }
+    Ok(())
+}
+
+/// How one platform's images differ, or `None` when they are the same.
+fn compare_platform(
+    expected: &Image,
+    theirs: &PlatformImage,
+    actual: &Image,
+    ours: &PlatformImage,
+) -> Result<Option<PlatformDiff>> {
+    let manifests = (
+        theirs.manifest.as_ref().map(|m| m.digest),
+        ours.manifest.as_ref().map(|m| m.digest),
+    );
+    let same_layers = theirs.layers.len() == ours.layers.len()
+        && theirs
+            .layers
+            .iter()
+            .zip(&ours.layers)
+            .all(|(a, b)| a.digest == b.digest);
+    match manifests {
+        (Some(a), Some(b)) if a == b => return Ok(None),
+        (None, _) | (_, None)
+            if same_layers && theirs.config_blob.digest == ours.config_blob.digest =>
+        {
+            return Ok(None)
+        }
+        _ => {}
+    }
+    let mut diff = PlatformDiff {
+        platform: theirs.platform.to_string(),
+        expected: manifests.0,
+        actual: manifests.1,
+        ..PlatformDiff::default()
+    };
+    diff_layers(expected, theirs, actual, ours, &mut diff)?;
     let layers_differ = diff.layer.is_some() || diff.layer_count.is_some();
     let config_value = |config: &ImageConfig| -> Result<Value> {
         let mut value = serde_json::to_value(config).map_err(|source| Error::Json {

@@ -467,3 +467,220 @@ fn headings_are_slugged_as_github_does() {
         ]
     );
 }
+
+/// The longest a function outside tests may be: past this it does several things, and a reader
+/// wants them named.
+const MAX_FUNCTION_LINES: usize = 120;
+
+/// Functions over the limit not yet split, as `PATH::NAME`: each goes from here as it is split.
+const LONG_FUNCTIONS_BEING_SPLIT: &[&str] = &[
+    // Being reworked by the parallel base read; split there.
+    "oci-pack/src/image.rs::build_image",
+    "oci-pack/src/tree.rs::read_entries",
+];
+
+/// No function outside tests is longer than [`MAX_FUNCTION_LINES`], so each reads as one step.
+#[test]
+fn no_function_is_longer_than_the_limit() {
+    let mut long = Vec::new();
+    let mut listed_and_long = BTreeSet::new();
+    for path in tracked_rust_files() {
+        if path.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        for (name, line, length) in long_functions(&read(&path)) {
+            let item = format!("{}::{name}", path.display());
+            if LONG_FUNCTIONS_BEING_SPLIT.contains(&item.as_str()) {
+                listed_and_long.insert(item);
+            } else {
+                let place = format!("{}:{line}", path.display());
+                long.push(format!("  {place} `{name}` is {length} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "these functions are longer than {MAX_FUNCTION_LINES} lines; split them into named \
+         steps:\n{}",
+        long.join("\n")
+    );
+    let split: Vec<&&str> = LONG_FUNCTIONS_BEING_SPLIT
+        .iter()
+        .filter(|item| !listed_and_long.contains(**item))
+        .collect();
+    assert!(
+        split.is_empty(),
+        "these functions are listed as too long and are not (any more): take them out of \
+         `LONG_FUNCTIONS_BEING_SPLIT`: {split:?}"
+    );
+}
+
+#[test]
+fn long_functions_are_found_outside_tests_only() {
+    let body = "    let x = 1;\n".repeat(MAX_FUNCTION_LINES);
+    let text = format!(
+        "//! Doc.\nfn short() {{ let s = \"}}\"; let c = '{{'; }}\n\
+         pub(crate) fn long<'a>(x: &'a str) -> Result<(), E> {{\n{body}}}\n\
+         trait T {{ fn declared(&self); }}\n\
+         #[cfg(test)]\nmod tests {{\n    fn long_test() {{\n{body}    }}\n}}\n"
+    );
+    assert_eq!(
+        long_functions(&text),
+        vec![("long".to_owned(), 3, MAX_FUNCTION_LINES + 2)]
+    );
+}
+
+/// The functions of a Rust file longer than [`MAX_FUNCTION_LINES`]: each one's name, first line
+/// and length in lines. A scan of braces, blind to strings, characters and comments, that skips
+/// items under `#[cfg(test)]`.
+fn long_functions(text: &str) -> Vec<(String, usize, usize)> {
+    let code = code_only(text);
+    let bytes = code.as_bytes();
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < code.len() {
+        let rest = &code[at..];
+        if rest.starts_with("#[cfg(test)]") {
+            // Skip the item the attribute is on: up to its `;` or its closing brace.
+            at = item_end(bytes, at);
+            continue;
+        }
+        let starts_word =
+            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        if starts_word && rest.starts_with("fn ") {
+            let name: String = rest[3..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                let end = item_end(bytes, at);
+                let (first, last) = (line_of(at), line_of(end.saturating_sub(1)));
+                if bytes[end - 1] == b'}' && last - first + 1 > MAX_FUNCTION_LINES {
+                    found.push((name, first, last - first + 1));
+                }
+            }
+        }
+        at += rest.chars().next().map_or(1, char::len_utf8);
+    }
+    found
+}
+
+/// Where the item starting at `start` ends: just past its first `;` outside brackets, or past the
+/// brace that closes its first block.
+fn item_end(bytes: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_block = false;
+    for (offset, byte) in bytes[start..].iter().enumerate() {
+        match byte {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                in_block |= *byte == b'{';
+            }
+            b'}' | b')' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && in_block {
+                    return start + offset + 1;
+                }
+            }
+            b';' if depth == 0 => return start + offset + 1,
+            _ => {}
+        }
+    }
+    bytes.len()
+}
+
+/// `text` with every comment, string and character literal blanked out (newlines kept), so its
+/// brackets are the code's.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && matches!(next, Some('"' | '#'))
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+        {
+            // A raw string: `r"…"` or `r#"…"#`, closed by a quote and as many hashes.
+            let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+            if chars.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"')
+                .chain("#".repeat(hashes).chars())
+                .collect();
+            let close: Vec<char> = close.chars().collect();
+            out.push('"');
+            i += 2 + hashes;
+            while i < chars.len() && !chars[i..].starts_with(&close) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            out.push('"');
+            i += close.len();
+        } else if c == '"' {
+            out.push('"');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if let Some(&c) = chars.get(i) {
+                    out.push(blank(c));
+                }
+                i += 1;
+            }
+            out.push('"');
+            i += 1;
+        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+            // A character literal (a lifetime has no closing quote two characters on).
+            out.push('\'');
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                out.push(' ');
+                i += 1;
+            }
+            out.push('\'');
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
