@@ -630,6 +630,29 @@ impl LayerChanges {
     }
 }
 
+impl LayerChanges {
+    /// Reads the layer `layer` of `store`, checking it as [`LayerChanges::read`] does but for
+    /// what only the tree below it can tell (a path written twice, a hard link's target), and
+    /// writes its changes in the cache's encoding to `record` as they are read, holding none:
+    /// layers recorded this way, several at once, are applied in order from their records.
+    pub(crate) fn record(
+        store: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        record: &mut (impl Write + ?Sized),
+    ) -> Result<()> {
+        let record_error = |source| Error::CacheEntry {
+            reason: format!("cannot write a layer's changes: {source}"),
+        };
+        let mut out = EncodedWriter(record);
+        out.header(&layer.digest, diff_id).map_err(record_error)?;
+        read_changes(store, layer, diff_id, |change| {
+            out.change(&change).map_err(record_error)
+        })?;
+        out.end().map_err(record_error)
+    }
+}
+
 impl FileTree {
     /// Reads the layer `layer` of `store` straight into the tree, checking it as
     /// [`LayerChanges::read`] does, and writes its changes in the cache's encoding to `record`
