@@ -18,8 +18,19 @@ mod registry;
 /// Timed runs of each side of each pair.
 const RUNS: usize = 7;
 
-/// Every row, or with `pushes_only` the registry rows alone.
-pub fn run(sh: &xshell::Shell, pushes_only: bool) -> Result {
+/// Which rows `cargo xtask bench` runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Every row.
+    All,
+    /// `bench push`: the registry rows alone.
+    Pushes,
+    /// `bench first`: the first builds (with and without a cache) and the packing floor.
+    First,
+}
+
+/// The rows `rows` names.
+pub fn run(sh: &xshell::Shell, which: Rows) -> Result {
     for tool in ["umoci", "busybox"] {
         if !on_path(tool) {
             return Err(format!(
@@ -33,6 +44,11 @@ pub fn run(sh: &xshell::Shell, pushes_only: bool) -> Result {
         eprintln!("note: podman or runc is missing, so the Docker archive has no peer to compare");
     }
     xshell::cmd!(sh, "cargo build --release --locked --bin cargo-oci").run()?;
+    xshell::cmd!(
+        sh,
+        "cargo build --release --locked -p oci-pack --example pack_floor"
+    )
+    .run()?;
     let work = project_root().join("target/bench");
     fs::create_dir_all(&work)?;
     let inputs = Inputs::prepare(&work)?;
@@ -43,18 +59,20 @@ pub fn run(sh: &xshell::Shell, pushes_only: bool) -> Result {
          [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
     )?;
 
-    let mut rows = match pushes_only {
-        true => Vec::new(),
-        false => build_rows(&work, &inputs, &conf, podman)?,
+    let mut rows = match which {
+        Rows::All => build_rows(&work, &inputs, &conf, podman)?,
+        Rows::Pushes => Vec::new(),
+        Rows::First => first_build_rows(&work, &inputs)?,
     };
     let mut notes = Vec::new();
-    if on_path("docker-registry") && on_path("skopeo") {
+    let pushes = which != Rows::First;
+    if pushes && on_path("docker-registry") && on_path("skopeo") {
         let release = Workload::new(&work, "release", &inputs.service, &inputs.libs_parent)?;
         release.add_files()?;
         rows.extend(registry::push_vs_skopeo(&release, &work)?);
         let registry = registry::LocalRegistry::start(&work.join("registry-release"))?;
         notes.push(registry::second_release_bytes(&release, &registry)?);
-    } else {
+    } else if pushes {
         eprintln!("note: docker-registry or skopeo is missing, so pushes are not measured");
     }
     print_table(&inputs, &rows, &notes);
@@ -90,7 +108,52 @@ fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result
         &service,
         "service onto libs, no cache at all",
     )?);
+    rows.push(cold_first_pack(
+        &small,
+        "small onto big parent, no cache at all",
+    )?);
+    rows.push(packing_floor(&service, &rows[0])?);
     Ok(rows)
+}
+
+/// `bench first`: a first build on a known base and on a new one, with one layer and with
+/// three, and the packing floor.
+fn first_build_rows(work: &Path, inputs: &Inputs) -> Result<Vec<Row>> {
+    let service = Workload::new(work, "service", &inputs.service, &inputs.libs_parent)?;
+    let small = Workload::new(work, "small-big", &inputs.small, &inputs.big_parent)?;
+    let first = first_pack_vs_umoci(&service, "service onto libs, OCI layout")?;
+    let floor = packing_floor(&service, &first)?;
+    Ok(vec![
+        first,
+        floor,
+        cold_first_pack(&service, "service onto libs, no cache at all")?,
+        cold_first_pack(&small, "small onto big parent, no cache at all")?,
+    ])
+}
+
+/// This machine's floor for packing `workload`'s binary: in-process, from memory, gzip on
+/// every core with the engine's own encoder and the two sha256 (`oci-pack`'s `pack_floor`
+/// example), against `first`, the whole `cargo oci build` of the same binary.
+fn packing_floor(workload: &Workload, first: &Row) -> Result<Row> {
+    let name = "service, packing floor";
+    eprintln!("bench: {name}");
+    let floor = project_root().join("target/release/examples/pack_floor");
+    let micros = run_output(
+        Command::new(floor)
+            .arg(&workload.binary)
+            .arg(RUNS.to_string()),
+    )?;
+    let floor = Duration::from_micros(micros.trim().parse()?);
+    Ok(Row {
+        workload: name.to_owned(),
+        ours: first.ours,
+        peer: Some(("gzip on every core + sha256, in memory".into(), floor)),
+        note: Some(format!(
+            "ours / floor: {:.2} (`cargo oci build`, whole process, against the floor)",
+            first.ours.as_secs_f64() / floor.as_secs_f64()
+        )),
+        sizes: None,
+    })
 }
 
 #[expect(clippy::print_stdout, reason = "the table is what the bench is for")]
@@ -484,7 +547,8 @@ fn unchanged_rebuild(workload: &Workload, name: &str) -> Result<Row> {
     })
 }
 
-/// A first pack with no cache at all: the parent's layers are read too.
+/// A first pack with no cache at all (the parent's layers are read too) against umoci, timed
+/// with the `cp -a` of the parent a new output needs, as in [`first_pack_vs_umoci`].
 fn cold_first_pack(workload: &Workload, name: &str) -> Result<Row> {
     eprintln!("bench: {name}");
     let scratch = workload.dir.join("umoci-out");
@@ -493,20 +557,27 @@ fn cold_first_pack(workload: &Workload, name: &str) -> Result<Row> {
         let binary = workload.set_binary(100 + run)?;
         let _ = fs::remove_dir_all(workload.dir.join("target/oci"));
         let _ = fs::remove_dir_all(&scratch);
-        copy_layout(&workload.base, &scratch)?;
-        let mut umoci = Command::new("umoci");
-        umoci
-            .args(["insert", "--image"])
-            .arg(format!("{}:latest", scratch.display()))
-            .arg(&binary)
-            .arg("/usr/local/bin/app");
+        let mut copy_and_insert = Command::new("sh");
+        copy_and_insert.arg("-c").arg(format!(
+            "cp -a {} {} && umoci insert --image {}:latest {} /usr/local/bin/app",
+            workload.base.display(),
+            scratch.display(),
+            scratch.display(),
+            binary.display()
+        ));
         let mut cargo_oci = workload.cargo_oci(&[]);
-        paired(run, &mut cargo_oci, &mut umoci, &mut ours, &mut theirs)?;
+        paired(
+            run,
+            &mut cargo_oci,
+            &mut copy_and_insert,
+            &mut ours,
+            &mut theirs,
+        )?;
     }
     Ok(Row {
         workload: name.to_owned(),
         ours: median(ours),
-        peer: Some(("umoci insert".into(), median(theirs))),
+        peer: Some(("cp -a + umoci insert".into(), median(theirs))),
         note: None,
         sizes: None,
     })
