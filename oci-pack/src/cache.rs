@@ -450,9 +450,9 @@ impl BuildCache {
             let listed = pending
                 .iter()
                 .any(|(l, d)| l.digest == layer.digest && *d == diff_id);
-            let kept = self
-                .check_changes(&self.changes_path(diff_id))
-                .is_some_and(|(from, tar, _)| from == layer.digest && tar == *diff_id);
+            // A kept entry is checked when it is applied: one found damaged then, or read from
+            // another blob of the same tar, is read on its own.
+            let kept = self.changes_path(diff_id).is_file();
             if !listed && !kept {
                 pending.push((layer, diff_id));
             }
@@ -871,6 +871,20 @@ mod tests {
         for (_, diff_id) in &layers {
             assert!(cache.root().join("changes").join(diff_id.hex()).is_file());
         }
+        // A kept entry found damaged when it is applied is read again, on its own.
+        let entry = cache.root().join("changes").join(diff_ids[2].hex());
+        let mut bytes = fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&entry, &bytes).unwrap();
+        cache.take_warnings();
+        let again = tree_of(&cache).unwrap();
+        assert_eq!(
+            again.iter().collect::<Vec<_>>(),
+            one_by_one.iter().collect::<Vec<_>>()
+        );
+        assert!(cache.take_warnings()[0].contains("dropped the damaged cache entry"));
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
 
         // Two broken layers among five, none read before: the lower one is named, every time.
         let mut wrong = diff_ids.clone();
