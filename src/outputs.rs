@@ -1,6 +1,7 @@
 //! What `cargo oci build` writes, and where: the OCI layout, the archives beside it
-//! (`<output>.oci.tar`, `<output>.docker.tar`), an image streamed into `docker load` or
-//! `podman load`; and the stdout line (or JSON object) reporting each.
+//! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into podman's store (by skopeo,
+//! only the layers it lacks) or streamed into `docker load`; and the stdout line (or JSON
+//! object) reporting each.
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
 use oci_pack::cache::BuildCache;
+use oci_pack::compress::Compression;
 use oci_pack::digest::Digest;
 use oci_pack::layout::{StagedLayout, Tagged};
 use oci_pack::registry::Pushed;
@@ -55,7 +57,7 @@ impl Format {
     }
 }
 
-/// A local image store to stream the Docker archive into.
+/// A local image store to load the image into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Loader {
     /// `docker load`
@@ -192,7 +194,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
     }
     let loaded = to
         .load
-        .map(|loader| stream_into(loader, image, to.mtime))
+        .map(|loader| load_into(loader, image, to, cache))
         .transpose()?;
     let pushed = to
         .push
@@ -240,6 +242,9 @@ impl Staged {
             });
         }
         outputs.sort_by_key(|o| o.format);
+        // Linking the layout's blobs and removing the layout it replaced moved their change
+        // times: the cache renews what it checked, so the next build need not hash them again.
+        cache.renew_after_links();
         for (file, path) in self.beside {
             file.persist(&path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
@@ -301,21 +306,104 @@ fn archive_key(image: &Tagged, format: Format, mtime: Timestamp) -> Result<Diges
     Ok(Digest::of(&key))
 }
 
+/// Loads the image into a local store; returns the names it has there. podman takes it with
+/// skopeo, where installed, from a layout that borrows the cache's blobs: its store skips
+/// every layer it holds already (the base's), so only the new ones move. Otherwise, and for
+/// docker (moby 20.10 takes nothing but an archive), the Docker archive is streamed into
+/// `LOADER load`.
+fn load_into(
+    loader: Loader,
+    image: &Tagged,
+    to: &Destinations<'_>,
+    cache: &BuildCache,
+) -> Result<String> {
+    let one_image = oci_pack::media_type::is_manifest(&image.target.media_type);
+    if loader == Loader::Podman && one_image && on_path("skopeo") {
+        return copy_into_podman(image, to.layout, cache);
+    }
+    stream_into(loader, image, to.mtime)
+}
+
+/// What to try instead, when `loader` cannot take the image: the other one, if installed.
+fn instead_of(loader: Loader) -> String {
+    let other = loader.other().program();
+    match on_path(other) {
+        true => format!("; {other} is installed: `--load={other}`"),
+        false => String::new(),
+    }
+}
+
+/// `skopeo copy` of the image into podman's store (`containers-storage:`) under its first
+/// name, then `podman tag` for the others; each is named as `podman load` names it. The layers
+/// this build made go in uncompressed (podman would only decompress them); the base's as they
+/// are, which podman has already after the first load.
+fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<String> {
+    let names: Vec<String> = image.tags.iter().map(podman_name).collect();
+    let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
+        bail!("the image has no tag to load it into podman by");
+    };
+    let made_here = |diff_id: &Digest, layer: &oci_pack::descriptor::Descriptor| {
+        let compression = match oci_pack::media_type::oci_layer(&layer.media_type) {
+            Some(oci_pack::media_type::OCI_LAYER_GZIP) => Compression::Gzip,
+            Some(oci_pack::media_type::OCI_LAYER_ZSTD) => Compression::Zstd,
+            _ => return false,
+        };
+        cache
+            .reusable_layer(diff_id, compression)
+            .is_some_and(|made| made.descriptor.digest == layer.digest)
+    };
+    let borrowed = image.local_layout(layout, made_here)?;
+    let source = format!("oci:{}:{}", borrowed.path().display(), tag.tag);
+    let destination = format!("containers-storage:{first}");
+    run_loader(
+        Command::new("skopeo").args(["copy", "--quiet", &source, &destination]),
+        "skopeo copy",
+        Loader::Podman,
+    )?;
+    if names.len() > 1 {
+        run_loader(
+            Command::new("podman").arg("tag").args(&names),
+            "podman tag",
+            Loader::Podman,
+        )?;
+    }
+    Ok(names.join(", "))
+}
+
+/// The name `podman load` gives a tag: `localhost/` before a name with no registry, as podman
+/// qualifies every short name it stores.
+fn podman_name(tag: &oci_pack::reference::Reference) -> String {
+    let first = tag.name.split('/').next().unwrap_or_default();
+    let has_registry =
+        tag.name.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+    match has_registry {
+        true => tag.to_string(),
+        false => format!("localhost/{tag}"),
+    }
+}
+
+/// Runs a step of a load, its stderr kept for the error that says why it failed.
+fn run_loader(command: &mut Command, what: &str, loader: Loader) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run `{what}`: is it installed?"))?;
+    if !output.status.success() {
+        bail!(
+            "`{what}` failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            instead_of(loader)
+        );
+    }
+    Ok(())
+}
+
 /// Pipes the Docker archive into `docker load` / `podman load`; no tar touches the disk.
 /// Returns the names the loader gave the image (`localhost/app:1.0, …` with podman).
 fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<String> {
     let program = loader.program();
-    // What to try instead, when this loader cannot take the image.
-    let other = loader.other();
-    let instead = if on_path(other.program()) {
-        format!(
-            "; {} is installed: `--load={}`",
-            other.program(),
-            other.program()
-        )
-    } else {
-        String::new()
-    };
+    let instead = instead_of(loader);
     let mut child = Command::new(program)
         .arg("load")
         .stdin(Stdio::piped())
@@ -469,4 +557,19 @@ pub fn report(
         line("push", ("reference", pushed.reference.clone()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podman_names_a_short_name_under_localhost_and_keeps_a_registry() {
+        let name = |text: &str| podman_name(&text.parse().unwrap());
+        assert_eq!(name("app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("team/app:1.0"), "localhost/team/app:1.0");
+        assert_eq!(name("localhost/app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("ghcr.io/team/app:1.0"), "ghcr.io/team/app:1.0");
+        assert_eq!(name("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
+    }
 }

@@ -42,7 +42,7 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestReader, DigestWriter};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::store::{settled, BlobStore, IO_BUFFER};
+use crate::store::{modification_settled, settled, BlobStore, IO_BUFFER};
 use crate::tree::{FileTree, LayerChanges};
 
 /// How long an entry nobody used is kept, and how often the cache is swept of them.
@@ -216,6 +216,40 @@ impl BuildCache {
             return;
         }
         self.write_entry(&self.stamp_path(key), stamp.to_string().as_bytes());
+    }
+
+    /// Renews the records of the blobs this process found intact whose files changed since in
+    /// their change time alone. An output's blobs are the cache's files, linked: staging a
+    /// layout links them and replacing the old one unlinks them, and each moves the change
+    /// time of every blob they share, which would cost the next build a hash of every blob it
+    /// reuses. Called once this build's links are made and removed; a file whose size or
+    /// modification time moved, or that was modified within the current clock tick, is left to
+    /// be hashed again. What this cannot see is a rewrite during this build that kept the
+    /// size and modification time: the window is the build, not the time between builds.
+    pub fn renew_after_links(&self) {
+        let verified: Vec<((u64, u64), Stamp)> = self
+            .verified
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(key, stamp)| (*key, *stamp))
+            .collect();
+        for (key, stamp) in verified {
+            let path = self.store.blob_path(&stamp.digest);
+            let Ok(metadata) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let now = Stamp::of(&metadata, stamp.digest);
+            let only_changed = (metadata.dev(), metadata.ino()) == key
+                && metadata.is_file()
+                && now != stamp
+                && (now.size, now.modified) == (stamp.size, stamp.modified);
+            if !only_changed || !modification_settled(&metadata) {
+                continue;
+            }
+            self.verified.lock().expect("not poisoned").insert(key, now);
+            self.write_entry(&self.stamp_path(key), now.to_string().as_bytes());
+        }
     }
 
     /// Makes the blob `descriptor` of `source` (a parent's store) part of the cache's store:
@@ -944,6 +978,44 @@ mod tests {
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), &path).unwrap();
         assert!(!again.is_verified(again.store(), &blob));
+    }
+
+    #[test]
+    fn links_made_and_removed_cost_no_hash_once_renewed_but_a_rewrite_still_does() {
+        let (dir, cache) = cache();
+        let blob = cache
+            .store()
+            .put(media_type::OCI_LAYER_TAR, b"content")
+            .unwrap();
+        let path = cache.store().blob_path(&blob.digest);
+        age(&path, 10);
+        cache.verify(cache.store(), &blob).unwrap();
+        // An output links the blob and a replaced one unlinks it: only its change time moves.
+        let output = dir.path().join("output-blob");
+        let link_and_unlink = || {
+            fs::hard_link(&path, &output).unwrap();
+            fs::remove_file(&output).unwrap();
+        };
+        link_and_unlink();
+        let later = BuildCache::open(cache.root()).unwrap();
+        assert!(
+            !later.is_verified(later.store(), &blob),
+            "its change time moved"
+        );
+        cache.renew_after_links();
+        let later = BuildCache::open(cache.root()).unwrap();
+        assert!(later.is_verified(later.store(), &blob), "renewed");
+
+        // Rewritten between builds with its old size and modification time: the next build
+        // finds no record of it, and its renewal (the blob unverified) vouches for nothing.
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        fs::write(&path, b"CONTENT").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(modified).unwrap();
+        let next = BuildCache::open(cache.root()).unwrap();
+        next.renew_after_links();
+        assert!(!next.is_verified(next.store(), &blob));
+        assert!(next.verify(next.store(), &blob).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::Descriptor;
+use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
 use crate::output;
@@ -47,6 +48,102 @@ impl Tagged {
             what: "index.json",
             source,
         })
+    }
+
+    /// A layout of the image alone for a local engine, staged beside `destination` and dropped
+    /// with the returned directory. Its blobs are symbolic links to the store's, except the
+    /// layers `unpack` chooses (by diff_id and descriptor; the new ones, which the engine
+    /// lacks), written there uncompressed: an engine stores layers unpacked, so it would only
+    /// decompress them again. The config is the same, and so is the image ID (the config
+    /// digest, over diff_ids); the manifest is the layout's own. For a tool that reads a layout
+    /// (`skopeo copy oci:DIR:TAG`) and takes only the blobs it lacks.
+    pub fn local_layout(
+        &self,
+        destination: &Path,
+        unpack: impl Fn(&Digest, &Descriptor) -> bool,
+    ) -> Result<tempfile::TempDir> {
+        let dir = output::staged_dir(destination)?;
+        let blobs = dir.path().join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(Error::io("create directory", &blobs))?;
+        let image = self.without_referrers();
+        let target = self.uncompressed_manifest(&blobs, unpack)?;
+        for blob in image.blobs()? {
+            let link = blobs.join(blob.digest.hex());
+            if !link.exists() {
+                std::os::unix::fs::symlink(self.store.blob_path(&blob.digest), &link)
+                    .map_err(Error::io("link", &link))?;
+            }
+        }
+        write_file(
+            &dir.path().join(OCI_LAYOUT_FILE),
+            OCI_LAYOUT_CONTENT.as_bytes(),
+        )?;
+        let image = Tagged {
+            target: target.unwrap_or(image.target.clone()),
+            ..image
+        };
+        write_file(&dir.path().join("index.json"), &image.layout_index()?)?;
+        Ok(dir)
+    }
+
+    /// The manifest with the layers `unpack` chooses uncompressed, each written into `blobs`
+    /// under its diff_id, checked, and the manifest beside them; `None` for an index, or when
+    /// no layer is chosen.
+    fn uncompressed_manifest(
+        &self,
+        blobs: &Path,
+        unpack: impl Fn(&Digest, &Descriptor) -> bool,
+    ) -> Result<Option<Descriptor>> {
+        if !crate::media_type::is_manifest(&self.target.media_type) {
+            return Ok(None);
+        }
+        let mut manifest: crate::manifest::ImageManifest = read_json(&self.store, &self.target)?;
+        let config: crate::config::ImageConfig = read_json(&self.store, &manifest.config)?;
+        let mut unpacked = false;
+        for (layer, diff_id) in manifest.layers.iter_mut().zip(&config.rootfs.diff_ids) {
+            let media_type = crate::media_type::oci_layer(&layer.media_type);
+            let compressed = media_type.is_some_and(|t| t != crate::media_type::OCI_LAYER_TAR);
+            if !compressed || !unpack(diff_id, layer) {
+                continue;
+            }
+            unpacked = true;
+            let path = blobs.join(diff_id.hex());
+            let file = fs::File::create(&path).map_err(Error::io("create", &path))?;
+            let mut out = DigestWriter::new(std::io::BufWriter::new(file));
+            let blob = self.store.reader(layer)?;
+            let mut decoder = crate::compress::Decoder::for_media_type(&layer.media_type, blob)
+                .expect("a layer type")
+                .map_err(Error::io("decompress", &path))?;
+            std::io::copy(&mut decoder, &mut out).map_err(Error::io("decompress into", &path))?;
+            let (digest, size, mut file) = out.finish();
+            std::io::Write::flush(&mut file).map_err(Error::io("write", &path))?;
+            if digest != *diff_id {
+                return Err(Error::BlobMismatch {
+                    digest: *diff_id,
+                    expected_size: size,
+                    actual: digest,
+                    actual_size: size,
+                });
+            }
+            layer.media_type = crate::media_type::OCI_LAYER_TAR.to_owned();
+            layer.digest = digest;
+            layer.size = size;
+            layer.annotations.clear();
+        }
+        if !unpacked {
+            return Ok(None);
+        }
+        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
+            what: "manifest",
+            source,
+        })?;
+        let digest = Digest::of(&bytes);
+        write_file(&blobs.join(digest.hex()), &bytes)?;
+        Ok(Some(Descriptor {
+            digest,
+            size: bytes.len() as u64,
+            ..self.target.clone()
+        }))
     }
 
     /// The image alone, without its referrers: what a Docker archive, which has no place for
@@ -203,6 +300,16 @@ impl SealedLayout {
         output::replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)
     }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    store: &BlobStore,
+    descriptor: &Descriptor,
+) -> Result<T> {
+    serde_json::from_slice(&store.read(descriptor)?).map_err(|source| Error::MalformedJson {
+        what: format!("{} {}", descriptor.media_type, descriptor.digest),
+        source,
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

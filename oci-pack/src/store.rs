@@ -32,19 +32,29 @@ pub const PARTIAL_PREFIX: &str = ".partial-";
 pub fn settled(metadata: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     use std::time::{Duration, UNIX_EPOCH};
+    let changed = u64::try_from(metadata.ctime())
+        .ok()
+        .zip(u32::try_from(metadata.ctime_nsec()).ok())
+        .map(|(seconds, nanos)| UNIX_EPOCH + Duration::new(seconds, nanos));
+    modification_settled(metadata) && older_than_a_tick(metadata, changed)
+}
+
+/// Whether a file's modification time alone is older than the current clock tick (see
+/// [`settled`]).
+pub fn modification_settled(metadata: &fs::Metadata) -> bool {
+    older_than_a_tick(metadata, metadata.modified().ok())
+}
+
+fn older_than_a_tick(metadata: &fs::Metadata, time: Option<std::time::SystemTime>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
     let window = if metadata.ctime_nsec() == 0 {
         Duration::from_secs(2)
     } else {
         Duration::from_millis(50)
     };
-    let changed = u64::try_from(metadata.ctime())
-        .ok()
-        .zip(u32::try_from(metadata.ctime_nsec()).ok())
-        .map(|(seconds, nanos)| UNIX_EPOCH + Duration::new(seconds, nanos));
-    [metadata.modified().ok(), changed].into_iter().all(|time| {
-        time.and_then(|time| time.elapsed().ok())
-            .is_some_and(|age| age >= window)
-    })
+    time.and_then(|time| time.elapsed().ok())
+        .is_some_and(|age| age >= window)
 }
 
 /// Opens the regular file at `path` for reading, and nothing else: a FIFO, a device (`/dev/zero`

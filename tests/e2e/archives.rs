@@ -5,8 +5,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 use crate::support::host::HOST;
+use crate::support::parents::parents;
 use crate::support::{manifest_and_config, read_json, run, tool, Dockerd, Fixture, Podman};
 use oci_pack::testing::list_tar;
 
@@ -179,7 +181,7 @@ fn skopeo_reads_both_archives() {
 }
 
 #[test]
-fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
+fn podman_loads_and_runs_both_archives() {
     let Some(podman) = Podman::new() else { return };
     let fixture = tagged_fixture("podman-archive");
     fixture.build_ok(&["--quiet", "--format", "oci-archive", "--format", "docker"]);
@@ -213,20 +215,68 @@ fn podman_loads_and_runs_both_archives_and_takes_a_streamed_load() {
             "{output}"
         );
     }
+}
 
-    let streamed = tagged_fixture("podman-load");
-    let output = streamed.build_with_env(
-        &["--load=podman"],
-        &[("CONTAINERS_CONF", &podman_conf(&podman))],
+/// `--load=podman` copies the image into podman's store from the build cache (skopeo into
+/// `containers-storage:`): after a code change it runs there under every tag, its ID is the
+/// config digest, the base's layer is the one podman had and the new one went in uncompressed.
+#[test]
+fn podman_load_runs_under_every_tag_with_the_new_layer_uncompressed() {
+    let (Some(podman), Some(parents)) = (Podman::new(), parents()) else {
+        return;
+    };
+    let fixture = Fixture::copy("hello");
+    // A base of its own: the first load brings it into podman, the second finds it there.
+    let base = fixture.path().join("base");
+    crate::support::copy_dir(&parents.layout, &base);
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"oci:{}:latest\"\n\
+         tags = [\"podman-load:1.0\", \"podman-load:latest\"]\n\
+         [package.metadata.oci.config]\nenv = {{ GREETING = \"hi there\" }}\n",
+        base.display()
+    ));
+    let conf = podman_conf(&podman);
+    let tags = ["localhost/podman-load:1.0", "localhost/podman-load:latest"];
+    let _loaded = crate::support::Loaded::forget_later(&podman, &tags);
+    let load = || {
+        let output = fixture.build_with_env(&["--load=podman"], &[("CONTAINERS_CONF", &conf)]);
+        crate::support::assert_success(&output, "cargo oci build --load=podman");
+    };
+    load();
+    let main = fixture.path().join("src/main.rs");
+    let code = fs::read_to_string(&main).unwrap();
+    fs::write(&main, code.replace("stopped by signal", "stopped, signal")).unwrap();
+    load();
+
+    let (manifest, config) = manifest_and_config(&fixture.layout());
+    // podman got the new layer uncompressed, under its diff_id, and the base's as it is.
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("containers-storage:{}", tags[0]),
+    ]));
+    let stored: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let (layers, diff_ids) = (&stored["layers"], &config["rootfs"]["diff_ids"]);
+    assert_eq!(
+        layers[0]["digest"], manifest["layers"][0]["digest"],
+        "{raw}"
     );
-    crate::support::assert_success(&output, "cargo oci build --load=podman");
-    let _loaded = crate::support::Loaded::forget_later(
-        &podman,
-        &["localhost/podman-load:1.0", "localhost/podman-load:latest"],
+    let top = layers.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        top["mediaType"], "application/vnd.oci.image.layer.v1.tar",
+        "{raw}"
     );
-    let images = podman.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(images.contains("localhost/podman-load:1.0"), "{images}");
-    assert_only_the_layout_was_written(&streamed);
+    assert_eq!(top["digest"], *diff_ids.as_array().unwrap().last().unwrap());
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    for tag in tags {
+        let id = podman.run(&["image", "inspect", "--format", "{{.Id}}", tag]);
+        assert_eq!(format!("sha256:{}", id.trim()), config, "{tag}");
+        let output = podman.run(&["run", "--rm", "--network", "none", tag, "x"]);
+        assert!(
+            output.starts_with("args=[\"x\"]\ngreeting=hi there\n"),
+            "{tag}: {output}"
+        );
+    }
 }
 
 fn podman_conf(podman: &Podman) -> String {

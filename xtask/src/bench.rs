@@ -1,10 +1,12 @@
-//! `cargo xtask bench`: `cargo oci build --no-build` against the tools it replaces, on the same
-//! inputs, in one paired run: `umoci insert` for an OCI layout, `podman build` + `podman save`
-//! for a Docker archive, `skopeo copy` for a push (those rows are in `registry.rs`). It builds
-//! its own workloads (parents made by umoci from busybox, the host's shared libraries and the
-//! Rust toolchain's files), times each pair several times,
-//! alternating who goes first, and prints medians and ratios: these machines are noisy, and a
-//! ratio measured in one run is what can be compared across runs.
+//! `cargo xtask bench [--runs N] [WORDS]`: `cargo oci build --no-build` against the tools it
+//! replaces, on the same inputs, in one paired run: `umoci insert` for an OCI layout, `podman
+//! build` + `podman save` for a Docker archive, `podman build` for `--load=podman`, `skopeo
+//! copy` for a push (those rows are in `registry.rs`). WORDS keep only the rows whose names
+//! hold one of them (`bench push`: the registry rows alone). It builds its own workloads
+//! (parents made by umoci from busybox, the host's shared libraries and the Rust toolchain's
+//! files), times each pair several times, alternating who goes first, and prints medians and
+//! ratios: these machines are noisy, and a ratio measured in one run is what can be compared
+//! across runs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,22 +17,52 @@ use crate::{on_path, project_root, Result};
 
 mod registry;
 
-/// Timed runs of each side of each pair.
+/// Timed runs of each side of each pair, unless `--runs` says otherwise.
 const RUNS: usize = 7;
 
-/// Which rows `cargo xtask bench` runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Rows {
-    /// Every row.
-    All,
-    /// `bench push`: the registry rows alone.
-    Pushes,
-    /// `bench first`: the first builds (with and without a cache) and the packing floor.
-    First,
+/// What the command line chose: how many runs, and which rows.
+struct Choice {
+    runs: usize,
+    words: Vec<String>,
 }
 
-/// The rows `rows` names.
-pub fn run(sh: &xshell::Shell, which: Rows) -> Result {
+static CHOICE: std::sync::OnceLock<Choice> = std::sync::OnceLock::new();
+
+fn runs() -> usize {
+    CHOICE.get().map_or(RUNS, |c| c.runs)
+}
+
+/// Whether the row `name` is wanted: no words given, or one of them in its name.
+fn wanted(name: &str) -> bool {
+    CHOICE
+        .get()
+        .is_none_or(|c| c.words.is_empty() || c.words.iter().any(|w| name.contains(w.as_str())))
+}
+
+fn parse_choice(args: &[String]) -> Result<Choice> {
+    let mut choice = Choice {
+        runs: RUNS,
+        words: Vec::new(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => {
+                choice.runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("`--runs` takes a number of runs, at least 1")?;
+            }
+            word => choice.words.push(word.to_owned()),
+        }
+    }
+    Ok(choice)
+}
+
+/// The rows `args` choose (`--runs N`, words), every row without words.
+pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
+    let _ = CHOICE.set(parse_choice(args)?);
     for tool in ["umoci", "busybox"] {
         if !on_path(tool) {
             return Err(format!(
@@ -59,20 +91,16 @@ pub fn run(sh: &xshell::Shell, which: Rows) -> Result {
          [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
     )?;
 
-    let mut rows = match which {
-        Rows::All => build_rows(&work, &inputs, &conf, podman)?,
-        Rows::Pushes => Vec::new(),
-        Rows::First => first_build_rows(&work, &inputs)?,
-    };
+    let mut rows = build_rows(&work, &inputs, &conf, podman)?;
     let mut notes = Vec::new();
-    let pushes = which != Rows::First;
-    if pushes && on_path("docker-registry") && on_path("skopeo") {
+    let registry = on_path("docker-registry") && on_path("skopeo");
+    if wanted("push") && registry {
         let release = Workload::new(&work, "release", &inputs.service, &inputs.libs_parent)?;
         release.add_files()?;
         rows.extend(registry::push_vs_skopeo(&release, &work)?);
         let registry = registry::LocalRegistry::start(&work.join("registry-release"))?;
         notes.push(registry::second_release_bytes(&release, &registry)?);
-    } else if pushes {
+    } else if wanted("push") {
         eprintln!("note: docker-registry or skopeo is missing, so pushes are not measured");
     }
     print_table(&inputs, &rows, &notes);
@@ -83,74 +111,79 @@ pub fn run(sh: &xshell::Shell, which: Rows) -> Result {
 fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let service = Workload::new(work, "service", &inputs.service, &inputs.libs_parent)?;
-    rows.push(first_pack_vs_umoci(
-        &service,
-        "service onto libs, OCI layout",
-    )?);
-    if podman {
+    if wanted(SERVICE_LAYOUT_ROW) {
+        rows.push(first_pack_vs_umoci(&service, SERVICE_LAYOUT_ROW)?);
+    }
+    if podman && wanted("service onto libs, Docker archive") {
         rows.push(docker_archive_vs_podman(&service, conf)?);
     }
-    rows.push(unchanged_rebuild(
-        &service,
-        "service onto libs, unchanged rebuild",
-    )?);
+    let name = "service onto libs, --load=podman";
+    if podman && on_path("skopeo") && wanted(name) {
+        rows.push(load_vs_podman_build(&service, conf, name)?);
+    }
+    let name = "service onto libs, unchanged rebuild";
+    if wanted(name) {
+        rows.push(unchanged_rebuild(&service, name)?);
+    }
     let small = Workload::new(work, "small-big", &inputs.small, &inputs.big_parent)?;
-    rows.push(first_pack_vs_umoci(
-        &small,
-        "small onto big parent, OCI layout",
-    )?);
+    let name = "small onto big parent, OCI layout";
+    if wanted(name) {
+        rows.push(first_pack_vs_umoci(&small, name)?);
+    }
     let tiny = Workload::new(work, "small-scratch", &inputs.small, Path::new("scratch"))?;
-    rows.push(unchanged_rebuild(
-        &tiny,
-        "small onto scratch, unchanged rebuild",
-    )?);
-    rows.push(cold_first_pack(
-        &service,
-        "service onto libs, no cache at all",
-    )?);
-    rows.push(cold_first_pack(
-        &small,
-        "small onto big parent, no cache at all",
-    )?);
-    rows.push(packing_floor(&service, &rows[0])?);
+    let name = "small onto scratch, unchanged rebuild";
+    if wanted(name) {
+        rows.push(unchanged_rebuild(&tiny, name)?);
+    }
+    for images in [1, 4, 16] {
+        let name = format!("workspace of {images} services onto libs, OCI layouts");
+        if wanted(&name) {
+            rows.push(workspace_of(work, inputs, images, &name)?);
+        }
+    }
+    let name = "service onto libs, no cache at all";
+    if wanted(name) {
+        rows.push(cold_first_pack(&service, name)?);
+    }
+    let name = "small onto big parent, no cache at all";
+    if wanted(name) {
+        rows.push(cold_first_pack(&small, name)?);
+    }
+    if wanted(FLOOR_ROW) {
+        let first = rows.iter().find(|row| row.workload == SERVICE_LAYOUT_ROW);
+        rows.push(packing_floor(&service, first)?);
+    }
     Ok(rows)
 }
 
-/// `bench first`: a first build on a known base and on a new one, with one layer and with
-/// three, and the packing floor.
-fn first_build_rows(work: &Path, inputs: &Inputs) -> Result<Vec<Row>> {
-    let service = Workload::new(work, "service", &inputs.service, &inputs.libs_parent)?;
-    let small = Workload::new(work, "small-big", &inputs.small, &inputs.big_parent)?;
-    let first = first_pack_vs_umoci(&service, "service onto libs, OCI layout")?;
-    let floor = packing_floor(&service, &first)?;
-    Ok(vec![
-        first,
-        floor,
-        cold_first_pack(&service, "service onto libs, no cache at all")?,
-        cold_first_pack(&small, "small onto big parent, no cache at all")?,
-    ])
-}
+/// The row of a new binary onto the libs parent, known to the cache, as an OCI layout.
+const SERVICE_LAYOUT_ROW: &str = "service onto libs, OCI layout";
+const FLOOR_ROW: &str = "service onto libs, packing floor";
 
 /// This machine's floor for packing `workload`'s binary: in-process, from memory, gzip on
 /// every core with the engine's own encoder and the two sha256 (`oci-pack`'s `pack_floor`
-/// example), against `first`, the whole `cargo oci build` of the same binary.
-fn packing_floor(workload: &Workload, first: &Row) -> Result<Row> {
-    let name = "service, packing floor";
-    eprintln!("bench: {name}");
+/// example), against `first`, the whole `cargo oci build` of the same binary (timed here when
+/// that row was not run).
+fn packing_floor(workload: &Workload, first: Option<&Row>) -> Result<Row> {
+    let ours = match first {
+        Some(row) => row.ours,
+        None => first_pack_vs_umoci(workload, SERVICE_LAYOUT_ROW)?.ours,
+    };
+    eprintln!("bench: {FLOOR_ROW}");
     let floor = project_root().join("target/release/examples/pack_floor");
     let micros = run_output(
         Command::new(floor)
             .arg(&workload.binary)
-            .arg(RUNS.to_string()),
+            .arg(runs().to_string()),
     )?;
     let floor = Duration::from_micros(micros.trim().parse()?);
     Ok(Row {
-        workload: name.to_owned(),
-        ours: first.ours,
+        workload: FLOOR_ROW.to_owned(),
+        ours,
         peer: Some(("gzip on every core + sha256, in memory".into(), floor)),
         note: Some(format!(
             "ours / floor: {:.2} (`cargo oci build`, whole process, against the floor)",
-            first.ours.as_secs_f64() / floor.as_secs_f64()
+            ours.as_secs_f64() / floor.as_secs_f64()
         )),
         sizes: None,
     })
@@ -161,7 +194,8 @@ fn print_table(inputs: &Inputs, rows: &[Row], notes: &[String]) {
     println!();
     println!("{}", inputs.describe());
     println!(
-        "Medians of {RUNS} paired runs; ratio = peer / cargo oci (above 1: cargo oci is faster)."
+        "Medians of {} paired runs; ratio = peer / cargo oci (above 1: cargo oci is faster).",
+        runs()
     );
     println!();
     println!("| workload | cargo oci | peer | peer time | ratio | new layer: ours / peer's |");
@@ -199,7 +233,9 @@ impl Inputs {
             make_libs_parent(work, &libs_parent, &service, &small)?;
         }
         let big_parent = work.join("big-parent");
-        if !big_parent.join("index.json").is_file() {
+        // Made only for the row that uses it: it takes a while.
+        let needed = wanted("small onto big parent, OCI layout");
+        if needed && !big_parent.join("index.json").is_file() {
             make_big_parent(work, &libs_parent, &big_parent)?;
         }
         Ok(Inputs {
@@ -428,7 +464,7 @@ fn first_pack_vs_umoci(workload: &Workload, name: &str) -> Result<Row> {
     let scratch = workload.dir.join("umoci-out");
     let (mut ours, mut theirs, mut alone) = (Vec::new(), Vec::new(), Vec::new());
     let mut sizes = (0, 0);
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let binary = workload.set_binary(run)?;
         workload.forget_outputs();
         let _ = fs::remove_dir_all(&scratch);
@@ -499,7 +535,7 @@ fn docker_archive_vs_podman(workload: &Workload, conf: &Path) -> Result<Row> {
     )?;
     time(&mut workload.cargo_oci(&["--format", "docker"]))?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let binary = workload.set_binary(run)?;
         fs::copy(&binary, context.join("app"))?;
         workload.forget_outputs();
@@ -527,6 +563,75 @@ fn docker_archive_vs_podman(workload: &Workload, conf: &Path) -> Result<Row> {
     })
 }
 
+/// `--load=podman` of a new binary against `podman build --no-cache` of a one-line
+/// Containerfile on the same parent, both into podman's store, which holds the parent already
+/// (pulled, and loaded by a first `--load`, untimed). A third command, timed after each pair,
+/// loads with uncompressed new layers (`--compression none`).
+fn load_vs_podman_build(workload: &Workload, conf: &Path, name: &str) -> Result<Row> {
+    eprintln!("bench: {name}");
+    let podman = |args: &[&str]| {
+        let mut command = Command::new("podman");
+        command.env("CONTAINERS_CONF", conf).args(args);
+        command
+    };
+    // Names of this process's own: podman's store is shared.
+    let own = |name: &str| format!("localhost/bench-{}-{name}", std::process::id());
+    let parent = format!("oci:{}:latest", workload.base.display());
+    let pulled = run_output(&mut podman(&["pull", "--quiet", &parent]))?;
+    let pulled = pulled.trim();
+    run_output(&mut podman(&["tag", pulled, &own("parent:latest")]))?;
+    let context = workload.dir.join("podman-context");
+    fs::create_dir_all(&context)?;
+    fs::write(
+        context.join("Containerfile"),
+        format!(
+            "FROM {}\nCOPY app /usr/local/bin/app\n",
+            own("parent:latest")
+        ),
+    )?;
+    let load = |tag: &str, more: &[&str]| {
+        let mut args = vec!["--load=podman", "--tag", tag];
+        args.extend_from_slice(more);
+        let mut command = workload.cargo_oci(&args);
+        command.env("CONTAINERS_CONF", conf);
+        command
+    };
+    time(&mut load(&own("load:0"), &[]))?;
+    let (mut ours, mut theirs, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs() {
+        let binary = workload.set_binary(run)?;
+        fs::copy(&binary, context.join("app"))?;
+        workload.forget_outputs();
+        let mut peer = podman(&["build", "--quiet", "--no-cache", "-t"]);
+        peer.arg(own(&format!("build:{run}"))).arg(&context);
+        let tag = own(&format!("load:{run}"));
+        paired(run, &mut load(&tag, &[]), &mut peer, &mut ours, &mut theirs)?;
+        // The same binary again would find its layer in the store: another one, uncompressed.
+        workload.set_binary(1000 + run)?;
+        workload.forget_outputs();
+        let tag = own(&format!("load-plain:{run}"));
+        plain.push(time(&mut load(&tag, &["--compression", "none"]))?);
+        for image in ["build", "load", "load-plain"] {
+            let _ = podman(&["rmi", "--force", &own(&format!("{image}:{run}"))]).output();
+        }
+    }
+    // The parent by its ID: with it goes the name `pull` gave it, after its directory.
+    let _ = podman(&["rmi", "--force", &own("load:0"), pulled]).output();
+    let ours = median(ours);
+    let plain = median(plain);
+    Ok(Row {
+        workload: name.to_owned(),
+        ours,
+        peer: Some(("podman build --no-cache".into(), median(theirs))),
+        note: Some(format!(
+            "cargo oci --compression none, timed after each pair: {} ({:.2}× ours)",
+            ms(plain),
+            plain.as_secs_f64() / ours.as_secs_f64()
+        )),
+        sizes: None,
+    })
+}
+
 /// The same build again, nothing changed: no peer does this, so it stands alone.
 fn unchanged_rebuild(workload: &Workload, name: &str) -> Result<Row> {
     eprintln!("bench: {name}");
@@ -535,7 +640,7 @@ fn unchanged_rebuild(workload: &Workload, name: &str) -> Result<Row> {
     std::thread::sleep(Duration::from_millis(100));
     time(&mut workload.cargo_oci(&[]))?;
     let mut ours = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         ours.push(time(&mut workload.cargo_oci(&[]))?);
     }
     Ok(Row {
@@ -547,13 +652,87 @@ fn unchanged_rebuild(workload: &Workload, name: &str) -> Result<Row> {
     })
 }
 
+/// A workspace of `images` packages, each with its own service binary (new bytes every run)
+/// on the libs parent, the parent known from an untimed first build: how the time grows with
+/// the number of images.
+fn workspace_of(work: &Path, inputs: &Inputs, images: usize, name: &str) -> Result<Row> {
+    eprintln!("bench: {name}");
+    let dir = work.join(format!("workspace-{images}"));
+    let _ = fs::remove_dir_all(&dir);
+    let members: Vec<String> = (0..images).map(|i| format!("app{i}")).collect();
+    let list = members
+        .iter()
+        .map(|m| format!("\"{m}\""))
+        .collect::<Vec<_>>();
+    fs::create_dir_all(&dir)?;
+    fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[workspace]\nmembers = [{}]\nresolver = \"2\"\n",
+            list.join(", ")
+        ),
+    )?;
+    for member in &members {
+        fs::create_dir_all(dir.join(member).join("src"))?;
+        fs::write(dir.join(member).join("src/main.rs"), "fn main() {}\n")?;
+        fs::write(
+            dir.join(member).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{member}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [package.metadata.oci]\nbase = \"oci:{}:latest\"\nelf-check = \"warn\"\n",
+                inputs.libs_parent.display()
+            ),
+        )?;
+    }
+    let workload = Workload {
+        dir: dir.clone(),
+        binary: inputs.service.clone(),
+        base: inputs.libs_parent.clone(),
+    };
+    let set_binaries = |run: usize| -> Result {
+        let bytes = fs::read(&workload.binary)?;
+        for member in &members {
+            let path = dir.join("target/release").join(member);
+            fs::create_dir_all(path.parent().unwrap())?;
+            let mut bytes = bytes.clone();
+            bytes.extend_from_slice(format!("{member} run {run}").as_bytes());
+            fs::write(&path, bytes)?;
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+        Ok(())
+    };
+    let forget = || {
+        let oci = dir.join("target/oci");
+        let made = members.iter().map(|m| oci.join(m));
+        for path in made.chain([oci.join(".cache/layers"), oci.join(".cache/outputs")]) {
+            let _ = fs::remove_dir_all(path);
+        }
+    };
+    set_binaries(0)?;
+    time(&mut workload.cargo_oci(&[]))?;
+    let mut ours = Vec::new();
+    for run in 1..=runs() {
+        set_binaries(run)?;
+        forget();
+        ours.push(time(&mut workload.cargo_oci(&[]))?);
+    }
+    let ours = median(ours);
+    Ok(Row {
+        workload: name.to_owned(),
+        ours,
+        peer: None,
+        note: Some(format!("{} per image", ms(ours.div_f64(images as f64)))),
+        sizes: None,
+    })
+}
+
 /// A first pack with no cache at all (the parent's layers are read too) against umoci, timed
 /// with the `cp -a` of the parent a new output needs, as in [`first_pack_vs_umoci`].
 fn cold_first_pack(workload: &Workload, name: &str) -> Result<Row> {
     eprintln!("bench: {name}");
     let scratch = workload.dir.join("umoci-out");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let binary = workload.set_binary(100 + run)?;
         let _ = fs::remove_dir_all(workload.dir.join("target/oci"));
         let _ = fs::remove_dir_all(&scratch);

@@ -26,8 +26,8 @@ tasks:
            targets of the cross builds, qemu's binfmt_misc entry)
   example  build the example crate's image with this cargo-oci
   bench    cargo oci against umoci, podman and skopeo on the same workloads, paired;
-           `bench push`: the registry rows alone; `bench first`: first builds, with and
-           without a cache, and the packing floor
+           `--runs N`, and words to keep only the rows whose names hold one (`bench push`:
+           the registry rows alone)
   fuzz     each fuzz target of fuzz/ for SECONDS (default 60); 0 replays the corpus only";
 
 /// The tools the end-to-end tests run, and the Debian package of each.
@@ -111,12 +111,7 @@ fn main() -> Result {
         Some("ci") => ci(&sh),
         Some("tools") => tools(&sh),
         Some("example") => example(&sh).map(drop),
-        Some("bench") => match std::env::args().nth(2).as_deref() {
-            None => bench::run(&sh, bench::Rows::All),
-            Some("push") => bench::run(&sh, bench::Rows::Pushes),
-            Some("first") => bench::run(&sh, bench::Rows::First),
-            Some(_) => Err("usage: cargo xtask bench [push|first]".into()),
-        },
+        Some("bench") => bench::run(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => match std::env::args().nth(2).map(|s| s.parse()).transpose() {
             Ok(seconds) => fuzz::run(&sh, seconds.unwrap_or(60)),
             Err(_) => Err("usage: cargo xtask fuzz [SECONDS]".into()),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{mb, median, paired, time, Row, Workload, RUNS};
+use super::{mb, median, paired, runs, time, Row, Workload};
 use crate::Result;
 
 /// `SOURCE_DATE_EPOCH` of the first release; the second is a day later.
@@ -139,7 +139,7 @@ pub fn push_vs_skopeo(workload: &Workload, work: &Path) -> Result<[Row; 2]> {
     time(&mut workload.cargo_oci(&["--sbom", "none", "--provenance", "none"]))?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let mut registry = None;
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         // The one before is stopped, and its storage removed, first.
         drop(registry.take());
         let registry = registry.insert(LocalRegistry::start(&work.join("registry-push"))?);
@@ -147,9 +147,9 @@ pub fn push_vs_skopeo(workload: &Workload, work: &Path) -> Result<[Row; 2]> {
         let mut skopeo = skopeo_copy(workload, registry, "theirs");
         paired(run, &mut push, &mut skopeo, &mut ours, &mut theirs)?;
     }
-    let registry = registry.expect("RUNS > 0");
+    let registry = registry.expect("at least one run");
     let (mut ours_again, mut theirs_again) = (Vec::new(), Vec::new());
-    for run in 1..=RUNS {
+    for run in 1..=runs() {
         let mut push = workload.cargo_oci_push(&format!("{}/ours", registry.host));
         let mut skopeo = skopeo_copy(workload, &registry, "theirs");
         paired(
