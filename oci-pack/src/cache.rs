@@ -34,6 +34,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::compress::Compression;
@@ -445,7 +446,7 @@ impl BuildCache {
         layer: &Descriptor,
         diff_id: &Digest,
     ) -> Result<()> {
-        let path = self.root.join("changes").join(diff_id.hex());
+        let path = self.changes_path(diff_id);
         if let Some((from, tar, body)) = self.check_changes(&path) {
             // Another blob with the same tar (compressed otherwise) is read on its own.
             if from == layer.digest && tar == *diff_id {
@@ -464,6 +465,81 @@ impl BuildCache {
         }
         self.remember(store, layer);
         Ok(())
+    }
+
+    /// Reads, [`LAYER_READERS`] at once, the layers of `layers` (with their `diff_ids`) whose
+    /// changes the cache does not hold yet, and keeps their changes, so that
+    /// [`BuildCache::apply_layer`] then applies each from the cache, in order. Each is checked
+    /// as `apply_layer` checks it (what only the tree below can tell, when it is applied); of
+    /// several that fail, the error is the lowest one's. One layer alone is left to
+    /// `apply_layer`, which reads it straight into the tree.
+    pub fn read_layers_ahead(
+        &self,
+        store: &BlobStore,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<()> {
+        let mut pending: Vec<(&Descriptor, &Digest)> = Vec::new();
+        for (layer, diff_id) in layers.iter().zip(diff_ids) {
+            let listed = pending
+                .iter()
+                .any(|(l, d)| l.digest == layer.digest && *d == diff_id);
+            // A kept entry is checked when it is applied: one found damaged then, or read from
+            // another blob of the same tar, is read on its own.
+            let kept = self.changes_path(diff_id).is_file();
+            if !listed && !kept {
+                pending.push((layer, diff_id));
+            }
+        }
+        if pending.len() < 2 {
+            return Ok(());
+        }
+        // Layers are taken in order, so when one fails every layer below it was taken already
+        // and the rest need not be read.
+        let queue = Mutex::new(pending.iter().enumerate());
+        let failed = AtomicBool::new(false);
+        let mut outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..LAYER_READERS.min(pending.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut outcomes = Vec::new();
+                        while !failed.load(Ordering::Relaxed) {
+                            let next = queue.lock().expect("not poisoned").next();
+                            let Some((i, &(layer, diff_id))) = next else {
+                                break;
+                            };
+                            let outcome = self.keep_changes(store, layer, diff_id);
+                            failed.fetch_or(outcome.is_err(), Ordering::Relaxed);
+                            outcomes.push((i, outcome));
+                        }
+                        outcomes
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .flat_map(|reader| reader.join().expect("a layer reader panicked"))
+                .collect()
+        });
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes.into_iter().try_for_each(|(_, outcome)| outcome)
+    }
+
+    /// Reads the layer `layer` of `store` and keeps its changes; a cache that cannot be
+    /// written leaves it to [`BuildCache::apply_layer`].
+    fn keep_changes(&self, store: &BlobStore, layer: &Descriptor, diff_id: &Digest) -> Result<()> {
+        let Some(mut entry) = self.entry_writer(&self.changes_path(diff_id)) else {
+            return Ok(());
+        };
+        LayerChanges::record(store, layer, diff_id, &mut entry)?;
+        self.commit_entry(entry);
+        self.remember(store, layer);
+        Ok(())
+    }
+
+    /// Where the changes of the layer whose tar is `diff_id` are kept.
+    fn changes_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("changes").join(diff_id.hex())
     }
 
     /// Checks a `changes` entry as a stream: its sha256 and its shape. Returns the layer and
@@ -687,6 +763,9 @@ impl Write for EntryWriter {
     }
 }
 
+/// How many of a parent's layers are read at once, as many as are pulled at once.
+const LAYER_READERS: usize = 3;
+
 /// The directories of entries, each swept of those unused.
 const ENTRY_DIRS: [&str; 6] = ["layers", "stamps", "changes", "verified", "outputs", "used"];
 
@@ -785,6 +864,76 @@ mod tests {
         assert_eq!(paths(&apply(&layer, &diff_id).unwrap()), ["etc/issue"]);
         assert_eq!(cache.take_warnings(), Vec::<String>::new());
         assert!(cache.check_changes(&entry).is_some(), "rebuilt");
+    }
+
+    #[test]
+    fn layers_read_at_once_give_the_same_tree_and_name_the_lowest_broken_one() {
+        let (_fresh, cold) = cache();
+        let (_dir, cache) = cache();
+        let parent = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(parent.path()).unwrap();
+        let layers: Vec<(Descriptor, Digest)> = (0..5)
+            .map(|i| {
+                // Each but the first links to a file of the one below: the tree below is read
+                // when it is applied, not when it is read.
+                let name = format!("etc/layer-{i}");
+                let below = format!("etc/layer-{}", i.max(1) - 1);
+                // The second is large: found wrong only at its end, after the third is.
+                let body = format!("{i}").repeat(if i == 1 { 4 << 20 } else { 1000 });
+                let entries = [
+                    Raw::File(&name, body.as_bytes(), 0o644),
+                    Raw::HardLink("etc/shared", &below),
+                ];
+                gzip_layer(&store, &entries[..1 + usize::from(i > 0)])
+            })
+            .collect();
+        let (descriptors, diff_ids): (Vec<_>, Vec<_>) = layers.iter().cloned().unzip();
+        let tree_of = |cache: &BuildCache| {
+            cache.read_layers_ahead(&store, &descriptors, &diff_ids)?;
+            let mut tree = FileTree::default();
+            for (layer, diff_id) in &layers {
+                cache.apply_layer(&mut tree, &store, layer, diff_id)?;
+            }
+            Ok::<_, Error>(tree)
+        };
+        let one_by_one = FileTree::read_layers(&store, &descriptors, &diff_ids).unwrap();
+        let ahead = tree_of(&cache).unwrap();
+        assert_eq!(
+            ahead.iter().collect::<Vec<_>>(),
+            one_by_one.iter().collect::<Vec<_>>()
+        );
+        for (_, diff_id) in &layers {
+            assert!(cache.root().join("changes").join(diff_id.hex()).is_file());
+        }
+        // A kept entry found damaged when it is applied is read again, on its own.
+        let entry = cache.root().join("changes").join(diff_ids[2].hex());
+        let mut bytes = fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&entry, &bytes).unwrap();
+        cache.take_warnings();
+        let again = tree_of(&cache).unwrap();
+        assert_eq!(
+            again.iter().collect::<Vec<_>>(),
+            one_by_one.iter().collect::<Vec<_>>()
+        );
+        assert!(cache.take_warnings()[0].contains("dropped the damaged cache entry"));
+        assert!(cache.check_changes(&entry).is_some(), "rebuilt");
+
+        // Two broken layers among five, none read before: the lower one is named, every time.
+        let mut wrong = diff_ids.clone();
+        wrong[1] = Digest::of(b"not this tar");
+        fs::write(store.blob_path(&descriptors[2].digest), b"tampered").unwrap();
+        for _ in 0..3 {
+            let error = cold
+                .read_layers_ahead(&store, &descriptors, &wrong)
+                .unwrap_err();
+            assert!(
+                matches!(&error, Error::DiffIdMismatch { layer, .. }
+                    if *layer == descriptors[1].digest),
+                "{error}"
+            );
+        }
     }
 
     /// Sets a file's modification time `seconds` into the past.

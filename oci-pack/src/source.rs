@@ -294,6 +294,9 @@ impl ParentImage {
     /// read before, else from the layers), every layer checked against its digest and diff_id.
     pub fn file_tree(&mut self) -> Result<&FileTree> {
         if self.tree.is_none() {
+            let diff_ids = &self.config.rootfs.diff_ids;
+            self.cache
+                .read_layers_ahead(&self.store, &self.layers, diff_ids)?;
             let mut tree = FileTree::default();
             for (layer, diff_id) in self.layers.iter().zip(&self.config.rootfs.diff_ids) {
                 self.cache

@@ -15,6 +15,8 @@ use std::io::{self, Read, Write};
 use std::ops::Bound;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use crate::compress::Decoder;
 use crate::descriptor::Descriptor;
@@ -384,7 +386,7 @@ fn read_entries(
 ) -> Result<()> {
     {
         let mut decoded = layer_decoder(store, layer)?;
-        let mut hashed = DigestWriter::new(io::sink());
+        let mut hashed = HashedAside::new();
         let layer_error = |source: io::Error| Error::LayerRead {
             layer: layer.digest,
             source,
@@ -501,7 +503,7 @@ fn read_entries(
         .map_err(layer_error)?;
         let mut blob = decoded.into_inner();
         io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
-        let (actual, _, _) = hashed.finish();
+        let actual = hashed.finish();
         if &actual != diff_id {
             return Err(Error::DiffIdMismatch {
                 layer: layer.digest,
@@ -509,6 +511,66 @@ fn read_entries(
                 actual,
             });
         }
+        Ok(())
+    }
+}
+
+/// A sha256 of what is written to it, taken on a thread of its own, so that a layer's tar is
+/// hashed while the next bytes are inflated: the bytes go over in chunks, a few at a time.
+struct HashedAside {
+    chunk: Vec<u8>,
+    queue: Option<mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<thread::JoinHandle<Digest>>,
+}
+
+/// The bytes handed to the hashing thread at once; at most [`HASHED_QUEUE`] wait.
+const HASHED_CHUNK: usize = 256 << 10;
+const HASHED_QUEUE: usize = 4;
+
+impl HashedAside {
+    fn new() -> HashedAside {
+        let (queue, chunks) = mpsc::sync_channel::<Vec<u8>>(HASHED_QUEUE);
+        let hasher = thread::spawn(move || {
+            let mut hashed = DigestWriter::new(io::sink());
+            for chunk in chunks {
+                hashed.write_all(&chunk).expect("a sink takes every byte");
+            }
+            hashed.finish().0
+        });
+        HashedAside {
+            chunk: Vec::with_capacity(HASHED_CHUNK),
+            queue: Some(queue),
+            hasher: Some(hasher),
+        }
+    }
+
+    /// The sha256 of everything written.
+    fn finish(mut self) -> Digest {
+        self.send();
+        drop(self.queue.take());
+        let hasher = self.hasher.take().expect("finished once");
+        hasher.join().expect("the hashing thread does not panic")
+    }
+
+    fn send(&mut self) {
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(HASHED_CHUNK));
+        if let Some(queue) = &self.queue {
+            // The thread lives until the queue is dropped: a send does not fail.
+            let _ = queue.send(full);
+        }
+    }
+}
+
+impl Write for HashedAside {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.chunk.extend_from_slice(buf);
+        if self.chunk.len() >= HASHED_CHUNK {
+            self.send();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -627,6 +689,29 @@ impl LayerChanges {
         let header = decode_each(&mut input, |_, _| Ok(())).ok()?;
         let at_end = input.read(&mut [0u8]).ok()? == 0;
         at_end.then_some(header)
+    }
+}
+
+impl LayerChanges {
+    /// Reads the layer `layer` of `store`, checking it as [`LayerChanges::read`] does but for
+    /// what only the tree below it can tell (a path written twice, a hard link's target), and
+    /// writes its changes in the cache's encoding to `record` as they are read, holding none:
+    /// layers recorded this way, several at once, are applied in order from their records.
+    pub(crate) fn record(
+        store: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        record: &mut (impl Write + ?Sized),
+    ) -> Result<()> {
+        let record_error = |source| Error::CacheEntry {
+            reason: format!("cannot write a layer's changes: {source}"),
+        };
+        let mut out = EncodedWriter(record);
+        out.header(&layer.digest, diff_id).map_err(record_error)?;
+        read_changes(store, layer, diff_id, |change| {
+            out.change(&change).map_err(record_error)
+        })?;
+        out.end().map_err(record_error)
     }
 }
 

@@ -76,6 +76,11 @@ pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
         eprintln!("note: podman or runc is missing, so the Docker archive has no peer to compare");
     }
     xshell::cmd!(sh, "cargo build --release --locked --bin cargo-oci").run()?;
+    xshell::cmd!(
+        sh,
+        "cargo build --release --locked -p oci-pack --example pack_floor"
+    )
+    .run()?;
     let work = project_root().join("target/bench");
     fs::create_dir_all(&work)?;
     let inputs = Inputs::prepare(&work)?;
@@ -106,9 +111,8 @@ pub fn run(sh: &xshell::Shell, args: &[String]) -> Result {
 fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let service = Workload::new(work, "service", &inputs.service, &inputs.libs_parent)?;
-    let name = "service onto libs, OCI layout";
-    if wanted(name) {
-        rows.push(first_pack_vs_umoci(&service, name)?);
+    if wanted(SERVICE_LAYOUT_ROW) {
+        rows.push(first_pack_vs_umoci(&service, SERVICE_LAYOUT_ROW)?);
     }
     if podman && wanted("service onto libs, Docker archive") {
         rows.push(docker_archive_vs_podman(&service, conf)?);
@@ -141,8 +145,48 @@ fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result
     if wanted(name) {
         rows.push(cold_first_pack(&service, name)?);
     }
-
+    let name = "small onto big parent, no cache at all";
+    if wanted(name) {
+        rows.push(cold_first_pack(&small, name)?);
+    }
+    if wanted(FLOOR_ROW) {
+        let first = rows.iter().find(|row| row.workload == SERVICE_LAYOUT_ROW);
+        rows.push(packing_floor(&service, first)?);
+    }
     Ok(rows)
+}
+
+/// The row of a new binary onto the libs parent, known to the cache, as an OCI layout.
+const SERVICE_LAYOUT_ROW: &str = "service onto libs, OCI layout";
+const FLOOR_ROW: &str = "service onto libs, packing floor";
+
+/// This machine's floor for packing `workload`'s binary: in-process, from memory, gzip on
+/// every core with the engine's own encoder and the two sha256 (`oci-pack`'s `pack_floor`
+/// example), against `first`, the whole `cargo oci build` of the same binary (timed here when
+/// that row was not run).
+fn packing_floor(workload: &Workload, first: Option<&Row>) -> Result<Row> {
+    let ours = match first {
+        Some(row) => row.ours,
+        None => first_pack_vs_umoci(workload, SERVICE_LAYOUT_ROW)?.ours,
+    };
+    eprintln!("bench: {FLOOR_ROW}");
+    let floor = project_root().join("target/release/examples/pack_floor");
+    let micros = run_output(
+        Command::new(floor)
+            .arg(&workload.binary)
+            .arg(runs().to_string()),
+    )?;
+    let floor = Duration::from_micros(micros.trim().parse()?);
+    Ok(Row {
+        workload: FLOOR_ROW.to_owned(),
+        ours,
+        peer: Some(("gzip on every core + sha256, in memory".into(), floor)),
+        note: Some(format!(
+            "ours / floor: {:.2} (`cargo oci build`, whole process, against the floor)",
+            ours.as_secs_f64() / floor.as_secs_f64()
+        )),
+        sizes: None,
+    })
 }
 
 #[expect(clippy::print_stdout, reason = "the table is what the bench is for")]
@@ -682,7 +726,8 @@ fn workspace_of(work: &Path, inputs: &Inputs, images: usize, name: &str) -> Resu
     })
 }
 
-/// A first pack with no cache at all: the parent's layers are read too.
+/// A first pack with no cache at all (the parent's layers are read too) against umoci, timed
+/// with the `cp -a` of the parent a new output needs, as in [`first_pack_vs_umoci`].
 fn cold_first_pack(workload: &Workload, name: &str) -> Result<Row> {
     eprintln!("bench: {name}");
     let scratch = workload.dir.join("umoci-out");
@@ -691,20 +736,27 @@ fn cold_first_pack(workload: &Workload, name: &str) -> Result<Row> {
         let binary = workload.set_binary(100 + run)?;
         let _ = fs::remove_dir_all(workload.dir.join("target/oci"));
         let _ = fs::remove_dir_all(&scratch);
-        copy_layout(&workload.base, &scratch)?;
-        let mut umoci = Command::new("umoci");
-        umoci
-            .args(["insert", "--image"])
-            .arg(format!("{}:latest", scratch.display()))
-            .arg(&binary)
-            .arg("/usr/local/bin/app");
+        let mut copy_and_insert = Command::new("sh");
+        copy_and_insert.arg("-c").arg(format!(
+            "cp -a {} {} && umoci insert --image {}:latest {} /usr/local/bin/app",
+            workload.base.display(),
+            scratch.display(),
+            scratch.display(),
+            binary.display()
+        ));
         let mut cargo_oci = workload.cargo_oci(&[]);
-        paired(run, &mut cargo_oci, &mut umoci, &mut ours, &mut theirs)?;
+        paired(
+            run,
+            &mut cargo_oci,
+            &mut copy_and_insert,
+            &mut ours,
+            &mut theirs,
+        )?;
     }
     Ok(Row {
         workload: name.to_owned(),
         ours: median(ours),
-        peer: Some(("umoci insert".into(), median(theirs))),
+        peer: Some(("cp -a + umoci insert".into(), median(theirs))),
         note: None,
         sizes: None,
     })
