@@ -303,6 +303,17 @@ fn a_registry_naming_no_digest_on_head_is_asked_with_get() {
     }
 }
 
+/// A registry that cannot answer `HEAD` of a manifest (501): the tag is fetched with `GET`,
+/// as before registries were asked with `HEAD` first.
+#[test]
+fn a_registry_failing_head_is_asked_with_get() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::HeadFails) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_success(&output, "a build on a registry failing HEAD");
+}
+
 /// Tries again, soon: what a pull cut off needs to be resumed or started again.
 const RETRYING: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "2")];
 

@@ -337,7 +337,9 @@ impl Session {
     /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
         if reference.parse::<Digest>().is_err() {
-            if let Some(digest) = self.manifest_digest(reference, ACCEPTED_MANIFESTS)? {
+            // A `HEAD` that fails (a registry that does not implement it, or errs) only costs
+            // the `GET` it was meant to spare.
+            if let Ok(Some(digest)) = self.manifest_digest(reference, ACCEPTED_MANIFESTS) {
                 // One the store holds but cannot vouch for is fetched again.
                 if let Ok(Some(descriptor)) = stored_manifest(store, &digest) {
                     return Ok(descriptor);

@@ -707,6 +707,8 @@ pub enum Misbehaviour {
     /// answers a TLS handshake as Go's plain HTTP servers (distribution's among them) do, with
     /// a 400 in plain HTTP.
     StartingUp,
+    /// Answers `HEAD` of a manifest 501 Not Implemented; `GET` as it should.
+    HeadFails,
     /// Sends each blob whole but chunked, and hangs up before the chunk that ends it; answers a
     /// `Range` with 416.
     CutAfterLastByte,
@@ -912,6 +914,7 @@ impl Answer<'_> {
             let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
             let named = match misbehaviour {
                 M::TrickleErrorBody => return send("404 Not Found", "", b""),
+                M::HeadFails => return send("501 Not Implemented", "", b""),
                 M::NoDigestOnHead => String::new(),
                 _ => format!("docker-content-digest: {digest}\r\n"),
             };
