@@ -353,10 +353,13 @@ fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result
             .is_some_and(|made| made.descriptor.digest == layer.digest)
     };
     let borrowed = image.local_layout(layout, made_here)?;
-    let source = format!("oci:{}:{}", borrowed.path().display(), tag.tag);
+    // Named from inside: `oci:DIR:TAG` cannot name a directory whose path has a colon.
+    let source = format!("oci:.:{}", tag.tag);
     let destination = format!("containers-storage:{first}");
     run_loader(
-        Command::new("skopeo").args(["copy", "--quiet", &source, &destination]),
+        Command::new("skopeo")
+            .args(["copy", "--quiet", &source, &destination])
+            .current_dir(borrowed.path()),
         "skopeo copy",
         Loader::Podman,
     )?;

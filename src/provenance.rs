@@ -99,10 +99,12 @@ impl Source {
 /// no part of a repository and can carry a token too (`?private_token=…`); scp-like
 /// `git@host:path` as `ssh://host/path`.
 pub fn without_credentials(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or(url);
     if url.contains("://") {
-        return without_userinfo(url);
+        // The user information first: a token may hold a `?` or a `#`.
+        let url = without_userinfo(url);
+        return url.split(['?', '#']).next().unwrap_or(&url).to_owned();
     }
+    let url = url.split(['?', '#']).next().unwrap_or(url);
     // `user@host:path`, git's scp-like syntax (a local path has no `:` before a `/`).
     match url.split_once(':') {
         Some((authority, path)) if !authority.contains('/') && !authority.is_empty() => {
@@ -371,6 +373,9 @@ mod tests {
             ),
             ("https://github.com", "https://github.com"),
             ("/srv/git/app.git", "/srv/git/app.git"),
+            // A token holding a `#` or a `?` is not cut in two.
+            ("https://bot:p#ss@host/r", "https://host/r"),
+            ("https://bot:p?ss@host/r?x", "https://host/r"),
         ] {
             assert_eq!(without_credentials(url), published, "{url}");
         }

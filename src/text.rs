@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 /// `url` without its user information (`http://ci-bot:TOKEN@host/x` → `http://host/x`), every
 /// other byte as it was. A URL is `SCHEME://AUTHORITY…` (cargo's `git+https://…` included);
-/// its user information is what precedes the authority's last `@`. Text that is no such URL
-/// is returned as it is.
+/// its user information is what precedes the authority's last `@`. An authority that is no
+/// `HOST[:PORT]` once that is removed (`bot:tok/en@host`, where the token has a `/` or `#`)
+/// loses all before the URL's last `@`. Text that is no such URL is returned as it is.
 pub fn without_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -20,10 +21,27 @@ pub fn without_userinfo(url: &str) -> String {
         return url.to_owned();
     }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let authority = &rest[..authority_end];
+    let at = match is_host_and_port(authority) {
+        true => authority.rfind('@'),
+        false => rest.rfind('@'),
+    };
+    match at {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
+}
+
+/// Whether `authority`, its user information removed, is `HOST` or `HOST:PORT` (an IPv6 host
+/// in brackets), with a port of digits.
+fn is_host_and_port(authority: &str) -> bool {
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let after_brackets = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+    after_brackets
+        .split_once(':')
+        .is_none_or(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `text` with every control character escaped (`\n`, `\t`, `\r`, else `\x1b` or `\u{9b}`),
@@ -94,6 +112,14 @@ mod tests {
             ("git@github.com:acme/app.git", "git@github.com:acme/app.git"),
             ("/srv/git/app.git", "/srv/git/app.git"),
             ("a b://user@host", "a b://user@host"),
+            // A token with a `/` or a `#` ends the authority early: all before the last `@` goes.
+            ("https://bot:tok/en@host/r", "https://host/r"),
+            ("https://bot:p#ss@host/r", "https://host/r"),
+            ("https://[::1]:5000/a@b", "https://[::1]:5000/a@b"),
+            (
+                "https://host:8080/@scope/pkg",
+                "https://host:8080/@scope/pkg",
+            ),
         ] {
             assert_eq!(without_userinfo(url), published, "{url}");
         }

@@ -238,17 +238,21 @@ fn podman_load_runs_under_every_tag_with_the_new_layer_uncompressed() {
     let conf = podman_conf(&podman);
     let tags = ["localhost/podman-load:1.0", "localhost/podman-load:latest"];
     let _loaded = crate::support::Loaded::forget_later(&podman, &tags);
-    let load = || {
-        let output = fixture.build_with_env(&["--load=podman"], &[("CONTAINERS_CONF", &conf)]);
+    let load = |output: &Path| {
+        let output = output.display().to_string();
+        let args = ["--load=podman", "--output", &output];
+        let output = fixture.build_with_env(&args, &[("CONTAINERS_CONF", &conf)]);
         crate::support::assert_success(&output, "cargo oci build --load=podman");
     };
-    load();
+    load(&fixture.layout());
     let main = fixture.path().join("src/main.rs");
     let code = fs::read_to_string(&main).unwrap();
     fs::write(&main, code.replace("stopped by signal", "stopped, signal")).unwrap();
-    load();
+    // A directory whose name has a colon, which skopeo's `oci:DIR:TAG` cannot name.
+    let output = fixture.path().join("out:put");
+    load(&output);
 
-    let (manifest, config) = manifest_and_config(&fixture.layout());
+    let (manifest, config) = manifest_and_config(&output);
     // podman got the new layer uncompressed, under its diff_id, and the base's as it is.
     let raw = run(Command::new("skopeo").args([
         "inspect",

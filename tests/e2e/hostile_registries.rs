@@ -303,6 +303,43 @@ fn a_registry_naming_no_digest_on_head_is_asked_with_get() {
     }
 }
 
+/// A registry that cannot answer `HEAD` of a manifest (501): the tag is fetched with `GET`,
+/// as before registries were asked with `HEAD` first.
+#[test]
+fn a_registry_failing_head_is_asked_with_get() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::HeadFails) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    assert_success(&output, "a build on a registry failing HEAD");
+}
+
+/// Tries again, soon: what a pull cut off needs to be resumed or started again.
+const RETRYING: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "2")];
+
+/// A pull cut off after a blob's last byte (the chunk that ends the body never comes) keeps
+/// what it has: the digest decides, and no `Range` past the end is asked (a registry answers
+/// it 416).
+#[test]
+fn a_pull_cut_after_the_last_byte_is_kept() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::CutAfterLastByte) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &RETRYING);
+    assert_success(&output, "a build on a registry cutting after the last byte");
+}
+
+/// A pull cut off halfway is resumed with `Range`; a registry refusing the range (416) gets the
+/// blob asked for again from byte 0, and the build goes on.
+#[test]
+fn a_pull_whose_range_is_refused_starts_again_from_the_first_byte() {
+    let Some((server, fixture)) = misbehaving(Misbehaviour::CutOnceAndNoRanges) else {
+        return;
+    };
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &RETRYING);
+    assert_success(&output, "a build on a registry refusing ranges");
+}
+
 /// A tag that moves during a build (a release pushed meanwhile) is resolved once: both
 /// platforms of the index are built on the same base index, the one the tag named first.
 #[test]

@@ -337,7 +337,9 @@ impl Session {
     /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
         if reference.parse::<Digest>().is_err() {
-            if let Some(digest) = self.manifest_digest(reference, ACCEPTED_MANIFESTS)? {
+            // A `HEAD` that fails (a registry that does not implement it, or errs) only costs
+            // the `GET` it was meant to spare.
+            if let Ok(Some(digest)) = self.manifest_digest(reference, ACCEPTED_MANIFESTS) {
                 // One the store holds but cannot vouch for is fetched again.
                 if let Ok(Some(descriptor)) = stored_manifest(store, &digest) {
                     return Ok(descriptor);
@@ -443,49 +445,76 @@ impl Session {
         let mut partial: Option<(BlobWriter, u64)> = None;
         retry(&self.limits, || {
             let from = partial.as_ref().map_or(0, |(_, received)| *received);
-            let mut response = self.exchange(&url, &mut |auth| {
-                let request = with_auth(self.agent.get(&url), auth);
-                match from {
-                    0 => request.call(),
-                    from => request.header("Range", format!("bytes={from}-")).call(),
+            let resuming = from > 0;
+            match self.fetch_from(&url, descriptor, store, &mut partial, &mut *on_bytes) {
+                // A resumed transfer the registry would not finish (416, a range not asked
+                // for), or whose whole does not hash to its digest, starts again from byte 0.
+                Err(failure) if resuming && failure.is_worth_starting_over() => {
+                    partial = None;
+                    Err(Failure::StartOver(Box::new(failure)))
                 }
-            })?;
-            let resumed = match expect(&mut response, &[200, 206])? {
-                206 if content_range(&response) == Some((from, descriptor.size)) => true,
-                206 => {
-                    return Err(Failure::Refused(format!(
-                        "it answered a range of blob {} that was not asked for",
-                        descriptor.digest
-                    )))
-                }
-                _ => false,
-            };
-            let (mut writer, mut received) = match partial.take().filter(|_| resumed) {
-                Some(partial) => partial,
-                None => (store.writer().map_err(Failure::local)?, 0),
-            };
-            if let Some(length) = response.body().content_length() {
-                if received + length > descriptor.size {
-                    return Err(Failure::Refused(format!(
-                        "it is sending {length} bytes for blob {}, which has {}",
-                        descriptor.digest,
-                        descriptor.size - received
-                    )));
-                }
-            }
-            let mut body = Paced::new(response.into_body().into_reader(), self.limits);
-            let into = (&mut writer, &mut received);
-            match receive(&mut body, into, descriptor, store, on_bytes) {
-                Ok(()) => writer.commit_as(descriptor).map_err(Failure::local),
-                // Cut off: what came is kept for the next try.
-                Err(Failure::Io(error)) => {
-                    partial = Some((writer, received));
-                    Err(Failure::Io(error))
-                }
-                Err(failure) => Err(failure),
+                done => done,
             }
         })
         .map_err(|failure| self.failed("fetch a blob from", failure))
+    }
+
+    /// One try at fetching the blob `descriptor` at `url`: from byte 0, or from where `partial`
+    /// stopped. A try cut off leaves what it received in `partial`.
+    fn fetch_from(
+        &self,
+        url: &str,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+        partial: &mut Option<(BlobWriter, u64)>,
+        on_bytes: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<(), Failure> {
+        let from = partial.as_ref().map_or(0, |(_, received)| *received);
+        let mut response = self.exchange(url, &mut |auth| {
+            let request = with_auth(self.agent.get(url), auth);
+            match from {
+                0 => request.call(),
+                from => request.header("Range", format!("bytes={from}-")).call(),
+            }
+        })?;
+        let resumed = match expect(&mut response, &[200, 206])? {
+            206 if content_range(&response) == Some((from, descriptor.size)) => true,
+            206 => {
+                return Err(Failure::Refused(format!(
+                    "it answered a range of blob {} that was not asked for",
+                    descriptor.digest
+                )))
+            }
+            _ => false,
+        };
+        let (mut writer, mut received) = match partial.take().filter(|_| resumed) {
+            Some(partial) => partial,
+            None => (store.writer().map_err(Failure::local)?, 0),
+        };
+        if let Some(length) = response.body().content_length() {
+            if received + length > descriptor.size {
+                return Err(Failure::Refused(format!(
+                    "it is sending {length} bytes for blob {}, which has {}",
+                    descriptor.digest,
+                    descriptor.size - received
+                )));
+            }
+        }
+        let mut body = Paced::new(response.into_body().into_reader(), self.limits);
+        let into = (&mut writer, &mut received);
+        match receive(&mut body, into, descriptor, store, on_bytes) {
+            Ok(()) => writer.commit_as(descriptor).map_err(Failure::local),
+            // Cut off after the last byte (a chunked body's end lost): the digest decides.
+            Err(Failure::Io(_)) if received == descriptor.size => {
+                writer.commit_as(descriptor).map_err(Failure::local)
+            }
+            // Cut off: what came is kept for the next try.
+            Err(Failure::Io(error)) => {
+                *partial = Some((writer, received));
+                Err(Failure::Io(error))
+            }
+            Err(failure) => Err(failure),
+        }
     }
 
     /// Pushes everything `target` needs from `store`, then `target` under each of `tags`. A blob

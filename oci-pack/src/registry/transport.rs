@@ -199,6 +199,8 @@ pub(super) enum Failure {
     Local(Box<Error>),
     /// Another transfer failed first.
     Cancelled,
+    /// A resumed transfer that failed so: the next try starts again from byte 0.
+    StartOver(Box<Failure>),
 }
 
 impl Failure {
@@ -212,6 +214,18 @@ impl Failure {
             Failure::Io(error) => is_transient_io(error),
             Failure::Status { status, .. } => is_transient_status(*status),
             Failure::RetryAfter { failure, .. } => failure.is_transient(),
+            Failure::StartOver(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a resumed transfer that failed so may still succeed from byte 0: the registry
+    /// refused the range, answered another, or the whole did not hash to its digest.
+    pub(super) fn is_worth_starting_over(&self) -> bool {
+        match self {
+            Failure::Status { status, .. } => !is_transient_status(*status),
+            Failure::Refused(_) => true,
+            Failure::Local(error) => matches!(**error, Error::BlobMismatch { .. }),
             _ => false,
         }
     }
@@ -242,6 +256,7 @@ impl Failure {
     pub(super) fn into_error(self, registry: &str, action: &'static str) -> Error {
         match self {
             Failure::Local(error) => *error,
+            Failure::StartOver(failure) => failure.into_error(registry, action),
             failure => Error::Registry {
                 registry: registry.to_owned(),
                 action,
@@ -298,7 +313,9 @@ impl std::fmt::Display for Failure {
                     )
                 }
             }
-            Failure::RetryAfter { failure, .. } => write!(f, "{failure}"),
+            Failure::RetryAfter { failure, .. } | Failure::StartOver(failure) => {
+                write!(f, "{failure}")
+            }
             Failure::Refused(reason) => f.write_str(reason),
             Failure::Local(error) => write!(f, "{error}"),
             Failure::Cancelled => f.write_str("cancelled, as another transfer failed"),

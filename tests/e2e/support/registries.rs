@@ -707,6 +707,14 @@ pub enum Misbehaviour {
     /// answers a TLS handshake as Go's plain HTTP servers (distribution's among them) do, with
     /// a 400 in plain HTTP.
     StartingUp,
+    /// Answers `HEAD` of a manifest 501 Not Implemented; `GET` as it should.
+    HeadFails,
+    /// Sends each blob whole but chunked, and hangs up before the chunk that ends it; answers a
+    /// `Range` with 416.
+    CutAfterLastByte,
+    /// Hangs up halfway through the first blobs asked for, answers a `Range` with 416, and sends
+    /// a blob asked for again from byte 0 whole.
+    CutOnceAndNoRanges,
 }
 
 /// A registry server of a few lines that serves the only image of an OCI layout as
@@ -906,6 +914,7 @@ impl Answer<'_> {
             let bytes = fs::read(self.layout.join("blobs/sha256").join(&digest[7..])).unwrap();
             let named = match misbehaviour {
                 M::TrickleErrorBody => return send("404 Not Found", "", b""),
+                M::HeadFails => return send("501 Not Implemented", "", b""),
                 M::NoDigestOnHead => String::new(),
                 _ => format!("docker-content-digest: {digest}\r\n"),
             };
@@ -975,6 +984,31 @@ impl Answer<'_> {
                         &format!("content-length: {}\r\n\r\n", bytes.len() * 2),
                     );
                     let _ = stream.write_all(head.as_bytes());
+                    false
+                }
+                M::CutAfterLastByte | M::CutOnceAndNoRanges
+                    if request.header("range").is_some() =>
+                {
+                    send("416 Range Not Satisfiable", "", b"")
+                }
+                M::CutAfterLastByte => {
+                    let head = head("200 OK", "transfer-encoding: chunked\r\n\r\n");
+                    let size = format!("{:x}\r\n", bytes.len());
+                    let chunk = [size.as_bytes(), &bytes, b"\r\n"];
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&chunk.concat());
+                    count(bytes.len());
+                    false
+                }
+                M::CutOnceAndNoRanges if self.blob_bytes.load(Ordering::SeqCst) == 0 => {
+                    let half = (bytes.len() / 2).max(1);
+                    let head = head(
+                        "200 OK",
+                        &format!("content-length: {}\r\n\r\n", bytes.len()),
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&bytes[..half]);
+                    count(half);
                     false
                 }
                 _ => {
