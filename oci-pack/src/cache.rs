@@ -467,7 +467,7 @@ impl BuildCache {
         Ok(())
     }
 
-    /// Reads, [`LAYER_READERS`] at once, the layers of `layers` (with their `diff_ids`) whose
+    /// Reads, `LAYER_READERS` (three) at once, the layers of `layers` (with their `diff_ids`) whose
     /// changes the cache does not hold yet, and keeps their changes, so that
     /// [`BuildCache::apply_layer`] then applies each from the cache, in order. Each is checked
     /// as `apply_layer` checks it (what only the tree below can tell, when it is applied); of

@@ -189,10 +189,12 @@ pub(super) fn token(
         });
     }
     if status != 200 {
-        return Err(Failure::Status {
-            status,
-            detail: format!("from its token server `{realm}`"),
-        });
+        // A token server that is busy says for how long, as registries do.
+        let retry_after = (response.headers().get("retry-after"))
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let detail = format!("from its token server `{realm}`");
+        return Err(Failure::answered(status, detail, retry_after.as_deref()));
     }
     let mut bytes = Vec::new();
     Paced::new(response.body_mut().as_reader(), *limits)
@@ -266,6 +268,35 @@ mod tests {
         assert!(
             matches!(&refused, Err(Failure::Refused(why)) if why.contains("not an `https://`")),
             "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_busy_token_server_is_asked_again_when_it_says() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let answer = "HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\n\
+                          content-length: 0\r\n\r\n";
+            stream.write_all(answer.as_bytes()).unwrap();
+        });
+        let agent = transport::agent(&Limits::default(), true, false);
+        let answer = token(
+            &agent,
+            &Limits::default(),
+            &realm,
+            None,
+            &[],
+            &Credentials::Anonymous,
+            &|_| true,
+        );
+        assert!(
+            matches!(&answer, Err(Failure::RetryAfter { wait, .. }) if wait.as_secs() == 7),
+            "{answer:?}"
         );
     }
 
