@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::build::{self, BuildArgs};
-use crate::cargo_build::Verbosity;
 use crate::error::Error;
-use crate::outputs::{Format, Loader, MessageFormat};
-use crate::sbom::SbomFormat;
+use crate::plan::SbomFormat;
+use crate::plan::{Format, Loader, MessageFormat};
 use crate::shell::Shell;
+use crate::shell::Verbosity;
 
 /// A build of a workspace's images, as `cargo oci build` runs it: the packages cargo would
 /// choose, their `[package.metadata.oci]`, one `cargo build` per target, then the outputs.
@@ -186,7 +186,7 @@ impl Build {
 
     /// `--provenance none`: no SLSA provenance, replacing the metadata's `provenance`.
     pub fn no_provenance(mut self) -> Build {
-        self.args.provenance = Some(crate::provenance::ProvenanceMode::None);
+        self.args.provenance = Some(crate::plan::ProvenanceMode::None);
         self
     }
 

@@ -37,19 +37,24 @@ use oci_pack::reference::Repository;
 use oci_pack::source::{ImageSource, ParentImage};
 use oci_pack::timestamp::Timestamp;
 
-use crate::cargo_build::{self, CargoOptions};
-use crate::metadata::{CompressionSpec, ElfCheck};
-use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
-use crate::pack;
+use crate::attestation::provenance;
+use crate::attestation::sbom;
+use crate::attestation::signing;
+use crate::cargo::compile;
+use crate::cargo::options::CargoOptions;
+use crate::cargo::workspace;
+use crate::plan::metadata::{CompressionSpec, ElfCheck};
+use crate::plan::ProvenanceMode;
+use crate::plan::SbomFormat;
 use crate::plan::{BuildPlan, Overrides};
-use crate::provenance::{self, ProvenanceMode};
-use crate::registries::{PushTarget, Registries};
-use crate::sbom::{self, SbomFormat};
+use crate::plan::{Format, Loader, MessageFormat};
+use crate::registry::{PushTarget, Registries};
+use crate::report::{self, ImageSummary};
 use crate::shell::Shell;
-use crate::signing;
-use crate::workspace;
 
 mod attest;
+mod outputs;
+mod pack;
 mod runs;
 
 use attest::{attach_attestations, attach_sboms, Attesting, SbomInputs, Sboms};
@@ -136,7 +141,7 @@ pub struct BuildArgs {
 #[derive(Debug)]
 pub struct Finished {
     pub summary: ImageSummary,
-    pub outputs: Vec<outputs::Output>,
+    pub outputs: Vec<report::Output>,
     /// Where it was pushed.
     pub pushed: Option<oci_pack::registry::Pushed>,
     /// Of a single-platform image: the ports it exposes (`8080/tcp`).
@@ -229,7 +234,12 @@ fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &S
     let ports: String = image
         .exposed_ports
         .iter()
-        .filter_map(|port| Some(format!(" -p {}:{port}", crate::values::single_port(port)?)))
+        .filter_map(|port| {
+            Some(format!(
+                " -p {}:{port}",
+                crate::plan::values::single_port(port)?
+            ))
+        })
         .collect();
     let engine = loaded
         .or_else(Loader::installed)
@@ -345,8 +355,8 @@ fn choose_images<'a>(cx: &Context<'a>) -> Result<Chosen<'a>> {
         auditable: args.auditable,
     };
     let wanted_platforms = match &args.platform {
-        Some(text) => crate::platforms::Wanted::parse(text)?,
-        None => crate::platforms::Wanted::All,
+        Some(text) => crate::plan::platforms::Wanted::parse(text)?,
+        None => crate::plan::platforms::Wanted::All,
     };
     // A key that cannot sign fails the build before anything is built.
     let signer = signing::KeySigner::from_args(args.sign_key.as_deref())?;
@@ -402,7 +412,7 @@ fn resolve_packages<'a>(
             continue;
         }
         packages.insert(package.name.to_string(), package);
-        plans.extend(workspace::build_plans(
+        plans.extend(crate::plan::build_plans(
             cx.facts, package, cx.created, overrides,
         )?);
     }
@@ -415,7 +425,7 @@ fn expand_from_base(
     plans: Vec<BuildPlan>,
     packages: &Packages<'_>,
     overrides: &Overrides,
-    wanted_platforms: &crate::platforms::Wanted,
+    wanted_platforms: &crate::plan::platforms::Wanted,
 ) -> Result<Vec<BuildPlan>> {
     let args = cx.args;
     let registries = Registries::from_env(
@@ -430,7 +440,7 @@ fn expand_from_base(
             continue;
         };
         let base = &plan.images[0].base;
-        let targets = crate::platforms::targets_of_base(
+        let targets = crate::plan::platforms::targets_of_base(
             base,
             libc,
             wanted_platforms,
@@ -452,7 +462,7 @@ fn expand_from_base(
             ..overrides.clone()
         };
         let again =
-            workspace::build_plans(cx.facts, packages[&plan.package], cx.created, &overrides)?;
+            crate::plan::build_plans(cx.facts, packages[&plan.package], cx.created, &overrides)?;
         expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
     }
     Ok(expanded)
@@ -643,7 +653,7 @@ fn pack_images(
             let bins = match executables {
                 _ if image.bins.is_empty() => Default::default(),
                 Some(built) => built.bins_of(image, &plan.package, host),
-                None => cargo_build::prebuilt_bins(
+                None => compile::prebuilt_bins(
                     &cx.args.cargo,
                     &cx.target_dir,
                     image.triple.as_deref().unwrap_or(host),
@@ -858,7 +868,7 @@ fn tag_image(
 
 /// Each image's outputs, whether it was loaded (the loader's message) and where it was pushed.
 type Written = Vec<(
-    Vec<outputs::Output>,
+    Vec<report::Output>,
     Option<String>,
     Option<oci_pack::registry::Pushed>,
 )>;
@@ -981,10 +991,10 @@ fn report_images(
             shell.status("Loaded", message);
         }
         if let Some(pushed) = &pushed {
-            shell.status("Pushed", outputs::push_status(pushed));
+            shell.status("Pushed", report::push_status(pushed));
         }
         if report {
-            outputs::report(
+            report::report(
                 cx.args.message_format,
                 &summary,
                 &written,

@@ -10,8 +10,9 @@ use oci_pack::media_type;
 use oci_pack::reference::RemoteImage;
 use oci_pack::store::BlobStore;
 
-use crate::outputs::{self, ImageSummary, MessageFormat};
-use crate::registries::Registries;
+use crate::plan::MessageFormat;
+use crate::registry::Registries;
+use crate::report::{self, ImageSummary};
 use crate::shell::Shell;
 
 #[derive(Debug, clap::Args)]
@@ -100,5 +101,5 @@ pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
             .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
             .collect(),
     };
-    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+    report::report(args.message_format, &summary, &[], None, Some(&pushed))
 }

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use cargo_metadata::{Metadata, Package};
 use toml_edit::DocumentMut;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::rustflags::toml_string;
+use crate::cargo::options::WorkspaceOptions;
+use crate::cargo::rustflags::toml_string;
 use crate::shell::Shell;
 
 /// The xtask template, as `templates/xtask/` holds it.
@@ -70,8 +70,8 @@ pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
         manifest_path: args.manifest_path.clone(),
         ..WorkspaceOptions::default()
     };
-    let metadata = crate::workspace::metadata(&options)?;
-    let host = crate::workspace::host_triple(&options)?;
+    let metadata = crate::cargo::workspace::metadata(&options)?;
+    let host = crate::cargo::workspace::host_triple(&options)?;
     // Static linking for `scratch` on a glibc target (`-gnu`, `-gnueabihf`, …), dynamic by default.
     let rustflags = args.base == "scratch" && host.contains("-linux-gnu");
     let table = match chosen_package(&metadata, &args)? {
@@ -128,7 +128,7 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
     if args.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
-    let says_next = shell.verbosity() != crate::cargo_build::Verbosity::Quiet && image;
+    let says_next = shell.verbosity() != crate::shell::Verbosity::Quiet && image;
     // The workspace read once more, only when something needs it: the table just written may
     // have made every member an image.
     let images = match args.ci.is_some() || says_next {
@@ -310,7 +310,7 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
 
 /// The packages that make images, the workspace read again.
 fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
-    let metadata = crate::workspace::metadata(&WorkspaceOptions {
+    let metadata = crate::cargo::workspace::metadata(&WorkspaceOptions {
         manifest_path: Some(
             metadata
                 .workspace_root
@@ -322,7 +322,7 @@ fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
     Ok(metadata
         .workspace_packages()
         .into_iter()
-        .filter(|package| crate::workspace::is_image(&metadata, package))
+        .filter(|package| crate::cargo::workspace::is_image(&metadata, package))
         .map(|package| package.name.to_string())
         .collect())
 }

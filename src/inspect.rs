@@ -23,12 +23,13 @@ use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
 use serde::Serialize;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::outputs::{reason, Message, MessageFormat};
-use crate::registries::Registries;
+use crate::cargo::options::WorkspaceOptions;
+use crate::cargo::workspace;
+use crate::plan::MessageFormat;
+use crate::registry::Registries;
+use crate::report::{reason, Message};
 use crate::shell::Shell;
 use crate::text::escape_controls;
-use crate::workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -123,7 +124,7 @@ pub fn target_dir(options: &WorkspaceOptions) -> Result<PathBuf> {
 /// The layout `cargo oci build` wrote for the one image the options choose.
 pub fn package_layout(options: &WorkspaceOptions) -> Result<PathBuf> {
     let facts = workspace::Facts::gather(options)?;
-    let names = workspace::image_names(&facts, options)?;
+    let names = crate::plan::image_names(&facts, options)?;
     let [name] = names.as_slice() else {
         bail!(
             "the packages chosen make {} images ({}); name one: `cargo oci inspect \
@@ -225,7 +226,7 @@ struct Report {
     platforms: Vec<PlatformReport>,
     referrers: Vec<Referrer>,
     /// The referrers that are attestations (provenance, signed SBOMs).
-    attestations: Vec<crate::provenance::Attestation>,
+    attestations: Vec<crate::attestation::provenance::Attestation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -312,7 +313,7 @@ impl Report {
             attestations: image
                 .referrers
                 .iter()
-                .filter_map(|r| crate::provenance::describe(image, r))
+                .filter_map(|r| crate::attestation::provenance::describe(image, r))
                 .collect(),
         })
     }
@@ -555,7 +556,7 @@ impl PlatformReport {
         &self,
         out: &mut Lines,
         referrers: &[Referrer],
-        attestations: &[crate::provenance::Attestation],
+        attestations: &[crate::attestation::provenance::Attestation],
     ) {
         out.head(&self.platform);
         if let Some(manifest) = &self.manifest {
@@ -647,7 +648,7 @@ impl PlatformReport {
     fn attached(
         &self,
         referrers: &[Referrer],
-        attestations: &[crate::provenance::Attestation],
+        attestations: &[crate::attestation::provenance::Attestation],
     ) -> Vec<String> {
         referrers
             .iter()

@@ -12,11 +12,12 @@ use oci_pack::manifest::ImageManifest;
 use oci_pack::reference::Repository;
 use oci_pack::store::BlobStore;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::outputs::{self, ImageSummary, MessageFormat};
-use crate::registries::Registries;
+use crate::cargo::options::WorkspaceOptions;
+use crate::cargo::workspace;
+use crate::plan::MessageFormat;
+use crate::registry::Registries;
+use crate::report::{self, ImageSummary};
 use crate::shell::Shell;
-use crate::workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
@@ -44,7 +45,7 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
         Some(layout) => layout,
         None => {
             let facts = workspace::Facts::gather(&args.cargo)?;
-            let names = workspace::image_names(&facts, &args.cargo)?;
+            let names = crate::plan::image_names(&facts, &args.cargo)?;
             let [name] = names.as_slice() else {
                 bail!(
                     "the packages chosen make {} images ({}); name one layout with \
@@ -109,7 +110,7 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
     let session = destination.session()?;
     let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
     session.push_referrers(&store, &referrers)?;
-    shell.status("Pushed", outputs::push_status(&pushed));
+    shell.status("Pushed", report::push_status(&pushed));
     let summary = ImageSummary {
         name: layout
             .file_name()
@@ -124,7 +125,7 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
         sboms: Vec::new(),
         attestations: Vec::new(),
     };
-    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+    report::report(args.message_format, &summary, &[], None, Some(&pushed))
 }
 
 /// What `cargo oci build` reports of an image: the config digest of a single-platform image

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::build::{self, BuildArgs};
-use crate::outputs::Loader;
+use crate::plan::Loader;
 use crate::shell::Shell;
 
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
         None => Loader::installed()
             .ok_or_else(|| anyhow!("neither podman nor docker is installed to run the image"))?,
     };
-    let host = crate::workspace::host_triple(&args.build.cargo.workspace)?;
+    let host = crate::cargo::workspace::host_triple(&args.build.cargo.workspace)?;
     let foreign = match args.build.cargo.targets.as_slice() {
         // This machine's image, whatever other platforms the metadata lists.
         [] => {
@@ -49,8 +49,8 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
     };
     args.build.load = Some(engine);
     // One image, known before anything is built or loaded.
-    let facts = crate::workspace::Facts::gather(&args.build.cargo.workspace)?;
-    let names = crate::workspace::image_names(&facts, &args.build.cargo.workspace)?;
+    let facts = crate::cargo::workspace::Facts::gather(&args.build.cargo.workspace)?;
+    let names = crate::plan::image_names(&facts, &args.build.cargo.workspace)?;
     if names.len() > 1 {
         bail!(
             "`cargo oci run` runs one image, and these packages make {} ({}); \
@@ -96,7 +96,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
     }
     for port in &image.exposed_ports {
         // A base's range (`1-65535/tcp`) would publish every port of the machine.
-        let Some(number) = crate::values::single_port(port) else {
+        let Some(number) = crate::plan::values::single_port(port) else {
             shell.warn(format_args!(
                 "the image exposes `{}`, which is not one port: it is not published",
                 crate::text::escape_controls(port)
@@ -131,7 +131,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
 /// register.
 fn can_run(target: &str, host: &str) -> Result<bool> {
     let arch = |triple: &str| {
-        let plain = crate::cargo_build::plain_triple(triple);
+        let plain = crate::cargo::compile::plain_triple(triple);
         oci_pack::platform::Platform::from_rust_target(plain).map(|p| p.architecture)
     };
     let (Some(wanted), Some(here)) = (arch(target), arch(host)) else {

@@ -4,7 +4,7 @@
 //! `--against IMAGE`; where they differ, it names the first layer that does and the files in
 //! it (path, size, mode, owner, time, content hash), as `diffoci` does, or the config fields.
 //! `cargo oci verify --layout DIR` checks one layout's integrity alone; `cargo oci verify --key
-//! PUB.pem [IMAGE]` its signed provenance (`attestations.rs`).
+//! PUB.pem [IMAGE]` its signed provenance ([`attestations`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,15 +15,17 @@ use oci_pack::source::{ImageSource, Selector};
 use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
 
 use crate::build::BuildArgs;
-use crate::cargo_build::CargoOptions;
+use crate::cargo::options::CargoOptions;
+use crate::cargo::workspace;
 use crate::error::NotVerified;
 use crate::inspect::{self, bytes};
-use crate::metadata::{CompressionSpec, ElfCheck};
-use crate::outputs::{Format, MessageFormat};
-use crate::registries::Registries;
+use crate::plan::metadata::{CompressionSpec, ElfCheck};
+use crate::plan::{Format, MessageFormat};
+use crate::registry::Registries;
 use crate::shell::Shell;
 use crate::text::escape_controls;
-use crate::workspace;
+
+mod attestations;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -61,14 +63,14 @@ pub struct VerifyArgs {
 
 pub fn exec(args: VerifyArgs, shell: &Shell) -> Result<()> {
     if let Some(key) = &args.key {
-        let request = crate::attestations::Request {
+        let request = attestations::Request {
             key,
             image: args.image.as_deref(),
             cargo: &args.cargo.workspace,
             insecure_registry: &args.insecure_registry,
             format: args.message_format,
         };
-        return crate::attestations::exec(&request, shell);
+        return attestations::exec(&request, shell);
     }
     match &args.layout {
         Some(layout) => check_layout(layout, args.message_format, shell),
@@ -84,7 +86,7 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
     match format {
         MessageFormat::Json => {
             let message = serde_json::json!({
-                "reason": crate::outputs::reason::LAYOUT_CHECKED,
+                "reason": crate::report::reason::LAYOUT_CHECKED,
                 "layout": layout,
                 "intact": check.problems.is_empty(),
                 "manifests": check.manifests,
@@ -144,7 +146,7 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
 fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
     let options = &args.cargo.workspace;
     let facts = workspace::Facts::gather(options)?;
-    let names = workspace::image_names(&facts, options)?;
+    let names = crate::plan::image_names(&facts, options)?;
     if names.is_empty() {
         bail!(
             "no selected package is an image: give one a `[package.metadata.oci]` table, \
@@ -329,7 +331,7 @@ impl Verdict<'_> {
     /// The `image-verified` message of `--message-format json`.
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "reason": crate::outputs::reason::IMAGE_VERIFIED,
+            "reason": crate::report::reason::IMAGE_VERIFIED,
             "image": self.image.summary.name,
             "reproducible": self.comparison.same,
             "digest": self.image.summary.digest,
