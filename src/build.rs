@@ -42,7 +42,7 @@ use crate::attestation::sbom;
 use crate::attestation::signing;
 use crate::cargo::compile;
 use crate::cargo::options::CargoOptions;
-use crate::cargo::workspace;
+use crate::cargo::workspace::{self, Facts};
 use crate::plan::metadata::{CompressionSpec, ElfCheck};
 use crate::plan::ProvenanceMode;
 use crate::plan::SbomFormat;
@@ -64,76 +64,32 @@ use runs::{build_all, check_auditable_installed, BuiltRuns};
 /// separated by spaces.
 pub const TARGETS_ANNOTATION: &str = "dev.cargo-oci.targets";
 
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct BuildArgs {
-    #[command(flatten)]
+/// Everything a build is asked: what `cargo oci build`'s flags, [`crate::Build`]'s methods,
+/// `cargo oci run` and `cargo oci verify` set. Each field is the flag of the same name.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
     pub cargo: CargoOptions,
-    /// Build for the base image's platforms: `all`, or some (`linux/arm64,linux/amd64`), each
-    /// as the Rust target of its architecture and the base's C library (or `target-libc`)
-    #[arg(long, value_name = "all|PLATFORMS", conflicts_with = "targets")]
+    /// `--platform`: the base image's platforms (`all`, or some) as the targets.
     pub platform: Option<String>,
-    /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<image>`; only
-    /// when one image is built)
-    #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Pack binaries already built at `<target-dir>/<triple>/<profile>/<bin>` (or, for the
-    /// host, `<target-dir>/<profile>/<bin>`) instead of building
-    #[arg(long)]
     pub no_build: bool,
-    /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
-    #[arg(long, value_enum, value_name = "LEVEL")]
     pub elf_check: Option<ElfCheck>,
-    /// How new layers are compressed, overriding `compression` in Cargo.toml
-    #[arg(long, value_enum, value_name = "CODEC")]
     pub compression: Option<CompressionSpec>,
-    /// Tag the image NAME:TAG instead of the `tags` in Cargo.toml (repeatable; placeholders such
-    /// as `{git_short_sha}` as in `tags`)
-    #[arg(long = "tag", value_name = "NAME:TAG")]
     pub tags: Vec<String>,
-    /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
-    #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
-    /// The SBOM of each image, overriding `sbom` in Cargo.toml (default: spdx)
-    #[arg(long, value_enum, value_name = "FORMAT")]
     pub sbom: Option<SbomFormat>,
-    /// The SLSA provenance of each image, overriding `provenance` in Cargo.toml (default: slsa)
-    #[arg(long, value_enum, value_name = "KIND")]
     pub provenance: Option<ProvenanceMode>,
-    /// Sign each attestation (provenance, SBOM) with this unencrypted PKCS#8 PEM key, ECDSA
-    /// P-256 or Ed25519 (default: `CARGO_OCI_SIGNING_KEY`, a path or the PEM itself)
-    #[arg(long, value_name = "PATH")]
     pub sign_key: Option<PathBuf>,
-    /// Build with `cargo auditable build`, so each binary carries its dependency list
-    /// (as `auditable = true` in Cargo.toml)
-    #[arg(long)]
     pub auditable: bool,
-    /// Stream the image into `docker load` or `podman load`, writing no tar file
-    #[arg(
-        long,
-        value_enum,
-        value_name = "LOADER",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "docker"
-    )]
     pub load: Option<Loader>,
-    /// Push each image under its tags: to REPOSITORY (`HOST[:PORT]/NAME`; with several images,
-    /// to `REPOSITORY/<image>`), or without one to each image's `repository`
-    #[arg(long, value_name = "REPOSITORY", num_args = 0..=1, default_missing_value = "")]
+    /// `--push`: `Some("")` pushes each image to its own `repository`.
     pub push: Option<String>,
-    /// With --push: push by digest only, no tag (one job of a multi-architecture release,
-    /// joined later by `cargo oci index`)
-    #[arg(long, requires = "push")]
     pub by_digest: bool,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
+    /// One stdout line (or JSON object) per output, in this format; `None`: nothing on stdout.
+    pub report: Option<MessageFormat>,
     /// Flags for every image's binaries, after the metadata's `rustflags` (verify maps its
-    /// scratch target directory to the real one with them)
-    #[arg(skip)]
+    /// scratch target directory to the real one with them).
     pub extra_rustflags: Vec<String>,
 }
 
@@ -151,19 +107,6 @@ pub struct Finished {
     pub bytes: u64,
     /// Whether it is a single image of this machine's platform, which it can run.
     pub runs_here: bool,
-}
-
-pub fn exec(args: BuildArgs, shell: &Shell) -> Result<()> {
-    let finished = build(&args, shell, true)?;
-    if let [only] = finished.as_slice() {
-        // The package the user named, named again in the commands suggested.
-        let package = match args.cargo.workspace.packages.as_slice() {
-            [one] => format!(" -p {one}"),
-            _ => String::new(),
-        };
-        next_steps(only, &package, args.load, shell);
-    }
-    Ok(())
 }
 
 /// `--bin`: the images that pack the binaries named, each whole. What an image packs is what
@@ -224,64 +167,21 @@ fn select_bins(
     Ok(chosen)
 }
 
-/// How to run what was just built, for someone who has not done it before: with the image's
-/// own name and its ports published (`podman pull oci:DIR` would name it after the directory).
-fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &Shell) {
-    let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
-        return;
-    };
-    // A base's range (`1-65535/tcp`) is no port to publish.
-    let ports: String = image
-        .exposed_ports
-        .iter()
-        .filter_map(|port| {
-            Some(format!(
-                " -p {}:{port}",
-                crate::plan::values::single_port(port)?
-            ))
-        })
-        .collect();
-    let engine = loaded
-        .or_else(Loader::installed)
-        .unwrap_or(Loader::Podman)
-        .program();
-    let run = format!("{engine} run --rm{ports} {tag}");
-    let archive = image.outputs.iter().find(|o| o.format == Format::Docker);
-    match (loaded, archive) {
-        (Some(_), _) => shell.status("Run", format_args!("`{run}`")),
-        (None, Some(archive)) => shell.status(
-            "Run",
-            format_args!(
-                "`{engine} load -i {}` then `{run}`, or `cargo oci run{package}`",
-                archive.path.display()
-            ),
-        ),
-        (None, None) => shell.status(
-            "Run",
-            format_args!(
-                "`cargo oci run{package}`, or `cargo oci build{package} --load={engine}` then \
-                 `{run}`"
-            ),
-        ),
-    }
-}
-
-/// Builds every image the arguments choose, and writes, loads and pushes it as they ask;
-/// `report`: one stdout line per output. The steps, in order, are the module's.
-pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finished>> {
+/// Builds every image the options choose, in the workspace `facts` describe, and writes, loads
+/// and pushes it as they ask. The steps, in order, are the module's.
+pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec<Finished>> {
     let started = Instant::now();
     let created = workspace::source_date_epoch()?;
-    let facts = workspace::Facts::gather(&args.cargo.workspace)?;
-    let target_dir = args
+    let target_dir = options
         .cargo
         .workspace
         .target_dir
         .clone()
         .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
     let cx = Context {
-        args,
+        options,
         shell,
-        facts: &facts,
+        facts,
         created,
         target_dir,
     };
@@ -312,16 +212,16 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
     // Held until the images are reported, so no other build writes them meanwhile.
     let _locks = lock_outputs(&destinations, shell)?;
     let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
-    let finished = report_images(&cx, images, written?, report, &cache)?;
+    let finished = report_images(&cx, images, written?, &cache)?;
     finished_status(shell, &finished, started);
     Ok(finished)
 }
 
-/// What every step of a build reads: its arguments, and the workspace as found before the first.
+/// What every step of a build reads: its options, and the workspace as found before the first.
 struct Context<'a> {
-    args: &'a BuildArgs,
+    options: &'a BuildOptions,
     shell: &'a Shell,
-    facts: &'a workspace::Facts,
+    facts: &'a Facts,
     /// The time every image records.
     created: Timestamp,
     /// `--target-dir`, or cargo's.
@@ -342,36 +242,38 @@ struct Chosen<'a> {
 /// Step 1: every image the arguments choose, its metadata resolved and checked before
 /// anything is built.
 fn choose_images<'a>(cx: &Context<'a>) -> Result<Chosen<'a>> {
-    let args = cx.args;
+    let options = cx.options;
     let overrides = Overrides {
-        targets: args.cargo.targets.clone(),
-        formats: args.formats.clone(),
-        elf_check: args.elf_check,
-        compression: args.compression,
-        tags: args.tags.clone(),
-        sbom: args.sbom,
-        from_base: args.platform.is_some(),
-        provenance: args.provenance,
-        auditable: args.auditable,
+        targets: options.cargo.targets.clone(),
+        formats: options.formats.clone(),
+        elf_check: options.elf_check,
+        compression: options.compression,
+        tags: options.tags.clone(),
+        sbom: options.sbom,
+        from_base: options.platform.is_some(),
+        provenance: options.provenance,
+        auditable: options.auditable,
     };
-    let wanted_platforms = match &args.platform {
+    let wanted_platforms = match &options.platform {
         Some(text) => crate::plan::platforms::Wanted::parse(text)?,
         None => crate::plan::platforms::Wanted::All,
     };
     // A key that cannot sign fails the build before anything is built.
-    let signer = signing::KeySigner::from_args(args.sign_key.as_deref())?;
+    let signer = signing::KeySigner::from_args(options.sign_key.as_deref())?;
     let (mut plans, packages) = resolve_packages(cx, &overrides)?;
     // `targets = "base"` and `--platform`: each such package's plans again, for the targets
     // of its base's platforms.
     if plans.iter().any(|plan| plan.from_base.is_some()) {
         plans = expand_from_base(cx, plans, &packages, &overrides, &wanted_platforms)?;
     }
-    if !args.cargo.bins.is_empty() {
-        plans = select_bins(plans, &args.cargo.bins, &packages, cx.shell)?;
+    if !options.cargo.bins.is_empty() {
+        plans = select_bins(plans, &options.cargo.bins, &packages, cx.shell)?;
     }
     check_plans(cx, &plans)?;
     for image in plans.iter_mut().flat_map(|plan| &mut plan.images) {
-        image.rustflags.extend(args.extra_rustflags.iter().cloned());
+        image
+            .rustflags
+            .extend(options.extra_rustflags.iter().cloned());
     }
     Ok(Chosen {
         plans,
@@ -388,7 +290,7 @@ fn resolve_packages<'a>(
     let metadata = &cx.facts.metadata;
     let mut plans: Vec<BuildPlan> = Vec::new();
     let mut packages = BTreeMap::new();
-    for selected in workspace::select_packages(metadata, &cx.args.cargo.workspace)? {
+    for selected in workspace::select_packages(metadata, &cx.options.cargo.workspace)? {
         let package = selected.package;
         if !workspace::is_image(metadata, package) {
             if selected.named {
@@ -427,10 +329,10 @@ fn expand_from_base(
     overrides: &Overrides,
     wanted_platforms: &crate::plan::platforms::Wanted,
 ) -> Result<Vec<BuildPlan>> {
-    let args = cx.args;
+    let options = cx.options;
     let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &options.insecure_registry,
+        options.cargo.workspace.offline || options.cargo.workspace.frozen,
         &[],
     )?;
     let mut expanded = Vec::new();
@@ -488,7 +390,7 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
         }
         warn_without_entrypoint(plan, cx.shell);
     }
-    if cx.args.output.is_some() && plans.len() > 1 {
+    if cx.options.output.is_some() && plans.len() > 1 {
         bail!(
             "`--output` names one image's layout, and {} images are built ({}); \
              each goes to `<target-dir>/oci/<image>`",
@@ -503,7 +405,7 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
 fn destinations(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<Vec<PathBuf>> {
     let mut destinations = Vec::new();
     for plan in plans {
-        let output = match &cx.args.output {
+        let output = match &cx.options.output {
             Some(output) => output.clone(),
             None => cx.target_dir.join("oci").join(&plan.name),
         };
@@ -523,12 +425,12 @@ fn push_targets(
     cx: &Context<'_>,
     plans: &[BuildPlan],
 ) -> Result<(Registries, Vec<Option<PushTarget>>)> {
-    let args = cx.args;
-    let pushes = push_repositories(args.push.as_deref(), plans)?;
+    let options = cx.options;
+    let pushes = push_repositories(options.push.as_deref(), plans)?;
     let push_repositories: Vec<Repository> = pushes.iter().flatten().cloned().collect();
     let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &options.insecure_registry,
+        options.cargo.workspace.offline || options.cargo.workspace.frozen,
         &push_repositories,
     )?;
     let mut push_targets = Vec::new();
@@ -589,14 +491,14 @@ fn compile<'a>(
     plans: &'a [BuildPlan],
     packages: &Packages<'a>,
 ) -> Result<Option<BuiltRuns<'a>>> {
-    if cx.args.no_build {
+    if cx.options.no_build {
         return Ok(None);
     }
     if let Some(plan) = plans.iter().find(|plan| plan.auditable) {
         check_auditable_installed(&plan.name)?;
     }
     build_all(
-        &cx.args.cargo,
+        &cx.options.cargo,
         plans,
         packages,
         &cx.facts.host,
@@ -629,7 +531,7 @@ fn start_sbom_resolution(cx: &Context<'_>, plans: &[BuildPlan]) -> Resolving {
     sbom_triples
         .into_iter()
         .map(|triple| {
-            let (cargo, asked) = (cx.args.cargo.clone(), triple.clone());
+            let (cargo, asked) = (cx.options.cargo.clone(), triple.clone());
             (
                 triple,
                 std::thread::spawn(move || sbom::resolve(&cargo, &asked)),
@@ -654,7 +556,7 @@ fn pack_images(
                 _ if image.bins.is_empty() => Default::default(),
                 Some(built) => built.bins_of(image, &plan.package, host),
                 None => compile::prebuilt_bins(
-                    &cx.args.cargo,
+                    &cx.options.cargo,
                     &cx.target_dir,
                     image.triple.as_deref().unwrap_or(host),
                     image.triple.is_none(),
@@ -798,7 +700,7 @@ fn build_facts<'a>(
     run: &'a provenance::RunDetails,
 ) -> provenance::BuildFacts<'a> {
     let facts = cx.facts;
-    let cargo = &cx.args.cargo;
+    let cargo = &cx.options.cargo;
     provenance::BuildFacts {
         package: package.name.as_str(),
         targets: plan
@@ -895,9 +797,9 @@ fn write_outputs(
                 &outputs::Destinations {
                     layout,
                     formats: &plan.formats,
-                    load: cx.args.load,
+                    load: cx.options.load,
                     push: push.as_ref(),
-                    push_tags: !cx.args.by_digest,
+                    push_tags: !cx.options.by_digest,
                     shell: cx.shell,
                     mtime: cx.created,
                     beside: &image.beside,
@@ -970,13 +872,13 @@ fn keep_what_was_used(
     }
 }
 
-/// Step 10: each image's outputs, load and push told on stderr (and with `report`, on stdout),
+/// Step 10: each image's outputs, load and push told on stderr (and on stdout, as the options
+/// ask),
 /// and what a caller needs of it.
 fn report_images(
     cx: &Context<'_>,
     images: Vec<Assembled>,
     written: Written,
-    report: bool,
     cache: &BuildCache,
 ) -> Result<Vec<Finished>> {
     let shell = cx.shell;
@@ -993,14 +895,8 @@ fn report_images(
         if let Some(pushed) = &pushed {
             shell.status("Pushed", report::push_status(pushed));
         }
-        if report {
-            report::report(
-                cx.args.message_format,
-                &summary,
-                &written,
-                cx.args.load,
-                pushed.as_ref(),
-            )?;
+        if let Some(format) = cx.options.report {
+            report::report(format, &summary, &written, cx.options.load, pushed.as_ref())?;
         }
         let (layers, bytes, exposed_ports) = measure(cache, &summary)?;
         let host = oci_pack::platform::Platform::from_rust_target(&cx.facts.host);

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::attestation::signing;
+use crate::commands::{build, index, init, inspect, push, run, verify};
 use crate::registry::credentials;
 use crate::shell::{Shell, ShellOptions};
-use crate::{build, index, init, inspect, push, run, verify};
 
 /// Cargo runs us as `cargo-oci oci build …`.
 #[derive(Debug, Parser)]

@@ -22,6 +22,7 @@ mod attestation;
 mod build;
 mod cargo;
 pub mod cli;
+mod commands;
 mod error;
 mod index;
 mod init;

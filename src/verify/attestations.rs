@@ -47,7 +47,7 @@ struct PlatformVerdict {
     problems: Vec<String>,
 }
 
-pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
+pub fn check(request: &Request<'_>, shell: &Shell) -> Result<()> {
     let key = PublicKey::from_file(request.key)?;
     let key_id = key.key_id()?;
     let (source, cache_dir) = match request.image {
