@@ -1,7 +1,8 @@
-//! `cargo oci build`: choose packages as cargo does, resolve each one's image metadata, build
-//! every binary in one cargo run per target, pack every image with oci-pack (a base shared by
-//! several opened once), and only when all are staged move their outputs into place; report
-//! each output on stdout.
+//! The build behind `cargo oci build`, `run`, `verify` and the library's [`crate::Build`]:
+//! choose packages as cargo does, resolve each one's image metadata, build every binary in one
+//! cargo run per target, pack every image with oci-pack (a base shared by several opened once),
+//! and only when all are staged move their outputs into place; report each output (on stdout,
+//! if asked).
 //!
 //! [`build`] runs these steps, in order; everything that can be checked is checked before cargo
 //! spends minutes building:
@@ -12,7 +13,7 @@
 //! 2. [`destinations`]: each image's output path, checked to be one a layout may be written to.
 //! 3. [`push_targets`]: where each image is pushed, with its credentials.
 //! 4. [`open_bases`]: every base read and its layers checked, once per base and platform.
-//! 5. [`compile`]: cargo builds the binaries, one run per target, builder and rustflags.
+//! 5. [`compile()`]: cargo builds the binaries, one run per target, builder and rustflags.
 //! 6. [`start_sbom_resolution`]: each target's dependencies asked of cargo, on threads, while
 //!    the images are packed.
 //! 7. [`pack_images`]: every image packed by oci-pack, its binaries checked.
@@ -21,8 +22,9 @@
 //!    pushed), then all moved into place; the cache told what was used.
 //! 10. [`report_images`]: each output told, and what callers need of each image returned.
 //!
-//! The builder runs of step 5 are in [`runs`]; the SBOMs and attestations of step 8 in
-//! [`attest`].
+//! The bases opened in step 4 and the packing of step 7 are in [`pack`]; the builder runs of
+//! step 5 in [`runs`]; the SBOMs and attestations of step 8 in [`attest`]; the outputs of
+//! step 9 in [`outputs`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The command line: `cargo oci build|run|push|index|inspect|verify`, parsed with clap, the
-//! options every subcommand shares (`-v`, `-q`, `--color`, `-V`), each subcommand run, and an
-//! error printed with its causes and turned into cargo's exit code.
+//! options every subcommand shares (`-v`, `-q`, `--color`, `-V`), each subcommand handed to its
+//! module in `commands/`, and an error printed with its causes and turned into cargo's exit code.
 
 use std::process::ExitCode;
 

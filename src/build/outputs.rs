@@ -1,7 +1,7 @@
 //! What `cargo oci build` writes, and where: the OCI layout, the archives beside it
 //! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into podman's store (by skopeo,
-//! only the layers it lacks) or streamed into `docker load`; and the stdout line (or JSON
-//! object) reporting each.
+//! only the layers it lacks) or streamed into `docker load`, or pushed; each staged beside its
+//! destination, then persisted.
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
