@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::build::{self, BuildArgs};
-use crate::cargo_build::Verbosity;
+use crate::build::{self, BuildOptions};
+use crate::cargo::workspace::Facts;
 use crate::error::Error;
-use crate::outputs::{Format, Loader, MessageFormat};
-use crate::sbom::SbomFormat;
+use crate::plan::SbomFormat;
+use crate::plan::{Format, Loader, MessageFormat};
 use crate::shell::Shell;
+use crate::shell::Verbosity;
 
 /// A build of a workspace's images, as `cargo oci build` runs it: the packages cargo would
 /// choose, their `[package.metadata.oci]`, one `cargo build` per target, then the outputs.
@@ -38,16 +39,15 @@ use crate::shell::Shell;
 /// ```
 #[derive(Clone, Default)]
 pub struct Build {
-    args: BuildArgs,
+    options: BuildOptions,
     verbosity: Verbosity,
     listener: Option<crate::shell::StatusListener>,
-    report: Option<MessageFormat>,
 }
 
 impl std::fmt::Debug for Build {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Build")
-            .field("args", &self.args)
+            .field("options", &self.options)
             .field("verbosity", &self.verbosity)
             .field("listener", &self.listener.is_some())
             .finish()
@@ -64,190 +64,194 @@ impl Build {
     /// selects the package there, reads that directory's `.cargo/config.toml`, and relative
     /// paths given to this build are relative to it. An xtask passes its workspace's root.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Build {
-        self.args.cargo.workspace.current_dir = Some(dir.as_ref().to_owned());
+        self.options.cargo.workspace.current_dir = Some(dir.as_ref().to_owned());
         self
     }
 
     /// `--manifest-path`: the `Cargo.toml` of the package or workspace.
     pub fn manifest_path(mut self, path: impl AsRef<Path>) -> Build {
-        self.args.cargo.workspace.manifest_path = Some(path.as_ref().to_owned());
+        self.options.cargo.workspace.manifest_path = Some(path.as_ref().to_owned());
         self
     }
 
     /// `-p`: a package to build, by name or glob; repeatable.
     pub fn package(mut self, spec: impl Into<String>) -> Build {
-        self.args.cargo.workspace.packages.push(spec.into());
+        self.options.cargo.workspace.packages.push(spec.into());
         self
     }
 
     /// `--workspace`: every member.
     pub fn workspace(mut self) -> Build {
-        self.args.cargo.workspace.workspace = true;
+        self.options.cargo.workspace.workspace = true;
         self
     }
 
     /// `--exclude`: a package to leave out of `--workspace`, by name or glob; repeatable.
     pub fn exclude(mut self, spec: impl Into<String>) -> Build {
-        self.args.cargo.workspace.exclude.push(spec.into());
+        self.options.cargo.workspace.exclude.push(spec.into());
         self
     }
 
     /// `--target`: a Rust target triple, one image each; repeatable.
     pub fn target(mut self, triple: impl Into<String>) -> Build {
-        self.args.cargo.targets.push(triple.into());
+        self.options.cargo.targets.push(triple.into());
         self
     }
 
     /// `--profile` (default `release`).
     pub fn profile(mut self, profile: impl Into<String>) -> Build {
-        self.args.cargo.profile = Some(profile.into());
+        self.options.cargo.profile = Some(profile.into());
         self
     }
 
     /// `--features`; repeatable.
     pub fn features(mut self, features: impl Into<String>) -> Build {
-        self.args.cargo.features.push(features.into());
+        self.options.cargo.features.push(features.into());
         self
     }
 
     /// `--locked`.
     pub fn locked(mut self) -> Build {
-        self.args.cargo.workspace.locked = true;
+        self.options.cargo.workspace.locked = true;
         self
     }
 
     /// `--offline`: cargo and registry bases from their caches alone.
     pub fn offline(mut self) -> Build {
-        self.args.cargo.workspace.offline = true;
+        self.options.cargo.workspace.offline = true;
         self
     }
 
     /// `--target-dir`.
     pub fn target_dir(mut self, dir: impl AsRef<Path>) -> Build {
-        self.args.cargo.workspace.target_dir = Some(dir.as_ref().to_owned());
+        self.options.cargo.workspace.target_dir = Some(dir.as_ref().to_owned());
         self
     }
 
     /// `--bin`: only the images that pack this binary (each whole: an image that packs
     /// others too is an error); repeatable.
     pub fn bin(mut self, name: impl Into<String>) -> Build {
-        self.args.cargo.bins.push(name.into());
+        self.options.cargo.bins.push(name.into());
         self
     }
 
     /// `--jobs`: cargo's number of parallel jobs.
     pub fn jobs(mut self, jobs: u32) -> Build {
-        self.args.cargo.jobs = Some(jobs.to_string());
+        self.options.cargo.jobs = Some(jobs.to_string());
         self
     }
 
     /// `--config`: a cargo configuration value, `KEY=VALUE` or a file's path, for every cargo
     /// run of the build; repeatable.
     pub fn config(mut self, setting: impl Into<String>) -> Build {
-        self.args.cargo.workspace.config.push(setting.into());
+        self.options.cargo.workspace.config.push(setting.into());
         self
     }
 
     /// `-Z`: an unstable (nightly-only) flag for every cargo run; repeatable.
     pub fn unstable_flag(mut self, flag: impl Into<String>) -> Build {
-        self.args.cargo.workspace.unstable_flags.push(flag.into());
+        self.options
+            .cargo
+            .workspace
+            .unstable_flags
+            .push(flag.into());
         self
     }
 
     /// `--timings`: cargo's report of how long each crate took to build.
     pub fn timings(mut self) -> Build {
-        self.args.cargo.timings = Some(String::new());
+        self.options.cargo.timings = Some(String::new());
         self
     }
 
     /// `--keep-going`: build as many crates as possible before failing.
     pub fn keep_going(mut self) -> Build {
-        self.args.cargo.keep_going = true;
+        self.options.cargo.keep_going = true;
         self
     }
 
     /// `--ignore-rust-version`: build even with a toolchain older than a `rust-version`.
     pub fn ignore_rust_version(mut self) -> Build {
-        self.args.cargo.ignore_rust_version = true;
+        self.options.cargo.ignore_rust_version = true;
         self
     }
 
     /// `--format`: an output to write, replacing the metadata's `formats`; repeatable.
     pub fn format(mut self, format: Format) -> Build {
-        self.args.formats.push(format);
+        self.options.formats.push(format);
         self
     }
 
     /// `--sbom`: the SBOM of each platform's image, replacing the metadata's `sbom`.
     pub fn sbom(mut self, format: SbomFormat) -> Build {
-        self.args.sbom = Some(format);
+        self.options.sbom = Some(format);
         self
     }
 
     /// `--provenance none`: no SLSA provenance, replacing the metadata's `provenance`.
     pub fn no_provenance(mut self) -> Build {
-        self.args.provenance = Some(crate::provenance::ProvenanceMode::None);
+        self.options.provenance = Some(crate::plan::ProvenanceMode::None);
         self
     }
 
     /// `--sign-key`: sign each attestation with this PKCS#8 PEM key (ECDSA P-256 or Ed25519);
     /// without it, `CARGO_OCI_SIGNING_KEY` of this process's environment is used, if set.
     pub fn sign_key(mut self, path: impl AsRef<Path>) -> Build {
-        self.args.sign_key = Some(path.as_ref().to_owned());
+        self.options.sign_key = Some(path.as_ref().to_owned());
         self
     }
 
     /// `--auditable`: build with `cargo auditable build`.
     pub fn auditable(mut self) -> Build {
-        self.args.auditable = true;
+        self.options.auditable = true;
         self
     }
 
     /// `--output`: the OCI layout's directory, for a build of one image.
     pub fn output(mut self, dir: impl AsRef<Path>) -> Build {
-        self.args.output = Some(dir.as_ref().to_owned());
+        self.options.output = Some(dir.as_ref().to_owned());
         self
     }
 
     /// `--tag`: a `NAME:TAG`, replacing the metadata's `tags`; repeatable.
     pub fn tag(mut self, tag: impl Into<String>) -> Build {
-        self.args.tags.push(tag.into());
+        self.options.tags.push(tag.into());
         self
     }
 
     /// `--load`: stream the image into `docker load` or `podman load`.
     pub fn load(mut self, loader: Loader) -> Build {
-        self.args.load = Some(loader);
+        self.options.load = Some(loader);
         self
     }
 
     /// `--push REPOSITORY`: one image there, several to `REPOSITORY/<image>`.
     pub fn push(mut self, repository: impl Into<String>) -> Build {
-        self.args.push = Some(repository.into());
+        self.options.push = Some(repository.into());
         self
     }
 
     /// `--by-digest`: push by digest only, without the image's tags.
     pub fn by_digest(mut self) -> Build {
-        self.args.by_digest = true;
+        self.options.by_digest = true;
         self
     }
 
     /// `--push` with no repository: each image to its metadata's `repository`.
     pub fn push_to_each_repository(mut self) -> Build {
-        self.args.push = Some(String::new());
+        self.options.push = Some(String::new());
         self
     }
 
     /// `--insecure-registry`: a registry that may be reached over plain HTTP; repeatable.
     pub fn insecure_registry(mut self, host: impl Into<String>) -> Build {
-        self.args.insecure_registry.push(host.into());
+        self.options.insecure_registry.push(host.into());
         self
     }
 
     /// `--no-build`: pack binaries an earlier build left, instead of building.
     pub fn no_build(mut self) -> Build {
-        self.args.no_build = true;
+        self.options.no_build = true;
         self
     }
 
@@ -266,36 +270,34 @@ impl Build {
 
     /// Prints the command line's stdout report too: one line (or JSON object) per output.
     pub fn report(mut self, format: MessageFormat) -> Build {
-        self.report = Some(format);
+        self.options.report = Some(format);
         self
     }
 
     /// Runs the build; the images it made, in the order their packages are in the workspace.
     pub fn run(&self) -> Result<Vec<Image>, Error> {
-        let mut args = self.args.clone();
-        if let Some(dir) = args.cargo.workspace.current_dir.clone() {
+        let mut options = self.options.clone();
+        if let Some(dir) = options.cargo.workspace.current_dir.clone() {
             // Absolute, so a path joined to it means the same to cargo, which runs there.
             let dir = std::path::absolute(&dir).map_err(anyhow::Error::from)?;
-            args.cargo.workspace.current_dir = Some(dir.clone());
-            let workspace = &mut args.cargo.workspace;
+            options.cargo.workspace.current_dir = Some(dir.clone());
+            let workspace = &mut options.cargo.workspace;
             let paths = [
                 &mut workspace.manifest_path,
                 &mut workspace.target_dir,
-                &mut args.output,
-                &mut args.sign_key,
+                &mut options.output,
+                &mut options.sign_key,
             ];
             for path in paths.into_iter().flatten() {
                 *path = dir.join(&*path);
             }
         }
-        if let Some(format) = self.report {
-            args.message_format = format;
-        }
         let shell = match &self.listener {
             Some(listener) => Shell::with_listener(self.verbosity, listener.clone()),
             None => Shell::new(self.verbosity),
         };
-        let finished = build::build(&args, &shell, self.report.is_some())?;
+        let facts = Facts::gather(&options.cargo.workspace)?;
+        let finished = build::build(&options, &facts, &shell)?;
         Ok(finished
             .into_iter()
             .map(|made| Image {
@@ -315,7 +317,7 @@ impl Build {
                     .collect(),
                 sboms: made.summary.sboms,
                 attestations: made.summary.attestations,
-                loaded: args.load,
+                loaded: options.load,
                 pushed: made.pushed.map(|pushed| pushed.reference),
                 layers: made.layers,
                 compressed_bytes: made.bytes,

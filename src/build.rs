@@ -1,7 +1,8 @@
-//! `cargo oci build`: choose packages as cargo does, resolve each one's image metadata, build
-//! every binary in one cargo run per target, pack every image with oci-pack (a base shared by
-//! several opened once), and only when all are staged move their outputs into place; report
-//! each output on stdout.
+//! The build behind `cargo oci build`, `run`, `verify` and the library's [`crate::Build`]:
+//! choose packages as cargo does, resolve each one's image metadata, build every binary in one
+//! cargo run per target, pack every image with oci-pack (a base shared by several opened once),
+//! and only when all are staged move their outputs into place; report each output (on stdout,
+//! if asked).
 //!
 //! [`build`] runs these steps, in order; everything that can be checked is checked before cargo
 //! spends minutes building:
@@ -12,7 +13,7 @@
 //! 2. [`destinations`]: each image's output path, checked to be one a layout may be written to.
 //! 3. [`push_targets`]: where each image is pushed, with its credentials.
 //! 4. [`open_bases`]: every base read and its layers checked, once per base and platform.
-//! 5. [`compile`]: cargo builds the binaries, one run per target, builder and rustflags.
+//! 5. [`compile()`]: cargo builds the binaries, one run per target, builder and rustflags.
 //! 6. [`start_sbom_resolution`]: each target's dependencies asked of cargo, on threads, while
 //!    the images are packed.
 //! 7. [`pack_images`]: every image packed by oci-pack, its binaries checked.
@@ -21,8 +22,9 @@
 //!    pushed), then all moved into place; the cache told what was used.
 //! 10. [`report_images`]: each output told, and what callers need of each image returned.
 //!
-//! The builder runs of step 5 are in [`runs`]; the SBOMs and attestations of step 8 in
-//! [`attest`].
+//! The bases opened in step 4 and the packing of step 7 are in [`pack`]; the builder runs of
+//! step 5 in [`runs`]; the SBOMs and attestations of step 8 in [`attest`]; the outputs of
+//! step 9 in [`outputs`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,19 +39,24 @@ use oci_pack::reference::Repository;
 use oci_pack::source::{ImageSource, ParentImage};
 use oci_pack::timestamp::Timestamp;
 
-use crate::cargo_build::{self, CargoOptions};
-use crate::metadata::{CompressionSpec, ElfCheck};
-use crate::outputs::{self, Format, ImageSummary, Loader, MessageFormat};
-use crate::pack;
+use crate::attestation::provenance;
+use crate::attestation::sbom;
+use crate::attestation::signing;
+use crate::cargo::compile;
+use crate::cargo::options::CargoOptions;
+use crate::cargo::workspace::{self, Facts};
+use crate::plan::metadata::{CompressionSpec, ElfCheck};
+use crate::plan::ProvenanceMode;
+use crate::plan::SbomFormat;
 use crate::plan::{BuildPlan, Overrides};
-use crate::provenance::{self, ProvenanceMode};
-use crate::registries::{PushTarget, Registries};
-use crate::sbom::{self, SbomFormat};
+use crate::plan::{Format, Loader, MessageFormat};
+use crate::registry::{PushTarget, Registries};
+use crate::report::{self, ImageSummary};
 use crate::shell::Shell;
-use crate::signing;
-use crate::workspace;
 
 mod attest;
+mod outputs;
+mod pack;
 mod runs;
 
 use attest::{attach_attestations, attach_sboms, Attesting, SbomInputs, Sboms};
@@ -59,76 +66,32 @@ use runs::{build_all, check_auditable_installed, BuiltRuns};
 /// separated by spaces.
 pub const TARGETS_ANNOTATION: &str = "dev.cargo-oci.targets";
 
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct BuildArgs {
-    #[command(flatten)]
+/// Everything a build is asked: what `cargo oci build`'s flags, [`crate::Build`]'s methods,
+/// `cargo oci run` and `cargo oci verify` set. Each field is the flag of the same name.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
     pub cargo: CargoOptions,
-    /// Build for the base image's platforms: `all`, or some (`linux/arm64,linux/amd64`), each
-    /// as the Rust target of its architecture and the base's C library (or `target-libc`)
-    #[arg(long, value_name = "all|PLATFORMS", conflicts_with = "targets")]
+    /// `--platform`: the base image's platforms (`all`, or some) as the targets.
     pub platform: Option<String>,
-    /// Write the OCI image layout to this directory (default: `<target-dir>/oci/<image>`; only
-    /// when one image is built)
-    #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Pack binaries already built at `<target-dir>/<triple>/<profile>/<bin>` (or, for the
-    /// host, `<target-dir>/<profile>/<bin>`) instead of building
-    #[arg(long)]
     pub no_build: bool,
-    /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
-    #[arg(long, value_enum, value_name = "LEVEL")]
     pub elf_check: Option<ElfCheck>,
-    /// How new layers are compressed, overriding `compression` in Cargo.toml
-    #[arg(long, value_enum, value_name = "CODEC")]
     pub compression: Option<CompressionSpec>,
-    /// Tag the image NAME:TAG instead of the `tags` in Cargo.toml (repeatable; placeholders such
-    /// as `{git_short_sha}` as in `tags`)
-    #[arg(long = "tag", value_name = "NAME:TAG")]
     pub tags: Vec<String>,
-    /// Output formats to write, overriding `formats` in Cargo.toml (repeatable)
-    #[arg(long = "format", value_enum, value_name = "FORMAT")]
     pub formats: Vec<Format>,
-    /// The SBOM of each image, overriding `sbom` in Cargo.toml (default: spdx)
-    #[arg(long, value_enum, value_name = "FORMAT")]
     pub sbom: Option<SbomFormat>,
-    /// The SLSA provenance of each image, overriding `provenance` in Cargo.toml (default: slsa)
-    #[arg(long, value_enum, value_name = "KIND")]
     pub provenance: Option<ProvenanceMode>,
-    /// Sign each attestation (provenance, SBOM) with this unencrypted PKCS#8 PEM key, ECDSA
-    /// P-256 or Ed25519 (default: `CARGO_OCI_SIGNING_KEY`, a path or the PEM itself)
-    #[arg(long, value_name = "PATH")]
     pub sign_key: Option<PathBuf>,
-    /// Build with `cargo auditable build`, so each binary carries its dependency list
-    /// (as `auditable = true` in Cargo.toml)
-    #[arg(long)]
     pub auditable: bool,
-    /// Stream the image into `docker load` or `podman load`, writing no tar file
-    #[arg(
-        long,
-        value_enum,
-        value_name = "LOADER",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "docker"
-    )]
     pub load: Option<Loader>,
-    /// Push each image under its tags: to REPOSITORY (`HOST[:PORT]/NAME`; with several images,
-    /// to `REPOSITORY/<image>`), or without one to each image's `repository`
-    #[arg(long, value_name = "REPOSITORY", num_args = 0..=1, default_missing_value = "")]
+    /// `--push`: `Some("")` pushes each image to its own `repository`.
     pub push: Option<String>,
-    /// With --push: push by digest only, no tag (one job of a multi-architecture release,
-    /// joined later by `cargo oci index`)
-    #[arg(long, requires = "push")]
     pub by_digest: bool,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
+    /// One stdout line (or JSON object) per output, in this format; `None`: nothing on stdout.
+    pub report: Option<MessageFormat>,
     /// Flags for every image's binaries, after the metadata's `rustflags` (verify maps its
-    /// scratch target directory to the real one with them)
-    #[arg(skip)]
+    /// scratch target directory to the real one with them).
     pub extra_rustflags: Vec<String>,
 }
 
@@ -136,7 +99,7 @@ pub struct BuildArgs {
 #[derive(Debug)]
 pub struct Finished {
     pub summary: ImageSummary,
-    pub outputs: Vec<outputs::Output>,
+    pub outputs: Vec<report::Output>,
     /// Where it was pushed.
     pub pushed: Option<oci_pack::registry::Pushed>,
     /// Of a single-platform image: the ports it exposes (`8080/tcp`).
@@ -146,19 +109,6 @@ pub struct Finished {
     pub bytes: u64,
     /// Whether it is a single image of this machine's platform, which it can run.
     pub runs_here: bool,
-}
-
-pub fn exec(args: BuildArgs, shell: &Shell) -> Result<()> {
-    let finished = build(&args, shell, true)?;
-    if let [only] = finished.as_slice() {
-        // The package the user named, named again in the commands suggested.
-        let package = match args.cargo.workspace.packages.as_slice() {
-            [one] => format!(" -p {one}"),
-            _ => String::new(),
-        };
-        next_steps(only, &package, args.load, shell);
-    }
-    Ok(())
 }
 
 /// `--bin`: the images that pack the binaries named, each whole. What an image packs is what
@@ -219,59 +169,21 @@ fn select_bins(
     Ok(chosen)
 }
 
-/// How to run what was just built, for someone who has not done it before: with the image's
-/// own name and its ports published (`podman pull oci:DIR` would name it after the directory).
-fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &Shell) {
-    let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
-        return;
-    };
-    // A base's range (`1-65535/tcp`) is no port to publish.
-    let ports: String = image
-        .exposed_ports
-        .iter()
-        .filter_map(|port| Some(format!(" -p {}:{port}", crate::values::single_port(port)?)))
-        .collect();
-    let engine = loaded
-        .or_else(Loader::installed)
-        .unwrap_or(Loader::Podman)
-        .program();
-    let run = format!("{engine} run --rm{ports} {tag}");
-    let archive = image.outputs.iter().find(|o| o.format == Format::Docker);
-    match (loaded, archive) {
-        (Some(_), _) => shell.status("Run", format_args!("`{run}`")),
-        (None, Some(archive)) => shell.status(
-            "Run",
-            format_args!(
-                "`{engine} load -i {}` then `{run}`, or `cargo oci run{package}`",
-                archive.path.display()
-            ),
-        ),
-        (None, None) => shell.status(
-            "Run",
-            format_args!(
-                "`cargo oci run{package}`, or `cargo oci build{package} --load={engine}` then \
-                 `{run}`"
-            ),
-        ),
-    }
-}
-
-/// Builds every image the arguments choose, and writes, loads and pushes it as they ask;
-/// `report`: one stdout line per output. The steps, in order, are the module's.
-pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finished>> {
+/// Builds every image the options choose, in the workspace `facts` describe, and writes, loads
+/// and pushes it as they ask. The steps, in order, are the module's.
+pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec<Finished>> {
     let started = Instant::now();
     let created = workspace::source_date_epoch()?;
-    let facts = workspace::Facts::gather(&args.cargo.workspace)?;
-    let target_dir = args
+    let target_dir = options
         .cargo
         .workspace
         .target_dir
         .clone()
         .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
     let cx = Context {
-        args,
+        options,
         shell,
-        facts: &facts,
+        facts,
         created,
         target_dir,
     };
@@ -302,16 +214,16 @@ pub fn build(args: &BuildArgs, shell: &Shell, report: bool) -> Result<Vec<Finish
     // Held until the images are reported, so no other build writes them meanwhile.
     let _locks = lock_outputs(&destinations, shell)?;
     let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
-    let finished = report_images(&cx, images, written?, report, &cache)?;
+    let finished = report_images(&cx, images, written?, &cache)?;
     finished_status(shell, &finished, started);
     Ok(finished)
 }
 
-/// What every step of a build reads: its arguments, and the workspace as found before the first.
+/// What every step of a build reads: its options, and the workspace as found before the first.
 struct Context<'a> {
-    args: &'a BuildArgs,
+    options: &'a BuildOptions,
     shell: &'a Shell,
-    facts: &'a workspace::Facts,
+    facts: &'a Facts,
     /// The time every image records.
     created: Timestamp,
     /// `--target-dir`, or cargo's.
@@ -332,36 +244,38 @@ struct Chosen<'a> {
 /// Step 1: every image the arguments choose, its metadata resolved and checked before
 /// anything is built.
 fn choose_images<'a>(cx: &Context<'a>) -> Result<Chosen<'a>> {
-    let args = cx.args;
+    let options = cx.options;
     let overrides = Overrides {
-        targets: args.cargo.targets.clone(),
-        formats: args.formats.clone(),
-        elf_check: args.elf_check,
-        compression: args.compression,
-        tags: args.tags.clone(),
-        sbom: args.sbom,
-        from_base: args.platform.is_some(),
-        provenance: args.provenance,
-        auditable: args.auditable,
+        targets: options.cargo.targets.clone(),
+        formats: options.formats.clone(),
+        elf_check: options.elf_check,
+        compression: options.compression,
+        tags: options.tags.clone(),
+        sbom: options.sbom,
+        from_base: options.platform.is_some(),
+        provenance: options.provenance,
+        auditable: options.auditable,
     };
-    let wanted_platforms = match &args.platform {
-        Some(text) => crate::platforms::Wanted::parse(text)?,
-        None => crate::platforms::Wanted::All,
+    let wanted_platforms = match &options.platform {
+        Some(text) => crate::plan::platforms::Wanted::parse(text)?,
+        None => crate::plan::platforms::Wanted::All,
     };
     // A key that cannot sign fails the build before anything is built.
-    let signer = signing::KeySigner::from_args(args.sign_key.as_deref())?;
+    let signer = signing::KeySigner::from_args(options.sign_key.as_deref())?;
     let (mut plans, packages) = resolve_packages(cx, &overrides)?;
     // `targets = "base"` and `--platform`: each such package's plans again, for the targets
     // of its base's platforms.
     if plans.iter().any(|plan| plan.from_base.is_some()) {
         plans = expand_from_base(cx, plans, &packages, &overrides, &wanted_platforms)?;
     }
-    if !args.cargo.bins.is_empty() {
-        plans = select_bins(plans, &args.cargo.bins, &packages, cx.shell)?;
+    if !options.cargo.bins.is_empty() {
+        plans = select_bins(plans, &options.cargo.bins, &packages, cx.shell)?;
     }
     check_plans(cx, &plans)?;
     for image in plans.iter_mut().flat_map(|plan| &mut plan.images) {
-        image.rustflags.extend(args.extra_rustflags.iter().cloned());
+        image
+            .rustflags
+            .extend(options.extra_rustflags.iter().cloned());
     }
     Ok(Chosen {
         plans,
@@ -378,7 +292,7 @@ fn resolve_packages<'a>(
     let metadata = &cx.facts.metadata;
     let mut plans: Vec<BuildPlan> = Vec::new();
     let mut packages = BTreeMap::new();
-    for selected in workspace::select_packages(metadata, &cx.args.cargo.workspace)? {
+    for selected in workspace::select_packages(metadata, &cx.options.cargo.workspace)? {
         let package = selected.package;
         if !workspace::is_image(metadata, package) {
             if selected.named {
@@ -402,7 +316,7 @@ fn resolve_packages<'a>(
             continue;
         }
         packages.insert(package.name.to_string(), package);
-        plans.extend(workspace::build_plans(
+        plans.extend(crate::plan::build_plans(
             cx.facts, package, cx.created, overrides,
         )?);
     }
@@ -415,12 +329,12 @@ fn expand_from_base(
     plans: Vec<BuildPlan>,
     packages: &Packages<'_>,
     overrides: &Overrides,
-    wanted_platforms: &crate::platforms::Wanted,
+    wanted_platforms: &crate::plan::platforms::Wanted,
 ) -> Result<Vec<BuildPlan>> {
-    let args = cx.args;
+    let options = cx.options;
     let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &options.insecure_registry,
+        options.cargo.workspace.offline || options.cargo.workspace.frozen,
         &[],
     )?;
     let mut expanded = Vec::new();
@@ -430,7 +344,7 @@ fn expand_from_base(
             continue;
         };
         let base = &plan.images[0].base;
-        let targets = crate::platforms::targets_of_base(
+        let targets = crate::plan::platforms::targets_of_base(
             base,
             libc,
             wanted_platforms,
@@ -452,7 +366,7 @@ fn expand_from_base(
             ..overrides.clone()
         };
         let again =
-            workspace::build_plans(cx.facts, packages[&plan.package], cx.created, &overrides)?;
+            crate::plan::build_plans(cx.facts, packages[&plan.package], cx.created, &overrides)?;
         expanded.extend(again.into_iter().filter(|p| p.name == plan.name));
     }
     Ok(expanded)
@@ -478,7 +392,7 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
         }
         warn_without_entrypoint(plan, cx.shell);
     }
-    if cx.args.output.is_some() && plans.len() > 1 {
+    if cx.options.output.is_some() && plans.len() > 1 {
         bail!(
             "`--output` names one image's layout, and {} images are built ({}); \
              each goes to `<target-dir>/oci/<image>`",
@@ -493,7 +407,7 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
 fn destinations(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<Vec<PathBuf>> {
     let mut destinations = Vec::new();
     for plan in plans {
-        let output = match &cx.args.output {
+        let output = match &cx.options.output {
             Some(output) => output.clone(),
             None => cx.target_dir.join("oci").join(&plan.name),
         };
@@ -513,12 +427,12 @@ fn push_targets(
     cx: &Context<'_>,
     plans: &[BuildPlan],
 ) -> Result<(Registries, Vec<Option<PushTarget>>)> {
-    let args = cx.args;
-    let pushes = push_repositories(args.push.as_deref(), plans)?;
+    let options = cx.options;
+    let pushes = push_repositories(options.push.as_deref(), plans)?;
     let push_repositories: Vec<Repository> = pushes.iter().flatten().cloned().collect();
     let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.workspace.offline || args.cargo.workspace.frozen,
+        &options.insecure_registry,
+        options.cargo.workspace.offline || options.cargo.workspace.frozen,
         &push_repositories,
     )?;
     let mut push_targets = Vec::new();
@@ -579,14 +493,14 @@ fn compile<'a>(
     plans: &'a [BuildPlan],
     packages: &Packages<'a>,
 ) -> Result<Option<BuiltRuns<'a>>> {
-    if cx.args.no_build {
+    if cx.options.no_build {
         return Ok(None);
     }
     if let Some(plan) = plans.iter().find(|plan| plan.auditable) {
         check_auditable_installed(&plan.name)?;
     }
     build_all(
-        &cx.args.cargo,
+        &cx.options.cargo,
         plans,
         packages,
         &cx.facts.host,
@@ -619,7 +533,7 @@ fn start_sbom_resolution(cx: &Context<'_>, plans: &[BuildPlan]) -> Resolving {
     sbom_triples
         .into_iter()
         .map(|triple| {
-            let (cargo, asked) = (cx.args.cargo.clone(), triple.clone());
+            let (cargo, asked) = (cx.options.cargo.clone(), triple.clone());
             (
                 triple,
                 std::thread::spawn(move || sbom::resolve(&cargo, &asked)),
@@ -643,8 +557,8 @@ fn pack_images(
             let bins = match executables {
                 _ if image.bins.is_empty() => Default::default(),
                 Some(built) => built.bins_of(image, &plan.package, host),
-                None => cargo_build::prebuilt_bins(
-                    &cx.args.cargo,
+                None => compile::prebuilt_bins(
+                    &cx.options.cargo,
                     &cx.target_dir,
                     image.triple.as_deref().unwrap_or(host),
                     image.triple.is_none(),
@@ -788,7 +702,7 @@ fn build_facts<'a>(
     run: &'a provenance::RunDetails,
 ) -> provenance::BuildFacts<'a> {
     let facts = cx.facts;
-    let cargo = &cx.args.cargo;
+    let cargo = &cx.options.cargo;
     provenance::BuildFacts {
         package: package.name.as_str(),
         targets: plan
@@ -858,7 +772,7 @@ fn tag_image(
 
 /// Each image's outputs, whether it was loaded (the loader's message) and where it was pushed.
 type Written = Vec<(
-    Vec<outputs::Output>,
+    Vec<report::Output>,
     Option<String>,
     Option<oci_pack::registry::Pushed>,
 )>;
@@ -885,9 +799,9 @@ fn write_outputs(
                 &outputs::Destinations {
                     layout,
                     formats: &plan.formats,
-                    load: cx.args.load,
+                    load: cx.options.load,
                     push: push.as_ref(),
-                    push_tags: !cx.args.by_digest,
+                    push_tags: !cx.options.by_digest,
                     shell: cx.shell,
                     mtime: cx.created,
                     beside: &image.beside,
@@ -960,13 +874,13 @@ fn keep_what_was_used(
     }
 }
 
-/// Step 10: each image's outputs, load and push told on stderr (and with `report`, on stdout),
+/// Step 10: each image's outputs, load and push told on stderr (and on stdout, as the options
+/// ask),
 /// and what a caller needs of it.
 fn report_images(
     cx: &Context<'_>,
     images: Vec<Assembled>,
     written: Written,
-    report: bool,
     cache: &BuildCache,
 ) -> Result<Vec<Finished>> {
     let shell = cx.shell;
@@ -981,16 +895,10 @@ fn report_images(
             shell.status("Loaded", message);
         }
         if let Some(pushed) = &pushed {
-            shell.status("Pushed", outputs::push_status(pushed));
+            shell.status("Pushed", report::push_status(pushed));
         }
-        if report {
-            outputs::report(
-                cx.args.message_format,
-                &summary,
-                &written,
-                cx.args.load,
-                pushed.as_ref(),
-            )?;
+        if let Some(format) = cx.options.report {
+            report::report(format, &summary, &written, cx.options.load, pushed.as_ref())?;
         }
         let (layers, bytes, exposed_ports) = measure(cache, &summary)?;
         let host = oci_pack::platform::Platform::from_rust_target(&cx.facts.host);

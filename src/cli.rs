@@ -1,13 +1,15 @@
 //! The command line: `cargo oci build|run|push|index|inspect|verify`, parsed with clap, the
-//! options every subcommand shares (`-v`, `-q`, `--color`, `-V`), each subcommand run, and an
-//! error printed with its causes and turned into cargo's exit code.
+//! options every subcommand shares (`-v`, `-q`, `--color`, `-V`), each subcommand handed to its
+//! module in `commands/`, and an error printed with its causes and turned into cargo's exit code.
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+use crate::attestation::signing;
+use crate::commands::{build, index, init, inspect, push, run, verify};
+use crate::registry::credentials;
 use crate::shell::{Shell, ShellOptions};
-use crate::{build, credentials, index, init, inspect, push, run, signing, verify};
 
 /// Cargo runs us as `cargo-oci oci build …`.
 #[derive(Debug, Parser)]
@@ -72,12 +74,12 @@ pub fn main() -> ExitCode {
     let shell = match oci.shell.shell() {
         Ok(shell) => shell,
         Err(error) => {
-            Shell::new(crate::cargo_build::Verbosity::Normal).error(&error);
+            Shell::new(crate::shell::Verbosity::Normal).error(&error);
             return ExitCode::from(ERROR);
         }
     };
     if oci.version {
-        print_version(shell.verbosity() >= crate::cargo_build::Verbosity::Verbose);
+        print_version(shell.verbosity() >= crate::shell::Verbosity::Verbose);
         return ExitCode::SUCCESS;
     }
     let Some(command) = oci.command else {

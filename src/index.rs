@@ -8,37 +8,34 @@ use oci_pack::image::join_index;
 use oci_pack::manifest::ImageManifest;
 use oci_pack::media_type;
 use oci_pack::reference::RemoteImage;
+use oci_pack::registry::Pushed;
 use oci_pack::store::BlobStore;
 
-use crate::outputs::{self, ImageSummary, MessageFormat};
-use crate::registries::Registries;
+use crate::registry::Registries;
+use crate::report::ImageSummary;
 use crate::shell::Shell;
 
-#[derive(Debug, clap::Args)]
-pub struct IndexArgs {
-    /// The images to join, each `HOST[:PORT]/NAME@sha256:…`, all in the same repository
-    #[arg(value_name = "IMAGE", required = true)]
+/// What `cargo oci index` is asked.
+#[derive(Debug)]
+pub struct IndexOptions {
+    /// `HOST[:PORT]/NAME@sha256:…`, each.
     pub images: Vec<String>,
-    /// The tag to push the index under, `HOST[:PORT]/NAME:TAG` (repeatable)
-    #[arg(long = "tag", value_name = "REFERENCE", required = true)]
+    /// `HOST[:PORT]/NAME:TAG`, each.
     pub tags: Vec<String>,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
 }
 
-pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
-    let images = args
+/// Joins the images into an index and pushes it under the tags; where it went, and what
+/// `cargo oci build` would report of the index.
+pub fn join(options: &IndexOptions, shell: &Shell) -> Result<(Pushed, ImageSummary)> {
+    let images = options
         .images
         .iter()
         .map(|i| RemoteImage::parse(i).map_err(Into::into))
         .collect::<Result<Vec<_>>>()?;
     let repository = images[0].repository.clone();
     let mut tags = Vec::new();
-    for tag in &args.tags {
+    for tag in &options.tags {
         let tagged = RemoteImage::parse(tag)?;
         match (
             &tagged.tag,
@@ -50,7 +47,7 @@ pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
     }
 
     let registries = Registries::from_env(
-        &args.insecure_registry,
+        &options.insecure_registry,
         false,
         std::slice::from_ref(&repository),
     )?;
@@ -100,5 +97,5 @@ pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
             .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
             .collect(),
     };
-    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+    Ok((pushed, summary))
 }

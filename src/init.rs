@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use cargo_metadata::{Metadata, Package};
 use toml_edit::DocumentMut;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::rustflags::toml_string;
+use crate::cargo::options::WorkspaceOptions;
+use crate::cargo::rustflags::toml_string;
 use crate::shell::Shell;
 
 /// The xtask template, as `templates/xtask/` holds it.
@@ -23,26 +23,18 @@ const GITLAB_PIPELINE: &str = include_str!("../templates/ci/gitlab-ci.yml");
 /// The line of the xtask template that says where cargo oci's library comes from.
 const XTASK_DEPENDENCY: &str = "cargo-oci = { path = \"../../cargo-oci\" }";
 
-/// `cargo oci init`
-#[derive(Debug, clap::Args)]
-pub struct InitArgs {
-    /// Package to add the image to (default: the one in the current directory; at a virtual
-    /// workspace's root, the workspace: every member with binaries becomes an image)
-    #[arg(short = 'p', long = "package", value_name = "NAME")]
+/// What `cargo oci init` is asked.
+#[derive(Debug)]
+pub struct InitOptions {
+    /// The package to add the image to; `None`: the one in the current directory (at a virtual
+    /// workspace's root, the workspace).
     pub package: Option<String>,
-    /// Path to Cargo.toml
-    #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// The base image: `scratch` (empty; the binaries are linked statically) or a reference
-    /// such as `gcr.io/distroless/cc-debian12`
-    #[arg(long, value_name = "REF", default_value = "scratch")]
+    /// The base image.
     pub base: String,
-    /// Also add an xtask (`cargo xtask image`) that builds the images with cargo oci's library
-    #[arg(long)]
+    /// Also add an xtask.
     pub xtask: bool,
-    /// Also write a release pipeline: a job per architecture pushing by digest, then one
-    /// joining them under the release tag
-    #[arg(long, value_enum, value_name = "CI")]
+    /// Also write a release pipeline.
     pub ci: Option<Ci>,
 }
 
@@ -65,16 +57,17 @@ impl Ci {
     }
 }
 
-pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
-    let options = WorkspaceOptions {
-        manifest_path: args.manifest_path.clone(),
+/// Adds the image's table, and the xtask and pipeline if asked; says what to do next.
+pub fn init(options: &InitOptions, shell: &Shell) -> Result<()> {
+    let workspace = WorkspaceOptions {
+        manifest_path: options.manifest_path.clone(),
         ..WorkspaceOptions::default()
     };
-    let metadata = crate::workspace::metadata(&options)?;
-    let host = crate::workspace::host_triple(&options)?;
+    let metadata = crate::cargo::workspace::metadata(&workspace)?;
+    let host = crate::cargo::workspace::host_triple(&workspace)?;
     // Static linking for `scratch` on a glibc target (`-gnu`, `-gnueabihf`, …), dynamic by default.
-    let rustflags = args.base == "scratch" && host.contains("-linux-gnu");
-    let table = match chosen_package(&metadata, &args)? {
+    let rustflags = options.base == "scratch" && host.contains("-linux-gnu");
+    let table = match chosen_package(&metadata, options)? {
         Some(package) => {
             let bins: Vec<&str> = package
                 .targets
@@ -102,7 +95,7 @@ pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
                         metadata.workspace_root.join("Cargo.toml")
                     ),
                 );
-                return finish(&args, &metadata, shell, true);
+                return finish(options, &metadata, shell, true);
             }
             Table {
                 manifest: package.manifest_path.clone().into_std_path_buf(),
@@ -119,27 +112,27 @@ pub fn exec(args: InitArgs, shell: &Shell) -> Result<()> {
             bins: Vec::new(),
         },
     };
-    let image = table.add(&args.base, rustflags, shell)?;
-    finish(&args, &metadata, shell, image)
+    let image = table.add(&options.base, rustflags, shell)?;
+    finish(options, &metadata, shell, image)
 }
 
 /// What follows the image's table: the xtask, the pipeline, and the next step.
-fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> Result<()> {
-    if args.xtask {
+fn finish(options: &InitOptions, metadata: &Metadata, shell: &Shell, image: bool) -> Result<()> {
+    if options.xtask {
         add_xtask(metadata.workspace_root.as_std_path(), shell)?;
     }
-    let says_next = shell.verbosity() != crate::cargo_build::Verbosity::Quiet && image;
+    let says_next = shell.verbosity() != crate::shell::Verbosity::Quiet && image;
     // The workspace read once more, only when something needs it: the table just written may
     // have made every member an image.
-    let images = match args.ci.is_some() || says_next {
+    let images = match options.ci.is_some() || says_next {
         true => image_packages(metadata)?,
         false => Vec::new(),
     };
-    if let Some(ci) = args.ci {
+    if let Some(ci) = options.ci {
         add_pipeline(ci, metadata, &images, shell)?;
     }
     if says_next {
-        let build = match args.xtask {
+        let build = match options.xtask {
             true => "`cargo oci build` (or `cargo xtask image`)",
             false => "`cargo oci build`",
         };
@@ -154,15 +147,18 @@ fn finish(args: &InitArgs, metadata: &Metadata, shell: &Shell, image: bool) -> R
 
 /// The package `-p` names, else the one whose `Cargo.toml` the command starts from; `None` at
 /// a virtual workspace's root, where the workspace's table makes every binary an image.
-fn chosen_package<'a>(metadata: &'a Metadata, args: &InitArgs) -> Result<Option<&'a Package>> {
+fn chosen_package<'a>(
+    metadata: &'a Metadata,
+    options: &InitOptions,
+) -> Result<Option<&'a Package>> {
     let members = metadata.workspace_packages();
-    if let Some(name) = &args.package {
+    if let Some(name) = &options.package {
         return match members.iter().find(|p| p.name.as_str() == name) {
             Some(package) => Ok(Some(package)),
             None => bail!("package `{name}` is not a member of the workspace"),
         };
     }
-    let start = match &args.manifest_path {
+    let start = match &options.manifest_path {
         Some(path) => path.clone(),
         None => nearest_manifest(&std::env::current_dir()?)
             .context("no Cargo.toml here or in a parent directory")?,
@@ -310,7 +306,7 @@ fn add_xtask(root: &Path, shell: &Shell) -> Result<()> {
 
 /// The packages that make images, the workspace read again.
 fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
-    let metadata = crate::workspace::metadata(&WorkspaceOptions {
+    let metadata = crate::cargo::workspace::metadata(&WorkspaceOptions {
         manifest_path: Some(
             metadata
                 .workspace_root
@@ -322,7 +318,7 @@ fn image_packages(metadata: &Metadata) -> Result<Vec<String>> {
     Ok(metadata
         .workspace_packages()
         .into_iter()
-        .filter(|package| crate::workspace::is_image(&metadata, package))
+        .filter(|package| crate::cargo::workspace::is_image(&metadata, package))
         .map(|package| package.name.to_string())
         .collect())
 }

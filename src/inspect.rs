@@ -23,44 +23,40 @@ use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
 use serde::Serialize;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::outputs::{reason, Message, MessageFormat};
-use crate::registries::Registries;
+use crate::cargo::options::WorkspaceOptions;
+use crate::cargo::workspace;
+use crate::plan::MessageFormat;
+use crate::registry::Registries;
+use crate::report::{reason, Message};
 use crate::shell::Shell;
 use crate::text::escape_controls;
-use crate::workspace;
 
-#[derive(Debug, clap::Args)]
-pub struct InspectArgs {
-    /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`
-    /// or `docker://HOST/REPO[:TAG|@DIGEST]` (default: the package's layout,
-    /// `<target-dir>/oci/<image>`)
-    #[arg(value_name = "IMAGE")]
+/// What `cargo oci inspect` is asked.
+#[derive(Debug)]
+pub struct InspectOptions {
+    /// The image; `None`: the package's layout.
     pub image: Option<String>,
-    #[command(flatten)]
     pub cargo: WorkspaceOptions,
-    /// Only the platform OS/ARCH[/VARIANT] (of a registry image, only its blobs are fetched)
-    #[arg(long, value_name = "OS/ARCH")]
+    /// Only this platform, `OS/ARCH[/VARIANT]`.
     pub platform: Option<String>,
-    /// List the final file tree (whiteouts applied) by path, with mode, owner and size
-    #[arg(long)]
+    /// The final file tree instead of the image's layers.
     pub files: bool,
-    /// With `--files`: the largest first
-    #[arg(long, requires = "files")]
+    /// With `files`: the largest first.
     pub largest: bool,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
-    let platform = args.platform.as_deref().map(parse_platform).transpose()?;
-    let (source, cache_dir) = match &args.image {
+/// Opens the image and prints what it is.
+pub fn inspect(options: &InspectOptions, shell: &Shell) -> Result<()> {
+    let platform = options
+        .platform
+        .as_deref()
+        .map(parse_platform)
+        .transpose()?;
+    let (source, cache_dir) = match &options.image {
         Some(text) => {
-            let here = match &args.cargo.current_dir {
+            let here = match &options.cargo.current_dir {
                 Some(dir) => dir.clone(),
                 None => std::env::current_dir().context("failed to read the current directory")?,
             };
@@ -68,13 +64,13 @@ pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
             // A registry image is pulled into the build cache of the package, if there is
             // one (and a later build finds it there); else into a temporary one.
             let cache_dir = match &source {
-                ImageSource::Registry(_) => target_dir(&args.cargo).ok(),
+                ImageSource::Registry(_) => target_dir(&options.cargo).ok(),
                 _ => None,
             };
             (source, cache_dir)
         }
         None => {
-            let layout = package_layout(&args.cargo)?;
+            let layout = package_layout(&options.cargo)?;
             (
                 ImageSource::OciLayout {
                     dir: layout,
@@ -85,8 +81,8 @@ pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
         }
     };
     let registries = Registries::from_env(
-        &args.insecure_registry,
-        args.cargo.offline || args.cargo.frozen,
+        &options.insecure_registry,
+        options.cargo.offline || options.cargo.frozen,
         &[],
     )?;
     let opened = open(
@@ -96,9 +92,9 @@ pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
         platform.as_ref(),
         shell,
     )?;
-    let report = Report::of(&opened.image, args.files, args.largest, shell)?;
+    let report = Report::of(&opened.image, options.files, options.largest, shell)?;
     let mut stdout = std::io::stdout().lock();
-    match args.message_format {
+    match options.message_format {
         MessageFormat::Json => {
             let message = Message {
                 reason: reason::IMAGE_INSPECTED,
@@ -106,7 +102,7 @@ pub fn exec(args: InspectArgs, shell: &Shell) -> Result<()> {
             };
             writeln!(stdout, "{}", serde_json::to_string(&message)?)?
         }
-        MessageFormat::Human if args.files => write!(stdout, "{}", report.files_human())?,
+        MessageFormat::Human if options.files => write!(stdout, "{}", report.files_human())?,
         MessageFormat::Human => write!(stdout, "{}", report.human())?,
     }
     Ok(())
@@ -123,7 +119,7 @@ pub fn target_dir(options: &WorkspaceOptions) -> Result<PathBuf> {
 /// The layout `cargo oci build` wrote for the one image the options choose.
 pub fn package_layout(options: &WorkspaceOptions) -> Result<PathBuf> {
     let facts = workspace::Facts::gather(options)?;
-    let names = workspace::image_names(&facts, options)?;
+    let names = crate::plan::image_names(&facts, options)?;
     let [name] = names.as_slice() else {
         bail!(
             "the packages chosen make {} images ({}); name one: `cargo oci inspect \
@@ -225,7 +221,7 @@ struct Report {
     platforms: Vec<PlatformReport>,
     referrers: Vec<Referrer>,
     /// The referrers that are attestations (provenance, signed SBOMs).
-    attestations: Vec<crate::provenance::Attestation>,
+    attestations: Vec<crate::attestation::provenance::Attestation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -312,7 +308,7 @@ impl Report {
             attestations: image
                 .referrers
                 .iter()
-                .filter_map(|r| crate::provenance::describe(image, r))
+                .filter_map(|r| crate::attestation::provenance::describe(image, r))
                 .collect(),
         })
     }
@@ -555,7 +551,7 @@ impl PlatformReport {
         &self,
         out: &mut Lines,
         referrers: &[Referrer],
-        attestations: &[crate::provenance::Attestation],
+        attestations: &[crate::attestation::provenance::Attestation],
     ) {
         out.head(&self.platform);
         if let Some(manifest) = &self.manifest {
@@ -647,7 +643,7 @@ impl PlatformReport {
     fn attached(
         &self,
         referrers: &[Referrer],
-        attestations: &[crate::provenance::Attestation],
+        attestations: &[crate::attestation::provenance::Attestation],
     ) -> Vec<String> {
         referrers
             .iter()

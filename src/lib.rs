@@ -18,34 +18,23 @@
 #![deny(missing_docs)]
 
 mod api;
-mod attestations;
+mod attestation;
 mod build;
-mod cargo_build;
+mod cargo;
 pub mod cli;
-mod credentials;
+mod commands;
 mod error;
 mod index;
 mod init;
 mod inspect;
-mod linker;
-mod metadata;
-mod outputs;
-mod pack;
 mod plan;
-mod platforms;
-mod provenance;
 mod push;
-mod registries;
-mod registries_conf;
+mod registry;
+mod report;
 mod run;
-mod rustflags;
-mod sbom;
 mod shell;
-mod signing;
 mod text;
-mod values;
 mod verify;
-mod workspace;
 
 pub use api::{Build, Image, Output};
 
@@ -53,7 +42,6 @@ pub use api::{Build, Image, Output};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
-pub use cargo_build::Verbosity;
 pub use error::{Error, ErrorKind};
-pub use outputs::{Format, Loader, MessageFormat};
-pub use sbom::SbomFormat;
+pub use plan::{Format, Loader, MessageFormat, SbomFormat};
+pub use shell::Verbosity;

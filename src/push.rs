@@ -10,58 +10,28 @@ use oci_pack::descriptor::Descriptor;
 use oci_pack::index::ImageIndex;
 use oci_pack::manifest::ImageManifest;
 use oci_pack::reference::Repository;
+use oci_pack::registry::Pushed;
 use oci_pack::store::BlobStore;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::outputs::{self, ImageSummary, MessageFormat};
-use crate::registries::Registries;
+use crate::registry::Registries;
+use crate::report::ImageSummary;
 use crate::shell::Shell;
-use crate::workspace;
 
-#[derive(Debug, clap::Args)]
-pub struct PushArgs {
-    /// Where to push: `HOST[:PORT]/NAME`
-    #[arg(value_name = "REPOSITORY")]
+/// What `cargo oci push` is asked: the layout, where to, and how.
+#[derive(Debug)]
+pub struct PushOptions {
+    pub layout: PathBuf,
+    /// `HOST[:PORT]/NAME`
     pub repository: String,
-    /// The OCI layout to push (default: the package's, `<target-dir>/oci/<package>`)
-    #[arg(long, value_name = "DIR")]
-    pub layout: Option<PathBuf>,
-    #[command(flatten)]
-    pub cargo: WorkspaceOptions,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// Push by digest only, without the layout's tags
-    #[arg(long)]
+    /// Push by digest only, without the layout's tags.
     pub by_digest: bool,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
 }
 
-pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
-    let layout = match args.layout.clone() {
-        Some(layout) => layout,
-        None => {
-            let facts = workspace::Facts::gather(&args.cargo)?;
-            let names = workspace::image_names(&facts, &args.cargo)?;
-            let [name] = names.as_slice() else {
-                bail!(
-                    "the packages chosen make {} images ({}); name one layout with \
-                     `--layout <target-dir>/oci/<image>`, or build and push them all with \
-                     `cargo oci build --push`",
-                    names.len(),
-                    names.join(", ")
-                )
-            };
-            let target_dir = args
-                .cargo
-                .target_dir
-                .clone()
-                .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
-            target_dir.join("oci").join(name)
-        }
-    };
+/// Pushes the layout's image and then what is attached to it; where it went, and what
+/// `cargo oci build` would report of the image.
+pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, ImageSummary)> {
+    let layout = &options.layout;
     let index_path = layout.join("index.json");
     let index: ImageIndex =
         serde_json::from_slice(&std::fs::read(&index_path).with_context(|| {
@@ -92,24 +62,23 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
     }
     let tags: Vec<String> = tagged
         .iter()
-        .filter(|_| !args.by_digest)
+        .filter(|_| !options.by_digest)
         .filter_map(|m| m.annotations.get(REF_NAME).cloned())
         .collect();
 
-    let repository = Repository::parse(&args.repository)?;
+    let repository = Repository::parse(&options.repository)?;
     let registries = Registries::from_env(
-        &args.insecure_registry,
+        &options.insecure_registry,
         false,
         std::slice::from_ref(&repository),
     )?;
-    let destination = registries.push_target(&args.repository)?;
-    let store = BlobStore::existing(&layout);
+    let destination = registries.push_target(&options.repository)?;
+    let store = BlobStore::existing(layout);
     // The same fields `cargo oci build` reports of this image.
     let (config, platforms) = config_and_platforms(&store, &target)?;
     let session = destination.session()?;
     let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
     session.push_referrers(&store, &referrers)?;
-    shell.status("Pushed", outputs::push_status(&pushed));
     let summary = ImageSummary {
         name: layout
             .file_name()
@@ -124,7 +93,7 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
         sboms: Vec::new(),
         attestations: Vec::new(),
     };
-    outputs::report(args.message_format, &summary, &[], None, Some(&pushed))
+    Ok((pushed, summary))
 }
 
 /// What `cargo oci build` reports of an image: the config digest of a single-platform image

@@ -10,47 +10,57 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::build::{self, BuildArgs};
-use crate::outputs::Loader;
+use crate::build::{self, BuildOptions};
+use crate::cargo::workspace::Facts;
+use crate::plan::Loader;
 use crate::shell::Shell;
 
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// What runs the image (default: podman if it is installed, else docker)
-    #[arg(long, value_enum)]
+/// What `cargo oci run` is asked: the build, what runs it, and the container's command.
+#[derive(Debug)]
+pub struct RunOptions {
+    pub build: BuildOptions,
+    /// `None`: podman if it is installed, else docker.
     pub engine: Option<Loader>,
-    /// The container's command, replacing the image's `cmd`
-    #[arg(last = true, value_name = "ARGS")]
+    /// The container's command, replacing the image's `cmd`.
     pub args: Vec<String>,
 }
 
-pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
-    let engine = match args.engine {
+/// Builds the one image the options choose for this machine (or the one `--target`), loads it
+/// into the engine and becomes the engine running it; returns only if that cannot start.
+pub fn run(options: RunOptions, shell: &Shell) -> Result<()> {
+    let RunOptions {
+        build: mut options,
+        engine,
+        args,
+    } = options;
+    let engine = match engine {
         Some(engine) => engine,
         None => Loader::installed()
             .ok_or_else(|| anyhow!("neither podman nor docker is installed to run the image"))?,
     };
-    let host = crate::workspace::host_triple(&args.build.cargo.workspace)?;
-    let foreign = match args.build.cargo.targets.as_slice() {
-        // This machine's image, whatever other platforms the metadata lists.
-        [] => {
-            args.build.cargo.targets = vec![host.clone()];
-            false
-        }
-        [target] => can_run(target, &host)?,
-        several => bail!(
+    if let several @ [_, _, ..] = options.cargo.targets.as_slice() {
+        bail!(
             "`cargo oci run` runs one image, for one target, and {} are given ({}); \
              give one `--target`",
             several.len(),
             several.join(", ")
-        ),
+        );
+    }
+    // The workspace and the host, asked once for the checks below and the build.
+    let facts = Facts::gather(&options.cargo.workspace)?;
+    let foreign = match options.cargo.targets.as_slice() {
+        // This machine's image, whatever other platforms the metadata lists.
+        [] => {
+            options.cargo.targets = vec![facts.host.clone()];
+            false
+        }
+        [target, ..] => can_run(target, &facts.host)?,
     };
-    args.build.load = Some(engine);
+    options.load = Some(engine);
+    // stdout is the container's.
+    options.report = None;
     // One image, known before anything is built or loaded.
-    let facts = crate::workspace::Facts::gather(&args.build.cargo.workspace)?;
-    let names = crate::workspace::image_names(&facts, &args.build.cargo.workspace)?;
+    let names = crate::plan::image_names(&facts, &options.cargo.workspace)?;
     if names.len() > 1 {
         bail!(
             "`cargo oci run` runs one image, and these packages make {} ({}); \
@@ -59,8 +69,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
             names.join(", ")
         );
     }
-    // stdout is the container's.
-    let built = build::build(&args.build, shell, false)?;
+    let built = build::build(&options, &facts, shell)?;
     let image = match built.as_slice() {
         [image] => image,
         several => bail!(
@@ -96,7 +105,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
     }
     for port in &image.exposed_ports {
         // A base's range (`1-65535/tcp`) would publish every port of the machine.
-        let Some(number) = crate::values::single_port(port) else {
+        let Some(number) = crate::plan::values::single_port(port) else {
             shell.warn(format_args!(
                 "the image exposes `{}`, which is not one port: it is not published",
                 crate::text::escape_controls(port)
@@ -107,7 +116,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
             .arg("--publish")
             .arg(format!("127.0.0.1:{number}:{port}"));
     }
-    command.arg(tag).args(&args.args);
+    command.arg(tag).args(&args);
     shell.status(
         "Running",
         format_args!(
@@ -131,7 +140,7 @@ pub fn exec(mut args: RunArgs, shell: &Shell) -> Result<()> {
 /// register.
 fn can_run(target: &str, host: &str) -> Result<bool> {
     let arch = |triple: &str| {
-        let plain = crate::cargo_build::plain_triple(triple);
+        let plain = crate::cargo::compile::plain_triple(triple);
         oci_pack::platform::Platform::from_rust_target(plain).map(|p| p.architecture)
     };
     let (Some(wanted), Some(here)) = (arch(target), arch(host)) else {

@@ -11,7 +11,6 @@ use anstyle::{AnsiColor, Effects, Style};
 use anyhow::{bail, Result};
 use oci_pack::progress::{Event, Progress, Transfer};
 
-use crate::cargo_build::Verbosity;
 use crate::text::escape_lines;
 
 /// cargo's palette (`cargo::util::style`).
@@ -30,6 +29,20 @@ mod style {
 /// Erases the rest of the line (a progress bar's leftovers): a terminal control, not a colour,
 /// which anstyle has no name for.
 const ERASE_LINE: &str = "\x1b[K";
+
+/// How much is said on stderr (cargo's own messages included), least first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Nothing but errors (cargo's `--quiet`).
+    Quiet,
+    /// Status lines, as cargo prints them.
+    #[default]
+    Normal,
+    /// Also each layer and manifest as it is written (cargo's `--verbose`).
+    Verbose,
+    /// As `Verbose`, and cargo's `-vv` (build scripts' output too).
+    VeryVerbose,
+}
 
 /// `--color WHEN`, and `CARGO_TERM_COLOR`'s values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

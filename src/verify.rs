@@ -4,87 +4,51 @@
 //! `--against IMAGE`; where they differ, it names the first layer that does and the files in
 //! it (path, size, mode, owner, time, content hash), as `diffoci` does, or the config fields.
 //! `cargo oci verify --layout DIR` checks one layout's integrity alone; `cargo oci verify --key
-//! PUB.pem [IMAGE]` its signed provenance (`attestations.rs`).
+//! PUB.pem [IMAGE]` its signed provenance ([`attestations`]).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::inspect::LayerEntry;
 use oci_pack::source::{ImageSource, Selector};
 use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
 
-use crate::build::BuildArgs;
-use crate::cargo_build::CargoOptions;
+use crate::build::BuildOptions;
+use crate::cargo::options::CargoOptions;
+use crate::cargo::workspace;
 use crate::error::NotVerified;
 use crate::inspect::{self, bytes};
-use crate::metadata::{CompressionSpec, ElfCheck};
-use crate::outputs::{Format, MessageFormat};
-use crate::registries::Registries;
+use crate::plan::metadata::{CompressionSpec, ElfCheck};
+use crate::plan::{Format, MessageFormat};
+use crate::registry::Registries;
 use crate::shell::Shell;
 use crate::text::escape_controls;
-use crate::workspace;
 
-#[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
-    #[command(flatten)]
+pub mod attestations;
+
+/// What a rebuild is asked (`cargo oci verify` without `--layout` or `--key`): the packages
+/// and cargo's flags, what the rebuild is compared with, and the build's own settings.
+#[derive(Debug)]
+pub struct Rebuild {
     pub cargo: CargoOptions,
-    /// Check this OCI layout alone, building nothing: every blob's digest and size, every
-    /// reference, every layer's diff_id
-    #[arg(long, value_name = "DIR", conflicts_with = "against")]
-    pub layout: Option<PathBuf>,
-    /// Compare the rebuild with this image rather than `<target-dir>/oci/<image>`:
-    /// `docker://HOST/REPO@sha256:…`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, …
-    #[arg(long, value_name = "IMAGE")]
+    /// `--against IMAGE`, else each image's layout in `<target-dir>/oci/`.
     pub against: Option<String>,
-    /// Check, building nothing, that every platform of IMAGE has an SLSA provenance signed by
-    /// this public key (PEM) about its own manifest; exit code 1 when one does not
-    #[arg(long, value_name = "PUB.pem", conflicts_with_all = ["layout", "against"])]
-    pub key: Option<PathBuf>,
-    /// With `--key`: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker://HOST/REPO[:TAG|@…]`
-    /// (default: the package's layout, `<target-dir>/oci/<image>`)
-    #[arg(value_name = "IMAGE", requires = "key")]
-    pub image: Option<String>,
-    /// What a failed check of a binary's architecture, loader or libraries does (default: deny)
-    #[arg(long, value_enum, value_name = "LEVEL")]
     pub elf_check: Option<ElfCheck>,
-    /// How new layers are compressed, overriding `compression` in Cargo.toml
-    #[arg(long, value_enum, value_name = "CODEC")]
     pub compression: Option<CompressionSpec>,
-    /// Allow plain HTTP to this registry (loopback registries always are), repeatable
-    #[arg(long, value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
-    /// How results are printed on stdout
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 }
 
-pub fn exec(args: VerifyArgs, shell: &Shell) -> Result<()> {
-    if let Some(key) = &args.key {
-        let request = crate::attestations::Request {
-            key,
-            image: args.image.as_deref(),
-            cargo: &args.cargo.workspace,
-            insecure_registry: &args.insecure_registry,
-            format: args.message_format,
-        };
-        return crate::attestations::exec(&request, shell);
-    }
-    match &args.layout {
-        Some(layout) => check_layout(layout, args.message_format, shell),
-        None => rebuild_and_compare(&args, shell),
-    }
-}
-
 /// `--layout DIR`: one line if it is intact; else every problem, and a failure.
-fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<()> {
+pub fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<()> {
     let check = oci_pack::verify::check_layout(layout)
         .with_context(|| format!("failed to check the layout `{}`", layout.display()))?;
     let mut stdout = std::io::stdout().lock();
     match format {
         MessageFormat::Json => {
             let message = serde_json::json!({
-                "reason": crate::outputs::reason::LAYOUT_CHECKED,
+                "reason": crate::report::reason::LAYOUT_CHECKED,
                 "layout": layout,
                 "intact": check.problems.is_empty(),
                 "manifests": check.manifests,
@@ -141,10 +105,10 @@ fn check_layout(layout: &Path, format: MessageFormat, shell: &Shell) -> Result<(
 
 /// Rebuilds every chosen image in a scratch target directory and compares each with what it
 /// should be.
-fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
-    let options = &args.cargo.workspace;
+pub fn rebuild_and_compare(rebuild: &Rebuild, shell: &Shell) -> Result<()> {
+    let options = &rebuild.cargo.workspace;
     let facts = workspace::Facts::gather(options)?;
-    let names = workspace::image_names(&facts, options)?;
+    let names = crate::plan::image_names(&facts, options)?;
     if names.is_empty() {
         bail!(
             "no selected package is an image: give one a `[package.metadata.oci]` table, \
@@ -156,7 +120,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         .clone()
         .unwrap_or_else(|| facts.metadata.target_directory.clone().into());
     // What each rebuild is compared with, found before minutes go into building.
-    let expected = expected_images(args, &names, &target_dir)?;
+    let expected = expected_images(rebuild, &names, &target_dir)?;
 
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("failed to create `{}`", target_dir.display()))?;
@@ -173,16 +137,17 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
         ),
     );
     let real = std::path::absolute(&target_dir)?;
-    let build_args = rebuild_args(args, &expected, scratch.path(), &real)?;
-    let finished = crate::build::build(&build_args, shell, false)?;
+    let build_options = rebuild_options(rebuild, &expected, scratch.path(), &real)?;
+    // The workspace as asked above: the build does not ask cargo and rustc again.
+    let finished = crate::build::build(&build_options, &facts, shell)?;
 
     let registries = Registries::from_env(
-        &args.insecure_registry,
+        &rebuild.insecure_registry,
         options.offline || options.frozen,
         &[],
     )?;
     // With `--target`, only those platforms were rebuilt: the others are not compared.
-    let partial = !args.cargo.targets.is_empty();
+    let partial = !rebuild.cargo.targets.is_empty();
     let mut failures = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for image in &finished {
@@ -215,7 +180,7 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
             scratch: scratch.path(),
             real: &real,
         };
-        match args.message_format {
+        match rebuild.message_format {
             MessageFormat::Json => writeln!(stdout, "{}", verdict.json())?,
             MessageFormat::Human => write!(stdout, "{}", verdict.human())?,
         }
@@ -240,11 +205,11 @@ fn rebuild_and_compare(args: &VerifyArgs, shell: &Shell) -> Result<()> {
 /// What each image's rebuild is compared with: `--against` (for one image), else the layout
 /// its last build wrote, `<target-dir>/oci/<image>`.
 fn expected_images(
-    args: &VerifyArgs,
+    rebuild: &Rebuild,
     names: &[String],
     target_dir: &Path,
 ) -> Result<Vec<(String, ImageSource)>> {
-    let Some(text) = &args.against else {
+    let Some(text) = &rebuild.against else {
         return names
             .iter()
             .map(|name| {
@@ -272,7 +237,7 @@ fn expected_images(
             names.join(", ")
         )
     };
-    let here = match &args.cargo.workspace.current_dir {
+    let here = match &rebuild.cargo.workspace.current_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("failed to read the current directory")?,
     };
@@ -281,34 +246,34 @@ fn expected_images(
 
 /// The build that remakes the expected images in `scratch`: the same flags, the targets they
 /// record, and the scratch directory named as the `real` target directory in what rustc writes.
-fn rebuild_args(
-    args: &VerifyArgs,
+fn rebuild_options(
+    rebuild: &Rebuild,
     expected: &[(String, ImageSource)],
     scratch: &Path,
     real: &Path,
-) -> Result<BuildArgs> {
-    let mut build_args = BuildArgs {
-        cargo: args.cargo.clone(),
-        elf_check: args.elf_check,
-        compression: args.compression,
+) -> Result<BuildOptions> {
+    let mut options = BuildOptions {
+        cargo: rebuild.cargo.clone(),
+        elf_check: rebuild.elf_check,
+        compression: rebuild.compression,
         formats: vec![Format::Oci],
-        insecure_registry: args.insecure_registry.clone(),
-        ..BuildArgs::default()
+        insecure_registry: rebuild.insecure_registry.clone(),
+        ..BuildOptions::default()
     };
-    build_args.cargo.workspace.target_dir = Some(scratch.to_owned());
-    if args.cargo.targets.is_empty() {
-        build_args.cargo.targets = recorded_targets(expected);
+    options.cargo.workspace.target_dir = Some(scratch.to_owned());
+    if rebuild.cargo.targets.is_empty() {
+        options.cargo.targets = recorded_targets(expected);
     }
     // Paths under the target directory (a build script's OUT_DIR, included code) end up in
     // binaries; built elsewhere, they would differ for that reason alone. The same build in
     // the same directory is what reproducibility asks, so the scratch directory is named as
     // the real one in what rustc writes.
-    build_args.extra_rustflags = vec![format!(
+    options.extra_rustflags = vec![format!(
         "--remap-path-prefix={}={}",
         std::path::absolute(scratch)?.display(),
         real.display()
     )];
-    Ok(build_args)
+    Ok(options)
 }
 
 /// One image's rebuild compared with what it should be, as verify reports it.
@@ -329,7 +294,7 @@ impl Verdict<'_> {
     /// The `image-verified` message of `--message-format json`.
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "reason": crate::outputs::reason::IMAGE_VERIFIED,
+            "reason": crate::report::reason::IMAGE_VERIFIED,
             "image": self.image.summary.name,
             "reproducible": self.comparison.same,
             "digest": self.image.summary.digest,

@@ -9,11 +9,12 @@ use anyhow::{Context as _, Result};
 use oci_pack::cache::BuildCache;
 use oci_pack::image::BuiltImage;
 
-use crate::outputs::Format;
+use crate::attestation::provenance;
+use crate::attestation::sbom;
+use crate::attestation::signing;
 use crate::plan::BuildPlan;
-use crate::provenance;
-use crate::sbom::{self, SbomFormat};
-use crate::signing;
+use crate::plan::Format;
+use crate::plan::SbomFormat;
 
 /// What the SBOMs of a build are made of.
 pub(super) struct SbomInputs<'a> {

@@ -6,18 +6,19 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::cargo_build::{self, BuildRequest, CargoOptions, Wanted};
+use crate::cargo::compile::{self, BuildRequest, Wanted};
+use crate::cargo::options::CargoOptions;
+use crate::cargo::workspace;
 use crate::plan::BuildPlan;
 use crate::shell::Shell;
-use crate::workspace;
 
 /// What one builder run is for: its target, builder and rustflags.
-pub(super) type RunKey<'a> = (&'a str, &'a cargo_build::Builder, &'a [String]);
+pub(super) type RunKey<'a> = (&'a str, &'a compile::Builder, &'a [String]);
 
 /// Every builder run's executables, by the run they came from: two images of one package and
 /// binary built by different runs (other targets, builders or rustflags) each get their own.
 pub(super) struct BuiltRuns<'a> {
-    runs: Vec<(RunKey<'a>, cargo_build::Executables)>,
+    runs: Vec<(RunKey<'a>, compile::Executables)>,
 }
 
 impl BuiltRuns<'_> {
@@ -109,13 +110,13 @@ pub(super) fn build_all<'a>(
     // What every run needs is checked before the first starts: a missing standard library or
     // linker is a few lines naming the way out, not minutes of building and then the linker's
     // hundreds.
-    let (dir, cargo_home) = cargo_build::config_places(&options.workspace)?;
+    let (dir, cargo_home) = compile::config_places(&options.workspace)?;
     let foreign = runs.iter().any(|((t, _, _), _)| *t != host);
     let sysroot = foreign
         .then(|| workspace::sysroot(&options.workspace))
         .flatten();
     let env = |name: &str| std::env::var(name).ok();
-    let machine = crate::linker::Machine {
+    let machine = crate::cargo::linker::Machine {
         host,
         env: &env,
         dir: &dir,
@@ -124,7 +125,7 @@ pub(super) fn build_all<'a>(
     };
     let mut configs = Vec::new();
     for ((target, builder, rustflags), _) in &runs {
-        let linker = crate::linker::prepare(target, builder, rustflags, &machine)
+        let linker = crate::cargo::linker::prepare(target, builder, rustflags, &machine)
             .map_err(|message| anyhow::anyhow!(message))?;
         shell.detail("Linking", format_args!("{target} {}", linker.describe()));
         configs.push(linker.config(target));
@@ -134,16 +135,16 @@ pub(super) fn build_all<'a>(
         let (target, builder, rustflags) = *key;
         // cargo writes `<target-dir>/<triple>/<profile>/` whatever the builder or flags, and
         // zigbuild drops a glibc suffix from the directory name.
-        let place = cargo_build::plain_triple(target);
+        let place = compile::plain_triple(target);
         let shared = runs[..i]
             .iter()
-            .any(|((t, _, _), _)| cargo_build::plain_triple(t) == place);
+            .any(|((t, _, _), _)| compile::plain_triple(t) == place);
         let own = shared.then(|| {
             let what = format!("{builder:?}\x1f{target}\x1f{}", rustflags.join("\x1f"));
             let key = oci_pack::digest::Digest::of(what.as_bytes()).hex();
             target_dir.join("oci/.runs").join(&key[..16])
         });
-        let executables = cargo_build::build_bins(&BuildRequest {
+        let executables = compile::build_bins(&BuildRequest {
             options,
             wanted,
             target,

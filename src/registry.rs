@@ -1,7 +1,7 @@
-//! How this run reaches registries: the credentials for each (see `credentials.rs`), the
+//! How this run reaches registries: the credentials for each ([`credentials`]), the
 //! limits of patience cargo's own settings give (`CARGO_HTTP_TIMEOUT`,
 //! `CARGO_HTTP_LOW_SPEED_LIMIT`, `CARGO_NET_RETRY`), which registries may be reached over plain
-//! HTTP, where bases are pulled from (`registries.conf`'s mirrors, see `registries_conf.rs`),
+//! HTTP, where bases are pulled from (`registries.conf`'s mirrors, [`registries_conf`]),
 //! and one access per base repository shared by every platform of the build.
 
 use std::collections::BTreeMap;
@@ -13,8 +13,11 @@ use oci_pack::cache::BuildCache;
 use oci_pack::reference::{RemoteImage, Repository};
 use oci_pack::registry::{Access, Credentials, Endpoint, Limits, RegistryAccess, Session};
 
-use crate::credentials::CredentialSources;
-use crate::registries_conf::RegistriesConf;
+use credentials::CredentialSources;
+use registries_conf::RegistriesConf;
+
+pub mod credentials;
+pub mod registries_conf;
 
 /// Cargo's settings for its own downloads, read from the environment as cargo reads them.
 pub fn limits_from_env() -> Result<Limits> {

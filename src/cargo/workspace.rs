@@ -1,5 +1,5 @@
-//! What Cargo says about the package being packed: the workspace (`cargo metadata`), the package
-//! chosen, its `[package.metadata.oci]` resolved into a build plan, and the host target.
+//! What Cargo says about the workspace: `cargo metadata`, the packages chosen as cargo chooses
+//! them, and the host and toolchain (`rustc -vV`), gathered once as [`Facts`].
 
 use std::path::Path;
 use std::process::Command;
@@ -8,10 +8,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use cargo_metadata::{Metadata, Package};
 use oci_pack::timestamp::Timestamp;
 
-use crate::cargo_build::WorkspaceOptions;
-use crate::error::{Manifest, MetadataError};
-use crate::metadata::KeyError;
-use crate::plan::{self, BuildPlan, Overrides, PackageFacts, PlanError};
+use super::options::WorkspaceOptions;
 
 /// `cargo metadata --no-deps` for the workspace the options select.
 pub fn metadata(options: &WorkspaceOptions) -> Result<Metadata> {
@@ -143,116 +140,6 @@ pub fn is_image(workspace: &Metadata, package: &Package) -> bool {
     }
 }
 
-/// The names of the images the chosen packages make (a package's own name, or its
-/// `images.<name>` keys): what `<target-dir>/oci/` holds after their build.
-pub fn image_names(facts: &Facts, options: &WorkspaceOptions) -> Result<Vec<String>> {
-    let workspace = &facts.metadata;
-    let mut names = Vec::new();
-    for selected in select_packages(workspace, options)? {
-        let package = selected.package;
-        if !is_image(workspace, package) {
-            if selected.named {
-                bail!("package `{}` is not an image", package.name);
-            }
-            continue;
-        }
-        let images = crate::metadata::load(
-            workspace.workspace_metadata.get("oci"),
-            package.metadata.get("oci"),
-        )
-        .map_err(|error| in_manifest(workspace, package, error))?;
-        names.extend(
-            images
-                .into_iter()
-                .map(|image| image.name.unwrap_or_else(|| package.name.to_string())),
-        );
-    }
-    Ok(names)
-}
-
-/// A metadata error, in the `Cargo.toml` its key is in: the workspace's or the package's.
-fn in_manifest(workspace: &Metadata, package: &Package, error: KeyError) -> anyhow::Error {
-    let manifest = match error.path.manifest() {
-        Manifest::Workspace => workspace.workspace_root.join("Cargo.toml"),
-        Manifest::Package => package.manifest_path.clone(),
-    };
-    MetadataError {
-        manifest: manifest.into_std_path_buf(),
-        key: error.path,
-        message: error.message,
-    }
-    .into()
-}
-
-/// The package's `[package.metadata.oci]` (with `[workspace.metadata.oci]` defaults) resolved
-/// into a plan per image (one, or one per `images.<name>`); an error names the `Cargo.toml` it
-/// is about.
-pub fn build_plans(
-    facts: &Facts,
-    package: &Package,
-    created: Timestamp,
-    overrides: &Overrides,
-) -> Result<Vec<BuildPlan>> {
-    let workspace = &facts.metadata;
-    let in_manifest = |error: KeyError| in_manifest(workspace, package, error);
-    let images = crate::metadata::load(
-        workspace.workspace_metadata.get("oci"),
-        package.metadata.get("oci"),
-    )
-    .map_err(in_manifest)?;
-    let wants_git_tag = overrides
-        .tags
-        .iter()
-        .chain(
-            images
-                .iter()
-                .flat_map(|image| image.set.tags.iter().flatten()),
-        )
-        .any(|template| template.contains("{git_tag}"));
-    let package_facts = package_facts(package, facts, wants_git_tag);
-    images
-        .iter()
-        .map(|loaded| {
-            plan::resolve(loaded, &package_facts, created, overrides, &facts.host).map_err(
-                |error| match error {
-                    PlanError::Key(error) => in_manifest(error),
-                    other => anyhow!("package `{}`: {other}", package.name),
-                },
-            )
-        })
-        .collect()
-}
-
-/// What Cargo and git say of `package`; its git tag is asked for only when `git_tag`.
-fn package_facts(package: &Package, facts: &Facts, git_tag: bool) -> PackageFacts {
-    let dir = package
-        .manifest_path
-        .parent()
-        .map(|d| d.as_std_path().to_owned())
-        .unwrap_or_default();
-    PackageFacts {
-        name: package.name.to_string(),
-        version: package.version.to_string(),
-        authors: package.authors.clone(),
-        description: package.description.clone(),
-        license: package.license.clone(),
-        repository: package.repository.clone(),
-        homepage: package.homepage.clone(),
-        documentation: package.documentation.clone(),
-        bin_targets: package
-            .targets
-            .iter()
-            .filter(|t| t.kind.iter().any(|k| k.to_string() == "bin"))
-            .map(|t| t.name.clone())
-            .collect(),
-        revision: std::fs::canonicalize(&dir)
-            .ok()
-            .and_then(|dir| facts.revision(&dir)),
-        git_tag: git_tag.then(|| tag_of_head(&dir)).flatten(),
-        dir,
-    }
-}
-
 /// `SOURCE_DATE_EPOCH`, the reproducible-builds convention; without it, the fixed default.
 pub fn source_date_epoch() -> Result<Timestamp> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -284,8 +171,33 @@ pub struct Facts {
     pub metadata: Metadata,
     pub host: String,
     /// The compiler's release and commit, for provenance.
-    pub toolchain: crate::provenance::Toolchain,
+    pub toolchain: Toolchain,
     checkout: Option<Checkout>,
+}
+
+/// The compiler, as `rustc -vV` names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Toolchain {
+    /// `1.89.0`
+    pub release: Option<String>,
+    /// The commit of rust-lang/rust it was built from.
+    pub commit_hash: Option<String>,
+}
+
+impl Toolchain {
+    /// From `rustc -vV`'s output.
+    pub fn parse(text: &str) -> Toolchain {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty() && value != "unknown")
+        };
+        Toolchain {
+            release: field("release"),
+            commit_hash: field("commit-hash"),
+        }
+    }
 }
 
 /// The git checkout the command runs in: its top directory and the commit checked out.
@@ -335,19 +247,6 @@ impl Facts {
     }
 }
 
-/// The tag of the commit `dir` is checked out at (`git describe --tags --exact-match`).
-fn tag_of_head(dir: &Path) -> Option<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["describe", "--tags", "--exact-match", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let tag = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (output.status.success() && !tag.is_empty()).then_some(tag)
-}
-
 /// The git checkout `dir` is in; `None` outside one or without git.
 fn checkout(dir: &Path) -> Option<Checkout> {
     let output = Command::new("git")
@@ -381,7 +280,7 @@ pub fn host_triple(options: &WorkspaceOptions) -> Result<String> {
 }
 
 /// What `rustc -vV` says: the host target, and the compiler's release and commit.
-fn rustc_facts(options: &WorkspaceOptions) -> Result<(String, crate::provenance::Toolchain)> {
+fn rustc_facts(options: &WorkspaceOptions) -> Result<(String, Toolchain)> {
     let output = options
         .run_here(&mut Command::new(rustc()))
         .arg("-vV")
@@ -393,7 +292,7 @@ fn rustc_facts(options: &WorkspaceOptions) -> Result<(String, crate::provenance:
         .find_map(|line| line.strip_prefix("host: "))
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("`rustc -vV` did not name the host target"))?;
-    Ok((host, crate::provenance::Toolchain::parse(&text)))
+    Ok((host, Toolchain::parse(&text)))
 }
 
 #[cfg(test)]

@@ -11,57 +11,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
 use oci_pack::digest::Digest;
-use oci_pack::media_type;
 use oci_pack::timestamp::Timestamp;
 use serde_json::{json, Value};
 
-use crate::cargo_build::CargoOptions;
+use crate::cargo::options::CargoOptions;
+use crate::plan::SbomFormat;
 use crate::text::without_userinfo;
-
-/// Which document an image's SBOM is: `sbom = "…"` and `--sbom`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Deserialize,
-    serde::Serialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum SbomFormat {
-    /// SPDX 2.3 JSON (`<image>.<os>-<arch>.spdx.json`)
-    #[default]
-    Spdx,
-    /// CycloneDX 1.5 JSON (`<image>.<os>-<arch>.cdx.json`)
-    #[value(name = "cyclonedx")]
-    #[serde(rename = "cyclonedx")]
-    CycloneDx,
-    /// No SBOM
-    None,
-}
-
-impl SbomFormat {
-    /// The artifact type of the document, as a referrer of the image announces it.
-    pub fn media_type(self) -> Option<&'static str> {
-        match self {
-            SbomFormat::Spdx => Some(media_type::SPDX_JSON),
-            SbomFormat::CycloneDx => Some(media_type::CYCLONEDX_JSON),
-            SbomFormat::None => None,
-        }
-    }
-
-    /// The end of the file's name: `spdx.json` or `cdx.json`.
-    pub fn extension(self) -> &'static str {
-        match self {
-            SbomFormat::Spdx => "spdx.json",
-            SbomFormat::CycloneDx => "cdx.json",
-            SbomFormat::None => "",
-        }
-    }
-}
 
 /// `Cargo.lock`'s `checksum` of each registry package, by name, version and source.
 pub type Checksums = BTreeMap<(String, String, String), String>;
@@ -73,7 +28,7 @@ type Edges<'a> = BTreeMap<&'a PackageId, Vec<&'a PackageId>>;
 /// build's features.
 pub fn resolve(options: &CargoOptions, triple: &str) -> Result<Metadata> {
     // rustc, which cargo asks about the platform, knows no zigbuild glibc suffix.
-    let plain = crate::cargo_build::plain_triple(triple);
+    let plain = crate::cargo::compile::plain_triple(triple);
     let mut other = vec!["--filter-platform".to_owned(), plain.to_owned()];
     other.extend(options.feature_args());
     options

@@ -14,9 +14,9 @@ use oci_pack::layer::{Attributes, LayerContents};
 use oci_pack::source::{ImageSource, ParentImage, RegistryFetch};
 use oci_pack::timestamp::Timestamp;
 
-use crate::metadata::ElfCheck;
+use crate::plan::metadata::ElfCheck;
 use crate::plan::ImagePlan;
-use crate::registries::Registries;
+use crate::registry::Registries;
 use crate::shell::Shell;
 
 /// Opens `plan.base` for its platform and reads its file tree, which checks every layer (from
@@ -174,7 +174,7 @@ pub fn check_binaries(
         let suffix = plan
             .triple
             .as_deref()
-            .and_then(crate::cargo_build::glibc_suffix);
+            .and_then(crate::cargo::compile::glibc_suffix);
         if let Some((_, version)) = suffix {
             let promised = elf::GlibcVersion::parse(&format!("GLIBC_{version}"));
             let needed = elf::GlibcVersion::newest(&info.versions_needed);

@@ -1,7 +1,7 @@
 //! What `cargo oci build` writes, and where: the OCI layout, the archives beside it
 //! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into podman's store (by skopeo,
-//! only the layers it lacks) or streamed into `docker load`; and the stdout line (or JSON
-//! object) reporting each.
+//! only the layers it lacks) or streamed into `docker load`, or pushed; each staged beside its
+//! destination, then persisted.
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -17,93 +17,10 @@ use oci_pack::registry::Pushed;
 use oci_pack::store::BlobStore;
 use oci_pack::timestamp::Timestamp;
 
-use crate::registries::PushTarget;
+use crate::plan::{on_path, Format, Loader};
+use crate::registry::PushTarget;
+use crate::report::Output;
 use crate::shell::Shell;
-
-/// An output format, as `formats = [...]` and `--format` name it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// The OCI image layout directory
-    Oci,
-    /// The OCI image layout as one tar file
-    OciArchive,
-    /// A tar file for `docker load` and `podman load`
-    Docker,
-}
-
-impl Format {
-    /// As `formats` and `--format` name it: `oci`, `oci-archive`, `docker`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Oci => "oci",
-            Format::OciArchive => "oci-archive",
-            Format::Docker => "docker",
-        }
-    }
-
-    /// Where this format is written, given the layout's path: archives sit beside it.
-    pub fn path(self, layout: &Path) -> PathBuf {
-        let suffix = match self {
-            Format::Oci => return layout.to_owned(),
-            Format::OciArchive => ".oci.tar",
-            Format::Docker => ".docker.tar",
-        };
-        let mut path = layout.as_os_str().to_owned();
-        path.push(suffix);
-        path.into()
-    }
-}
-
-/// A local image store to load the image into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Loader {
-    /// `docker load`
-    Docker,
-    /// `podman load`
-    Podman,
-}
-
-impl Loader {
-    /// The program: `docker` or `podman`.
-    pub fn program(self) -> &'static str {
-        match self {
-            Loader::Docker => "docker",
-            Loader::Podman => "podman",
-        }
-    }
-
-    /// The one on this machine: podman if it is installed (no daemon needs to be running),
-    /// else docker.
-    pub fn installed() -> Option<Loader> {
-        [Loader::Podman, Loader::Docker]
-            .into_iter()
-            .find(|loader| on_path(loader.program()))
-    }
-
-    fn other(self) -> Loader {
-        match self {
-            Loader::Docker => Loader::Podman,
-            Loader::Podman => Loader::Docker,
-        }
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// One thing the build produced.
-#[derive(Debug)]
-pub struct Output {
-    pub format: Format,
-    pub path: PathBuf,
-    /// It already held this image, and was left untouched.
-    pub fresh: bool,
-}
 
 /// Where and how the image goes.
 #[derive(Debug)]
@@ -444,122 +361,6 @@ fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<Strin
         .filter(|line| !line.is_empty())
         .collect();
     Ok(names.join(", "))
-}
-
-/// The status line of a push: where it went, and what had to travel.
-pub fn push_status(pushed: &Pushed) -> String {
-    format!(
-        "{} ({} blobs sent, {} already there, {} mounted)",
-        pushed.reference, pushed.uploaded, pushed.skipped, pushed.mounted
-    )
-}
-
-/// How results are printed on stdout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum MessageFormat {
-    /// One line per output: format, digest, path
-    #[default]
-    Human,
-    /// One JSON object per output
-    Json,
-}
-
-/// The `reason` of each kind of JSON message (`--message-format json`), as each of cargo's
-/// own messages names its kind, so ours can share a stream with cargo's.
-pub mod reason {
-    /// An output written (or fresh): a layout, an archive.
-    pub const IMAGE_BUILT: &str = "image-built";
-    /// An SBOM file written beside the outputs.
-    pub const SBOM_WRITTEN: &str = "sbom-written";
-    /// The image streamed into `docker load` or `podman load`.
-    pub const IMAGE_LOADED: &str = "image-loaded";
-    /// The image (or `cargo oci index`'s index) pushed to a registry.
-    pub const IMAGE_PUSHED: &str = "image-pushed";
-    /// `cargo oci inspect`: an image as it is.
-    pub const IMAGE_INSPECTED: &str = "image-inspected";
-    /// `cargo oci verify`: a rebuild compared with the image.
-    pub const IMAGE_VERIFIED: &str = "image-verified";
-    /// `cargo oci verify --layout`: a layout's integrity.
-    pub const LAYOUT_CHECKED: &str = "layout-checked";
-    /// `cargo oci verify --key`: an image's signed provenance.
-    pub const ATTESTATIONS_VERIFIED: &str = "attestations-verified";
-}
-
-/// A JSON message: its `reason` first, then `body`'s fields in their order.
-#[derive(Debug, serde::Serialize)]
-pub struct Message<'a, T> {
-    pub reason: &'static str,
-    #[serde(flatten)]
-    pub body: &'a T,
-}
-
-/// What every output line says about the image.
-#[derive(Debug)]
-pub struct ImageSummary {
-    /// The image's name (its package's, or its `images.<name>` key).
-    pub name: String,
-    /// What `index.json` points at.
-    pub digest: String,
-    /// The config digest, Docker's and podman's image ID; `None` for an index of several.
-    pub config: Option<String>,
-    pub tags: Vec<String>,
-    pub platforms: Vec<String>,
-    /// The SBOM files written beside the outputs, one per platform.
-    pub sboms: Vec<PathBuf>,
-    /// The attestation files beside them (provenance, signed envelopes).
-    pub attestations: Vec<PathBuf>,
-}
-
-/// One line (or JSON object) per output, and one for an image loaded into a local store.
-pub fn report(
-    format: MessageFormat,
-    image: &ImageSummary,
-    outputs: &[Output],
-    loaded: Option<Loader>,
-    pushed: Option<&Pushed>,
-) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    // Each line names where the image went: a path, a loader, or a registry reference.
-    let mut line = |kind: &str, place: (&str, String)| -> std::io::Result<()> {
-        let reason = match kind {
-            "sbom" => reason::SBOM_WRITTEN,
-            "load" => reason::IMAGE_LOADED,
-            "push" => reason::IMAGE_PUSHED,
-            _ => reason::IMAGE_BUILT,
-        };
-        match format {
-            MessageFormat::Human => writeln!(stdout, "{kind} {} {}", image.digest, place.1),
-            MessageFormat::Json => {
-                let mut message = serde_json::json!({
-                    "reason": reason,
-                    "format": kind,
-                    "image": image.name,
-                    "digest": image.digest,
-                    "config": image.config,
-                    "tags": image.tags,
-                    "platforms": image.platforms,
-                });
-                message[place.0] = serde_json::json!(place.1);
-                writeln!(stdout, "{message}")
-            }
-        }
-    };
-    for output in outputs {
-        line(
-            output.format.name(),
-            ("path", output.path.display().to_string()),
-        )?;
-    }
-    for sbom in &image.sboms {
-        line("sbom", ("path", sbom.display().to_string()))?;
-    }
-    if let Some(loader) = loaded {
-        line("load", ("loader", loader.program().to_owned()))?;
-    }
-    if let Some(pushed) = pushed {
-        line("push", ("reference", pushed.reference.clone()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use oci_pack::platform::Platform;
 use oci_pack::source::{ImageSource, RegistryFetch};
 use oci_pack::store::BlobStore;
 
-use crate::metadata::Libc;
-use crate::registries::Registries;
+use super::metadata::Libc;
+use crate::registry::Registries;
 use crate::shell::Shell;
 
 /// Which of the base's platforms `--platform` picks.

@@ -15,13 +15,13 @@ use oci_pack::media_type::{DSSE_ENVELOPE, IN_TOTO_JSON};
 use oci_pack::source::{ImageSource, Selector};
 use serde::Serialize;
 
+use crate::attestation::provenance::SLSA_PROVENANCE;
+use crate::attestation::signing::{Envelope, PublicKey, Unverified};
 use crate::error::NotVerified;
 use crate::inspect;
-use crate::outputs::MessageFormat;
-use crate::provenance::SLSA_PROVENANCE;
-use crate::registries::Registries;
+use crate::plan::MessageFormat;
+use crate::registry::Registries;
 use crate::shell::Shell;
-use crate::signing::{Envelope, PublicKey, Unverified};
 use crate::text::escape_controls;
 
 /// What `verify --key` was asked.
@@ -30,7 +30,7 @@ pub struct Request<'a> {
     pub key: &'a Path,
     /// The image; `None`: the package's layout.
     pub image: Option<&'a str>,
-    pub cargo: &'a crate::cargo_build::WorkspaceOptions,
+    pub cargo: &'a crate::cargo::options::WorkspaceOptions,
     pub insecure_registry: &'a [String],
     pub format: MessageFormat,
 }
@@ -47,7 +47,7 @@ struct PlatformVerdict {
     problems: Vec<String>,
 }
 
-pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
+pub fn check(request: &Request<'_>, shell: &Shell) -> Result<()> {
     let key = PublicKey::from_file(request.key)?;
     let key_id = key.key_id()?;
     let (source, cache_dir) = match request.image {
@@ -108,7 +108,7 @@ pub fn exec(request: &Request<'_>, shell: &Shell) -> Result<()> {
     match request.format {
         MessageFormat::Json => {
             let message = serde_json::json!({
-                "reason": crate::outputs::reason::ATTESTATIONS_VERIFIED,
+                "reason": crate::report::reason::ATTESTATIONS_VERIFIED,
                 "image": source.to_string(),
                 "key": key_id,
                 "verified": verified,

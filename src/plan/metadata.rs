@@ -60,7 +60,7 @@ pub struct ImageMetadata {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SetMetadata {
-    pub formats: Option<Vec<crate::outputs::Format>>,
+    pub formats: Option<Vec<super::vocabulary::Format>>,
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub index_annotations: BTreeMap<String, String>,
@@ -78,7 +78,7 @@ pub struct SetMetadata {
     /// Where `--push` sends the image when it names no repository; `{name}` is the image's name.
     pub repository: Option<String>,
     /// The SBOM written beside the outputs and attached to each platform's image.
-    pub sbom: Option<crate::sbom::SbomFormat>,
+    pub sbom: Option<super::vocabulary::SbomFormat>,
     /// Whether each platform's image gets its SLSA provenance (default: it does).
     pub provenance: Option<bool>,
     /// Build with `cargo auditable build`, so each binary carries its dependency list.
@@ -654,13 +654,13 @@ mod template_tests {
     #[test]
     fn the_metadata_template_is_valid() {
         let document: toml::Table =
-            toml::from_str(include_str!("../templates/metadata.toml")).unwrap();
+            toml::from_str(include_str!("../../templates/metadata.toml")).unwrap();
         let oci = serde_json::to_value(&document["package"]["metadata"]["oci"]).unwrap();
         let metadata = super::load(None, Some(&oci)).unwrap().remove(0).image;
         assert_eq!(metadata.files.len(), 2);
         assert_eq!(metadata.files[1].mode, Some(super::Mode("0640".into())));
         assert_eq!(metadata.dirs[0].path, "/data");
-        let config = crate::plan::config_changes(&metadata.config).unwrap();
+        let config = crate::plan::resolve::config_changes(&metadata.config).unwrap();
         assert_eq!(config.exposed_ports, ["8080/tcp", "9090/tcp", "53/udp"]);
         assert_eq!(
             config.healthcheck.and_then(|h| h.interval),

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cargo_build::{plain_triple, Builder};
+use super::compile::{plain_triple, Builder};
 
 /// How a run's target is linked.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,8 +26,8 @@ impl Linker {
             Linker::Cargo { .. } => Vec::new(),
             Linker::Chosen { program, .. } => vec![format!(
                 "target.{}.linker={}",
-                crate::rustflags::toml_string(target),
-                crate::rustflags::toml_string(program)
+                super::rustflags::toml_string(target),
+                super::rustflags::toml_string(program)
             )],
         }
     }
@@ -104,7 +104,7 @@ pub fn prepare(
         });
     }
     if let Some(place) =
-        crate::rustflags::user_linker(target, ours, machine.env, machine.dir, machine.cargo_home)
+        super::rustflags::user_linker(target, ours, machine.env, machine.dir, machine.cargo_home)
     {
         return Ok(Linker::Cargo {
             why: format!("yours, from {place}"),

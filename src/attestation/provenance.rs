@@ -14,6 +14,7 @@ use oci_pack::digest::Digest;
 use oci_pack::timestamp::Timestamp;
 use serde_json::{json, Value};
 
+use crate::cargo::workspace::Toolchain;
 use crate::text::without_userinfo;
 
 /// The in-toto statement layer, version 1.
@@ -29,41 +30,6 @@ pub const BUILD_TYPE: &str = "urn:cargo-oci:build-type:cargo-oci-build:v1";
 /// The builder of a build that no recognised CI ran: someone's own machine, which makes no
 /// claim beyond "built by cargo oci".
 pub const LOCAL_BUILDER: &str = "urn:cargo-oci:builder:local";
-
-/// Whether an image gets its provenance: `provenance = false` and `--provenance`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProvenanceMode {
-    /// SLSA v1 provenance for each platform's image (`<image>.<os>-<arch>.provenance.json`)
-    #[default]
-    Slsa,
-    /// No provenance
-    None,
-}
-
-/// The compiler, as `rustc -vV` names it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Toolchain {
-    /// `1.89.0`
-    pub release: Option<String>,
-    /// The commit of rust-lang/rust it was built from.
-    pub commit_hash: Option<String>,
-}
-
-impl Toolchain {
-    /// From `rustc -vV`'s output.
-    pub fn parse(text: &str) -> Toolchain {
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty() && value != "unknown")
-        };
-        Toolchain {
-            release: field("release"),
-            commit_hash: field("commit-hash"),
-        }
-    }
-}
 
 /// The git repository a package was built from, and the commit checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,7 +206,7 @@ pub fn slsa_predicate(build: &BuildFacts<'_>, image: &ImageFacts<'_>) -> Value {
             if let Some(hex) = digest.strip_prefix("sha256:") {
                 entry["digest"] = json!({"sha256": hex});
             }
-            entry["uri"] = json!(crate::sbom::image_purl(name, digest, image.platform));
+            entry["uri"] = json!(super::sbom::image_purl(name, digest, image.platform));
         }
         dependencies.push(entry);
     }
@@ -318,7 +284,7 @@ pub fn describe(
             .layers
             .first()
             .and_then(|layer| image.store.read(layer).ok())
-            .and_then(|bytes| crate::signing::Envelope::parse(&bytes).ok())
+            .and_then(|bytes| super::signing::Envelope::parse(&bytes).ok())
             .map(|envelope| envelope.signatures.into_iter().map(|s| s.keyid).collect())
             .unwrap_or_default(),
         false => Vec::new(),
