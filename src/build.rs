@@ -196,6 +196,7 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     let (registries, push_targets) = push_targets(&cx, &plans)?;
     let cache = BuildCache::open(&cx.target_dir.join("oci").join(".cache"))?;
     let bases = open_bases(&plans, &cache, &registries, shell)?;
+    check_docker_archives_hold(&plans, &bases, options.load)?;
     let executables = compile(&cx, &plans, &packages)?;
     let resolving = start_sbom_resolution(&cx, &plans);
     let built = pack_images(&cx, &plans, bases, executables.as_ref(), &cache)?;
@@ -485,6 +486,47 @@ fn open_bases(
         bases.push(per_platform);
     }
     Ok(bases)
+}
+
+/// A Docker archive (a `docker` output, or one streamed into `docker load`) holds plain and
+/// gzip layers only: a base's zstd layers, or new ones with `--load=docker`, are refused here,
+/// before cargo builds, not when the archive is written.
+fn check_docker_archives_hold(
+    plans: &[BuildPlan],
+    bases: &[Vec<Option<ParentImage>>],
+    load: Option<Loader>,
+) -> Result<()> {
+    const WHY: &str = "a Docker archive holds plain and gzip layers only";
+    for (plan, bases) in plans.iter().zip(bases) {
+        let (archive, instead) = match (plan.formats.contains(&Format::Docker), load) {
+            (true, _) => ("a `docker` output", "write `oci` or `oci-archive`"),
+            (false, Some(Loader::Docker)) => ("`--load=docker`", "load with `--load=podman`"),
+            _ => continue,
+        };
+        for (image, base) in plan.images.iter().zip(bases) {
+            let zstd_layer = base.iter().flat_map(|base| &base.layers).find(|layer| {
+                oci_pack::media_type::oci_layer(&layer.media_type)
+                    == Some(oci_pack::media_type::OCI_LAYER_ZSTD)
+            });
+            if let Some(layer) = zstd_layer {
+                bail!(
+                    "the base `{}` of `{}` has zstd layers ({}), which {archive} cannot hold \
+                     ({WHY}): {instead}",
+                    image.base,
+                    plan.name,
+                    layer.digest
+                );
+            }
+            if load == Some(Loader::Docker) && image.compression == oci_pack::Compression::Zstd {
+                bail!(
+                    "`{}` makes zstd layers, which `--load=docker` cannot hold ({WHY}): load \
+                     with `--load=podman`, or use gzip",
+                    plan.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Step 5: cargo builds every image's binaries, unless `--no-build` packs those built before.

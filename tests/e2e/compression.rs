@@ -220,3 +220,43 @@ fn one_core_or_all_of_them_give_the_same_digest() {
         fs::remove_dir_all(fixture.path().join("target/oci")).unwrap();
     }
 }
+
+/// A base of zstd layers cannot go into a Docker archive, nor new zstd layers into
+/// `docker load`: each is refused once the base is read, before cargo builds.
+#[test]
+fn zstd_layers_a_docker_archive_cannot_hold_are_refused_before_cargo() {
+    let base = Fixture::copy("hello");
+    base.build_ok(&["--quiet", "--compression", "zstd"]);
+    let fixture = Fixture::copy("hello");
+    let built = || fixture.path().join("target/release").exists();
+    fixture.set_metadata(&format!(
+        "[package.metadata.oci]\nbase = \"oci:{}:0.1.0\"\n",
+        base.layout().display()
+    ));
+    for (args, expected) in [
+        (
+            ["--format", "docker"],
+            "which a `docker` output cannot hold",
+        ),
+        (["--format", "oci"], "which `--load=docker` cannot hold"),
+    ] {
+        let mut args = args.to_vec();
+        if args[1] == "oci" {
+            args.push("--load=docker");
+        }
+        let refused = fixture.build(&args);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{stderr}");
+        assert!(stderr.contains("has zstd layers"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!built(), "cargo ran before the refusal: {stderr}");
+    }
+    fixture.set_metadata("[package.metadata.oci]\n");
+    let refused = fixture.build(&["--compression", "zstd", "--load=docker"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`hello` makes zstd layers, which `--load=docker` cannot hold"),
+        "{stderr}"
+    );
+    assert!(!built(), "cargo ran before the refusal: {stderr}");
+}
