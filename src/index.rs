@@ -3,12 +3,8 @@
 //! Only manifests and configs are read; no layer is downloaded or uploaded.
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::config::ImageConfig;
-use oci_pack::image::join_index;
-use oci_pack::manifest::ImageManifest;
 use oci_pack::media_type;
-use oci_pack::reference::RemoteImage;
-use oci_pack::store::BlobStore;
+use oci_pack::{join_index, BlobStore, ImageConfig, ImageManifest, RemoteImage};
 
 use crate::outputs::{self, ImageSummary, MessageFormat};
 use crate::registries::Registries;

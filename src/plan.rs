@@ -5,13 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oci_pack::config::{ConfigChanges, Healthcheck};
-use oci_pack::layer::{Attributes, Capabilities, Compression, Owner};
 use oci_pack::path::image_path;
-use oci_pack::platform::Platform;
-use oci_pack::reference::Reference;
-use oci_pack::source::ImageSource;
-use oci_pack::timestamp::Timestamp;
+use oci_pack::{
+    Attributes, Capabilities, Compression, ConfigChanges, Healthcheck, ImageSource, Owner,
+    Platform, Reference, Timestamp,
+};
 
 use crate::cargo_build::Builder;
 use crate::error::{KeyPath, Segment, Table};
@@ -308,7 +306,7 @@ fn resolve_named(
     let repository = match &set.repository {
         Some(template) => {
             let repository = template.replace("{name}", name);
-            oci_pack::reference::Repository::parse(&repository)
+            oci_pack::Repository::parse(&repository)
                 .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
             Some(repository)
         }
@@ -644,7 +642,7 @@ fn resolve_image(
         comment: metadata.comment,
         compression,
         mtime: match metadata.layer_mtime.unwrap_or(LayerMtime::Fixed) {
-            LayerMtime::Fixed => oci_pack::layer::FIXED_MTIME,
+            LayerMtime::Fixed => oci_pack::FIXED_MTIME,
             LayerMtime::SourceDateEpoch => created,
         },
     })
@@ -1189,7 +1187,7 @@ mod tests {
             .map(|mut plan| plan.images.remove(0).mtime)
             .map_err(|e| e.to_string())
         };
-        assert_eq!(resolve(json!({})), Ok(oci_pack::layer::FIXED_MTIME));
+        assert_eq!(resolve(json!({})), Ok(oci_pack::FIXED_MTIME));
         assert_eq!(resolve(json!({"layer-mtime": "fixed"})), Ok(Timestamp(1)));
         assert_eq!(
             resolve(json!({"layer-mtime": "source-date-epoch"})),

@@ -5,12 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
-use oci_pack::config::ImageConfig;
-use oci_pack::descriptor::Descriptor;
-use oci_pack::index::ImageIndex;
-use oci_pack::manifest::ImageManifest;
-use oci_pack::reference::Repository;
-use oci_pack::store::BlobStore;
+use oci_pack::{BlobStore, Descriptor, ImageConfig, ImageIndex, ImageManifest, Repository};
 
 use crate::cargo_build::WorkspaceOptions;
 use crate::outputs::{self, ImageSummary, MessageFormat};

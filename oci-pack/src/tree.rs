@@ -6,8 +6,8 @@
 //! its diff_id, and every entry against what a hostile image could use to escape (`..`,
 //! absolute names, hard links out of the root) and what would make it ambiguous (a path twice).
 //! Device nodes and FIFOs are kept as they are: we never extract a parent. The changes are what
-//! [`crate::cache`] keeps, so a parent's layers are decompressed once, ever; applying them
-//! checks what depends on the layers below (hard links).
+//! the [`BuildCache`](crate::BuildCache) keeps, so a parent's layers are decompressed once,
+//! ever; applying them checks what depends on the layers below (hard links).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
