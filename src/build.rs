@@ -31,13 +31,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::cache::BuildCache;
-use oci_pack::image::{join_index, BuiltImage};
-use oci_pack::layout::Tagged;
 use oci_pack::output::OutputLock;
-use oci_pack::reference::Repository;
-use oci_pack::source::{ImageSource, ParentImage};
-use oci_pack::timestamp::Timestamp;
+use oci_pack::{
+    join_index, BuildCache, BuiltImage, ImageSource, ParentImage, Repository, Tagged, Timestamp,
+};
 
 use crate::attestation::provenance;
 use crate::attestation::sbom;
@@ -740,7 +737,7 @@ fn build_facts<'a>(
     plan: &'a BuildPlan,
     package: &'a cargo_metadata::Package,
     source: Option<&'a provenance::Source>,
-    lock: Option<oci_pack::digest::Digest>,
+    lock: Option<oci_pack::Digest>,
     run: &'a provenance::RunDetails,
 ) -> provenance::BuildFacts<'a> {
     let facts = cx.facts;
@@ -772,7 +769,7 @@ fn tag_image(
     plan: &BuildPlan,
     built: &[BuiltImage],
     cache: &BuildCache,
-    referrers: Vec<oci_pack::descriptor::Descriptor>,
+    referrers: Vec<oci_pack::Descriptor>,
 ) -> Result<(Tagged, ImageSummary)> {
     let (target, config) = match built {
         [only] if !plan.writes_index() => {
@@ -909,7 +906,7 @@ fn keep_what_was_used(
         .map(|d| d.display().to_string())
         .collect();
     cache.record_use(&used_by.join("\n"));
-    match cache.sweep(oci_pack::cache::UNUSED_FOR) {
+    match cache.sweep(oci_pack::BuildCache::UNUSED_FOR) {
         Ok(0) => {}
         Ok(swept) => shell.detail("Swept", format_args!("{swept} unused cache entries")),
         Err(error) => shell.warn(format_args!("could not sweep the build cache: {error}")),
@@ -943,7 +940,7 @@ fn report_images(
             report::report(format, &summary, &written, cx.options.load, pushed.as_ref())?;
         }
         let (layers, bytes, exposed_ports) = measure(cache, &summary)?;
-        let host = oci_pack::platform::Platform::from_rust_target(&cx.facts.host);
+        let host = oci_pack::Platform::from_rust_target(&cx.facts.host);
         let runs_here = matches!(
             (summary.platforms.as_slice(), host),
             ([platform], Some(host)) if *platform == host.to_string()
@@ -994,12 +991,10 @@ fn mib(bytes: u64) -> String {
 /// An image's layers and their compressed bytes (each platform's, for an index), and the ports
 /// a single-platform image exposes.
 fn measure(cache: &BuildCache, summary: &ImageSummary) -> Result<(usize, u64, Vec<String>)> {
-    use oci_pack::config::ImageConfig;
-    use oci_pack::index::ImageIndex;
-    use oci_pack::manifest::ImageManifest;
+    use oci_pack::{ImageConfig, ImageIndex, ImageManifest};
     let store = cache.store();
     let read = |digest: &str| -> Result<Vec<u8>> {
-        let digest: oci_pack::digest::Digest = digest.parse()?;
+        let digest: oci_pack::Digest = digest.parse()?;
         let path = store.blob_path(&digest);
         std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))
     };

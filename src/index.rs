@@ -3,13 +3,13 @@
 //! Only manifests and configs are read; no layer is downloaded or uploaded.
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::config::ImageConfig;
-use oci_pack::image::join_index;
-use oci_pack::manifest::ImageManifest;
+use oci_pack::join_index;
 use oci_pack::media_type;
-use oci_pack::reference::RemoteImage;
 use oci_pack::registry::Pushed;
-use oci_pack::store::BlobStore;
+use oci_pack::BlobStore;
+use oci_pack::ImageConfig;
+use oci_pack::ImageManifest;
+use oci_pack::RemoteImage;
 
 use crate::registry::Registries;
 use crate::report::ImageSummary;

@@ -11,16 +11,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{BASE_DIGEST, BASE_NAME};
-use oci_pack::cache::BuildCache;
 use oci_pack::capability;
-use oci_pack::config::History;
-use oci_pack::digest::Digest;
 use oci_pack::inspect::{self, Image, PlatformImage, Referrer};
 use oci_pack::media_type;
-use oci_pack::platform::Platform;
-use oci_pack::source::{ImageSource, RegistryFetch, Selector};
-use oci_pack::store::BlobStore;
 use oci_pack::tree::NodeKind;
+use oci_pack::{
+    BlobStore, BuildCache, Digest, History, ImageSource, Platform, RegistryFetch, Selector,
+};
 use serde::Serialize;
 
 use crate::cargo::options::WorkspaceOptions;

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Result};
 use cargo_metadata::{Metadata, Package};
-use oci_pack::timestamp::Timestamp;
+use oci_pack::Timestamp;
 
 use crate::cargo::options::WorkspaceOptions;
 use crate::cargo::workspace::{is_image, select_packages, Facts};

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
-use oci_pack::config::ImageConfig;
-use oci_pack::descriptor::Descriptor;
-use oci_pack::index::ImageIndex;
-use oci_pack::manifest::ImageManifest;
-use oci_pack::reference::Repository;
 use oci_pack::registry::Pushed;
-use oci_pack::store::BlobStore;
+use oci_pack::BlobStore;
+use oci_pack::Descriptor;
+use oci_pack::ImageConfig;
+use oci_pack::ImageIndex;
+use oci_pack::ImageManifest;
+use oci_pack::Repository;
 
 use crate::registry::Registries;
 use crate::report::ImageSummary;

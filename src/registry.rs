@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use oci_pack::cache::BuildCache;
-use oci_pack::reference::{RemoteImage, Repository};
 use oci_pack::registry::{Access, Credentials, Endpoint, Limits, RegistryAccess, Session};
+use oci_pack::{BuildCache, RemoteImage, Repository};
 
 use credentials::CredentialSources;
 use registries_conf::RegistriesConf;

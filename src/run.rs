@@ -141,7 +141,7 @@ pub fn run(options: RunOptions, shell: &Shell) -> Result<()> {
 fn can_run(target: &str, host: &str) -> Result<bool> {
     let arch = |triple: &str| {
         let plain = crate::cargo::compile::plain_triple(triple);
-        oci_pack::platform::Platform::from_rust_target(plain).map(|p| p.architecture)
+        oci_pack::Platform::from_rust_target(plain).map(|p| p.architecture)
     };
     let (Some(wanted), Some(here)) = (arch(target), arch(host)) else {
         return Ok(false);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anstream::{AutoStream, ColorChoice};
 use anstyle::{AnsiColor, Effects, Style};
 use anyhow::{bail, Result};
-use oci_pack::progress::{Event, Progress, Transfer};
+use oci_pack::progress::{Event, Transfer};
+use oci_pack::Progress;
 
 use crate::text::escape_lines;
 

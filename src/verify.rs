@@ -11,8 +11,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::inspect::LayerEntry;
-use oci_pack::source::{ImageSource, Selector};
 use oci_pack::verify::{Comparison, FieldDiff, FileDiff, LayerDiff, PlatformDiff};
+use oci_pack::{ImageSource, Selector};
 
 use crate::build::BuildOptions;
 use crate::cargo::options::CargoOptions;
@@ -413,7 +413,7 @@ fn recorded_targets(expected: &[(String, ImageSource)]) -> Vec<String> {
         let ImageSource::OciLayout { dir, .. } = source else {
             return None;
         };
-        let index: oci_pack::index::ImageIndex =
+        let index: oci_pack::ImageIndex =
             serde_json::from_slice(&std::fs::read(dir.join("index.json")).ok()?).ok()?;
         let targets = index.annotations.get(crate::build::TARGETS_ANNOTATION)?;
         Some(
@@ -597,7 +597,7 @@ fn layer_lines(
         "{platform}: layer {} differs{made_by}",
         layer.number
     ));
-    let short = |digest: &oci_pack::digest::Digest| format!("sha256:{}", &digest.hex()[..12]);
+    let short = |digest: &oci_pack::Digest| format!("sha256:{}", &digest.hex()[..12]);
     for (label, ids) in [("expected", &layer.expected), ("rebuilt ", &layer.actual)] {
         let diff_id = ids
             .diff_id

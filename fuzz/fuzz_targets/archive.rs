@@ -6,12 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci_pack::archive::ArchiveFiles;
-use oci_pack::cache::BuildCache;
-use oci_pack::platform::Platform;
-use oci_pack::progress::NoProgress;
-use oci_pack::source::{ImageSource, ParentImage, Selector};
-use oci_pack::store::BlobStore;
+use oci_pack::{
+    ArchiveFiles, BlobStore, BuildCache, ImageSource, NoProgress, ParentImage, Platform, Selector,
+};
 
 fuzz_target!(|data: &[u8]| {
     let dir = scratch_dir();

@@ -6,12 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci_pack::config::ImageConfig;
-use oci_pack::descriptor::Descriptor;
-use oci_pack::docker::DockerArchiveImage;
-use oci_pack::index::ImageIndex;
-use oci_pack::manifest::ImageManifest;
-use oci_pack::platform::Platform;
+use oci_pack::{Descriptor, DockerArchiveImage, ImageConfig, ImageIndex, ImageManifest, Platform};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -9,11 +9,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use oci_pack::digest::Digest;
 use oci_pack::media_type::{OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD};
-use oci_pack::store::BlobStore;
 use oci_pack::tree::{FileTree, LayerChanges};
-use oci_pack::Error;
+use oci_pack::{BlobStore, Digest, Error};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {

@@ -8,9 +8,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use oci_pack::digest::Digest;
-use oci_pack::reference::{Reference, RemoteImage, Repository};
-use oci_pack::source::ImageSource;
+use oci_pack::{Digest, ImageSource, Reference, RemoteImage, Repository};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

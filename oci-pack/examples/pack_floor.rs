@@ -9,8 +9,8 @@
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
-use oci_pack::compress::{Compression, Encoder};
-use oci_pack::digest::DigestWriter;
+use oci_pack::compress::Encoder;
+use oci_pack::{Compression, DigestWriter};
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args_os().skip(1);

@@ -23,11 +23,11 @@
 //! catch accidents (a full disk, a killed build, a stray write), not a forged entry: whoever
 //! can write `target/` can make any build say anything, as cargo's own `target/` can.
 //!
-//! The cache does not grow without end: what no build has used for [`UNUSED_FOR`] is forgotten,
-//! and what a killed build was writing goes at the next sweep ([`BuildCache::sweep`]). Outputs
-//! hold their own links to blobs, so none loses anything; a build that wants a forgotten layer
-//! again compresses it again. Builds share the cache under a shared lock on `lock`; a sweep
-//! runs only when no other build holds it.
+//! The cache does not grow without end: what no build has used for
+//! [`BuildCache::UNUSED_FOR`] is forgotten, and what a killed build was writing goes at the next
+//! sweep ([`BuildCache::sweep`]). Outputs hold their own links to blobs, so none loses anything;
+//! a build that wants a forgotten layer again compresses it again. Builds share the cache under
+//! a shared lock on `lock`; a sweep runs only when no other build holds it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -45,8 +45,6 @@ use crate::layer::Layer;
 use crate::store::{modification_settled, settled, BlobStore, IO_BUFFER};
 use crate::tree::{FileTree, LayerChanges};
 
-/// How long an entry nobody used is kept, and how often the cache is swept of them.
-pub const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A build cache in a directory; clones share what this process learnt.
@@ -116,6 +114,9 @@ impl std::fmt::Display for Stamp {
 }
 
 impl BuildCache {
+    /// How long an entry nobody used is kept, and how often the cache is swept of them.
+    pub const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
     /// Opens (and creates, if needed) the cache in `root`.
     pub fn open(root: &Path) -> Result<BuildCache> {
         let store = BlobStore::open(root)?;
@@ -283,7 +284,7 @@ impl BuildCache {
     }
 
     /// Records under `used/` every blob this process marked used, as what the build `key`
-    /// uses (its next run replaces the record), so that a sweep keeps them [`UNUSED_FOR`]
+    /// uses (its next run replaces the record), so that a sweep keeps them [`Self::UNUSED_FOR`]
     /// after, however old their files are.
     pub fn record_use(&self, key: &str) {
         let body: String = (self.used.lock().expect("not poisoned").iter())
@@ -467,7 +468,7 @@ impl BuildCache {
         Ok(())
     }
 
-    /// Reads, `LAYER_READERS` (three) at once, the layers of `layers` (with their `diff_ids`) whose
+    /// Reads, `LAYER_READERS` at once, the layers of `layers` (with their `diff_ids`) whose
     /// changes the cache does not hold yet, and keeps their changes, so that
     /// [`BuildCache::apply_layer`] then applies each from the cache, in order. Each is checked
     /// as `apply_layer` checks it (what only the tree below can tell, when it is applied); of
@@ -659,7 +660,7 @@ impl BuildCache {
 
     /// An entry's contents, if the file is there, not too large, and its trailing sha256
     /// matches; a damaged entry is removed with a warning. The entry counts as used: a sweep
-    /// leaves it for another [`UNUSED_FOR`].
+    /// leaves it for another [`Self::UNUSED_FOR`].
     fn read_entry(&self, path: &Path) -> Option<Vec<u8>> {
         let body = self.check_entry(path)?;
         touch(path);
@@ -1058,11 +1059,11 @@ mod tests {
 
         // Another build holds the cache: nothing is swept, not even what is half-written.
         let other = BuildCache::open(dir.path()).unwrap();
-        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 0);
+        assert_eq!(cache.sweep(BuildCache::UNUSED_FOR).unwrap(), 0);
         assert!(half_blob.exists() && half_entry.exists());
         drop(other);
         // The old record, its blob, the forgotten blob, and the two partial files.
-        assert_eq!(cache.sweep(UNUSED_FOR).unwrap(), 5);
+        assert_eq!(cache.sweep(BuildCache::UNUSED_FOR).unwrap(), 5);
         assert!(!half_blob.exists() && !half_entry.exists());
         for gone in [&old.descriptor, &forgotten] {
             assert!(!cache.store().contains(&gone.digest), "{gone:?}");
@@ -1152,7 +1153,7 @@ mod tests {
         fs::write(&victim, b"keep me").unwrap();
         age(&victim, 30 * 24 * 3600);
         std::os::unix::fs::symlink(&victim, dir.path().join("swept")).unwrap();
-        cache.sweep(UNUSED_FOR).unwrap();
+        cache.sweep(BuildCache::UNUSED_FOR).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep me");
         assert!(fs::symlink_metadata(dir.path().join("swept"))
             .unwrap()

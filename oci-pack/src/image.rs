@@ -86,87 +86,33 @@ pub fn build_image(
     progress: &mut dyn Progress,
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
-    let mut config = match &request.base {
-        Some(parent) => parent.config.clone(),
-        None => ImageConfig::scratch(&request.platform),
-    };
-    config.set_platform(&request.platform);
-    config.created = Some(created.clone());
-    if request.author.is_some() {
-        config.author.clone_from(&request.author);
-    }
-    config
-        .config
-        .get_or_insert_with(Default::default)
-        .apply(&request.config);
-
+    let mut config = inherited_config(&request, &created);
     // Reading the parent's tree (to write the difference) checks its layers on the way.
     let new_layers = new_layer_contents(&mut request)?;
-    let mut descriptors = Vec::new();
-    if let Some(parent) = &request.base {
-        let into_cache = cache.filter(|c| c.store().root() == store.root());
-        for layer in &parent.layers {
-            match into_cache {
-                Some(cache) => cache.adopt(&parent.store, layer, parent.layers_verified())?,
-                None => store.copy_in(&parent.store, layer, parent.layers_verified())?,
-            }
-            descriptors.push(layer.clone());
-        }
-    }
+    let mut descriptors = match &request.base {
+        Some(parent) => adopt_parent_layers(store, parent, cache)?,
+        None => Vec::new(),
+    };
 
     let mut layers = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
         let (compression, mtime) = (request.compression, request.mtime);
         let layer = match cache {
-            Some(cache) => {
-                let stamp = contents.stamp(mtime);
-                let reused = stamp
-                    .as_ref()
-                    .and_then(|stamp| cache.layer_by_stamp(stamp, compression));
-                let layer = match reused {
-                    Some(layer) => {
-                        store.import(cache.store(), &layer.descriptor, true)?;
-                        progress.on_event(&Event::LayerReused {
-                            layer: &layer,
-                            created_by,
-                        });
-                        layer
-                    }
-                    None => {
-                        let layer = write_layer(store, contents, compression, mtime)?;
-                        progress.on_event(&Event::LayerWritten {
-                            layer: &layer,
-                            created_by,
-                        });
-                        layer
-                    }
-                };
-                cache.store().import(store, &layer.descriptor, true)?;
-                cache.record_layer(&layer, compression);
-                // Only a stamp that held from before the layer was read until after says which
-                // tar it is.
-                if let Some(stamp) = stamp.filter(|s| contents.stamp(mtime).as_ref() == Some(s)) {
-                    cache.record_stamp(&stamp, &layer.diff_id);
-                }
-                layer
-            }
-            None => {
-                let layer = write_layer(store, contents, compression, mtime)?;
-                progress.on_event(&Event::LayerWritten {
-                    layer: &layer,
-                    created_by,
-                });
-                layer
-            }
+            Some(cache) => cached_layer(
+                store,
+                cache,
+                contents,
+                created_by,
+                compression,
+                mtime,
+                progress,
+            )?,
+            None => written_layer(store, contents, created_by, compression, mtime, progress)?,
         };
         config.rootfs.diff_ids.push(layer.diff_id);
-        config.history.push(History {
-            created: Some(created.clone()),
-            created_by: Some(created_by.clone()),
-            author: request.author.clone(),
-            comment: request.comment.clone(),
-            empty_layer: false,
-        });
+        config
+            .history
+            .push(history_entry(&request, &created, created_by, false));
         descriptors.push(layer.descriptor.clone());
         layers.push(layer);
     }
@@ -175,27 +121,10 @@ pub fn build_image(
             return Err(Error::NoLayers);
         }
         // A config-only image: its history still says what happened.
-        config.history.push(History {
-            created: Some(created.clone()),
-            created_by: Some(request.config_created_by.clone()),
-            author: request.author.clone(),
-            comment: request.comment.clone(),
-            empty_layer: true,
-        });
-    }
-
-    let mut annotations = request.annotations.clone();
-    if let Some(parent) = &request.base {
-        if let Some(name) = &parent.name {
-            annotations
-                .entry(BASE_NAME.to_owned())
-                .or_insert_with(|| name.clone());
-        }
-        if let Some(digest) = &parent.manifest_digest {
-            annotations
-                .entry(BASE_DIGEST.to_owned())
-                .or_insert_with(|| digest.to_string());
-        }
+        let created_by = &request.config_created_by;
+        config
+            .history
+            .push(history_entry(&request, &created, created_by, true));
     }
 
     let config_descriptor = store.put_json(media_type::OCI_CONFIG, "the image config", &config)?;
@@ -204,7 +133,7 @@ pub fn build_image(
         media_type: Some(media_type::OCI_MANIFEST.to_owned()),
         config: config_descriptor.clone(),
         layers: descriptors,
-        annotations,
+        annotations: manifest_annotations(&request),
         artifact_type: None,
         subject: None,
     };
@@ -220,6 +149,131 @@ pub fn build_image(
         config: config_descriptor,
         layers,
     })
+}
+
+/// The image's config before its new layers: the parent's (or `scratch`'s) with the request's
+/// platform, date, author and config changes.
+fn inherited_config(request: &ImageRequest, created: &str) -> ImageConfig {
+    let mut config = match &request.base {
+        Some(parent) => parent.config.clone(),
+        None => ImageConfig::scratch(&request.platform),
+    };
+    config.set_platform(&request.platform);
+    config.created = Some(created.to_owned());
+    if request.author.is_some() {
+        config.author.clone_from(&request.author);
+    }
+    config
+        .config
+        .get_or_insert_with(Default::default)
+        .apply(&request.config);
+    config
+}
+
+/// Links (or copies) the parent's layers into `store`, byte for byte, through the cache when
+/// `store` is the cache's; their descriptors, base first.
+fn adopt_parent_layers(
+    store: &BlobStore,
+    parent: &ParentImage,
+    cache: Option<&BuildCache>,
+) -> Result<Vec<Descriptor>> {
+    let into_cache = cache.filter(|c| c.store().root() == store.root());
+    let mut descriptors = Vec::new();
+    for layer in &parent.layers {
+        match into_cache {
+            Some(cache) => cache.adopt(&parent.store, layer, parent.layers_verified())?,
+            None => store.copy_in(&parent.store, layer, parent.layers_verified())?,
+        }
+        descriptors.push(layer.clone());
+    }
+    Ok(descriptors)
+}
+
+/// A new layer through the cache: taken from it when the layer's stamp names a tar it holds
+/// compressed as asked, else written; either way recorded in it.
+fn cached_layer(
+    store: &BlobStore,
+    cache: &BuildCache,
+    contents: &LayerContents,
+    created_by: &str,
+    compression: Compression,
+    mtime: Timestamp,
+    progress: &mut dyn Progress,
+) -> Result<Layer> {
+    let stamp = contents.stamp(mtime);
+    let reused = stamp
+        .as_ref()
+        .and_then(|stamp| cache.layer_by_stamp(stamp, compression));
+    let layer = match reused {
+        Some(layer) => {
+            store.import(cache.store(), &layer.descriptor, true)?;
+            progress.on_event(&Event::LayerReused {
+                layer: &layer,
+                created_by,
+            });
+            layer
+        }
+        None => written_layer(store, contents, created_by, compression, mtime, progress)?,
+    };
+    cache.store().import(store, &layer.descriptor, true)?;
+    cache.record_layer(&layer, compression);
+    // Only a stamp that held from before the layer was read until after says which tar it is.
+    if let Some(stamp) = stamp.filter(|s| contents.stamp(mtime).as_ref() == Some(s)) {
+        cache.record_stamp(&stamp, &layer.diff_id);
+    }
+    Ok(layer)
+}
+
+/// A new layer written into `store`, and said so to `progress`.
+fn written_layer(
+    store: &BlobStore,
+    contents: &LayerContents,
+    created_by: &str,
+    compression: Compression,
+    mtime: Timestamp,
+    progress: &mut dyn Progress,
+) -> Result<Layer> {
+    let layer = write_layer(store, contents, compression, mtime)?;
+    progress.on_event(&Event::LayerWritten {
+        layer: &layer,
+        created_by,
+    });
+    Ok(layer)
+}
+
+/// The history entry of a step of this image: a new layer, or (`empty_layer`) none.
+fn history_entry(
+    request: &ImageRequest,
+    created: &str,
+    created_by: &str,
+    empty_layer: bool,
+) -> History {
+    History {
+        created: Some(created.to_owned()),
+        created_by: Some(created_by.to_owned()),
+        author: request.author.clone(),
+        comment: request.comment.clone(),
+        empty_layer,
+    }
+}
+
+/// The manifest's annotations: the request's, and the parent's name and digest unless the
+/// request gives them.
+fn manifest_annotations(request: &ImageRequest) -> BTreeMap<String, String> {
+    let mut annotations = request.annotations.clone();
+    if let Some(parent) = &request.base {
+        if let Some(name) = &parent.name {
+            annotations
+                .entry(BASE_NAME.to_owned())
+                .or_insert_with(|| name.clone());
+        }
+        if let Some(digest) = &parent.manifest_digest {
+            annotations
+                .entry(BASE_DIGEST.to_owned())
+                .or_insert_with(|| digest.to_string());
+        }
+    }
+    annotations
 }
 
 /// Joins one image per platform into an image index in `store` (see [`ImageIndex::join`]).

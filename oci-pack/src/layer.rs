@@ -163,7 +163,8 @@ impl LayerContents {
     /// inode, size, modification and change times (as git's index); and `mtime`, every
     /// entry's date. The same stamp, the same tar: a file rewritten in place moves its change
     /// time even when its size and modification time are kept (`tar`, `touch -d`).
-    /// `None` while a file on disk has not [`settled`](crate::store::settled).
+    /// `None` while a file on disk has not settled: modified or changed within the current
+    /// clock tick, when it could change again with the same times (git's "racy" entries).
     pub fn stamp(&self, mtime: Timestamp) -> Option<Digest> {
         use std::os::unix::fs::MetadataExt;
         let mut stamp = format!("cargo-oci tar 1\n{}\n", mtime.0).into_bytes();

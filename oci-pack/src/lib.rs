@@ -1,15 +1,17 @@
 //! `oci-pack`: the image engine of `cargo oci`, a library with no knowledge of Cargo.
 //!
-//! Everything is built around a content-addressed [`store::BlobStore`]: layers, configs and
+//! Everything is built around a content-addressed [`BlobStore`]: layers, configs and
 //! manifests are written into it once, and every output format is a view of it.
 //! The engine never prints, never exits and never reads the environment; the caller passes in
 //! what it needs (such as the `SOURCE_DATE_EPOCH` timestamp) and listens through
-//! [`progress::Progress`]. The one exception is the registry client (the `registry` feature),
+//! [`Progress`]. The one exception is the registry client (the `registry` feature),
 //! which, like any HTTP client, honours the proxy (`HTTPS_PROXY`, `NO_PROXY`, …) and trusted
 //! certificate (`SSL_CERT_FILE`, `SSL_CERT_DIR`) variables.
 //!
-//! The types an image is built with are re-exported here; each module holds the rest of its
-//! concept.
+//! The types an image is built, stored and written with, and the errors, are here at the root;
+//! the modules that hold them are private. The public modules are namespaces whose items read
+//! with their name: [`elf::read`], [`inspect::open`], [`verify::compare`], the spec's
+//! [`media_type`]s.
 //!
 //! # Example
 //!
@@ -62,57 +64,80 @@
 
 #![deny(missing_docs)]
 
+// The homes of the types re-exported below: callers name those at the root.
+mod archive;
+mod cache;
+mod config;
+mod descriptor;
+mod diff;
+mod digest;
+mod docker;
+mod error;
+mod graph;
+mod image;
+mod index;
+mod layout;
+mod manifest;
+mod platform;
+mod reference;
+mod source;
+mod store;
+mod timestamp;
+
+// Constants named as the specs name them, read with their module's name.
 pub mod annotation;
-pub mod archive;
-pub mod cache;
+pub mod media_type;
+
+// The binary check: an ELF file's headers, a binary against its image, file capabilities.
 pub mod capability;
 pub mod check;
-pub mod compress;
-pub mod config;
-pub mod descriptor;
-pub mod diff;
-pub mod digest;
-pub mod docker;
 pub mod elf;
-pub mod error;
-pub mod graph;
-pub mod image;
-pub mod index;
+
+// Images read back: inspected, checked, compared.
 pub mod inspect;
-pub mod json;
-pub mod layer;
-pub mod layout;
-pub mod manifest;
-pub mod media_type;
-pub mod output;
-pub mod path;
-pub mod platform;
-pub mod progress;
-pub mod reference;
-pub mod referrer;
-#[cfg(feature = "registry")]
-pub mod registry;
-pub mod source;
-pub mod store;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
-pub mod timestamp;
-pub mod tree;
 pub mod verify;
 
+// A layer's entries as staged and as read, and its encoder and decoder.
+pub mod compress;
+pub mod layer;
+pub mod tree;
+
+// What the engine reports to its listener.
+pub mod progress;
+
+// Rules callers apply themselves: image paths, output destinations, capped JSON documents,
+// artifacts attached to an image.
+pub mod json;
+pub mod output;
+pub mod path;
+pub mod referrer;
+
+// The features: the registry client, and layers crafted entry by entry for tests.
+#[cfg(feature = "registry")]
+pub mod registry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use archive::{write_archive, ArchiveFiles, ArchiveFormat, StagedArchive};
 pub use cache::BuildCache;
-pub use config::{ConfigChanges, ContainerConfig, ImageConfig};
+pub use capability::Capabilities;
+pub use compress::Compression;
+pub use config::{
+    ConfigChanges, ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs,
+};
 pub use descriptor::Descriptor;
-pub use digest::Digest;
+pub use diff::rootfs_diff;
+pub use digest::{Digest, DigestError, DigestWriter};
+pub use docker::DockerArchiveImage;
 pub use error::{Error, ErrorKind, Result};
 pub use image::{build_image, join_index, BuiltImage, ImageRequest, NewLayer};
 pub use index::ImageIndex;
-pub use layer::{Compression, LayerContents, FIXED_MTIME};
-pub use layout::{StagedLayout, Tagged};
+pub use layer::{Attributes, LayerContents, Owner, FIXED_MTIME};
+pub use layout::{SealedLayout, StagedLayout, Tagged};
 pub use manifest::ImageManifest;
 pub use platform::Platform;
 pub use progress::{NoProgress, Progress};
 pub use reference::{Reference, RemoteImage, Repository};
-pub use source::{ImageSource, ParentImage};
-pub use store::BlobStore;
+pub use source::{ImageSource, ParentImage, RegistryFetch, Selector};
+pub use store::{BlobStore, BlobWriter, VerifiedReader};
 pub use timestamp::Timestamp;

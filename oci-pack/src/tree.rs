@@ -6,8 +6,8 @@
 //! its diff_id, and every entry against what a hostile image could use to escape (`..`,
 //! absolute names, hard links out of the root) and what would make it ambiguous (a path twice).
 //! Device nodes and FIFOs are kept as they are: we never extract a parent. The changes are what
-//! [`crate::cache`] keeps, so a parent's layers are decompressed once, ever; applying them
-//! checks what depends on the layers below (hard links).
+//! the [`BuildCache`](crate::BuildCache) keeps, so a parent's layers are decompressed once,
+//! ever; applying them checks what depends on the layers below (hard links).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -378,140 +378,166 @@ pub(crate) fn layer_decoder(
         })
 }
 
+/// Reads the tar of `layer`'s blob entry by entry, gives each entry's change to `visit`, then
+/// checks the tar against `diff_id` and the rest of the blob against its digest.
 fn read_entries(
     store: &BlobStore,
     layer: &Descriptor,
     diff_id: &Digest,
     mut visit: impl FnMut(Change) -> Result<()>,
 ) -> Result<()> {
+    let mut decoded = layer_decoder(store, layer)?;
+    let mut hashed = HashedAside::new();
+    let layer_error = |source: io::Error| Error::LayerRead {
+        layer: layer.digest,
+        source,
+    };
     {
-        let mut decoded = layer_decoder(store, layer)?;
-        let mut hashed = HashedAside::new();
-        let layer_error = |source: io::Error| Error::LayerRead {
-            layer: layer.digest,
-            source,
-        };
-        let hostile = |entry: &str, reason: &str| Error::HostileLayerEntry {
-            layer: layer.digest,
-            entry: entry.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let invalid = |entry: &str, reason: &str| Error::InvalidLayerEntry {
-            layer: layer.digest,
-            entry: entry.to_owned(),
-            reason: reason.to_owned(),
-        };
-        {
-            let mut archive = tar::Archive::new(Tee {
-                inner: &mut decoded,
-                copy: &mut hashed,
-            });
-            for entry in archive.entries().map_err(layer_error)? {
-                let mut entry = entry.map_err(layer_error)?;
-                let raw_bytes = entry.path_bytes().into_owned();
-                let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
-                let path = entry_path(OsStr::from_bytes(&raw_bytes))
-                    .map_err(|reason| hostile(&raw, reason))?;
-                let Some(name) = path.file_name().map(|n| n.as_bytes().to_owned()) else {
-                    continue; // the root itself
-                };
-                let dir = path.parent().unwrap_or(Path::new("")).to_owned();
-                if name == OPAQUE_WHITEOUT.as_bytes() {
-                    visit(Change::Opaque(into_key(dir)))?;
-                    continue;
-                }
-                if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-                    if matches!(hidden, b"" | b"." | b"..") {
-                        return Err(invalid(&raw, "a whiteout must name an entry"));
-                    }
-                    let hidden = dir.join(OsStr::from_bytes(hidden));
-                    visit(Change::Whiteout(into_key(hidden)))?;
-                    continue;
-                }
-                let capability = capability_of(&mut entry)
-                    .map_err(layer_error)?
-                    .map(|value| match value.len() {
-                        ..=MAX_CAPABILITY_BYTES => Ok(value),
-                        _ => Err(invalid(
-                            &raw,
-                            "its `security.capability` attribute is too long",
-                        )),
-                    })
-                    .transpose()?;
-                let header = entry.header();
-                let mode = header.mode().map_err(layer_error)? & 0o7777;
-                let uid = header.uid().map_err(layer_error)?;
-                let gid = header.gid().map_err(layer_error)?;
-                let kind = match header.entry_type() {
-                    tar::EntryType::Directory => NodeKind::Directory,
-                    tar::EntryType::Regular | tar::EntryType::Continuous => {
-                        let size = header.size().map_err(layer_error)?;
-                        file_node(&mut entry, size, &name, &path).map_err(layer_error)?
-                    }
-                    tar::EntryType::Symlink => {
-                        let target = entry
-                            .link_name_bytes()
-                            .map(|t| PathBuf::from(OsStr::from_bytes(&t)))
-                            .unwrap_or_default();
-                        if target.as_os_str().is_empty() {
-                            return Err(invalid(&raw, "the symbolic link has no target"));
-                        }
-                        NodeKind::Symlink { target }
-                    }
-                    tar::EntryType::Link => {
-                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                        let target = entry_path(OsStr::from_bytes(&target))
-                            .map_err(|_| hostile(&raw, "the hard link points outside the root"))?;
-                        visit(Change::HardLink {
-                            path: into_key(path),
-                            target: into_key(target),
-                        })?;
-                        continue;
-                    }
-                    // A distribution's `/dev/console`: harmless to us, who never extract a
-                    // parent; kept so it can be removed or whited out.
-                    tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
-                        NodeKind::Special
-                    }
-                    tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
-                    other => {
-                        return Err(invalid(
-                            &raw,
-                            &format!("unsupported tar entry type {:?}", other.as_byte() as char),
-                        ))
-                    }
-                };
-                let node = Node {
-                    kind,
-                    mode,
-                    uid,
-                    gid,
-                    capability,
-                };
-                visit(Change::Put(into_key(path), node))?;
+        let mut archive = tar::Archive::new(Tee {
+            inner: &mut decoded,
+            copy: &mut hashed,
+        });
+        for entry in archive.entries().map_err(layer_error)? {
+            let mut entry = entry.map_err(layer_error)?;
+            if let Some(change) = entry_change(&mut entry, layer.digest)? {
+                visit(change)?;
             }
         }
-        // The end-of-archive padding is part of the diff_id; the rest of the blob is part of
-        // its digest.
-        io::copy(
-            &mut Tee {
-                inner: &mut decoded,
-                copy: &mut hashed,
-            },
-            &mut io::sink(),
-        )
-        .map_err(layer_error)?;
-        let mut blob = decoded.into_inner();
-        io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
-        let actual = hashed.finish();
-        if &actual != diff_id {
-            return Err(Error::DiffIdMismatch {
-                layer: layer.digest,
-                expected: *diff_id,
-                actual,
-            });
+    }
+    // The end-of-archive padding is part of the diff_id; the rest of the blob is part of
+    // its digest.
+    io::copy(
+        &mut Tee {
+            inner: &mut decoded,
+            copy: &mut hashed,
+        },
+        &mut io::sink(),
+    )
+    .map_err(layer_error)?;
+    let mut blob = decoded.into_inner();
+    io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
+    let actual = hashed.finish();
+    if &actual != diff_id {
+        return Err(Error::DiffIdMismatch {
+            layer: layer.digest,
+            expected: *diff_id,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// What one tar entry of `layer` changes, checked against the rules of a layer: `None` for the
+/// root itself and for a PAX header entry.
+fn entry_change<R: Read>(entry: &mut tar::Entry<'_, R>, layer: Digest) -> Result<Option<Change>> {
+    let raw_bytes = entry.path_bytes().into_owned();
+    let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
+    let path = entry_path(OsStr::from_bytes(&raw_bytes))
+        .map_err(|reason| hostile_entry(layer, &raw, reason))?;
+    let Some(name) = path.file_name().map(|n| n.as_bytes().to_owned()) else {
+        return Ok(None); // the root itself
+    };
+    let dir = path.parent().unwrap_or(Path::new("")).to_owned();
+    if name == OPAQUE_WHITEOUT.as_bytes() {
+        return Ok(Some(Change::Opaque(into_key(dir))));
+    }
+    if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if matches!(hidden, b"" | b"." | b"..") {
+            return Err(invalid_entry(layer, &raw, "a whiteout must name an entry"));
         }
-        Ok(())
+        let hidden = dir.join(OsStr::from_bytes(hidden));
+        return Ok(Some(Change::Whiteout(into_key(hidden))));
+    }
+    entry_put(entry, layer, &raw, path, &name)
+}
+
+/// What a tar entry that is not a whiteout puts at `path` (named `raw` in the tar): a node, or
+/// a hard link to another path; `None` for a PAX header entry.
+fn entry_put<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    layer: Digest,
+    raw: &str,
+    path: PathBuf,
+    name: &[u8],
+) -> Result<Option<Change>> {
+    let layer_error = |source: io::Error| Error::LayerRead { layer, source };
+    let capability = capability_of(entry)
+        .map_err(layer_error)?
+        .map(|value| match value.len() {
+            ..=MAX_CAPABILITY_BYTES => Ok(value),
+            _ => Err(invalid_entry(
+                layer,
+                raw,
+                "its `security.capability` attribute is too long",
+            )),
+        })
+        .transpose()?;
+    let header = entry.header();
+    let mode = header.mode().map_err(layer_error)? & 0o7777;
+    let uid = header.uid().map_err(layer_error)?;
+    let gid = header.gid().map_err(layer_error)?;
+    let kind = match header.entry_type() {
+        tar::EntryType::Directory => NodeKind::Directory,
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let size = header.size().map_err(layer_error)?;
+            file_node(entry, size, name, &path).map_err(layer_error)?
+        }
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name_bytes()
+                .map(|t| PathBuf::from(OsStr::from_bytes(&t)))
+                .unwrap_or_default();
+            if target.as_os_str().is_empty() {
+                return Err(invalid_entry(layer, raw, "the symbolic link has no target"));
+            }
+            NodeKind::Symlink { target }
+        }
+        tar::EntryType::Link => {
+            let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+            let target = entry_path(OsStr::from_bytes(&target))
+                .map_err(|_| hostile_entry(layer, raw, "the hard link points outside the root"))?;
+            return Ok(Some(Change::HardLink {
+                path: into_key(path),
+                target: into_key(target),
+            }));
+        }
+        // A distribution's `/dev/console`: harmless to us, who never extract a parent; kept so
+        // it can be removed or whited out.
+        tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => NodeKind::Special,
+        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => return Ok(None),
+        other => {
+            return Err(invalid_entry(
+                layer,
+                raw,
+                &format!("unsupported tar entry type {:?}", other.as_byte() as char),
+            ))
+        }
+    };
+    let node = Node {
+        kind,
+        mode,
+        uid,
+        gid,
+        capability,
+    };
+    Ok(Some(Change::Put(into_key(path), node)))
+}
+
+/// The error of an entry that would reach outside the image's root.
+fn hostile_entry(layer: Digest, entry: &str, reason: &str) -> Error {
+    Error::HostileLayerEntry {
+        layer,
+        entry: entry.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The error of an entry a layer may not hold.
+fn invalid_entry(layer: Digest, entry: &str, reason: &str) -> Error {
+    Error::InvalidLayerEntry {
+        layer,
+        entry: entry.to_owned(),
+        reason: reason.to_owned(),
     }
 }
 

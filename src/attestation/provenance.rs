@@ -10,8 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result};
-use oci_pack::digest::Digest;
-use oci_pack::timestamp::Timestamp;
+use oci_pack::{Digest, Timestamp};
 use serde_json::{json, Value};
 
 use crate::cargo::workspace::Toolchain;

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
-use oci_pack::digest::Digest;
-use oci_pack::timestamp::Timestamp;
+use oci_pack::Digest;
+use oci_pack::Timestamp;
 use serde_json::{json, Value};
 
 use crate::cargo::options::CargoOptions;

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use oci_pack::cache::BuildCache;
-use oci_pack::image::BuiltImage;
+use oci_pack::{BuildCache, BuiltImage};
 
 use crate::attestation::provenance;
 use crate::attestation::sbom;
@@ -25,7 +24,7 @@ pub(super) struct SbomInputs<'a> {
     /// The package whose binaries the image holds.
     pub(super) package: &'a cargo_metadata::PackageId,
     pub(super) host: &'a str,
-    pub(super) created: oci_pack::timestamp::Timestamp,
+    pub(super) created: oci_pack::Timestamp,
 }
 
 /// The SBOM of each platform's image of `plan`: attached to the image in the cache's store
@@ -33,7 +32,7 @@ pub(super) struct SbomInputs<'a> {
 /// `<layout>.<os>-<arch>.spdx.json`.
 pub(super) fn attach_sboms(
     plan: &BuildPlan,
-    built: &[oci_pack::image::BuiltImage],
+    built: &[oci_pack::BuiltImage],
     layout: &std::path::Path,
     inputs: &SbomInputs<'_>,
 ) -> Result<Sboms> {
@@ -113,12 +112,11 @@ pub(super) fn attach_sboms(
 
 /// The base image's name and manifest digest, as `made`'s manifest annotations name them.
 pub(super) fn base_of(
-    store: &oci_pack::store::BlobStore,
-    made: &oci_pack::image::BuiltImage,
+    store: &oci_pack::BlobStore,
+    made: &oci_pack::BuiltImage,
 ) -> Result<Option<(String, Option<String>)>> {
-    let manifest: oci_pack::manifest::ImageManifest =
-        serde_json::from_slice(&store.read(&made.manifest)?)
-            .context("failed to read the image manifest just written")?;
+    let manifest: oci_pack::ImageManifest = serde_json::from_slice(&store.read(&made.manifest)?)
+        .context("failed to read the image manifest just written")?;
     Ok(manifest
         .annotations
         .get(oci_pack::annotation::BASE_NAME)
@@ -130,7 +128,7 @@ pub(super) fn base_of(
 
 /// What the attestations of an image are made of, and what signs them.
 pub(super) struct Attesting<'a> {
-    pub(super) store: &'a oci_pack::store::BlobStore,
+    pub(super) store: &'a oci_pack::BlobStore,
     pub(super) signer: Option<&'a dyn signing::Signer>,
     pub(super) host: &'a str,
     pub(super) build: provenance::BuildFacts<'a>,
@@ -152,7 +150,7 @@ pub(super) fn sbom_predicate_type(format: SbomFormat) -> Option<&'static str> {
 /// `….spdx.dsse.json`). The files of these kinds this build does not write are stale.
 pub(super) fn attach_attestations(
     plan: &BuildPlan,
-    built: &[oci_pack::image::BuiltImage],
+    built: &[oci_pack::BuiltImage],
     layout: &std::path::Path,
     sboms: &[(PathBuf, Vec<u8>)],
     inputs: &Attesting<'_>,
@@ -287,7 +285,7 @@ pub(super) fn provenance_statement(
 /// the files of other formats an earlier build left there, to remove.
 #[derive(Default)]
 pub(super) struct Sboms {
-    pub(super) referrers: Vec<oci_pack::descriptor::Descriptor>,
+    pub(super) referrers: Vec<oci_pack::Descriptor>,
     pub(super) files: Vec<(PathBuf, Vec<u8>)>,
     pub(super) stale: Vec<PathBuf>,
 }

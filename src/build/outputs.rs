@@ -8,14 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::archive::{write_archive, ArchiveFormat, StagedArchive};
-use oci_pack::cache::BuildCache;
-use oci_pack::compress::Compression;
-use oci_pack::digest::Digest;
-use oci_pack::layout::{StagedLayout, Tagged};
 use oci_pack::registry::Pushed;
-use oci_pack::store::BlobStore;
-use oci_pack::timestamp::Timestamp;
+use oci_pack::{
+    write_archive, ArchiveFormat, BlobStore, BuildCache, Compression, Digest, StagedArchive,
+    StagedLayout, Tagged, Timestamp,
+};
 
 use crate::plan::{on_path, Format, Loader};
 use crate::registry::PushTarget;
@@ -49,7 +46,7 @@ pub struct Destinations<'a> {
 pub struct Staged {
     /// Outputs that already held the image, left untouched.
     fresh: Vec<Output>,
-    layout: Option<oci_pack::layout::SealedLayout>,
+    layout: Option<oci_pack::SealedLayout>,
     archives: Vec<(Format, StagedArchive, Digest)>,
     /// Files beside the outputs, staged; those already as they should be are not.
     beside: Vec<(tempfile::NamedTempFile, PathBuf)>,
@@ -259,7 +256,7 @@ fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result
     let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
         bail!("the image has no tag to load it into podman by");
     };
-    let made_here = |diff_id: &Digest, layer: &oci_pack::descriptor::Descriptor| {
+    let made_here = |diff_id: &Digest, layer: &oci_pack::Descriptor| {
         let compression = match oci_pack::media_type::oci_layer(&layer.media_type) {
             Some(oci_pack::media_type::OCI_LAYER_GZIP) => Compression::Gzip,
             Some(oci_pack::media_type::OCI_LAYER_ZSTD) => Compression::Zstd,
@@ -292,7 +289,7 @@ fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result
 
 /// The name `podman load` gives a tag: `localhost/` before a name with no registry, as podman
 /// qualifies every short name it stores.
-fn podman_name(tag: &oci_pack::reference::Reference) -> String {
+fn podman_name(tag: &oci_pack::Reference) -> String {
     let first = tag.name.split('/').next().unwrap_or_default();
     let has_registry =
         tag.name.contains('/') && (first.contains(['.', ':']) || first == "localhost");

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::cache::BuildCache;
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
-use oci_pack::image::{build_image, BuiltImage, ImageRequest, NewLayer};
-use oci_pack::layer::{Attributes, LayerContents};
-use oci_pack::source::{ImageSource, ParentImage, RegistryFetch};
-use oci_pack::timestamp::Timestamp;
+use oci_pack::{
+    build_image, Attributes, BuildCache, BuiltImage, ImageRequest, ImageSource, LayerContents,
+    NewLayer, ParentImage, RegistryFetch, Timestamp,
+};
 
 use crate::plan::metadata::ElfCheck;
 use crate::plan::ImagePlan;

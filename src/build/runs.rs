@@ -141,7 +141,7 @@ pub(super) fn build_all<'a>(
             .any(|((t, _, _), _)| compile::plain_triple(t) == place);
         let own = shared.then(|| {
             let what = format!("{builder:?}\x1f{target}\x1f{}", rustflags.join("\x1f"));
-            let key = oci_pack::digest::Digest::of(what.as_bytes()).hex();
+            let key = oci_pack::Digest::of(what.as_bytes()).hex();
             target_dir.join("oci/.runs").join(&key[..16])
         });
         let executables = compile::build_bins(&BuildRequest {

@@ -183,7 +183,7 @@ impl<'a> Triple<'a> {
         let plain = plain_triple(triple);
         let mut parts = plain.splitn(4, '-');
         let (arch, vendor, os, env) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let platform = oci_pack::platform::Platform::from_rust_target(plain)?;
+        let platform = oci_pack::Platform::from_rust_target(plain)?;
         (os == "linux").then_some(Triple {
             arch,
             vendor,

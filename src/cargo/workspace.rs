@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use cargo_metadata::{Metadata, Package};
-use oci_pack::timestamp::Timestamp;
+use oci_pack::Timestamp;
 
 use super::options::WorkspaceOptions;
 

@@ -5,10 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::cache::BuildCache;
-use oci_pack::platform::Platform;
-use oci_pack::source::{ImageSource, RegistryFetch};
-use oci_pack::store::BlobStore;
+use oci_pack::{BlobStore, BuildCache, ImageSource, Platform, RegistryFetch};
 
 use super::metadata::Libc;
 use crate::registry::Registries;
@@ -129,11 +126,11 @@ pub fn targets_of_base(
                 .fetch(
                     image,
                     std::slice::from_ref(&target),
-                    &mut oci_pack::progress::NoProgress,
+                    &mut oci_pack::NoProgress,
                 )
                 .with_context(context)?;
             let bytes = access.store().read(&target).with_context(context)?;
-            match serde_json::from_slice::<oci_pack::index::ImageIndex>(&bytes) {
+            match serde_json::from_slice::<oci_pack::ImageIndex>(&bytes) {
                 Ok(index) if !index.manifests.is_empty() => index
                     .manifests
                     .iter()

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oci_pack::config::{ConfigChanges, Healthcheck};
 use oci_pack::layer::{Attributes, Capabilities, Compression, Owner};
 use oci_pack::path::image_path;
-use oci_pack::platform::Platform;
-use oci_pack::reference::Reference;
-use oci_pack::source::ImageSource;
-use oci_pack::timestamp::Timestamp;
+use oci_pack::ImageSource;
+use oci_pack::Platform;
+use oci_pack::Reference;
+use oci_pack::Timestamp;
+use oci_pack::{ConfigChanges, Healthcheck};
 
 use super::metadata::{
     BuilderSpec, CompressionSpec, DirSpec, ElfCheck, EnvSpec, FileSpec, HealthcheckSpec,
@@ -308,7 +308,7 @@ fn resolve_named(
     let repository = match &set.repository {
         Some(template) => {
             let repository = template.replace("{name}", name);
-            oci_pack::reference::Repository::parse(&repository)
+            oci_pack::Repository::parse(&repository)
                 .map_err(|e| key_error(at(&["repository"]), e.to_string()))?;
             Some(repository)
         }

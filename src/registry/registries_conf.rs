@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::reference::{RemoteImage, Repository};
+use oci_pack::{RemoteImage, Repository};
 use serde::Deserialize;
 
 /// The main file, read instead of the user's or the system's.

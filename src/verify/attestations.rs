@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use oci_pack::annotation::PREDICATE_TYPE;
-use oci_pack::digest::Digest;
 use oci_pack::inspect::{Image, Referrer};
 use oci_pack::media_type::{DSSE_ENVELOPE, IN_TOTO_JSON};
-use oci_pack::source::{ImageSource, Selector};
+use oci_pack::{Digest, ImageSource, Selector};
 use serde::Serialize;
 
 use crate::attestation::provenance::SLSA_PROVENANCE;

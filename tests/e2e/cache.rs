@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use oci_pack::digest::Digest;
+use oci_pack::Digest;
 
 use crate::support::parents::parents;
 use crate::support::{assert_success, copy_dir, manifest_and_config, Fixture};
@@ -136,7 +136,7 @@ fn damaged_cache_entries_and_blobs_are_dropped_never_trusted() {
     );
     for blob in files(&fixture.layout().join("blobs/sha256")) {
         let name = blob.file_name().unwrap().to_string_lossy().into_owned();
-        let digest = oci_pack::digest::Digest::of(&fs::read(&blob).unwrap());
+        let digest = oci_pack::Digest::of(&fs::read(&blob).unwrap());
         assert_eq!(
             digest.hex(),
             name,

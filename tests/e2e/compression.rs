@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use oci_pack::digest::Digest;
+use oci_pack::Digest;
 
 use crate::support::parents::parents;
 use crate::support::{manifest_and_config, run, tool, Fixture, Podman};

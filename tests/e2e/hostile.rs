@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::support::host::HOST;
 use crate::support::Fixture;
-use oci_pack::digest::Digest;
 use oci_pack::testing::{tar_of, Raw};
+use oci_pack::Digest;
 use serde_json::json;
 
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";

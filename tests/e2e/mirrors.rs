@@ -22,7 +22,7 @@ fn registry_with_busybox(setup: RegistrySetup<'_>, format: &str) -> Option<Regis
 }
 
 fn digest_of(registry: &Registry) -> String {
-    oci_pack::digest::Digest::of(&registry.raw_manifest("busybox:1.36")).to_string()
+    oci_pack::Digest::of(&registry.raw_manifest("busybox:1.36")).to_string()
 }
 
 /// `cargo oci ARGS` in `fixture` with `conf` as its `registries.conf`, no retries (an

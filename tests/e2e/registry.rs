@@ -34,7 +34,7 @@ fn docker_config(dir: &std::path::Path, registry: &str, user: &str, password: &s
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    oci_pack::digest::Digest::of(bytes).to_string()
+    oci_pack::Digest::of(bytes).to_string()
 }
 
 /// `size` bytes that gzip cannot shrink.

@@ -125,7 +125,7 @@ fn a_build_with_nothing_staged_still_checks_every_layer_of_its_base() {
     let mut config = read_json(&parent.join("blobs/sha256").join(&config_digest));
     config["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "0".repeat(64)));
     let config_bytes = serde_json::to_vec(&config).unwrap();
-    let new_config = oci_pack::digest::Digest::of(&config_bytes);
+    let new_config = oci_pack::Digest::of(&config_bytes);
     fs::write(
         parent.join("blobs/sha256").join(new_config.hex()),
         &config_bytes,
@@ -135,7 +135,7 @@ fn a_build_with_nothing_staged_still_checks_every_layer_of_its_base() {
     manifest["config"]["digest"] = json!(new_config.to_string());
     manifest["config"]["size"] = json!(config_bytes.len());
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let new_manifest = oci_pack::digest::Digest::of(&manifest_bytes);
+    let new_manifest = oci_pack::Digest::of(&manifest_bytes);
     fs::write(
         parent.join("blobs/sha256").join(new_manifest.hex()),
         &manifest_bytes,

@@ -222,7 +222,7 @@ fn a_whole_workspace_is_pushed_with_one_command() {
             format!("{}/team/{name}@{digest}", registry.host)
         );
         let served = registry.raw_manifest(&format!("team/{name}:0.2.0"));
-        assert_eq!(oci_pack::digest::Digest::of(&served).to_string(), digest);
+        assert_eq!(oci_pack::Digest::of(&served).to_string(), digest);
     }
 
     // Or each to its own `repository`, with a bare `--push`.

@@ -522,30 +522,17 @@ fn headings_are_slugged_as_github_does() {
 /// wants them named.
 const MAX_FUNCTION_LINES: usize = 120;
 
-/// Functions over the limit not yet split, as `PATH::NAME`: each goes from here as it is split.
-const LONG_FUNCTIONS_BEING_SPLIT: &[&str] = &[
-    // Being reworked by the parallel base read; split there.
-    "oci-pack/src/image.rs::build_image",
-    "oci-pack/src/tree.rs::read_entries",
-];
-
 /// No function outside tests is longer than [`MAX_FUNCTION_LINES`], so each reads as one step.
 #[test]
 fn no_function_is_longer_than_the_limit() {
     let mut long = Vec::new();
-    let mut listed_and_long = BTreeSet::new();
     for path in tracked_rust_files() {
         if path.components().any(|c| c.as_os_str() == "tests") {
             continue;
         }
         for (name, line, length) in long_functions(&read(&path)) {
-            let item = format!("{}::{name}", path.display());
-            if LONG_FUNCTIONS_BEING_SPLIT.contains(&item.as_str()) {
-                listed_and_long.insert(item);
-            } else {
-                let place = format!("{}:{line}", path.display());
-                long.push(format!("  {place} `{name}` is {length} lines"));
-            }
+            let place = format!("{}:{line}", path.display());
+            long.push(format!("  {place} `{name}` is {length} lines"));
         }
     }
     assert!(
@@ -553,15 +540,6 @@ fn no_function_is_longer_than_the_limit() {
         "these functions are longer than {MAX_FUNCTION_LINES} lines; split them into named \
          steps:\n{}",
         long.join("\n")
-    );
-    let split: Vec<&&str> = LONG_FUNCTIONS_BEING_SPLIT
-        .iter()
-        .filter(|item| !listed_and_long.contains(**item))
-        .collect();
-    assert!(
-        split.is_empty(),
-        "these functions are listed as too long and are not (any more): take them out of \
-         `LONG_FUNCTIONS_BEING_SPLIT`: {split:?}"
     );
 }
 

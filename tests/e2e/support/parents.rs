@@ -152,7 +152,7 @@ fn index_of(layout: &Path, images: &[(&str, &str)]) {
         "manifests": manifests
     }))
     .unwrap();
-    let digest = oci_pack::digest::Digest::of(&bytes);
+    let digest = oci_pack::Digest::of(&bytes);
     fs::write(layout.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
     let top = json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.index.v1+json",
