@@ -337,9 +337,15 @@ impl Session {
     /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
         if reference.parse::<Digest>().is_err() {
-            // A `HEAD` that fails (a registry that does not implement it, or errs) only costs
-            // the `GET` it was meant to spare.
-            if let Ok(Some(digest)) = self.manifest_digest(reference, ACCEPTED_MANIFESTS) {
+            let named = match self.try_head_manifest(reference, ACCEPTED_MANIFESTS) {
+                Ok((_, named)) => named,
+                // A registry answering `HEAD` with an error (one that does not implement it)
+                // only costs the `GET` it was meant to spare; a failure to reach it, or a
+                // redirect loop, is what a `GET` would meet too.
+                Err(Failure::Status { .. } | Failure::RetryAfter { .. }) => None,
+                Err(failure) => return Err(self.failed("check a manifest at", failure)),
+            };
+            if let Some(digest) = named {
                 // One the store holds but cannot vouch for is fetched again.
                 if let Ok(Some(descriptor)) = stored_manifest(store, &digest) {
                     return Ok(descriptor);
@@ -397,6 +403,15 @@ impl Session {
 
     /// `HEAD manifests/<reference>`: the status, and the digest named with a 200.
     fn head_manifest(&self, reference: &str, accept: &str) -> Result<(u16, Option<Digest>)> {
+        self.try_head_manifest(reference, accept)
+            .map_err(|failure| self.failed("check a manifest at", failure))
+    }
+
+    fn try_head_manifest(
+        &self,
+        reference: &str,
+        accept: &str,
+    ) -> Result<(u16, Option<Digest>), Failure> {
         let url = self.url(&format!("manifests/{reference}"));
         retry(&self.limits, || {
             let response = self.exchange(&url, &mut |auth| {
@@ -408,7 +423,6 @@ impl Session {
             let named = header(&response, "docker-content-digest").and_then(|d| d.parse().ok());
             Ok((status, named.filter(|_| status == 200)))
         })
-        .map_err(|failure| self.failed("check a manifest at", failure))
     }
 
     /// Fetches `descriptor` (a manifest, an index or a blob) into `store`, streamed and
