@@ -110,7 +110,7 @@ pub(super) fn build_all<'a>(
     // What every run needs is checked before the first starts: a missing standard library or
     // linker is a few lines naming the way out, not minutes of building and then the linker's
     // hundreds.
-    let (dir, cargo_home) = compile::config_places(&options.workspace)?;
+    let places = compile::config_places(&options.workspace)?;
     let foreign = runs.iter().any(|((t, _, _), _)| *t != host);
     let sysroot = foreign
         .then(|| workspace::sysroot(&options.workspace))
@@ -119,8 +119,7 @@ pub(super) fn build_all<'a>(
     let machine = crate::cargo::linker::Machine {
         host,
         env: &env,
-        dir: &dir,
-        cargo_home: cargo_home.as_deref(),
+        config: &places,
         sysroot: sysroot.as_deref(),
     };
     let mut configs = Vec::new();

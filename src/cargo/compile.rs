@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use cargo_metadata::{Message, PackageId};
 
 use super::options::{CargoOptions, WorkspaceOptions};
+use super::rustflags::ConfigPlaces;
 use crate::shell::Verbosity;
 
 /// The cargo that invoked us (`$CARGO`), so `cargo +nightly oci build` builds with nightly.
@@ -124,11 +125,11 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
         command.args(["--color", color]);
     }
     if !rustflags.is_empty() {
-        let (dir, cargo_home) = config_places(&options.workspace)?;
+        let places = config_places(&options.workspace)?;
         let env = |name: &str| std::env::var(name).ok();
         // cargo's `target.<triple>` tables know the triple without zigbuild's glibc suffix.
         let plain = plain_triple(target);
-        match super::rustflags::deliver(plain, rustflags, &env, &dir, cargo_home.as_deref()) {
+        match super::rustflags::deliver(plain, rustflags, &env, &places) {
             super::rustflags::Delivery::Environment(flags) => command
                 .env("CARGO_ENCODED_RUSTFLAGS", flags)
                 .env_remove("RUSTFLAGS"),
@@ -202,9 +203,9 @@ pub fn build_bins(request: &BuildRequest<'_>) -> Result<Executables> {
     Ok(executables)
 }
 
-/// Where cargo looks for its configuration: the directory it runs in (and each above it), and
-/// cargo's home.
-pub fn config_places(options: &WorkspaceOptions) -> Result<(PathBuf, Option<PathBuf>)> {
+/// Where cargo looks for its configuration: the user's `--config`, the directory it runs in
+/// (and each above it), and cargo's home.
+pub fn config_places(options: &WorkspaceOptions) -> Result<ConfigPlaces> {
     let dir = match &options.current_dir {
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,
@@ -212,7 +213,11 @@ pub fn config_places(options: &WorkspaceOptions) -> Result<(PathBuf, Option<Path
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
-    Ok((dir, cargo_home))
+    Ok(ConfigPlaces {
+        dir,
+        cargo_home,
+        command_line: options.config.clone(),
+    })
 }
 
 /// `--no-build`: binaries an earlier build left where cargo puts them,

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::compile::{plain_triple, Builder};
+use super::rustflags::ConfigPlaces;
 
 /// How a run's target is linked.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,8 +47,8 @@ impl Linker {
 pub struct Machine<'a> {
     pub host: &'a str,
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    pub dir: &'a Path,
-    pub cargo_home: Option<&'a Path>,
+    /// Where cargo reads its configuration (a linker the user chose there is theirs).
+    pub config: &'a ConfigPlaces,
     /// `rustc --print sysroot`, when it answered.
     pub sysroot: Option<&'a Path>,
 }
@@ -103,9 +104,7 @@ pub fn prepare(
             why: "the host's architecture".into(),
         });
     }
-    if let Some(place) =
-        super::rustflags::user_linker(target, ours, machine.env, machine.dir, machine.cargo_home)
-    {
+    if let Some(place) = super::rustflags::user_linker(target, ours, machine.env, machine.config) {
         return Ok(Linker::Cargo {
             why: format!("yours, from {place}"),
         });
@@ -231,8 +230,10 @@ mod tests {
             &Machine {
                 host: HOST,
                 env: &env,
-                dir: dir.path(),
-                cargo_home: None,
+                config: &ConfigPlaces {
+                    dir: dir.path().to_owned(),
+                    ..ConfigPlaces::default()
+                },
                 sysroot: None,
             },
         )

@@ -1,10 +1,11 @@
 //! The metadata's `rustflags` joined to the user's own, for the image's build. Cargo takes
 //! rustflags from the first of these that sets any: `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`,
-//! `target.<triple>.rustflags` (with `target.<cfg>`), `build.rustflags`. Ours go through the
+//! `target.<triple>.rustflags` (with `target.<cfg>`), `build.rustflags`, each from the
+//! command line's `--config` or a configuration file. Ours go through the
 //! first the user uses, added to what is there, so none of theirs is silently dropped. With
 //! `--target` given, none of them reaches build scripts or proc-macros.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How the flags reach cargo.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,14 +17,24 @@ pub enum Delivery {
     Config(String),
 }
 
-/// How `ours` reach cargo for `target`, given the environment (`env`), the directory cargo
-/// runs in and cargo's home.
+/// Where cargo reads its configuration for a run, lowest precedence last here and first in
+/// cargo's merge: the user's `--config` values, then `.cargo/config.toml` in the directory
+/// cargo runs in and each above it, then cargo's home.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigPlaces {
+    pub dir: PathBuf,
+    pub cargo_home: Option<PathBuf>,
+    /// `--config KEY=VALUE` or `--config PATH` (relative to `dir`), as given.
+    pub command_line: Vec<String>,
+}
+
+/// How `ours` reach cargo for `target`, given the environment (`env`) and where cargo reads
+/// its configuration.
 pub fn deliver(
     target: &str,
     ours: &[String],
     env: &dyn Fn(&str) -> Option<String>,
-    dir: &Path,
-    cargo_home: Option<&Path>,
+    places: &ConfigPlaces,
 ) -> Delivery {
     let env = |name: &str| env(name).filter(|value| !value.is_empty());
     if let Some(encoded) = env("CARGO_ENCODED_RUSTFLAGS") {
@@ -44,7 +55,7 @@ pub fn deliver(
                 .join("\x1f"),
         );
     }
-    let config = Config::read(target, dir, cargo_home);
+    let config = Config::read(target, places);
     let variable = format!(
         "CARGO_TARGET_{}_RUSTFLAGS",
         target.to_uppercase().replace(['-', '.'], "_")
@@ -74,8 +85,7 @@ pub fn user_linker(
     target: &str,
     ours: &[String],
     env: &dyn Fn(&str) -> Option<String>,
-    dir: &Path,
-    cargo_home: Option<&Path>,
+    places: &ConfigPlaces,
 ) -> Option<String> {
     let env = |name: &str| env(name).filter(|value| !value.is_empty());
     let upper = target.to_uppercase().replace(['-', '.'], "_");
@@ -83,7 +93,7 @@ pub fn user_linker(
     if env(&variable).is_some() {
         return Some(format!("`{variable}`"));
     }
-    let config = Config::read(target, dir, cargo_home);
+    let config = Config::read(target, places);
     if let Some(file) = config.linker {
         return Some(file);
     }
@@ -140,8 +150,9 @@ pub fn toml_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
-/// What cargo's configuration files say of rustflags, as cargo finds them: `.cargo/config.toml`
-/// (or `.cargo/config`) in the directory cargo runs in and each above it, then cargo's home.
+/// What cargo's configuration says of rustflags, as cargo finds it: `--config` on the command
+/// line, `.cargo/config.toml` (or `.cargo/config`) in the directory cargo runs in and each
+/// above it, then cargo's home.
 #[derive(Debug, Default)]
 struct Config {
     /// `build.rustflags`, lowest precedence first, as cargo joins them.
@@ -155,8 +166,9 @@ struct Config {
 }
 
 impl Config {
-    fn read(target: &str, dir: &Path, cargo_home: Option<&Path>) -> Config {
-        let mut files: Vec<PathBuf> = dir
+    fn read(target: &str, places: &ConfigPlaces) -> Config {
+        let mut files: Vec<PathBuf> = places
+            .dir
             .ancestors()
             .filter_map(|dir| {
                 ["config.toml", "config"]
@@ -165,7 +177,7 @@ impl Config {
                     .find(|file| file.is_file())
             })
             .collect();
-        if let Some(home) = cargo_home {
+        if let Some(home) = &places.cargo_home {
             for name in ["config.toml", "config"] {
                 let file = home.join(name);
                 if file.is_file() && !files.contains(&file) {
@@ -177,36 +189,49 @@ impl Config {
         let mut config = Config::default();
         // Lowest precedence (cargo's home, then the outermost directory) first.
         for file in files.iter().rev() {
-            let Ok(document) = std::fs::read_to_string(file)
-                .unwrap_or_default()
-                .parse::<toml_edit::DocumentMut>()
-            else {
-                // cargo itself reports a broken configuration file, and stops.
-                continue;
-            };
-            if let Some(flags) = document.get("build").and_then(|b| b.get("rustflags")) {
-                config.build_flags.extend(strings(flags));
-                config.every_flag.extend(strings(flags));
-            }
-            if let Some(targets) = document.get("target").and_then(|t| t.as_table_like()) {
-                // A `cfg(…)` table may not apply to this target; counting it as the user's
-                // choice keeps ours out of their way, which is the safe side.
-                let tables = targets
-                    .iter()
-                    .filter(|(key, _)| *key == target || key.starts_with("cfg("));
-                for (key, table) in tables {
-                    if let Some(flags) = table.get("rustflags") {
-                        config.has_target_flags = true;
-                        config.every_flag.extend(strings(flags));
-                    }
-                    if table.get("linker").is_some() {
-                        config.linker =
-                            Some(format!("`target.{key}.linker` in `{}`", file.display()));
-                    }
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            config.take(target, &text, &format!("`{}`", file.display()));
+        }
+        // The command line's last, as cargo merges them: a path is a file, else `KEY=VALUE`.
+        for setting in &places.command_line {
+            let file = places.dir.join(setting);
+            match file.is_file() {
+                true => {
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    config.take(target, &text, &format!("`{}`", file.display()));
                 }
+                false => config.take(target, setting, &format!("`--config {setting}`")),
             }
         }
         config
+    }
+
+    /// Adds what one source of configuration (`text`, read from `source`) says.
+    fn take(&mut self, target: &str, text: &str, source: &str) {
+        // cargo itself reports a broken configuration, and stops.
+        let Ok(document) = text.parse::<toml_edit::DocumentMut>() else {
+            return;
+        };
+        if let Some(flags) = document.get("build").and_then(|b| b.get("rustflags")) {
+            self.build_flags.extend(strings(flags));
+            self.every_flag.extend(strings(flags));
+        }
+        if let Some(targets) = document.get("target").and_then(|t| t.as_table_like()) {
+            // A `cfg(…)` table may not apply to this target; counting it as the user's
+            // choice keeps ours out of their way, which is the safe side.
+            let tables = targets
+                .iter()
+                .filter(|(key, _)| *key == target || key.starts_with("cfg("));
+            for (key, table) in tables {
+                if let Some(flags) = table.get("rustflags") {
+                    self.has_target_flags = true;
+                    self.every_flag.extend(strings(flags));
+                }
+                if table.get("linker").is_some() {
+                    self.linker = Some(format!("`target.{key}.linker` in {source}"));
+                }
+            }
+        }
     }
 }
 
@@ -246,7 +271,11 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        deliver(TARGET, &ours(), &lookup, &project, None)
+        let places = ConfigPlaces {
+            dir: project,
+            ..ConfigPlaces::default()
+        };
+        deliver(TARGET, &ours(), &lookup, &places)
     }
 
     #[test]
@@ -284,7 +313,12 @@ mod tests {
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let ours: Vec<String> = ours.iter().map(|s| s.to_string()).collect();
         // The file is cargo's home's: the least specific place is found too.
-        user_linker(TARGET, &ours, &lookup, &project, Some(dir.path()))
+        let places = ConfigPlaces {
+            dir: project,
+            cargo_home: Some(dir.path().to_owned()),
+            command_line: Vec::new(),
+        };
+        user_linker(TARGET, &ours, &lookup, &places)
             .map(|found| found.replace(&dir.path().display().to_string(), "HOME"))
     }
 
@@ -331,6 +365,41 @@ mod tests {
         assert_eq!(
             linker_with("", &[("RUSTFLAGS", "-C opt-level=3")], &[]),
             None
+        );
+    }
+
+    #[test]
+    fn the_command_lines_config_counts_as_a_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let lookup = |_: &str| None;
+        let places = |command_line: &[&str]| ConfigPlaces {
+            dir: dir.path().to_owned(),
+            cargo_home: None,
+            command_line: command_line.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            deliver(
+                TARGET,
+                &ours(),
+                &lookup,
+                &places(&["build.rustflags=[\"--cfg\", \"from_cli\"]"])
+            ),
+            Delivery::Config(format!(
+                "target.\"{TARGET}\".rustflags=[\"--cfg\", \"from_cli\", \"-C\", \
+                 \"target-feature=+crt-static\"]"
+            ))
+        );
+        let linker = format!("target.{TARGET}.linker=\"cc\"");
+        assert_eq!(
+            user_linker(TARGET, &[], &lookup, &places(&[&linker])),
+            Some(format!("`target.{TARGET}.linker` in `--config {linker}`"))
+        );
+        // A path is a file, relative to where cargo runs.
+        let file = dir.path().join("extra.toml");
+        std::fs::write(&file, format!("[target.{TARGET}]\nlinker = \"cc\"\n")).unwrap();
+        assert_eq!(
+            user_linker(TARGET, &[], &lookup, &places(&["extra.toml"])),
+            Some(format!("`target.{TARGET}.linker` in `{}`", file.display()))
         );
     }
 

@@ -81,6 +81,14 @@ fn metadata_rustflags_reach_the_image_binary_and_nothing_else() {
     let output = fixture.build_with_env(&["--quiet"], &[("RUSTFLAGS", "--cfg from_env")]);
     assert_success(&output, "with RUSTFLAGS set");
     assert_eq!(said(&binary), "HELLO build.rs from-env\n");
+    // The same flags given on the command line, as cargo's `--config`, are kept too.
+    fs::write(fixture.path().join(".cargo/config.toml"), "").unwrap();
+    let setting = "build.rustflags=[\"--cfg\", \"from_config\"]";
+    assert_success(
+        &fixture.build(&["--quiet", "--config", setting]),
+        "with the user's build rustflags in --config",
+    );
+    assert_eq!(said(&binary), "HELLO build.rs from-config\n");
 
     let plain = crate::support::hermetic(&mut Command::new("cargo"))
         .args(["build", "--quiet"])
