@@ -1,7 +1,7 @@
 //! The library API: [`Build`], what `cargo oci build` does, set up in code, and the [`Image`]s
 //! it made. A team's `xtask` or release tool drives the same build the command line runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::build::{self, BuildOptions};
@@ -11,6 +11,8 @@ use crate::plan::SbomFormat;
 use crate::plan::{Format, Loader, MessageFormat};
 use crate::shell::Shell;
 use crate::shell::Verbosity;
+
+pub use crate::report::{Image, Output};
 
 /// A build of a workspace's images, as `cargo oci build` runs it: the packages cargo would
 /// choose, their `[package.metadata.oci]`, one `cargo build` per target, then the outputs.
@@ -297,74 +299,6 @@ impl Build {
             None => Shell::new(self.verbosity),
         };
         let facts = Facts::gather(&options.cargo.workspace)?;
-        let finished = build::build(&options, &facts, &shell)?;
-        Ok(finished
-            .into_iter()
-            .map(|made| Image {
-                name: made.summary.name,
-                digest: made.summary.digest,
-                config: made.summary.config,
-                tags: made.summary.tags,
-                platforms: made.summary.platforms,
-                outputs: made
-                    .outputs
-                    .into_iter()
-                    .map(|output| Output {
-                        format: output.format,
-                        path: output.path,
-                        fresh: output.fresh,
-                    })
-                    .collect(),
-                sboms: made.summary.sboms,
-                attestations: made.summary.attestations,
-                loaded: options.load,
-                pushed: made.pushed.map(|pushed| pushed.reference),
-                layers: made.layers,
-                compressed_bytes: made.bytes,
-            })
-            .collect())
+        Ok(build::build(&options, &facts, &shell)?)
     }
-}
-
-/// One image a [`Build`] made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Image {
-    /// Its name: its package's, or its `images.<name>` key.
-    pub name: String,
-    /// `sha256:…` of what its `index.json` points at: its manifest, or an index of several.
-    pub digest: String,
-    /// The config digest (the image ID docker and podman show); `None` for an index.
-    pub config: Option<String>,
-    /// `name:tag`, each.
-    pub tags: Vec<String>,
-    /// `linux/amd64`, … one per image in it.
-    pub platforms: Vec<String>,
-    /// What was written, in format order.
-    pub outputs: Vec<Output>,
-    /// The SBOM files beside the outputs, one per platform (none with `SbomFormat::None`).
-    pub sboms: Vec<PathBuf>,
-    /// The attestation files beside them: each platform's provenance statement and, with a
-    /// signing key, the signed envelopes.
-    pub attestations: Vec<PathBuf>,
-    /// The loader it was streamed into.
-    pub loaded: Option<Loader>,
-    /// `REPOSITORY@sha256:…`, when it was pushed.
-    pub pushed: Option<String>,
-    /// Its layers (of every platform).
-    pub layers: usize,
-    /// Its layers' and configs' bytes, compressed as they are stored and sent.
-    pub compressed_bytes: u64,
-}
-
-/// A file or directory an image was written to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Output {
-    /// Which output it is.
-    pub format: Format,
-    /// The layout's directory, or the archive's file.
-    pub path: PathBuf,
-    /// It held this very image already and was left untouched.
-    pub fresh: bool,
 }

@@ -48,7 +48,7 @@ use crate::plan::SbomFormat;
 use crate::plan::{BuildPlan, Overrides};
 use crate::plan::{Format, Loader, MessageFormat};
 use crate::registry::{PushTarget, Registries};
-use crate::report::{self, ImageSummary};
+use crate::report::{self, Image};
 use crate::shell::Shell;
 
 mod attest;
@@ -90,22 +90,6 @@ pub struct BuildOptions {
     /// Flags for every image's binaries, after the metadata's `rustflags` (verify maps its
     /// scratch target directory to the real one with them).
     pub extra_rustflags: Vec<String>,
-}
-
-/// What a build made of one image: what it reports, and what running it needs.
-#[derive(Debug)]
-pub struct Finished {
-    pub summary: ImageSummary,
-    pub outputs: Vec<report::Output>,
-    /// Where it was pushed.
-    pub pushed: Option<oci_pack::registry::Pushed>,
-    /// Of a single-platform image: the ports it exposes (`8080/tcp`).
-    pub exposed_ports: Vec<String>,
-    /// The image's layers, and their compressed bytes (of every platform, for an index).
-    pub layers: usize,
-    pub bytes: u64,
-    /// Whether it is a single image of this machine's platform, which it can run.
-    pub runs_here: bool,
 }
 
 /// `--bin`: the images that pack the binaries named, each whole. What an image packs is what
@@ -168,7 +152,7 @@ fn select_bins(
 
 /// Builds every image the options choose, in the workspace `facts` describe, and writes, loads
 /// and pushes it as they ask. The steps, in order, are the module's.
-pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec<Finished>> {
+pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec<Image>> {
     let started = Instant::now();
     let created = workspace::source_date_epoch()?;
     let target_dir = options
@@ -212,7 +196,7 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     // Held until the images are reported, so no other build writes them meanwhile.
     let _locks = lock_outputs(&destinations, shell)?;
     let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
-    let finished = report_images(&cx, images, written?, &cache)?;
+    let finished = report_images(&cx, images, written?)?;
     finished_status(shell, &finished, started);
     Ok(finished)
 }
@@ -631,7 +615,8 @@ struct Packed<'a> {
 /// One image, made and attested, ready to be written.
 struct Assembled {
     tagged: Tagged,
-    summary: ImageSummary,
+    /// What is reported of it, but for its outputs, load and push.
+    image: Image,
     /// The files to write beside its outputs (SBOMs, attestations): each path and bytes.
     beside: Vec<(PathBuf, Vec<u8>)>,
     /// The files of these kinds an earlier build left beside them, to remove.
@@ -639,7 +624,7 @@ struct Assembled {
 }
 
 /// Step 8: each image's SBOMs and attestations attached, its platforms joined into an index
-/// where it has several, and its tags and summary made.
+/// where it has several, its tags, and what is reported of it.
 fn attest_images(
     cx: &Context<'_>,
     packed: &Packed<'_>,
@@ -701,13 +686,13 @@ fn attest_images(
         referrers.extend(attested.referrers);
         files.extend(attested.files);
         stale.extend(attested.stale);
-        let (tagged, mut summary) = tag_image(cx, plan, &built, packed.cache, referrers)?;
+        let (tagged, mut image) = tag_image(cx, plan, &built, packed.cache, referrers)?;
         let (sboms, attestations) = files.split_at(sbom_files);
-        summary.sboms = sboms.iter().map(|(path, _)| path.clone()).collect();
-        summary.attestations = attestations.iter().map(|(path, _)| path.clone()).collect();
+        image.sboms = sboms.iter().map(|(path, _)| path.clone()).collect();
+        image.attestations = attestations.iter().map(|(path, _)| path.clone()).collect();
         images.push(Assembled {
             tagged,
-            summary,
+            image,
             beside: files,
             stale,
         });
@@ -763,22 +748,25 @@ fn build_facts<'a>(
 }
 
 /// `plan`'s image (its one manifest, or an index of its platforms) as tagged for its outputs,
-/// and its summary (without the files beside it).
+/// and what is reported of it (without the files beside it): the sum of its platforms' layers
+/// and bytes as packing counted them, and the ports of a single-platform image.
 fn tag_image(
     cx: &Context<'_>,
     plan: &BuildPlan,
     built: &[BuiltImage],
     cache: &BuildCache,
     referrers: Vec<oci_pack::Descriptor>,
-) -> Result<(Tagged, ImageSummary)> {
-    let (target, config) = match built {
-        [only] if !plan.writes_index() => {
-            (only.manifest.clone(), Some(only.config.digest.to_string()))
-        }
+) -> Result<(Tagged, Image)> {
+    let (target, config, exposed_ports) = match built {
+        [only] if !plan.writes_index() => (
+            only.manifest.clone(),
+            Some(only.config.digest.to_string()),
+            only.exposed_ports.clone(),
+        ),
         _ => {
             let manifests = built.iter().map(|b| b.manifest.clone()).collect();
             let index = join_index(cache.store(), manifests, plan.index_annotations.clone())?;
-            (index, None)
+            (index, None, Vec::new())
         }
     };
     // The targets built, recorded in the layout's `index.json` (not in the image, whose
@@ -790,14 +778,14 @@ fn tag_image(
         .map(|image| image.triple.as_deref().unwrap_or(&cx.facts.host))
         .collect();
     annotations.insert(TARGETS_ANNOTATION.to_owned(), triples.join(" "));
-    let summary = ImageSummary {
-        name: plan.name.clone(),
-        digest: target.digest.to_string(),
+    let image = Image {
         config,
         tags: plan.tags.iter().map(ToString::to_string).collect(),
         platforms: plan.images.iter().map(|i| i.platform.to_string()).collect(),
-        sboms: Vec::new(),
-        attestations: Vec::new(),
+        layers: built.iter().map(|b| b.total_layers).sum(),
+        compressed_bytes: built.iter().map(|b| b.compressed_bytes).sum(),
+        exposed_ports,
+        ..Image::of(plan.name.clone(), target.digest.to_string())
     };
     let tagged = Tagged {
         store: cache.store().clone(),
@@ -806,7 +794,7 @@ fn tag_image(
         annotations,
         referrers,
     };
-    Ok((tagged, summary))
+    Ok((tagged, image))
 }
 
 /// Each image's outputs, whether it was loaded (the loader's message) and where it was pushed.
@@ -914,18 +902,11 @@ fn keep_what_was_used(
 }
 
 /// Step 10: each image's outputs, load and push told on stderr (and on stdout, as the options
-/// ask),
-/// and what a caller needs of it.
-fn report_images(
-    cx: &Context<'_>,
-    images: Vec<Assembled>,
-    written: Written,
-    cache: &BuildCache,
-) -> Result<Vec<Finished>> {
+/// ask), and what a caller needs of it.
+fn report_images(cx: &Context<'_>, images: Vec<Assembled>, written: Written) -> Result<Vec<Image>> {
     let shell = cx.shell;
     let mut finished = Vec::new();
     for (image, (written, loaded, pushed)) in images.into_iter().zip(written) {
-        let summary = image.summary;
         for output in &written {
             let verb = if output.fresh { "Fresh" } else { "Writing" };
             shell.status(verb, output.path.display());
@@ -936,40 +917,29 @@ fn report_images(
         if let Some(pushed) = &pushed {
             shell.status("Pushed", report::push_status(pushed));
         }
-        if let Some(format) = cx.options.report {
-            report::report(format, &summary, &written, cx.options.load, pushed.as_ref())?;
-        }
-        let (layers, bytes, exposed_ports) = measure(cache, &summary)?;
-        let host = oci_pack::Platform::from_rust_target(&cx.facts.host);
-        let runs_here = matches!(
-            (summary.platforms.as_slice(), host),
-            ([platform], Some(host)) if *platform == host.to_string()
-        );
-        finished.push(Finished {
-            summary,
+        let image = Image {
             outputs: written,
-            pushed,
-            exposed_ports,
-            layers,
-            bytes,
-            runs_here,
-        });
+            loaded: cx.options.load,
+            pushed: pushed.map(|pushed| pushed.reference),
+            ..image.image
+        };
+        if let Some(format) = cx.options.report {
+            report::report(format, &image)?;
+        }
+        finished.push(image);
     }
     Ok(finished)
 }
 
 /// The last line: the tags made, one image's size, and how long the build took.
-fn finished_status(shell: &Shell, finished: &[Finished], started: Instant) {
-    let tags: Vec<String> = finished
-        .iter()
-        .flat_map(|f| f.summary.tags.clone())
-        .collect();
+fn finished_status(shell: &Shell, finished: &[Image], started: Instant) {
+    let tags: Vec<String> = finished.iter().flat_map(|f| f.tags.clone()).collect();
     let size = match finished {
         [only] => format!(
             " ({} layer{}, {} compressed)",
             only.layers,
             if only.layers == 1 { "" } else { "s" },
-            mib(only.bytes)
+            mib(only.compressed_bytes)
         ),
         _ => String::new(),
     };
@@ -986,45 +956,6 @@ fn finished_status(shell: &Shell, finished: &[Finished], started: Instant) {
 /// `12.3 MiB`
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
-}
-
-/// An image's layers and their compressed bytes (each platform's, for an index), and the ports
-/// a single-platform image exposes.
-fn measure(cache: &BuildCache, summary: &ImageSummary) -> Result<(usize, u64, Vec<String>)> {
-    use oci_pack::{ImageConfig, ImageIndex, ImageManifest};
-    let store = cache.store();
-    let read = |digest: &str| -> Result<Vec<u8>> {
-        let digest: oci_pack::Digest = digest.parse()?;
-        let path = store.blob_path(&digest);
-        std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))
-    };
-    let top = read(&summary.digest)?;
-    let manifests: Vec<ImageManifest> = match serde_json::from_slice::<ImageIndex>(&top) {
-        Ok(index) if !index.manifests.is_empty() => index
-            .manifests
-            .iter()
-            .map(|m| Ok(serde_json::from_slice(&read(&m.digest.to_string())?)?))
-            .collect::<Result<_>>()?,
-        _ => vec![serde_json::from_slice(&top)?],
-    };
-    let layers = manifests.iter().map(|m| m.layers.len()).sum();
-    let bytes = manifests
-        .iter()
-        .flat_map(|m| std::iter::once(&m.config).chain(&m.layers))
-        .map(|d| d.size)
-        .sum();
-    let ports = match (&summary.config, manifests.as_slice()) {
-        (Some(config), [_]) => {
-            let config: ImageConfig = serde_json::from_slice(&read(config)?)?;
-            config
-                .config
-                .and_then(|c| c.exposed_ports)
-                .map(|ports| ports.into_keys().collect())
-                .unwrap_or_default()
-        }
-        _ => Vec::new(),
-    };
-    Ok((layers, bytes, ports))
 }
 
 fn names(plans: &[BuildPlan]) -> String {

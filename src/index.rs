@@ -3,16 +3,11 @@
 //! Only manifests and configs are read; no layer is downloaded or uploaded.
 
 use anyhow::{bail, Context as _, Result};
-use oci_pack::join_index;
 use oci_pack::media_type;
-use oci_pack::registry::Pushed;
-use oci_pack::BlobStore;
-use oci_pack::ImageConfig;
-use oci_pack::ImageManifest;
-use oci_pack::RemoteImage;
+use oci_pack::{join_index, BlobStore, ImageConfig, ImageManifest, RemoteImage};
 
 use crate::registry::Registries;
-use crate::report::ImageSummary;
+use crate::report::Image;
 use crate::shell::Shell;
 
 /// What `cargo oci index` is asked.
@@ -25,9 +20,9 @@ pub struct IndexOptions {
     pub insecure_registry: Vec<String>,
 }
 
-/// Joins the images into an index and pushes it under the tags; where it went, and what
-/// `cargo oci build` would report of the index.
-pub fn join(options: &IndexOptions, shell: &Shell) -> Result<(Pushed, ImageSummary)> {
+/// Joins the images into an index and pushes it under the tags; what `cargo oci build` would
+/// report of the index, and where it went.
+pub fn join(options: &IndexOptions, shell: &Shell) -> Result<Image> {
     let images = options
         .images
         .iter()
@@ -80,22 +75,15 @@ pub fn join(options: &IndexOptions, shell: &Shell) -> Result<(Pushed, ImageSumma
         "Pushed",
         format_args!("{} for {} platforms", pushed.reference, manifests.len()),
     );
-    let summary = ImageSummary {
-        name: repository
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-        digest: index.digest.to_string(),
-        config: None,
-        sboms: Vec::new(),
-        attestations: Vec::new(),
+    let name = repository.name.rsplit('/').next().unwrap_or_default();
+    let image = Image {
         tags: pushed.tags.clone(),
         platforms: manifests
             .iter()
             .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
             .collect(),
+        pushed: Some(pushed.reference.clone()),
+        ..Image::of(name.to_owned(), index.digest.to_string())
     };
-    Ok((pushed, summary))
+    Ok(image)
 }

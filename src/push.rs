@@ -14,7 +14,7 @@ use oci_pack::ImageManifest;
 use oci_pack::Repository;
 
 use crate::registry::Registries;
-use crate::report::ImageSummary;
+use crate::report::Image;
 use crate::shell::Shell;
 
 /// What `cargo oci push` is asked: the layout, where to, and how.
@@ -30,7 +30,7 @@ pub struct PushOptions {
 
 /// Pushes the layout's image and then what is attached to it; where it went, and what
 /// `cargo oci build` would report of the image.
-pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, ImageSummary)> {
+pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, Image)> {
     let layout = &options.layout;
     let index_path = layout.join("index.json");
     let index: ImageIndex =
@@ -79,21 +79,20 @@ pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, ImageSummar
     let session = destination.session()?;
     let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
     session.push_referrers(&store, &referrers)?;
-    let summary = ImageSummary {
-        name: layout
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        digest: target.digest.to_string(),
+    let name = layout
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let image = Image {
         config,
         tags: tagged
             .iter()
             .filter_map(|m| m.annotations.get(CONTAINERD_IMAGE_NAME).cloned())
             .collect(),
         platforms,
-        sboms: Vec::new(),
-        attestations: Vec::new(),
+        pushed: Some(pushed.reference.clone()),
+        ..Image::of(name, target.digest.to_string())
     };
-    Ok((pushed, summary))
+    Ok((pushed, image))
 }
 
 /// What `cargo oci build` reports of an image: the config digest of a single-platform image

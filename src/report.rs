@@ -1,5 +1,6 @@
 //! What commands print on stdout: a line (or JSON object, `--message-format json`) per output,
-//! load and push of an image, each JSON message with its `reason` first, as cargo's own are.
+//! load and push of an image, each JSON message with its `reason` first, as cargo's own are;
+//! and the [`Image`] it is about, which the library returns too.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,12 +10,80 @@ use oci_pack::registry::Pushed;
 
 use crate::plan::{Format, Loader, MessageFormat};
 
-/// One thing the build produced.
-#[derive(Debug)]
+// The one result of an image: the stdout lines and JSON messages of `build` (and of `push`
+// and `index`, of theirs) and the library's return value all read it.
+/// One image a [`Build`](crate::Build) made, as `cargo oci build` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Image {
+    /// Its name: its package's, or its `images.<name>` key.
+    pub name: String,
+    /// `sha256:…` of what its `index.json` points at: its manifest, or an index of several.
+    pub digest: String,
+    /// The config digest (the image ID docker and podman show); `None` for an index.
+    pub config: Option<String>,
+    /// `name:tag`, each.
+    pub tags: Vec<String>,
+    /// `linux/amd64`, … one per image in it.
+    pub platforms: Vec<String>,
+    /// What was written, in format order.
+    pub outputs: Vec<Output>,
+    /// The SBOM files beside the outputs, one per platform (none with `SbomFormat::None`).
+    pub sboms: Vec<PathBuf>,
+    /// The attestation files beside them: each platform's provenance statement and, with a
+    /// signing key, the signed envelopes.
+    pub attestations: Vec<PathBuf>,
+    /// The loader it was streamed into.
+    pub loaded: Option<Loader>,
+    /// `REPOSITORY@sha256:…`, when it was pushed.
+    pub pushed: Option<String>,
+    /// Its layers (of every platform).
+    pub layers: usize,
+    /// Its layers' and configs' bytes, compressed as they are stored and sent.
+    pub compressed_bytes: u64,
+    /// Of a single-platform image: the ports it exposes (`8080/tcp`), for `cargo oci run`.
+    pub(crate) exposed_ports: Vec<String>,
+}
+
+impl Image {
+    /// The image of this name and digest; nothing else is known of it yet.
+    pub(crate) fn of(name: String, digest: String) -> Image {
+        Image {
+            name,
+            digest,
+            config: None,
+            tags: Vec::new(),
+            platforms: Vec::new(),
+            outputs: Vec::new(),
+            sboms: Vec::new(),
+            attestations: Vec::new(),
+            loaded: None,
+            pushed: None,
+            layers: 0,
+            compressed_bytes: 0,
+            exposed_ports: Vec::new(),
+        }
+    }
+
+    /// Whether it is a single image of `host`'s platform (a Rust target), which it can run.
+    pub(crate) fn runs_on(&self, host: &str) -> bool {
+        let host = oci_pack::Platform::from_rust_target(host);
+        matches!(
+            (self.platforms.as_slice(), host),
+            ([platform], Some(host)) if *platform == host.to_string()
+        )
+    }
+}
+
+/// A file or directory an image was written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Output {
+    /// Which output it is.
     pub format: Format,
+    /// The layout's directory, or the archive's file.
     pub path: PathBuf,
-    /// It already held this image, and was left untouched.
+    /// It held this very image already and was left untouched.
     pub fresh: bool,
 }
 
@@ -55,31 +124,8 @@ pub struct Message<'a, T> {
     pub body: &'a T,
 }
 
-/// What every output line says about the image.
-#[derive(Debug)]
-pub struct ImageSummary {
-    /// The image's name (its package's, or its `images.<name>` key).
-    pub name: String,
-    /// What `index.json` points at.
-    pub digest: String,
-    /// The config digest, Docker's and podman's image ID; `None` for an index of several.
-    pub config: Option<String>,
-    pub tags: Vec<String>,
-    pub platforms: Vec<String>,
-    /// The SBOM files written beside the outputs, one per platform.
-    pub sboms: Vec<PathBuf>,
-    /// The attestation files beside them (provenance, signed envelopes).
-    pub attestations: Vec<PathBuf>,
-}
-
 /// One line (or JSON object) per output, and one for an image loaded into a local store.
-pub fn report(
-    format: MessageFormat,
-    image: &ImageSummary,
-    outputs: &[Output],
-    loaded: Option<Loader>,
-    pushed: Option<&Pushed>,
-) -> Result<()> {
+pub fn report(format: MessageFormat, image: &Image) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     // Each line names where the image went: a path, a loader, or a registry reference.
     let mut line = |kind: &str, place: (&str, String)| -> std::io::Result<()> {
@@ -106,7 +152,7 @@ pub fn report(
             }
         }
     };
-    for output in outputs {
+    for output in &image.outputs {
         line(
             output.format.name(),
             ("path", output.path.display().to_string()),
@@ -115,11 +161,11 @@ pub fn report(
     for sbom in &image.sboms {
         line("sbom", ("path", sbom.display().to_string()))?;
     }
-    if let Some(loader) = loaded {
+    if let Some(loader) = image.loaded {
         line("load", ("loader", loader.program().to_owned()))?;
     }
-    if let Some(pushed) = pushed {
-        line("push", ("reference", pushed.reference.clone()))?;
+    if let Some(reference) = &image.pushed {
+        line("push", ("reference", reference.clone()))?;
     }
     Ok(())
 }

@@ -78,19 +78,18 @@ pub fn run(options: RunOptions, shell: &Shell) -> Result<()> {
             several.len(),
             several
                 .iter()
-                .map(|i| i.summary.name.as_str())
+                .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
     };
     let tag = image
-        .summary
         .tags
         .first()
         .context("the image has no tag to run it by")?;
     let mut command = Command::new(engine.program());
     command.args(["run", "--rm", "--interactive"]);
-    if let (true, [platform]) = (foreign, image.summary.platforms.as_slice()) {
+    if let (true, [platform]) = (foreign, image.platforms.as_slice()) {
         // The engine would otherwise ask for this machine's platform, and warn or refuse.
         command.args(["--platform", platform]);
     }

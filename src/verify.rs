@@ -151,7 +151,7 @@ pub fn rebuild_and_compare(rebuild: &Rebuild, shell: &Shell) -> Result<()> {
     let mut failures = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for image in &finished {
-        let name = &image.summary.name;
+        let name = &image.name;
         let Some((_, source)) = expected.iter().find(|(n, _)| n == name) else {
             continue;
         };
@@ -278,7 +278,7 @@ fn rebuild_options(
 
 /// One image's rebuild compared with what it should be, as verify reports it.
 struct Verdict<'a> {
-    image: &'a crate::build::Finished,
+    image: &'a crate::report::Image,
     /// What it was compared with.
     source: &'a ImageSource,
     expected_digest: Option<String>,
@@ -295,10 +295,10 @@ impl Verdict<'_> {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "reason": crate::report::reason::IMAGE_VERIFIED,
-            "image": self.image.summary.name,
+            "image": self.image.name,
             "reproducible": self.comparison.same,
-            "digest": self.image.summary.digest,
-            "platforms": self.image.summary.platforms,
+            "digest": self.image.digest,
+            "platforms": self.image.platforms,
             "expected": {
                 "source": self.source.to_string(),
                 "digest": self.expected_digest,
@@ -310,8 +310,8 @@ impl Verdict<'_> {
     /// What a person reads: that it is reproducible, or how it differs and, where it can be
     /// told, why.
     fn human(&self) -> String {
-        let (name, source) = (&self.image.summary.name, self.source);
-        let rebuilt_digest = &self.image.summary.digest;
+        let (name, source) = (&self.image.name, self.source);
+        let rebuilt_digest = &self.image.digest;
         let comparison = self.comparison;
         if comparison.same {
             let what = if self.partial && self.expected_digest.as_ref() != Some(rebuilt_digest) {
@@ -327,7 +327,7 @@ impl Verdict<'_> {
                     .collect();
                 platforms.join(", ")
             } else {
-                let platforms = self.image.summary.platforms.join(", ");
+                let platforms = self.image.platforms.join(", ");
                 format!("{rebuilt_digest} ({platforms})")
             };
             let text = format!("{name} is reproducible: {what}, the same as `{source}`");

@@ -72,6 +72,49 @@ pub struct BuiltImage {
     pub config: Descriptor,
     /// The new layers only; the parent's come first in the manifest.
     pub layers: Vec<Layer>,
+    /// How many layers the manifest lists: the parent's and the new.
+    pub total_layers: usize,
+    /// The config's and every layer's bytes (the parent's too), as stored and sent: compressed
+    /// as each layer is. (A layer's uncompressed size is not known without reading it: a layer
+    /// taken from the cache, or a parent's, carries only its digests.)
+    pub compressed_bytes: u64,
+    /// The base's name, as the manifest's `org.opencontainers.image.base.name` gives it: the
+    /// parent's [`ParentImage::name`], unless the request's annotations set it.
+    pub base_name: Option<String>,
+    /// The base's manifest digest, as `org.opencontainers.image.base.digest` gives it.
+    pub base_digest: Option<String>,
+    /// The ports the config exposes (`8080/tcp`), the parent's among them, in order.
+    pub exposed_ports: Vec<String>,
+}
+
+impl BuiltImage {
+    /// The image whose `manifest` (described by `descriptor`) and `config` were just written.
+    fn written(
+        descriptor: Descriptor,
+        manifest: &ImageManifest,
+        config: &ImageConfig,
+        layers: Vec<Layer>,
+    ) -> BuiltImage {
+        let annotation = |key: &str| manifest.annotations.get(key).cloned();
+        BuiltImage {
+            manifest: descriptor,
+            config: manifest.config.clone(),
+            layers,
+            total_layers: manifest.layers.len(),
+            compressed_bytes: std::iter::once(&manifest.config)
+                .chain(&manifest.layers)
+                .map(|d| d.size)
+                .sum(),
+            base_name: annotation(BASE_NAME),
+            base_digest: annotation(BASE_DIGEST),
+            exposed_ports: config
+                .config
+                .as_ref()
+                .and_then(|c| c.exposed_ports.as_ref())
+                .map(|ports| ports.keys().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Writes the layers, config and manifest of `request` into `store`. A parent's layers are
@@ -144,11 +187,12 @@ pub fn build_image(
         platform: &request.platform,
         manifest: &manifest_descriptor,
     });
-    Ok(BuiltImage {
-        manifest: manifest_descriptor,
-        config: config_descriptor,
+    Ok(BuiltImage::written(
+        manifest_descriptor,
+        &manifest,
+        &config,
         layers,
-    })
+    ))
 }
 
 /// The image's config before its new layers: the parent's (or `scratch`'s) with the request's
@@ -439,6 +483,66 @@ mod tests {
                 .map(ToString::to_string)
                 .as_deref(),
             Some("linux/amd64")
+        );
+    }
+
+    /// What an image is made of is told by the build, the parent's layers and ports included,
+    /// as its manifest and config have it.
+    #[test]
+    fn a_built_image_tells_its_layers_bytes_base_and_ports() {
+        use crate::source::{ImageSource, Selector};
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::layout::StagedLayout::create(&dir.path().join("base")).unwrap();
+        let base = build_image(layout.store(), request(), None, &mut NoProgress).unwrap();
+        let sizes = |image: &BuiltImage, store: &BlobStore| {
+            let manifest: ImageManifest =
+                serde_json::from_slice(&store.read(&image.manifest).unwrap()).unwrap();
+            let layers: u64 = manifest.layers.iter().map(|l| l.size).sum();
+            (manifest.layers.len(), manifest.config.size + layers)
+        };
+        assert_eq!(
+            (base.total_layers, base.compressed_bytes),
+            sizes(&base, layout.store())
+        );
+        assert_eq!(base.total_layers, 2);
+        assert_eq!(base.exposed_ports, ["8080/tcp"]);
+        assert_eq!((&base.base_name, &base.base_digest), (&None, &None));
+        let tag: crate::reference::Reference = "base:1".parse().unwrap();
+        let written = layout
+            .finish(&base.manifest, &[tag], BTreeMap::new())
+            .unwrap();
+
+        let cache = BuildCache::open(&dir.path().join("cache")).unwrap();
+        let source = ImageSource::OciLayout {
+            dir: written,
+            selector: Selector::Only,
+        };
+        let platform = Platform::new("linux", "amd64", None);
+        let parent = ParentImage::open(&source, &platform, &cache, None, &mut NoProgress)
+            .unwrap()
+            .unwrap();
+        let mut on_base = request();
+        on_base.layers.truncate(1);
+        on_base.layers[0].contents = LayerContents::new();
+        on_base.layers[0]
+            .contents
+            .add_bytes("/etc/app.toml", b"port = 9090\n".to_vec(), FILE_MODE)
+            .unwrap();
+        on_base.config.exposed_ports = vec!["9090/tcp".into()];
+        on_base.base = Some(parent.clone());
+        let image = build_image(cache.store(), on_base, Some(&cache), &mut NoProgress).unwrap();
+        assert_eq!(image.layers.len(), 1);
+        assert_eq!(image.total_layers, 3, "the parent's two and the new one");
+        assert_eq!(
+            (image.total_layers, image.compressed_bytes),
+            sizes(&image, cache.store())
+        );
+        assert_eq!(image.exposed_ports, ["8080/tcp", "9090/tcp"]);
+        assert_eq!(image.base_name, parent.name);
+        assert_eq!(
+            image.base_digest,
+            Some(base.manifest.digest.to_string()),
+            "the parent's manifest"
         );
     }
 

@@ -65,7 +65,6 @@ pub(super) fn attach_sboms(
     let mut files = Vec::new();
     for (image, made) in plan.images.iter().zip(built) {
         let store = inputs.cache.store();
-        let base = base_of(store, made)?;
         let platform = image.platform.to_string();
         let triple = image.triple.as_deref().unwrap_or(inputs.host);
         let document = sbom::document(
@@ -75,7 +74,7 @@ pub(super) fn attach_sboms(
                 platform: &platform,
                 manifest: made.manifest.digest,
                 created: inputs.created,
-                base,
+                base: base_of(made),
             },
             &inputs.resolved[triple],
             inputs.package,
@@ -111,19 +110,9 @@ pub(super) fn attach_sboms(
 }
 
 /// The base image's name and manifest digest, as `made`'s manifest annotations name them.
-pub(super) fn base_of(
-    store: &oci_pack::BlobStore,
-    made: &oci_pack::BuiltImage,
-) -> Result<Option<(String, Option<String>)>> {
-    let manifest: oci_pack::ImageManifest = serde_json::from_slice(&store.read(&made.manifest)?)
-        .context("failed to read the image manifest just written")?;
-    Ok(manifest
-        .annotations
-        .get(oci_pack::annotation::BASE_NAME)
-        .map(|name| {
-            let digest = manifest.annotations.get(oci_pack::annotation::BASE_DIGEST);
-            (name.clone(), digest.cloned())
-        }))
+fn base_of(made: &BuiltImage) -> Option<(String, Option<String>)> {
+    let name = made.base_name.clone()?;
+    Some((name, made.base_digest.clone()))
 }
 
 /// What the attestations of an image are made of, and what signs them.
@@ -270,7 +259,7 @@ pub(super) fn provenance_statement(
             name: &plan.name,
             triple: image.triple.as_deref().unwrap_or(inputs.host),
             platform: &image.platform.to_string(),
-            base: base_of(inputs.store, made)?,
+            base: base_of(made),
         },
     );
     provenance::statement(

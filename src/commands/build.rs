@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::build::{self, BuildOptions, Finished};
+use crate::build::{self, BuildOptions};
 use crate::cargo::options::CargoOptions;
 use crate::cargo::workspace::Facts;
 use crate::plan::metadata::{CompressionSpec, ElfCheck};
 use crate::plan::{values, Format, Loader, MessageFormat, ProvenanceMode, SbomFormat};
+use crate::report::Image;
 use crate::shell::Shell;
 
 /// `cargo oci build`'s flags.
@@ -118,15 +119,15 @@ pub fn exec(args: BuildArgs, shell: &Shell) -> Result<()> {
             [one] => format!(" -p {one}"),
             _ => String::new(),
         };
-        next_steps(only, &package, options.load, shell);
+        next_steps(only, &package, &facts.host, options.load, shell);
     }
     Ok(())
 }
 
 /// How to run what was just built, for someone who has not done it before: with the image's
 /// own name and its ports published (`podman pull oci:DIR` would name it after the directory).
-fn next_steps(image: &Finished, package: &str, loaded: Option<Loader>, shell: &Shell) {
-    let Some(tag) = image.summary.tags.first().filter(|_| image.runs_here) else {
+fn next_steps(image: &Image, package: &str, host: &str, loaded: Option<Loader>, shell: &Shell) {
+    let Some(tag) = image.tags.first().filter(|_| image.runs_on(host)) else {
         return;
     };
     // A base's range (`1-65535/tcp`) is no port to publish.

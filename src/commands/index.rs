@@ -30,6 +30,6 @@ pub fn exec(args: IndexArgs, shell: &Shell) -> Result<()> {
         tags: args.tags,
         insecure_registry: args.insecure_registry,
     };
-    let (pushed, summary) = index::join(&options, shell)?;
-    report::report(args.message_format, &summary, &[], None, Some(&pushed))
+    let image = index::join(&options, shell)?;
+    report::report(args.message_format, &image)
 }

@@ -63,7 +63,7 @@ pub fn exec(args: PushArgs, shell: &Shell) -> Result<()> {
         insecure_registry: args.insecure_registry,
         by_digest: args.by_digest,
     };
-    let (pushed, summary) = push::push(&options, shell)?;
+    let (pushed, image) = push::push(&options, shell)?;
     shell.status("Pushed", report::push_status(&pushed));
-    report::report(args.message_format, &summary, &[], None, Some(&pushed))
+    report::report(args.message_format, &image)
 }
