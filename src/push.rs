@@ -78,7 +78,10 @@ pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, Image)> {
     let (config, platforms) = config_and_platforms(&store, &target)?;
     let session = destination.session()?;
     let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
-    session.push_referrers(&store, &referrers)?;
+    // The referrers listing a registry without the referrers API needs is written aside:
+    // the layout is only read.
+    let aside = tempfile::tempdir().context("failed to create a temporary directory")?;
+    session.push_referrers(&store, &referrers, &BlobStore::open(aside.path())?)?;
     let name = layout
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -120,7 +120,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
             let session = target.session()?;
             let pushed = session.push(&image.store, &image.target, &tags, &mut to.shell.clone())?;
             // The SBOMs after the image they are about.
-            session.push_referrers(&image.store, &image.referrers)?;
+            session.push_referrers(&image.store, &image.referrers, &image.store)?;
             anyhow::Ok(pushed)
         })
         .transpose()?;

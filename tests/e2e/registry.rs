@@ -249,6 +249,15 @@ fn cargo_oci_push_sends_a_layout_built_earlier() {
     };
     let fixture = Fixture::copy("hello");
     fixture.build_ok(&["--quiet"]);
+    let blobs = || {
+        let mut names: Vec<_> = fs::read_dir(fixture.layout().join("blobs/sha256"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = blobs();
     let repository = format!("{}/pushed", registry.host);
     let output = fixture.cargo_oci(&["push", &repository]);
     crate::support::assert_success(&output, "cargo oci push");
@@ -258,6 +267,9 @@ fn cargo_oci_push_sends_a_layout_built_earlier() {
         format!("push {digest} {repository}@{digest}\n")
     );
     assert_registry_serves(&registry, "pushed:latest", &digest);
+    // The SBOM's referrers listing (this registry has no referrers API) is the session's own,
+    // written nowhere in the layout, which a push only reads.
+    assert_eq!(blobs(), before, "the layout pushed was written to");
 }
 
 /// The distributed build: each architecture pushed by digest on its own, then one index.

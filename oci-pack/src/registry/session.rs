@@ -676,8 +676,15 @@ impl Session {
     /// Pushes each artifact of `referrers` (from [`referrer::attach`](crate::referrer::attach))
     /// by digest, after the image it is about. A registry with the referrers API lists them
     /// itself; on one without, each subject's fallback tag is pointed at an index of its
-    /// referrers, those already there kept. Returns how many were pushed.
-    pub fn push_referrers(&self, store: &BlobStore, referrers: &[Descriptor]) -> Result<usize> {
+    /// referrers, those already there kept. That index is written to `listings`, never to
+    /// `store`, which a push only reads (a layout of the user's): a build's cache, where the
+    /// next push finds it without a `GET`. Returns how many were pushed.
+    pub fn push_referrers(
+        &self,
+        store: &BlobStore,
+        referrers: &[Descriptor],
+        listings: &BlobStore,
+    ) -> Result<usize> {
         for referrer in referrers {
             self.push(store, referrer, &[], &mut crate::progress::NoProgress)?;
             let manifest: crate::manifest::ImageManifest =
@@ -691,7 +698,7 @@ impl Session {
                 continue;
             };
             if !self.has_referrers_api(&subject.digest)? {
-                self.list_under_fallback_tag(store, &subject.digest, referrer)?;
+                self.list_under_fallback_tag(listings, &subject.digest, referrer)?;
             }
         }
         Ok(referrers.len())
