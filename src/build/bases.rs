@@ -22,7 +22,8 @@ pub struct Opened {
 }
 
 /// Opens every base (a base several images share, once), in the plans' order: a missing base,
-/// a registry's refusal or a blob that fails its digest fails the build here, before cargo.
+/// a registry's refusal or a fetched blob that fails its digest fails the build here, before
+/// cargo.
 pub fn open_bases(
     plans: &[BuildPlan],
     cache: &BuildCache,
