@@ -5,26 +5,32 @@
 //! if asked).
 //!
 //! [`build`] runs these steps, in order; everything that can be checked is checked before cargo
-//! spends minutes building:
+//! spends minutes building, but for the bases' layers, checked while it builds:
 //!
 //! 1. [`choose_images`]: the packages chosen as cargo chooses them, each one's metadata resolved
 //!    into image plans (again for its base's platforms with `targets = "base"`), `--bin`
 //!    applied, and the plans checked.
 //! 2. [`destinations`]: each image's output path, checked to be one a layout may be written to.
 //! 3. [`push_targets`]: where each image is pushed, with its credentials.
-//! 4. [`open_bases`]: every base read and its layers checked, once per base and platform.
+//! 4. [`bases::open_bases`]: every base opened, once per base and platform (its manifest and
+//!    config read; a registry's or an archive's blobs fetched into the cache, each checked), and
+//!    what a Docker archive cannot hold refused; then every base's file tree, which checks each
+//!    of its layers, read on a thread while cargo builds ([`bases::Opened::read_trees`]; with
+//!    `--no-build`, at once).
 //! 5. [`compile()`]: cargo builds the binaries, one run per target, builder and rustflags.
 //! 6. [`start_sbom_resolution`]: each target's dependencies asked of cargo, on threads, while
 //!    the images are packed.
-//! 7. [`pack_images`]: every image packed by oci-pack, its binaries checked.
+//! 7. [`pack_images`]: once the bases' trees are read ([`bases::Trees::join`]: a broken layer
+//!    fails the build there, before anything is packed), every image packed by oci-pack, its
+//!    binaries checked.
 //! 8. [`attest_images`]: SBOMs and attestations attached, platforms joined into an index, tags.
 //! 9. [`lock_outputs`], [`write_outputs`]: every output locked, every image staged (loaded,
 //!    pushed), then all moved into place; the cache told what was used.
 //! 10. [`report_images`]: each output told, and what callers need of each image returned.
 //!
-//! The bases opened in step 4 and the packing of step 7 are in [`pack`]; the builder runs of
-//! step 5 in [`runs`]; the SBOMs and attestations of step 8 in [`attest`]; the outputs of
-//! step 9 in [`outputs`].
+//! The bases of step 4 are in [`bases`]; the builder runs of step 5 in [`runs`]; the packing of
+//! step 7 in [`pack`]; the SBOMs and attestations of step 8 in [`attest`]; the outputs of step 9
+//! in [`outputs`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +58,7 @@ use crate::report::{self, Image};
 use crate::shell::Shell;
 
 mod attest;
+mod bases;
 mod outputs;
 mod pack;
 mod runs;
@@ -176,10 +183,12 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     let destinations = destinations(&cx, &plans)?;
     let (registries, push_targets) = push_targets(&cx, &plans)?;
     let cache = BuildCache::open(&cx.target_dir.join("oci").join(".cache"))?;
-    let bases = open_bases(&plans, &cache, &registries, shell)?;
-    check_docker_archives_hold(&plans, &bases, options.load)?;
+    let bases = bases::open_bases(&plans, &cache, &registries, shell)?;
+    bases::check_docker_archives_hold(&plans, &bases, options.load)?;
+    let trees = bases.read_trees(!options.no_build)?;
     let executables = compile(&cx, &plans, &packages)?;
     let resolving = start_sbom_resolution(&cx, &plans);
+    let bases = trees.join()?;
     let built = pack_images(&cx, &plans, bases, executables.as_ref(), &cache)?;
     let images = attest_images(
         &cx,
@@ -432,82 +441,6 @@ fn push_targets(
         push_targets.push(target);
     }
     Ok((registries, push_targets))
-}
-
-/// Step 4: every base is read, and its layers checked, before cargo spends minutes building; a
-/// base several images share is read once. Each plan's bases, by platform.
-fn open_bases(
-    plans: &[BuildPlan],
-    cache: &BuildCache,
-    registries: &Registries,
-    shell: &Shell,
-) -> Result<Vec<Vec<Option<ParentImage>>>> {
-    let mut bases = Vec::new();
-    let mut opened: Vec<(String, Option<ParentImage>)> = Vec::new();
-    for plan in plans {
-        let mut per_platform = Vec::new();
-        for image in &plan.images {
-            let key = format!("{} {}", image.base, image.platform);
-            let base = match opened.iter().find(|(k, _)| *k == key) {
-                Some((_, base)) => {
-                    shell.detail(
-                        "Shared",
-                        format_args!("{} with `{}`", image.base, plan.name),
-                    );
-                    base.clone()
-                }
-                None => {
-                    let base = pack::open_base(image, cache, shell, registries)?;
-                    opened.push((key, base.clone()));
-                    base
-                }
-            };
-            per_platform.push(base);
-        }
-        bases.push(per_platform);
-    }
-    Ok(bases)
-}
-
-/// A Docker archive (a `docker` output, or one streamed into `docker load`) holds plain and
-/// gzip layers only: a base's zstd layers, or new ones with `--load=docker`, are refused here,
-/// before cargo builds, not when the archive is written.
-fn check_docker_archives_hold(
-    plans: &[BuildPlan],
-    bases: &[Vec<Option<ParentImage>>],
-    load: Option<Loader>,
-) -> Result<()> {
-    const WHY: &str = "a Docker archive holds plain and gzip layers only";
-    for (plan, bases) in plans.iter().zip(bases) {
-        let (archive, instead) = match (plan.formats.contains(&Format::Docker), load) {
-            (true, _) => ("a `docker` output", "write `oci` or `oci-archive`"),
-            (false, Some(Loader::Docker)) => ("`--load=docker`", "load with `--load=podman`"),
-            _ => continue,
-        };
-        for (image, base) in plan.images.iter().zip(bases) {
-            let zstd_layer = base.iter().flat_map(|base| &base.layers).find(|layer| {
-                oci_pack::media_type::oci_layer(&layer.media_type)
-                    == Some(oci_pack::media_type::OCI_LAYER_ZSTD)
-            });
-            if let Some(layer) = zstd_layer {
-                bail!(
-                    "the base `{}` of `{}` has zstd layers ({}), which {archive} cannot hold \
-                     ({WHY}): {instead}",
-                    image.base,
-                    plan.name,
-                    layer.digest
-                );
-            }
-            if load == Some(Loader::Docker) && image.compression == oci_pack::Compression::Zstd {
-                bail!(
-                    "`{}` makes zstd layers, which `--load=docker` cannot hold ({WHY}): load \
-                     with `--load=podman`, or use gzip",
-                    plan.name
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Step 5: cargo builds every image's binaries, unless `--no-build` packs those built before.

@@ -1,6 +1,6 @@
-//! One image per target, from plan to store: its base opened and checked, its layers staged,
-//! its binaries checked against the platform and the image's files, and all of them packed in
-//! parallel (each image is independent, so the bytes do not depend on the order).
+//! One image per target, from plan to store: on its base (read in [`super::bases`]), its layers
+//! staged, its binaries checked against the platform and the image's files, and all of them
+//! packed in parallel (each image is independent, so the bytes do not depend on the order).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,53 +9,13 @@ use anyhow::{bail, Context as _, Result};
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::{
-    build_image, Attributes, BuildCache, BuiltImage, ImageRequest, ImageSource, LayerContents,
-    NewLayer, ParentImage, RegistryFetch, Timestamp,
+    build_image, Attributes, BuildCache, BuiltImage, ImageRequest, LayerContents, NewLayer,
+    ParentImage, Timestamp,
 };
 
 use crate::plan::metadata::ElfCheck;
 use crate::plan::ImagePlan;
-use crate::registry::Registries;
 use crate::shell::Shell;
-
-/// Opens `plan.base` for its platform and reads its file tree, which checks every layer (from
-/// the cache, after the first build), so a broken or hostile base fails the build before cargo
-/// runs.
-pub fn open_base(
-    plan: &ImagePlan,
-    cache: &BuildCache,
-    shell: &Shell,
-    registries: &Registries,
-) -> Result<Option<ParentImage>> {
-    let context = || format!("failed to read the base image `{}`", plan.base);
-    let access = match &plan.base {
-        ImageSource::Registry(image) => Some(registries.base_access(image, cache)?),
-        _ => None,
-    };
-    let opened = ParentImage::open(
-        &plan.base,
-        &plan.platform,
-        cache,
-        access.as_deref().map(|a| a as &dyn RegistryFetch),
-        &mut shell.clone(),
-    );
-    let Some(mut parent) = opened.with_context(context)? else {
-        return Ok(None);
-    };
-    parent.file_tree().with_context(context)?;
-    let name = parent.name.clone().unwrap_or_else(|| plan.base.to_string());
-    match &parent.manifest_digest {
-        Some(digest) => shell.status("Base", format_args!("{name} ({digest})")),
-        None => shell.status("Base", name),
-    }
-    if let (ImageSource::Registry(image), Some(access)) = (&plan.base, &access) {
-        // A mirror, or the location `registries.conf` moved the repository to.
-        if let Some(from) = access.served_from().filter(|r| **r != image.repository) {
-            shell.detail("Pulled", format_args!("{} from {from}", image.repository));
-        }
-    }
-    Ok(Some(parent))
-}
 
 /// The engine's request for one image: the files layer, the binaries layer, and the config.
 pub fn image_request(

@@ -369,6 +369,39 @@ fn broken_blobs_and_json_are_refused_naming_the_blob() {
     );
 }
 
+/// A layer only the reading of the base's tree finds broken (its tar is not what its diff_id
+/// says; its blob is what its digest says) is read while cargo builds: cargo runs, then the
+/// build fails naming the base and the layer, before anything is packed. With `--no-build`,
+/// nothing runs beside: the same error, at once, before the binary is looked for.
+#[test]
+fn a_layer_broken_inside_fails_the_build_after_cargo_and_before_packing() {
+    let fixture = Fixture::copy("hello");
+    let built = || fixture.path().join("target/release").exists();
+    let mut lying = gzip(&[Raw::Dir("etc/", 0o755), Raw::File("etc/motd", b"hi", 0o644)]);
+    lying.diff_id = Digest::of(b"another tar");
+    let digests = craft(&fixture.path().join("parent"), &[lying], None, |_| {});
+    let expected = [
+        format!(
+            "failed to read the base image `oci:{}:latest`",
+            fixture.path().join("parent").display()
+        ),
+        format!("layer {} does not match its diff_id", digests[0]),
+    ];
+    fixture.set_metadata("[package.metadata.oci]\nbase = \"oci:parent:latest\"\n");
+    let output = fixture.build(&["--quiet", "--no-build"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        expected.iter().all(|e| stderr.contains(e.as_str())),
+        "{stderr}"
+    );
+    assert!(!built(), "cargo ran with `--no-build`: {stderr}");
+
+    assert_refused(&fixture, "oci:parent:latest", &expected);
+    assert!(built(), "the base's layers were read before cargo ran");
+    assert!(!fixture.layout().exists(), "an output was written");
+}
+
 #[test]
 fn hostile_archives_are_refused() {
     let fixture = Fixture::copy("hello");
