@@ -76,12 +76,18 @@ pub fn push(options: &PushOptions, shell: &Shell) -> Result<(Pushed, Image)> {
     let store = BlobStore::existing(layout);
     // The same fields `cargo oci build` reports of this image.
     let (config, platforms) = config_and_platforms(&store, &target)?;
+    // The referrers listing a registry without the referrers API needs is written aside, as
+    // the layout is only read; the place is made before anything is pushed, so a failure to
+    // make it leaves the registry as it was.
+    let aside = match referrers.is_empty() {
+        true => None,
+        false => Some(tempfile::tempdir().context("failed to create a temporary directory")?),
+    };
     let session = destination.session()?;
     let pushed = session.push(&store, &target, &tags, &mut shell.clone())?;
-    // The referrers listing a registry without the referrers API needs is written aside:
-    // the layout is only read.
-    let aside = tempfile::tempdir().context("failed to create a temporary directory")?;
-    session.push_referrers(&store, &referrers, &BlobStore::open(aside.path())?)?;
+    if let Some(aside) = &aside {
+        session.push_referrers(&store, &referrers, &BlobStore::open(aside.path())?)?;
+    }
     let name = layout
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -15,6 +15,9 @@ use crate::support::{assert_success, tool, Fixture, Registry};
 /// Patience for these tests: 2 s without a byte is a stall, no second tries.
 const IMPATIENT: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "0")];
 
+/// Patience, and two more tries after a failure that may pass (a pull cut off, an error answer).
+const RETRYING: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "2")];
+
 /// Longer than any of these builds may take: past it, the build hung.
 const HUNG: Duration = Duration::from_secs(90);
 
@@ -310,12 +313,18 @@ fn a_registry_failing_head_is_asked_with_get() {
     let Some((server, fixture)) = misbehaving(Misbehaviour::HeadFails) else {
         return;
     };
-    let output = build_on(&fixture, &format!("{}/base:1", server.host), &IMPATIENT);
+    let output = build_on(&fixture, &format!("{}/base:1", server.host), &RETRYING);
     assert_success(&output, "a build on a registry failing HEAD");
+    // Asked once, not again and again as a request that may pass: the build asks what it
+    // asks of a registry that answers `HEAD` without a digest.
+    let (answering, fixture) = misbehaving(Misbehaviour::NoDigestOnHead).unwrap();
+    let output = build_on(&fixture, &format!("{}/base:1", answering.host), &RETRYING);
+    assert_success(&output, "a build on a registry naming no digest on HEAD");
+    assert_eq!(
+        server.requests.load(Ordering::Relaxed),
+        answering.requests.load(Ordering::Relaxed)
+    );
 }
-
-/// Tries again, soon: what a pull cut off needs to be resumed or started again.
-const RETRYING: [(&str, &str); 2] = [("CARGO_HTTP_TIMEOUT", "2"), ("CARGO_NET_RETRY", "2")];
 
 /// A pull cut off after a blob's last byte (the chunk that ends the body never comes) keeps
 /// what it has: the digest decides, and no `Range` past the end is asked (a registry answers

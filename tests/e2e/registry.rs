@@ -259,8 +259,24 @@ fn cargo_oci_push_sends_a_layout_built_earlier() {
     };
     let before = blobs();
     let repository = format!("{}/pushed", registry.host);
+    // A push that cannot make the temporary directory its referrers listing needs fails
+    // before it sends anything.
+    let failed = crate::support::cargo_oci()
+        .args(["push", &repository])
+        .current_dir(fixture.path())
+        .env("TMPDIR", fixture.path().join("missing"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("failed to create a temporary directory"),
+        "{stderr}"
+    );
     let output = fixture.cargo_oci(&["push", &repository]);
     crate::support::assert_success(&output, "cargo oci push");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(", 0 already there,"), "{stderr}");
     let digest = index_digest(&fixture);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),

@@ -337,12 +337,17 @@ impl Session {
     /// some limit pulls). One larger than [`MAX_DOCUMENT_BYTES`] is refused before it is read.
     pub fn resolve(&self, reference: &str, store: &BlobStore) -> Result<Descriptor> {
         if reference.parse::<Digest>().is_err() {
-            let named = match self.try_head_manifest(reference, ACCEPTED_MANIFESTS) {
+            // Asked once: a `HEAD` that fails in a way that may pass (an error answer, such as
+            // a 501 from a registry that does not implement it, or a cut connection) only costs
+            // the `GET` it was meant to spare, which is tried again as every request is; one
+            // that cannot pass (a redirect loop, credentials refused) fails as a `GET` would.
+            let once = Limits {
+                retries: 0,
+                ..self.limits
+            };
+            let named = match self.try_head_manifest(reference, ACCEPTED_MANIFESTS, &once) {
                 Ok((_, named)) => named,
-                // A registry answering `HEAD` with an error (one that does not implement it)
-                // only costs the `GET` it was meant to spare; a failure to reach it, or a
-                // redirect loop, is what a `GET` would meet too.
-                Err(Failure::Status { .. } | Failure::RetryAfter { .. }) => None,
+                Err(failure) if failure.is_transient() => None,
                 Err(failure) => return Err(self.failed("check a manifest at", failure)),
             };
             if let Some(digest) = named {
@@ -403,7 +408,7 @@ impl Session {
 
     /// `HEAD manifests/<reference>`: the status, and the digest named with a 200.
     fn head_manifest(&self, reference: &str, accept: &str) -> Result<(u16, Option<Digest>)> {
-        self.try_head_manifest(reference, accept)
+        self.try_head_manifest(reference, accept, &self.limits)
             .map_err(|failure| self.failed("check a manifest at", failure))
     }
 
@@ -411,9 +416,10 @@ impl Session {
         &self,
         reference: &str,
         accept: &str,
+        limits: &Limits,
     ) -> Result<(u16, Option<Digest>), Failure> {
         let url = self.url(&format!("manifests/{reference}"));
-        retry(&self.limits, || {
+        retry(limits, || {
             let response = self.exchange(&url, &mut |auth| {
                 with_auth(self.agent.head(&url), auth)
                     .header("Accept", accept)

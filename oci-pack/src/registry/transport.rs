@@ -208,7 +208,8 @@ impl Failure {
         Failure::Local(Box::new(error))
     }
 
-    fn is_transient(&self) -> bool {
+    /// Whether another try may succeed: the failure may pass.
+    pub(super) fn is_transient(&self) -> bool {
         match self {
             Failure::Transport(error) => is_transient(error),
             Failure::Io(error) => is_transient_io(error),
