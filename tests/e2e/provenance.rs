@@ -18,19 +18,7 @@ const REMOTE: &str = "https://ci-user:s3cret-token@git.example.com/team/hello.gi
 /// Makes the fixture a git checkout of one commit, the same commit in any copy: fixed author,
 /// committer and dates, no user or system git configuration.
 fn commit(fixture: &Fixture) -> String {
-    let git = |args: &[&str]| {
-        run(Command::new("git")
-            .args(args)
-            .current_dir(fixture.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ferris")
-            .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
-            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_NAME", "Ferris")
-            .env("GIT_COMMITTER_EMAIL", "ferris@example.com")
-            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z"))
-    };
+    let git = |args: &[&str]| crate::support::git(fixture.path(), args);
     git(&["init", "--quiet", "--initial-branch=main"]);
     git(&["add", "--all"]);
     git(&["commit", "--quiet", "--message", "the fixture"]);

@@ -394,17 +394,7 @@ const TOKEN: &str = "ghp_s3cretT0ken";
 /// A bare repository of a one-file library `privdep` in `dir`, served over git's dumb HTTP
 /// protocol on loopback (any user information accepted, as no challenge is made); its URL.
 fn serve_git_dependency(dir: &Path) -> String {
-    let git = |cwd: &Path, args: &[&str]| {
-        run(Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ferris")
-            .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
-            .env("GIT_COMMITTER_NAME", "Ferris")
-            .env("GIT_COMMITTER_EMAIL", "ferris@example.com"))
-    };
+    let git = crate::support::git;
     let work = dir.join("privdep");
     fs::create_dir_all(work.join("src")).unwrap();
     fs::write(
@@ -497,17 +487,7 @@ fn no_sbom_annotation_or_provenance_holds_a_urls_credentials() {
             &format!("[dependencies]\nprivdep = {{ git = \"{url}\" }}\n\n[workspace]"),
         );
     fs::write(&manifest, text).unwrap();
-    let git = |args: &[&str]| {
-        run(Command::new("git")
-            .args(args)
-            .current_dir(fixture.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ferris")
-            .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
-            .env("GIT_COMMITTER_NAME", "Ferris")
-            .env("GIT_COMMITTER_EMAIL", "ferris@example.com"))
-    };
+    let git = |args: &[&str]| crate::support::git(fixture.path(), args);
     git(&["init", "--quiet", "--initial-branch=main"]);
     git(&["add", "--all"]);
     git(&["commit", "--quiet", "--message", "hello"]);

@@ -321,6 +321,22 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `git ARGS` in `dir`, as the same commit in any copy: no user or system configuration, a
+/// fixed author, committer and date. Its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    run(Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ferris")
+        .env("GIT_AUTHOR_EMAIL", "ferris@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_NAME", "Ferris")
+        .env("GIT_COMMITTER_EMAIL", "ferris@example.com")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z"))
+}
+
 /// podman set up to work as root without a login session or systemd: a `CONTAINERS_CONF` of
 /// its own with raised ulimits (the defaults fail with `setrlimit RLIMIT_NOFILE`), runc, and
 /// the cgroupfs manager (crun refuses the hybrid cgroup layout of these machines).
