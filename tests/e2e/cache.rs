@@ -329,12 +329,7 @@ fn a_tag_record_is_checked_and_failing_to_write_one_only_warns() {
         return;
     };
     let Some(parents) = parents() else { return };
-    crate::support::run(
-        std::process::Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:latest", parents.layout.display()))
-            .arg(format!("docker://{}/busybox:1.36", registry.host)),
-    );
+    registry.put(&parents.layout, "busybox:1.36");
     let fixture = Fixture::copy("hello");
     fixture.set_metadata(&format!(
         "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",

@@ -475,12 +475,7 @@ fn a_link_planted_in_the_cache_is_never_written_through() {
     let Some(parents) = crate::support::parents::parents() else {
         return;
     };
-    crate::support::run(
-        std::process::Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:latest", parents.layout.display()))
-            .arg(format!("docker://{}/busybox:1.36", registry.host)),
-    );
+    registry.put(&parents.layout, "busybox:1.36");
     let fixture = Fixture::copy("hello");
     fixture.set_metadata(&format!(
         "[package.metadata.oci]\nbase = \"{}/busybox:1.36\"\n",

@@ -183,12 +183,7 @@ fn a_base_from_a_registry_is_cached_and_an_offline_build_needs_nothing_more() {
     let Some(parents) = crate::support::parents::parents() else {
         return;
     };
-    crate::support::run(
-        std::process::Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:latest", parents.layout.display()))
-            .arg(format!("docker://{}/busybox:1.36", registry.host)),
-    );
+    registry.put(&parents.layout, "busybox:1.36");
     let registry_digest = sha256(&registry.raw_manifest("busybox:1.36"));
     let fixture = Fixture::copy("hello");
     fixture.set_metadata(&format!(
