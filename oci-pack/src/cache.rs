@@ -946,6 +946,18 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(60));
     }
 
+    /// A blob `b"content"` in `cache`'s store, settled and hashed; its path.
+    fn settled_and_verified(cache: &BuildCache) -> (Descriptor, PathBuf) {
+        let blob = cache
+            .store()
+            .put(media_type::OCI_LAYER_TAR, b"content")
+            .unwrap();
+        let path = cache.store().blob_path(&blob.digest);
+        age(&path, 10);
+        cache.verify(cache.store(), &blob).unwrap();
+        (blob, path)
+    }
+
     #[test]
     fn a_verified_file_is_not_trusted_once_it_changes_or_is_a_link() {
         let (_dir, cache) = cache();
@@ -984,13 +996,7 @@ mod tests {
     #[test]
     fn links_made_and_removed_cost_no_hash_once_renewed_but_a_rewrite_still_does() {
         let (dir, cache) = cache();
-        let blob = cache
-            .store()
-            .put(media_type::OCI_LAYER_TAR, b"content")
-            .unwrap();
-        let path = cache.store().blob_path(&blob.digest);
-        age(&path, 10);
-        cache.verify(cache.store(), &blob).unwrap();
+        let (blob, path) = settled_and_verified(&cache);
         // An output links the blob and a replaced one unlinks it: only its change time moves.
         let output = dir.path().join("output-blob");
         let link_and_unlink = || {
@@ -1085,13 +1091,7 @@ mod tests {
     #[test]
     fn a_file_rewritten_in_place_with_its_old_times_is_not_trusted() {
         let (_dir, cache) = cache();
-        let blob = cache
-            .store()
-            .put(media_type::OCI_LAYER_TAR, b"content")
-            .unwrap();
-        let path = cache.store().blob_path(&blob.digest);
-        age(&path, 10);
-        cache.verify(cache.store(), &blob).unwrap();
+        let (blob, path) = settled_and_verified(&cache);
         let modified = fs::metadata(&path).unwrap().modified().unwrap();
         let file = fs::File::options().write(true).open(&path).unwrap();
         (&file).write_all(b"CONTENT").unwrap();
