@@ -537,13 +537,19 @@ mod tests {
         assert!(matches!(store.read(&absent), Err(Error::MissingBlob(_))));
     }
 
+    /// Two stores, each in a temporary directory of its own that lasts as long as the returned directories.
+    fn two_stores() -> ([tempfile::TempDir; 2], BlobStore, BlobStore) {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let (from, to) = (
+            BlobStore::open(dirs[0].path()).unwrap(),
+            BlobStore::open(dirs[1].path()).unwrap(),
+        );
+        (dirs, from, to)
+    }
+
     #[test]
     fn import_links_verified_blobs_and_refuses_tampered_ones() {
-        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (from, to) = (
-            BlobStore::open(from_dir.path()).unwrap(),
-            BlobStore::open(to_dir.path()).unwrap(),
-        );
+        let (_dirs, from, to) = two_stores();
         let good = from.put(media_type::OCI_LAYER_TAR, b"layer").unwrap();
         to.import(&from, &good, false).unwrap();
         assert_eq!(to.read(&good).unwrap(), b"layer");
@@ -562,11 +568,7 @@ mod tests {
 
     #[test]
     fn a_blob_that_is_a_link_is_copied_never_linked() {
-        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (from, to) = (
-            BlobStore::open(from_dir.path()).unwrap(),
-            BlobStore::open(to_dir.path()).unwrap(),
-        );
+        let (_dirs, from, to) = two_stores();
         let outside = tempfile::NamedTempFile::new().unwrap();
         fs::write(outside.path(), b"host file").unwrap();
         let descriptor = Descriptor::new(media_type::OCI_LAYER_TAR, Digest::of(b"host file"), 9);
@@ -585,11 +587,7 @@ mod tests {
     #[test]
     fn a_blob_copied_in_is_a_file_of_its_own_and_checked() {
         use std::os::unix::fs::MetadataExt;
-        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (from, to) = (
-            BlobStore::open(from_dir.path()).unwrap(),
-            BlobStore::open(to_dir.path()).unwrap(),
-        );
+        let (_dirs, from, to) = two_stores();
         let good = from.put(media_type::OCI_LAYER_TAR, b"layer").unwrap();
         to.copy_in(&from, &good, true).unwrap();
         let (original, copy) = (from.blob_path(&good.digest), to.blob_path(&good.digest));
@@ -605,7 +603,7 @@ mod tests {
             .unwrap();
         assert_eq!(from.read(&good).unwrap(), b"layer");
         assert_eq!(
-            fs::read_dir(to_dir.path().join("blobs/sha256"))
+            fs::read_dir(to.root().join("blobs/sha256"))
                 .unwrap()
                 .count(),
             1
@@ -618,7 +616,7 @@ mod tests {
             Err(Error::BlobMismatch { .. })
         ));
         assert_eq!(
-            fs::read_dir(to_dir.path().join("blobs/sha256"))
+            fs::read_dir(to.root().join("blobs/sha256"))
                 .unwrap()
                 .count(),
             1,
