@@ -537,7 +537,8 @@ mod tests {
         assert!(matches!(store.read(&absent), Err(Error::MissingBlob(_))));
     }
 
-    /// Two stores, each in a temporary directory of its own that lasts as long as the returned directories.
+    /// Two stores, each in a temporary directory of its own that lasts as long as the
+    /// returned directories.
     fn two_stores() -> ([tempfile::TempDir; 2], BlobStore, BlobStore) {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let (from, to) = (
