@@ -180,9 +180,9 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
         packages,
         signer,
     } = choose_images(&cx)?;
-    let destinations = destinations(&cx, &plans)?;
-    let (registries, push_targets) = push_targets(&cx, &plans)?;
     let cache = BuildCache::open(&cx.target_dir.join("oci").join(".cache"))?;
+    let destinations = destinations(&cx, &plans, &cache)?;
+    let (registries, push_targets) = push_targets(&cx, &plans)?;
     let bases = bases::open_bases(&plans, &cache, &registries, shell)?;
     bases::check_docker_archives_hold(&plans, &bases, options.load)?;
     let trees = bases.read_trees(!options.no_build)?;
@@ -395,7 +395,7 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
 }
 
 /// Step 2: each image's output path, checked to be one a layout may be written to.
-fn destinations(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<Vec<PathBuf>> {
+fn destinations(cx: &Context<'_>, plans: &[BuildPlan], cache: &BuildCache) -> Result<Vec<PathBuf>> {
     let mut destinations = Vec::new();
     for plan in plans {
         let output = match &cx.options.output {
@@ -405,7 +405,8 @@ fn destinations(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<Vec<PathBuf>> {
         let output = std::path::absolute(&output)
             .with_context(|| format!("invalid output path `{}`", output.display()))?;
         if plan.formats.contains(&Format::Oci) {
-            oci_pack::output::check_destination(&output, &plan.tags)?;
+            let earlier_build = cache.wrote_layout(&output);
+            oci_pack::output::check_destination(&output, &plan.tags, earlier_build)?;
         }
         destinations.push(output);
     }

@@ -633,6 +633,23 @@ impl BuildCache {
         }
     }
 
+    /// Records that the OCI layout at `layout` was just written by a build using this cache,
+    /// so a later one may replace it whatever images it names
+    /// ([`crate::SealedLayout::persist_over_earlier_build`]).
+    pub fn record_layout(&self, layout: &Path) {
+        let index = layout.join("index.json");
+        if let Ok(bytes) = fs::read(&index) {
+            self.record_output(&index, &Digest::of(&bytes));
+        }
+    }
+
+    /// Whether the OCI layout at `layout` is one [`BuildCache::record_layout`] recorded, its
+    /// `index.json` untouched since (same inode, size, modification and change times).
+    pub fn wrote_layout(&self, layout: &Path) -> bool {
+        let index = layout.join("index.json");
+        fs::read(&index).is_ok_and(|bytes| self.output_is_fresh(&index, &Digest::of(&bytes)))
+    }
+
     fn output_record(&self, path: &Path) -> PathBuf {
         use std::os::unix::ffi::OsStrExt;
         let name = Digest::of(path.as_os_str().as_bytes());

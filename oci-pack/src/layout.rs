@@ -295,7 +295,18 @@ impl SealedLayout {
     /// ([`output::check_destination`]). The layout is synced first, so a crash leaves the old
     /// one or the new one, whole.
     pub fn persist(self) -> Result<PathBuf> {
-        output::check_destination(&self.destination, &self.image.tags)?;
+        self.persist_with(false)
+    }
+
+    /// As [`persist`](SealedLayout::persist), but the layout at the destination is known to
+    /// the caller as one an earlier build wrote ([`crate::BuildCache::wrote_layout`]), so it
+    /// is replaced whatever images it names.
+    pub fn persist_over_earlier_build(self) -> Result<PathBuf> {
+        self.persist_with(true)
+    }
+
+    fn persist_with(self, earlier_build: bool) -> Result<PathBuf> {
+        output::check_destination(&self.destination, &self.image.tags, earlier_build)?;
         output::sync_tree(self.staging.path())?;
         output::replace_dir(self.staging, &self.destination)?;
         Ok(self.destination)

@@ -150,7 +150,15 @@ fn remove_any(path: &Path) -> Result<()> {
 /// there, or an empty directory, or a layout that holds nothing but what a layout holds and no
 /// image but this one (its names, any tags). Anything else is refused, untouched: cargo oci
 /// deletes nothing it did not write.
-pub fn check_destination(destination: &Path, tags: &[Reference]) -> Result<()> {
+///
+/// A layout the caller knows as one an earlier build wrote there (`earlier_build`: a build cache
+/// recorded it, [`crate::BuildCache::wrote_layout`]) is replaced whatever images it names, so a
+/// build under new tags replaces the one under the old.
+pub fn check_destination(
+    destination: &Path,
+    tags: &[Reference],
+    earlier_build: bool,
+) -> Result<()> {
     let refuse = |reason: String| Error::RefuseToReplace {
         path: destination.to_owned(),
         reason,
@@ -182,6 +190,9 @@ pub fn check_destination(destination: &Path, tags: &[Reference]) -> Result<()> {
         )));
     }
     check_blobs(destination).map_err(refuse)?;
+    if earlier_build {
+        return Ok(());
+    }
     let index_path = destination.join("index.json");
     let index: ImageIndex = crate::json::read_file(&index_path, MAX_INDEX_BYTES)?;
     let ours: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
@@ -388,20 +399,25 @@ mod tests {
     fn only_a_layout_of_this_image_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        assert!(check_destination(&out, &tags()).is_ok(), "nothing there");
+        assert!(
+            check_destination(&out, &tags(), false).is_ok(),
+            "nothing there"
+        );
         fs::create_dir(&out).unwrap();
         assert!(
-            check_destination(&out, &tags()).is_ok(),
+            check_destination(&out, &tags(), false).is_ok(),
             "an empty directory"
         );
         layout_with(&out, &["app:0.9", "app:latest"]);
         assert!(
-            check_destination(&out, &tags()).is_ok(),
+            check_destination(&out, &tags(), false).is_ok(),
             "other tags of this image"
         );
 
         layout_with(&out, &["app:1.0", "other:1"]);
-        let error = check_destination(&out, &tags()).unwrap_err().to_string();
+        let error = check_destination(&out, &tags(), false)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("it holds other images (`other:1`)"),
             "{error}"
@@ -409,11 +425,15 @@ mod tests {
 
         layout_with(&out, &["app:1.0"]);
         fs::write(out.join("notes.txt"), "mine").unwrap();
-        let error = check_destination(&out, &tags()).unwrap_err().to_string();
+        let error = check_destination(&out, &tags(), false)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("it holds `notes.txt`"), "{error}");
         fs::remove_file(out.join("notes.txt")).unwrap();
         fs::create_dir(out.join("blobs/sha256/nested")).unwrap();
-        let error = check_destination(&out, &tags()).unwrap_err().to_string();
+        let error = check_destination(&out, &tags(), false)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("which is not a blob"), "{error}");
     }
 

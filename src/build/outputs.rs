@@ -142,7 +142,7 @@ impl Staged {
         if let Some(layout) = self.layout {
             outputs.push(Output {
                 format: Format::Oci,
-                path: layout.persist()?,
+                path: persist_layout(layout, cache)?,
                 fresh: false,
             });
         }
@@ -174,6 +174,17 @@ impl Staged {
         }
         Ok(outputs)
     }
+}
+
+/// Moves `layout` into place: over the one an earlier build wrote there, whatever images it
+/// names (a build under new tags), and recorded so the next build may do the same.
+fn persist_layout(layout: oci_pack::SealedLayout, cache: &BuildCache) -> Result<PathBuf> {
+    let path = match cache.wrote_layout(layout.destination()) {
+        true => layout.persist_over_earlier_build()?,
+        false => layout.persist()?,
+    };
+    cache.record_layout(&path);
+    Ok(path)
 }
 
 /// `bytes` in a temporary file beside `path`, synced, readable as the umask allows. It is

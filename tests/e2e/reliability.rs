@@ -82,6 +82,39 @@ fn an_output_holding_what_we_did_not_write_is_refused_and_kept() {
     assert_eq!(contents(&layout), before);
 }
 
+/// A layout an earlier build wrote is that build's whatever it names: building under other tags
+/// replaces it. Once its index is rewritten by anyone else, it is theirs, and refused.
+#[test]
+fn a_layout_an_earlier_build_wrote_is_replaced_under_new_tags() {
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    fixture.build_ok(&["--quiet", "--tag", "localhost/renamed:dev"]);
+    let index_path = fixture.layout().join("index.json");
+    let index = read_json(&index_path);
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["io.containerd.image.name"].as_str())
+        .collect();
+    assert_eq!(names, ["localhost/renamed:dev"], "{index:#}");
+
+    // The same bytes, written again by someone else: no longer provably ours.
+    let bytes = fs::read(&index_path).unwrap();
+    fs::remove_file(&index_path).unwrap();
+    fs::write(&index_path, bytes).unwrap();
+    let output = fixture.build(&["--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "replaced a layout it cannot tell it wrote"
+    );
+    assert!(
+        stderr.contains("it holds other images (`localhost/renamed:dev`)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_parent_blob_that_is_a_link_is_copied_never_linked() {
     let Some(parents) = parents() else { return };
