@@ -508,6 +508,8 @@ fn pack_images(
     cache: &BuildCache,
 ) -> Result<Vec<BuiltImage>> {
     let host = &cx.facts.host;
+    // podman stores layers unpacked: what it loads gets each new layer's tar as written.
+    let keep_tars = cx.options.load == Some(Loader::Podman);
     let mut requests = Vec::new();
     for (plan, bases) in plans.iter().zip(bases) {
         for (image, base) in plan.images.iter().zip(bases) {
@@ -522,7 +524,7 @@ fn pack_images(
                     &image.bins,
                 )?,
             };
-            let mut request = pack::image_request(image, &bins, cx.created, base)?;
+            let mut request = pack::image_request(image, &bins, cx.created, base, keep_tars)?;
             pack::check_binaries(&mut request, image, &bins, cx.shell)?;
             requests.push(request);
         }

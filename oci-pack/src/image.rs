@@ -10,7 +10,7 @@ use crate::descriptor::Descriptor;
 use crate::diff;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layer::{write_layer, Compression, Layer, LayerContents};
+use crate::layer::{write_layer, write_layer_keeping_tar, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -49,6 +49,17 @@ pub struct ImageRequest {
     pub annotations: BTreeMap<String, String>,
     /// How the new layers are compressed; the parent's keep theirs.
     pub compression: Compression,
+    /// Whether each new layer written is kept as a tar too, beside its compressed blob, for an
+    /// engine that stores layers unpacked ([`crate::layer::write_layer_keeping_tar`]).
+    pub keep_tars: bool,
+}
+
+/// How new layers are written: as the request asks.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    compression: Compression,
+    mtime: Timestamp,
+    keep_tars: bool,
 }
 
 /// One layer to add to an image.
@@ -139,18 +150,14 @@ pub fn build_image(
 
     let mut layers = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
-        let (compression, mtime) = (request.compression, request.mtime);
+        let writing = Writing {
+            compression: request.compression,
+            mtime: request.mtime,
+            keep_tars: request.keep_tars,
+        };
         let layer = match cache {
-            Some(cache) => cached_layer(
-                store,
-                cache,
-                contents,
-                created_by,
-                compression,
-                mtime,
-                progress,
-            )?,
-            None => written_layer(store, contents, created_by, compression, mtime, progress)?,
+            Some(cache) => cached_layer(store, cache, contents, created_by, writing, progress)?,
+            None => written_layer(store, contents, created_by, writing, progress)?,
         };
         config.rootfs.diff_ids.push(layer.diff_id);
         config
@@ -240,10 +247,12 @@ fn cached_layer(
     cache: &BuildCache,
     contents: &LayerContents,
     created_by: &str,
-    compression: Compression,
-    mtime: Timestamp,
+    writing: Writing,
     progress: &mut dyn Progress,
 ) -> Result<Layer> {
+    let Writing {
+        compression, mtime, ..
+    } = writing;
     let stamp = contents.stamp(mtime);
     let reused = stamp
         .as_ref()
@@ -257,7 +266,7 @@ fn cached_layer(
             });
             layer
         }
-        None => written_layer(store, contents, created_by, compression, mtime, progress)?,
+        None => written_layer(store, contents, created_by, writing, progress)?,
     };
     cache.store().import(store, &layer.descriptor, true)?;
     cache.record_layer(&layer, compression);
@@ -273,11 +282,18 @@ fn written_layer(
     store: &BlobStore,
     contents: &LayerContents,
     created_by: &str,
-    compression: Compression,
-    mtime: Timestamp,
+    writing: Writing,
     progress: &mut dyn Progress,
 ) -> Result<Layer> {
-    let layer = write_layer(store, contents, compression, mtime)?;
+    let Writing {
+        compression,
+        mtime,
+        keep_tars,
+    } = writing;
+    let layer = match keep_tars {
+        true => write_layer_keeping_tar(store, contents, compression, mtime)?,
+        false => write_layer(store, contents, compression, mtime)?,
+    };
     progress.on_event(&Event::LayerWritten {
         layer: &layer,
         created_by,
@@ -417,6 +433,7 @@ mod tests {
                 "hello".into(),
             )]),
             compression: Compression::Gzip,
+            keep_tars: false,
             config_created_by: "config".into(),
         }
     }

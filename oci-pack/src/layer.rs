@@ -20,7 +20,7 @@ use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::path::{absolute, image_path};
-use crate::store::{BlobStore, IO_BUFFER};
+use crate::store::{BlobStore, KnownBlobWriter, IO_BUFFER};
 use crate::timestamp::Timestamp;
 
 /// Mode of directories and executables; other files get [`FILE_MODE`].
@@ -437,18 +437,66 @@ pub fn write_layer(
     compression: Compression,
     mtime: Timestamp,
 ) -> Result<Layer> {
+    write_layer_to(store, contents, compression, mtime, None)
+}
+
+/// As [`write_layer`], keeping the layer's tar in the store too, under its diff_id, for an
+/// engine that stores layers unpacked: [`crate::Tagged::local_layout`] links it rather than
+/// undoing the compression. The tar is hashed once, on its way to the compressor; an
+/// uncompressed layer is its own tar.
+pub fn write_layer_keeping_tar(
+    store: &BlobStore,
+    contents: &LayerContents,
+    compression: Compression,
+    mtime: Timestamp,
+) -> Result<Layer> {
+    let tar = match compression {
+        Compression::None => None,
+        _ => Some(store.known_writer()?),
+    };
+    write_layer_to(store, contents, compression, mtime, tar)
+}
+
+fn write_layer_to(
+    store: &BlobStore,
+    contents: &LayerContents,
+    compression: Compression,
+    mtime: Timestamp,
+    tar: Option<KnownBlobWriter>,
+) -> Result<Layer> {
+    let failed = |e: Error| e.for_destination("write a layer to", store.root());
     let blob = Encoder::new(store.writer()?, compression);
-    let tar_out = write_tar(contents, DigestWriter::new(blob), mtime)
-        .map_err(|e| e.for_destination("write a layer to", store.root()))?;
-    let (diff_id, _, blob) = tar_out.finish();
+    let tar_out = write_tar(contents, DigestWriter::new(Tee(blob, tar)), mtime).map_err(failed)?;
+    let (diff_id, _, Tee(blob, tar)) = tar_out.finish();
     let blob = blob
         .finish()
         .map_err(Error::io("write a layer to", store.root()))?;
     let (digest, size) = blob.commit()?;
+    if let Some(tar) = tar {
+        tar.commit_as(diff_id)?;
+    }
     Ok(Layer {
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
     })
+}
+
+/// Writes every byte to both: the layer's compressor and, if kept, its tar.
+struct Tee<W>(W, Option<KnownBlobWriter>);
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        if let Some(tar) = &mut self.1 {
+            tar.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()?;
+        self.1.as_mut().map_or(Ok(()), Write::flush)
+    }
 }
 
 /// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::Descriptor;
-use crate::digest::{Digest, DigestWriter};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
 use crate::output;
@@ -63,10 +63,10 @@ impl Tagged {
         unpack: impl Fn(&Digest, &Descriptor) -> bool,
     ) -> Result<tempfile::TempDir> {
         let dir = output::staged_dir(destination)?;
+        let local = BlobStore::open(dir.path())?;
         let blobs = dir.path().join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(Error::io("create directory", &blobs))?;
         let image = self.without_referrers();
-        let target = self.uncompressed_manifest(&blobs, unpack)?;
+        let target = self.uncompressed_manifest(&local, unpack)?;
         for blob in image.blobs()? {
             let link = blobs.join(blob.digest.hex());
             if !link.exists() {
@@ -86,12 +86,13 @@ impl Tagged {
         Ok(dir)
     }
 
-    /// The manifest with the layers `unpack` chooses uncompressed, each written into `blobs`
-    /// under its diff_id, checked, and the manifest beside them; `None` for an index, or when
-    /// no layer is chosen.
+    /// The manifest with the layers `unpack` chooses uncompressed, each put into `local` under
+    /// its diff_id, checked, and the manifest beside them; `None` for an index, or when no
+    /// layer is chosen. A layer whose tar the store kept
+    /// ([`crate::layer::write_layer_keeping_tar`]) is linked from there, else decompressed.
     fn uncompressed_manifest(
         &self,
-        blobs: &Path,
+        local: &BlobStore,
         unpack: impl Fn(&Digest, &Descriptor) -> bool,
     ) -> Result<Option<Descriptor>> {
         if !crate::media_type::is_manifest(&self.target.media_type) {
@@ -107,43 +108,63 @@ impl Tagged {
                 continue;
             }
             unpacked = true;
-            let path = blobs.join(diff_id.hex());
-            let file = fs::File::create(&path).map_err(Error::io("create", &path))?;
-            let mut out = DigestWriter::new(std::io::BufWriter::new(file));
-            let blob = self.store.reader(layer)?;
-            let mut decoder = crate::compress::Decoder::for_media_type(&layer.media_type, blob)
-                .expect("a layer type")
-                .map_err(Error::io("decompress", &path))?;
-            std::io::copy(&mut decoder, &mut out).map_err(Error::io("decompress into", &path))?;
-            let (digest, size, mut file) = out.finish();
-            std::io::Write::flush(&mut file).map_err(Error::io("write", &path))?;
-            if digest != *diff_id {
-                return Err(Error::BlobMismatch {
-                    digest: *diff_id,
-                    expected_size: size,
-                    actual: digest,
-                    actual_size: size,
-                });
-            }
-            layer.media_type = crate::media_type::OCI_LAYER_TAR.to_owned();
-            layer.digest = digest;
-            layer.size = size;
-            layer.annotations.clear();
+            let tar = match self.kept_tar(local, diff_id) {
+                Some(tar) => tar,
+                None => self.decompressed_tar(local, layer, diff_id)?,
+            };
+            *layer = Descriptor {
+                annotations: Default::default(),
+                ..tar
+            };
         }
         if !unpacked {
             return Ok(None);
         }
-        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
-            what: "manifest",
-            source,
-        })?;
-        let digest = Digest::of(&bytes);
-        write_file(&blobs.join(digest.hex()), &bytes)?;
+        let written = local.put_json(&self.target.media_type, "manifest", &manifest)?;
         Ok(Some(Descriptor {
-            digest,
-            size: bytes.len() as u64,
+            digest: written.digest,
+            size: written.size,
             ..self.target.clone()
         }))
+    }
+
+    /// The layer `diff_id`'s tar, kept in the store when it was written, linked into `local`
+    /// and checked; `None` if the store has no such tar, or one that does not check.
+    fn kept_tar(&self, local: &BlobStore, diff_id: &Digest) -> Option<Descriptor> {
+        let path = self.store.blob_path(diff_id);
+        let size = fs::symlink_metadata(path)
+            .ok()
+            .filter(|m| m.is_file())?
+            .len();
+        let tar = Descriptor::new(crate::media_type::OCI_LAYER_TAR, *diff_id, size);
+        local.import(&self.store, &tar, false).ok()?;
+        Some(tar)
+    }
+
+    /// `layer` decompressed into `local`, checked against its `diff_id`.
+    fn decompressed_tar(
+        &self,
+        local: &BlobStore,
+        layer: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<Descriptor> {
+        let failed = || Error::io("decompress into", local.blob_path(diff_id));
+        let mut out = local.writer()?;
+        let blob = self.store.reader(layer)?;
+        let mut decoder = crate::compress::Decoder::for_media_type(&layer.media_type, blob)
+            .expect("a layer type")
+            .map_err(failed())?;
+        std::io::copy(&mut decoder, &mut out).map_err(failed())?;
+        let tar = Descriptor::new(crate::media_type::OCI_LAYER_TAR, *diff_id, 0);
+        match out.commit()? {
+            (digest, size) if digest == *diff_id => Ok(Descriptor { size, ..tar }),
+            (actual, actual_size) => Err(Error::BlobMismatch {
+                digest: *diff_id,
+                expected_size: actual_size,
+                actual,
+                actual_size,
+            }),
+        }
     }
 
     /// The image alone, without its referrers: what a Docker archive, which has no place for
@@ -332,6 +353,73 @@ mod tests {
     use super::*;
     use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
     use crate::media_type;
+
+    /// An image of one gzip layer in `store`, its tar kept there too if `keep`; and its diff_id.
+    fn one_layer_image(store: &BlobStore, keep: bool) -> (Tagged, Digest) {
+        use crate::layer::{write_layer, write_layer_keeping_tar, Compression, LayerContents};
+        let mut contents = LayerContents::new();
+        let bytes: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        contents.add_bytes("/app", bytes, 0o755).unwrap();
+        let write = if keep {
+            write_layer_keeping_tar
+        } else {
+            write_layer
+        };
+        let mtime = crate::timestamp::Timestamp::DEFAULT;
+        let layer = write(store, &contents, Compression::Gzip, mtime).unwrap();
+        let mut config =
+            crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
+        config.rootfs.diff_ids.push(layer.diff_id);
+        let config = store
+            .put_json(media_type::OCI_CONFIG, "config", &config)
+            .unwrap();
+        let manifest = crate::manifest::ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config,
+            layers: vec![layer.descriptor],
+            annotations: BTreeMap::new(),
+            subject: None,
+        };
+        let target = store
+            .put_json(media_type::OCI_MANIFEST, "manifest", &manifest)
+            .unwrap();
+        let image = Tagged {
+            store: store.clone(),
+            target,
+            tags: vec!["app:1.0".parse().unwrap()],
+            annotations: BTreeMap::new(),
+            referrers: Vec::new(),
+        };
+        (image, layer.diff_id)
+    }
+
+    #[test]
+    fn a_local_layout_links_a_kept_tar_and_decompresses_a_damaged_or_missing_one() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let inode = |path: &Path| fs::metadata(path).unwrap().ino();
+        for (keep, damage) in [(true, false), (true, true), (false, false)] {
+            let store = BlobStore::open(&dir.path().join(format!("{keep}-{damage}"))).unwrap();
+            let (image, diff_id) = one_layer_image(&store, keep);
+            let kept = store.blob_path(&diff_id);
+            assert_eq!(kept.is_file(), keep, "the tar is kept only when asked");
+            if damage {
+                let mut bytes = fs::read(&kept).unwrap();
+                bytes[1000] ^= 1;
+                fs::remove_file(&kept).unwrap();
+                fs::write(&kept, bytes).unwrap();
+            }
+            let local = image
+                .local_layout(&dir.path().join("out"), |_, _| true)
+                .unwrap();
+            let tar = local.path().join("blobs/sha256").join(diff_id.hex());
+            assert_eq!(Digest::of(&fs::read(&tar).unwrap()), diff_id);
+            let same_file = kept.exists() && inode(&tar) == inode(&kept);
+            assert_eq!(same_file, keep && !damage, "kept {keep}, damaged {damage}");
+        }
+    }
 
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {
         let staged = StagedLayout::create(destination)?;

@@ -48,6 +48,7 @@
 //!     mtime: FIXED_MTIME, // every file's: the layer depends on its contents alone
 //!     annotations: BTreeMap::new(),
 //!     compression: Default::default(),
+//!     keep_tars: false,
 //! };
 //! let image = build_image(layout.store(), request, None, &mut NoProgress)?;
 //! let tag: Reference = "hello:1.0".parse()?;

@@ -149,6 +149,15 @@ impl BlobStore {
         })
     }
 
+    /// Starts a blob whose digest its writer knows without this store hashing it again (a
+    /// layer's tar, hashed on its way into the compressor as the layer's diff_id).
+    pub(crate) fn known_writer(&self) -> Result<KnownBlobWriter> {
+        Ok(KnownBlobWriter {
+            file: BufWriter::with_capacity(IO_BUFFER, self.partial_file()?),
+            dir: self.blob_dir(),
+        })
+    }
+
     /// Stores `bytes` and returns a descriptor of them with `media_type`.
     pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
         let mut writer = self.writer()?;
@@ -457,6 +466,31 @@ fn persist(dir: &Path, digest: Digest, buffered: BufWriter<tempfile::NamedTempFi
     file.persist(&path)
         .map_err(|e| Error::io("rename a blob to", &path)(e.error))?;
     Ok(())
+}
+
+/// A blob whose digest its writer vouches for ([`BlobStore::known_writer`]); dropped without
+/// [`commit_as`](KnownBlobWriter::commit_as), it leaves nothing behind.
+#[derive(Debug)]
+pub(crate) struct KnownBlobWriter {
+    file: BufWriter<tempfile::NamedTempFile>,
+    dir: PathBuf,
+}
+
+impl KnownBlobWriter {
+    /// Moves the blob to `digest`, which the caller computed over every byte written.
+    pub(crate) fn commit_as(self, digest: Digest) -> Result<()> {
+        persist(&self.dir, digest, self.file)
+    }
+}
+
+impl Write for KnownBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Write for BlobWriter {

@@ -260,8 +260,8 @@ fn instead_of(loader: Loader) -> String {
 
 /// `skopeo copy` of the image into podman's store (`containers-storage:`) under its first
 /// name, then `podman tag` for the others; each is named as `podman load` names it. The layers
-/// this build made go in uncompressed (podman would only decompress them); the base's as they
-/// are, which podman has already after the first load.
+/// this build made go in uncompressed (podman would only decompress them), as packing kept
+/// their tars; the base's as they are, which podman has already after the first load.
 fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<String> {
     let names: Vec<String> = image.tags.iter().map(podman_name).collect();
     let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
@@ -277,17 +277,33 @@ fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result
             .reusable_layer(diff_id, compression)
             .is_some_and(|made| made.descriptor.digest == layer.digest)
     };
-    let borrowed = image.local_layout(layout, made_here)?;
+    let unpacked = std::cell::RefCell::new(Vec::new());
+    let borrowed = image.local_layout(layout, |diff_id, layer| {
+        let chosen = made_here(diff_id, layer);
+        if chosen {
+            unpacked.borrow_mut().push(*diff_id);
+        }
+        chosen
+    })?;
     // Named from inside: `oci:DIR:TAG` cannot name a directory whose path has a colon.
     let source = format!("oci:.:{}", tag.tag);
     let destination = format!("containers-storage:{first}");
-    run_loader(
+    let copied = run_loader(
         Command::new("skopeo")
             .args(["copy", "--quiet", &source, &destination])
             .current_dir(borrowed.path()),
         "skopeo copy",
         Loader::Podman,
-    )?;
+    );
+    drop(borrowed);
+    // The tars packing kept for this load were for it alone: the cache keeps none it does not
+    // hold as a layer of its own (an uncompressed one).
+    for diff_id in unpacked.into_inner() {
+        if cache.reusable_layer(&diff_id, Compression::None).is_none() {
+            let _ = std::fs::remove_file(cache.store().blob_path(&diff_id));
+        }
+    }
+    copied?;
     if names.len() > 1 {
         run_loader(
             Command::new("podman").arg("tag").args(&names),

@@ -23,6 +23,7 @@ pub fn image_request(
     executables: &BTreeMap<String, PathBuf>,
     created: Timestamp,
     base: Option<ParentImage>,
+    keep_tars: bool,
 ) -> Result<ImageRequest> {
     // Static files change less often than binaries, so they go in the lower layer, where a
     // registry that already has it need not receive it again.
@@ -66,6 +67,7 @@ pub fn image_request(
         mtime: plan.mtime,
         annotations: plan.annotations.clone(),
         compression: plan.compression,
+        keep_tars,
     })
 }
 

@@ -271,6 +271,21 @@ fn podman_load_runs_under_every_tag_with_the_new_layer_uncompressed() {
         "{raw}"
     );
     assert_eq!(top["digest"], *diff_ids.as_array().unwrap().last().unwrap());
+    // Packing kept that tar for podman, and it went once loaded: the cache holds the layer
+    // compressed only.
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().trim_start_matches("sha256:");
+        fixture
+            .path()
+            .join("target/oci/.cache/blobs/sha256")
+            .join(hex)
+    };
+    let compressed = manifest["layers"].as_array().unwrap().last().unwrap();
+    assert!(blob(&compressed["digest"]).is_file());
+    assert!(
+        !blob(&top["digest"]).exists(),
+        "the tar stayed in the cache"
+    );
     let config = manifest["config"]["digest"].as_str().unwrap();
     for tag in tags {
         let id = podman.run(&["image", "inspect", "--format", "{{.Id}}", tag]);
