@@ -648,8 +648,8 @@ fn package_source(
         .unwrap_or_default();
     std::fs::canonicalize(&dir)
         .ok()
-        .and_then(|dir| facts.revision(&dir))
-        .map(|commit| provenance::Source::of(&dir, commit))
+        .and_then(|dir| facts.revision_and_origin(&dir))
+        .map(|(commit, origin)| provenance::Source::new(origin.as_deref(), commit))
 }
 
 /// What the provenance of `plan`'s images says of how they were built.

@@ -7,7 +7,6 @@
 //! two builds of one commit give the same bytes.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context as _, Result};
 use oci_pack::{Digest, Timestamp};
@@ -39,21 +38,11 @@ pub struct Source {
 }
 
 impl Source {
-    /// The checkout at `dir`, checked out at `commit`.
-    pub fn of(dir: &Path, commit: String) -> Source {
-        let remote = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["config", "--get", "remote.origin.url"])
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .and_then(|output| String::from_utf8(output.stdout).ok())
-            .map(|url| url.trim().to_owned())
-            .filter(|url| !url.is_empty());
+    /// A checkout at `commit` whose `origin` remote is `origin` (as git has it: its
+    /// credentials are stripped here).
+    pub fn new(origin: Option<&str>, commit: String) -> Source {
         Source {
-            repository: remote.map(|url| without_credentials(&url)),
+            repository: origin.map(without_credentials),
             commit,
         }
     }

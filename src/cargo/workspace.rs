@@ -200,11 +200,13 @@ impl Toolchain {
     }
 }
 
-/// The git checkout the command runs in: its top directory and the commit checked out.
-#[derive(Debug)]
+/// The git checkout the command runs in: its top directory, the commit checked out, and the
+/// `origin` remote's URL as git has it (credentials and all), if it has one.
+#[derive(Debug, Clone)]
 struct Checkout {
     toplevel: std::path::PathBuf,
     head: String,
+    origin: Option<String>,
 }
 
 impl Facts {
@@ -240,9 +242,19 @@ impl Facts {
     /// The commit `dir` is checked out at, from the checkout found at the start when `dir` is
     /// in it.
     pub fn revision(&self, dir: &Path) -> Option<String> {
+        self.checkout_of(dir).map(|c| c.head)
+    }
+
+    /// The commit `dir` is checked out at, and the URL of its `origin` remote as git has it
+    /// (credentials and all: for the caller to strip), if it has one.
+    pub fn revision_and_origin(&self, dir: &Path) -> Option<(String, Option<String>)> {
+        self.checkout_of(dir).map(|c| (c.head, c.origin))
+    }
+
+    fn checkout_of(&self, dir: &Path) -> Option<Checkout> {
         match &self.checkout {
-            Some(checkout) if dir.starts_with(&checkout.toplevel) => Some(checkout.head.clone()),
-            _ => checkout(dir).map(|c| c.head),
+            Some(checkout) if dir.starts_with(&checkout.toplevel) => Some(checkout.clone()),
+            _ => checkout(dir),
         }
     }
 }
@@ -259,7 +271,26 @@ fn checkout(dir: &Path) -> Option<Checkout> {
     let mut lines = text.lines();
     let toplevel = std::fs::canonicalize(lines.next()?).ok()?;
     let head = lines.next()?.trim().to_owned();
-    (output.status.success() && !head.is_empty()).then_some(Checkout { toplevel, head })
+    if !output.status.success() || head.is_empty() {
+        return None;
+    }
+    // Asked here, beside `cargo metadata`, rather than after packing, where it would wait.
+    let origin = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["config", "--get", "remote.origin.url"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty());
+    Some(Checkout {
+        toplevel,
+        head,
+        origin,
+    })
 }
 
 /// The toolchain's sysroot (`rustc --print sysroot`), where each target's standard library is;
