@@ -234,7 +234,9 @@ impl Inputs {
         }
         let big_parent = work.join("big-parent");
         // Made only for the row that uses it: it takes a while.
-        let needed = wanted("small onto big parent, OCI layout");
+        let needed = ["OCI layout", "no cache at all"]
+            .iter()
+            .any(|row| wanted(&format!("small onto big parent, {row}")));
         if needed && !big_parent.join("index.json").is_file() {
             make_big_parent(work, &libs_parent, &big_parent)?;
         }
