@@ -59,6 +59,7 @@ use crate::shell::Shell;
 
 mod attest;
 mod bases;
+mod load;
 mod outputs;
 mod pack;
 mod runs;
@@ -508,8 +509,8 @@ fn pack_images(
     cache: &BuildCache,
 ) -> Result<Vec<BuiltImage>> {
     let host = &cx.facts.host;
-    // podman stores layers unpacked: what it loads gets each new layer's tar as written.
-    let keep_tars = cx.options.load == Some(Loader::Podman);
+    // An engine stores layers unpacked: what it loads gets each new layer's tar as written.
+    let keep_tars = cx.options.load.is_some();
     let mut requests = Vec::new();
     for (plan, bases) in plans.iter().zip(bases) {
         for (image, base) in plan.images.iter().zip(bases) {

@@ -261,10 +261,47 @@ pub fn write_archive<W: Write>(
     out: W,
     mtime: Timestamp,
 ) -> Result<W> {
+    write_archive_leaving_out(image, format, out, mtime, 0)
+}
+
+/// A Docker archive of `image` for a moby daemon that holds its first `held` layers already
+/// (the chain of them: an image it has starts with them), streamed into `docker load`: their
+/// files are left out, since moby reads a layer's file only when it lacks the layer's chain.
+/// Any other loader (a containerd image store, podman) refuses it; it is never written to disk.
+pub fn write_docker_load_stream<W: Write>(
+    image: &Tagged,
+    held: usize,
+    out: W,
+    mtime: Timestamp,
+) -> Result<W> {
+    write_archive_leaving_out(image, ArchiveFormat::Docker, out, mtime, held)
+}
+
+fn write_archive_leaving_out<W: Write>(
+    image: &Tagged,
+    format: ArchiveFormat,
+    out: W,
+    mtime: Timestamp,
+    held: usize,
+) -> Result<W> {
     let image = &match format {
         ArchiveFormat::Docker => image.without_referrers(),
         ArchiveFormat::Oci => image.clone(),
     };
+    let target = &image.target;
+    let manifest: Option<ImageManifest> = match media_type::is_manifest(&target.media_type) {
+        false if format == ArchiveFormat::Docker => return Err(Error::DockerArchiveNeedsOneImage),
+        false => None,
+        true => Some(
+            serde_json::from_slice(&image.store.read(target)?).map_err(|source| {
+                Error::MalformedJson {
+                    what: format!("manifest {}", target.digest),
+                    source,
+                }
+            })?,
+        ),
+    };
+    let left_out: Vec<&Descriptor> = manifest.iter().flat_map(|m| &m.layers).take(held).collect();
     let mut contents = LayerContents::new();
     contents.add_bytes(
         "/oci-layout",
@@ -274,28 +311,20 @@ pub fn write_archive<W: Write>(
     contents.add_bytes("/index.json", image.layout_index()?, FILE_MODE)?;
     contents.add_directory("/blobs/sha256", EXECUTABLE_MODE)?;
     for blob in image.blobs()? {
+        if left_out.iter().any(|layer| layer.digest == blob.digest) {
+            continue;
+        }
         let path = format!("/blobs/sha256/{}", blob.digest.hex());
         contents.add_file(&path, image.store.blob_path(&blob.digest), FILE_MODE)?;
     }
-    let target = &image.target;
-    if format == ArchiveFormat::Docker || media_type::is_manifest(&target.media_type) {
-        if !media_type::is_manifest(&target.media_type) {
-            return Err(Error::DockerArchiveNeedsOneImage);
-        }
-        let manifest: ImageManifest =
-            serde_json::from_slice(&image.store.read(target)?).map_err(|source| {
-                Error::MalformedJson {
-                    what: format!("manifest {}", target.digest),
-                    source,
-                }
-            })?;
-        // An OCI archive carries Docker's files only for `docker load`'s sake: an image with
-        // layers it cannot read (zstd) goes without them, as the OCI archive it is.
-        let docker_loads = |m: &ImageManifest| {
-            m.layers
-                .iter()
-                .all(|l| media_type::docker_loads(&l.media_type))
-        };
+    // An OCI archive carries Docker's files only for `docker load`'s sake: an image with
+    // layers it cannot read (zstd) goes without them, as the OCI archive it is.
+    let docker_loads = |m: &ImageManifest| {
+        m.layers
+            .iter()
+            .all(|l| media_type::docker_loads(&l.media_type))
+    };
+    if let Some(manifest) = manifest {
         if format == ArchiveFormat::Docker || docker_loads(&manifest) {
             let (manifest, repositories) = docker::archive_manifest(&manifest, &image.tags)?;
             contents.add_bytes("/manifest.json", manifest, FILE_MODE)?;

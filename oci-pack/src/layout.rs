@@ -56,12 +56,13 @@ impl Tagged {
     /// lacks), written there uncompressed: an engine stores layers unpacked, so it would only
     /// decompress them again. The config is the same, and so is the image ID (the config
     /// digest, over diff_ids); the manifest is the layout's own. For a tool that reads a layout
-    /// (`skopeo copy oci:DIR:TAG`) and takes only the blobs it lacks.
+    /// (`skopeo copy oci:DIR:TAG`) and takes only the blobs it lacks, or a stream into `docker
+    /// load` written from the image returned with it, whose store is that layout's.
     pub fn local_layout(
         &self,
         destination: &Path,
         unpack: impl Fn(&Digest, &Descriptor) -> bool,
-    ) -> Result<tempfile::TempDir> {
+    ) -> Result<(tempfile::TempDir, Tagged)> {
         let dir = output::staged_dir(destination)?;
         let local = BlobStore::open(dir.path())?;
         let blobs = dir.path().join("blobs").join("sha256");
@@ -80,10 +81,11 @@ impl Tagged {
         )?;
         let image = Tagged {
             target: target.unwrap_or(image.target.clone()),
+            store: local,
             ..image
         };
         write_file(&dir.path().join("index.json"), &image.layout_index()?)?;
-        Ok(dir)
+        Ok((dir, image))
     }
 
     /// The manifest with the layers `unpack` chooses uncompressed, each put into `local` under
@@ -411,7 +413,7 @@ mod tests {
                 fs::remove_file(&kept).unwrap();
                 fs::write(&kept, bytes).unwrap();
             }
-            let local = image
+            let (local, _) = image
                 .local_layout(&dir.path().join("out"), |_, _| true)
                 .unwrap();
             let tar = local.path().join("blobs/sha256").join(diff_id.hex());

@@ -119,7 +119,9 @@ pub mod registry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use archive::{write_archive, ArchiveFiles, ArchiveFormat, StagedArchive};
+pub use archive::{
+    write_archive, write_docker_load_stream, ArchiveFiles, ArchiveFormat, StagedArchive,
+};
 pub use cache::BuildCache;
 pub use capability::Capabilities;
 pub use compress::Compression;

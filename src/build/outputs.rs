@@ -1,20 +1,17 @@
 //! What `cargo oci build` writes, and where: the OCI layout, the archives beside it
-//! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into podman's store (by skopeo,
-//! only the layers it lacks) or streamed into `docker load`, or pushed; each staged beside its
-//! destination, then persisted.
+//! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into a local engine
+//! ([`super::load`]), or pushed; each staged beside its destination, then persisted.
 
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use oci_pack::registry::Pushed;
 use oci_pack::{
-    write_archive, ArchiveFormat, BlobStore, BuildCache, Compression, Digest, StagedArchive,
-    StagedLayout, Tagged, Timestamp,
+    ArchiveFormat, BlobStore, BuildCache, Digest, StagedArchive, StagedLayout, Tagged, Timestamp,
 };
 
-use crate::plan::{on_path, Format, Loader};
+use crate::plan::{Format, Loader};
 use crate::registry::PushTarget;
 use crate::report::Output;
 use crate::shell::Shell;
@@ -108,7 +105,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
     }
     let loaded = to
         .load
-        .map(|loader| load_into(loader, image, to, cache))
+        .map(|loader| super::load::load_into(loader, image, to.layout, to.mtime, cache))
         .transpose()?;
     let pushed = to
         .push
@@ -229,175 +226,4 @@ fn archive_key(image: &Tagged, format: Format, mtime: Timestamp) -> Result<Diges
     let mut key = format!("{} {} ", format.name(), mtime.0).into_bytes();
     key.extend(image.layout_index()?);
     Ok(Digest::of(&key))
-}
-
-/// Loads the image into a local store; returns the names it has there. podman takes it with
-/// skopeo, where installed, from a layout that borrows the cache's blobs: its store skips
-/// every layer it holds already (the base's), so only the new ones move. Otherwise, and for
-/// docker (moby 20.10 takes nothing but an archive), the Docker archive is streamed into
-/// `LOADER load`.
-fn load_into(
-    loader: Loader,
-    image: &Tagged,
-    to: &Destinations<'_>,
-    cache: &BuildCache,
-) -> Result<String> {
-    let one_image = oci_pack::media_type::is_manifest(&image.target.media_type);
-    if loader == Loader::Podman && one_image && on_path("skopeo") {
-        return copy_into_podman(image, to.layout, cache);
-    }
-    stream_into(loader, image, to.mtime)
-}
-
-/// What to try instead, when `loader` cannot take the image: the other one, if installed.
-fn instead_of(loader: Loader) -> String {
-    let other = loader.other().program();
-    match on_path(other) {
-        true => format!("; {other} is installed: `--load={other}`"),
-        false => String::new(),
-    }
-}
-
-/// `skopeo copy` of the image into podman's store (`containers-storage:`) under its first
-/// name, then `podman tag` for the others; each is named as `podman load` names it. The layers
-/// this build made go in uncompressed (podman would only decompress them), as packing kept
-/// their tars; the base's as they are, which podman has already after the first load.
-fn copy_into_podman(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<String> {
-    let names: Vec<String> = image.tags.iter().map(podman_name).collect();
-    let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
-        bail!("the image has no tag to load it into podman by");
-    };
-    let made_here = |diff_id: &Digest, layer: &oci_pack::Descriptor| {
-        let compression = match oci_pack::media_type::oci_layer(&layer.media_type) {
-            Some(oci_pack::media_type::OCI_LAYER_GZIP) => Compression::Gzip,
-            Some(oci_pack::media_type::OCI_LAYER_ZSTD) => Compression::Zstd,
-            _ => return false,
-        };
-        cache
-            .reusable_layer(diff_id, compression)
-            .is_some_and(|made| made.descriptor.digest == layer.digest)
-    };
-    let unpacked = std::cell::RefCell::new(Vec::new());
-    let borrowed = image.local_layout(layout, |diff_id, layer| {
-        let chosen = made_here(diff_id, layer);
-        if chosen {
-            unpacked.borrow_mut().push(*diff_id);
-        }
-        chosen
-    })?;
-    // Named from inside: `oci:DIR:TAG` cannot name a directory whose path has a colon.
-    let source = format!("oci:.:{}", tag.tag);
-    let destination = format!("containers-storage:{first}");
-    let copied = run_loader(
-        Command::new("skopeo")
-            .args(["copy", "--quiet", &source, &destination])
-            .current_dir(borrowed.path()),
-        "skopeo copy",
-        Loader::Podman,
-    );
-    drop(borrowed);
-    // The tars packing kept for this load were for it alone: the cache keeps none it does not
-    // hold as a layer of its own (an uncompressed one).
-    for diff_id in unpacked.into_inner() {
-        if cache.reusable_layer(&diff_id, Compression::None).is_none() {
-            let _ = std::fs::remove_file(cache.store().blob_path(&diff_id));
-        }
-    }
-    copied?;
-    if names.len() > 1 {
-        run_loader(
-            Command::new("podman").arg("tag").args(&names),
-            "podman tag",
-            Loader::Podman,
-        )?;
-    }
-    Ok(names.join(", "))
-}
-
-/// The name `podman load` gives a tag: `localhost/` before a name with no registry, as podman
-/// qualifies every short name it stores.
-fn podman_name(tag: &oci_pack::Reference) -> String {
-    let first = tag.name.split('/').next().unwrap_or_default();
-    let has_registry =
-        tag.name.contains('/') && (first.contains(['.', ':']) || first == "localhost");
-    match has_registry {
-        true => tag.to_string(),
-        false => format!("localhost/{tag}"),
-    }
-}
-
-/// Runs a step of a load, its stderr kept for the error that says why it failed.
-fn run_loader(command: &mut Command, what: &str, loader: Loader) -> Result<()> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("failed to run `{what}`: is it installed?"))?;
-    if !output.status.success() {
-        bail!(
-            "`{what}` failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim(),
-            instead_of(loader)
-        );
-    }
-    Ok(())
-}
-
-/// Pipes the Docker archive into `docker load` / `podman load`; no tar touches the disk.
-/// Returns the names the loader gave the image (`localhost/app:1.0, …` with podman).
-fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp) -> Result<String> {
-    let program = loader.program();
-    let instead = instead_of(loader);
-    let mut child = Command::new(program)
-        .arg("load")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| {
-            format!("failed to run `{program} load`: is {program} installed?{instead}")
-        })?;
-    let stdin = BufWriter::new(child.stdin.take().expect("stdin is piped"));
-    // A loader that dies early closes the pipe; its own message, below, says why.
-    let streamed = write_archive(image, ArchiveFormat::Docker, stdin, mtime).and_then(|mut w| {
-        w.flush().map_err(|source| oci_pack::Error::Io {
-            action: "write to",
-            path: program.into(),
-            source,
-        })
-    });
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("failed to wait for `{program} load`"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        bail!(
-            "`{program} load` failed ({}): {}{instead}",
-            output.status,
-            stderr.trim()
-        );
-    }
-    streamed.with_context(|| format!("failed to stream the image into `{program} load`"))?;
-    let said = String::from_utf8_lossy(&output.stdout);
-    let names: Vec<&str> = said
-        .lines()
-        .map(|line| line.trim().trim_start_matches("Loaded image: "))
-        .filter(|line| !line.is_empty())
-        .collect();
-    Ok(names.join(", "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn podman_names_a_short_name_under_localhost_and_keeps_a_registry() {
-        let name = |text: &str| podman_name(&text.parse().unwrap());
-        assert_eq!(name("app:1.0"), "localhost/app:1.0");
-        assert_eq!(name("team/app:1.0"), "localhost/team/app:1.0");
-        assert_eq!(name("localhost/app:1.0"), "localhost/app:1.0");
-        assert_eq!(name("ghcr.io/team/app:1.0"), "ghcr.io/team/app:1.0");
-        assert_eq!(name("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
-    }
 }

@@ -298,6 +298,126 @@ fn podman_load_runs_under_every_tag_with_the_new_layer_uncompressed() {
     }
 }
 
+/// `docker load` gets each new layer uncompressed, and nothing of what the daemon holds:
+/// rebuilt, the image goes without its base layer's file. A daemon that turns such a stream
+/// down (as a containerd image store does) gets the whole image.
+#[test]
+fn a_docker_load_sends_only_what_the_daemon_lacks() {
+    let (Some(dockerd), Some(parents)) = (Dockerd::start(), parents()) else {
+        return;
+    };
+    let fixture = tagged_fixture("docker-thin");
+    // What each `docker load` is sent, recorded by a `docker` before Debian's: `load-N.tar`.
+    // While `refuse` exists, the next load is turned down, and `refuse` removed.
+    let bin = fixture.path().join("wrapper");
+    fs::create_dir_all(&bin).unwrap();
+    let docker = bin.join("docker");
+    let real = dockerd
+        .docker(&[])
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let script = r#"#!/bin/sh
+if [ "$1" = load ]; then
+    n=$(ls DIR | grep -c '^load-')
+    tee DIR/load-$n.tar > /dev/null
+    if [ -e DIR/refuse ]; then rm DIR/refuse; echo refused >&2; exit 1; fi
+    exec REAL load < DIR/load-$n.tar
+fi
+exec REAL "$@"
+"#;
+    let script = script.replace("DIR", &bin.display().to_string());
+    fs::write(&docker, script.replace("REAL", &real)).unwrap();
+    fs::set_permissions(&docker, fs::Permissions::from_mode(0o755)).unwrap();
+    let base = fixture.path().join("base");
+    crate::support::copy_dir(&parents.layout, &base);
+    let manifest = fixture.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let table = "[package.metadata.oci]\n";
+    let with_base = format!("{table}base = \"oci:{}:latest\"\n", base.display());
+    fs::write(&manifest, text.replace(table, &with_base)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let env = [("DOCKER_HOST", dockerd.host()), ("PATH", path)];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let main = fixture.path().join("src/main.rs");
+    let load = |from: &str, to: &str| {
+        let code = fs::read_to_string(&main).unwrap();
+        fs::write(&main, code.replace(from, to)).unwrap();
+        let output = fixture.build_with_env(&["--load=docker"], &env);
+        crate::support::assert_success(&output, "cargo oci build --load=docker");
+    };
+    // What a load was sent: its layers' files, and the layers manifest.json lists.
+    let sent = |n: usize| {
+        let tar = fs::read(bin.join(format!("load-{n}.tar"))).unwrap();
+        let files: Vec<String> = list_tar(tar.as_slice())
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entries = archive.entries().unwrap().map(Result::unwrap);
+        let entry = entries.find(|e| e.path().unwrap() == Path::new("manifest.json"));
+        let listed: serde_json::Value = serde_json::from_reader(entry.unwrap()).unwrap();
+        let layers: Vec<String> = listed[0]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect();
+        (files, layers)
+    };
+
+    load("args=", "args=");
+    let (files, layers) = sent(0);
+    assert!(
+        layers.iter().all(|l| files.contains(l)),
+        "first load: {files:?}"
+    );
+    let (_, config) = manifest_and_config(&fixture.layout());
+    let top = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let top = format!(
+        "blobs/sha256/{}",
+        top.as_str().unwrap().trim_start_matches("sha256:")
+    );
+    assert_eq!(layers.last(), Some(&top), "the new layer goes uncompressed");
+
+    load("args=", "argv=");
+    let (files, layers) = sent(1);
+    // The base's layer and the static files' did not change: docker has them.
+    let (new, held) = layers.split_last().unwrap();
+    assert!(
+        !held.iter().any(|l| files.contains(l)),
+        "{files:?} {layers:?}"
+    );
+    assert!(files.contains(new), "{files:?}");
+    let output = run(&mut dockerd.docker(&["run", "--rm", "--network", "none", "docker-thin:1.0"]));
+    assert!(output.starts_with("argv=["), "{output}");
+
+    fs::write(bin.join("refuse"), "").unwrap();
+    load("argv=", "arguments=");
+    let (files, layers) = (sent(2), sent(3));
+    assert!(
+        !files.0.contains(&files.1[0]),
+        "the short stream first: {:?}",
+        files.0
+    );
+    assert!(
+        layers.1.iter().all(|l| layers.0.contains(l)),
+        "then all of it: {:?}",
+        layers.0
+    );
+    let output = run(&mut dockerd.docker(&["run", "--rm", "--network", "none", "docker-thin:1.0"]));
+    assert!(output.starts_with("arguments=["), "{output}");
+    let (manifest, _) = manifest_and_config(&fixture.layout());
+    let id =
+        run(&mut dockerd.docker(&["image", "inspect", "--format", "{{.Id}}", "docker-thin:1.0"]));
+    assert_eq!(id.trim(), manifest["config"]["digest"].as_str().unwrap());
+}
+
 fn podman_conf(podman: &Podman) -> String {
     podman.conf_path().display().to_string()
 }

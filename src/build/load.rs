@@ -1,0 +1,298 @@
+//! `--load`: an image into a local engine's store, moving only what the engine lacks, and
+//! nothing compressed that it would only decompress again.
+//!
+//! Both engines get a layout of the image made for them ([`Tagged::local_layout`]): the
+//! layers this build made as the tars packing kept beside their gzip blobs
+//! ([`oci_pack::ImageRequest::keep_tars`]), the base's as they are, under the same config, so
+//! the same image ID. podman takes it with skopeo, whose store skips the layers it holds;
+//! docker (moby's own image store) takes a stream without the files of the layers it holds
+//! already. Otherwise the whole Docker archive is streamed into `LOADER load`.
+
+use std::cell::RefCell;
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _, Result};
+use oci_pack::{
+    write_archive, write_docker_load_stream, ArchiveFormat, BuildCache, Compression, Digest,
+    ImageConfig, ImageManifest, Tagged, Timestamp,
+};
+
+use crate::plan::{on_path, Loader};
+
+/// Loads the image into `loader`'s store; returns the names it has there. `layout` is where
+/// the image's own layout goes: the engine's is staged beside it.
+pub fn load_into(
+    loader: Loader,
+    image: &Tagged,
+    layout: &Path,
+    mtime: Timestamp,
+    cache: &BuildCache,
+) -> Result<String> {
+    if !oci_pack::media_type::is_manifest(&image.target.media_type) {
+        // An index: the loader's own error says it takes one platform's image.
+        return stream_into(loader, image, mtime, 0);
+    }
+    let local = LocalImage::stage(image, layout, cache)?;
+    if loader == Loader::Podman && on_path("skopeo") {
+        return copy_into_podman(&local.image, local.dir.path());
+    }
+    if loader == Loader::Docker {
+        let held = docker_holds(&local.image);
+        // A daemon that turns the short stream down (it lost a layer since, or is not the
+        // store it said) gets the whole image.
+        if held > 0 {
+            if let Ok(names) = stream_into(loader, &local.image, mtime, held) {
+                return Ok(names);
+            }
+        }
+    }
+    stream_into(loader, &local.image, mtime, 0)
+}
+
+/// The image as an engine stores it, in a layout staged for it alone: the layers this build
+/// made uncompressed. Dropped, it takes with it the tars packing kept for it.
+struct LocalImage {
+    dir: tempfile::TempDir,
+    image: Tagged,
+    /// The diff_ids of the tars packing kept for this load.
+    kept: Vec<Digest>,
+    cache: BuildCache,
+}
+
+impl LocalImage {
+    fn stage(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<LocalImage> {
+        let kept = RefCell::new(Vec::new());
+        let (dir, local) = image.local_layout(layout, |diff_id, layer| {
+            let made_here = made_here(cache, diff_id, layer);
+            if made_here {
+                kept.borrow_mut().push(*diff_id);
+            }
+            made_here
+        })?;
+        Ok(LocalImage {
+            dir,
+            image: local,
+            kept: kept.into_inner(),
+            cache: cache.clone(),
+        })
+    }
+}
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        // The engine has them now, or the build failed; the cache keeps none it does not hold
+        // as a layer of its own (an uncompressed one).
+        for diff_id in &self.kept {
+            if self
+                .cache
+                .reusable_layer(diff_id, Compression::None)
+                .is_none()
+            {
+                let _ = std::fs::remove_file(self.cache.store().blob_path(diff_id));
+            }
+        }
+    }
+}
+
+/// Whether `layer` (of tar `diff_id`) is one this build made: the cache's record of what it
+/// compressed says so. The base's layers are not: the engine has them after the first load.
+fn made_here(cache: &BuildCache, diff_id: &Digest, layer: &oci_pack::Descriptor) -> bool {
+    let compression = match oci_pack::media_type::oci_layer(&layer.media_type) {
+        Some(oci_pack::media_type::OCI_LAYER_GZIP) => Compression::Gzip,
+        Some(oci_pack::media_type::OCI_LAYER_ZSTD) => Compression::Zstd,
+        _ => return false,
+    };
+    cache
+        .reusable_layer(diff_id, compression)
+        .is_some_and(|made| made.descriptor.digest == layer.digest)
+}
+
+/// What to try instead, when `loader` cannot take the image: the other one, if installed.
+fn instead_of(loader: Loader) -> String {
+    let other = loader.other().program();
+    match on_path(other) {
+        true => format!("; {other} is installed: `--load={other}`"),
+        false => String::new(),
+    }
+}
+
+/// `skopeo copy` of the local layout at `dir` into podman's store (`containers-storage:`)
+/// under the image's first name, then `podman tag` for the others; each is named as `podman
+/// load` names it.
+fn copy_into_podman(image: &Tagged, dir: &Path) -> Result<String> {
+    let names: Vec<String> = image.tags.iter().map(podman_name).collect();
+    let (Some(first), Some(tag)) = (names.first(), image.tags.first()) else {
+        bail!("the image has no tag to load it into podman by");
+    };
+    // Named from inside: `oci:DIR:TAG` cannot name a directory whose path has a colon.
+    let source = format!("oci:.:{}", tag.tag);
+    let destination = format!("containers-storage:{first}");
+    run_loader(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", &source, &destination])
+            .current_dir(dir),
+        "skopeo copy",
+        Loader::Podman,
+    )?;
+    if names.len() > 1 {
+        run_loader(
+            Command::new("podman").arg("tag").args(&names),
+            "podman tag",
+            Loader::Podman,
+        )?;
+    }
+    Ok(names.join(", "))
+}
+
+/// How many of the image's first layers the docker daemon holds already, as the start of an
+/// image it has under the image's first tag (an earlier load of it); 0 when it holds none,
+/// or keeps images in containerd's store, whose `docker load` takes whole archives only.
+/// Two quick questions, asked at once.
+fn docker_holds(image: &Tagged) -> usize {
+    let Some(tag) = image.tags.first() else {
+        return 0;
+    };
+    let ask = |args: &[&str]| {
+        let output = Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .output();
+        output.ok().filter(|o| o.status.success()).map(|o| o.stdout)
+    };
+    let tag = tag.to_string();
+    let (store, held) = std::thread::scope(|scope| {
+        let store = scope.spawn(|| ask(&["info", "--format", "{{json .DriverStatus}}"]));
+        let format = "{{json .RootFS.Layers}}";
+        let held = ask(&["image", "inspect", "--format", format, &tag]);
+        (store.join().ok().flatten(), held)
+    });
+    let classic = store.is_some_and(|status| {
+        let status = String::from_utf8_lossy(&status);
+        !status.contains("io.containerd.snapshotter")
+    });
+    let held: Vec<Digest> = held
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .unwrap_or_default();
+    match (classic, diff_ids(image)) {
+        (true, Some(ours)) => common_start(&ours, &held),
+        _ => 0,
+    }
+}
+
+/// The image's diff_ids, from its config.
+fn diff_ids(image: &Tagged) -> Option<Vec<Digest>> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(&image.store.read(&image.target).ok()?).ok()?;
+    let config: ImageConfig =
+        serde_json::from_slice(&image.store.read(&manifest.config).ok()?).ok()?;
+    Some(config.rootfs.diff_ids)
+}
+
+/// How many layers `ours` and `held` start with in common.
+fn common_start(ours: &[Digest], held: &[Digest]) -> usize {
+    ours.iter().zip(held).take_while(|(a, b)| a == b).count()
+}
+
+/// The name `podman load` gives a tag: `localhost/` before a name with no registry, as podman
+/// qualifies every short name it stores.
+fn podman_name(tag: &oci_pack::Reference) -> String {
+    let first = tag.name.split('/').next().unwrap_or_default();
+    let has_registry =
+        tag.name.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+    match has_registry {
+        true => tag.to_string(),
+        false => format!("localhost/{tag}"),
+    }
+}
+
+/// Runs a step of a load, its stderr kept for the error that says why it failed.
+fn run_loader(command: &mut Command, what: &str, loader: Loader) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run `{what}`: is it installed?"))?;
+    if !output.status.success() {
+        bail!(
+            "`{what}` failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            instead_of(loader)
+        );
+    }
+    Ok(())
+}
+
+/// Pipes the Docker archive into `docker load` / `podman load`, without the files of its first
+/// `held` layers ([`write_docker_load_stream`]); no tar touches the disk. Returns the names
+/// the loader gave the image (`localhost/app:1.0, …` with podman).
+fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp, held: usize) -> Result<String> {
+    let program = loader.program();
+    let instead = instead_of(loader);
+    let mut child = Command::new(program)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!("failed to run `{program} load`: is {program} installed?{instead}")
+        })?;
+    let stdin = BufWriter::new(child.stdin.take().expect("stdin is piped"));
+    let written = match held {
+        0 => write_archive(image, ArchiveFormat::Docker, stdin, mtime),
+        _ => write_docker_load_stream(image, held, stdin, mtime),
+    };
+    // A loader that dies early closes the pipe; its own message, below, says why.
+    let streamed = written.and_then(|mut w| {
+        w.flush().map_err(|source| oci_pack::Error::Io {
+            action: "write to",
+            path: program.into(),
+            source,
+        })
+    });
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("failed to wait for `{program} load`"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "`{program} load` failed ({}): {}{instead}",
+            output.status,
+            stderr.trim()
+        );
+    }
+    streamed.with_context(|| format!("failed to stream the image into `{program} load`"))?;
+    let said = String::from_utf8_lossy(&output.stdout);
+    let names: Vec<&str> = said
+        .lines()
+        .map(|line| line.trim().trim_start_matches("Loaded image: "))
+        .filter(|line| !line.is_empty())
+        .collect();
+    Ok(names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podman_names_a_short_name_under_localhost_and_keeps_a_registry() {
+        let name = |text: &str| podman_name(&text.parse().unwrap());
+        assert_eq!(name("app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("team/app:1.0"), "localhost/team/app:1.0");
+        assert_eq!(name("localhost/app:1.0"), "localhost/app:1.0");
+        assert_eq!(name("ghcr.io/team/app:1.0"), "ghcr.io/team/app:1.0");
+        assert_eq!(name("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
+    }
+
+    #[test]
+    fn the_layers_held_are_those_both_start_with() {
+        let d = |n: u8| Digest::of(&[n]);
+        assert_eq!(common_start(&[d(1), d(2), d(3)], &[d(1), d(2), d(9)]), 2);
+        assert_eq!(common_start(&[d(1), d(2)], &[d(1), d(2), d(3)]), 2);
+        assert_eq!(common_start(&[d(1), d(2)], &[d(2), d(1)]), 0);
+        assert_eq!(common_start(&[d(1)], &[]), 0);
+    }
+}
