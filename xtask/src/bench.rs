@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--runs N] [WORDS]`: `cargo oci build --no-build` against the tools it
 //! replaces, on the same inputs, in one paired run: `umoci insert` for an OCI layout, `podman
-//! build` + `podman save` for a Docker archive, `podman build` for `--load=podman`, `skopeo
-//! copy` for a push (those rows are in `registry.rs`). WORDS keep only the rows whose names
+//! build` + `podman save` for a Docker archive, `podman build` for `--load=podman`, `docker
+//! build` for `--load=docker` (in `docker.rs`), `skopeo copy` for a push (those rows are in
+//! `registry.rs`). WORDS keep only the rows whose names
 //! hold one of them (`bench push`: the registry rows alone). It builds its own workloads
 //! (parents made by umoci from busybox, the host's shared libraries and the Rust toolchain's
 //! files), times each pair several times, alternating who goes first, and prints medians and
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::{on_path, project_root, Result};
 
+mod docker;
 mod registry;
 
 /// Timed runs of each side of each pair, unless `--runs` says otherwise.
@@ -120,6 +122,10 @@ fn build_rows(work: &Path, inputs: &Inputs, conf: &Path, podman: bool) -> Result
     let name = "service onto libs, --load=podman";
     if podman && on_path("skopeo") && wanted(name) {
         rows.push(load_vs_podman_build(&service, conf, name)?);
+    }
+    let name = "service onto libs, --load=docker";
+    if on_path("dockerd") && on_path("skopeo") && wanted(name) {
+        rows.push(docker::load_vs_docker_build(&service, work, name)?);
     }
     let name = "service onto libs, unchanged rebuild";
     if wanted(name) {
