@@ -181,9 +181,10 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
         packages,
         signer,
     } = choose_images(&cx)?;
-    let cache = BuildCache::open(&cx.target_dir.join("oci").join(".cache"))?;
-    let destinations = destinations(&cx, &plans, &cache)?;
+    let cache_root = cx.target_dir.join("oci").join(".cache");
+    let destinations = destinations(&cx, &plans, &cache_root)?;
     let (registries, push_targets) = push_targets(&cx, &plans)?;
+    let cache = BuildCache::open(&cache_root)?;
     let bases = bases::open_bases(&plans, &cache, &registries, shell)?;
     bases::check_docker_archives_hold(&plans, &bases, options.load)?;
     let trees = bases.read_trees(!options.no_build)?;
@@ -396,7 +397,16 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
 }
 
 /// Step 2: each image's output path, checked to be one a layout may be written to.
-fn destinations(cx: &Context<'_>, plans: &[BuildPlan], cache: &BuildCache) -> Result<Vec<PathBuf>> {
+fn destinations(
+    cx: &Context<'_>,
+    plans: &[BuildPlan],
+    cache_root: &std::path::Path,
+) -> Result<Vec<PathBuf>> {
+    // Only an existing cache can know a layout: a build refused here creates nothing.
+    let cache = match cache_root.is_dir() {
+        true => Some(BuildCache::open(cache_root)?),
+        false => None,
+    };
     let mut destinations = Vec::new();
     for plan in plans {
         let output = match &cx.options.output {
@@ -406,7 +416,7 @@ fn destinations(cx: &Context<'_>, plans: &[BuildPlan], cache: &BuildCache) -> Re
         let output = std::path::absolute(&output)
             .with_context(|| format!("invalid output path `{}`", output.display()))?;
         if plan.formats.contains(&Format::Oci) {
-            let earlier_build = cache.wrote_layout(&output);
+            let earlier_build = cache.as_ref().is_some_and(|c| c.wrote_layout(&output));
             oci_pack::output::check_destination(&output, &plan.tags, earlier_build)?;
         }
         destinations.push(output);
