@@ -192,6 +192,8 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     let resolving = start_sbom_resolution(&cx, &plans);
     let bases = trees.join()?;
     let built = pack_images(&cx, &plans, bases, executables.as_ref(), &cache)?;
+    // Whatever happens next, the tars kept for a local engine go at the end.
+    let _kept_tars = load::KeptTars::new(&cache, built.iter().flat_map(|b| b.kept_tars.clone()));
     let images = attest_images(
         &cx,
         &Packed {
@@ -416,7 +418,8 @@ fn destinations(
         let output = std::path::absolute(&output)
             .with_context(|| format!("invalid output path `{}`", output.display()))?;
         if plan.formats.contains(&Format::Oci) {
-            let earlier_build = cache.as_ref().is_some_and(|c| c.wrote_layout(&output));
+            let earlier_build =
+                (cache.as_ref()).is_some_and(|c| c.wrote_layout(&output, &plan.name));
             oci_pack::output::check_destination(&output, &plan.tags, earlier_build)?;
         }
         destinations.push(output);
@@ -771,6 +774,7 @@ fn write_outputs(
             outputs::stage(
                 &image.tagged,
                 &outputs::Destinations {
+                    owner: &plan.name,
                     layout,
                     formats: &plan.formats,
                     load: cx.options.load,

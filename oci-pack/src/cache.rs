@@ -634,20 +634,21 @@ impl BuildCache {
     }
 
     /// Records that the OCI layout at `layout` was just written by a build using this cache,
-    /// so a later one may replace it whatever images it names
-    /// ([`crate::SealedLayout::persist_over_earlier_build`]).
-    pub fn record_layout(&self, layout: &Path) {
+    /// for `owner` (the image it is the output of), so a later build for the same owner may
+    /// replace it whatever images it names ([`crate::SealedLayout::persist_over_earlier_build`]).
+    pub fn record_layout(&self, layout: &Path, owner: &str) {
         let index = layout.join("index.json");
         if let Ok(bytes) = fs::read(&index) {
-            self.record_output(&index, &Digest::of(&bytes));
+            self.record_output(&index, &layout_key(&bytes, owner));
         }
     }
 
-    /// Whether the OCI layout at `layout` is one [`BuildCache::record_layout`] recorded, its
-    /// `index.json` untouched since (same inode, size, modification and change times).
-    pub fn wrote_layout(&self, layout: &Path) -> bool {
+    /// Whether the OCI layout at `layout` is one [`BuildCache::record_layout`] recorded for
+    /// `owner`, its `index.json` untouched since (same inode, size, modification and change
+    /// times, same bytes).
+    pub fn wrote_layout(&self, layout: &Path, owner: &str) -> bool {
         let index = layout.join("index.json");
-        fs::read(&index).is_ok_and(|bytes| self.output_is_fresh(&index, &Digest::of(&bytes)))
+        fs::read(&index).is_ok_and(|bytes| self.output_is_fresh(&index, &layout_key(&bytes, owner)))
     }
 
     fn output_record(&self, path: &Path) -> PathBuf {
@@ -810,6 +811,13 @@ fn files_in(dir: &Path) -> impl Iterator<Item = PathBuf> {
     entries
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
         .map(|entry| entry.path())
+}
+
+/// What a layout's record is kept under: its index's bytes and whose output it is.
+fn layout_key(index: &[u8], owner: &str) -> Digest {
+    let mut key = Digest::of(index).to_string().into_bytes();
+    key.extend_from_slice(format!(" {owner}").as_bytes());
+    Digest::of(&key)
 }
 
 fn output_stamp(metadata: &fs::Metadata, key: &Digest) -> String {

@@ -8,6 +8,7 @@ use crate::cache::BuildCache;
 use crate::config::{ConfigChanges, History, ImageConfig};
 use crate::descriptor::Descriptor;
 use crate::diff;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
 use crate::layer::{write_layer, write_layer_keeping_tar, Compression, Layer, LayerContents};
@@ -96,6 +97,9 @@ pub struct BuiltImage {
     pub base_digest: Option<String>,
     /// The ports the config exposes (`8080/tcp`), the parent's among them, in order.
     pub exposed_ports: Vec<String>,
+    /// The diff_ids of the tars this build kept in the store beside their layers
+    /// ([`ImageRequest::keep_tars`]), for the caller to remove once an engine has them.
+    pub kept_tars: Vec<Digest>,
 }
 
 impl BuiltImage {
@@ -105,6 +109,7 @@ impl BuiltImage {
         manifest: &ImageManifest,
         config: &ImageConfig,
         layers: Vec<Layer>,
+        kept_tars: Vec<Digest>,
     ) -> BuiltImage {
         let annotation = |key: &str| manifest.annotations.get(key).cloned();
         BuiltImage {
@@ -124,6 +129,7 @@ impl BuiltImage {
                 .and_then(|c| c.exposed_ports.as_ref())
                 .map(|ports| ports.keys().cloned().collect())
                 .unwrap_or_default(),
+            kept_tars,
         }
     }
 }
@@ -148,17 +154,20 @@ pub fn build_image(
         None => Vec::new(),
     };
 
-    let mut layers = Vec::new();
+    let (mut layers, mut kept_tars) = (Vec::new(), Vec::new());
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
         let writing = Writing {
             compression: request.compression,
             mtime: request.mtime,
             keep_tars: request.keep_tars,
         };
-        let layer = match cache {
+        let (layer, kept) = match cache {
             Some(cache) => cached_layer(store, cache, contents, created_by, writing, progress)?,
             None => written_layer(store, contents, created_by, writing, progress)?,
         };
+        if kept {
+            kept_tars.push(layer.diff_id);
+        }
         config.rootfs.diff_ids.push(layer.diff_id);
         config
             .history
@@ -199,6 +208,7 @@ pub fn build_image(
         &manifest,
         &config,
         layers,
+        kept_tars,
     ))
 }
 
@@ -249,7 +259,7 @@ fn cached_layer(
     created_by: &str,
     writing: Writing,
     progress: &mut dyn Progress,
-) -> Result<Layer> {
+) -> Result<(Layer, bool)> {
     let Writing {
         compression, mtime, ..
     } = writing;
@@ -257,14 +267,14 @@ fn cached_layer(
     let reused = stamp
         .as_ref()
         .and_then(|stamp| cache.layer_by_stamp(stamp, compression));
-    let layer = match reused {
+    let (layer, kept) = match reused {
         Some(layer) => {
             store.import(cache.store(), &layer.descriptor, true)?;
             progress.on_event(&Event::LayerReused {
                 layer: &layer,
                 created_by,
             });
-            layer
+            (layer, false)
         }
         None => written_layer(store, contents, created_by, writing, progress)?,
     };
@@ -274,7 +284,7 @@ fn cached_layer(
     if let Some(stamp) = stamp.filter(|s| contents.stamp(mtime).as_ref() == Some(s)) {
         cache.record_stamp(&stamp, &layer.diff_id);
     }
-    Ok(layer)
+    Ok((layer, kept))
 }
 
 /// A new layer written into `store`, and said so to `progress`.
@@ -284,21 +294,21 @@ fn written_layer(
     created_by: &str,
     writing: Writing,
     progress: &mut dyn Progress,
-) -> Result<Layer> {
+) -> Result<(Layer, bool)> {
     let Writing {
         compression,
         mtime,
         keep_tars,
     } = writing;
-    let layer = match keep_tars {
+    let (layer, kept) = match keep_tars {
         true => write_layer_keeping_tar(store, contents, compression, mtime)?,
-        false => write_layer(store, contents, compression, mtime)?,
+        false => (write_layer(store, contents, compression, mtime)?, false),
     };
     progress.on_event(&Event::LayerWritten {
         layer: &layer,
         created_by,
     });
-    Ok(layer)
+    Ok((layer, kept))
 }
 
 /// The history entry of a step of this image: a new layer, or (`empty_layer`) none.

@@ -437,19 +437,20 @@ pub fn write_layer(
     compression: Compression,
     mtime: Timestamp,
 ) -> Result<Layer> {
-    write_layer_to(store, contents, compression, mtime, None)
+    write_layer_to(store, contents, compression, mtime, None).map(|(layer, _)| layer)
 }
 
 /// As [`write_layer`], keeping the layer's tar in the store too, under its diff_id, for an
 /// engine that stores layers unpacked: [`crate::Tagged::local_layout`] links it rather than
-/// undoing the compression. The tar is hashed once, on its way to the compressor; an
-/// uncompressed layer is its own tar.
+/// undoing the compression. The tar is hashed once, on its way to the compressor. Returns
+/// whether a tar was kept: not for an uncompressed layer, which is its own tar, nor when the
+/// store held that tar already (someone else's, left as it was).
 pub fn write_layer_keeping_tar(
     store: &BlobStore,
     contents: &LayerContents,
     compression: Compression,
     mtime: Timestamp,
-) -> Result<Layer> {
+) -> Result<(Layer, bool)> {
     let tar = match compression {
         Compression::None => None,
         _ => Some(store.known_writer()?),
@@ -463,7 +464,7 @@ fn write_layer_to(
     compression: Compression,
     mtime: Timestamp,
     tar: Option<KnownBlobWriter>,
-) -> Result<Layer> {
+) -> Result<(Layer, bool)> {
     let failed = |e: Error| e.for_destination("write a layer to", store.root());
     let blob = Encoder::new(store.writer()?, compression);
     let tar_out = write_tar(contents, DigestWriter::new(Tee(blob, tar)), mtime).map_err(failed)?;
@@ -472,13 +473,17 @@ fn write_layer_to(
         .finish()
         .map_err(Error::io("write a layer to", store.root()))?;
     let (digest, size) = blob.commit()?;
-    if let Some(tar) = tar {
-        tar.commit_as(diff_id)?;
-    }
-    Ok(Layer {
+    let kept = match tar {
+        // A tar of the same bytes there already is left alone: it may be a layer of its own.
+        Some(_) if store.contains(&diff_id) => false,
+        Some(tar) => tar.commit_as(diff_id).map(|()| true)?,
+        None => false,
+    };
+    let layer = Layer {
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
-    })
+    };
+    Ok((layer, kept))
 }
 
 /// Writes every byte to both: the layer's compressor and, if kept, its tar.

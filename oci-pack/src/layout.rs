@@ -362,13 +362,16 @@ mod tests {
         let mut contents = LayerContents::new();
         let bytes: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         contents.add_bytes("/app", bytes, 0o755).unwrap();
-        let write = if keep {
-            write_layer_keeping_tar
-        } else {
-            write_layer
-        };
         let mtime = crate::timestamp::Timestamp::DEFAULT;
-        let layer = write(store, &contents, Compression::Gzip, mtime).unwrap();
+        let layer = match keep {
+            true => {
+                let (layer, kept) =
+                    write_layer_keeping_tar(store, &contents, Compression::Gzip, mtime).unwrap();
+                assert!(kept);
+                layer
+            }
+            false => write_layer(store, &contents, Compression::Gzip, mtime).unwrap(),
+        };
         let mut config =
             crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
         config.rootfs.diff_ids.push(layer.diff_id);

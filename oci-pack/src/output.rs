@@ -438,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_builds_layout_is_replaced_whatever_it_names_but_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        layout_with(&out, &["other:1"]);
+        assert!(check_destination(&out, &tags(), true).is_ok());
+        fs::write(out.join("notes.txt"), "mine").unwrap();
+        let error = check_destination(&out, &tags(), true).unwrap_err();
+        assert!(
+            error.to_string().contains("it holds `notes.txt`"),
+            "{error}"
+        );
+        let plain = dir.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        fs::write(plain.join("index.json"), "{}").unwrap();
+        let error = check_destination(&plain, &tags(), true).unwrap_err();
+        assert!(
+            error.to_string().contains("not an OCI image layout"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_lock_cleans_up_what_an_interrupted_build_left() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("app");

@@ -3,12 +3,12 @@
 //!
 //! Both engines get a layout of the image made for them ([`Tagged::local_layout`]): the
 //! layers this build made as the tars packing kept beside their gzip blobs
-//! ([`oci_pack::ImageRequest::keep_tars`]), the base's as they are, under the same config, so
-//! the same image ID. podman takes it with skopeo, whose store skips the layers it holds;
-//! docker (moby's own image store) takes a stream without the files of the layers it holds
-//! already. Otherwise the whole Docker archive is streamed into `LOADER load`.
+//! ([`oci_pack::ImageRequest::keep_tars`]; [`KeptTars`] removes them when the build ends), the
+//! base's as they are, under the same config, so the same image ID. podman takes it with
+//! skopeo, whose store skips the layers it holds; docker (moby's own image store) takes a
+//! stream without the files of the layers it holds already. Otherwise the whole Docker archive
+//! is streamed into `LOADER load`.
 
-use std::cell::RefCell;
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +20,7 @@ use oci_pack::{
 };
 
 use crate::plan::{on_path, Loader};
+use crate::shell::Shell;
 
 /// Loads the image into `loader`'s store; returns the names it has there. `layout` is where
 /// the image's own layout goes: the engine's is staged beside it.
@@ -29,62 +30,71 @@ pub fn load_into(
     layout: &Path,
     mtime: Timestamp,
     cache: &BuildCache,
+    shell: &Shell,
 ) -> Result<String> {
     if !oci_pack::media_type::is_manifest(&image.target.media_type) {
         // An index: the loader's own error says it takes one platform's image.
         return stream_into(loader, image, mtime, 0);
     }
-    let local = LocalImage::stage(image, layout, cache)?;
     if loader == Loader::Podman && on_path("skopeo") {
+        let local = LocalImage::stage(image, layout, cache, 0)?;
         return copy_into_podman(&local.image, local.dir.path());
     }
-    if loader == Loader::Docker {
-        let held = docker_holds(&local.image);
-        // A daemon that turns the short stream down (it lost a layer since, or is not the
-        // store it said) gets the whole image.
-        if held > 0 {
-            if let Ok(names) = stream_into(loader, &local.image, mtime, held) {
-                return Ok(names);
-            }
+    let held = match loader {
+        Loader::Docker => docker_holds(image),
+        Loader::Podman => 0,
+    };
+    // The layers docker holds are not unpacked: it never reads their files.
+    let local = LocalImage::stage(image, layout, cache, held)?;
+    if held > 0 {
+        match stream_into(loader, &local.image, mtime, held) {
+            Ok(names) => return Ok(names),
+            // A daemon that turns the short stream down (it lost a layer since, or is not the
+            // store it said) gets the whole image, those layers as they are stored.
+            Err(error) => shell.detail("Reloading", format_args!("the whole image: {error:#}")),
         }
     }
     stream_into(loader, &local.image, mtime, 0)
 }
 
 /// The image as an engine stores it, in a layout staged for it alone: the layers this build
-/// made uncompressed. Dropped, it takes with it the tars packing kept for it.
+/// made uncompressed, but for the first `held`, which the engine has.
 struct LocalImage {
     dir: tempfile::TempDir,
     image: Tagged,
-    /// The diff_ids of the tars packing kept for this load.
-    kept: Vec<Digest>,
-    cache: BuildCache,
 }
 
 impl LocalImage {
-    fn stage(image: &Tagged, layout: &Path, cache: &BuildCache) -> Result<LocalImage> {
-        let kept = RefCell::new(Vec::new());
-        let (dir, local) = image.local_layout(layout, |diff_id, layer| {
-            let made_here = made_here(cache, diff_id, layer);
-            if made_here {
-                kept.borrow_mut().push(*diff_id);
-            }
-            made_here
-        })?;
-        Ok(LocalImage {
-            dir,
-            image: local,
-            kept: kept.into_inner(),
-            cache: cache.clone(),
-        })
+    fn stage(image: &Tagged, layout: &Path, cache: &BuildCache, held: usize) -> Result<Self> {
+        let held: Vec<Digest> = diff_ids(image).into_iter().flatten().take(held).collect();
+        let unpack = |diff_id: &Digest, layer: &oci_pack::Descriptor| {
+            !held.contains(diff_id) && made_here(cache, diff_id, layer)
+        };
+        let (dir, image) = image.local_layout(layout, unpack)?;
+        Ok(LocalImage { dir, image })
     }
 }
 
-impl Drop for LocalImage {
+/// The tars packing kept beside this build's new layers ([`oci_pack::BuiltImage::kept_tars`]):
+/// once the engine has them, or the build failed, they go. The cache keeps none it holds as a
+/// layer of its own (an uncompressed one).
+pub struct KeptTars {
+    cache: BuildCache,
+    tars: Vec<Digest>,
+}
+
+impl KeptTars {
+    pub fn new(cache: &BuildCache, tars: impl IntoIterator<Item = Digest>) -> KeptTars {
+        KeptTars {
+            cache: cache.clone(),
+            tars: tars.into_iter().collect(),
+        }
+    }
+}
+
+impl Drop for KeptTars {
     fn drop(&mut self) {
-        // The engine has them now, or the build failed; the cache keeps none it does not hold
-        // as a layer of its own (an uncompressed one).
-        for diff_id in &self.kept {
+        for diff_id in &self.tars {
             if self
                 .cache
                 .reusable_layer(diff_id, Compression::None)
@@ -225,7 +235,7 @@ fn run_loader(command: &mut Command, what: &str, loader: Loader) -> Result<()> {
 }
 
 /// Pipes the Docker archive into `docker load` / `podman load`, without the files of its first
-/// `held` layers ([`write_docker_load_stream`]); no tar touches the disk. Returns the names
+/// `held` layers ([`write_docker_load_stream`]); no archive touches the disk. Returns the names
 /// the loader gave the image (`localhost/app:1.0, …` with podman).
 fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp, held: usize) -> Result<String> {
     let program = loader.program();

@@ -19,6 +19,8 @@ use crate::shell::Shell;
 /// Where and how the image goes.
 #[derive(Debug)]
 pub struct Destinations<'a> {
+    /// The image's name (its package's, as the default output is named).
+    pub owner: &'a str,
     /// The layout's path; archives sit beside it.
     pub layout: &'a Path,
     pub formats: &'a [Format],
@@ -41,6 +43,8 @@ pub struct Destinations<'a> {
 /// what loading and pushing it did.
 #[derive(Debug)]
 pub struct Staged {
+    /// The image's name, whose earlier layouts this one may replace.
+    owner: String,
     /// Outputs that already held the image, left untouched.
     fresh: Vec<Output>,
     layout: Option<oci_pack::SealedLayout>,
@@ -105,7 +109,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
     }
     let loaded = to
         .load
-        .map(|loader| super::load::load_into(loader, image, to.layout, to.mtime, cache))
+        .map(|loader| super::load::load_into(loader, image, to.layout, to.mtime, cache, to.shell))
         .transpose()?;
     let pushed = to
         .push
@@ -122,6 +126,7 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         })
         .transpose()?;
     Ok(Staged {
+        owner: to.owner.to_owned(),
         fresh,
         layout,
         archives,
@@ -139,7 +144,7 @@ impl Staged {
         if let Some(layout) = self.layout {
             outputs.push(Output {
                 format: Format::Oci,
-                path: persist_layout(layout, cache)?,
+                path: persist_layout(layout, &self.owner, cache)?,
                 fresh: false,
             });
         }
@@ -173,14 +178,19 @@ impl Staged {
     }
 }
 
-/// Moves `layout` into place: over the one an earlier build wrote there, whatever images it
-/// names (a build under new tags), and recorded so the next build may do the same.
-fn persist_layout(layout: oci_pack::SealedLayout, cache: &BuildCache) -> Result<PathBuf> {
-    let path = match cache.wrote_layout(layout.destination()) {
+/// Moves `layout` into place: over the one an earlier build of the same `owner` (the image's
+/// name) wrote there, whatever images it names (a build under new tags), and recorded so the
+/// next build may do the same.
+fn persist_layout(
+    layout: oci_pack::SealedLayout,
+    owner: &str,
+    cache: &BuildCache,
+) -> Result<PathBuf> {
+    let path = match cache.wrote_layout(layout.destination(), owner) {
         true => layout.persist_over_earlier_build()?,
         false => layout.persist()?,
     };
-    cache.record_layout(&path);
+    cache.record_layout(&path, owner);
     Ok(path)
 }
 

@@ -201,7 +201,7 @@ impl Toolchain {
 }
 
 /// The git checkout the command runs in: its top directory, the commit checked out, and the
-/// `origin` remote's URL as git has it (credentials and all), if it has one.
+/// `origin` remote's URL without its user information (a token), if it has one.
 #[derive(Debug, Clone)]
 struct Checkout {
     toplevel: std::path::PathBuf,
@@ -245,8 +245,8 @@ impl Facts {
         self.checkout_of(dir).map(|c| c.head)
     }
 
-    /// The commit `dir` is checked out at, and the URL of its `origin` remote as git has it
-    /// (credentials and all: for the caller to strip), if it has one.
+    /// The commit `dir` is checked out at, and the URL of its `origin` remote without user
+    /// information, if it has one (a query may still hold a token: for the caller to strip).
     pub fn revision_and_origin(&self, dir: &Path) -> Option<(String, Option<String>)> {
         self.checkout_of(dir).map(|c| (c.head, c.origin))
     }
@@ -284,7 +284,7 @@ fn checkout(dir: &Path) -> Option<Checkout> {
         .ok()
         .filter(|output| output.status.success())
         .and_then(|output| String::from_utf8(output.stdout).ok())
-        .map(|url| url.trim().to_owned())
+        .map(|url| crate::text::without_userinfo(url.trim()))
         .filter(|url| !url.is_empty());
     Some(Checkout {
         toplevel,

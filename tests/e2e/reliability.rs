@@ -115,6 +115,44 @@ fn a_layout_an_earlier_build_wrote_is_replaced_under_new_tags() {
     );
 }
 
+/// A layout is replaced as an earlier build's only by a build of the same image: another
+/// image's build pointed at it by `--output` is refused, that layout kept.
+#[test]
+fn another_images_layout_is_never_replaced_as_an_earlier_build() {
+    let fixture = Fixture::copy("services");
+    fixture.build_ok(&["--quiet", "--workspace"]);
+    let api = fixture.path().join("target/oci/api");
+    let before = contents(&api);
+    let output = fixture.build(&["--quiet", "-p", "worker", "--output", "target/oci/api"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "worker replaced api's layout");
+    assert!(
+        stderr.contains("it holds other images (`api:0.2.0`"),
+        "{stderr}"
+    );
+    assert_eq!(contents(&api), before);
+}
+
+/// The tars packing keeps for a local engine never outlive the build, even one whose load
+/// fails before it reaches every image of a workspace.
+#[test]
+fn a_failed_load_leaves_no_tar_in_the_cache() {
+    let fixture = Fixture::copy("services");
+    let env = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let output = fixture.build_with_env(&["--quiet", "--workspace", "--load=docker"], &env);
+    assert!(!output.status.success(), "loaded into no daemon");
+    let blobs = fixture.path().join("target/oci/.cache/blobs/sha256");
+    let tars: Vec<_> = fs::read_dir(&blobs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|blob| {
+            let bytes = fs::read(blob).unwrap();
+            bytes.get(257..262) == Some(b"ustar".as_slice())
+        })
+        .collect();
+    assert!(tars.is_empty(), "left in the cache: {tars:?}");
+}
+
 #[test]
 fn a_parent_blob_that_is_a_link_is_copied_never_linked() {
     let Some(parents) = parents() else { return };
