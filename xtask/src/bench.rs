@@ -820,13 +820,14 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// A copy of a layout the peer can write into: blobs hard-linked (umoci writes new blobs and a
-/// new `index.json`, never an existing blob), `index.json` and `oci-layout` copied.
+/// A copy of a layout the peer can write into, every file copied. Not hard-linked: a link
+/// moves the change time of the parent's blobs, which `cargo oci` would then hash again on its
+/// next run, as it must for a file that may have changed.
 fn copy_layout(from: &Path, to: &Path) -> Result {
     fs::create_dir_all(to.join("blobs/sha256"))?;
     for entry in fs::read_dir(from.join("blobs/sha256"))? {
         let entry = entry?;
-        fs::hard_link(
+        fs::copy(
             entry.path(),
             to.join("blobs/sha256").join(entry.file_name()),
         )?;
