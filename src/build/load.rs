@@ -274,13 +274,20 @@ fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp, held: usize) ->
         );
     }
     streamed.with_context(|| format!("failed to stream the image into `{program} load`"))?;
-    let said = String::from_utf8_lossy(&output.stdout);
+    Ok(loaded_names(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The names a loader's output says it loaded (`Loaded image: NAME`, or `Loaded image ID: …`
+/// for an image without one); its other lines (docker's note that a name moved from an older
+/// image) say nothing of what was loaded.
+fn loaded_names(said: &str) -> String {
     let names: Vec<&str> = said
         .lines()
-        .map(|line| line.trim().trim_start_matches("Loaded image: "))
-        .filter(|line| !line.is_empty())
+        .filter_map(|line| line.trim().strip_prefix("Loaded image"))
+        .filter_map(|rest| Some(rest.split_once(": ")?.1.trim()))
+        .filter(|name| !name.is_empty())
         .collect();
-    Ok(names.join(", "))
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -295,6 +302,16 @@ mod tests {
         assert_eq!(name("localhost/app:1.0"), "localhost/app:1.0");
         assert_eq!(name("ghcr.io/team/app:1.0"), "ghcr.io/team/app:1.0");
         assert_eq!(name("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
+    }
+
+    #[test]
+    fn only_what_a_loader_says_it_loaded_is_named() {
+        let docker = "The image app:1.0 already exists, renaming the old one with ID \
+                      sha256:71 to empty string\nLoaded image: app:1.0\nLoaded image: app:latest\n";
+        assert_eq!(loaded_names(docker), "app:1.0, app:latest");
+        let podman = "Loaded image: localhost/app:1.0\n";
+        assert_eq!(loaded_names(podman), "localhost/app:1.0");
+        assert_eq!(loaded_names("Loaded image ID: sha256:ab\n"), "sha256:ab");
     }
 
     #[test]

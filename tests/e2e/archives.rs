@@ -345,6 +345,7 @@ exec REAL "$@"
         fs::write(&main, code.replace(from, to)).unwrap();
         let output = fixture.build_with_env(&["--load=docker"], &env);
         crate::support::assert_success(&output, "cargo oci build --load=docker");
+        String::from_utf8_lossy(&output.stderr).into_owned()
     };
     // What a load was sent: its layers' files, and the layers manifest.json lists.
     let sent = |n: usize| {
@@ -385,7 +386,12 @@ exec REAL "$@"
     );
     assert_eq!(layers.last(), Some(&top), "the new layer goes uncompressed");
 
-    load("args=", "argv=");
+    let said = load("args=", "argv=");
+    // Only the names: not docker's note that they moved from the image loaded before.
+    assert!(
+        said.contains("Loaded docker-thin:1.0, docker-thin:latest\n"),
+        "{said}"
+    );
     let (files, layers) = sent(1);
     // The base's layer and the static files' did not change: docker has them.
     let (new, held) = layers.split_last().unwrap();
