@@ -386,6 +386,18 @@ fn check_plans(cx: &Context<'_>, plans: &[BuildPlan]) -> Result<()> {
             );
         }
         warn_without_entrypoint(plan, cx.shell);
+        if let (Some(loader), [_, _, ..]) = (cx.options.load, plan.images.as_slice()) {
+            let platforms: Vec<String> =
+                plan.images.iter().map(|i| i.platform.to_string()).collect();
+            bail!(
+                "`--load={}` loads one platform's image, and `{}` is built for {} ({}): \
+                 choose one with `--target`",
+                loader.program(),
+                plan.name,
+                platforms.len(),
+                platforms.join(", ")
+            );
+        }
     }
     if cx.options.output.is_some() && plans.len() > 1 {
         bail!(

@@ -633,6 +633,16 @@ impl BuildCache {
         }
     }
 
+    /// Removes the tars a build kept beside its layers ([`crate::BuiltImage::kept_tars`]) once
+    /// it is done with them, but for one the cache holds as an uncompressed layer of its own.
+    pub fn drop_kept_tars(&self, tars: &[Digest]) {
+        for diff_id in tars {
+            if self.reusable_layer(diff_id, Compression::None).is_none() {
+                let _ = fs::remove_file(self.store.blob_path(diff_id));
+            }
+        }
+    }
+
     /// Records that the OCI layout at `layout` was just written by a build using this cache,
     /// for `owner` (the image it is the output of), so a later build for the same owner may
     /// replace it whatever images it names ([`crate::SealedLayout::persist_over_earlier_build`]).

@@ -141,9 +141,28 @@ impl BuiltImage {
 /// settings is not compressed again: its blob is taken from the cache.
 pub fn build_image(
     store: &BlobStore,
+    request: ImageRequest,
+    cache: Option<&BuildCache>,
+    progress: &mut dyn Progress,
+) -> Result<BuiltImage> {
+    let mut kept_tars = Vec::new();
+    let built = write_image(store, request, cache, progress, &mut kept_tars);
+    if built.is_err() {
+        // The tars this image kept are for a load that will not come.
+        for diff_id in &kept_tars {
+            let _ = std::fs::remove_file(store.blob_path(diff_id));
+        }
+    }
+    built
+}
+
+/// [`build_image`]'s work; `kept_tars` collects the tars it keeps as it goes.
+fn write_image(
+    store: &BlobStore,
     mut request: ImageRequest,
     cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
+    kept_tars: &mut Vec<Digest>,
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
     let mut config = inherited_config(&request, &created);
@@ -154,7 +173,7 @@ pub fn build_image(
         None => Vec::new(),
     };
 
-    let (mut layers, mut kept_tars) = (Vec::new(), Vec::new());
+    let mut layers = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
         let writing = Writing {
             compression: request.compression,
@@ -208,7 +227,7 @@ pub fn build_image(
         &manifest,
         &config,
         layers,
-        kept_tars,
+        kept_tars.clone(),
     ))
 }
 
@@ -652,5 +671,44 @@ mod tests {
             build_image(&store, empty, None, &mut NoProgress),
             Err(Error::NoLayers)
         ));
+    }
+
+    #[test]
+    fn an_image_that_fails_keeps_no_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let (mut first, mut second) = (LayerContents::new(), LayerContents::new());
+        first
+            .add_bytes("/first", b"kept, then dropped".to_vec(), 0o644)
+            .unwrap();
+        let gone = dir.path().join("gone");
+        std::fs::write(&gone, "here when staged").unwrap();
+        second.add_path("/second", &gone).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        let layer = |contents| NewLayer {
+            contents,
+            remove: Vec::new(),
+            created_by: "test".into(),
+        };
+        let failing = ImageRequest {
+            layers: vec![layer(first.clone()), layer(second)],
+            keep_tars: true,
+            ..request()
+        };
+        assert!(build_image(&store, failing, None, &mut NoProgress).is_err());
+        let tars = |store: &BlobStore| {
+            let blobs = std::fs::read_dir(store.root().join("blobs/sha256")).unwrap();
+            let bytes = blobs.map(|blob| std::fs::read(blob.unwrap().path()).unwrap());
+            bytes.filter(|b| b.get(257..262) == Some(b"ustar")).count()
+        };
+        assert_eq!(tars(&store), 0, "the first layer's tar stayed");
+        // The same layer alone, kept: the check above can see one.
+        let kept = ImageRequest {
+            layers: vec![layer(first)],
+            keep_tars: true,
+            ..request()
+        };
+        let built = build_image(&store, kept, None, &mut NoProgress).unwrap();
+        assert_eq!((tars(&store), built.kept_tars.len()), (1, 1));
     }
 }

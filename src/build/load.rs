@@ -94,15 +94,7 @@ impl KeptTars {
 
 impl Drop for KeptTars {
     fn drop(&mut self) {
-        for diff_id in &self.tars {
-            if self
-                .cache
-                .reusable_layer(diff_id, Compression::None)
-                .is_none()
-            {
-                let _ = std::fs::remove_file(self.cache.store().blob_path(diff_id));
-            }
-        }
+        self.cache.drop_kept_tars(&self.tars);
     }
 }
 
@@ -265,6 +257,19 @@ fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp, held: usize) ->
     let output = child
         .wait_with_output()
         .with_context(|| format!("failed to wait for `{program} load`"))?;
+    // Our own failure (a blob that could not be read) first: the loader only saw the stream
+    // end. A pipe the loader closed is the loader's failure, which its message says.
+    let pipe_closed = |error: &oci_pack::Error| {
+        matches!(error, oci_pack::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::BrokenPipe)
+    };
+    let streamed = match streamed {
+        Err(error) if !pipe_closed(&error) => {
+            return Err(error)
+                .with_context(|| format!("failed to stream the image into `{program} load`"))
+        }
+        streamed => streamed,
+    };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         bail!(
@@ -274,7 +279,17 @@ fn stream_into(loader: Loader, image: &Tagged, mtime: Timestamp, held: usize) ->
         );
     }
     streamed.with_context(|| format!("failed to stream the image into `{program} load`"))?;
-    Ok(loaded_names(&String::from_utf8_lossy(&output.stdout)))
+    let names = loaded_names(&String::from_utf8_lossy(&output.stdout));
+    // A loader that said nothing we know how to read loaded the image under its tags.
+    Ok(match names.is_empty() {
+        false => names,
+        true => image
+            .tags
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// The names a loader's output says it loaded (`Loaded image: NAME`, or `Loaded image ID: …`

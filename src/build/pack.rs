@@ -192,14 +192,23 @@ pub fn pack_all(
                 scope.spawn(move || build_image(cache.store(), request, Some(cache), &mut shell))
             })
             .collect();
-        packing
+        let packed: Vec<_> = packing
             .into_iter()
-            .map(|thread| {
-                thread
-                    .join()
-                    .expect("a packing thread panicked")
-                    .map_err(Into::into)
-            })
+            .map(|thread| thread.join().expect("a packing thread panicked"))
+            .collect();
+        if packed.iter().any(Result::is_err) {
+            // The tars the others kept are for a load that will not come.
+            let kept: Vec<_> = packed
+                .iter()
+                .flatten()
+                .flat_map(|b| &b.kept_tars)
+                .copied()
+                .collect();
+            cache.drop_kept_tars(&kept);
+        }
+        packed
+            .into_iter()
+            .map(|built| built.map_err(Into::into))
             .collect()
     })
 }

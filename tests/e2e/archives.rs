@@ -424,6 +424,34 @@ exec REAL "$@"
     assert_eq!(id.trim(), manifest["config"]["digest"].as_str().unwrap());
 }
 
+/// An engine holds one platform's image: `--load` of several is refused before anything is
+/// built, naming them.
+#[test]
+fn a_load_of_several_platforms_is_refused_before_building() {
+    let fixture = tagged_fixture("several");
+    let args = [
+        "--load=podman",
+        "--target",
+        "x86_64-unknown-linux-gnu",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+    ];
+    let output = fixture.build(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(
+            "`--load=podman` loads one platform's image, and `hello` is built for 2 \
+             (linux/amd64, linux/arm64): choose one with `--target`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !fixture.path().join("target").exists(),
+        "built before refusing"
+    );
+}
+
 fn podman_conf(podman: &Podman) -> String {
     podman.conf_path().display().to_string()
 }

@@ -134,23 +134,40 @@ fn another_images_layout_is_never_replaced_as_an_earlier_build() {
 }
 
 /// The tars packing keeps for a local engine never outlive the build, even one whose load
-/// fails before it reaches every image of a workspace.
+/// fails before it reaches every image of a workspace, or whose packing fails for one image
+/// after the others kept theirs.
 #[test]
-fn a_failed_load_leaves_no_tar_in_the_cache() {
+fn a_failed_load_or_pack_leaves_no_tar_in_the_cache() {
+    let tars_in = |fixture: &Fixture| -> Vec<std::path::PathBuf> {
+        let blobs = fixture.path().join("target/oci/.cache/blobs/sha256");
+        fs::read_dir(&blobs)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|blob| fs::read(blob).unwrap().get(257..262) == Some(b"ustar".as_slice()))
+            .collect()
+    };
     let fixture = Fixture::copy("services");
     let env = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
     let output = fixture.build_with_env(&["--quiet", "--workspace", "--load=docker"], &env);
     assert!(!output.status.success(), "loaded into no daemon");
-    let blobs = fixture.path().join("target/oci/.cache/blobs/sha256");
-    let tars: Vec<_> = fs::read_dir(&blobs)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|blob| {
-            let bytes = fs::read(blob).unwrap();
-            bytes.get(257..262) == Some(b"ustar".as_slice())
-        })
-        .collect();
-    assert!(tars.is_empty(), "left in the cache: {tars:?}");
+    assert_eq!(tars_in(&fixture), Vec::<std::path::PathBuf>::new());
+
+    // worker removes what its base does not have: its packing fails, the others' does not.
+    let Some(parents) = parents() else { return };
+    let worker = fixture.path().join("worker/Cargo.toml");
+    let text = fs::read_to_string(&worker).unwrap();
+    let base = parents.layout.display();
+    let table = format!(
+        "[package.metadata.oci]\nbase = \"oci:{base}:latest\"\nremove = [\"/no/such/path\"]\n"
+    );
+    fs::write(&worker, format!("{text}\n{table}")).unwrap();
+    let main = fixture.path().join("api/src/main.rs");
+    let code = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{code}\n// changed\n")).unwrap();
+    let output = fixture.build_with_env(&["--quiet", "--workspace", "--load=docker"], &env);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/path"), "{stderr}");
+    assert_eq!(tars_in(&fixture), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
