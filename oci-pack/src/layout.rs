@@ -322,8 +322,8 @@ impl SealedLayout {
     }
 
     /// As [`persist`](SealedLayout::persist), but the layout at the destination is known to
-    /// the caller as one an earlier build wrote ([`crate::BuildCache::wrote_layout`]), so it
-    /// is replaced whatever images it names.
+    /// the caller as one an earlier build of this image wrote
+    /// ([`crate::BuildCache::wrote_layout`]), so it is replaced whatever images it names.
     pub fn persist_over_earlier_build(self) -> Result<PathBuf> {
         self.persist_with(true)
     }

@@ -151,9 +151,10 @@ fn remove_any(path: &Path) -> Result<()> {
 /// image but this one (its names, any tags). Anything else is refused, untouched: cargo oci
 /// deletes nothing it did not write.
 ///
-/// A layout the caller knows as one an earlier build wrote there (`earlier_build`: a build cache
-/// recorded it, [`crate::BuildCache::wrote_layout`]) is replaced whatever images it names, so a
-/// build under new tags replaces the one under the old.
+/// A layout the caller knows as one an earlier build of this image wrote there
+/// (`earlier_build`: a build cache recorded it for the image, [`crate::BuildCache::wrote_layout`])
+/// is replaced whatever images it names, so a build under new tags replaces the one under the
+/// old.
 pub fn check_destination(
     destination: &Path,
     tags: &[Reference],

@@ -33,7 +33,8 @@ pub fn load_into(
     shell: &Shell,
 ) -> Result<String> {
     if !oci_pack::media_type::is_manifest(&image.target.media_type) {
-        // An index: the loader's own error says it takes one platform's image.
+        // An index, which `check_plans` refuses to load before anything is built: the
+        // loader's own error says it takes one platform's image.
         return stream_into(loader, image, mtime, 0);
     }
     if loader == Loader::Podman && on_path("skopeo") {
@@ -75,9 +76,9 @@ impl LocalImage {
     }
 }
 
-/// The tars packing kept beside this build's new layers ([`oci_pack::BuiltImage::kept_tars`]):
-/// once the engine has them, or the build failed, they go. The cache keeps none it holds as a
-/// layer of its own (an uncompressed one).
+/// The tars packing kept beside this build's new layers ([`oci_pack::BuiltImage::kept_tars`]),
+/// removed when the build ends, loaded or failed ([`BuildCache::drop_kept_tars`]: but for one
+/// the cache holds as an uncompressed layer of its own).
 pub struct KeptTars {
     cache: BuildCache,
     tars: Vec<Digest>,
