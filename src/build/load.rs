@@ -38,17 +38,17 @@ pub fn load_into(
         return stream_into(loader, image, mtime, 0);
     }
     if loader == Loader::Podman && on_path("skopeo") {
-        let local = LocalImage::stage(image, layout, cache, 0)?;
+        let local = LocalImage::stage(image, layout, cache, &[])?;
         return copy_into_podman(&local.image, local.dir.path());
     }
     let held = match loader {
         Loader::Docker => docker_holds(image),
-        Loader::Podman => 0,
+        Loader::Podman => Vec::new(),
     };
     // The layers docker holds are not unpacked: it never reads their files.
-    let local = LocalImage::stage(image, layout, cache, held)?;
-    if held > 0 {
-        match stream_into(loader, &local.image, mtime, held) {
+    let local = LocalImage::stage(image, layout, cache, &held)?;
+    if !held.is_empty() {
+        match stream_into(loader, &local.image, mtime, held.len()) {
             Ok(names) => return Ok(names),
             // A daemon that turns the short stream down (it lost a layer since, or is not the
             // store it said) gets the whole image, those layers as they are stored.
@@ -59,15 +59,14 @@ pub fn load_into(
 }
 
 /// The image as an engine stores it, in a layout staged for it alone: the layers this build
-/// made uncompressed, but for the first `held`, which the engine has.
+/// made uncompressed, but for those the engine holds (`held`, by diff_id).
 struct LocalImage {
     dir: tempfile::TempDir,
     image: Tagged,
 }
 
 impl LocalImage {
-    fn stage(image: &Tagged, layout: &Path, cache: &BuildCache, held: usize) -> Result<Self> {
-        let held: Vec<Digest> = diff_ids(image).into_iter().flatten().take(held).collect();
+    fn stage(image: &Tagged, layout: &Path, cache: &BuildCache, held: &[Digest]) -> Result<Self> {
         let unpack = |diff_id: &Digest, layer: &oci_pack::Descriptor| {
             !held.contains(diff_id) && made_here(cache, diff_id, layer)
         };
@@ -149,13 +148,13 @@ fn copy_into_podman(image: &Tagged, dir: &Path) -> Result<String> {
     Ok(names.join(", "))
 }
 
-/// How many of the image's first layers the docker daemon holds already, as the start of an
-/// image it has under the image's first tag (an earlier load of it); 0 when it holds none,
-/// or keeps images in containerd's store, whose `docker load` takes whole archives only.
+/// The diff_ids of the image's first layers the docker daemon holds already, as the start of
+/// an image it has under the image's first tag (an earlier load of it); none when it holds
+/// none, or keeps images in containerd's store, whose `docker load` takes whole archives only.
 /// Two quick questions, asked at once.
-fn docker_holds(image: &Tagged) -> usize {
+fn docker_holds(image: &Tagged) -> Vec<Digest> {
     let Some(tag) = image.tags.first() else {
-        return 0;
+        return Vec::new();
     };
     let ask = |args: &[&str]| {
         let output = Command::new("docker")
@@ -179,8 +178,11 @@ fn docker_holds(image: &Tagged) -> usize {
         .and_then(|json| serde_json::from_slice(&json).ok())
         .unwrap_or_default();
     match (classic, diff_ids(image)) {
-        (true, Some(ours)) => common_start(&ours, &held),
-        _ => 0,
+        (true, Some(mut ours)) => {
+            ours.truncate(common_start(&ours, &held));
+            ours
+        }
+        _ => Vec::new(),
     }
 }
 
