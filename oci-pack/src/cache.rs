@@ -457,15 +457,34 @@ impl BuildCache {
                 return tree.apply_encoded(reader);
             }
         }
+        let copy_into = self.copy_into(store, layer);
         match self.entry_writer(&path) {
             Some(mut entry) => {
-                tree.read_layer(store, layer, diff_id, &mut entry)?;
+                tree.read_layer(store, layer, diff_id, copy_into, &mut entry)?;
                 self.commit_entry(entry);
             }
-            None => tree.read_layer(store, layer, diff_id, &mut io::sink())?,
+            None => tree.read_layer(store, layer, diff_id, copy_into, &mut io::sink())?,
         }
-        self.remember(store, layer);
+        self.remember_read(store, layer, copy_into.is_some());
         Ok(())
+    }
+
+    /// The cache's store, when the layer `layer` of `store` is to be copied into it as it is
+    /// read: it is another store's (a layout's), and not here yet. Reading it checks every byte,
+    /// so the copy [`BuildCache::adopt`] will want is made by that one read.
+    fn copy_into(&self, store: &BlobStore, layer: &Descriptor) -> Option<&BlobStore> {
+        let elsewhere = store.root() != self.store.root();
+        let here = self.store.blob_path(&layer.digest);
+        (elsewhere && fs::symlink_metadata(here).is_err()).then_some(&self.store)
+    }
+
+    /// Remembers the layer `layer` of `store` as just hashed, and the cache's copy of it too,
+    /// if the read made one.
+    fn remember_read(&self, store: &BlobStore, layer: &Descriptor, copied: bool) {
+        self.remember(store, layer);
+        if copied {
+            self.remember(&self.store, layer);
+        }
     }
 
     /// Reads, `LAYER_READERS` at once, the layers of `layers` (with their `diff_ids`) whose
@@ -532,9 +551,10 @@ impl BuildCache {
         let Some(mut entry) = self.entry_writer(&self.changes_path(diff_id)) else {
             return Ok(());
         };
-        LayerChanges::record(store, layer, diff_id, &mut entry)?;
+        let copy_into = self.copy_into(store, layer);
+        LayerChanges::record(store, layer, diff_id, copy_into, &mut entry)?;
         self.commit_entry(entry);
-        self.remember(store, layer);
+        self.remember_read(store, layer, copy_into.is_some());
         Ok(())
     }
 
@@ -970,6 +990,54 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn the_read_that_checks_a_layouts_layer_stores_it_and_a_broken_one_is_not_kept() {
+        let (_dir, cache) = cache();
+        let parent = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(parent.path()).unwrap();
+        let layers: Vec<(Descriptor, Digest)> = (0..3)
+            .map(|i| gzip_layer(&store, &[Raw::File(&format!("etc/{i}"), b"x", 0o644)]))
+            .collect();
+        let (descriptors, diff_ids): (Vec<_>, Vec<_>) = layers.iter().cloned().unzip();
+        // Read ahead (several at once), then one alone, straight into a tree.
+        cache
+            .read_layers_ahead(&store, &descriptors[..2], &diff_ids[..2])
+            .unwrap();
+        let mut tree = FileTree::default();
+        cache
+            .apply_layer(&mut tree, &store, &descriptors[2], &diff_ids[2])
+            .unwrap();
+        for layer in &descriptors {
+            let copy = cache.store().blob_path(&layer.digest);
+            assert_eq!(
+                fs::read(&copy).unwrap(),
+                fs::read(store.blob_path(&layer.digest)).unwrap()
+            );
+            assert!(cache.is_verified(cache.store(), layer));
+            // Adopting it needs the layout no more: the copy was made by the read.
+            fs::remove_file(store.blob_path(&layer.digest)).unwrap();
+            cache.adopt(&store, layer, true).unwrap();
+        }
+
+        // A blob that does not match its digest leaves no copy, whichever way it is read.
+        let (_cold, cold) = self::cache();
+        let (layer, diff_id) = gzip_layer(&store, &[Raw::File("etc/motd", b"hi", 0o644)]);
+        let (other, other_diff_id) = gzip_layer(&store, &[Raw::File("etc/other", b"o", 0o644)]);
+        let mut bytes = fs::read(store.blob_path(&layer.digest)).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(store.blob_path(&layer.digest), &bytes).unwrap();
+        let both = [layer.clone(), other];
+        assert!(cold
+            .read_layers_ahead(&store, &both, &[diff_id, other_diff_id])
+            .is_err());
+        let mut tree = FileTree::default();
+        assert!(cold
+            .apply_layer(&mut tree, &store, &layer, &diff_id)
+            .is_err());
+        assert!(!cold.store().blob_path(&layer.digest).exists());
     }
 
     /// Sets a file's modification time `seconds` into the past.

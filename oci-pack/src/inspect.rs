@@ -324,7 +324,7 @@ impl PlatformImage {
 /// checked against its digest and size on the way.
 pub fn uncompressed(store: &BlobStore, layer: &Descriptor) -> Result<Uncompressed> {
     let read = || -> Result<Uncompressed> {
-        let mut decoded = layer_decoder(store, layer)?;
+        let mut decoded = layer_decoder(store, layer, None)?;
         let mut tar = DigestWriter::new(io::sink());
         io::copy(&mut decoded, &mut tar).map_err(|source| Error::LayerRead {
             layer: layer.digest,
@@ -345,7 +345,7 @@ pub fn layer_entries(store: &BlobStore, layer: &Descriptor) -> Result<Vec<LayerE
             layer: layer.digest,
             source,
         };
-        let mut decoded = layer_decoder(store, layer)?;
+        let mut decoded = layer_decoder(store, layer, None)?;
         let mut entries = Vec::new();
         {
             let mut archive = tar::Archive::new(&mut decoded);

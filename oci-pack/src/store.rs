@@ -371,6 +371,10 @@ pub struct VerifiedReader {
     /// `None` once the end was reached and checked.
     hasher: Option<DigestWriter<io::Sink>>,
     expected: Descriptor,
+    /// Where the bytes read are copied ([`VerifiedReader::copying_into`]), and whether they
+    /// all were and matched the digest.
+    copy: Option<KnownBlobWriter>,
+    matched: bool,
 }
 
 impl VerifiedReader {
@@ -381,6 +385,24 @@ impl VerifiedReader {
                 .take(descriptor.size.saturating_add(1)),
             hasher: Some(DigestWriter::new(io::sink())),
             expected: descriptor.clone(),
+            copy: None,
+            matched: false,
+        }
+    }
+
+    /// Copies every byte read into `store` too, for [`VerifiedReader::commit_copy`]: a blob
+    /// read once to be checked is stored by that same read, the bytes checked the bytes kept.
+    pub(crate) fn copying_into(mut self, store: &BlobStore) -> Result<VerifiedReader> {
+        self.copy = Some(store.known_writer()?);
+        Ok(self)
+    }
+
+    /// Moves the copy into its store once the whole blob was read and matched its digest;
+    /// whether it did. A copy of a blob not read to its end, or not matching, is dropped.
+    pub(crate) fn commit_copy(self) -> Result<bool> {
+        match (self.copy, self.matched) {
+            (Some(copy), true) => copy.commit_as(self.expected.digest).map(|()| true),
+            _ => Ok(false),
         }
     }
 
@@ -407,6 +429,9 @@ impl VerifiedReader {
 impl Read for VerifiedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if let Some(copy) = &mut self.copy {
+            copy.write_all(&buf[..n])?;
+        }
         if let Some(hasher) = &mut self.hasher {
             hasher.write_all(&buf[..n])?;
             if n == 0 && !buf.is_empty() {
@@ -420,6 +445,7 @@ impl Read for VerifiedReader {
                     };
                     return Err(io::Error::new(io::ErrorKind::InvalidData, mismatch));
                 }
+                self.matched = true;
             }
         }
         Ok(n)

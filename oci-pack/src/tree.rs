@@ -9,7 +9,7 @@
 //! the [`BuildCache`](crate::BuildCache) keeps, so a parent's layers are decompressed once,
 //! ever; applying them checks what depends on the layers below (hard links).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::ops::Bound;
@@ -307,7 +307,7 @@ impl LayerChanges {
     /// blob, rather than what its corruption did to the decoder.
     pub fn read(store: &BlobStore, layer: &Descriptor, diff_id: &Digest) -> Result<LayerChanges> {
         let mut changes = Vec::new();
-        read_changes(store, layer, diff_id, |change| {
+        read_changes(store, layer, diff_id, None, |change| {
             changes.push(change);
             Ok(())
         })?;
@@ -349,9 +349,10 @@ fn read_changes(
     store: &BlobStore,
     layer: &Descriptor,
     diff_id: &Digest,
+    copy_into: Option<&BlobStore>,
     visit: impl FnMut(Change) -> Result<()>,
 ) -> Result<()> {
-    match read_entries(store, layer, diff_id, visit) {
+    match read_entries(store, layer, diff_id, copy_into, visit) {
         Err(error @ Error::LayerRead { .. }) => {
             let mut blob = store.reader(layer)?;
             io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
@@ -361,12 +362,17 @@ fn read_changes(
     }
 }
 
-/// The decoded tar of `layer`'s blob in `store`, its digest checked as it is read.
+/// The decoded tar of `layer`'s blob in `store`, its digest checked as it is read, and the blob
+/// copied into `copy_into` on the way ([`crate::store::VerifiedReader::copying_into`]).
 pub(crate) fn layer_decoder(
     store: &BlobStore,
     layer: &Descriptor,
+    copy_into: Option<&BlobStore>,
 ) -> Result<Decoder<crate::store::VerifiedReader>> {
-    let blob = store.reader(layer)?;
+    let blob = match copy_into {
+        Some(into) => store.reader(layer)?.copying_into(into)?,
+        None => store.reader(layer)?,
+    };
     Decoder::for_media_type(&layer.media_type, blob)
         .ok_or_else(|| Error::UnsupportedMediaType {
             digest: layer.digest,
@@ -379,18 +385,27 @@ pub(crate) fn layer_decoder(
 }
 
 /// Reads the tar of `layer`'s blob entry by entry, gives each entry's change to `visit`, then
-/// checks the tar against `diff_id` and the rest of the blob against its digest.
+/// checks the tar against `diff_id` and the rest of the blob against its digest; a blob that
+/// matches is stored in `copy_into` too, if given.
+///
+/// This thread inflates and parses; the tar and every file's content are hashed on another
+/// ([`HashedAside`]). A file's change waits, with those after it, until its digest is back.
 fn read_entries(
     store: &BlobStore,
     layer: &Descriptor,
     diff_id: &Digest,
+    copy_into: Option<&BlobStore>,
     mut visit: impl FnMut(Change) -> Result<()>,
 ) -> Result<()> {
-    let mut decoded = layer_decoder(store, layer)?;
-    let mut hashed = HashedAside::new();
+    let mut decoded = layer_decoder(store, layer, copy_into)?;
+    let (mut hashed, files, digests) = HashedAside::new();
     let layer_error = |source: io::Error| Error::LayerRead {
         layer: layer.digest,
         source,
+    };
+    let mut pending = Pending {
+        layer: layer.digest,
+        changes: VecDeque::new(),
     };
     {
         let mut archive = tar::Archive::new(Tee {
@@ -399,9 +414,10 @@ fn read_entries(
         });
         for entry in archive.entries().map_err(layer_error)? {
             let mut entry = entry.map_err(layer_error)?;
-            if let Some(change) = entry_change(&mut entry, layer.digest)? {
-                visit(change)?;
+            if let Some(change) = entry_change(&mut entry, layer.digest, &files)? {
+                pending.changes.push_back(change);
             }
+            pending.visit_ready(&digests, false, &mut visit)?;
         }
     }
     // The end-of-archive padding is part of the diff_id; the rest of the blob is part of
@@ -416,7 +432,9 @@ fn read_entries(
     .map_err(layer_error)?;
     let mut blob = decoded.into_inner();
     io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
+    drop(files);
     let actual = hashed.finish();
+    pending.visit_ready(&digests, true, &mut visit)?;
     if &actual != diff_id {
         return Err(Error::DiffIdMismatch {
             layer: layer.digest,
@@ -424,12 +442,66 @@ fn read_entries(
             actual,
         });
     }
+    blob.commit_copy()?;
     Ok(())
+}
+
+/// Changes read but not yet visited, in the tar's order: a file's waits for the digest of its
+/// content, and those after it with it.
+struct Pending {
+    layer: Digest,
+    changes: VecDeque<Change>,
+}
+
+impl Pending {
+    /// Visits the changes whose files' digests are back; with `wait`, every change, waiting
+    /// for each digest (the hashing thread has then been given every byte).
+    fn visit_ready(
+        &mut self,
+        digests: &mpsc::Receiver<Digest>,
+        wait: bool,
+        visit: &mut impl FnMut(Change) -> Result<()>,
+    ) -> Result<()> {
+        while let Some(change) = self.changes.front_mut() {
+            if let Change::Put(
+                _,
+                Node {
+                    kind: NodeKind::File { digest, .. },
+                    ..
+                },
+            ) = change
+            {
+                let hashed = match wait {
+                    true => digests.recv().ok(),
+                    false => digests.try_recv().ok(),
+                };
+                match (hashed, wait) {
+                    (Some(hashed), _) => *digest = hashed,
+                    (None, false) => return Ok(()),
+                    (None, true) => {
+                        return Err(Error::LayerRead {
+                            layer: self.layer,
+                            source: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the tar ends inside a file",
+                            ),
+                        })
+                    }
+                }
+            }
+            visit(self.changes.pop_front().expect("the front change"))?;
+        }
+        Ok(())
+    }
 }
 
 /// What one tar entry of `layer` changes, checked against the rules of a layer: `None` for the
 /// root itself and for a PAX header entry.
-fn entry_change<R: Read>(entry: &mut tar::Entry<'_, R>, layer: Digest) -> Result<Option<Change>> {
+fn entry_change<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    layer: Digest,
+    files: &FileHashes,
+) -> Result<Option<Change>> {
     let raw_bytes = entry.path_bytes().into_owned();
     let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
     let path = entry_path(OsStr::from_bytes(&raw_bytes))
@@ -448,7 +520,7 @@ fn entry_change<R: Read>(entry: &mut tar::Entry<'_, R>, layer: Digest) -> Result
         let hidden = dir.join(OsStr::from_bytes(hidden));
         return Ok(Some(Change::Whiteout(into_key(hidden))));
     }
-    entry_put(entry, layer, &raw, path, &name)
+    entry_put(entry, layer, &raw, path, &name, files)
 }
 
 /// What a tar entry that is not a whiteout puts at `path` (named `raw` in the tar): a node, or
@@ -459,6 +531,7 @@ fn entry_put<R: Read>(
     raw: &str,
     path: PathBuf,
     name: &[u8],
+    files: &FileHashes,
 ) -> Result<Option<Change>> {
     let layer_error = |source: io::Error| Error::LayerRead { layer, source };
     let capability = capability_of(entry)
@@ -480,7 +553,7 @@ fn entry_put<R: Read>(
         tar::EntryType::Directory => NodeKind::Directory,
         tar::EntryType::Regular | tar::EntryType::Continuous => {
             let size = header.size().map_err(layer_error)?;
-            file_node(entry, size, name, &path).map_err(layer_error)?
+            file_node(entry, size, name, &path, files).map_err(layer_error)?
         }
         tar::EntryType::Symlink => {
             let target = entry
@@ -541,12 +614,36 @@ fn invalid_entry(layer: Digest, entry: &str, reason: &str) -> Error {
     }
 }
 
-/// A sha256 of what is written to it, taken on a thread of its own, so that a layer's tar is
-/// hashed while the next bytes are inflated: the bytes go over in chunks, a few at a time.
+/// A sha256 of what is written to it (a layer's tar), and of each file's content in it, taken
+/// on a thread of its own, so that a layer is hashed while the next bytes are inflated: the
+/// bytes go over in chunks, a few at a time, and each file's place in the tar before them
+/// ([`FileHashes`]); its digests come back in the files' order.
 struct HashedAside {
     chunk: Vec<u8>,
-    queue: Option<mpsc::SyncSender<Vec<u8>>>,
+    queue: Option<mpsc::SyncSender<Aside>>,
     hasher: Option<thread::JoinHandle<Digest>>,
+}
+
+/// What the hashing thread is sent: the tar's next bytes, or where a file's content is.
+enum Aside {
+    Bytes(Vec<u8>),
+    File { start: u64, end: u64 },
+}
+
+/// Tells the hashing thread where in the tar a file's content is, before it is read.
+struct FileHashes {
+    queue: mpsc::SyncSender<Aside>,
+}
+
+impl FileHashes {
+    /// Asks for the digest of the `size` bytes at `start` of the tar, which must not have been
+    /// written yet.
+    fn hash(&self, start: u64, size: u64) -> io::Result<()> {
+        let end = start + size;
+        self.queue
+            .send(Aside::File { start, end })
+            .map_err(|_| io::Error::other("the hashing thread ended"))
+    }
 }
 
 /// The bytes handed to the hashing thread at once; at most [`HASHED_QUEUE`] wait.
@@ -554,23 +651,23 @@ const HASHED_CHUNK: usize = 256 << 10;
 const HASHED_QUEUE: usize = 4;
 
 impl HashedAside {
-    fn new() -> HashedAside {
-        let (queue, chunks) = mpsc::sync_channel::<Vec<u8>>(HASHED_QUEUE);
-        let hasher = thread::spawn(move || {
-            let mut hashed = DigestWriter::new(io::sink());
-            for chunk in chunks {
-                hashed.write_all(&chunk).expect("a sink takes every byte");
-            }
-            hashed.finish().0
-        });
-        HashedAside {
+    /// The writer, where its files are told, and where their digests come back.
+    fn new() -> (HashedAside, FileHashes, mpsc::Receiver<Digest>) {
+        let (queue, received) = mpsc::sync_channel::<Aside>(HASHED_QUEUE);
+        let (digests, returned) = mpsc::channel();
+        let hasher = thread::spawn(move || hash_aside(received, &digests));
+        let files = FileHashes {
+            queue: queue.clone(),
+        };
+        let hashed = HashedAside {
             chunk: Vec::with_capacity(HASHED_CHUNK),
             queue: Some(queue),
             hasher: Some(hasher),
-        }
+        };
+        (hashed, files, returned)
     }
 
-    /// The sha256 of everything written.
+    /// The sha256 of everything written, once the [`FileHashes`] is dropped too.
     fn finish(mut self) -> Digest {
         self.send();
         drop(self.queue.take());
@@ -582,9 +679,48 @@ impl HashedAside {
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(HASHED_CHUNK));
         if let Some(queue) = &self.queue {
             // The thread lives until the queue is dropped: a send does not fail.
-            let _ = queue.send(full);
+            let _ = queue.send(Aside::Bytes(full));
         }
     }
+}
+
+/// The hashing thread: the sha256 of every byte received, and of each file's range of them,
+/// sent to `digests` as each file's last byte arrives.
+fn hash_aside(received: mpsc::Receiver<Aside>, digests: &mpsc::Sender<Digest>) -> Digest {
+    let mut tar = DigestWriter::new(io::sink());
+    let mut content = DigestWriter::new(io::sink());
+    let mut files: VecDeque<(u64, u64)> = VecDeque::new();
+    let mut offset = 0;
+    for aside in received {
+        let bytes = match aside {
+            Aside::Bytes(bytes) => bytes,
+            Aside::File { start, end } => {
+                debug_assert!(start >= offset, "a file is told before its bytes");
+                files.push_back((start, end));
+                Vec::new()
+            }
+        };
+        tar.write_all(&bytes).expect("a sink takes every byte");
+        let bytes_end = offset + bytes.len() as u64;
+        while let Some(&(start, end)) = files.front() {
+            let (from, to) = (start.max(offset), end.min(bytes_end));
+            if from < to {
+                let within = (from - offset) as usize..(to - offset) as usize;
+                content
+                    .write_all(&bytes[within])
+                    .expect("a sink takes every byte");
+            }
+            if end > bytes_end {
+                break;
+            }
+            let done = std::mem::replace(&mut content, DigestWriter::new(io::sink()));
+            // The reader stops listening only when it has failed.
+            let _ = digests.send(done.finish().0);
+            files.pop_front();
+        }
+        offset = bytes_end;
+    }
+    tar.finish().0
 }
 
 impl Write for HashedAside {
@@ -619,25 +755,36 @@ pub(crate) fn capability_of<R: Read>(
     Ok(None)
 }
 
-/// A regular file's node: its size and content digest, and for a C library, the newest glibc
-/// version it defines (read from its bytes in memory while they are hashed).
-fn file_node(entry: &mut impl Read, size: u64, name: &[u8], path: &Path) -> io::Result<NodeKind> {
-    let mut content = DigestWriter::new(io::sink());
+/// A regular file's node: its size, and for a C library, the newest glibc version it defines
+/// (read from its bytes in memory). Its content's digest is asked of `files` before its bytes
+/// are read; until it is back the node holds none.
+fn file_node<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    size: u64,
+    name: &[u8],
+    path: &Path,
+    files: &FileHashes,
+) -> io::Result<NodeKind> {
+    files.hash(entry.raw_file_position(), size)?;
     let is_libc = name == b"libc.so.6" || (name.starts_with(b"libc-") && name.ends_with(b".so"));
-    let glibc = if is_libc && size <= MAX_LIBC_BYTES {
+    let (read, glibc) = if is_libc && size <= MAX_LIBC_BYTES {
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes)?;
-        content.write_all(&bytes)?;
         let info = elf::read_bytes(&bytes, path).ok().flatten();
-        info.and_then(|info| GlibcVersion::newest(&info.versions_defined))
+        let glibc = info.and_then(|info| GlibcVersion::newest(&info.versions_defined));
+        (bytes.len() as u64, glibc)
     } else {
-        io::copy(entry, &mut content)?;
-        None
+        (io::copy(entry, &mut io::sink())?, None)
     };
-    let (digest, size, _) = content.finish();
+    if read != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar ends inside a file",
+        ));
+    }
     Ok(NodeKind::File {
         size,
-        digest,
+        digest: Digest::from_hash([0; 32]),
         glibc: glibc.map(Box::new),
     })
 }
@@ -722,11 +869,13 @@ impl LayerChanges {
     /// Reads the layer `layer` of `store`, checking it as [`LayerChanges::read`] does but for
     /// what only the tree below it can tell (a path written twice, a hard link's target), and
     /// writes its changes in the cache's encoding to `record` as they are read, holding none:
-    /// layers recorded this way, several at once, are applied in order from their records.
+    /// layers recorded this way, several at once, are applied in order from their records. The
+    /// blob is stored in `copy_into` too, if given.
     pub(crate) fn record(
         store: &BlobStore,
         layer: &Descriptor,
         diff_id: &Digest,
+        copy_into: Option<&BlobStore>,
         record: &mut (impl Write + ?Sized),
     ) -> Result<()> {
         let record_error = |source| Error::CacheEntry {
@@ -734,7 +883,7 @@ impl LayerChanges {
         };
         let mut out = EncodedWriter(record);
         out.header(&layer.digest, diff_id).map_err(record_error)?;
-        read_changes(store, layer, diff_id, |change| {
+        read_changes(store, layer, diff_id, copy_into, |change| {
             out.change(&change).map_err(record_error)
         })?;
         out.end().map_err(record_error)
@@ -744,13 +893,15 @@ impl LayerChanges {
 impl FileTree {
     /// Reads the layer `layer` of `store` straight into the tree, checking it as
     /// [`LayerChanges::read`] does, and writes its changes in the cache's encoding to `record`
-    /// on the way: a parent's layer is never held in memory as a whole. On an error, the tree
-    /// is left half-applied and should be dropped.
+    /// on the way: a parent's layer is never held in memory as a whole. The blob is stored in
+    /// `copy_into` too, if given. On an error, the tree is left half-applied and should be
+    /// dropped.
     pub(crate) fn read_layer(
         &mut self,
         store: &BlobStore,
         layer: &Descriptor,
         diff_id: &Digest,
+        copy_into: Option<&BlobStore>,
         record: &mut (impl Write + ?Sized),
     ) -> Result<()> {
         self.layers += 1;
@@ -759,7 +910,7 @@ impl FileTree {
         };
         let mut out = EncodedWriter(record);
         out.header(&layer.digest, diff_id).map_err(record_error)?;
-        read_changes(store, layer, diff_id, |change| {
+        read_changes(store, layer, diff_id, copy_into, |change| {
             out.change(&change).map_err(record_error)?;
             self.change(&layer.digest, change)
         })?;
@@ -994,6 +1145,53 @@ mod tests {
 
     fn paths(tree: &FileTree) -> Vec<String> {
         tree.iter().map(|(p, _)| p.display().to_string()).collect()
+    }
+
+    #[test]
+    fn each_file_gets_the_digest_of_its_own_bytes() {
+        let (_dir, store) = store();
+        // Sizes around the hashing thread's chunks, an empty file, and a name long enough for
+        // an extension header before its entry.
+        let long = format!("srv/{}/deep", "n".repeat(150));
+        let files: Vec<(String, Vec<u8>)> = [0, 1, 511, 512, HASHED_CHUNK - 700, HASHED_CHUNK * 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                (
+                    format!("f{i}"),
+                    (0..size).map(|b| (b * 7 + i) as u8).collect(),
+                )
+            })
+            .chain([(long.clone(), b"at the end of a long name".to_vec())])
+            .collect();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in &files {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(bytes.len() as u64);
+            builder.append_data(&mut header, name, &bytes[..]).unwrap();
+        }
+        let tar = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let blob = store
+            .put(media_type::OCI_LAYER_GZIP, &gz.finish().unwrap())
+            .unwrap();
+        let tree = FileTree::read_layers(&store, &[blob], &[Digest::of(&tar)]).unwrap();
+        for (name, bytes) in &files {
+            let node = tree.get(Path::new(name)).unwrap();
+            let NodeKind::File { size, digest, .. } = &node.kind else {
+                panic!("{name} is not a file: {node:?}");
+            };
+            assert_eq!(
+                (*size, *digest),
+                (bytes.len() as u64, Digest::of(bytes)),
+                "{name}"
+            );
+        }
     }
 
     #[test]
