@@ -22,10 +22,11 @@
 //!    the images are packed.
 //! 7. [`pack_images`]: once the bases' trees are read ([`bases::Trees::join`]: a broken layer
 //!    fails the build there, before anything is packed), every image packed by oci-pack, its
-//!    binaries checked.
+//!    binaries checked; with `--load`, loaded as soon as its layers' tars are written, while
+//!    they are compressed ([`load`]).
 //! 8. [`attest_images`]: SBOMs and attestations attached, platforms joined into an index, tags.
-//! 9. [`lock_outputs`], [`write_outputs`]: every output locked, every image staged (loaded,
-//!    pushed), then all moved into place; the cache told what was used.
+//! 9. [`lock_outputs`], [`write_outputs`]: every output locked, every image staged (pushed),
+//!    then all moved into place; the cache told what was used.
 //! 10. [`report_images`]: each output told, and what callers need of each image returned.
 //!
 //! The bases of step 4 are in [`bases`]; the builder runs of step 5 in [`runs`]; the packing of
@@ -191,9 +192,8 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     let executables = compile(&cx, &plans, &packages)?;
     let resolving = start_sbom_resolution(&cx, &plans);
     let bases = trees.join()?;
-    let built = pack_images(&cx, &plans, bases, executables.as_ref(), &cache)?;
-    // Whatever happens next, the tars kept for a local engine go at the end.
-    let _kept_tars = load::KeptTars::new(&cache, built.iter().flat_map(|b| b.kept_tars.clone()));
+    let executables = executables.as_ref();
+    let (built, loaded) = pack_images(&cx, &plans, &destinations, bases, executables, &cache)?;
     let images = attest_images(
         &cx,
         &Packed {
@@ -208,7 +208,15 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     )?;
     // Held until the images are reported, so no other build writes them meanwhile.
     let _locks = lock_outputs(&destinations, shell)?;
-    let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
+    let written = write_outputs(
+        &cx,
+        &plans,
+        &images,
+        &destinations,
+        &push_targets,
+        &loaded,
+        &cache,
+    );
     let finished = report_images(&cx, images, written?)?;
     finished_status(shell, &finished, started);
     Ok(finished)
@@ -525,19 +533,22 @@ fn start_sbom_resolution(cx: &Context<'_>, plans: &[BuildPlan]) -> Resolving {
         .collect()
 }
 
-/// Step 7: every image packed on its base, its binaries checked; in the plans' order.
+/// Step 7: every image packed on its base, its binaries checked; in the plans' order. With
+/// `--load`, each is loaded as soon as it is unpacked ([`load::Loading`]): what the engine
+/// named each plan's image comes back beside them.
 fn pack_images(
     cx: &Context<'_>,
     plans: &[BuildPlan],
+    destinations: &[PathBuf],
     bases: Vec<Vec<Option<ParentImage>>>,
     executables: Option<&BuiltRuns<'_>>,
     cache: &BuildCache,
-) -> Result<Vec<BuiltImage>> {
+) -> Result<(Vec<BuiltImage>, Vec<Option<String>>)> {
     let host = &cx.facts.host;
     // An engine stores layers unpacked: what it loads gets each new layer's tar as written.
     let keep_tars = cx.options.load.is_some();
     let mut requests = Vec::new();
-    for (plan, bases) in plans.iter().zip(bases) {
+    for ((plan, bases), layout) in plans.iter().zip(bases).zip(destinations) {
         for (image, base) in plan.images.iter().zip(bases) {
             let bins = match executables {
                 _ if image.bins.is_empty() => Default::default(),
@@ -552,7 +563,13 @@ fn pack_images(
             };
             let mut request = pack::image_request(image, &bins, cx.created, base, keep_tars)?;
             pack::check_binaries(&mut request, image, &bins, cx.shell)?;
-            requests.push(request);
+            let loading = cx.options.load.map(|loader| load::Loading {
+                loader,
+                tags: plan.tags.clone(),
+                layout,
+                mtime: cx.created,
+            });
+            requests.push((request, loading));
         }
     }
     for plan in plans {
@@ -562,7 +579,15 @@ fn pack_images(
             format_args!("{} ({})", plan.name, platforms.join(", ")),
         );
     }
-    pack::pack_all(cache, requests, cx.shell)
+    let (built, loaded): (Vec<_>, Vec<_>) = pack::pack_all(cache, requests, cx.shell)?
+        .into_iter()
+        .unzip();
+    // A loaded plan has one image (`check_plans` refuses more): its names are the plan's.
+    let mut loaded = loaded.into_iter();
+    let loaded = (plans.iter())
+        .map(|plan| loaded.by_ref().take(plan.images.len()).flatten().next())
+        .collect();
+    Ok((built, loaded))
 }
 
 /// What the images were packed from and into, for the steps after packing.
@@ -766,7 +791,7 @@ type Written = Vec<(
     Option<oci_pack::registry::Pushed>,
 )>;
 
-/// Step 9, with the outputs locked: every image staged (and loaded, and pushed) before any
+/// Step 9, with the outputs locked: every image staged (and pushed) before any
 /// output moves into place, so a failure leaves every image's previous outputs as they were;
 /// then all persisted, and the cache told what this build used.
 fn write_outputs(
@@ -775,6 +800,7 @@ fn write_outputs(
     images: &[Assembled],
     destinations: &[PathBuf],
     push_targets: &[Option<PushTarget>],
+    loaded: &[Option<String>],
     cache: &BuildCache,
 ) -> Result<Written> {
     let staged: Result<Vec<outputs::Staged>> = images
@@ -789,7 +815,6 @@ fn write_outputs(
                     owner: &plan.name,
                     layout,
                     formats: &plan.formats,
-                    load: cx.options.load,
                     push: push.as_ref(),
                     push_tags: !cx.options.by_digest,
                     shell: cx.shell,
@@ -804,9 +829,10 @@ fn write_outputs(
     let written = staged.and_then(|staged| {
         staged
             .into_iter()
-            .map(|staged| {
-                let (loaded, pushed) = (staged.loaded.clone(), staged.pushed.clone());
-                Ok((staged.persist(cache)?, loaded, pushed))
+            .zip(loaded)
+            .map(|(staged, loaded)| {
+                let pushed = staged.pushed.clone();
+                Ok((staged.persist(cache)?, loaded.clone(), pushed))
             })
             .collect::<Result<Written>>()
     });

@@ -89,6 +89,13 @@ pub enum Error {
         /// The file on the host.
         path: PathBuf,
     },
+    /// A layer's files changed between its tar, written first for an engine, and the same tar
+    /// made again to be compressed: the two would be different layers.
+    #[error("the files of the layer `{created_by}` changed while it was being packed")]
+    LayerChanged {
+        /// What made the layer, e.g. `cargo oci: bins app`.
+        created_by: String,
+    },
     /// The build cache holds a record that cannot be read or written.
     #[error("the build cache is damaged: {reason}; remove its directory and build again")]
     CacheEntry {
@@ -407,6 +414,7 @@ impl Error {
             Error::Io { .. }
             | Error::BlobRead { .. }
             | Error::FileChanged { .. }
+            | Error::LayerChanged { .. }
             | Error::CacheEntry { .. }
             | Error::Json { .. } => Io,
         }

@@ -11,7 +11,7 @@ use crate::diff;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::ImageIndex;
-use crate::layer::{write_layer, write_layer_keeping_tar, Compression, Layer, LayerContents};
+use crate::layer::{write_layer, write_tar_blob, Compression, Layer, LayerContents};
 use crate::manifest::ImageManifest;
 use crate::media_type;
 use crate::platform::Platform;
@@ -50,8 +50,9 @@ pub struct ImageRequest {
     pub annotations: BTreeMap<String, String>,
     /// How the new layers are compressed; the parent's keep theirs.
     pub compression: Compression,
-    /// Whether each new layer written is kept as a tar too, beside its compressed blob, for an
-    /// engine that stores layers unpacked ([`crate::layer::write_layer_keeping_tar`]).
+    /// Whether each new layer is written first as its tar, kept in the store beside its
+    /// compressed blob, for an engine that stores layers unpacked: see
+    /// [`build_image_unpacked_first`].
     pub keep_tars: bool,
 }
 
@@ -145,8 +146,25 @@ pub fn build_image(
     cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
 ) -> Result<BuiltImage> {
+    build_image_unpacked_first(store, request, cache, progress, &mut |_| ())
+}
+
+/// [`build_image`], giving `unpacked` the image as an engine that stores layers unpacked takes
+/// it, as soon as it exists. With [`ImageRequest::keep_tars`], every new layer is first written
+/// as its tar, kept in the store; then the config, and a manifest of those tars (the base's
+/// layers and any taken from the cache as they are) go to `unpacked` before a byte is
+/// compressed, so an engine can load the image (the same config, so the same image ID) while
+/// its layers are compressed for the other outputs; with nothing to compress, it gets the
+/// final manifest. Either way it is called once; without `keep_tars`, never.
+pub fn build_image_unpacked_first(
+    store: &BlobStore,
+    request: ImageRequest,
+    cache: Option<&BuildCache>,
+    progress: &mut dyn Progress,
+    unpacked: &mut dyn FnMut(&Descriptor),
+) -> Result<BuiltImage> {
     let mut kept_tars = Vec::new();
-    let built = write_image(store, request, cache, progress, &mut kept_tars);
+    let built = write_image(store, request, cache, progress, &mut kept_tars, unpacked);
     if built.is_err() {
         // The tars this image kept are for a load that will not come.
         for diff_id in &kept_tars {
@@ -156,45 +174,54 @@ pub fn build_image(
     built
 }
 
-/// [`build_image`]'s work; `kept_tars` collects the tars it keeps as it goes.
+/// A new layer after the first pass of [`write_image`]: packed (or taken from the cache), or
+/// written as its tar, to be compressed.
+enum FirstPass {
+    Packed(Layer),
+    /// The tar, and the layer's stamp taken before it was written.
+    Tar(Descriptor, Option<Digest>),
+}
+
+/// [`build_image_unpacked_first`]'s work; `kept_tars` collects the tars it keeps as it goes.
 fn write_image(
     store: &BlobStore,
     mut request: ImageRequest,
     cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
     kept_tars: &mut Vec<Digest>,
+    unpacked: &mut dyn FnMut(&Descriptor),
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
     let mut config = inherited_config(&request, &created);
     // Reading the parent's tree (to write the difference) checks its layers on the way.
     let new_layers = new_layer_contents(&mut request)?;
-    let mut descriptors = match &request.base {
+    let base_layers = match &request.base {
         Some(parent) => adopt_parent_layers(store, parent, cache)?,
         None => Vec::new(),
     };
+    let writing = Writing {
+        compression: request.compression,
+        mtime: request.mtime,
+        keep_tars: request.keep_tars,
+    };
 
-    let mut layers = Vec::new();
+    let mut first = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
-        let writing = Writing {
-            compression: request.compression,
-            mtime: request.mtime,
-            keep_tars: request.keep_tars,
+        let pass = first_pass(store, cache, contents, created_by, writing, progress)?;
+        let diff_id = match &pass {
+            FirstPass::Packed(layer) => layer.diff_id,
+            FirstPass::Tar(tar, _) => tar.digest,
         };
-        let (layer, kept) = match cache {
-            Some(cache) => cached_layer(store, cache, contents, created_by, writing, progress)?,
-            None => written_layer(store, contents, created_by, writing, progress)?,
-        };
-        if kept {
-            kept_tars.push(layer.diff_id);
+        if let FirstPass::Tar(_, _) = pass {
+            kept_tars.push(diff_id);
         }
-        config.rootfs.diff_ids.push(layer.diff_id);
+        config.rootfs.diff_ids.push(diff_id);
         config
             .history
             .push(history_entry(&request, &created, created_by, false));
-        descriptors.push(layer.descriptor.clone());
-        layers.push(layer);
+        first.push((pass, contents, created_by));
     }
-    if layers.is_empty() {
+    if first.is_empty() {
         if request.base.is_none() {
             return Err(Error::NoLayers);
         }
@@ -204,20 +231,58 @@ fn write_image(
             .history
             .push(history_entry(&request, &created, created_by, true));
     }
-
     let config_descriptor = store.put_json(media_type::OCI_CONFIG, "the image config", &config)?;
-    let manifest = ImageManifest {
+    let manifest_of = |layers: Vec<Descriptor>| ImageManifest {
         schema_version: 2,
         media_type: Some(media_type::OCI_MANIFEST.to_owned()),
         config: config_descriptor.clone(),
-        layers: descriptors,
+        layers: base_layers.iter().cloned().chain(layers).collect(),
         annotations: manifest_annotations(&request),
         artifact_type: None,
         subject: None,
     };
-    let mut manifest_descriptor =
-        store.put_json(media_type::OCI_MANIFEST, "the image manifest", &manifest)?;
-    manifest_descriptor.platform = Some(request.platform.clone());
+    let put_manifest = |manifest: &ImageManifest, what: &'static str| -> Result<Descriptor> {
+        let mut descriptor = store.put_json(media_type::OCI_MANIFEST, what, manifest)?;
+        descriptor.platform = Some(request.platform.clone());
+        Ok(descriptor)
+    };
+
+    let to_compress = first
+        .iter()
+        .any(|(pass, ..)| matches!(pass, FirstPass::Tar(..)));
+    if to_compress {
+        let layers = first.iter().map(|(pass, ..)| match pass {
+            FirstPass::Packed(layer) => layer.descriptor.clone(),
+            FirstPass::Tar(tar, _) => tar.clone(),
+        });
+        unpacked(&put_manifest(
+            &manifest_of(layers.collect()),
+            "the unpacked manifest",
+        )?);
+    }
+    let mut layers = Vec::new();
+    for (pass, contents, created_by) in first {
+        layers.push(match pass {
+            FirstPass::Packed(layer) => layer,
+            FirstPass::Tar(tar, stamp) => {
+                let layer = write_layer(store, contents, writing.compression, writing.mtime)?;
+                if layer.diff_id != tar.digest {
+                    return Err(Error::LayerChanged {
+                        created_by: created_by.clone(),
+                    });
+                }
+                written(
+                    store, cache, contents, created_by, writing, stamp, &layer, progress,
+                )?;
+                layer
+            }
+        });
+    }
+    let manifest = manifest_of(layers.iter().map(|l| l.descriptor.clone()).collect());
+    let manifest_descriptor = put_manifest(&manifest, "the image manifest")?;
+    if !to_compress && request.keep_tars {
+        unpacked(&manifest_descriptor);
+    }
     progress.on_event(&Event::ImageWritten {
         platform: &request.platform,
         manifest: &manifest_descriptor,
@@ -269,65 +334,79 @@ fn adopt_parent_layers(
     Ok(descriptors)
 }
 
-/// A new layer through the cache: taken from it when the layer's stamp names a tar it holds
-/// compressed as asked, else written; either way recorded in it.
-fn cached_layer(
+/// The first pass over a new layer: taken from the cache when its stamp names a tar the cache
+/// holds compressed as asked; else, for an engine ([`ImageRequest::keep_tars`]), written as its
+/// tar (a layer that is not compressed is its own tar: packed at once); else packed.
+fn first_pass(
     store: &BlobStore,
-    cache: &BuildCache,
+    cache: Option<&BuildCache>,
     contents: &LayerContents,
     created_by: &str,
     writing: Writing,
     progress: &mut dyn Progress,
-) -> Result<(Layer, bool)> {
-    let Writing {
-        compression, mtime, ..
-    } = writing;
-    let stamp = contents.stamp(mtime);
-    let reused = stamp
-        .as_ref()
-        .and_then(|stamp| cache.layer_by_stamp(stamp, compression));
-    let (layer, kept) = match reused {
-        Some(layer) => {
-            store.import(cache.store(), &layer.descriptor, true)?;
-            progress.on_event(&Event::LayerReused {
-                layer: &layer,
-                created_by,
-            });
-            (layer, false)
-        }
-        None => written_layer(store, contents, created_by, writing, progress)?,
-    };
-    cache.store().import(store, &layer.descriptor, true)?;
-    cache.record_layer(&layer, compression);
-    // Only a stamp that held from before the layer was read until after says which tar it is.
-    if let Some(stamp) = stamp.filter(|s| contents.stamp(mtime).as_ref() == Some(s)) {
-        cache.record_stamp(&stamp, &layer.diff_id);
-    }
-    Ok((layer, kept))
-}
-
-/// A new layer written into `store`, and said so to `progress`.
-fn written_layer(
-    store: &BlobStore,
-    contents: &LayerContents,
-    created_by: &str,
-    writing: Writing,
-    progress: &mut dyn Progress,
-) -> Result<(Layer, bool)> {
+) -> Result<FirstPass> {
     let Writing {
         compression,
         mtime,
         keep_tars,
     } = writing;
-    let (layer, kept) = match keep_tars {
-        true => write_layer_keeping_tar(store, contents, compression, mtime)?,
-        false => (write_layer(store, contents, compression, mtime)?, false),
-    };
-    progress.on_event(&Event::LayerWritten {
-        layer: &layer,
-        created_by,
-    });
-    Ok((layer, kept))
+    let stamp = contents.stamp(mtime);
+    let reused = cache
+        .zip(stamp.as_ref())
+        .and_then(|(cache, stamp)| Some((cache, cache.layer_by_stamp(stamp, compression)?)));
+    if let Some((cache, layer)) = reused {
+        store.import(cache.store(), &layer.descriptor, true)?;
+        progress.on_event(&Event::LayerReused {
+            layer: &layer,
+            created_by,
+        });
+        cache.store().import(store, &layer.descriptor, true)?;
+        cache.record_layer(&layer, compression);
+        return Ok(FirstPass::Packed(layer));
+    }
+    if keep_tars && compression != Compression::None {
+        let (tar, kept) = write_tar_blob(store, contents, mtime)?;
+        return match kept {
+            true => Ok(FirstPass::Tar(tar, stamp)),
+            // Someone else's tar of the same bytes: it is left as it was, and the layer packed.
+            false => {
+                let layer = write_layer(store, contents, compression, mtime)?;
+                written(
+                    store, cache, contents, created_by, writing, stamp, &layer, progress,
+                )?;
+                Ok(FirstPass::Packed(layer))
+            }
+        };
+    }
+    let layer = write_layer(store, contents, compression, mtime)?;
+    written(
+        store, cache, contents, created_by, writing, stamp, &layer, progress,
+    )?;
+    Ok(FirstPass::Packed(layer))
+}
+
+/// A new layer just written: said so to `progress`, and recorded in the cache, with its
+/// `stamp` (taken before the layer was read) if that still holds.
+#[allow(clippy::too_many_arguments)]
+fn written(
+    store: &BlobStore,
+    cache: Option<&BuildCache>,
+    contents: &LayerContents,
+    created_by: &str,
+    writing: Writing,
+    stamp: Option<Digest>,
+    layer: &Layer,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    progress.on_event(&Event::LayerWritten { layer, created_by });
+    let Some(cache) = cache else { return Ok(()) };
+    cache.store().import(store, &layer.descriptor, true)?;
+    cache.record_layer(layer, writing.compression);
+    // Only a stamp that held from before the layer was read until after says which tar it is.
+    if let Some(stamp) = stamp.filter(|s| contents.stamp(writing.mtime).as_ref() == Some(s)) {
+        cache.record_stamp(&stamp, &layer.diff_id);
+    }
+    Ok(())
 }
 
 /// The history entry of a step of this image: a new layer, or (`empty_layer`) none.
@@ -671,6 +750,81 @@ mod tests {
             build_image(&store, empty, None, &mut NoProgress),
             Err(Error::NoLayers)
         ));
+    }
+
+    #[test]
+    fn an_engine_gets_the_image_unpacked_before_a_byte_is_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let staged = dir.path().join("app");
+        std::fs::write(&staged, vec![7u8; 300_000]).unwrap();
+        let mut contents = LayerContents::new();
+        contents.add_path("/app", &staged).unwrap();
+        let layers = vec![NewLayer {
+            contents,
+            remove: Vec::new(),
+            created_by: "bins".into(),
+        }];
+        let read = |descriptor: &Descriptor| -> ImageManifest {
+            serde_json::from_slice(&store.read(descriptor).unwrap()).unwrap()
+        };
+        let mut seen = Vec::new();
+        let keeping = ImageRequest {
+            layers: layers.clone(),
+            keep_tars: true,
+            ..request()
+        };
+        let built = build_image_unpacked_first(&store, keeping, None, &mut NoProgress, &mut |m| {
+            let manifest = read(m);
+            // The tar is there; nothing compressed is yet.
+            let blobs = std::fs::read_dir(store.root().join("blobs/sha256"))
+                .unwrap()
+                .count();
+            seen.push((manifest, blobs));
+        })
+        .unwrap();
+        let [(unpacked, blobs)] = &seen[..] else {
+            panic!("told {} times", seen.len());
+        };
+        let [tar] = &unpacked.layers[..] else {
+            panic!("{unpacked:?}")
+        };
+        assert_eq!(tar.media_type, media_type::OCI_LAYER_TAR);
+        assert_eq!(tar.digest, built.layers[0].diff_id);
+        assert_eq!(*blobs, 3, "the tar, the config and the unpacked manifest");
+        assert_eq!(unpacked.config, built.config, "the same image ID");
+        assert_ne!(
+            built.layers[0].descriptor.media_type,
+            media_type::OCI_LAYER_TAR
+        );
+        assert_eq!(built.kept_tars, [tar.digest]);
+
+        // Not asked: never told.
+        let plain = ImageRequest {
+            layers: layers.clone(),
+            ..request()
+        };
+        let mut told = 0;
+        build_image_unpacked_first(&store, plain, None, &mut NoProgress, &mut |_| told += 1)
+            .unwrap();
+        assert_eq!(told, 0);
+
+        // A file that changes between the tar and its compression fails the image, and its
+        // tar goes.
+        std::fs::write(&staged, vec![8u8; 300_000]).unwrap();
+        let changing = ImageRequest {
+            layers,
+            keep_tars: true,
+            ..request()
+        };
+        let mut tar = None;
+        let error = build_image_unpacked_first(&store, changing, None, &mut NoProgress, &mut |m| {
+            tar = Some(read(m).layers[0].digest);
+            std::fs::write(&staged, vec![9u8; 300_000]).unwrap();
+        })
+        .unwrap_err();
+        assert!(matches!(error, Error::LayerChanged { .. }), "{error}");
+        assert!(!store.contains(&tar.unwrap()));
     }
 
     #[test]

@@ -19,8 +19,9 @@ use crate::compress::Encoder;
 use crate::descriptor::Descriptor;
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
+use crate::media_type;
 use crate::path::{absolute, image_path};
-use crate::store::{BlobStore, KnownBlobWriter, IO_BUFFER};
+use crate::store::{BlobStore, IO_BUFFER};
 use crate::timestamp::Timestamp;
 
 /// Mode of directories and executables; other files get [`FILE_MODE`].
@@ -437,25 +438,29 @@ pub fn write_layer(
     compression: Compression,
     mtime: Timestamp,
 ) -> Result<Layer> {
-    write_layer_to(store, contents, compression, mtime, None).map(|(layer, _)| layer)
+    write_layer_to(store, contents, compression, mtime)
 }
 
-/// As [`write_layer`], keeping the layer's tar in the store too, under its diff_id, for an
-/// engine that stores layers unpacked: [`crate::Tagged::local_layout`] links it rather than
-/// undoing the compression. The tar is hashed once, on its way to the compressor. Returns
-/// whether a tar was kept: not for an uncompressed layer, which is its own tar, nor when the
-/// store held that tar already (someone else's, left as it was).
-pub fn write_layer_keeping_tar(
+/// Writes `contents` as its uncompressed tar into the store, under its digest (the layer's
+/// diff_id), every entry dated `mtime`: the layer as an engine that stores layers unpacked
+/// takes it ([`crate::build_image_unpacked_first`]). Returns the tar's descriptor, and whether
+/// it was kept: a tar of the same bytes there already is left as it was (it may be a layer of
+/// its own).
+pub(crate) fn write_tar_blob(
     store: &BlobStore,
     contents: &LayerContents,
-    compression: Compression,
     mtime: Timestamp,
-) -> Result<(Layer, bool)> {
-    let tar = match compression {
-        Compression::None => None,
-        _ => Some(store.known_writer()?),
-    };
-    write_layer_to(store, contents, compression, mtime, tar)
+) -> Result<(Descriptor, bool)> {
+    let failed = |e: Error| e.for_destination("write a layer to", store.root());
+    let out =
+        write_tar(contents, DigestWriter::new(store.known_writer()?), mtime).map_err(failed)?;
+    let (diff_id, size, tar) = out.finish();
+    let kept = !store.contains(&diff_id);
+    if kept {
+        tar.commit_as(diff_id)?;
+    }
+    let descriptor = Descriptor::new(media_type::OCI_LAYER_TAR, diff_id, size);
+    Ok((descriptor, kept))
 }
 
 fn write_layer_to(
@@ -463,45 +468,20 @@ fn write_layer_to(
     contents: &LayerContents,
     compression: Compression,
     mtime: Timestamp,
-    tar: Option<KnownBlobWriter>,
-) -> Result<(Layer, bool)> {
+) -> Result<Layer> {
     let failed = |e: Error| e.for_destination("write a layer to", store.root());
     let blob = Encoder::new(store.writer()?, compression);
-    let tar_out = write_tar(contents, DigestWriter::new(Tee(blob, tar)), mtime).map_err(failed)?;
-    let (diff_id, _, Tee(blob, tar)) = tar_out.finish();
+    let (diff_id, _, blob) = write_tar(contents, DigestWriter::new(blob), mtime)
+        .map_err(failed)?
+        .finish();
     let blob = blob
         .finish()
         .map_err(Error::io("write a layer to", store.root()))?;
     let (digest, size) = blob.commit()?;
-    let kept = match tar {
-        // A tar of the same bytes there already is left alone: it may be a layer of its own.
-        Some(_) if store.contains(&diff_id) => false,
-        Some(tar) => tar.commit_as(diff_id).map(|()| true)?,
-        None => false,
-    };
-    let layer = Layer {
+    Ok(Layer {
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
-    };
-    Ok((layer, kept))
-}
-
-/// Writes every byte to both: the layer's compressor and, if kept, its tar.
-struct Tee<W>(W, Option<KnownBlobWriter>);
-
-impl<W: Write> Write for Tee<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_all(buf)?;
-        if let Some(tar) = &mut self.1 {
-            tar.write_all(buf)?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()?;
-        self.1.as_mut().map_or(Ok(()), Write::flush)
-    }
+    })
 }
 
 /// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and

@@ -91,7 +91,7 @@ impl Tagged {
     /// The manifest with the layers `unpack` chooses uncompressed, each put into `local` under
     /// its diff_id, checked, and the manifest beside them; `None` for an index, or when no
     /// layer is chosen. A layer whose tar the store kept
-    /// ([`crate::layer::write_layer_keeping_tar`]) is linked from there, else decompressed.
+    /// ([`crate::build_image_unpacked_first`]) is linked from there, else decompressed.
     fn uncompressed_manifest(
         &self,
         local: &BlobStore,
@@ -358,20 +358,16 @@ mod tests {
 
     /// An image of one gzip layer in `store`, its tar kept there too if `keep`; and its diff_id.
     fn one_layer_image(store: &BlobStore, keep: bool) -> (Tagged, Digest) {
-        use crate::layer::{write_layer, write_layer_keeping_tar, Compression, LayerContents};
+        use crate::layer::{write_layer, write_tar_blob, Compression, LayerContents};
         let mut contents = LayerContents::new();
         let bytes: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         contents.add_bytes("/app", bytes, 0o755).unwrap();
         let mtime = crate::timestamp::Timestamp::DEFAULT;
-        let layer = match keep {
-            true => {
-                let (layer, kept) =
-                    write_layer_keeping_tar(store, &contents, Compression::Gzip, mtime).unwrap();
-                assert!(kept);
-                layer
-            }
-            false => write_layer(store, &contents, Compression::Gzip, mtime).unwrap(),
-        };
+        let layer = write_layer(store, &contents, Compression::Gzip, mtime).unwrap();
+        if keep {
+            let (tar, kept) = write_tar_blob(store, &contents, mtime).unwrap();
+            assert_eq!((tar.digest, kept), (layer.diff_id, true));
+        }
         let mut config =
             crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
         config.rootfs.diff_ids.push(layer.diff_id);

@@ -133,7 +133,9 @@ pub use diff::rootfs_diff;
 pub use digest::{Digest, DigestError, DigestWriter};
 pub use docker::DockerArchiveImage;
 pub use error::{Error, ErrorKind, Result};
-pub use image::{build_image, join_index, BuiltImage, ImageRequest, NewLayer};
+pub use image::{
+    build_image, build_image_unpacked_first, join_index, BuiltImage, ImageRequest, NewLayer,
+};
 pub use index::ImageIndex;
 pub use layer::{Attributes, LayerContents, Owner, FIXED_MTIME};
 pub use layout::{SealedLayout, StagedLayout, Tagged};

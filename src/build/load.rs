@@ -1,13 +1,15 @@
-//! `--load`: an image into a local engine's store, moving only what the engine lacks, and
-//! nothing compressed that it would only decompress again.
+//! `--load`: an image into a local engine's store, moving only what the engine lacks, nothing
+//! compressed that it would only decompress again, and as soon as packing has it.
 //!
-//! Both engines get a layout of the image made for them ([`Tagged::local_layout`]): the
-//! layers this build made as the tars packing kept beside their gzip blobs
-//! ([`oci_pack::ImageRequest::keep_tars`]; [`KeptTars`] removes them when the build ends), the
-//! base's as they are, under the same config, so the same image ID. podman takes it with
-//! skopeo, whose store skips the layers it holds; docker (moby's own image store) takes a
-//! stream without the files of the layers it holds already. Otherwise the whole Docker archive
-//! is streamed into `LOADER load`.
+//! Packing writes each new layer first as its tar
+//! ([`oci_pack::build_image_unpacked_first`]), then the config and a manifest of those tars,
+//! and hands that image to [`Loading::load`] on a thread of its own before compressing the
+//! layers for the other outputs: the same config, so the same image ID
+//! ([`super::pack::pack_all`] removes the tars once the loads are done). Both engines get a
+//! layout of it ([`Tagged::local_layout`]: a layer taken from the cache is decompressed; the
+//! base's are as they are). podman takes it with skopeo, whose store skips the layers it holds;
+//! docker (moby's own image store) takes a stream without the files of the layers it holds
+//! already. Otherwise the whole Docker archive is streamed into `LOADER load`.
 
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
@@ -15,16 +17,42 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 use oci_pack::{
-    write_archive, write_docker_load_stream, ArchiveFormat, BuildCache, Compression, Digest,
-    ImageConfig, ImageManifest, Tagged, Timestamp,
+    write_archive, write_docker_load_stream, ArchiveFormat, BuildCache, Compression, Descriptor,
+    Digest, ImageConfig, ImageManifest, Reference, Tagged, Timestamp,
 };
 
 use crate::plan::{on_path, Loader};
 use crate::shell::Shell;
 
-/// Loads the image into `loader`'s store; returns the names it has there. `layout` is where
-/// the image's own layout goes: the engine's is staged beside it.
-pub fn load_into(
+/// `--load` of one image: where it goes once packing has it unpacked.
+pub struct Loading<'a> {
+    pub loader: Loader,
+    /// The image's tags, which the engine names it by.
+    pub tags: Vec<Reference>,
+    /// Where the image's own layout goes: the engine's is staged beside it.
+    pub layout: &'a Path,
+    /// Every archive entry's mtime, for a loader that takes a stream.
+    pub mtime: Timestamp,
+}
+
+impl Loading<'_> {
+    /// Loads the image of the manifest `manifest` in the cache's store; returns the names the
+    /// engine has it under.
+    pub fn load(&self, manifest: &Descriptor, cache: &BuildCache, shell: &Shell) -> Result<String> {
+        let image = Tagged {
+            store: cache.store().clone(),
+            target: manifest.clone(),
+            tags: self.tags.clone(),
+            annotations: Default::default(),
+            referrers: Vec::new(),
+        };
+        load_into(self.loader, &image, self.layout, self.mtime, cache, shell)
+    }
+}
+
+/// Loads the image (one platform's) into `loader`'s store; returns the names it has there.
+/// `layout` is where the image's own layout goes: the engine's is staged beside it.
+fn load_into(
     loader: Loader,
     image: &Tagged,
     layout: &Path,
@@ -32,11 +60,6 @@ pub fn load_into(
     cache: &BuildCache,
     shell: &Shell,
 ) -> Result<String> {
-    if !oci_pack::media_type::is_manifest(&image.target.media_type) {
-        // An index, which `check_plans` refuses to load before anything is built: the
-        // loader's own error says it takes one platform's image.
-        return stream_into(loader, image, mtime, 0);
-    }
     if loader == Loader::Podman && on_path("skopeo") {
         let local = LocalImage::stage(image, layout, cache, &[])?;
         return copy_into_podman(&local.image, local.dir.path());
@@ -72,29 +95,6 @@ impl LocalImage {
         };
         let (dir, image) = image.local_layout(layout, unpack)?;
         Ok(LocalImage { dir, image })
-    }
-}
-
-/// The tars packing kept beside this build's new layers ([`oci_pack::BuiltImage::kept_tars`]),
-/// removed when the build ends, loaded or failed ([`BuildCache::drop_kept_tars`]: but for one
-/// the cache holds as an uncompressed layer of its own).
-pub struct KeptTars {
-    cache: BuildCache,
-    tars: Vec<Digest>,
-}
-
-impl KeptTars {
-    pub fn new(cache: &BuildCache, tars: impl IntoIterator<Item = Digest>) -> KeptTars {
-        KeptTars {
-            cache: cache.clone(),
-            tars: tars.into_iter().collect(),
-        }
-    }
-}
-
-impl Drop for KeptTars {
-    fn drop(&mut self) {
-        self.cache.drop_kept_tars(&self.tars);
     }
 }
 

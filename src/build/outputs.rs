@@ -1,6 +1,7 @@
 //! What `cargo oci build` writes, and where: the OCI layout, the archives beside it
-//! (`<output>.oci.tar`, `<output>.docker.tar`), an image loaded into a local engine
-//! ([`super::load`]), or pushed; each staged beside its destination, then persisted.
+//! (`<output>.oci.tar`, `<output>.docker.tar`), or pushed; each staged beside its destination,
+//! then persisted. (An image for a local engine is loaded as soon as it is packed:
+//! [`super::load`].)
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use oci_pack::{
     ArchiveFormat, BlobStore, BuildCache, Digest, StagedArchive, StagedLayout, Tagged, Timestamp,
 };
 
-use crate::plan::{Format, Loader};
+use crate::plan::Format;
 use crate::registry::PushTarget;
 use crate::report::Output;
 use crate::shell::Shell;
@@ -24,7 +25,6 @@ pub struct Destinations<'a> {
     /// The layout's path; archives sit beside it.
     pub layout: &'a Path,
     pub formats: &'a [Format],
-    pub load: Option<Loader>,
     pub push: Option<&'a PushTarget>,
     /// Whether a push sends the image's tags, or only its digest.
     pub push_tags: bool,
@@ -40,7 +40,7 @@ pub struct Destinations<'a> {
 }
 
 /// An image's outputs, written in full beside their destinations but not yet in place, and
-/// what loading and pushing it did.
+/// what pushing it did.
 #[derive(Debug)]
 pub struct Staged {
     /// The image's name, whose earlier layouts this one may replace.
@@ -52,14 +52,13 @@ pub struct Staged {
     /// Files beside the outputs, staged; those already as they should be are not.
     beside: Vec<(tempfile::NamedTempFile, PathBuf)>,
     stale: Vec<PathBuf>,
-    pub loaded: Option<String>,
     pub pushed: Option<Pushed>,
 }
 
-/// Writes every format from `image` beside its destination, streams it into a loader and
-/// pushes it if asked; nothing is in place until [`Staged::persist`], so a failure anywhere
-/// (of this image or, in a workspace, of another) leaves no new output. An output that already
-/// holds this very image is left untouched.
+/// Writes every format from `image` beside its destination, and pushes it if asked; nothing is
+/// in place until [`Staged::persist`], so a failure anywhere (of this image or, in a workspace,
+/// of another) leaves no new output. An output that already holds this very image is left
+/// untouched.
 pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Result<Staged> {
     let mut layout = None;
     let mut archives = Vec::new();
@@ -107,10 +106,6 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         }
         beside.push((stage_file(to.layout, path, bytes)?, path.clone()));
     }
-    let loaded = to
-        .load
-        .map(|loader| super::load::load_into(loader, image, to.layout, to.mtime, cache, to.shell))
-        .transpose()?;
     let pushed = to
         .push
         .map(|target| {
@@ -132,7 +127,6 @@ pub fn stage(image: &Tagged, to: &Destinations<'_>, cache: &BuildCache) -> Resul
         archives,
         beside,
         stale: to.stale.to_vec(),
-        loaded,
         pushed,
     })
 }

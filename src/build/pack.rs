@@ -9,13 +9,15 @@ use anyhow::{bail, Context as _, Result};
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::{
-    build_image, Attributes, BuildCache, BuiltImage, ImageRequest, LayerContents, NewLayer,
-    ParentImage, Timestamp,
+    build_image_unpacked_first, Attributes, BuildCache, BuiltImage, Descriptor, ImageRequest,
+    LayerContents, NewLayer, ParentImage, Timestamp,
 };
 
 use crate::plan::metadata::ElfCheck;
 use crate::plan::ImagePlan;
 use crate::shell::Shell;
+
+use super::load::Loading;
 
 /// The engine's request for one image: the files layer, the binaries layer, and the config.
 pub fn image_request(
@@ -178,37 +180,57 @@ pub fn check_binaries(
 }
 
 /// Packs every image into the cache's store, one thread each; a layer compressed by an earlier
-/// build is taken from the cache.
+/// build is taken from the cache. An image with a [`Loading`] is loaded on a thread of its own
+/// as soon as its layers' tars are written, while they are compressed; the names the engine
+/// gave it come back beside it.
 pub fn pack_all(
     cache: &BuildCache,
-    requests: Vec<ImageRequest>,
+    requests: Vec<(ImageRequest, Option<Loading<'_>>)>,
     shell: &Shell,
-) -> Result<Vec<BuiltImage>> {
+) -> Result<Vec<(BuiltImage, Option<String>)>> {
     std::thread::scope(|scope| {
         let packing: Vec<_> = requests
             .into_iter()
-            .map(|request| {
-                let mut shell = shell.clone();
-                scope.spawn(move || build_image(cache.store(), request, Some(cache), &mut shell))
+            .map(|(request, mut loading)| {
+                let (mut progress, shell) = (shell.clone(), shell.clone());
+                scope.spawn(move || {
+                    let mut load = None;
+                    let mut unpacked = |manifest: &Descriptor| {
+                        if let Some(loading) = loading.take() {
+                            let (manifest, shell) = (manifest.clone(), shell.clone());
+                            load =
+                                Some(scope.spawn(move || loading.load(&manifest, cache, &shell)));
+                        }
+                    };
+                    let store = cache.store();
+                    let built = build_image_unpacked_first(
+                        store,
+                        request,
+                        Some(cache),
+                        &mut progress,
+                        &mut unpacked,
+                    );
+                    let loaded =
+                        load.map(|thread| thread.join().expect("a loading thread panicked"));
+                    (built, loaded.transpose())
+                })
             })
             .collect();
         let packed: Vec<_> = packing
             .into_iter()
             .map(|thread| thread.join().expect("a packing thread panicked"))
             .collect();
-        if packed.iter().any(Result::is_err) {
-            // The tars the others kept are for a load that will not come.
-            let kept: Vec<_> = packed
-                .iter()
-                .flatten()
-                .flat_map(|b| &b.kept_tars)
-                .copied()
-                .collect();
-            cache.drop_kept_tars(&kept);
-        }
-        packed
-            .into_iter()
-            .map(|built| built.map_err(Into::into))
-            .collect()
+        // The tars were for the engines, which have them now, or never will.
+        let kept: Vec<_> = (packed.iter())
+            .flat_map(|(built, _)| built.iter().flat_map(|b| &b.kept_tars))
+            .copied()
+            .collect();
+        cache.drop_kept_tars(&kept);
+        let (built, loaded): (Vec<_>, Vec<_>) = packed.into_iter().unzip();
+        // An image packed but not loaded fails the build as one not packed does; what is wrong
+        // with an image is told before an engine that failed to take another.
+        let built: Vec<BuiltImage> = built.into_iter().collect::<oci_pack::Result<_>>()?;
+        let loaded: Vec<Option<String>> = loaded.into_iter().collect::<Result<_>>()?;
+        Ok(built.into_iter().zip(loaded).collect())
     })
 }
