@@ -20,13 +20,14 @@
 //! 5. [`compile()`]: cargo builds the binaries, one run per target, builder and rustflags.
 //! 6. [`start_sbom_resolution`]: each target's dependencies asked of cargo, on threads, while
 //!    the images are packed.
-//! 7. [`pack_images`]: once the bases' trees are read ([`bases::Trees::join`]: a broken layer
-//!    fails the build there, before anything is packed), every image packed by oci-pack, its
-//!    binaries checked; with `--load`, loaded as soon as its layers' tars are written, while
-//!    they are compressed ([`load`]).
+//! 7. [`lock_outputs`], [`pack_images`]: once the bases' trees are read
+//!    ([`bases::Trees::join`]: a broken layer fails the build there, before anything is
+//!    packed), every output locked, and every image packed by oci-pack, its binaries checked;
+//!    with `--load`, loaded as soon as its layers' tars are written, while they are compressed
+//!    ([`load`]).
 //! 8. [`attest_images`]: SBOMs and attestations attached, platforms joined into an index, tags.
-//! 9. [`lock_outputs`], [`write_outputs`]: every output locked, every image staged (pushed),
-//!    then all moved into place; the cache told what was used.
+//! 9. [`write_outputs`]: every image staged (pushed), then all moved into place; the cache told
+//!    what was used.
 //! 10. [`report_images`]: each output told, and what callers need of each image returned.
 //!
 //! The bases of step 4 are in [`bases`]; the builder runs of step 5 in [`runs`]; the packing of
@@ -192,8 +193,11 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
     let executables = compile(&cx, &plans, &packages)?;
     let resolving = start_sbom_resolution(&cx, &plans);
     let bases = trees.join()?;
+    // Held until the images are reported, so no other build writes them meanwhile, nor loads
+    // the same images (a load stages beside the output, and starts while packing).
+    let _locks = lock_outputs(&destinations, shell)?;
     let executables = executables.as_ref();
-    let (built, loaded) = pack_images(&cx, &plans, &destinations, bases, executables, &cache)?;
+    let built = pack_images(&cx, &plans, &destinations, bases, executables, &cache)?;
     let images = attest_images(
         &cx,
         &Packed {
@@ -206,17 +210,7 @@ pub fn build(options: &BuildOptions, facts: &Facts, shell: &Shell) -> Result<Vec
         built,
         resolving,
     )?;
-    // Held until the images are reported, so no other build writes them meanwhile.
-    let _locks = lock_outputs(&destinations, shell)?;
-    let written = write_outputs(
-        &cx,
-        &plans,
-        &images,
-        &destinations,
-        &push_targets,
-        &loaded,
-        &cache,
-    );
+    let written = write_outputs(&cx, &plans, &images, &destinations, &push_targets, &cache);
     let finished = report_images(&cx, images, written?)?;
     finished_status(shell, &finished, started);
     Ok(finished)
@@ -534,8 +528,7 @@ fn start_sbom_resolution(cx: &Context<'_>, plans: &[BuildPlan]) -> Resolving {
 }
 
 /// Step 7: every image packed on its base, its binaries checked; in the plans' order. With
-/// `--load`, each is loaded as soon as it is unpacked ([`load::Loading`]): what the engine
-/// named each plan's image comes back beside them.
+/// `--load`, each is loaded as soon as it is unpacked ([`load::Loading`]).
 fn pack_images(
     cx: &Context<'_>,
     plans: &[BuildPlan],
@@ -543,7 +536,7 @@ fn pack_images(
     bases: Vec<Vec<Option<ParentImage>>>,
     executables: Option<&BuiltRuns<'_>>,
     cache: &BuildCache,
-) -> Result<(Vec<BuiltImage>, Vec<Option<String>>)> {
+) -> Result<Vec<BuiltImage>> {
     let host = &cx.facts.host;
     // An engine stores layers unpacked: what it loads gets each new layer's tar as written.
     let keep_tars = cx.options.load.is_some();
@@ -579,15 +572,7 @@ fn pack_images(
             format_args!("{} ({})", plan.name, platforms.join(", ")),
         );
     }
-    let (built, loaded): (Vec<_>, Vec<_>) = pack::pack_all(cache, requests, cx.shell)?
-        .into_iter()
-        .unzip();
-    // A loaded plan has one image (`check_plans` refuses more): its names are the plan's.
-    let mut loaded = loaded.into_iter();
-    let loaded = (plans.iter())
-        .map(|plan| loaded.by_ref().take(plan.images.len()).flatten().next())
-        .collect();
-    Ok((built, loaded))
+    pack::pack_all(cache, requests, cx.shell)
 }
 
 /// What the images were packed from and into, for the steps after packing.
@@ -784,12 +769,8 @@ fn tag_image(
     Ok((tagged, image))
 }
 
-/// Each image's outputs, whether it was loaded (the loader's message) and where it was pushed.
-type Written = Vec<(
-    Vec<report::Output>,
-    Option<String>,
-    Option<oci_pack::registry::Pushed>,
-)>;
+/// Each image's outputs, and where it was pushed.
+type Written = Vec<(Vec<report::Output>, Option<oci_pack::registry::Pushed>)>;
 
 /// Step 9, with the outputs locked: every image staged (and pushed) before any
 /// output moves into place, so a failure leaves every image's previous outputs as they were;
@@ -800,7 +781,6 @@ fn write_outputs(
     images: &[Assembled],
     destinations: &[PathBuf],
     push_targets: &[Option<PushTarget>],
-    loaded: &[Option<String>],
     cache: &BuildCache,
 ) -> Result<Written> {
     let staged: Result<Vec<outputs::Staged>> = images
@@ -829,10 +809,9 @@ fn write_outputs(
     let written = staged.and_then(|staged| {
         staged
             .into_iter()
-            .zip(loaded)
-            .map(|(staged, loaded)| {
+            .map(|staged| {
                 let pushed = staged.pushed.clone();
-                Ok((staged.persist(cache)?, loaded.clone(), pushed))
+                Ok((staged.persist(cache)?, pushed))
             })
             .collect::<Result<Written>>()
     });
@@ -895,13 +874,10 @@ fn keep_what_was_used(
 fn report_images(cx: &Context<'_>, images: Vec<Assembled>, written: Written) -> Result<Vec<Image>> {
     let shell = cx.shell;
     let mut finished = Vec::new();
-    for (image, (written, loaded, pushed)) in images.into_iter().zip(written) {
+    for (image, (written, pushed)) in images.into_iter().zip(written) {
         for output in &written {
             let verb = if output.fresh { "Fresh" } else { "Writing" };
             shell.status(verb, output.path.display());
-        }
-        if let Some(message) = &loaded {
-            shell.status("Loaded", message);
         }
         if let Some(pushed) = &pushed {
             shell.status("Pushed", report::push_status(pushed));

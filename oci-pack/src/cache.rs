@@ -458,14 +458,15 @@ impl BuildCache {
             }
         }
         let copy_into = self.copy_into(store, layer);
-        match self.entry_writer(&path) {
+        let copied = match self.entry_writer(&path) {
             Some(mut entry) => {
-                tree.read_layer(store, layer, diff_id, copy_into, &mut entry)?;
+                let copied = tree.read_layer(store, layer, diff_id, copy_into, &mut entry)?;
                 self.commit_entry(entry);
+                copied
             }
             None => tree.read_layer(store, layer, diff_id, copy_into, &mut io::sink())?,
-        }
-        self.remember_read(store, layer, copy_into.is_some());
+        };
+        self.remember_read(store, layer, copied);
         Ok(())
     }
 
@@ -552,9 +553,9 @@ impl BuildCache {
             return Ok(());
         };
         let copy_into = self.copy_into(store, layer);
-        LayerChanges::record(store, layer, diff_id, copy_into, &mut entry)?;
+        let copied = LayerChanges::record(store, layer, diff_id, copy_into, &mut entry)?;
         self.commit_entry(entry);
-        self.remember_read(store, layer, copy_into.is_some());
+        self.remember_read(store, layer, copied);
         Ok(())
     }
 

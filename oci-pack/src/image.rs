@@ -155,7 +155,9 @@ pub fn build_image(
 /// layers and any taken from the cache as they are) go to `unpacked` before a byte is
 /// compressed, so an engine can load the image (the same config, so the same image ID) while
 /// its layers are compressed for the other outputs; with nothing to compress, it gets the
-/// final manifest. Either way it is called once; without `keep_tars`, never.
+/// final manifest. It is called once at most: never without `keep_tars`, nor for an image that
+/// fails first. On a failure after, the tars leave the store: a local layout made of them
+/// ([`crate::Tagged::local_layout`]) holds links of its own.
 pub fn build_image_unpacked_first(
     store: &BlobStore,
     request: ImageRequest,
@@ -166,7 +168,7 @@ pub fn build_image_unpacked_first(
     let mut kept_tars = Vec::new();
     let built = write_image(store, request, cache, progress, &mut kept_tars, unpacked);
     if built.is_err() {
-        // The tars this image kept are for a load that will not come.
+        // The tars this image kept are no longer wanted here.
         for diff_id in &kept_tars {
             let _ = std::fs::remove_file(store.blob_path(diff_id));
         }

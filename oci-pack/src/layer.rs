@@ -438,7 +438,19 @@ pub fn write_layer(
     compression: Compression,
     mtime: Timestamp,
 ) -> Result<Layer> {
-    write_layer_to(store, contents, compression, mtime)
+    let failed = |e: Error| e.for_destination("write a layer to", store.root());
+    let blob = Encoder::new(store.writer()?, compression);
+    let (diff_id, _, blob) = write_tar(contents, DigestWriter::new(blob), mtime)
+        .map_err(failed)?
+        .finish();
+    let blob = blob
+        .finish()
+        .map_err(Error::io("write a layer to", store.root()))?;
+    let (digest, size) = blob.commit()?;
+    Ok(Layer {
+        descriptor: Descriptor::new(compression.media_type(), digest, size),
+        diff_id,
+    })
 }
 
 /// Writes `contents` as its uncompressed tar into the store, under its digest (the layer's
@@ -461,27 +473,6 @@ pub(crate) fn write_tar_blob(
     }
     let descriptor = Descriptor::new(media_type::OCI_LAYER_TAR, diff_id, size);
     Ok((descriptor, kept))
-}
-
-fn write_layer_to(
-    store: &BlobStore,
-    contents: &LayerContents,
-    compression: Compression,
-    mtime: Timestamp,
-) -> Result<Layer> {
-    let failed = |e: Error| e.for_destination("write a layer to", store.root());
-    let blob = Encoder::new(store.writer()?, compression);
-    let (diff_id, _, blob) = write_tar(contents, DigestWriter::new(blob), mtime)
-        .map_err(failed)?
-        .finish();
-    let blob = blob
-        .finish()
-        .map_err(Error::io("write a layer to", store.root()))?;
-    let (digest, size) = blob.commit()?;
-    Ok(Layer {
-        descriptor: Descriptor::new(compression.media_type(), digest, size),
-        diff_id,
-    })
 }
 
 /// Writes `contents` as a deterministic tar stream into `out` and returns `out`. Layers and

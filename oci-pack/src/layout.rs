@@ -70,9 +70,15 @@ impl Tagged {
         let target = self.uncompressed_manifest(&local, unpack)?;
         for blob in image.blobs()? {
             let link = blobs.join(blob.digest.hex());
-            if !link.exists() {
-                std::os::unix::fs::symlink(self.store.blob_path(&blob.digest), &link)
-                    .map_err(Error::io("link", &link))?;
+            if link.exists() {
+                continue;
+            }
+            let path = self.store.blob_path(&blob.digest);
+            // A tar is the file itself, where the filesystem allows: the build that kept it
+            // may remove it from the store while the engine still reads this layout.
+            let tar = blob.media_type == crate::media_type::OCI_LAYER_TAR;
+            if !(tar && fs::hard_link(&path, &link).is_ok()) {
+                std::os::unix::fs::symlink(&path, &link).map_err(Error::io("link", &link))?;
             }
         }
         write_file(
@@ -420,6 +426,50 @@ mod tests {
             let same_file = kept.exists() && inode(&tar) == inode(&kept);
             assert_eq!(same_file, keep && !damage, "kept {keep}, damaged {damage}");
         }
+    }
+
+    #[test]
+    fn a_local_layout_holds_its_tars_itself() {
+        use crate::layer::{write_tar_blob, LayerContents};
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let mut contents = LayerContents::new();
+        contents
+            .add_bytes("/app", b"binary".to_vec(), 0o755)
+            .unwrap();
+        let (tar, _) = write_tar_blob(&store, &contents, crate::Timestamp::DEFAULT).unwrap();
+        let mut config =
+            crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
+        config.rootfs.diff_ids.push(tar.digest);
+        let config = store
+            .put_json(media_type::OCI_CONFIG, "config", &config)
+            .unwrap();
+        let manifest = crate::manifest::ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config,
+            layers: vec![tar.clone()],
+            annotations: BTreeMap::new(),
+            subject: None,
+        };
+        let image = Tagged {
+            store: store.clone(),
+            target: store
+                .put_json(media_type::OCI_MANIFEST, "manifest", &manifest)
+                .unwrap(),
+            tags: vec!["app:1.0".parse().unwrap()],
+            annotations: BTreeMap::new(),
+            referrers: Vec::new(),
+        };
+        let (local, _) = image
+            .local_layout(&dir.path().join("out"), |_, _| true)
+            .unwrap();
+        // The build that kept the tar drops it while the engine reads: the layout still has it.
+        fs::remove_file(store.blob_path(&tar.digest)).unwrap();
+        let linked = local.path().join("blobs/sha256").join(tar.digest.hex());
+        assert!(fs::symlink_metadata(&linked).unwrap().is_file());
+        assert_eq!(Digest::of(&fs::read(&linked).unwrap()), tar.digest);
     }
 
     fn finish_with_blob(destination: &Path, content: &[u8]) -> Result<PathBuf> {

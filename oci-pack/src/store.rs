@@ -398,11 +398,12 @@ impl VerifiedReader {
     }
 
     /// Moves the copy into its store once the whole blob was read and matched its digest;
-    /// whether it did. A copy of a blob not read to its end, or not matching, is dropped.
-    pub(crate) fn commit_copy(self) -> Result<bool> {
+    /// whether it did. A copy of a blob not read to its end, or not matching, is dropped, and
+    /// so is one that cannot be stored: whoever wanted it copies the blob again.
+    pub(crate) fn commit_copy(self) -> bool {
         match (self.copy, self.matched) {
-            (Some(copy), true) => copy.commit_as(self.expected.digest).map(|()| true),
-            _ => Ok(false),
+            (Some(copy), true) => copy.commit_as(self.expected.digest).is_ok(),
+            _ => false,
         }
     }
 
@@ -429,8 +430,14 @@ impl VerifiedReader {
 impl Read for VerifiedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(copy) = &mut self.copy {
-            copy.write_all(&buf[..n])?;
+        // A copy that cannot be written (a full disk) is given up, not the read: whoever
+        // wanted it copies the blob again, and says what failed.
+        if self
+            .copy
+            .as_mut()
+            .is_some_and(|copy| copy.write_all(&buf[..n]).is_err())
+        {
+            self.copy = None;
         }
         if let Some(hasher) = &mut self.hasher {
             hasher.write_all(&buf[..n])?;

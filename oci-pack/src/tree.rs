@@ -351,7 +351,7 @@ fn read_changes(
     diff_id: &Digest,
     copy_into: Option<&BlobStore>,
     visit: impl FnMut(Change) -> Result<()>,
-) -> Result<()> {
+) -> Result<bool> {
     match read_entries(store, layer, diff_id, copy_into, visit) {
         Err(error @ Error::LayerRead { .. }) => {
             let mut blob = store.reader(layer)?;
@@ -386,7 +386,7 @@ pub(crate) fn layer_decoder(
 
 /// Reads the tar of `layer`'s blob entry by entry, gives each entry's change to `visit`, then
 /// checks the tar against `diff_id` and the rest of the blob against its digest; a blob that
-/// matches is stored in `copy_into` too, if given.
+/// matches is stored in `copy_into` too, if given. Returns whether it was.
 ///
 /// This thread inflates and parses; the tar and every file's content are hashed on another
 /// ([`HashedAside`]). A file's change waits, with those after it, until its digest is back.
@@ -396,7 +396,7 @@ fn read_entries(
     diff_id: &Digest,
     copy_into: Option<&BlobStore>,
     mut visit: impl FnMut(Change) -> Result<()>,
-) -> Result<()> {
+) -> Result<bool> {
     let mut decoded = layer_decoder(store, layer, copy_into)?;
     let (mut hashed, files, digests) = HashedAside::new();
     let layer_error = |source: io::Error| Error::LayerRead {
@@ -442,8 +442,7 @@ fn read_entries(
             actual,
         });
     }
-    blob.commit_copy()?;
-    Ok(())
+    Ok(blob.commit_copy())
 }
 
 /// Changes read but not yet visited, in the tar's order: a file's waits for the digest of its
@@ -481,10 +480,7 @@ impl Pending {
                     (None, true) => {
                         return Err(Error::LayerRead {
                             layer: self.layer,
-                            source: io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the tar ends inside a file",
-                            ),
+                            source: io::Error::other("a file's content was not hashed"),
                         })
                     }
                 }
@@ -552,7 +548,9 @@ fn entry_put<R: Read>(
     let kind = match header.entry_type() {
         tar::EntryType::Directory => NodeKind::Directory,
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let size = header.size().map_err(layer_error)?;
+            // The size the tar's reader uses: a PAX `size` record's over the header's (Go's
+            // archive/tar writes one for a file of 8 GiB or more).
+            let size = entry.size();
             file_node(entry, size, name, &path, files).map_err(layer_error)?
         }
         tar::EntryType::Symlink => {
@@ -870,23 +868,24 @@ impl LayerChanges {
     /// what only the tree below it can tell (a path written twice, a hard link's target), and
     /// writes its changes in the cache's encoding to `record` as they are read, holding none:
     /// layers recorded this way, several at once, are applied in order from their records. The
-    /// blob is stored in `copy_into` too, if given.
+    /// blob is stored in `copy_into` too, if given: whether it was.
     pub(crate) fn record(
         store: &BlobStore,
         layer: &Descriptor,
         diff_id: &Digest,
         copy_into: Option<&BlobStore>,
         record: &mut (impl Write + ?Sized),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let record_error = |source| Error::CacheEntry {
             reason: format!("cannot write a layer's changes: {source}"),
         };
         let mut out = EncodedWriter(record);
         out.header(&layer.digest, diff_id).map_err(record_error)?;
-        read_changes(store, layer, diff_id, copy_into, |change| {
+        let copied = read_changes(store, layer, diff_id, copy_into, |change| {
             out.change(&change).map_err(record_error)
         })?;
-        out.end().map_err(record_error)
+        out.end().map_err(record_error)?;
+        Ok(copied)
     }
 }
 
@@ -894,8 +893,8 @@ impl FileTree {
     /// Reads the layer `layer` of `store` straight into the tree, checking it as
     /// [`LayerChanges::read`] does, and writes its changes in the cache's encoding to `record`
     /// on the way: a parent's layer is never held in memory as a whole. The blob is stored in
-    /// `copy_into` too, if given. On an error, the tree is left half-applied and should be
-    /// dropped.
+    /// `copy_into` too, if given: whether it was. On an error, the tree is left half-applied
+    /// and should be dropped.
     pub(crate) fn read_layer(
         &mut self,
         store: &BlobStore,
@@ -903,18 +902,19 @@ impl FileTree {
         diff_id: &Digest,
         copy_into: Option<&BlobStore>,
         record: &mut (impl Write + ?Sized),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.layers += 1;
         let record_error = |source| Error::CacheEntry {
             reason: format!("cannot write a layer's changes: {source}"),
         };
         let mut out = EncodedWriter(record);
         out.header(&layer.digest, diff_id).map_err(record_error)?;
-        read_changes(store, layer, diff_id, copy_into, |change| {
+        let copied = read_changes(store, layer, diff_id, copy_into, |change| {
             out.change(&change).map_err(record_error)?;
             self.change(&layer.digest, change)
         })?;
-        out.end().map_err(record_error)
+        out.end().map_err(record_error)?;
+        Ok(copied)
     }
 
     /// Applies changes in the cache's encoding as they are read from `input`; an encoding that
@@ -1428,6 +1428,47 @@ mod tests {
             builder.append(&header, content).unwrap();
         }
         builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_pax_size_is_the_files_size() {
+        let (_dir, store) = store();
+        // A header that says 0 and a PAX record that says 5, as Go writes a file too large
+        // for the header's field.
+        let pax: Vec<u8> = crate::layer::pax_record("size", b"5");
+        let mut tar = Vec::new();
+        for (path, kind, size, content) in [
+            (
+                "PaxHeaders.0/big",
+                tar::EntryType::XHeader,
+                pax.len(),
+                &pax[..],
+            ),
+            ("big", tar::EntryType::Regular, 0, b"12345"),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_path(path).unwrap();
+            header.set_entry_type(kind);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(size as u64);
+            header.set_cksum();
+            tar.extend_from_slice(header.as_bytes());
+            tar.extend_from_slice(content);
+            tar.resize(tar.len().div_ceil(512) * 512, 0);
+        }
+        tar.resize(tar.len() + 1024, 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let blob = (store.put(media_type::OCI_LAYER_GZIP, &gz.finish().unwrap())).unwrap();
+        let tree = FileTree::read_layers(&store, &[blob], &[Digest::of(&tar)]).unwrap();
+        let node = tree.get(Path::new("big")).unwrap();
+        let NodeKind::File { size, digest, .. } = &node.kind else {
+            panic!("{node:?}")
+        };
+        assert_eq!((*size, *digest), (5, Digest::of(b"12345")));
     }
 
     #[test]

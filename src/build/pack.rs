@@ -181,39 +181,19 @@ pub fn check_binaries(
 
 /// Packs every image into the cache's store, one thread each; a layer compressed by an earlier
 /// build is taken from the cache. An image with a [`Loading`] is loaded on a thread of its own
-/// as soon as its layers' tars are written, while they are compressed; the names the engine
-/// gave it come back beside it.
+/// as soon as its layers' tars are written, while they are compressed, and said so at once:
+/// the engine has it even if the build fails after.
 pub fn pack_all(
     cache: &BuildCache,
     requests: Vec<(ImageRequest, Option<Loading<'_>>)>,
     shell: &Shell,
-) -> Result<Vec<(BuiltImage, Option<String>)>> {
+) -> Result<Vec<BuiltImage>> {
     std::thread::scope(|scope| {
         let packing: Vec<_> = requests
             .into_iter()
-            .map(|(request, mut loading)| {
-                let (mut progress, shell) = (shell.clone(), shell.clone());
-                scope.spawn(move || {
-                    let mut load = None;
-                    let mut unpacked = |manifest: &Descriptor| {
-                        if let Some(loading) = loading.take() {
-                            let (manifest, shell) = (manifest.clone(), shell.clone());
-                            load =
-                                Some(scope.spawn(move || loading.load(&manifest, cache, &shell)));
-                        }
-                    };
-                    let store = cache.store();
-                    let built = build_image_unpacked_first(
-                        store,
-                        request,
-                        Some(cache),
-                        &mut progress,
-                        &mut unpacked,
-                    );
-                    let loaded =
-                        load.map(|thread| thread.join().expect("a loading thread panicked"));
-                    (built, loaded.transpose())
-                })
+            .map(|(request, loading)| {
+                let shell = shell.clone();
+                scope.spawn(move || pack_and_load(scope, cache, request, loading, &shell))
             })
             .collect();
         let packed: Vec<_> = packing
@@ -230,7 +210,42 @@ pub fn pack_all(
         // An image packed but not loaded fails the build as one not packed does; what is wrong
         // with an image is told before an engine that failed to take another.
         let built: Vec<BuiltImage> = built.into_iter().collect::<oci_pack::Result<_>>()?;
-        let loaded: Vec<Option<String>> = loaded.into_iter().collect::<Result<_>>()?;
-        Ok(built.into_iter().zip(loaded).collect())
+        loaded.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(built)
     })
+}
+
+/// One image packed and, with a [`Loading`], loaded on a thread of `scope` from the moment it
+/// is unpacked; the load is waited for.
+fn pack_and_load<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    cache: &'env BuildCache,
+    request: ImageRequest,
+    mut loading: Option<Loading<'env>>,
+    shell: &Shell,
+) -> (oci_pack::Result<BuiltImage>, Result<()>) {
+    let mut load = None;
+    let mut unpacked = |manifest: &Descriptor| {
+        let Some(loading) = loading.take() else {
+            return;
+        };
+        let (manifest, shell) = (manifest.clone(), shell.clone());
+        load = Some(scope.spawn(move || {
+            let names = loading.load(&manifest, cache, &shell)?;
+            shell.status("Loaded", names);
+            anyhow::Ok(())
+        }));
+    };
+    let mut progress = shell.clone();
+    let built = build_image_unpacked_first(
+        cache.store(),
+        request,
+        Some(cache),
+        &mut progress,
+        &mut unpacked,
+    );
+    let loaded = load.map_or(Ok(()), |thread| {
+        thread.join().expect("a loading thread panicked")
+    });
+    (built, loaded)
 }

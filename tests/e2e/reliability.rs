@@ -289,6 +289,59 @@ fn what_an_interrupted_build_left_is_cleaned_up_and_an_output_moved_aside_comes_
     );
 }
 
+/// A load starts while packing, before the outputs are written: it waits for the output's
+/// lock all the same, since the layout it stages for the engine sits beside the output, where
+/// the build holding the lock sweeps what is staged.
+#[test]
+fn a_load_waits_for_the_build_that_holds_the_output() {
+    let fixture = Fixture::copy("hello");
+    fixture.build_ok(&["--quiet"]);
+    // A stand-in docker that writes down when it was asked anything.
+    let bin = fixture.path().join("engine");
+    fs::create_dir_all(&bin).unwrap();
+    let engine = bin.join("docker");
+    fs::write(
+        &engine,
+        "#!/bin/sh
+date +%s%N >> \"$(dirname \"$0\")/asked\"
+\
+         if [ \"$1\" = load ]; then cat >/dev/null; echo 'Loaded image: hello:0.1.0'; \
+         exit 0; fi
+exit 1
+",
+    )
+    .unwrap();
+    fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let lock = fixture.path().join("target/oci/.hello.lock");
+    let released = fixture.path().join("released");
+    let holder = Command::new("flock")
+        .arg(&lock)
+        .args([
+            "sh",
+            "-c",
+            "sleep 2; date +%s%N > \"$0\"",
+            &released.display().to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let output = fixture.build_with_env(&["--load=docker"], &[("PATH", &path)]);
+    let mut holder = holder;
+    holder.wait().unwrap();
+    crate::support::assert_success(&output, "a load that waited");
+    let number = |text: &str| text.trim().parse::<u128>().unwrap();
+    let released = number(&fs::read_to_string(&released).unwrap());
+    let asked = fs::read_to_string(bin.join("asked")).unwrap();
+    assert!(asked.lines().any(|_| true), "docker was never asked");
+    for time in asked.lines() {
+        assert!(
+            number(time) > released,
+            "docker was asked while another build held the output"
+        );
+    }
+}
+
 #[test]
 fn two_builds_into_one_output_take_turns() {
     let fixture = Fixture::copy("hello");
