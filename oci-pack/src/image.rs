@@ -56,12 +56,15 @@ pub struct ImageRequest {
     pub keep_tars: bool,
 }
 
-/// How new layers are written: as the request asks.
-#[derive(Debug, Clone, Copy)]
-struct Writing {
+/// How this image's new layers are written: into `store`, through `cache`, as the request
+/// asks, each told to `progress`.
+struct LayerWriter<'a> {
+    store: &'a BlobStore,
+    cache: Option<&'a BuildCache>,
     compression: Compression,
     mtime: Timestamp,
     keep_tars: bool,
+    progress: &'a mut dyn Progress,
 }
 
 /// One layer to add to an image.
@@ -201,15 +204,18 @@ fn write_image(
         Some(parent) => adopt_parent_layers(store, parent, cache)?,
         None => Vec::new(),
     };
-    let writing = Writing {
+    let mut writer = LayerWriter {
+        store,
+        cache,
         compression: request.compression,
         mtime: request.mtime,
         keep_tars: request.keep_tars,
+        progress,
     };
 
     let mut first = Vec::new();
     for (contents, created_by) in new_layers.iter().filter(|(c, _)| !c.is_empty()) {
-        let pass = first_pass(store, cache, contents, created_by, writing, progress)?;
+        let pass = writer.first_pass(contents, created_by)?;
         let diff_id = match &pass {
             FirstPass::Packed(layer) => layer.diff_id,
             FirstPass::Tar(tar, _) => tar.digest,
@@ -264,22 +270,9 @@ fn write_image(
     }
     let mut layers = Vec::new();
     for (pass, contents, created_by) in first {
-        layers.push(match pass {
-            FirstPass::Packed(layer) => layer,
-            FirstPass::Tar(tar, stamp) => {
-                let layer = write_layer(store, contents, writing.compression, writing.mtime)?;
-                if layer.diff_id != tar.digest {
-                    return Err(Error::LayerChanged {
-                        created_by: created_by.clone(),
-                    });
-                }
-                written(
-                    store, cache, contents, created_by, writing, stamp, &layer, progress,
-                )?;
-                layer
-            }
-        });
+        layers.push(writer.second_pass(pass, contents, created_by)?);
     }
+    let progress = writer.progress;
     let manifest = manifest_of(layers.iter().map(|l| l.descriptor.clone()).collect());
     let manifest_descriptor = put_manifest(&manifest, "the image manifest")?;
     if !to_compress && request.keep_tars {
@@ -336,79 +329,84 @@ fn adopt_parent_layers(
     Ok(descriptors)
 }
 
-/// The first pass over a new layer: taken from the cache when its stamp names a tar the cache
-/// holds compressed as asked; else, for an engine ([`ImageRequest::keep_tars`]), written as its
-/// tar (a layer that is not compressed is its own tar: packed at once); else packed.
-fn first_pass(
-    store: &BlobStore,
-    cache: Option<&BuildCache>,
-    contents: &LayerContents,
-    created_by: &str,
-    writing: Writing,
-    progress: &mut dyn Progress,
-) -> Result<FirstPass> {
-    let Writing {
-        compression,
-        mtime,
-        keep_tars,
-    } = writing;
-    let stamp = contents.stamp(mtime);
-    let reused = cache
-        .zip(stamp.as_ref())
-        .and_then(|(cache, stamp)| Some((cache, cache.layer_by_stamp(stamp, compression)?)));
-    if let Some((cache, layer)) = reused {
-        store.import(cache.store(), &layer.descriptor, true)?;
-        progress.on_event(&Event::LayerReused {
-            layer: &layer,
-            created_by,
+impl LayerWriter<'_> {
+    /// The first pass over a new layer: taken from the cache when its stamp names a tar the
+    /// cache holds compressed as asked; else, for an engine ([`ImageRequest::keep_tars`]),
+    /// written as its tar (a layer that is not compressed is its own tar: packed at once);
+    /// else packed.
+    fn first_pass(&mut self, contents: &LayerContents, created_by: &str) -> Result<FirstPass> {
+        let stamp = contents.stamp(self.mtime);
+        let reused = (self.cache.zip(stamp.as_ref())).and_then(|(cache, stamp)| {
+            Some((cache, cache.layer_by_stamp(stamp, self.compression)?))
         });
-        cache.store().import(store, &layer.descriptor, true)?;
-        cache.record_layer(&layer, compression);
-        return Ok(FirstPass::Packed(layer));
-    }
-    if keep_tars && compression != Compression::None {
-        let (tar, kept) = write_tar_blob(store, contents, mtime)?;
-        return match kept {
-            true => Ok(FirstPass::Tar(tar, stamp)),
-            // Someone else's tar of the same bytes: it is left as it was, and the layer packed.
-            false => {
-                let layer = write_layer(store, contents, compression, mtime)?;
-                written(
-                    store, cache, contents, created_by, writing, stamp, &layer, progress,
-                )?;
-                Ok(FirstPass::Packed(layer))
+        if let Some((cache, layer)) = reused {
+            self.store.import(cache.store(), &layer.descriptor, true)?;
+            self.progress.on_event(&Event::LayerReused {
+                layer: &layer,
+                created_by,
+            });
+            cache.store().import(self.store, &layer.descriptor, true)?;
+            cache.record_layer(&layer, self.compression);
+            return Ok(FirstPass::Packed(layer));
+        }
+        if self.keep_tars && self.compression != Compression::None {
+            let (tar, kept) = write_tar_blob(self.store, contents, self.mtime)?;
+            // Someone else's tar of the same bytes is left as it was, and the layer packed.
+            if kept {
+                return Ok(FirstPass::Tar(tar, stamp));
             }
-        };
+        }
+        let layer = write_layer(self.store, contents, self.compression, self.mtime)?;
+        self.written(contents, created_by, stamp, &layer)?;
+        Ok(FirstPass::Packed(layer))
     }
-    let layer = write_layer(store, contents, compression, mtime)?;
-    written(
-        store, cache, contents, created_by, writing, stamp, &layer, progress,
-    )?;
-    Ok(FirstPass::Packed(layer))
-}
 
-/// A new layer just written: said so to `progress`, and recorded in the cache, with its
-/// `stamp` (taken before the layer was read) if that still holds.
-#[allow(clippy::too_many_arguments)]
-fn written(
-    store: &BlobStore,
-    cache: Option<&BuildCache>,
-    contents: &LayerContents,
-    created_by: &str,
-    writing: Writing,
-    stamp: Option<Digest>,
-    layer: &Layer,
-    progress: &mut dyn Progress,
-) -> Result<()> {
-    progress.on_event(&Event::LayerWritten { layer, created_by });
-    let Some(cache) = cache else { return Ok(()) };
-    cache.store().import(store, &layer.descriptor, true)?;
-    cache.record_layer(layer, writing.compression);
-    // Only a stamp that held from before the layer was read until after says which tar it is.
-    if let Some(stamp) = stamp.filter(|s| contents.stamp(writing.mtime).as_ref() == Some(s)) {
-        cache.record_stamp(&stamp, &layer.diff_id);
+    /// The second pass: a layer written as its tar made again from `contents` and compressed,
+    /// checked to be the same tar (a staged file that changed in between is an error).
+    fn second_pass(
+        &mut self,
+        pass: FirstPass,
+        contents: &LayerContents,
+        created_by: &str,
+    ) -> Result<Layer> {
+        let (tar, stamp) = match pass {
+            FirstPass::Packed(layer) => return Ok(layer),
+            FirstPass::Tar(tar, stamp) => (tar, stamp),
+        };
+        let layer = write_layer(self.store, contents, self.compression, self.mtime)?;
+        if layer.diff_id != tar.digest {
+            return Err(Error::LayerChanged {
+                created_by: created_by.to_owned(),
+            });
+        }
+        self.written(contents, created_by, stamp, &layer)?;
+        Ok(layer)
     }
-    Ok(())
+
+    /// A new layer just written: said so, and recorded in the cache, with its `stamp` (taken
+    /// before the layer was read) if that still holds.
+    fn written(
+        &mut self,
+        contents: &LayerContents,
+        created_by: &str,
+        stamp: Option<Digest>,
+        layer: &Layer,
+    ) -> Result<()> {
+        self.progress
+            .on_event(&Event::LayerWritten { layer, created_by });
+        let Some(cache) = self.cache else {
+            return Ok(());
+        };
+        cache.store().import(self.store, &layer.descriptor, true)?;
+        cache.record_layer(layer, self.compression);
+        // Only a stamp that held from before the layer was read until after says which tar it
+        // is.
+        let held = stamp.filter(|s| contents.stamp(self.mtime).as_ref() == Some(s));
+        if let Some(stamp) = held {
+            cache.record_stamp(&stamp, &layer.diff_id);
+        }
+        Ok(())
+    }
 }
 
 /// The history entry of a step of this image: a new layer, or (`empty_layer`) none.
