@@ -869,7 +869,7 @@ fn keep_what_was_used(
     }
 }
 
-/// Step 10: each image's outputs, load and push told on stderr (and on stdout, as the options
+/// Step 10: each image's outputs and push told on stderr (and on stdout, as the options
 /// ask), and what a caller needs of it.
 fn report_images(cx: &Context<'_>, images: Vec<Assembled>, written: Written) -> Result<Vec<Image>> {
     let shell = cx.shell;

@@ -202,7 +202,8 @@ fn each_entry(path: &Path, mut visit: impl FnMut(String, Entry<'_>) -> Result<()
             .ok_or_else(|| hostile(&raw, "the name leaves the archive"))?;
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.header().size().map_err(read_error)?;
+                // The size the tar's reader uses: a PAX `size` record's over the header's.
+                let size = entry.size();
                 visit(name, Entry::File(&mut entry, size))?;
             }
             kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
@@ -377,5 +378,50 @@ impl StagedArchive {
             .map_err(|e| Error::io("rename into place", &self.destination)(e.error))?;
         output::sync_parent(&self.destination)?;
         Ok(self.destination)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_members_size_is_the_one_its_pax_record_gives() {
+        // A header that says 0 and a PAX record that says more than a document may be, as
+        // Go writes a size too large for the header's field: the member is too big to keep.
+        let dir = tempfile::tempdir().unwrap();
+        let size = MAX_DOCUMENT_BYTES + 1;
+        let pax = crate::layer::pax_record("size", size.to_string().as_bytes());
+        let mut tar = Vec::new();
+        for (path, kind, header_size, content) in [
+            (
+                "PaxHeaders.0/big",
+                tar::EntryType::XHeader,
+                pax.len() as u64,
+                pax.clone(),
+            ),
+            ("big", tar::EntryType::Regular, 0, vec![b'x'; size as usize]),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_path(path).unwrap();
+            header.set_entry_type(kind);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_size(header_size);
+            header.set_cksum();
+            tar.extend_from_slice(header.as_bytes());
+            tar.extend_from_slice(&content);
+            tar.resize(tar.len().div_ceil(512) * 512, 0);
+        }
+        tar.resize(tar.len() + 1024, 0);
+        let path = dir.path().join("image.tar");
+        std::fs::write(&path, &tar).unwrap();
+        let store = BlobStore::open(&dir.path().join("store")).unwrap();
+        let files = ArchiveFiles::import(&path, &store).unwrap();
+        let (_, member) = files.member("big").unwrap();
+        assert!(
+            matches!(member, Member::Seen { size: seen } if *seen == size),
+            "{member:?}"
+        );
     }
 }

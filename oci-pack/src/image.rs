@@ -78,6 +78,20 @@ pub struct NewLayer {
     pub created_by: String,
 }
 
+/// An image as an engine that stores layers unpacked takes it, handed over by
+/// [`build_image_unpacked_first`] before its layers are compressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnpackedImage {
+    /// Its manifest in the store, with the image's platform set: the new layers as their tars
+    /// (but for any taken from the cache), the base's as they are, and the image's config.
+    pub manifest: Descriptor,
+    /// The tars it lists that this build kept for it; after the hand-over they are the
+    /// receiver's to remove ([`BuildCache::drop_kept_tars`]) should the image fail, once it no
+    /// longer reads them. (When it does not fail, they are listed in [`BuiltImage::kept_tars`].)
+    pub tars: Vec<Digest>,
+}
+
 /// An image in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -159,19 +173,30 @@ pub fn build_image(
 /// compressed, so an engine can load the image (the same config, so the same image ID) while
 /// its layers are compressed for the other outputs; with nothing to compress, it gets the
 /// final manifest. It is called once at most: never without `keep_tars`, nor for an image that
-/// fails first. On a failure after, the tars leave the store: a local layout made of them
-/// ([`crate::Tagged::local_layout`]) holds links of its own.
+/// fails first. An image that fails before the hand-over removes the tars it kept; after, they
+/// are the receiver's ([`UnpackedImage::tars`]), which may still be reading them.
 pub fn build_image_unpacked_first(
     store: &BlobStore,
     request: ImageRequest,
     cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
-    unpacked: &mut dyn FnMut(&Descriptor),
+    unpacked: &mut dyn FnMut(&UnpackedImage),
 ) -> Result<BuiltImage> {
     let mut kept_tars = Vec::new();
-    let built = write_image(store, request, cache, progress, &mut kept_tars, unpacked);
-    if built.is_err() {
-        // The tars this image kept are no longer wanted here.
+    let mut handed = false;
+    let mut hand_over = |image: &UnpackedImage| {
+        handed = true;
+        unpacked(image);
+    };
+    let built = write_image(
+        store,
+        request,
+        cache,
+        progress,
+        &mut kept_tars,
+        &mut hand_over,
+    );
+    if built.is_err() && !handed {
         for diff_id in &kept_tars {
             let _ = std::fs::remove_file(store.blob_path(diff_id));
         }
@@ -194,7 +219,7 @@ fn write_image(
     cache: Option<&BuildCache>,
     progress: &mut dyn Progress,
     kept_tars: &mut Vec<Digest>,
-    unpacked: &mut dyn FnMut(&Descriptor),
+    unpacked: &mut dyn FnMut(&UnpackedImage),
 ) -> Result<BuiltImage> {
     let created = request.created.to_rfc3339();
     let mut config = inherited_config(&request, &created);
@@ -263,10 +288,11 @@ fn write_image(
             FirstPass::Packed(layer) => layer.descriptor.clone(),
             FirstPass::Tar(tar, _) => tar.clone(),
         });
-        unpacked(&put_manifest(
-            &manifest_of(layers.collect()),
-            "the unpacked manifest",
-        )?);
+        let manifest = put_manifest(&manifest_of(layers.collect()), "the unpacked manifest")?;
+        unpacked(&UnpackedImage {
+            manifest,
+            tars: kept_tars.clone(),
+        });
     }
     let mut layers = Vec::new();
     for (pass, contents, created_by) in first {
@@ -276,7 +302,10 @@ fn write_image(
     let manifest = manifest_of(layers.iter().map(|l| l.descriptor.clone()).collect());
     let manifest_descriptor = put_manifest(&manifest, "the image manifest")?;
     if !to_compress && request.keep_tars {
-        unpacked(&manifest_descriptor);
+        unpacked(&UnpackedImage {
+            manifest: manifest_descriptor.clone(),
+            tars: Vec::new(),
+        });
     }
     progress.on_event(&Event::ImageWritten {
         platform: &request.platform,
@@ -775,7 +804,8 @@ mod tests {
             ..request()
         };
         let built = build_image_unpacked_first(&store, keeping, None, &mut NoProgress, &mut |m| {
-            let manifest = read(m);
+            assert_eq!(read(&m.manifest).layers.len(), m.tars.len());
+            let manifest = read(&m.manifest);
             // The tar is there; nothing compressed is yet.
             let blobs = std::fs::read_dir(store.root().join("blobs/sha256"))
                 .unwrap()
@@ -809,8 +839,8 @@ mod tests {
             .unwrap();
         assert_eq!(told, 0);
 
-        // A file that changes between the tar and its compression fails the image, and its
-        // tar goes.
+        // A file that changes between the tar and its compression fails the image; its tar
+        // is left to whoever was handed it, who may still be reading it.
         std::fs::write(&staged, vec![8u8; 300_000]).unwrap();
         let changing = ImageRequest {
             layers,
@@ -819,12 +849,13 @@ mod tests {
         };
         let mut tar = None;
         let error = build_image_unpacked_first(&store, changing, None, &mut NoProgress, &mut |m| {
-            tar = Some(read(m).layers[0].digest);
+            tar = Some(m.tars.clone());
             std::fs::write(&staged, vec![9u8; 300_000]).unwrap();
         })
         .unwrap_err();
         assert!(matches!(error, Error::LayerChanged { .. }), "{error}");
-        assert!(!store.contains(&tar.unwrap()));
+        let [tar] = &tar.unwrap()[..] else { panic!() };
+        assert!(store.contains(tar), "removed from under its receiver");
     }
 
     #[test]

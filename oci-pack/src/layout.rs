@@ -76,7 +76,8 @@ impl Tagged {
             let path = self.store.blob_path(&blob.digest);
             // A tar is the file itself, where the filesystem allows: the build that kept it
             // may remove it from the store while the engine still reads this layout.
-            let tar = blob.media_type == crate::media_type::OCI_LAYER_TAR;
+            let tar = blob.media_type == crate::media_type::OCI_LAYER_TAR
+                && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
             if !(tar && fs::hard_link(&path, &link).is_ok()) {
                 std::os::unix::fs::symlink(&path, &link).map_err(Error::io("link", &link))?;
             }

@@ -135,6 +135,7 @@ pub use docker::DockerArchiveImage;
 pub use error::{Error, ErrorKind, Result};
 pub use image::{
     build_image, build_image_unpacked_first, join_index, BuiltImage, ImageRequest, NewLayer,
+    UnpackedImage,
 };
 pub use index::ImageIndex;
 pub use layer::{Attributes, LayerContents, Owner, FIXED_MTIME};

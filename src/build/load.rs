@@ -5,11 +5,12 @@
 //! ([`oci_pack::build_image_unpacked_first`]), then the config and a manifest of those tars,
 //! and hands that image to [`Loading::load`] on a thread of its own before compressing the
 //! layers for the other outputs: the same config, so the same image ID
-//! ([`super::pack::pack_all`] removes the tars once the loads are done). Both engines get a
-//! layout of it ([`Tagged::local_layout`]: a layer taken from the cache is decompressed; the
-//! base's are as they are). podman takes it with skopeo, whose store skips the layers it holds;
-//! docker (moby's own image store) takes a stream without the files of the layers it holds
-//! already. Otherwise the whole Docker archive is streamed into `LOADER load`.
+//! ([`super::pack::pack_all`] removes the tars once the loads are done, the images packed or
+//! failed). Both engines get a layout of it ([`Tagged::local_layout`]: a layer taken from the
+//! cache is decompressed; the base's are as they are). podman takes it with skopeo, whose store
+//! skips the layers it holds; docker (moby's own image store) takes a stream without the files
+//! of the layers it holds already. Otherwise the whole Docker archive is streamed into `LOADER
+//! load`.
 
 use std::io::{BufWriter, Write as _};
 use std::path::Path;

@@ -9,8 +9,8 @@ use anyhow::{bail, Context as _, Result};
 use oci_pack::check::{self, ImageFiles, Problem};
 use oci_pack::elf;
 use oci_pack::{
-    build_image_unpacked_first, Attributes, BuildCache, BuiltImage, Descriptor, ImageRequest,
-    LayerContents, NewLayer, ParentImage, Timestamp,
+    build_image_unpacked_first, Attributes, BuildCache, BuiltImage, ImageRequest, LayerContents,
+    NewLayer, ParentImage, Timestamp, UnpackedImage,
 };
 
 use crate::plan::metadata::ElfCheck;
@@ -216,7 +216,8 @@ pub fn pack_all(
 }
 
 /// One image packed and, with a [`Loading`], loaded on a thread of `scope` from the moment it
-/// is unpacked; the load is waited for.
+/// is unpacked; the load is waited for, and only then are the tars of an image that failed
+/// after the hand-over removed.
 fn pack_and_load<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     cache: &'env BuildCache,
@@ -224,12 +225,13 @@ fn pack_and_load<'scope, 'env>(
     mut loading: Option<Loading<'env>>,
     shell: &Shell,
 ) -> (oci_pack::Result<BuiltImage>, Result<()>) {
-    let mut load = None;
-    let mut unpacked = |manifest: &Descriptor| {
+    let (mut load, mut handed_tars) = (None, Vec::new());
+    let mut unpacked = |image: &UnpackedImage| {
+        handed_tars.clone_from(&image.tars);
         let Some(loading) = loading.take() else {
             return;
         };
-        let (manifest, shell) = (manifest.clone(), shell.clone());
+        let (manifest, shell) = (image.manifest.clone(), shell.clone());
         load = Some(scope.spawn(move || {
             let names = loading.load(&manifest, cache, &shell)?;
             shell.status("Loaded", names);
@@ -247,5 +249,8 @@ fn pack_and_load<'scope, 'env>(
     let loaded = load.map_or(Ok(()), |thread| {
         thread.join().expect("a loading thread panicked")
     });
+    if built.is_err() {
+        cache.drop_kept_tars(&handed_tars);
+    }
     (built, loaded)
 }

@@ -314,29 +314,57 @@ exit 1
     fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let lock = fixture.path().join("target/oci/.hello.lock");
-    let released = fixture.path().join("released");
-    let holder = Command::new("flock")
+    // Another build holds the output until told to let go.
+    let mut holder = Command::new("flock")
         .arg(&lock)
-        .args([
-            "sh",
-            "-c",
-            "sleep 2; date +%s%N > \"$0\"",
-            &released.display().to_string(),
-        ])
+        .args(["sh", "-c", "read go"])
+        .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let output = fixture.build_with_env(&["--load=docker"], &[("PATH", &path)]);
-    let mut holder = holder;
+    let held = || {
+        let free = Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status();
+        !free.unwrap().success()
+    };
+    while !held() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut build = crate::support::cargo_oci()
+        .args(["build", "--load=docker"])
+        .current_dir(fixture.path())
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(build.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("Blocking waiting for another build of") {
+        let read = std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+        assert!(read > 0, "it never met the lock held: {said}");
+    }
+    let released = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut go = holder.stdin.take().unwrap();
+    go.write_all(b"go\n").unwrap();
+    drop(go);
     holder.wait().unwrap();
-    crate::support::assert_success(&output, "a load that waited");
-    let number = |text: &str| text.trim().parse::<u128>().unwrap();
-    let released = number(&fs::read_to_string(&released).unwrap());
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(
+        build.wait().unwrap().success(),
+        "a load that waited: {said}"
+    );
     let asked = fs::read_to_string(bin.join("asked")).unwrap();
     assert!(asked.lines().any(|_| true), "docker was never asked");
     for time in asked.lines() {
+        let time: u128 = time.trim().parse().unwrap();
         assert!(
-            number(time) > released,
+            time > released,
             "docker was asked while another build held the output"
         );
     }
