@@ -391,29 +391,10 @@ mod tests {
         // Go writes a size too large for the header's field: the member is too big to keep.
         let dir = tempfile::tempdir().unwrap();
         let size = MAX_DOCUMENT_BYTES + 1;
-        let pax = crate::layer::pax_record("size", size.to_string().as_bytes());
-        let mut tar = Vec::new();
-        for (path, kind, header_size, content) in [
-            (
-                "PaxHeaders.0/big",
-                tar::EntryType::XHeader,
-                pax.len() as u64,
-                pax.clone(),
-            ),
-            ("big", tar::EntryType::Regular, 0, vec![b'x'; size as usize]),
-        ] {
-            let mut header = tar::Header::new_ustar();
-            header.set_path(path).unwrap();
-            header.set_entry_type(kind);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_size(header_size);
-            header.set_cksum();
-            tar.extend_from_slice(header.as_bytes());
-            tar.extend_from_slice(&content);
-            tar.resize(tar.len().div_ceil(512) * 512, 0);
-        }
-        tar.resize(tar.len() + 1024, 0);
+        let content = vec![b'x'; size as usize];
+        let record = size.to_string();
+        let tar =
+            crate::testing::tar_with_pax("big", &[("size", record.as_bytes())], 0, &content, 0o644);
         let path = dir.path().join("image.tar");
         std::fs::write(&path, &tar).unwrap();
         let store = BlobStore::open(&dir.path().join("store")).unwrap();

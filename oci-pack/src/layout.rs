@@ -363,6 +363,34 @@ mod tests {
     use crate::annotation::{CONTAINERD_IMAGE_NAME, REF_NAME};
     use crate::media_type;
 
+    /// The image `app:1.0` of the one layer `layer` (of tar `diff_id`) in `store`.
+    fn image_of(store: &BlobStore, layer: Descriptor, diff_id: Digest) -> Tagged {
+        let mut config =
+            crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
+        config.rootfs.diff_ids.push(diff_id);
+        let config = store
+            .put_json(media_type::OCI_CONFIG, "config", &config)
+            .unwrap();
+        let manifest = crate::manifest::ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config,
+            layers: vec![layer],
+            annotations: BTreeMap::new(),
+            subject: None,
+        };
+        Tagged {
+            store: store.clone(),
+            target: store
+                .put_json(media_type::OCI_MANIFEST, "manifest", &manifest)
+                .unwrap(),
+            tags: vec!["app:1.0".parse().unwrap()],
+            annotations: BTreeMap::new(),
+            referrers: Vec::new(),
+        }
+    }
+
     /// An image of one gzip layer in `store`, its tar kept there too if `keep`; and its diff_id.
     fn one_layer_image(store: &BlobStore, keep: bool) -> (Tagged, Digest) {
         use crate::layer::{write_layer, write_tar_blob, Compression, LayerContents};
@@ -375,31 +403,7 @@ mod tests {
             let (tar, kept) = write_tar_blob(store, &contents, mtime).unwrap();
             assert_eq!((tar.digest, kept), (layer.diff_id, true));
         }
-        let mut config =
-            crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
-        config.rootfs.diff_ids.push(layer.diff_id);
-        let config = store
-            .put_json(media_type::OCI_CONFIG, "config", &config)
-            .unwrap();
-        let manifest = crate::manifest::ImageManifest {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config,
-            layers: vec![layer.descriptor],
-            annotations: BTreeMap::new(),
-            subject: None,
-        };
-        let target = store
-            .put_json(media_type::OCI_MANIFEST, "manifest", &manifest)
-            .unwrap();
-        let image = Tagged {
-            store: store.clone(),
-            target,
-            tags: vec!["app:1.0".parse().unwrap()],
-            annotations: BTreeMap::new(),
-            referrers: Vec::new(),
-        };
+        let image = image_of(store, layer.descriptor, layer.diff_id);
         (image, layer.diff_id)
     }
 
@@ -439,30 +443,7 @@ mod tests {
             .add_bytes("/app", b"binary".to_vec(), 0o755)
             .unwrap();
         let (tar, _) = write_tar_blob(&store, &contents, crate::Timestamp::DEFAULT).unwrap();
-        let mut config =
-            crate::config::ImageConfig::scratch(&crate::Platform::new("linux", "amd64", None));
-        config.rootfs.diff_ids.push(tar.digest);
-        let config = store
-            .put_json(media_type::OCI_CONFIG, "config", &config)
-            .unwrap();
-        let manifest = crate::manifest::ImageManifest {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config,
-            layers: vec![tar.clone()],
-            annotations: BTreeMap::new(),
-            subject: None,
-        };
-        let image = Tagged {
-            store: store.clone(),
-            target: store
-                .put_json(media_type::OCI_MANIFEST, "manifest", &manifest)
-                .unwrap(),
-            tags: vec!["app:1.0".parse().unwrap()],
-            annotations: BTreeMap::new(),
-            referrers: Vec::new(),
-        };
+        let image = image_of(&store, tar.clone(), tar.digest);
         let (local, _) = image
             .local_layout(&dir.path().join("out"), |_, _| true)
             .unwrap();

@@ -26,6 +26,47 @@ pub enum Raw<'a> {
     Device(&'a str),
 }
 
+/// The tar of one file `name` (root's, of `mode`) holding `content`, after a PAX header of
+/// `records`; the file's own header says `header_size`, which a PAX `size` may contradict.
+pub fn tar_with_pax(
+    name: &str,
+    records: &[(&str, &[u8])],
+    header_size: u64,
+    content: &[u8],
+    mode: u32,
+) -> Vec<u8> {
+    let pax: Vec<u8> = records
+        .iter()
+        .flat_map(|(key, value)| crate::layer::pax_record(key, value))
+        .collect();
+    let mut tar = Vec::new();
+    let pax_name = format!("PaxHeaders.0/{name}");
+    for (path, kind, size, bytes) in [
+        (
+            pax_name.as_str(),
+            tar::EntryType::XHeader,
+            pax.len() as u64,
+            &pax[..],
+        ),
+        (name, tar::EntryType::Regular, header_size, content),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(path).unwrap();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(size);
+        header.set_cksum();
+        tar.extend_from_slice(header.as_bytes());
+        tar.extend_from_slice(bytes);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.resize(tar.len() + 1024, 0);
+    tar
+}
+
 /// The tar bytes of `entries`, in order.
 pub fn tar_of(entries: &[Raw<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -64,13 +105,17 @@ pub fn tar_of(entries: &[Raw<'_>]) -> Vec<u8> {
 
 /// Stores `entries` as a gzip layer; returns its descriptor and diff_id.
 pub fn gzip_layer(store: &BlobStore, entries: &[Raw<'_>]) -> (Descriptor, Digest) {
-    let tar = tar_of(entries);
+    gzip_tar(store, &tar_of(entries))
+}
+
+/// `tar` gzipped into `store` as a layer blob; the blob's descriptor and the tar's digest.
+pub fn gzip_tar(store: &BlobStore, tar: &[u8]) -> (Descriptor, Digest) {
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
+    gz.write_all(tar).unwrap();
     let blob = gz.finish().unwrap();
     (
         store.put(media_type::OCI_LAYER_GZIP, &blob).unwrap(),
-        Digest::of(&tar),
+        Digest::of(tar),
     )
 }
 

@@ -1129,7 +1129,7 @@ impl<R: Read> EncodedReader<'_, R> {
 mod tests {
     use super::*;
     use crate::media_type;
-    use crate::testing::{gzip_layer, tar_of, Raw};
+    use crate::testing::{gzip_layer, gzip_tar, tar_of, Raw};
 
     fn store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -1174,13 +1174,8 @@ mod tests {
             header.set_size(bytes.len() as u64);
             builder.append_data(&mut header, name, &bytes[..]).unwrap();
         }
-        let tar = builder.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        let blob = store
-            .put(media_type::OCI_LAYER_GZIP, &gz.finish().unwrap())
-            .unwrap();
-        let tree = FileTree::read_layers(&store, &[blob], &[Digest::of(&tar)]).unwrap();
+        let (blob, diff_id) = gzip_tar(&store, &builder.into_inner().unwrap());
+        let tree = FileTree::read_layers(&store, &[blob], &[diff_id]).unwrap();
         for (name, bytes) in &files {
             let node = tree.get(Path::new(name)).unwrap();
             let NodeKind::File { size, digest, .. } = &node.kind else {
@@ -1407,27 +1402,7 @@ mod tests {
 
     /// A tar of one file `app` whose PAX header holds `records`.
     fn with_pax(records: &[(&str, &[u8])]) -> Vec<u8> {
-        let data: Vec<u8> = records
-            .iter()
-            .flat_map(|(key, value)| crate::layer::pax_record(key, value))
-            .collect();
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, kind, content) in [
-            ("PaxHeaders.0/app", tar::EntryType::XHeader, &data[..]),
-            ("app", tar::EntryType::Regular, b"x"),
-        ] {
-            let mut header = tar::Header::new_ustar();
-            header.set_path(path).unwrap();
-            header.set_entry_type(kind);
-            header.set_mode(0o755);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            header.set_size(content.len() as u64);
-            header.set_cksum();
-            builder.append(&header, content).unwrap();
-        }
-        builder.into_inner().unwrap()
+        crate::testing::tar_with_pax("app", records, 1, b"x", 0o755)
     }
 
     #[test]
@@ -1435,35 +1410,9 @@ mod tests {
         let (_dir, store) = store();
         // A header that says 0 and a PAX record that says 5, as Go writes a file too large
         // for the header's field.
-        let pax: Vec<u8> = crate::layer::pax_record("size", b"5");
-        let mut tar = Vec::new();
-        for (path, kind, size, content) in [
-            (
-                "PaxHeaders.0/big",
-                tar::EntryType::XHeader,
-                pax.len(),
-                &pax[..],
-            ),
-            ("big", tar::EntryType::Regular, 0, b"12345"),
-        ] {
-            let mut header = tar::Header::new_ustar();
-            header.set_path(path).unwrap();
-            header.set_entry_type(kind);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            header.set_size(size as u64);
-            header.set_cksum();
-            tar.extend_from_slice(header.as_bytes());
-            tar.extend_from_slice(content);
-            tar.resize(tar.len().div_ceil(512) * 512, 0);
-        }
-        tar.resize(tar.len() + 1024, 0);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        let blob = (store.put(media_type::OCI_LAYER_GZIP, &gz.finish().unwrap())).unwrap();
-        let tree = FileTree::read_layers(&store, &[blob], &[Digest::of(&tar)]).unwrap();
+        let tar = crate::testing::tar_with_pax("big", &[("size", b"5")], 0, b"12345", 0o644);
+        let (blob, diff_id) = gzip_tar(&store, &tar);
+        let tree = FileTree::read_layers(&store, &[blob], &[diff_id]).unwrap();
         let node = tree.get(Path::new("big")).unwrap();
         let NodeKind::File { size, digest, .. } = &node.kind else {
             panic!("{node:?}")
